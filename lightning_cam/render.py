@@ -1,0 +1,359 @@
+"""Render class activation maps for people: colormap overlays, captions and image grids.
+
+Pure functions, tensor in and tensor out, with no state and no hooks. Images are ``(B, 3, H, W)`` float
+tensors in ``[0, 1]`` (what :meth:`~lightning_cam.CAMMixin.cam_denormalize` returns); maps are
+``(B, H, W)`` float tensors in ``[0, 1]`` (what a CAM method returns). Every output is a float32 image
+tensor in ``[0, 1]`` that ``SummaryWriter.add_image`` (``dataformats="CHW"``) and
+``torchvision.utils.save_image`` accept as is.
+
+Colours come from matplotlib's colormaps (``matplotlib.colormaps[name]``), sampled once into a 256-entry
+lookup table and applied on the maps' device by indexing; captions are drawn with matplotlib's text
+engine (Agg) in one figure per call; the layout is :func:`torchvision.utils.make_grid`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.utils import make_grid
+
+__all__ = [
+    "CORRECT_COLOR",
+    "WRONG_COLOR",
+    "UNKNOWN_COLOR",
+    "apply_colormap",
+    "overlay",
+    "add_border",
+    "text_tiles",
+    "cam_grid",
+    "evolution_grid",
+]
+
+#: border/caption colours (RGB in ``[0, 1]``) of a correct, a wrong and an unlabelled prediction.
+CORRECT_COLOR: tuple[float, float, float] = (0.15, 0.85, 0.25)
+WRONG_COLOR: tuple[float, float, float] = (0.95, 0.2, 0.15)
+UNKNOWN_COLOR: tuple[float, float, float] = (0.85, 0.85, 0.85)
+_BACKGROUND = 0.08  # dark grey behind captions and between tiles
+_LUT_SIZE = 256
+
+
+@lru_cache(maxsize=32)
+def _lut(colormap: str) -> Tensor:
+    """``(256, 3)`` float32 RGB lookup table of a matplotlib colormap (cached, on the CPU)."""
+    try:
+        cmap = matplotlib.colormaps[colormap]
+    except KeyError:
+        valid = ", ".join(sorted(n for n in matplotlib.colormaps if not n.endswith("_r"))[:40])
+        raise ValueError(
+            f"unknown colormap {colormap!r}; use a matplotlib colormap name such as 'jet', 'turbo', "
+            f"'viridis', 'inferno' (see matplotlib.colormaps; some of them: {valid}, ...)."
+        ) from None
+    rgba = cmap(np.linspace(0.0, 1.0, _LUT_SIZE))
+    return torch.from_numpy(np.ascontiguousarray(rgba[:, :3])).float()
+
+
+def _check_maps(maps: Tensor) -> None:
+    if not isinstance(maps, Tensor) or maps.ndim != 3:
+        shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
+        raise ValueError(f"maps must be a (B, H, W) tensor, got {shape}; add/squeeze dimensions first.")
+
+
+def _check_images(images: Tensor) -> None:
+    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(
+            f"images must be a (B, 3, H, W) RGB tensor in [0, 1], got {shape}; use "
+            "CAMMixin.cam_denormalize(images) to turn model inputs into displayable RGB."
+        )
+
+
+def apply_colormap(maps: Tensor, colormap: str = "jet") -> Tensor:
+    """Colour ``(B, H, W)`` maps in ``[0, 1]`` with a matplotlib colormap.
+
+    ``heat[b, :, i, j] = cmap(round(clamp(maps[b, i, j], 0, 1) * 255) / 255)[:3]``: the colormap sampled at
+    256 levels, as matplotlib does for 8-bit images. Non-finite values are drawn as 0.
+
+    Args:
+        maps: ``(B, H, W)`` float tensor, values in ``[0, 1]`` (clamped).
+        colormap: a name in ``matplotlib.colormaps`` (``"jet"``, ``"turbo"``, ``"viridis"``, ...).
+
+    Returns:
+        ``(B, 3, H, W)`` float32 RGB in ``[0, 1]`` on ``maps.device``.
+
+    Example:
+        >>> heat = apply_colormap(torch.tensor([[[0.0, 1.0]]]), "gray")
+        >>> heat.shape, heat[0, :, 0, 1].tolist()
+        (torch.Size([1, 3, 1, 2]), [1.0, 1.0, 1.0])
+    """
+    _check_maps(maps)
+    lut = _lut(colormap).to(maps.device)
+    x = torch.nan_to_num(maps.detach().float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+    idx = (x * (_LUT_SIZE - 1)).round().long()
+    return lut[idx].permute(0, 3, 1, 2).contiguous()
+
+
+def overlay(images: Tensor, maps: Tensor, colormap: str = "jet", alpha: float = 0.5) -> Tensor:
+    """Blend coloured maps over images: ``(1 - alpha) * images + alpha * apply_colormap(maps)``.
+
+    Maps of another size than the images are resized bilinearly to ``(H, W)`` first.
+
+    Args:
+        images: ``(B, 3, H, W)`` RGB in ``[0, 1]``.
+        maps: ``(B, h, w)`` maps in ``[0, 1]``.
+        colormap: matplotlib colormap name.
+        alpha: weight of the heatmap, in ``[0, 1]``.
+
+    Returns:
+        ``(B, 3, H, W)`` float32 in ``[0, 1]``.
+
+    Example:
+        >>> out = overlay(torch.zeros(2, 3, 4, 4), torch.ones(2, 2, 2), "gray", alpha=0.25)
+        >>> out.shape, round(out.max().item(), 4)
+        (torch.Size([2, 3, 4, 4]), 0.25)
+    """
+    _check_images(images)
+    _check_maps(maps)
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1] (the heatmap's weight), got {alpha}.")
+    if maps.shape[0] != images.shape[0]:
+        raise ValueError(f"got {images.shape[0]} images but {maps.shape[0]} maps; pass one map per image.")
+    maps = maps.detach().float().to(images.device)
+    if maps.shape[-2:] != images.shape[-2:]:
+        maps = F.interpolate(maps[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    heat = apply_colormap(maps, colormap)
+    return ((1.0 - alpha) * images.detach().float() + alpha * heat).clamp(0.0, 1.0)
+
+
+def add_border(images: Tensor, colors: Tensor, width: int = 3) -> Tensor:
+    """Paint a ``width``-pixel frame of a per-image colour around each image (returns a copy).
+
+    Args:
+        images: ``(B, 3, H, W)`` RGB.
+        colors: ``(B, 3)`` RGB per image (or ``(3,)`` for all).
+        width: frame width in pixels, ``0 <= 2 * width < min(H, W)``.
+
+    Returns:
+        ``(B, 3, H, W)`` float32.
+
+    Example:
+        >>> out = add_border(torch.zeros(1, 3, 5, 5), torch.tensor([1.0, 0.0, 0.0]), width=1)
+        >>> out[0, 0].sum().item(), out[0, 0, 2, 2].item()
+        (16.0, 0.0)
+    """
+    _check_images(images)
+    h, w = images.shape[-2:]
+    if width < 0 or 2 * width >= min(h, w):
+        raise ValueError(f"border width must be >= 0 and leave pixels inside a {h}x{w} image, got {width}.")
+    out = images.detach().float().clone()
+    if width == 0:
+        return out
+    col = colors.detach().float().to(out.device).expand(out.shape[0], 3)[:, :, None, None]
+    frame = torch.ones(h, w, dtype=torch.bool, device=out.device)
+    frame[width : h - width, width : w - width] = False
+    return torch.where(frame, col.expand_as(out), out)
+
+
+def _fit_text(text: str, max_chars: int) -> str:
+    lines = [line if len(line) <= max_chars else line[: max(1, max_chars - 1)] + "…" for line in text.split("\n")]
+    return "\n".join(lines)
+
+
+def text_tiles(
+    texts: Sequence[str],
+    height: int,
+    width: int,
+    colors: Sequence[Sequence[float]] | None = None,
+    fontsize: float | None = None,
+) -> Tensor:
+    """Draw one caption per tile (white or coloured text on dark grey), all in a single matplotlib figure.
+
+    Lines too long for the tile are cut with an ellipsis. This loops over the (few) captions in Python: it
+    is meant for the handful of probe images of a grid, not for hot paths.
+
+    Args:
+        texts: ``B`` strings; ``"\\n"`` starts a new line.
+        height: tile height in pixels.
+        width: tile width in pixels.
+        colors: ``B`` RGB triples in ``[0, 1]`` for the text (default white).
+        fontsize: in points at 100 dpi (default: fits two lines into ``height``).
+
+    Returns:
+        ``(B, 3, height, width)`` float32 in ``[0, 1]``.
+
+    Example:
+        >>> tiles = text_tiles(["pred: circle", "pred: square"], height=24, width=96)
+        >>> tiles.shape, bool(tiles.max() > 0.5)
+        (torch.Size([2, 3, 24, 96]), True)
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(texts)
+    if height < 4 or width < 4:
+        raise ValueError(f"caption tiles need at least 4x4 pixels, got {height}x{width}.")
+    if n == 0:
+        return torch.zeros(0, 3, height, width)
+    if colors is not None and len(colors) != n:
+        raise ValueError(f"got {n} texts but {len(colors)} colors; pass one colour per text.")
+    dpi = 100.0
+    if fontsize is None:
+        max_lines = max(t.count("\n") + 1 for t in texts)
+        fontsize = max(5.0, min(11.0, 0.8 * height / max_lines * 72.0 / dpi / 1.25))
+    char_px = 0.62 * fontsize * dpi / 72.0
+    max_chars = max(3, int(width / char_px))
+    fig = Figure(figsize=(n * width / dpi, height / dpi), dpi=dpi, facecolor=(_BACKGROUND,) * 3)
+    canvas = FigureCanvasAgg(fig)
+    for i, text in enumerate(texts):
+        color = tuple(colors[i]) if colors is not None else (1.0, 1.0, 1.0)
+        fig.text(
+            (i + 0.5) / n, 0.5, _fit_text(str(text), max_chars), ha="center", va="center",
+            fontsize=fontsize, color=color, family="DejaVu Sans", linespacing=1.1,
+        )
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())  # (height, n*width, 4) uint8
+    img = torch.from_numpy(rgba[..., :3].copy()).float().div_(255.0)
+    img = img[: height, : n * width]
+    if img.shape[0] != height or img.shape[1] != n * width:  # rounding of figure size in inches
+        img = F.interpolate(img.permute(2, 0, 1)[None], size=(height, n * width), mode="bilinear")[0].permute(1, 2, 0)
+    return img.reshape(height, n, width, 3).permute(1, 3, 0, 2).contiguous()
+
+
+def _resize(images: Tensor, size: int) -> Tensor:
+    """Resize ``(B, C, H, W)`` so that the longer side is ``size`` (bilinear; identity if equal)."""
+    h, w = images.shape[-2:]
+    scale = size / max(h, w)
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if new == (h, w):
+        return images.float()
+    return F.interpolate(images.float(), size=new, mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+
+
+def _name(classes: Sequence[str] | None, index: int) -> str:
+    if classes is not None and 0 <= index < len(classes):
+        return str(classes[index])
+    return str(index)
+
+
+def cam_grid(
+    images: Tensor,
+    maps: Tensor,
+    preds: Tensor,
+    labels: Tensor | None = None,
+    class_names: Sequence[str] | None = None,
+    colormap: str = "jet",
+    alpha: float = 0.5,
+    tile_size: int = 128,
+    border: int = 3,
+    padding: int = 2,
+) -> Tensor:
+    """A grid with one column per image: the input, its CAM overlay framed green (right) or red (wrong), and
+    a caption with the predicted and the true class.
+
+    Layout: column ``b`` holds ``images[b]`` (resized so its longer side is ``tile_size``), below it
+    ``overlay(images[b], maps[b])`` with a ``border``-pixel frame in :data:`CORRECT_COLOR` if
+    ``preds[b] == labels[b]``, :data:`WRONG_COLOR` if not, :data:`UNKNOWN_COLOR` without labels; below that
+    a caption tile ``"pred: <name>\\ntrue: <name>"``. Columns are laid out with ``make_grid``.
+
+    Args:
+        images: ``(B, 3, H, W)`` displayable RGB in ``[0, 1]``.
+        maps: ``(B, h, w)`` CAMs in ``[0, 1]`` (resized to the images).
+        preds: ``(B,)`` predicted class indices.
+        labels: ``(B,)`` true class indices, or ``None``.
+        class_names: names for the captions (indices are shown when missing).
+        colormap, alpha: see :func:`overlay`.
+        tile_size: longer side of each tile in pixels.
+        border: frame width of the overlays.
+        padding: pixels between columns (``make_grid``).
+
+    Returns:
+        ``(3, H_grid, W_grid)`` float32 in ``[0, 1]`` with ``W_grid = B * (w_t + padding) + padding`` and
+        ``H_grid = 2 * h_t + caption + 2 * padding`` for tiles of ``h_t x w_t``.
+
+    Example:
+        >>> grid = cam_grid(torch.rand(4, 3, 32, 32), torch.rand(4, 32, 32), torch.tensor([0, 1, 2, 0]),
+        ...                 torch.tensor([0, 1, 0, 0]), ["circle", "square", "cross"], tile_size=64)
+        >>> grid.shape
+        torch.Size([3, 156, 266])
+    """
+    _check_images(images)
+    _check_maps(maps)
+    b = images.shape[0]
+    if maps.shape[0] != b or preds.shape[0] != b or (labels is not None and labels.shape[0] != b):
+        raise ValueError(
+            f"images ({b}), maps ({maps.shape[0]}), preds ({preds.shape[0]}) and labels "
+            f"({None if labels is None else labels.shape[0]}) must hold one entry per image."
+        )
+    imgs = _resize(images.detach().cpu(), tile_size)
+    th, tw = imgs.shape[-2:]
+    over = overlay(imgs, maps.detach().cpu().float(), colormap, alpha)
+    preds_l = [int(p) for p in preds.detach().cpu().tolist()]
+    labels_l = None if labels is None else [int(t) for t in labels.detach().cpu().tolist()]
+    if labels_l is None:
+        colors = [UNKNOWN_COLOR] * b
+        texts = [f"pred: {_name(class_names, p)}" for p in preds_l]
+    else:
+        colors = [CORRECT_COLOR if p == t else WRONG_COLOR for p, t in zip(preds_l, labels_l)]
+        texts = [f"pred: {_name(class_names, p)}\ntrue: {_name(class_names, t)}" for p, t in zip(preds_l, labels_l)]
+    border = min(border, (min(th, tw) - 1) // 2)
+    over = add_border(over, torch.tensor(colors, dtype=torch.float32), width=border)
+    caption_h = max(24, th // 3)
+    captions = text_tiles(texts, caption_h, tw, colors=colors)
+    columns = torch.cat([imgs, over, captions], dim=2)  # (B, 3, 2*th + caption_h, tw)
+    return make_grid(columns, nrow=b, padding=padding, pad_value=_BACKGROUND)
+
+
+def evolution_grid(
+    images: Tensor,
+    maps: Tensor,
+    row_labels: Sequence[str],
+    colormap: str = "jet",
+    alpha: float = 0.5,
+    tile_size: int = 96,
+    padding: int = 2,
+    title: str = "input",
+) -> Tensor:
+    """How the maps of the same images change: the inputs on top, then one row of overlays per entry of
+    ``maps`` (for example one per epoch), each row labelled on the left.
+
+    Args:
+        images: ``(B, 3, H, W)`` displayable RGB in ``[0, 1]``.
+        maps: ``(E, B, h, w)`` maps in ``[0, 1]``, row ``e`` drawn over the same ``images``.
+        row_labels: ``E`` labels (e.g. ``"epoch 3"``) drawn left of each row.
+        colormap, alpha: see :func:`overlay`.
+        tile_size: longer side of each tile in pixels.
+        padding: pixels between tiles.
+        title: label of the input row.
+
+    Returns:
+        ``(3, (E + 1) * (h_t + padding) + padding, (B + 1) * (w_t + padding) + padding)`` float32 in
+        ``[0, 1]`` for tiles of ``h_t x w_t``.
+
+    Example:
+        >>> evo = evolution_grid(torch.rand(3, 3, 16, 16), torch.rand(2, 3, 4, 4), ["epoch 0", "epoch 1"],
+        ...                      tile_size=32)
+        >>> evo.shape
+        torch.Size([3, 104, 138])
+    """
+    _check_images(images)
+    if maps.ndim != 4 or maps.shape[1] != images.shape[0]:
+        raise ValueError(
+            f"maps must be (E, B, h, w) with B = {images.shape[0]} images, got {tuple(maps.shape)}."
+        )
+    e, b = maps.shape[:2]
+    if len(row_labels) != e:
+        raise ValueError(f"got {e} rows of maps but {len(row_labels)} row labels; pass one label per row.")
+    imgs = _resize(images.detach().cpu(), tile_size)
+    th, tw = imgs.shape[-2:]
+    rows = [imgs]
+    flat = maps.detach().cpu().float().reshape(e * b, *maps.shape[-2:])
+    over = overlay(imgs.repeat(e, 1, 1, 1), flat, colormap, alpha)
+    rows.extend(over.reshape(e, b, 3, th, tw).unbind(0))
+    labels = text_tiles([title, *row_labels], th, tw)
+    tiles = torch.cat([torch.cat([labels[i : i + 1], row]) for i, row in enumerate(rows)])
+    return make_grid(tiles, nrow=b + 1, padding=padding, pad_value=_BACKGROUND)
