@@ -1,0 +1,129 @@
+"""Pure per-sample localization scores of a map against a ground-truth object mask.
+
+All functions take ``maps`` ``(B, H, W)`` (any non-negative saliency; the engine's maps are in ``[0, 1]``)
+and ``masks`` ``(B, H, W)`` (bool, or float where ``> 0.5`` is the object) and return ``(B,)`` float32.
+An empty mask (no object) scores 0 in every metric. A NaN in a map gives NaN for that sample.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["boxes_to_masks", "energy_pointing_game", "iou", "pointing_game"]
+
+
+def _binary(masks: Tensor) -> Tensor:
+    return masks if masks.dtype == torch.bool else masks > 0.5
+
+
+def _check(maps: Tensor, masks: Tensor) -> None:
+    if maps.ndim != 3:
+        raise ValueError(f"`maps` must be (B, H, W), got shape {tuple(maps.shape)}.")
+    if masks.shape != maps.shape:
+        raise ValueError(
+            f"`masks` must match the maps' shape {tuple(maps.shape)}, got {tuple(masks.shape)}; resize the "
+            "masks to the input size (maps are upsampled to it), or pass boxes instead."
+        )
+
+
+def _nan_rows(maps: Tensor, values: Tensor) -> Tensor:
+    bad = torch.isnan(maps.flatten(1)).any(dim=1)
+    return torch.where(bad, torch.full_like(values, float("nan")), values)
+
+
+def boxes_to_masks(boxes: Tensor, height: int, width: int) -> Tensor:
+    r"""Rasterise ``(x0, y0, x1, y1)`` pixel boxes into ``(B, H, W)`` bool masks.
+
+    Pixel ``(i, j)`` (row, column) is inside when its centre ``(j + 0.5, i + 0.5)`` lies in
+    ``[x0, x1] × [y0, y1]``: a box covering whole pixels ``0..2`` is ``(0, 0, 3, 3)``.
+
+    Example:
+        >>> boxes_to_masks(torch.tensor([[1.0, 0.0, 3.0, 1.0]]), 2, 4).int()
+        tensor([[[0, 1, 1, 0],
+                 [0, 0, 0, 0]]], dtype=torch.int32)
+    """
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"`boxes` must be (B, 4) as (x0, y0, x1, y1) pixels, got shape {tuple(boxes.shape)}.")
+    b = boxes.float()
+    xs = torch.arange(width, device=boxes.device, dtype=torch.float32) + 0.5
+    ys = torch.arange(height, device=boxes.device, dtype=torch.float32) + 0.5
+    in_x = (xs[None, :] >= b[:, 0:1]) & (xs[None, :] <= b[:, 2:3])  # (B, W)
+    in_y = (ys[None, :] >= b[:, 1:2]) & (ys[None, :] <= b[:, 3:4])  # (B, H)
+    return in_y[:, :, None] & in_x[:, None, :]
+
+
+def pointing_game(maps: Tensor, masks: Tensor, tolerance: int = 0) -> Tensor:
+    r"""Pointing Game (Zhang et al., ECCV 2016): 1 where the map's maximum falls on the object, else 0.
+
+    .. math:: \mathrm{hit} = \mathrm{obj}\big(\arg\max_{ij} \mathrm{map}_{ij}\big)
+
+    The point is the first maximum in raster order. ``tolerance`` (pixels) grows the object by a square
+    of that radius first (the paper uses 15 px at 224 px). A constant map (e.g. all zeros) has no maximum
+    to point with and scores 0.
+
+    Example:
+        >>> maps = torch.tensor([[[0.1, 0.9], [0.2, 0.3]], [[0.5, 0.5], [0.5, 0.5]]])
+        >>> masks = torch.tensor([[[False, True], [False, False]], [[True, True], [True, True]]])
+        >>> pointing_game(maps, masks)
+        tensor([1., 0.])
+    """
+    _check(maps, masks)
+    if tolerance < 0:
+        raise ValueError(f"`tolerance` must be >= 0 pixels, got {tolerance}.")
+    obj = _binary(masks)
+    if tolerance > 0:
+        k = 2 * tolerance + 1
+        obj = F.max_pool2d(obj.float().unsqueeze(1), k, stride=1, padding=tolerance).squeeze(1) > 0.5
+    flat = maps.flatten(1).float()
+    idx = flat.nan_to_num(nan=0.0).argmax(dim=1, keepdim=True)
+    hit = obj.flatten(1).gather(1, idx).squeeze(1).float()
+    constant = flat.amax(dim=1) <= flat.amin(dim=1)
+    hit = torch.where(constant, torch.zeros_like(hit), hit)
+    return _nan_rows(maps, hit)
+
+
+def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
+    r"""Energy-based Pointing Game (Wang et al., Score-CAM, CVPRW 2020): the share of the map's mass
+    inside the object.
+
+    .. math:: \mathrm{EPG} = \frac{\sum_{ij \in \mathrm{obj}} \mathrm{map}_{ij}}{\sum_{ij} \mathrm{map}_{ij}}
+
+    An all-zero map has no mass and scores 0.
+
+    Example:
+        >>> maps = torch.tensor([[[1.0, 3.0], [0.0, 0.0]]])
+        >>> energy_pointing_game(maps, torch.tensor([[[False, True], [False, False]]]))
+        tensor([0.7500])
+    """
+    _check(maps, masks)
+    m = maps.flatten(1).float()
+    obj = _binary(masks).flatten(1)
+    total = m.sum(dim=1)
+    inside = (m * obj).sum(dim=1)
+    value = torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(total))
+    return _nan_rows(maps, value)
+
+
+def iou(maps: Tensor, masks: Tensor, threshold: float = 0.5) -> Tensor:
+    r"""Intersection over union of the thresholded map ``map >= threshold`` with the object mask.
+
+    .. math:: \mathrm{IoU} = \frac{|\{\mathrm{map} \ge t\} \cap \mathrm{obj}|}{|\{\mathrm{map} \ge t\} \cup \mathrm{obj}|}
+
+    ``threshold`` must lie in ``(0, 1)`` (maps are in ``[0, 1]``). An empty union scores 0.
+
+    Example:
+        >>> maps = torch.tensor([[[0.9, 0.6], [0.1, 0.0]]])
+        >>> iou(maps, torch.tensor([[[True, False], [True, False]]]))
+        tensor([0.3333])
+    """
+    _check(maps, masks)
+    if not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"`threshold` must lie in (0, 1) (maps are in [0, 1]), got {threshold}.")
+    pred = (maps >= threshold).flatten(1)
+    obj = _binary(masks).flatten(1)
+    inter = (pred & obj).sum(dim=1).float()
+    union = (pred | obj).sum(dim=1).float()
+    value = torch.where(union > 0, inter / union.clamp(min=1.0), torch.zeros_like(union))
+    return _nan_rows(maps, value)

@@ -1,0 +1,157 @@
+"""Pure tensor maths of the Insertion / Deletion metrics (Petsiuk et al., RISE, BMVC 2018).
+
+Pixels are ranked from the most to the least salient (stable order, ties in raster order). With ``N``
+pixels and ``steps`` steps the curve is sampled at the pixel counts ``0, s, 2s, …, N`` with
+``s = ceil(N / steps)`` (the schedule torchcam's ``DeletionInsertionMetric`` uses). At count ``k``:
+
+* deletion: the ``k`` most salient pixels are replaced by the baseline, the rest is the image;
+* insertion: the ``k`` most salient pixels are the image, the rest is the baseline.
+
+The score is the area under the target-probability curve against the perturbed fraction ``k / N``
+(trapezoidal rule), which lies in ``[0, 1]``. Deletion's first point and insertion's last point are the
+unperturbed image; deletion's last and insertion's first are the full baseline.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "BASELINES",
+    "curve_auc",
+    "make_baseline",
+    "perturb",
+    "perturbation_counts",
+    "rank_positions",
+]
+
+#: names accepted by :func:`make_baseline`.
+BASELINES = ("zeros", "blur", "mean")
+
+
+def perturbation_counts(num_positions: int, steps: int) -> list[int]:
+    """Pixel counts at which the curves are sampled: ``0, s, 2s, …`` and ``num_positions``.
+
+    Example:
+        >>> perturbation_counts(10, 4)
+        [0, 3, 6, 9, 10]
+        >>> perturbation_counts(4, 4)
+        [0, 1, 2, 3, 4]
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`steps` must be an integer >= 1, got {steps!r}.")
+    if num_positions < 1:
+        raise ValueError(f"maps must have at least one pixel, got {num_positions}.")
+    step = (num_positions + steps - 1) // steps
+    return [*range(0, num_positions, step), num_positions]
+
+
+def rank_positions(maps: Tensor) -> Tensor:
+    """Rank of every pixel, 0 for the most salient; ties keep raster order.
+
+    Args:
+        maps: ``(B, H, W)`` maps.
+
+    Returns:
+        ``(B, H*W)`` long ranks.
+
+    Example:
+        >>> rank_positions(torch.tensor([[[0.2, 0.9], [0.2, 0.5]]]))
+        tensor([[2, 0, 3, 1]])
+    """
+    order = torch.argsort(maps.flatten(1), dim=1, descending=True, stable=True)
+    return torch.argsort(order, dim=1)
+
+
+def _gaussian_blur(images: Tensor, kernel_size: int, sigma: float) -> Tensor:
+    half = kernel_size // 2
+    x = torch.arange(kernel_size, device=images.device, dtype=images.dtype) - half
+    k = torch.exp(-(x * x) / (2.0 * sigma * sigma))
+    k = k / k.sum()
+    c = images.shape[1]
+    padded = F.pad(images, (half, half, half, half), mode="replicate")
+    out = F.conv2d(padded, k.view(1, 1, 1, -1).expand(c, 1, 1, kernel_size), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, kernel_size, 1), groups=c)
+
+
+def make_baseline(images: Tensor, baseline: str | Tensor = "zeros", sigma: float = 5.0) -> Tensor:
+    """The image that pixels are removed into (deletion) or revealed from (insertion).
+
+    * ``"zeros"``: all zeros in the model's input space (the dataset mean when inputs are standardised);
+    * ``"blur"``: a Gaussian blur of each image (``sigma`` pixels, kernel ``2·ceil(2σ)+1``, replicate
+      padding), as RISE uses for insertion;
+    * ``"mean"``: each image's per-channel mean colour;
+    * a tensor broadcastable to ``images``.
+
+    Example:
+        >>> make_baseline(torch.arange(4.0).view(1, 1, 2, 2), "mean").flatten()
+        tensor([1.5000, 1.5000, 1.5000, 1.5000])
+    """
+    if isinstance(baseline, Tensor):
+        try:
+            return torch.broadcast_to(baseline.to(images), images.shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"a baseline tensor must broadcast to the images' shape {tuple(images.shape)}, "
+                f"got {tuple(baseline.shape)}."
+            ) from err
+    if baseline == "zeros":
+        return torch.zeros_like(images)
+    if baseline == "mean":
+        return images.mean(dim=(2, 3), keepdim=True).expand_as(images)
+    if baseline == "blur":
+        if sigma <= 0:
+            raise ValueError(f"blur `sigma` must be > 0, got {sigma}.")
+        return _gaussian_blur(images, 2 * math.ceil(2 * sigma) + 1, sigma)
+    raise ValueError(f"unknown baseline {baseline!r}; use one of {list(BASELINES)} or a tensor.")
+
+
+def perturb(
+    images: Tensor, baseline: Tensor, ranks: Tensor, samples: Tensor, counts: Tensor, insertion: Tensor
+) -> Tensor:
+    """Build a batch of perturbed inputs, one per (sample, count, curve) job.
+
+    Args:
+        images: ``(B, C, H, W)`` images.
+        baseline: ``(B, C, H, W)`` baselines (see :func:`make_baseline`).
+        ranks: ``(B, H*W)`` from :func:`rank_positions`.
+        samples: ``(J,)`` long sample index of each job.
+        counts: ``(J,)`` long number of top-ranked pixels perturbed.
+        insertion: ``(J,)`` bool, True for the insertion curve (top pixels come from the image).
+
+    Returns:
+        ``(J, C, H, W)`` inputs.
+
+    Example:
+        >>> x, base = torch.ones(1, 1, 1, 3), torch.zeros(1, 1, 1, 3)
+        >>> r = rank_positions(torch.tensor([[[0.1, 0.9, 0.5]]]))
+        >>> perturb(x, base, r, torch.tensor([0, 0]), torch.tensor([1, 1]), torch.tensor([False, True])).flatten(1)
+        tensor([[1., 0., 1.],
+                [0., 1., 0.]])
+    """
+    top = ranks[samples] < counts.unsqueeze(1)  # (J, N): the perturbed pixels
+    from_image = torch.where(insertion.unsqueeze(1), top, ~top).unsqueeze(1)  # (J, 1, N)
+    shape = (samples.shape[0], *images.shape[1:])
+    return torch.where(from_image, images.flatten(2)[samples], baseline.flatten(2)[samples]).reshape(shape)
+
+
+def curve_auc(scores: Tensor, fractions: Tensor) -> Tensor:
+    r"""Area under per-sample curves by the trapezoidal rule.
+
+    .. math:: \mathrm{AUC} = \sum_t \frac{(s_t + s_{t+1})(f_{t+1} - f_t)}{2}
+
+    Args:
+        scores: ``(B, T)`` curve values (target probabilities).
+        fractions: ``(T,)`` increasing abscissae in ``[0, 1]``.
+
+    Example:
+        >>> curve_auc(torch.tensor([[1.0, 0.5, 0.0]]), torch.tensor([0.0, 0.5, 1.0]))
+        tensor([0.5000])
+    """
+    if fractions.numel() == 1:
+        return scores[:, 0].float()
+    return torch.trapezoid(scores.float(), fractions.float(), dim=1)

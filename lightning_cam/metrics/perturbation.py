@@ -1,0 +1,36 @@
+"""Insertion and Deletion (RISE) as torchmetrics."""
+
+from __future__ import annotations
+
+import torch  # noqa: F401  (used by the doctest examples)
+
+from lightning_cam.metrics.base import PerSampleMean
+
+__all__ = ["Deletion", "Insertion"]
+
+
+class Insertion(PerSampleMean):
+    r"""Insertion AUC in ``[0, 1]`` (higher is better): the target probability as the most salient pixels
+    are revealed into a baseline, integrated over the revealed fraction.
+
+    ``update(values)`` with ``evaluate_batch(..., metrics=("insertion",))["insertion"]``
+    (see :mod:`lightning_cam.functional.perturbation`).
+
+    Example:
+        >>> m = Insertion(); m.update(torch.tensor([0.75, 0.25])); m.compute()
+        tensor(0.5000)
+    """
+
+    higher_is_better = True
+
+
+class Deletion(PerSampleMean):
+    r"""Deletion AUC in ``[0, 1]`` (lower is better): the target probability as the most salient pixels
+    are removed into a baseline, integrated over the removed fraction.
+
+    Example:
+        >>> m = Deletion(); m.update(torch.tensor([0.1, 0.3])); m.compute()
+        tensor(0.2000)
+    """
+
+    higher_is_better = False
