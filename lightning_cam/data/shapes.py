@@ -1,0 +1,256 @@
+"""Shapes: a deterministic synthetic classification dataset with ground-truth masks and boxes.
+
+Every image holds exactly one object of its class (square, circle, triangle, cross, diamond) at a
+random place and scale, on a textured, noisy background, with up to ``max_distractors`` class-neutral
+soft blobs. Because the object mask and box are known exactly, the localization quality of a CAM
+(pointing game, energy pointing game, IoU) can be measured against real ground truth.
+
+Generation is vectorised over samples (one loop over the handful of classes, none over samples) and
+draws only from a private :class:`torch.Generator` seeded with ``seed``: the global RNG is never used,
+so the same ``(num_samples, image_size, seed, ...)`` always gives bit-identical tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+__all__ = ["SHAPES_CLASSES", "SHAPES_MEAN", "SHAPES_STD", "ShapesDataset", "shape_masks"]
+
+#: The class names, in label order.
+SHAPES_CLASSES: tuple[str, ...] = ("square", "circle", "triangle", "cross", "diamond")
+#: Per-channel mean and std used to normalise Shapes images (measured on 20k default samples).
+SHAPES_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
+SHAPES_STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+_CHUNK = 256  # samples generated per step
+_CROSS_ARM = 0.34  # half-width of a cross arm, as a fraction of the half-size
+
+
+def shape_masks(u: Tensor, v: Tensor, kind: int) -> Tensor:
+    """Boolean mask of shape ``kind`` in normalised coordinates.
+
+    ``u = (x - cx) / r`` and ``v = (y - cy) / r`` are pixel offsets from the object's centre divided by
+    its half-size ``r``, any shape ``(..., H, W)``. The shapes (all fit in the square ``|u|, |v| <= 1``):
+
+    * ``0`` square: ``max(|u|, |v|) <= 1``
+    * ``1`` circle: ``u² + v² <= 1``
+    * ``2`` triangle (apex up): ``-1 <= v <= 1`` and ``|u| <= (v + 1) / 2``
+    * ``3`` cross: ``min(|u|, |v|) <= 0.34`` and ``max(|u|, |v|) <= 1``
+    * ``4`` diamond: ``|u| + |v| <= 1``
+
+    Example:
+        >>> u = torch.tensor([[0.0, 0.9]]); v = torch.tensor([[0.0, 0.9]])
+        >>> shape_masks(u, v, 0), shape_masks(u, v, 1)
+        (tensor([[True, True]]), tensor([[ True, False]]))
+    """
+    au, av = u.abs(), v.abs()
+    if kind == 0:
+        return torch.maximum(au, av) <= 1.0
+    if kind == 1:
+        return u * u + v * v <= 1.0
+    if kind == 2:
+        return (v >= -1.0) & (v <= 1.0) & (au <= (v + 1.0) / 2.0)
+    if kind == 3:
+        return (torch.minimum(au, av) <= _CROSS_ARM) & (torch.maximum(au, av) <= 1.0)
+    if kind == 4:
+        return au + av <= 1.0
+    raise ValueError(f"unknown shape kind {kind}; expected 0..{len(SHAPES_CLASSES) - 1}")
+
+
+def _smooth_noise(n: int, channels: int, size: int, cells: int, g: torch.Generator) -> Tensor:
+    """Low-frequency texture: ``(n, channels, cells, cells)`` uniform noise, bicubic-upsampled."""
+    coarse = torch.rand(n, channels, cells, cells, generator=g)
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+
+
+def _generate(
+    num_samples: int,
+    image_size: int,
+    num_classes: int,
+    seed: int,
+    min_scale: float,
+    max_scale: float,
+    noise_std: float,
+    max_distractors: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Generate ``(images uint8 (N,3,S,S), labels long (N,), masks bool (N,S,S), boxes float (N,4))``.
+
+    Works in fixed-size chunks drawn in order from one private generator (cache-friendly; the
+    chunk size is a constant, so the output depends only on the arguments).
+    """
+    g = torch.Generator().manual_seed(seed)
+    parts = [
+        _generate_chunk(min(_CHUNK, num_samples - start), image_size, num_classes, g,
+                        min_scale, max_scale, noise_std, max_distractors)
+        for start in range(0, num_samples, _CHUNK)
+    ]
+    images, labels, masks = (torch.cat(p) for p in zip(*parts))
+    return images, labels, masks, masks_to_boxes(masks)
+
+
+def _generate_chunk(
+    n: int,
+    s: int,
+    num_classes: int,
+    g: torch.Generator,
+    min_scale: float,
+    max_scale: float,
+    noise_std: float,
+    max_distractors: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    labels = torch.randint(0, num_classes, (n,), generator=g)
+
+    # Background: a tinted base colour, a low-frequency texture and (later) pixel noise.
+    base = 0.25 + 0.5 * torch.rand(n, 3, 1, 1, generator=g)
+    texture = _smooth_noise(n, 3, s, 5, g) - 0.5
+    images = base + 0.35 * texture
+
+    ys = torch.arange(s, dtype=torch.float32).view(1, s, 1) + 0.5
+    xs = torch.arange(s, dtype=torch.float32).view(1, 1, s) + 0.5
+
+    # Class-neutral distractors: soft Gaussian blobs of random colour, drawn under the object.
+    if max_distractors > 0:
+        num_blobs = torch.randint(0, max_distractors + 1, (n,), generator=g)
+        for j in range(max_distractors):
+            present = (num_blobs > j).view(n, 1, 1, 1).float()
+            c = torch.rand(n, 2, generator=g) * s
+            sigma = (0.05 + 0.07 * torch.rand(n, generator=g)) * s
+            colour = torch.rand(n, 3, 1, 1, generator=g)
+            d2 = (xs - c[:, 0].view(n, 1, 1)) ** 2 + (ys - c[:, 1].view(n, 1, 1)) ** 2
+            alpha = torch.exp(-d2 / (2 * sigma.view(n, 1, 1) ** 2)).unsqueeze(1) * 0.8 * present
+            images = images * (1 - alpha) + colour * alpha
+
+    # The object: half-size r, centre kept at least r from the border so the object is whole.
+    r = (min_scale + (max_scale - min_scale) * torch.rand(n, generator=g)) * s / 2
+    cx = r + torch.rand(n, generator=g) * (s - 2 * r)
+    cy = r + torch.rand(n, generator=g) * (s - 2 * r)
+    u = (xs - cx.view(n, 1, 1)) / r.view(n, 1, 1)
+    v = (ys - cy.view(n, 1, 1)) / r.view(n, 1, 1)
+    masks = torch.zeros(n, s, s, dtype=torch.bool)
+    for k in range(num_classes):
+        idx = (labels == k).nonzero().squeeze(1)
+        if idx.numel():
+            masks[idx] = shape_masks(u[idx], v[idx], k % len(SHAPES_CLASSES))
+
+    # Object colour: the background base shifted by a clear contrast, same sign on every channel,
+    # plus a little per-channel hue jitter; a faint texture keeps the object from being flat.
+    sign = torch.where(base.mean(1, keepdim=True) > 0.5, -1.0, 1.0)
+    contrast = 0.3 + 0.2 * torch.rand(n, 1, 1, 1, generator=g)
+    hue = 0.15 * (torch.rand(n, 3, 1, 1, generator=g) - 0.5)
+    colour = (base + sign * contrast + hue).clamp(0.0, 1.0)
+    obj = colour + 0.1 * (_smooth_noise(n, 1, s, 4, g) - 0.5)
+    images = torch.where(masks.unsqueeze(1), obj, images)
+
+    images = images + noise_std * torch.randn(images.shape, generator=g)
+    images_u8 = (images.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    return images_u8, labels, masks
+
+
+def masks_to_boxes(masks: Tensor) -> Tensor:
+    """Tight half-open boxes ``(x0, y0, x1, y1)`` of boolean masks ``(N, H, W)`` -> ``(N, 4)`` float.
+
+    Pixel ``(row i, column j)`` lies in the box iff ``x0 <= j < x1`` and ``y0 <= i < y1``; the box
+    of an empty mask is all zeros.
+
+    Example:
+        >>> m = torch.zeros(1, 4, 5, dtype=torch.bool); m[0, 1:3, 2:4] = True
+        >>> masks_to_boxes(m)
+        tensor([[2., 1., 4., 3.]])
+    """
+    n, h, w = masks.shape
+    cols, rows = masks.any(1), masks.any(2)  # (N, W), (N, H)
+    x0 = cols.float().argmax(1)
+    x1 = w - cols.flip(1).float().argmax(1)
+    y0 = rows.float().argmax(1)
+    y1 = h - rows.flip(1).float().argmax(1)
+    boxes = torch.stack([x0, y0, x1, y1], 1).float()
+    return boxes * masks.flatten(1).any(1, keepdim=True)
+
+
+class ShapesDataset(Dataset):
+    """In-memory synthetic shapes; ``dataset[i]`` is a dict sample.
+
+    Each sample: ``{"image": (3, S, S) float32 normalised with mean/std, "label": () long,
+    "mask": (S, S) bool object mask, "box": (4,) float half-open (x0, y0, x1, y1) pixel box}``.
+    Pixel values before normalisation are in ``[0, 1]`` (stored as uint8, ``k / 255``), so the
+    normalised values lie in ``[(0 - mean) / std, (1 - mean) / std]``.
+
+    Args:
+        num_samples: number of samples.
+        image_size: side ``S`` of the square images (>= 16).
+        num_classes: number of classes, 2..5 (the first ``num_classes`` of :data:`SHAPES_CLASSES`).
+        seed: seed of the private generator; same arguments and seed -> identical data.
+        min_scale, max_scale: object size (its bounding square's side) as a fraction of ``S``.
+        noise_std: std of the per-pixel Gaussian noise, in ``[0, 1]`` pixel units.
+        max_distractors: up to this many class-neutral soft blobs per image (0 disables them).
+        mean, std: per-channel normalisation (default :data:`SHAPES_MEAN`, :data:`SHAPES_STD`).
+        transform: optional callable applied to each sample dict after normalisation.
+
+    Example:
+        >>> ds = ShapesDataset(num_samples=4, image_size=32, seed=0)
+        >>> sample = ds[0]
+        >>> sample["image"].shape, sample["mask"].shape, sample["box"].shape, ds.class_names[:2]
+        (torch.Size([3, 32, 32]), torch.Size([32, 32]), torch.Size([4]), ['square', 'circle'])
+    """
+
+    def __init__(
+        self,
+        num_samples: int = 1000,
+        image_size: int = 64,
+        num_classes: int = len(SHAPES_CLASSES),
+        seed: int = 0,
+        min_scale: float = 0.3,
+        max_scale: float = 0.6,
+        noise_std: float = 0.08,
+        max_distractors: int = 2,
+        mean: Sequence[float] = SHAPES_MEAN,
+        std: Sequence[float] = SHAPES_STD,
+        transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+    ) -> None:
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if image_size < 16:
+            raise ValueError(f"image_size must be >= 16 so every shape is recognisable, got {image_size}")
+        if not 2 <= num_classes <= len(SHAPES_CLASSES):
+            raise ValueError(f"num_classes must be in 2..{len(SHAPES_CLASSES)}, got {num_classes}")
+        if not 0 < min_scale <= max_scale <= 1:
+            raise ValueError(f"need 0 < min_scale <= max_scale <= 1, got {min_scale}, {max_scale}")
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"mean and std need 3 entries each (std > 0), got {mean}, {std}")
+        if max_distractors < 0 or noise_std < 0:
+            raise ValueError("max_distractors and noise_std must be >= 0")
+        self.num_classes = num_classes
+        self.image_size = image_size
+        self.class_names = list(SHAPES_CLASSES[:num_classes])
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.transform = transform
+        self.images, self.labels, self.masks, self.boxes = _generate(
+            num_samples, image_size, num_classes, seed, min_scale, max_scale, noise_std, max_distractors
+        )
+        self._mean = torch.tensor(self.mean).view(3, 1, 1)
+        self._scale = 1.0 / (255.0 * torch.tensor(self.std).view(3, 1, 1))
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def normalize(self, images_u8: Tensor) -> Tensor:
+        """uint8 ``(..., 3, S, S)`` -> float32 ``(x / 255 - mean) / std``."""
+        return (images_u8.float() - 255.0 * self._mean) * self._scale
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        sample = {
+            "image": self.normalize(self.images[index]),
+            "label": self.labels[index],
+            "mask": self.masks[index],
+            "box": self.boxes[index],
+        }
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_samples={len(self)}, image_size={self.image_size}, num_classes={self.num_classes})"
+

@@ -1,0 +1,78 @@
+"""``ImageClassifier``: the training/validation logic shared by the bundled classifiers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lightning_cam.mixin import CAMMixin
+
+__all__ = ["ImageClassifier"]
+
+
+class ImageClassifier(CAMMixin, pl.LightningModule):
+    """Cross-entropy classifier base: subclasses build the network and implement ``forward``.
+
+    Batches are unpacked with :meth:`~lightning_cam.CAMMixin.cam_inputs`, so both dict batches
+    (``{"image", "label", ...}``) and ``(images, labels)`` tuples work. Logs ``train_loss``,
+    ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss`` and ``test_acc`` (epoch means, synced
+    across DDP ranks for val/test). Optimiser: Adam with ``lr`` and ``weight_decay``.
+
+    Args:
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        class_names: optional names shown in CAM grid captions (``cam_class_names``).
+        mean, std: per-channel normalisation of the inputs, used by ``cam_denormalize`` to show the
+            images; ``None`` means the inputs are shown as they are (clamped to ``[0, 1]``).
+    """
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        class_names: Sequence[str] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        if (mean is None) != (std is None):
+            raise ValueError("pass both `mean` and `std` (the input normalisation) or neither")
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.cam_class_names = list(class_names) if class_names is not None else None
+        self.cam_mean = tuple(float(m) for m in mean) if mean is not None else None
+        self.cam_std = tuple(float(s) for s in std) if std is not None else None
+
+    def _step(self, batch: Any, stage: str) -> Tensor:
+        parts = self.cam_inputs(batch)
+        if parts.labels is None:
+            raise TypeError(f"{stage} batches need labels; got a batch without any ({type(batch).__name__})")
+        logits = self(parts.images)
+        loss = F.cross_entropy(logits, parts.labels)
+        acc = (logits.argmax(1) == parts.labels).float().mean()
+        sync = stage != "train"
+        bs = parts.labels.shape[0]
+        self.log(f"{stage}_loss", loss, prog_bar=stage != "test", sync_dist=sync, batch_size=bs)
+        self.log(f"{stage}_acc", acc, prog_bar=stage != "train", sync_dist=sync, batch_size=bs,
+                 on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self(self.cam_inputs(batch).images).softmax(1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
