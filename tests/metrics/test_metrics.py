@@ -1,0 +1,185 @@
+"""torchmetrics classes: accumulation, NaN skipping, empty updates, states, plotting, collections, logging."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+from torchmetrics import Metric, MetricCollection
+
+from lightning_cam.evaluate import METRIC_NAMES
+from lightning_cam.metrics import (
+    ADCC,
+    METRICS,
+    AverageDrop,
+    Coherency,
+    Complexity,
+    Deletion,
+    EnergyPointingGame,
+    IncreaseInConfidence,
+    Insertion,
+    IoU,
+    PointingGame,
+)
+
+NAN = float("nan")
+BETTER = {
+    "average_drop": False,
+    "increase": True,
+    "coherency": True,
+    "complexity": False,
+    "adcc": True,
+    "insertion": True,
+    "deletion": False,
+    "pointing_game": True,
+    "energy_pointing_game": True,
+    "iou": True,
+}
+
+
+def test_registry_covers_every_evaluate_batch_name() -> None:
+    assert tuple(METRICS) == METRIC_NAMES
+    assert METRICS["adcc"] is ADCC and METRICS["increase"] is IncreaseInConfidence
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
+def test_class_attributes_and_sum_states(name: str) -> None:
+    m = METRICS[name]()
+    assert isinstance(m, Metric)
+    assert m.higher_is_better is BETTER[name]
+    assert m.is_differentiable is False and m.full_state_update is False
+    assert m.plot_lower_bound == 0.0
+    assert m.plot_upper_bound == (100.0 if name in ("average_drop", "increase") else 1.0)
+    assert set(m._reductions) == {"total", "count", "num_skipped"}
+    for fx in m._reductions.values():
+        assert fx is not None and fx(torch.tensor([[1.0], [2.0]])).item() == 3.0  # sum across processes
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
+def test_mean_over_batches_with_nan_skipped_and_counted(name: str) -> None:
+    m = METRICS[name]()
+    m.update(torch.tensor([0.2, NAN, 0.4]))
+    m.update(torch.tensor([], dtype=torch.float32))  # empty update: no-op
+    m.update(torch.tensor([0.9]))
+    torch.testing.assert_close(m.compute(), torch.tensor(0.5))
+    assert int(m.count) == 3 and int(m.num_skipped) == 1
+    assert m.compute().dtype == torch.float32
+
+
+def test_compute_without_samples_is_finite_zero_with_warning() -> None:
+    m = ADCC()
+    m.update(torch.tensor([]))
+    with pytest.warns(UserWarning, match="before any finite sample"):
+        assert m.compute().item() == 0.0
+    m2 = Coherency()
+    m2.update(torch.tensor([NAN, NAN]))
+    with pytest.warns(UserWarning, match="2 skipped"):
+        assert m2.compute().item() == 0.0
+    assert int(m2.num_skipped) == 2
+
+
+def test_reset_clears_states() -> None:
+    m = AverageDrop()
+    m.update(torch.tensor([10.0, NAN]))
+    m.reset()
+    assert int(m.count) == 0 and int(m.num_skipped) == 0 and m.total.item() == 0.0
+
+
+def test_raw_input_forms_match_formulas() -> None:
+    y, o = torch.tensor([0.8, 0.5]), torch.tensor([0.2, 0.9])
+    d, i = AverageDrop(), IncreaseInConfidence()
+    d.update(y, o)
+    i.update(y, o)
+    torch.testing.assert_close(d.compute(), torch.tensor(37.5))
+    torch.testing.assert_close(i.compute(), torch.tensor(50.0))
+
+    maps = torch.tensor([[[0.0, 0.5], [1.0, 0.2]]])
+    c = Coherency()
+    c.update(maps, maps)
+    c.update(maps, 1 - maps)
+    torch.testing.assert_close(c.compute(), torch.tensor(0.5))
+    x = Complexity()
+    x.update(maps)
+    torch.testing.assert_close(x.compute(), torch.tensor(0.425))
+    a = ADCC()
+    a.update(torch.tensor([1.0, 1.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0]))
+    torch.testing.assert_close(a.compute(), torch.tensor(0.5))
+
+    mask = torch.tensor([[[False, True], [True, False]]])
+    p, e, u = PointingGame(), EnergyPointingGame(), IoU(threshold=0.6)
+    p.update(maps, mask)
+    e.update(maps, mask)
+    u.update(maps, mask)
+    torch.testing.assert_close(p.compute(), torch.tensor(1.0))
+    torch.testing.assert_close(e.compute(), torch.tensor(1.5 / 1.7))
+    torch.testing.assert_close(u.compute(), torch.tensor(0.5))  # {1.0} vs two object pixels
+
+
+def test_raw_form_nan_map_is_skipped() -> None:
+    maps = torch.rand(3, 4, 4)
+    maps[1, 0, 0] = NAN
+    m = Complexity()
+    m.update(maps)
+    assert int(m.count) == 2 and int(m.num_skipped) == 1
+    torch.testing.assert_close(m.compute(), maps[[0, 2]].mean())
+
+
+def test_bad_update_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="one \\(B,\\) tensor"):
+        Insertion().update(torch.zeros(2), torch.zeros(2))
+    with pytest.raises(ValueError, match="per-sample values"):
+        Deletion().update(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="threshold"):
+        IoU(threshold=1.0)
+    with pytest.raises(ValueError, match="tolerance"):
+        PointingGame(tolerance=-2)
+
+
+@pytest.mark.parametrize("name", ["average_drop", "adcc"])
+def test_plot_single_and_multiple_values(name: str) -> None:
+    m = METRICS[name]()
+    m.update(torch.tensor([0.3, 0.6]))
+    fig, ax = m.plot()
+    assert fig is not None and ax.get_ylim()[0] <= 0.0
+    vals = [m.compute(), m.compute() / 2]
+    fig2, _ = m.plot(vals)
+    assert fig2 is not None
+    matplotlib.pyplot.close("all")
+
+
+def test_metric_collection_with_evaluate_batch_values() -> None:
+    coll = MetricCollection({name: METRICS[name]() for name in ("average_drop", "increase", "adcc")}, prefix="cam/")
+    values = {"average_drop": torch.tensor([10.0, 30.0]), "increase": torch.tensor([100.0, 0.0]),
+              "adcc": torch.tensor([0.5, 0.7])}
+    for name, metric in coll.items(keep_base=True):
+        metric.update(values[name])
+    out = coll.compute()
+    assert set(out) == {"cam/average_drop", "cam/increase", "cam/adcc"}
+    torch.testing.assert_close(out["cam/average_drop"], torch.tensor(20.0))
+    torch.testing.assert_close(out["cam/increase"], torch.tensor(50.0))
+    torch.testing.assert_close(out["cam/adcc"], torch.tensor(0.6))
+
+
+def test_loggable_with_lightning_module_log(tmp_path) -> None:  # noqa: ANN001
+    import pytorch_lightning as pl
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Model(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+            self.adcc = ADCC()
+
+        def validation_step(self, batch, batch_idx):  # noqa: ANN001, ANN201
+            (values,) = batch
+            self.adcc.update(values)
+            self.log("cam/adcc", self.adcc, on_epoch=True)
+
+    data = DataLoader(TensorDataset(torch.tensor([0.2, 0.4, NAN, 0.6])), batch_size=2)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", devices=1, default_root_dir=tmp_path)
+    out = trainer.validate(Model(), data, verbose=False)
+    assert out[0]["cam/adcc"] == pytest.approx(0.4, abs=1e-6)
