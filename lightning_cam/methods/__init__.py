@@ -1,0 +1,41 @@
+"""CAM methods: one base class owns hooks, targets, upsampling and normalisation; each method supplies its map.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+    ...                     nn.Flatten(), nn.Linear(4, 2))
+    >>> cam = get_method("gradcam")(net, target_layer="1")
+    >>> cam(torch.randn(2, 3, 8, 8)).shape
+    torch.Size([2, 8, 8])
+"""
+
+from lightning_cam.methods.activation import CAM, EigenCAM, FakeCAM, ScoreCAM
+from lightning_cam.methods.base import BaseCAM
+from lightning_cam.methods.gradient import (
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    SmoothGradCAMPlusPlus,
+    XGradCAM,
+)
+from lightning_cam.methods.registry import available_methods, get_method
+from lightning_cam.methods.result import CAMResult
+
+__all__ = [
+    "CAM",
+    "BaseCAM",
+    "CAMResult",
+    "EigenCAM",
+    "FakeCAM",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "HiResCAM",
+    "LayerCAM",
+    "ScoreCAM",
+    "SmoothGradCAMPlusPlus",
+    "XGradCAM",
+    "available_methods",
+    "get_method",
+]

@@ -1,0 +1,233 @@
+r"""Pure tensor maths of the CAM family: channel weights and raw maps, batched over samples.
+
+Shapes: ``activations`` :math:`A` and ``grads`` :math:`G = \partial y^c / \partial A` are ``(B, C, h, w)``;
+channel weights are ``(B, C)``; raw maps are ``(B, h, w)`` *before* the ReLU, upsampling and
+normalisation that :func:`lightning_cam.functional.postprocess_maps` applies. Everything is computed
+in the dtype it is given (the methods pass float32).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "cam_weights",
+    "eigencam_map",
+    "fakecam_map",
+    "gradcam_weights",
+    "gradcampp_weights",
+    "hirescam_map",
+    "layercam_map",
+    "scorecam_masks",
+    "scorecam_weights",
+    "weighted_sum",
+    "xgradcam_weights",
+]
+
+
+def _check_4d(name: str, x: Tensor) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be (B, C, h, w), got shape {tuple(x.shape)}")
+
+
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den != 0``, else 0 (no NaN, no inf)."""
+    nz = den != 0
+    return torch.where(nz, num / torch.where(nz, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
+    r"""The map :math:`\sum_k w_k A^k` for ``(B, C)`` weights and ``(B, C, h, w)`` activations -> ``(B, h, w)``.
+
+    Example:
+        >>> weighted_sum(torch.tensor([[1.0, -1.0]]), torch.ones(1, 2, 3, 3)).abs().sum()
+        tensor(0.)
+    """
+    _check_4d("activations", activations)
+    return torch.einsum("bc,bchw->bhw", weights, activations)
+
+
+def cam_weights(fc_weight: Tensor, targets: Tensor) -> Tensor:
+    r"""CAM (Zhou et al., 2016): :math:`w_k^c` is row :math:`c` of the Linear layer after global average pooling.
+
+    Args:
+        fc_weight: ``(K, C)`` weight of the classifier ``nn.Linear``.
+        targets: ``(B,)`` long class indices.
+
+    Returns:
+        ``(B, C)`` weights; the map is :func:`weighted_sum` of them (the bias only shifts the map).
+
+    Example:
+        >>> cam_weights(torch.eye(3), torch.tensor([2, 0]))
+        tensor([[0., 0., 1.],
+                [1., 0., 0.]])
+    """
+    return fc_weight[targets]
+
+
+def gradcam_weights(grads: Tensor) -> Tensor:
+    r"""Grad-CAM (Selvaraju et al., 2017): :math:`\alpha_k = \frac{1}{hw}\sum_{ij} \partial y^c/\partial A^k_{ij}`.
+
+    Example:
+        >>> gradcam_weights(torch.arange(8.0).view(1, 2, 2, 2))
+        tensor([[1.5000, 5.5000]])
+    """
+    _check_4d("grads", grads)
+    return grads.mean(dim=(2, 3))
+
+
+def gradcampp_weights(activations: Tensor, grads: Tensor) -> Tensor:
+    r"""Grad-CAM++ (Chattopadhay et al., 2018), closed form for an exponential score.
+
+    .. math::
+        \alpha^{kc}_{ij} = \frac{g_{ij}^2}{2 g_{ij}^2 + \sum_{ab} A^k_{ab}\, g_{ij}^3},\qquad
+        w_k = \sum_{ij} \alpha^{kc}_{ij}\, \mathrm{ReLU}(g_{ij})
+
+    with :math:`g = \partial y^c / \partial A^k`; :math:`\alpha = 0` where the denominator is 0. This is
+    pytorch-grad-cam's definition (without its ``1e-7`` epsilon). torchcam's ``GradCAMpp`` differs: it uses
+    :math:`\sum_{ab} A_{ab} g^3_{ab}` in the denominator and its in-place division on a masked copy leaves
+    :math:`\alpha = g^2`.
+
+    Example:
+        >>> a = torch.ones(1, 1, 2, 2); g = torch.full((1, 1, 2, 2), 0.5)
+        >>> gradcampp_weights(a, g)  # alpha = 0.25 / (0.5 + 4 * 0.125) = 0.25; w = 4 * 0.25 * 0.5
+        tensor([[0.5000]])
+    """
+    _check_4d("activations", activations)
+    _check_4d("grads", grads)
+    g2 = grads * grads
+    g3 = g2 * grads
+    denom = 2 * g2 + activations.sum(dim=(2, 3), keepdim=True) * g3
+    alpha = _safe_div(g2, denom)
+    return (alpha * torch.relu(grads)).sum(dim=(2, 3))
+
+
+def xgradcam_weights(activations: Tensor, grads: Tensor) -> Tensor:
+    r"""XGrad-CAM (Fu et al., 2020): :math:`w_k = \sum_{ij} \frac{A^k_{ij}}{\sum_{ab} A^k_{ab}} \partial y^c/\partial A^k_{ij}`.
+
+    Channels whose activations sum to 0 get weight 0 (pytorch-grad-cam adds ``1e-7`` instead).
+
+    Example:
+        >>> xgradcam_weights(torch.tensor([[[[1.0, 3.0]]]]), torch.tensor([[[[4.0, 8.0]]]]))
+        tensor([[7.]])
+    """
+    _check_4d("activations", activations)
+    _check_4d("grads", grads)
+    num = (activations * grads).sum(dim=(2, 3))
+    return _safe_div(num, activations.sum(dim=(2, 3)))
+
+
+def layercam_map(activations: Tensor, grads: Tensor) -> Tensor:
+    r"""Layer-CAM (Jiang et al., 2021): :math:`\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k` -> ``(B, h, w)``.
+
+    Example:
+        >>> layercam_map(torch.ones(1, 2, 1, 1), torch.tensor([1.0, -1.0]).view(1, 2, 1, 1))
+        tensor([[[1.]]])
+    """
+    _check_4d("activations", activations)
+    _check_4d("grads", grads)
+    return (torch.relu(grads) * activations).sum(dim=1)
+
+
+def hirescam_map(activations: Tensor, grads: Tensor) -> Tensor:
+    r"""HiRes-CAM (Draelos & Carin, 2020): :math:`\sum_k \partial y^c/\partial A^k \odot A^k` -> ``(B, h, w)``.
+
+    Example:
+        >>> hirescam_map(torch.ones(1, 2, 1, 1), torch.tensor([1.0, -3.0]).view(1, 2, 1, 1))
+        tensor([[[-2.]]])
+    """
+    _check_4d("activations", activations)
+    _check_4d("grads", grads)
+    return (grads * activations).sum(dim=1)
+
+
+def eigencam_map(activations: Tensor) -> Tensor:
+    r"""Eigen-CAM (Muhammad & Yeasin, 2020): projection on the first principal component, batched SVD.
+
+    Per sample, :math:`M = A^\top \in \mathbb{R}^{hw \times C}` is centred over positions
+    (:math:`M - \bar M`, as pytorch-grad-cam does), :math:`M = U S V^\top`, and the map is
+    :math:`s \cdot M v_1` reshaped to ``(h, w)``. SVD leaves the sign of :math:`v_1` arbitrary;
+    pytorch-grad-cam keeps whatever LAPACK returns, we choose :math:`s = \pm 1` so that the map correlates
+    non-negatively with the mean activation :math:`\frac1C \sum_k A^k` (ties: :math:`s = 1`). Hence
+    ``eigencam_map(A) == s * pytorch_grad_cam.utils.svd_on_activations.get_2d_projection(A)``.
+
+    Example:
+        >>> a = torch.zeros(1, 2, 2, 2); a[0, :, 0, 0] = 5.0
+        >>> (eigencam_map(a).argmax() == 0).item()
+        True
+    """
+    _check_4d("activations", activations)
+    b, c, h, w = activations.shape
+    m = activations.flatten(2).transpose(1, 2)  # (B, hw, C)
+    m = m - m.mean(dim=1, keepdim=True)
+    _, _, vh = torch.linalg.svd(m, full_matrices=False)
+    proj = torch.einsum("bnc,bc->bn", m, vh[:, 0, :])  # (B, hw)
+    mean_act = activations.mean(dim=1).flatten(1)
+    agree = (proj * (mean_act - mean_act.mean(dim=1, keepdim=True))).sum(dim=1, keepdim=True)
+    sign = torch.where(agree < 0, -torch.ones_like(agree), torch.ones_like(agree))
+    return (proj * sign).view(b, h, w)
+
+
+def fakecam_map(batch: int, size: tuple[int, int], device: torch.device | str | None = None) -> Tensor:
+    """Fake-CAM (Poppi et al., 2021): all ones except the top-left pixel, which is 0 -> ``(B, H, W)``.
+
+    The sanity baseline: it keeps almost the whole image, so Average Drop/Increase score it as excellent.
+
+    Example:
+        >>> fakecam_map(1, (2, 2))
+        tensor([[[0., 1.],
+                 [1., 1.]]])
+    """
+    out = torch.ones(batch, *size, device=device)
+    out[:, 0, 0] = 0.0
+    return out
+
+
+def scorecam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
+    r"""Score-CAM masks: bilinearly upsample each channel to ``size`` (``align_corners=False``) and min-max
+    normalise it per (sample, channel): :math:`H^k = (U(A^k) - \min) / (\max - \min)`; constant channels
+    give all-zero masks.
+
+    Returns:
+        ``(B, C, H, W)`` masks in ``[0, 1]``.
+
+    Example:
+        >>> scorecam_masks(torch.tensor([[[[0.0, 2.0]], [[1.0, 1.0]]]]), (1, 2))
+        tensor([[[[0., 1.]],
+        <BLANKLINE>
+                 [[0., 0.]]]])
+    """
+    _check_4d("activations", activations)
+    up = activations
+    if tuple(activations.shape[-2:]) != tuple(size):
+        up = F.interpolate(activations, size=tuple(size), mode="bilinear", align_corners=False)
+    flat = up.flatten(2)
+    lo = flat.amin(dim=2, keepdim=True)
+    span = flat.amax(dim=2, keepdim=True) - lo
+    return _safe_div(flat - lo, span).view_as(up)
+
+
+def scorecam_weights(masked_logits: Tensor, targets: Tensor) -> Tensor:
+    r"""Score-CAM weights from the logits of the masked inputs: :math:`w_k = \mathrm{softmax}(f(x \odot H^k))_c`.
+
+    This is the paper's (and its official code's) definition: the softmax runs over *classes*, and no
+    baseline is subtracted. pytorch-grad-cam and torchcam instead take the target *logit* of every masked
+    input and softmax it over *channels* (torchcam subtracts the clean input's logit first, which the softmax
+    cancels): :math:`w_k = \mathrm{softmax}_k(f(x \odot H^k)_c)`.
+
+    Args:
+        masked_logits: ``(B, C, K)`` logits of the ``C`` masked copies of each sample.
+        targets: ``(B,)`` long target classes.
+
+    Returns:
+        ``(B, C)`` weights in ``[0, 1]``.
+
+    Example:
+        >>> scorecam_weights(torch.zeros(1, 3, 4), torch.tensor([1]))
+        tensor([[0.2500, 0.2500, 0.2500]])
+    """
+    probs = torch.softmax(masked_logits.float(), dim=-1)
+    index = targets.view(-1, 1, 1).expand(-1, probs.shape[1], 1)
+    return probs.gather(2, index).squeeze(2)

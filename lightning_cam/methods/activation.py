@@ -1,0 +1,252 @@
+"""Gradient-free methods: CAM, Score-CAM, Eigen-CAM and the Fake-CAM sanity baseline."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lightning_cam.functional.cam import (
+    cam_weights,
+    eigencam_map,
+    fakecam_map,
+    scorecam_masks,
+    scorecam_weights,
+    weighted_sum,
+)
+from lightning_cam.functional.normalize import minmax_normalize
+from lightning_cam.methods._checks import resolve_layer
+from lightning_cam.methods.base import BaseCAM, Capture, Reshape
+
+__all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
+
+_OOM = tuple({getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
+
+
+class CAM(BaseCAM):
+    r"""CAM (Zhou et al., CVPR 2016): :math:`L = \mathrm{ReLU}\big(\sum_k w^c_k A^k\big)` with :math:`w^c` the row of
+    the ``nn.Linear`` that follows global average pooling of the target layer.
+
+    ``fc_layer`` (name or module) defaults to the last ``nn.Linear`` of the model. At every call the head is
+    checked: the logits must equal ``fc(mean_ij A)``; otherwise (no GAP->Linear head, or a target layer that
+    does not feed it) a ``ValueError`` says to use :class:`GradCAM`, which equals CAM up to a positive factor
+    on such heads and works on any head. Matches torchcam's ``CAM``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> CAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "cam"
+    aliases = ()
+    needs_grad = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: str | nn.Module,
+        reshape: Reshape = None,
+        fc_layer: str | nn.Module | None = None,
+    ) -> None:
+        super().__init__(model, target_layer, reshape)
+        if fc_layer is None:
+            linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+            if not linears:
+                raise ValueError(
+                    f"CAM needs a global-average-pooling -> nn.Linear classifier head, and {type(model).__name__} has "
+                    "no nn.Linear; use GradCAM instead (it equals CAM on such heads and works on any head)."
+                )
+            self.fc_layer_name, self.fc_layer = linears[-1]
+        else:
+            self.fc_layer_name, self.fc_layer = resolve_layer(model, fc_layer)
+            if not isinstance(self.fc_layer, nn.Linear):
+                raise ValueError(
+                    f"fc_layer {self.fc_layer_name!r} is a {type(self.fc_layer).__name__}, not an nn.Linear; CAM needs "
+                    "the Linear layer after global average pooling. Use GradCAM for other heads."
+                )
+
+    def _map(self, cap: Capture) -> Tensor:
+        fc = self.fc_layer
+        assert isinstance(fc, nn.Linear)
+        acts, logits = cap.activations, cap.logits.float()
+        weight = fc.weight.detach().float()
+        hint = (
+            f"CAM needs the target layer {self.target_layer_name!r} to feed global average pooling and then the "
+            f"nn.Linear {self.fc_layer_name!r} that produces the logits"
+        )
+        if acts.shape[1] != weight.shape[1] or logits.shape[1] != weight.shape[0]:
+            raise ValueError(
+                f"{hint}, but the layer has {acts.shape[1]} channels and the Linear maps {weight.shape[1]} -> "
+                f"{weight.shape[0]} (the model has {logits.shape[1]} logits). Use GradCAM instead."
+            )
+        pooled = acts.mean(dim=(2, 3)) @ weight.T
+        if fc.bias is not None:
+            pooled = pooled + fc.bias.detach().float()
+        tol = 1e-3 if cap.logits.dtype in (torch.float32, torch.float64) else 5e-2
+        scale = float(logits.abs().amax()) + 1e-6
+        if not torch.allclose(pooled, logits, rtol=tol, atol=tol * scale):
+            raise ValueError(
+                f"{hint}, but the logits differ from {self.fc_layer_name}(mean over positions of the activation): "
+                "the model has no GAP->Linear head after this layer. Use GradCAM instead."
+            )
+        return weighted_sum(cam_weights(weight, cap.targets), acts)
+
+
+class EigenCAM(BaseCAM):
+    r"""Eigen-CAM (Muhammad & Yeasin, IJCNN 2020): the activation projected on its first principal component.
+
+    Per sample, the ``(hw, C)`` activation matrix is centred over positions and decomposed by a batched
+    ``torch.linalg.svd``; the map is the projection on the first right singular vector, ReLU'd. Class
+    independent (no gradients, ``targets`` only pick the logits/targets reported). Same as pytorch-grad-cam's
+    ``EigenCAM`` except for the sign: pytorch-grad-cam keeps LAPACK's arbitrary sign (its map can come out
+    negated, i.e. ReLU of the wrong half), we choose the sign whose map correlates non-negatively with the
+    mean activation :math:`\frac1C\sum_k A^k` (see :func:`lightning_cam.functional.eigencam_map`).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> EigenCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "eigencam"
+    aliases = ("eigen-cam",)
+    needs_grad = False
+
+    def _map(self, cap: Capture) -> Tensor:
+        return eigencam_map(cap.activations)
+
+
+class FakeCAM(BaseCAM):
+    """Fake-CAM (Poppi et al., CVPRW 2021): all ones except the top-left pixel, which is 0.
+
+    The sanity baseline that fools Average Drop and Increase in Confidence (it keeps almost the whole
+    image). ``maps`` is exactly that pattern at ``(H, W)``; ``low_res`` is the same pattern at the target
+    layer's resolution (at ``(H, W)`` without a target layer). One forward is still run for the logits.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> FakeCAM(net)(torch.randn(1, 3, 2, 2))
+        tensor([[[0., 1.],
+                 [1., 1.]]])
+    """
+
+    name = "fakecam"
+    aliases = ("fake-cam", "fake")
+    needs_grad = False
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None) -> None:
+        if target_layer is None:
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+            self.model = model
+            self.target_layer_name, self.target_layer = "", None  # type: ignore[assignment]
+            self.reshape = reshape
+        else:
+            super().__init__(model, target_layer, reshape)
+
+    def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        from lightning_cam.methods._checks import check_target_range
+
+        if self.target_layer is None:
+            logits = self._logits(x).detach()
+            if targets is None:
+                targets = logits.argmax(dim=1)
+            check_target_range(targets, logits.shape[1])
+            size = (x.shape[-2], x.shape[-1])
+        else:
+            cap = self._capture(x, targets, need_grad=False)
+            logits, targets = cap.logits, cap.targets
+            size = (cap.activations.shape[-2], cap.activations.shape[-1])
+        return fakecam_map(x.shape[0], size, device=x.device), logits, targets
+
+    def _postprocess(self, raw: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        return fakecam_map(raw.shape[0], size, device=raw.device), raw
+
+
+class ScoreCAM(BaseCAM):
+    r"""Score-CAM (Wang et al., CVPRW 2020), batched over samples x channels.
+
+    .. math:: H^k = \frac{U(A^k) - \min U(A^k)}{\max U(A^k) - \min U(A^k)},\quad
+              w_k = \mathrm{softmax}\big(f(x \odot H^k)\big)_c,\quad L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+
+    :math:`U` is bilinear upsampling to the input size (``align_corners=False``), the normalisation is per
+    (sample, channel), the softmax runs over the classes (the paper's official code), and no baseline is
+    subtracted. pytorch-grad-cam and torchcam instead softmax the target *logit* over the channels
+    (``softmax_k f(x ⊙ H^k)_c``; torchcam subtracts the clean logit first, which that softmax cancels), and
+    torchcam normalises before upsampling; see :func:`lightning_cam.functional.scorecam_weights`.
+
+    The ``B * C`` masked images (``B * top_k`` in fast mode) run through the model in chunks of at most
+    ``batch_size`` images (the memory cap); if a chunk runs out of memory it is halved and retried.
+
+    Fast mode ``top_k``: only the ``top_k`` channels with the largest mean activation per sample are scored
+    (the others get weight 0). On the test models (seeded ResNet-18 at ``layer4`` with 512 channels, and a
+    small VGG-style net) ``top_k=64`` keeps the per-sample Pearson correlation with the exact maps above 0.95
+    (see ``tests/methods/test_scorecam.py``) at 1/8 of the forwards.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> ScoreCAM(net, "1", batch_size=4)(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "scorecam"
+    aliases = ("score-cam",)
+    needs_grad = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: str | nn.Module,
+        reshape: Reshape = None,
+        batch_size: int = 64,
+        top_k: int | None = None,
+    ) -> None:
+        super().__init__(model, target_layer, reshape)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size (masked images per forward) must be >= 1, got {batch_size}.")
+        if top_k is not None and int(top_k) < 1:
+            raise ValueError(f"top_k must be None (score every channel) or >= 1, got {top_k}.")
+        self.batch_size = int(batch_size)
+        self.top_k = None if top_k is None else int(top_k)
+
+    def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        cap = self._capture(x, targets, need_grad=False)
+        acts, targets = cap.activations, cap.targets
+        b, c = acts.shape[:2]
+        if self.top_k is not None and self.top_k < c:
+            idx = acts.mean(dim=(2, 3)).topk(self.top_k, dim=1).indices  # (B, k)
+            acts = acts.gather(1, idx[:, :, None, None].expand(-1, -1, *acts.shape[2:]))
+        weights = self._score(x, acts, targets)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            raw = weighted_sum(weights, acts)
+        return raw, cap.logits, targets
+
+    def _score(self, x: Tensor, acts: Tensor, targets: Tensor) -> Tensor:
+        """``(B, k)`` weights: the target-class probability of every masked image, in memory-capped chunks."""
+        b, k = acts.shape[:2]
+        size = (x.shape[-2], x.shape[-1])
+        flat_acts = acts.flatten(0, 1)[:, None]  # (B*k, 1, h, w)
+        sample = torch.arange(b, device=x.device).repeat_interleave(k)
+        out = torch.empty(b * k, device=x.device, dtype=torch.float32)
+        chunk, start = min(self.batch_size, b * k), 0
+        while start < b * k:
+            stop = min(start + chunk, b * k)
+            try:
+                with torch.autocast(device_type=x.device.type, enabled=False):
+                    masks = scorecam_masks(flat_acts[start:stop], size)  # (n, 1, H, W)
+                masked = (x[sample[start:stop]] * masks).to(x.dtype)
+                logits = self._logits(masked)
+                out[start:stop] = scorecam_weights(logits[:, None, :], targets[sample[start:stop]])[:, 0]
+            except _OOM:
+                if chunk == 1:
+                    raise
+                chunk = max(1, chunk // 2)
+                if x.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            start = stop
+        return out.view(b, k)

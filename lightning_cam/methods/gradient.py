@@ -1,0 +1,209 @@
+"""Gradient-based methods: Grad-CAM, Grad-CAM++, Smooth Grad-CAM++, XGrad-CAM, Layer-CAM, HiRes-CAM."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lightning_cam.functional.cam import (
+    gradcam_weights,
+    gradcampp_weights,
+    hirescam_map,
+    layercam_map,
+    weighted_sum,
+    xgradcam_weights,
+)
+from lightning_cam.methods.base import BaseCAM, Capture, Reshape
+
+__all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "SmoothGradCAMPlusPlus", "XGradCAM"]
+
+
+def _grads(cap: Capture) -> Tensor:
+    assert cap.grads is not None  # needs_grad methods always capture gradients
+    return cap.grads
+
+
+class GradCAM(BaseCAM):
+    r"""Grad-CAM (Selvaraju et al., ICCV 2017).
+
+    .. math:: \alpha_k = \frac{1}{hw}\sum_{ij}\frac{\partial y^c}{\partial A^k_{ij}},\qquad
+              L = \mathrm{ReLU}\Big(\sum_k \alpha_k A^k\Big)
+
+    Same definition as pytorch-grad-cam's and torchcam's ``GradCAM``. For a GAP->Linear head it equals
+    :class:`CAM` up to a positive factor.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> res = GradCAM(net, "1").explain(torch.randn(2, 3, 8, 8), targets=torch.tensor([0, 1]))
+        >>> res.maps.shape, res.low_res.shape, res.logits.shape, res.targets.tolist()
+        (torch.Size([2, 8, 8]), torch.Size([2, 8, 8]), torch.Size([2, 2]), [0, 1])
+    """
+
+    name = "gradcam"
+    aliases = ("grad-cam",)
+
+    def _map(self, cap: Capture) -> Tensor:
+        return weighted_sum(gradcam_weights(_grads(cap)), cap.activations)
+
+
+class GradCAMPlusPlus(BaseCAM):
+    r"""Grad-CAM++ (Chattopadhay et al., WACV 2018), exponential-score closed form.
+
+    .. math:: \alpha^{kc}_{ij} = \frac{g_{ij}^2}{2g_{ij}^2 + \sum_{ab}A^k_{ab}\,g_{ij}^3},\quad
+              w_k = \sum_{ij}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g_{ij}),\quad L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+
+    with :math:`g = \partial y^c/\partial A^k` (see :func:`lightning_cam.functional.gradcampp_weights`).
+    Matches pytorch-grad-cam's ``GradCAMPlusPlus``; torchcam's ``GradCAMpp`` uses a different denominator
+    and, through an in-place division on a copy, effectively :math:`\alpha = g^2`.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> GradCAMPlusPlus(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "gradcam++"
+    aliases = ("gradcampp", "gradcamplusplus", "grad-cam++")
+
+    def _map(self, cap: Capture) -> Tensor:
+        return weighted_sum(gradcampp_weights(cap.activations, _grads(cap)), cap.activations)
+
+
+class XGradCAM(BaseCAM):
+    r"""XGrad-CAM (Fu et al., BMVC 2020).
+
+    .. math:: w_k = \sum_{ij}\frac{A^k_{ij}}{\sum_{ab}A^k_{ab}}\frac{\partial y^c}{\partial A^k_{ij}},\qquad
+              L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+
+    Matches pytorch-grad-cam's and torchcam's ``XGradCAM`` (channels summing to 0 get weight 0 here,
+    where the peers add a small epsilon).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> XGradCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "xgradcam"
+    aliases = ("xgrad-cam", "axiomcam")
+
+    def _map(self, cap: Capture) -> Tensor:
+        return weighted_sum(xgradcam_weights(cap.activations, _grads(cap)), cap.activations)
+
+
+class LayerCAM(BaseCAM):
+    r"""Layer-CAM (Jiang et al., TIP 2021): :math:`L = \mathrm{ReLU}\big(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k)\odot A^k\big)`.
+
+    Matches pytorch-grad-cam's and torchcam's ``LayerCAM``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> LayerCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "layercam"
+    aliases = ("layer-cam",)
+
+    def _map(self, cap: Capture) -> Tensor:
+        return layercam_map(cap.activations, _grads(cap))
+
+
+class HiResCAM(BaseCAM):
+    r"""HiRes-CAM (Draelos & Carin, 2020): :math:`L = \mathrm{ReLU}\big(\sum_k \partial y^c/\partial A^k \odot A^k\big)`.
+
+    Matches pytorch-grad-cam's ``HiResCAM``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> HiResCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "hirescam"
+    aliases = ("hires-cam",)
+
+    def _map(self, cap: Capture) -> Tensor:
+        return hirescam_map(cap.activations, _grads(cap))
+
+
+class SmoothGradCAMPlusPlus(BaseCAM):
+    r"""Smooth Grad-CAM++ (Omeiza et al., 2019): Grad-CAM++ averaged over ``num_samples`` noisy copies.
+
+    .. math:: L = \mathrm{ReLU}\Big(\frac1n\sum_{m=1}^{n} \sum_k w_k(x + \varepsilon_m)\,A^k(x + \varepsilon_m)\Big),
+              \qquad \varepsilon_m \sim \mathcal N(0, (\sigma \cdot (\max x - \min x))^2)
+
+    i.e. the mean of the raw Grad-CAM++ maps of the noisy copies (``std`` :math:`\sigma` is a fraction of
+    each sample's value range), all explaining the class chosen on the clean input. The logits returned
+    are those of the clean input. The noise comes from a private ``torch.Generator`` seeded with ``seed``
+    at every call (the global RNG is never touched), and the same ``n`` noise patterns are used for every
+    sample, so a sample's map does not depend on the rest of the batch and repeated calls agree. The
+    ``B * n`` noisy images run in chunks of ``batch_size`` (all at once if ``None``).
+
+    Definition differences: torchcam's ``SmoothGradCAMpp`` averages :math:`g^2, g^3` over the copies and keeps
+    the clean activations (and its last copy's gradient); pytorch-grad-cam has no Smooth Grad-CAM++.
+    With ``std=0`` this is exactly :class:`GradCAMPlusPlus`.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> SmoothGradCAMPlusPlus(net, "1", num_samples=4)(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "smoothgradcam++"
+    aliases = ("smoothgradcampp", "smoothgradcamplusplus", "smooth-grad-cam++")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: str | nn.Module,
+        reshape: Reshape = None,
+        num_samples: int = 8,
+        std: float = 0.15,
+        seed: int = 0,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(model, target_layer, reshape)
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+        if not std >= 0:
+            raise ValueError(f"std must be >= 0 (a fraction of the input range), got {std}.")
+        if batch_size is not None and int(batch_size) < 1:
+            raise ValueError(f"batch_size must be None or >= 1, got {batch_size}.")
+        self.num_samples = int(num_samples)
+        self.std = float(std)
+        self.seed = int(seed)
+        self.batch_size = None if batch_size is None else int(batch_size)
+
+    def noise(self, x: Tensor) -> Tensor:
+        """The ``(n, C, H, W)`` standard-normal noise patterns of one call (before scaling)."""
+        gen = torch.Generator(device=x.device).manual_seed(self.seed)
+        return torch.randn((self.num_samples, *x.shape[1:]), generator=gen, device=x.device, dtype=torch.float32)
+
+    def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self._logits(x).detach()
+        if targets is None:
+            targets = logits.argmax(dim=1)
+        b, n = x.shape[0], self.num_samples
+        flat = x.detach().float().flatten(1)
+        scale = (flat.amax(dim=1) - flat.amin(dim=1)) * self.std  # (B,)
+        noise = self.noise(x)
+        # noisy[m * B + b] = x[b] + scale[b] * noise[m]
+        noisy = (x.float()[None] + scale.view(1, b, 1, 1, 1) * noise[:, None]).to(x.dtype).flatten(0, 1)
+        rep_targets = targets.repeat(n)
+        chunk = self.batch_size or noisy.shape[0]
+        total: Tensor | None = None
+        for start in range(0, noisy.shape[0], chunk):
+            cap = self._capture(noisy[start : start + chunk], rep_targets[start : start + chunk], need_grad=True)
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                part = weighted_sum(gradcampp_weights(cap.activations, _grads(cap)), cap.activations)
+            total = part if total is None else torch.cat([total, part])
+        assert total is not None
+        raw = total.view(n, b, *total.shape[1:]).mean(dim=0)
+        return raw, logits, targets
