@@ -1,0 +1,98 @@
+"""Cost of the full ADCC evaluation of one batch, in plain forwards of that batch, side by side with a
+pipeline assembled from pytorch-grad-cam (its GradCAM, its Coherency, a manual drop/increase).
+
+ResNet-18 (random weights; cost does not depend on them) at 224x224 on CPU, batch 8, eval mode.
+Each repeat times the three pipelines back to back (so machine load hits all alike); medians reported.
+
+    python benchmarks/bench_metrics.py [--repeats 7] [--warmup 2] [--batch 8] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torchvision
+
+from lightning_cam.evaluate import ADCC_METRICS, evaluate_batch
+from lightning_cam.methods import GradCAM
+
+
+def _time(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(args.batch, 3, args.size, args.size)
+
+    ours_cam = GradCAM(model, target_layer="layer4")
+
+    def forward() -> object:
+        with torch.no_grad():
+            return model(x)
+
+    def ours() -> dict[str, torch.Tensor]:
+        return evaluate_batch(ours_cam, x, metrics=ADCC_METRICS)
+
+    from pytorch_grad_cam import GradCAM as GCGradCAM
+    from pytorch_grad_cam.metrics.arcc import Complexity, Coherency
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    gc_cam = GCGradCAM(model=model, target_layers=[model.layer4])
+
+    def peers() -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            targets_idx = model(x).argmax(1).tolist()
+        targets = [ClassifierOutputSoftmaxTarget(t) for t in targets_idx]
+        cams = gc_cam(input_tensor=x, targets=targets)  # forward + full backward
+        coherency = Coherency()(x, cams, targets, model, gc_cam)  # CAM again on x * cam
+        complexity = Complexity()(cams)
+        with torch.no_grad():  # manual drop / increase
+            y = torch.softmax(model(x), 1)[torch.arange(len(x)), targets_idx]
+            o = torch.softmax(model(x * torch.from_numpy(cams).unsqueeze(1)), 1)[torch.arange(len(x)), targets_idx]
+        drop = (torch.relu(y - o) / y).numpy()
+        adcc = 3 / (1 / coherency + 1 / (1 - complexity) + 1 / (1 - drop))
+        return {"adcc": adcc, "increase": (o > y).float().numpy()}
+
+    pipelines = {"forward": forward, "lightning_cam": ours, "pytorch-grad-cam": peers}
+    for _ in range(args.warmup):
+        for fn in pipelines.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in range(args.repeats):
+        for name, fn in pipelines.items():
+            times[name].append(_time(fn))
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    base = med["forward"]
+    print(f"setup: resnet18 {args.size}x{args.size} batch {args.batch} CPU threads={torch.get_num_threads()} "
+          f"torch {torch.__version__}; median of {args.repeats} (warm-up {args.warmup})")
+    print(f"plain forward:                                  {1000 * base:8.1f} ms  = 1.00x")
+    print(f"lightning_cam evaluate_batch (5 ADCC metrics):  {1000 * med['lightning_cam']:8.1f} ms  "
+          f"= {med['lightning_cam'] / base:.2f}x forward")
+    print(f"pytorch-grad-cam GradCAM+Coherency+manual drop: {1000 * med['pytorch-grad-cam']:8.1f} ms  "
+          f"= {med['pytorch-grad-cam'] / base:.2f}x forward")
+    print(f"lightning_cam speed-up over the grad-cam pipeline: {med['pytorch-grad-cam'] / med['lightning_cam']:.2f}x")
+    ours_adcc = ours()["adcc"].mean().item()
+    print(f"mean ADCC (sanity, same model and images): lightning_cam {ours_adcc:.4f}  "
+          f"pytorch-grad-cam {float(np.mean(peers()['adcc'])):.4f}")
+
+
+if __name__ == "__main__":
+    main()
