@@ -78,7 +78,7 @@ def gradcam_weights(grads: Tensor) -> Tensor:
     return grads.mean(dim=(2, 3))
 
 
-def gradcampp_weights(activations: Tensor, grads: Tensor) -> Tensor:
+def gradcampp_weights(activations: Tensor, grads: Tensor, eps: float = 0.0) -> Tensor:
     r"""Grad-CAM++ (Chattopadhay et al., 2018), closed form for an exponential score.
 
     .. math::
@@ -86,7 +86,11 @@ def gradcampp_weights(activations: Tensor, grads: Tensor) -> Tensor:
         w_k = \sum_{ij} \alpha^{kc}_{ij}\, \mathrm{ReLU}(g_{ij})
 
     with :math:`g = \partial y^c / \partial A^k`; :math:`\alpha = 0` where the denominator is 0. This is
-    pytorch-grad-cam's definition (without its ``1e-7`` epsilon). torchcam's ``GradCAMpp`` differs: it uses
+    pytorch-grad-cam's definition, except that it adds ``eps=1e-6`` to the denominator. We default to
+    ``eps=0``: for :math:`g \ne 0`, :math:`\alpha = 1/(2 + g\sum_{ab}A_{ab})` stays meaningful however small the
+    gradients are, whereas an absolute epsilon zeroes :math:`\alpha` wherever :math:`g^2 \lesssim 10^{-6}`
+    (common for small or untrained networks, or small logits), so the two maps can differ; with ``eps=1e-6``
+    they agree. torchcam's ``GradCAMpp`` differs: it uses
     :math:`\sum_{ab} A_{ab} g^3_{ab}` in the denominator and its in-place division on a masked copy leaves
     :math:`\alpha = g^2`.
 
@@ -99,8 +103,8 @@ def gradcampp_weights(activations: Tensor, grads: Tensor) -> Tensor:
     _check_4d("grads", grads)
     g2 = grads * grads
     g3 = g2 * grads
-    denom = 2 * g2 + activations.sum(dim=(2, 3), keepdim=True) * g3
-    alpha = _safe_div(g2, denom)
+    denom = 2 * g2 + activations.sum(dim=(2, 3), keepdim=True) * g3 + eps
+    alpha = torch.where(grads != 0, _safe_div(g2, denom), torch.zeros_like(g2))
     return (alpha * torch.relu(grads)).sum(dim=(2, 3))
 
 

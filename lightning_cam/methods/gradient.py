@@ -54,8 +54,11 @@ class GradCAMPlusPlus(BaseCAM):
               w_k = \sum_{ij}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g_{ij}),\quad L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
 
     with :math:`g = \partial y^c/\partial A^k` (see :func:`lightning_cam.functional.gradcampp_weights`).
-    Matches pytorch-grad-cam's ``GradCAMPlusPlus``; torchcam's ``GradCAMpp`` uses a different denominator
-    and, through an in-place division on a copy, effectively :math:`\alpha = g^2`.
+    ``eps`` is added to the denominator of :math:`\alpha`. The default ``eps=0`` keeps :math:`\alpha` meaningful however small the
+    gradients are; pytorch-grad-cam's ``GradCAMPlusPlus`` uses ``eps=1e-6``, which zeroes
+    :math:`\alpha` wherever :math:`g^2 \lesssim 10^{-6}` -- pass ``eps=1e-6`` to reproduce it exactly.
+    torchcam's ``GradCAMpp`` uses a different denominator (:math:`\sum_{ab} A_{ab} g^3_{ab}`) and, through an
+    in-place division on a copy, effectively :math:`\alpha = g^2`.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -67,8 +70,14 @@ class GradCAMPlusPlus(BaseCAM):
     name = "gradcam++"
     aliases = ("gradcampp", "gradcamplusplus", "grad-cam++")
 
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module, reshape: Reshape = None, eps: float = 0.0) -> None:
+        super().__init__(model, target_layer, reshape)
+        if not eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {eps}.")
+        self.eps = float(eps)
+
     def _map(self, cap: Capture) -> Tensor:
-        return weighted_sum(gradcampp_weights(cap.activations, _grads(cap)), cap.activations)
+        return weighted_sum(gradcampp_weights(cap.activations, _grads(cap), self.eps), cap.activations)
 
 
 class XGradCAM(BaseCAM):

@@ -58,3 +58,28 @@ def resnet() -> nn.Module:
 @pytest.fixture(scope="module")
 def vgg() -> nn.Module:
     return make_vgg()
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample Pearson correlation of ``(B, ...)`` maps (float64)."""
+    a = a.double().flatten(1)
+    b = b.double().flatten(1)
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+def assert_maps_match(ours: torch.Tensor, peer: torch.Tensor, min_corr: float = 0.99) -> int:
+    """Per sample: Pearson >= min_corr, or both maps constant. Returns how many samples were non-constant."""
+    ours, peer = ours.double().flatten(1), peer.double().flatten(1)
+    informative = 0
+    for i in range(ours.shape[0]):
+        o_const = bool(ours[i].max() - ours[i].min() <= 1e-9 * max(1.0, float(ours[i].abs().max())))
+        p_const = bool(peer[i].max() - peer[i].min() <= 1e-6 * max(1.0, float(peer[i].abs().max())))
+        if o_const or p_const:
+            assert o_const and p_const, f"sample {i}: one map is constant and the other is not"
+            continue
+        corr = float(pearson(ours[i : i + 1], peer[i : i + 1]))
+        assert corr >= min_corr, f"sample {i}: Pearson {corr:.5f} < {min_corr}"
+        informative += 1
+    return informative
