@@ -14,6 +14,7 @@ bundled :class:`~lightning_cam.models.ImageClassifier` subclasses do). Pass ``li
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pytorch_lightning import LightningDataModule, LightningModule
@@ -23,6 +24,13 @@ __all__ = ["LINKED_ATTRIBUTES", "CAMLightningCLI", "main"]
 
 #: Datamodule attributes given to the model's constructor argument of the same name.
 LINKED_ATTRIBUTES: tuple[str, ...] = ("num_classes", "in_channels", "class_names", "mean", "std")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and other sequences (not strings) -> lists; everything else unchanged."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return list(value)
+    return value
 
 
 class CAMLightningCLI(LightningCLI):
@@ -46,7 +54,11 @@ class CAMLightningCLI(LightningCLI):
         )
         if self.link:
             for name in LINKED_ATTRIBUTES:
-                parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+                # Sequences go over as plain lists: LightningCLI records the linked value as the model's
+                # hparam, and Lightning refuses to merge a model and datamodule hparam that differ in type.
+                parser.link_arguments(
+                    f"data.{name}", f"model.init_args.{name}", compute_fn=_plain, apply_on="instantiate"
+                )
 
 
 def main(args: ArgsType = None, run: bool = True) -> CAMLightningCLI:

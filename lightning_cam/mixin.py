@@ -69,14 +69,29 @@ class CAMMixin:
     cam_mean: Sequence[float] | None = None
     cam_std: Sequence[float] | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # `self.cam_target_layer = self.layer4` on an nn.Module would register the layer a second time
+        # as a submodule named "cam_target_layer" (duplicating its parameters in the state dict), and
+        # the class attribute `None` would then shadow it. Keep a module given here as a plain reference.
+        if name == "cam_target_layer" and isinstance(value, nn.Module):
+            modules = self.__dict__.get("_modules")
+            if modules is not None:
+                modules.pop(name, None)
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
+
     def cam_model(self) -> nn.Module:
         """The module whose ``forward(images)`` returns ``(B, num_classes)`` logits."""
         return self  # type: ignore[return-value]
 
     def cam_layer(self) -> str | nn.Module:
         """The target layer: :attr:`cam_target_layer`, or the last ``nn.Conv2d`` of :meth:`cam_model`."""
-        if self.cam_target_layer is not None:
-            return self.cam_target_layer
+        target = self.cam_target_layer
+        if target is None:  # a module registered by nn.Module.__setattr__ (mixin listed after nn.Module)
+            target = self.__dict__.get("_modules", {}).get("cam_target_layer")
+        if target is not None:
+            return target
         model = self.cam_model()
         convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
         if not convs:

@@ -58,6 +58,8 @@ class ShapesDataModule(pl.LightningDataModule):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 2 <= num_classes <= len(SHAPES_CLASSES):
             raise ValueError(f"num_classes must be in 2..{len(SHAPES_CLASSES)}, got {num_classes}")
+        # Plain float lists in the recorded hparams, equal to what the model records for the same values.
+        mean, std = [float(m) for m in mean], [float(v) for v in std]
         self.save_hyperparameters()
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.image_size = image_size

@@ -264,6 +264,8 @@ class ImageFolderDataModule(_LocalVisionDataModule):
             raise ValueError(f"mean and std need {channels} entries for grayscale={grayscale}, got {mean}, {std}")
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        # Plain float lists in the recorded hparams, equal to what the model records for the same values.
+        mean, std = [float(m) for m in mean], [float(v) for v in std]
         self.save_hyperparameters()
         self.image_size = image_size
         self.train_dir, self.val_dir, self.test_dir = train_dir, val_dir, test_dir

@@ -12,7 +12,13 @@ from torch import Tensor
 
 from lightning_cam.mixin import CAMMixin
 
-__all__ = ["ImageClassifier"]
+__all__ = ["ImageClassifier", "as_list"]
+
+
+def as_list(values: Sequence[Any] | None) -> list[Any] | None:
+    """``None`` or a plain list: hparams recorded by a model and a datamodule must compare equal
+    (Lightning refuses to merge ``mean=(0.5,)`` with ``mean=[0.5]``), and YAML gives lists."""
+    return None if values is None else list(values)
 
 
 class ImageClassifier(CAMMixin, pl.LightningModule):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from lightning_cam.models.base import ImageClassifier
+from lightning_cam.models.base import ImageClassifier, as_list
 
 __all__ = ["GAPClassifier"]
 
@@ -56,6 +56,9 @@ class GAPClassifier(ImageClassifier):
                 f"need num_classes >= 2, in_channels >= 1 and a non-empty list of positive channels; got "
                 f"num_classes={num_classes}, in_channels={in_channels}, channels={list(channels)}"
             )
+        # Plain lists in the recorded hparams (see `as_list`); save_hyperparameters reads these locals.
+        channels = list(channels)
+        mean, std, class_names = as_list(mean), as_list(std), as_list(class_names)
         self.save_hyperparameters()
         layers: list[nn.Module] = []
         cin = in_channels

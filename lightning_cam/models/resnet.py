@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torchvision
 from torch import Tensor, nn
 
-from lightning_cam.models.base import ImageClassifier
+from lightning_cam.models.base import ImageClassifier, as_list
 
 __all__ = ["ResNetClassifier"]
 
@@ -56,6 +56,8 @@ class ResNetClassifier(ImageClassifier):
             raise ValueError(f"unknown arch {arch!r}; expected one of {list(_ARCHS)}")
         if num_classes < 2 or in_channels < 1:
             raise ValueError(f"need num_classes >= 2 and in_channels >= 1, got {num_classes}, {in_channels}")
+        # Plain lists in the recorded hparams (see `as_list`); save_hyperparameters reads these locals.
+        mean, std, class_names = as_list(mean), as_list(std), as_list(class_names)
         self.save_hyperparameters()
         weights = "DEFAULT" if pretrained else None
         model = getattr(torchvision.models, arch)(weights=weights)

@@ -1,0 +1,142 @@
+"""CAMMixin: batch unpacking, denormalisation, default target layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lightning_cam.mixin import CAMBatch, CAMMixin
+
+
+class Plain(CAMMixin, nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.ReLU())
+        self.head = nn.Linear(5, 2)
+
+
+class NoConv(CAMMixin, nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+
+X = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+Y = torch.tensor([1, 0])
+M = torch.zeros(2, 4, 4, dtype=torch.bool)
+B = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]])
+
+
+@pytest.mark.parametrize(
+    "batch, expect",
+    [
+        ((X, Y), (X, Y, None, None)),
+        ([X, Y], (X, Y, None, None)),
+        ((X, Y, M), (X, Y, M, None)),
+        ((X, Y, M, B), (X, Y, M, B)),
+        ((X, Y, M, B, "extra"), (X, Y, M, B)),
+        ((X,), (X, None, None, None)),
+        (X, (X, None, None, None)),
+        ({"image": X, "label": Y, "mask": M, "box": B}, (X, Y, M, B)),
+        ({"images": X, "labels": Y}, (X, Y, None, None)),
+        ({"x": X, "y": Y, "bbox": B}, (X, Y, None, B)),
+        ({"pixel_values": X, "target": Y, "segmentation": M}, (X, Y, M, None)),
+    ],
+)
+def test_cam_inputs_layouts(batch, expect) -> None:
+    got = Plain().cam_inputs(batch)
+    assert isinstance(got, CAMBatch)
+    for value, want in zip((got.images, got.labels, got.masks, got.boxes), expect):
+        if want is None:
+            assert value is None
+        else:
+            assert value is want
+
+
+def test_cam_inputs_non_tensor_tuple_parts_become_none() -> None:
+    got = Plain().cam_inputs((X, Y, ["not", "a", "mask"]))
+    assert got.labels is Y and got.masks is None
+
+
+def test_cam_inputs_passes_cambatch_through() -> None:
+    cb = CAMBatch(X, Y)
+    assert Plain().cam_inputs(cb) is cb
+
+
+def test_cam_inputs_dict_without_images_names_keys() -> None:
+    with pytest.raises(TypeError, match=r"cannot find images.*\['foo', 'label'\].*override `cam_inputs"):
+        Plain().cam_inputs({"foo": X, "label": Y})
+
+
+@pytest.mark.parametrize("batch", [42, "images", (), [], ("x", Y), None])
+def test_cam_inputs_bad_batches_raise_type_error(batch) -> None:
+    with pytest.raises(TypeError, match="cannot unpack a batch of type .* override `cam_inputs"):
+        Plain().cam_inputs(batch)
+
+
+def test_cam_denormalize_inverts_normalisation() -> None:
+    model = Plain()
+    model.cam_mean, model.cam_std = (0.1, 0.2, 0.3), (0.5, 0.25, 2.0)
+    pixels = torch.rand(2, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    mean = torch.tensor(model.cam_mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.cam_std).view(1, 3, 1, 1)
+    torch.testing.assert_close(model.cam_denormalize((pixels - mean) / std), pixels)
+
+
+def test_cam_denormalize_clamps_expands_grey_and_detaches() -> None:
+    model = Plain()
+    grey = torch.tensor([[[[-1.0, 0.25], [0.5, 3.0]]]], requires_grad=True)
+    out = model.cam_denormalize(grey)
+    assert out.shape == (1, 3, 2, 2) and not out.requires_grad
+    torch.testing.assert_close(out[0, 2], torch.tensor([[0.0, 0.25], [0.5, 1.0]]))
+    model.cam_mean, model.cam_std = (0.5,), (0.5,)
+    torch.testing.assert_close(model.cam_denormalize(grey)[0, 0], torch.tensor([[0.0, 0.625], [0.75, 1.0]]))
+
+
+def test_cam_denormalize_without_stats_keeps_dtype_float32() -> None:
+    out = Plain().cam_denormalize(torch.full((1, 3, 2, 2), 0.5, dtype=torch.float16))
+    assert out.dtype == torch.float32 and torch.all(out == 0.5)
+
+
+def test_cam_layer_default_is_last_conv() -> None:
+    assert Plain().cam_layer() == "features.2"
+
+
+def test_cam_layer_explicit_target_wins() -> None:
+    model = Plain()
+    model.cam_target_layer = "features.0"
+    assert model.cam_layer() == "features.0"
+    model.cam_target_layer = model.features[1]
+    assert model.cam_layer() is model.features[1]
+
+
+def test_cam_layer_without_conv_raises() -> None:
+    with pytest.raises(ValueError, match="no nn.Conv2d.*cam_target_layer"):
+        NoConv().cam_layer()
+
+
+def test_cam_model_default_is_self() -> None:
+    model = Plain()
+    assert model.cam_model() is model
+
+
+class ModuleFirst(nn.Module, CAMMixin):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.cam_target_layer = self.conv
+
+
+def test_module_target_layer_is_not_registered_twice() -> None:
+    model = Plain()
+    model.cam_target_layer = model.features[2]
+    assert list(model.state_dict()) == [k for k in model.state_dict() if not k.startswith("cam_target_layer")]
+    assert len(list(model.parameters())) == 6
+    model.cam_target_layer = "features.0"  # a string replaces the module reference
+    assert model.cam_layer() == "features.0"
+
+
+def test_module_target_layer_found_with_either_base_order() -> None:
+    model = ModuleFirst()
+    assert model.cam_layer() is model.conv
