@@ -282,6 +282,8 @@ def evaluate_batch(
         raise ValueError(
             f"localization metric(s) {wanted_loc} need ground truth: pass `masks` (B, H, W) or `boxes` (B, 4)."
         )
+    if b == 0:  # an empty batch: nothing to explain, empty per-sample values
+        return {n: torch.empty(0, device=images.device) for n in names}
     want = set(names)
     if "adcc" in want:
         want |= {"average_drop", "coherency", "complexity"}

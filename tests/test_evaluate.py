@@ -286,3 +286,10 @@ def test_mismatched_result_is_a_clear_error() -> None:
         evaluate_batch(cam, x, targets=torch.tensor([1, 1]), result=result)
     with pytest.raises(ValueError, match="these very images"):
         evaluate_batch(cam, _images(3), result=result)
+
+
+def test_empty_batch_gives_empty_values_without_a_pass() -> None:
+    net = _net()
+    counter = _Counter(net)
+    values = evaluate_batch(_gradcam(net), torch.zeros(0, 3, H, W), metrics=METRIC_NAMES[:5])
+    assert counter.sizes == [] and all(v.shape == (0,) for v in values.values())
