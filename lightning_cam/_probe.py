@@ -40,8 +40,9 @@ class ProbeSet:
         k = min(self.wanted, int(images.shape[0]))
         if k <= 0:
             return
-        new = images[:k].detach().to("cpu", torch.float32).clone()
-        new_labels = None if labels is None else labels[:k].detach().to("cpu", torch.long).clone()
+        with torch.inference_mode(False):  # normal tensors, usable with autograd in later epochs
+            new = images[:k].detach().to("cpu", torch.float32).clone()
+            new_labels = None if labels is None else labels[:k].detach().to("cpu", torch.long).clone()
         if self.images is None:
             self.images, self.labels = new, new_labels
             return

@@ -364,15 +364,15 @@ class CAMCallback(Callback):
                 cam, parts.images, result.targets, parts.masks, metrics=tuple(wanted), boxes=parts.boxes,
                 result=result, **self.metric_kwargs,
             )
-            for key in wanted:
-                v = values[key].detach().float().reshape(-1)
-                finite = torch.isfinite(v)
-                nbad = int((~finite).sum())
-                if nbad:
-                    self._fault("nonfinite", f"{name}/{key}: {nbad} non-finite value(s)")
-                    v = torch.where(finite, v, torch.full_like(v, float("nan")))
-                self._metric_objs[name][key].update(v)
-                self._counts[(name, key)] += int(finite.sum())
+            stacked = torch.stack([values[key].detach().float().reshape(-1) for key in wanted])  # (M, B)
+            finite = torch.isfinite(stacked)
+            nbad = int((~finite.all(0)).sum())
+            if nbad:
+                self._fault("nonfinite", f"{name}: {nbad} sample(s) with a non-finite metric value")
+            stacked = torch.where(finite, stacked, torch.full_like(stacked, float("nan")))
+            for key, row, ok_row in zip(wanted, stacked, finite):
+                self._metric_objs[name][key].update(row)
+                self._counts[(name, key)] += int(ok_row.sum())
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self._fault("error", f"{name} raised {type(err).__name__}: {err}", err)
         finally:
@@ -430,13 +430,13 @@ class CAMCallback(Callback):
             return
         loggers = _logging.tensorboard_loggers(trainer)
         device = pl_module.device
-        images = self.probe.images.to(device)  # type: ignore[union-attr]
-        labels = None if self.probe.labels is None else self.probe.labels.to(device)
-        targets = labels if self.target == "label" else None
         model = self._cams_model
         modes = _modes(model)
         try:
             with self._cam_context(trainer):
+                images = self.probe.images.to(device).clone()  # type: ignore[union-attr]
+                labels = None if self.probe.labels is None else self.probe.labels.to(device).clone()
+                targets = labels if self.target == "label" else None
                 display = pl_module.cam_denormalize(images).float().cpu()  # type: ignore[attr-defined]
                 names = getattr(pl_module, "cam_class_names", None)
                 for name in self.methods:

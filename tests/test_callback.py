@@ -1,0 +1,384 @@
+"""CAMCallback: argument checks, every way Lightning validates, loggers, checkpoints and faults.
+
+Tiny runs (32x32 Shapes, two conv blocks, 32 validation images in 2 batches) so each fit takes seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import math
+import os
+import random
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from lightning_cam import CAMBatch, CAMCallback, CAMMixin
+from lightning_cam.data import ShapesDataModule
+from lightning_cam.methods import GradCAM
+from lightning_cam.methods.result import CAMResult
+from lightning_cam.models import GAPClassifier
+
+ADCC = ("average_drop", "increase", "coherency", "complexity", "adcc")
+
+
+# ----------------------------------------------------------------------------- helpers
+def make_data(num_val: int = 32) -> ShapesDataModule:
+    return ShapesDataModule(num_train=32, num_val=num_val, num_test=16, image_size=32, batch_size=16, seed=0)
+
+
+def make_model(dm: ShapesDataModule, seed: int = 0, cls: type = GAPClassifier) -> GAPClassifier:
+    torch.manual_seed(seed)
+    return cls(num_classes=5, channels=(8, 16), class_names=dm.class_names, mean=dm.hparams.mean, std=dm.hparams.std)
+
+
+def make_trainer(tmp_path: Any, callbacks: list[Callback], logger: Any = None, **kwargs: Any) -> pl.Trainer:
+    if logger is None:
+        logger = TensorBoardLogger(str(tmp_path), name="tb")
+    options: dict[str, Any] = dict(
+        accelerator="cpu", devices=1, max_epochs=2, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, default_root_dir=str(tmp_path), log_every_n_steps=1, num_sanity_val_steps=0,
+    )
+    options.update(kwargs)
+    return pl.Trainer(callbacks=callbacks, logger=logger, **options)
+
+
+def cam(**kwargs: Any) -> CAMCallback:
+    """A CAMCallback that raises on any fault: tests that expect none must not hide one."""
+    kwargs.setdefault("on_error", "raise")
+    return CAMCallback(**kwargs)
+
+
+def events(log_dir: str) -> EventAccumulator:
+    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc
+
+
+def cam_warnings(record: list[warnings.WarningMessage], text: str) -> list[str]:
+    return [str(w.message) for w in record if text in str(w.message)]
+
+
+class Broken(GradCAM):
+    """Raises in every call."""
+
+    name = "broken"
+
+    def explain(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> CAMResult:
+        raise RuntimeError("boom in explain")
+
+
+class NaNFirst(GradCAM):
+    """The first sample of every call gets a NaN map."""
+
+    name = "nanfirst"
+
+    def explain(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> CAMResult:
+        r = super().explain(images, targets)
+        maps = r.maps.clone()
+        maps[0] = float("nan")
+        return CAMResult(maps, r.low_res, r.logits, r.targets)
+
+
+class Recording(GradCAM):
+    """Records the batch size and targets of each call."""
+
+    name = "recording"
+    calls: list[tuple[int, torch.Tensor | None]] = []
+
+    def explain(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> CAMResult:
+        Recording.calls.append((images.shape[0], None if targets is None else targets.detach().cpu().clone()))
+        return super().explain(images, targets)
+
+
+class ModeFlipping(GradCAM):
+    """Puts the model in train mode, then raises: the callback must restore the modes."""
+
+    name = "modeflip"
+
+    def explain(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> CAMResult:
+        self.model.train()
+        raise RuntimeError("flipped")
+
+
+class ModeSpy(Callback):
+    """Records whether any module is in train mode after the CAM callback's hooks (runs after it)."""
+
+    def __init__(self) -> None:
+        self.training_seen: list[bool] = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):  # type: ignore[no-untyped-def]
+        self.training_seen.append(any(m.training for m in pl_module.modules()))
+
+    def on_validation_epoch_end(self, trainer, pl_module):  # type: ignore[no-untyped-def]
+        self.training_seen.append(any(m.training for m in pl_module.modules()))
+
+
+class _FailingWriter:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def add_image(self, *args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class FailingTB(TensorBoardLogger):
+    """A TensorBoard logger whose add_image always fails."""
+
+    @property
+    def experiment(self) -> Any:
+        return _FailingWriter(super().experiment)
+
+
+# ----------------------------------------------------------------------------- arguments
+def test_argument_checks_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="unknown CAM method 'nope'.*gradcam"):
+        CAMCallback(methods=("nope",))
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['adc'\].*adcc"):
+        CAMCallback(metrics=("adc",))
+    with pytest.raises(ValueError, match="target"):
+        CAMCallback(target="truth")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="on_error"):
+        CAMCallback(on_error="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown colormap"):
+        CAMCallback(colormap="nope")
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        CAMCallback(every_n_epochs=0)
+    with pytest.raises(ValueError, match="listed twice"):
+        CAMCallback(methods=("gradcam", "Grad-CAM"))
+    with pytest.raises(ValueError, match="method_kwargs"):
+        CAMCallback(methods=("gradcam",), method_kwargs={"scorecam": {"batch_size": 4}})
+    cb = CAMCallback(methods=("Grad-CAM++", "grad_cam"), method_kwargs={"gradcampp": {}})
+    assert cb.methods == ("gradcam++", "gradcam")
+
+
+def test_module_without_mixin_gets_a_clear_error(tmp_path: Any) -> None:
+    class Plain(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Linear(2, 2)
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            return None
+
+    trainer = make_trainer(tmp_path, [CAMCallback()], logger=False)
+    with pytest.raises(TypeError, match="mix in lightning_cam.CAMMixin"):
+        trainer.validate(Plain(), dataloaders=[torch.zeros(2, 2)])
+
+
+# ----------------------------------------------------------------------------- ways of validating
+def test_validate_in_inference_mode_logs_finite_metrics_and_leaves_no_trace(tmp_path: Any) -> None:
+    dm = make_data()
+    runs = {}
+    for with_cb in (False, True):
+        model = make_model(dm)
+        cbs: list[Callback] = [cam(methods=("gradcam", "gradcam++"), num_images=4)] if with_cb else []
+        trainer = make_trainer(tmp_path, cbs, inference_mode=True)
+        torch.manual_seed(123), np.random.seed(123), random.seed(123)
+        out = trainer.validate(model, dm, verbose=False)[0]
+        runs[with_cb] = (out, torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate(), model)
+    out, rng, nprng, pyrng, model = runs[True]
+    for method in ("gradcam", "gradcam++"):
+        for metric in ADCC:
+            assert math.isfinite(out[f"cam/{method}/{metric}"]), (method, metric)
+    assert out["val_loss"] == runs[False][0]["val_loss"]
+    assert torch.equal(rng, runs[False][1]) and np.array_equal(nprng, runs[False][2]) and pyrng == runs[False][3]
+    assert all(p.grad is None for p in model.parameters())
+    acc = events(trainer.loggers[0].log_dir)
+    assert len(acc.Images("cam/gradcam/grid")) == 1 and len(acc.Images("cam/gradcam++/grid")) == 1
+
+
+def test_bf16_mixed_precision(tmp_path: Any) -> None:
+    dm = make_data()
+    trainer = make_trainer(tmp_path, [cam(num_images=4)], precision="bf16-mixed", max_epochs=1)
+    trainer.fit(make_model(dm), dm)
+    for metric in ADCC:
+        assert math.isfinite(float(trainer.callback_metrics[f"cam/gradcam/{metric}"]))
+
+
+def test_model_modes_are_restored_even_when_a_method_fails(tmp_path: Any) -> None:
+    dm = make_data()
+    spy = ModeSpy()
+    trainer = make_trainer(tmp_path, [CAMCallback(methods=(ModeFlipping, "gradcam"), num_images=2), spy],
+                           max_epochs=1)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        trainer.fit(make_model(dm), dm)
+    assert spy.training_seen and not any(spy.training_seen)
+    assert "cam/gradcam/adcc" in trainer.callback_metrics
+
+
+def test_every_n_epochs_and_sample_budget(tmp_path: Any) -> None:
+    dm = make_data()
+    Recording.calls = []
+    cb = cam(methods=(Recording,), metrics=("complexity",), every_n_epochs=2, max_samples=20, num_images=3)
+    trainer = make_trainer(tmp_path, [cb], max_epochs=3)
+    trainer.fit(make_model(dm), dm)
+    assert cb.epochs_logged == [0, 2]
+    # per logged epoch: 16 + 4 samples for the metrics (max_samples=20), then the 3 probe images
+    assert [n for n, _ in Recording.calls] == [16, 4, 3, 16, 4, 3]
+    acc = events(trainer.loggers[0].log_dir)
+    assert [e.step for e in acc.Images("cam/recording/grid")] == [0, 2]
+    assert [e.step for e in acc.Scalars("cam/recording/complexity")] == [1, 5]  # last global step of epochs 0 and 2 (2 steps each)
+
+
+def test_target_label_explains_the_true_class(tmp_path: Any) -> None:
+    dm = make_data()
+    Recording.calls = []
+    trainer = make_trainer(tmp_path, [cam(methods=(Recording,), metrics=("complexity",), target="label",
+                                                  num_images=3)])
+    trainer.validate(make_model(dm), dm, verbose=False)
+    labels = torch.cat([b["label"] for b in dm.val_dataloader()])
+    targets = [t for _, t in Recording.calls]
+    assert torch.equal(targets[0], labels[:16]) and torch.equal(targets[1], labels[16:32])
+    assert torch.equal(targets[2], labels[:3])  # the probe set: the first images of the val dataloader
+
+
+# ----------------------------------------------------------------------------- loggers
+def test_several_loggers_all_tensorboards_get_images_csv_gets_scalars(tmp_path: Any) -> None:
+    dm = make_data()
+    loggers = [TensorBoardLogger(str(tmp_path), name="a"), TensorBoardLogger(str(tmp_path), name="b"),
+               CSVLogger(str(tmp_path), name="csv")]
+    trainer = make_trainer(tmp_path, [cam(num_images=4)], logger=loggers)
+    trainer.fit(make_model(dm), dm)
+    for tb in loggers[:2]:
+        acc = events(tb.log_dir)
+        assert [e.step for e in acc.Images("cam/gradcam/grid")] == [0, 1]
+        assert [e.step for e in acc.Images("cam/gradcam/evolution")] == [1]
+        assert len(acc.Scalars("cam/gradcam/adcc")) == 2
+    with open(os.path.join(loggers[2].log_dir, "metrics.csv")) as f:
+        rows = [r for r in csv.DictReader(f) if r.get("cam/gradcam/adcc")]
+    assert len(rows) == 2 and all(math.isfinite(float(r["cam/gradcam/adcc"])) for r in rows)
+
+
+def test_without_tensorboard_one_warning_and_scalars_still_logged(tmp_path: Any) -> None:
+    dm = make_data()
+    csv_logger = CSVLogger(str(tmp_path), name="csv")
+    trainer = make_trainer(tmp_path, [cam(num_images=4)], logger=csv_logger)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(make_model(dm), dm)
+    assert len(cam_warnings(record, "no TensorBoardLogger")) == 1
+    with open(os.path.join(csv_logger.log_dir, "metrics.csv")) as f:
+        rows = [r for r in csv.DictReader(f) if r.get("cam/gradcam/adcc")]
+    assert len(rows) == 2
+    assert os.path.exists(os.path.join(csv_logger.log_dir, "cam_evolution_gradcam.png"))
+
+
+def test_localization_metrics_skipped_without_masks(tmp_path: Any) -> None:
+    class NoMasks(GAPClassifier):
+        def cam_inputs(self, batch: Any) -> CAMBatch:
+            return CAMBatch(batch["image"], batch["label"])
+
+    dm = make_data()
+    trainer = make_trainer(tmp_path, [cam(metrics=("adcc", "iou"), num_images=2)])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.validate(make_model(dm, cls=NoMasks), dm, verbose=False)
+    assert len(cam_warnings(record, "need ground-truth masks")) == 1
+    assert "cam/gradcam/adcc" in trainer.callback_metrics and "cam/gradcam/iou" not in trainer.callback_metrics
+    # with masks, the same metric is logged
+    trainer = make_trainer(tmp_path, [cam(metrics=("adcc", "iou"), num_images=2)])
+    trainer.validate(make_model(dm), dm, verbose=False)
+    assert math.isfinite(float(trainer.callback_metrics["cam/gradcam/iou"]))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_resume_restores_probe_and_continues_the_evolution(tmp_path: Any) -> None:
+    dm = make_data()
+    ckpt = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
+    cb1 = cam(num_images=4)
+    make_trainer(tmp_path, [cb1, ckpt], enable_checkpointing=True).fit(make_model(dm), dm)
+    state = torch.load(ckpt.last_model_path, weights_only=False)["callbacks"][cb1.state_key]
+    assert state["epochs_logged"] == [0, 1] and state["probe"]["images"].shape == (4, 3, 32, 32)
+
+    cb2 = cam(num_images=4)
+    trainer = make_trainer(tmp_path, [cb2], logger=TensorBoardLogger(str(tmp_path), name="resumed"), max_epochs=3)
+    trainer.fit(make_model(dm, seed=1), dm, ckpt_path=ckpt.last_model_path)
+    assert cb2.epochs_logged == [0, 1, 2]
+    assert torch.equal(cb2.probe.images, cb1.probe.images) and torch.equal(cb2.probe.labels, cb1.probe.labels)
+    assert cb2.history.epochs("gradcam") == [0, 1, 2]
+    for epoch in (0, 1):
+        assert torch.equal(cb2.history.maps["gradcam"][epoch], cb1.history.maps["gradcam"][epoch])
+    acc = events(trainer.loggers[0].log_dir)
+    assert [e.step for e in acc.Images("cam/gradcam/grid")] == [2]
+    (evo,) = acc.Images("cam/gradcam/evolution")
+    assert evo.step == 2 and evo.height == 4 * (96 + 2) + 2  # input row + 3 epoch rows of 96-pixel tiles
+
+
+# ----------------------------------------------------------------------------- faults
+def test_a_raising_method_is_counted_and_training_completes(tmp_path: Any) -> None:
+    dm = make_data()
+    trainer = make_trainer(tmp_path, [CAMCallback(methods=(Broken, "gradcam"), num_images=2)])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(make_model(dm), dm)
+    assert trainer.current_epoch == 2
+    msgs = cam_warnings(record, "fault(s) in CAM work")
+    # per epoch: 2 validation batches + 1 probe grid, all from the broken method
+    assert len(msgs) == 2
+    assert all("3 fault(s)" in m and "3 error" in m and "boom in explain" in m for m in msgs)
+    assert "cam/gradcam/adcc" in trainer.callback_metrics and "cam/broken/adcc" not in trainer.callback_metrics
+
+
+def test_nan_maps_are_left_out_and_counted(tmp_path: Any) -> None:
+    dm = make_data()
+    trainer = make_trainer(tmp_path, [CAMCallback(methods=(NaNFirst,), num_images=2)], max_epochs=1)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(make_model(dm), dm)
+    (msg,) = cam_warnings(record, "fault(s) in CAM work")
+    # per batch: the NaN map of sample 0, then the NaN coherency of the next sample (first of the second pass
+    # on x * map, which NaNFirst also spoils); 2 batches + the probe call
+    assert "5 fault(s)" in msg and "5 nonfinite" in msg
+    for metric in ADCC:
+        assert math.isfinite(float(trainer.callback_metrics[f"cam/nanfirst/{metric}"]))
+
+
+def test_a_failing_logger_is_counted_and_training_completes(tmp_path: Any) -> None:
+    dm = make_data()
+    trainer = make_trainer(tmp_path, [CAMCallback(num_images=2)], logger=FailingTB(str(tmp_path), name="fail"))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(make_model(dm), dm)
+    assert trainer.current_epoch == 2
+    msgs = cam_warnings(record, "fault(s) in CAM work")
+    assert len(msgs) == 2 and all("1 logger" in m and "disk full" in m for m in msgs)
+    assert len(cam_warnings(record, "evolution images")) == 1
+    assert "cam/gradcam/adcc" in trainer.callback_metrics
+
+
+def test_on_error_raise_reraises(tmp_path: Any) -> None:
+    dm = make_data()
+    trainer = make_trainer(tmp_path, [CAMCallback(methods=(Broken,), on_error="raise")], logger=False)
+    with pytest.raises(RuntimeError, match="boom in explain"):
+        trainer.fit(make_model(dm), dm)
+    trainer = make_trainer(tmp_path, [CAMCallback(methods=(NaNFirst,), on_error="raise")], logger=False)
+    with pytest.raises(RuntimeError, match="non-finite"):
+        trainer.validate(make_model(dm), dm, verbose=False)
+
+
+def test_sanity_check_is_skipped_by_default(tmp_path: Any) -> None:
+    dm = make_data()
+    Recording.calls = []
+    options = dict(num_sanity_val_steps=1, max_epochs=1, limit_val_batches=1, logger=False)
+    trainer = make_trainer(tmp_path, [cam(methods=(Recording,), metrics=("complexity",), num_images=0)], **options)
+    trainer.fit(make_model(dm), dm)
+    assert [n for n, _ in Recording.calls] == [16]  # epoch 0 only
+    Recording.calls = []
+    trainer = make_trainer(tmp_path, [cam(methods=(Recording,), metrics=("complexity",), num_images=0,
+                                          skip_sanity_check=False)], **options)
+    trainer.fit(make_model(dm), dm)
+    assert [n for n, _ in Recording.calls] == [16, 16]  # sanity check, then epoch 0
