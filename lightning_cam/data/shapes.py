@@ -26,7 +26,7 @@ SHAPES_CLASSES: tuple[str, ...] = ("square", "circle", "triangle", "cross", "dia
 SHAPES_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 SHAPES_STD: tuple[float, float, float] = (0.22, 0.22, 0.22)
 
-_CHUNK = 256  # samples generated per step
+_CHUNK = 64  # samples generated per step
 _CROSS_ARM = 0.34  # half-width of a cross arm, as a fraction of the half-size
 
 

@@ -1,0 +1,187 @@
+"""Shapes: determinism, private RNG, layout, and masks/boxes that agree with the labels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_cam.data import SHAPES_CLASSES, SHAPES_MEAN, SHAPES_STD, ShapesDataModule, ShapesDataset, masks_to_boxes
+from lightning_cam.data.shapes import shape_masks
+
+
+@pytest.fixture(scope="module")
+def big() -> ShapesDataset:
+    # Large objects (half-size >= 16 px) so the probe points below sit well inside/outside each shape.
+    return ShapesDataset(num_samples=120, image_size=64, seed=11, min_scale=0.5, max_scale=0.9)
+
+
+def _tensors(ds: ShapesDataset) -> tuple[torch.Tensor, ...]:
+    return ds.images, ds.labels, ds.masks, ds.boxes
+
+
+def test_same_seed_gives_identical_tensors() -> None:
+    a = ShapesDataset(num_samples=150, image_size=32, seed=5)  # > two generation chunks
+    b = ShapesDataset(num_samples=150, image_size=32, seed=5)
+    for x, y in zip(_tensors(a), _tensors(b)):
+        assert torch.equal(x, y)
+    assert torch.equal(a[123]["image"], b[123]["image"])
+
+
+def test_different_seed_gives_different_data() -> None:
+    a = ShapesDataset(num_samples=64, image_size=32, seed=0)
+    b = ShapesDataset(num_samples=64, image_size=32, seed=1)
+    assert not torch.equal(a.images, b.images)
+    assert not torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.masks, b.masks)
+
+
+def test_global_rng_untouched() -> None:
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    ShapesDataset(num_samples=40, image_size=32, seed=3)
+    dm = ShapesDataModule(num_train=16, num_val=16, num_test=16, image_size=32, batch_size=8)
+    dm.setup()  # generation only: iterating a DataLoader draws its base seed from the global RNG
+    dm.val_set[3]
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_sample_layout_and_ranges() -> None:
+    ds = ShapesDataset(num_samples=50, image_size=40, seed=2)
+    s = ds[7]
+    assert set(s) == {"image", "label", "mask", "box"}
+    assert s["image"].shape == (3, 40, 40) and s["image"].dtype == torch.float32
+    assert s["label"].shape == () and s["label"].dtype == torch.long
+    assert s["mask"].shape == (40, 40) and s["mask"].dtype == torch.bool
+    assert s["box"].shape == (4,) and s["box"].dtype == torch.float32
+    mean = torch.tensor(SHAPES_MEAN).view(3, 1, 1)
+    std = torch.tensor(SHAPES_STD).view(3, 1, 1)
+    images = torch.stack([ds[i]["image"] for i in range(len(ds))])
+    assert torch.all(images >= (0 - mean) / std - 1e-5) and torch.all(images <= (1 - mean) / std + 1e-5)
+    # normalisation is exactly (u8 / 255 - mean) / std
+    torch.testing.assert_close(images, (ds.images.float() / 255 - mean) / std)
+    assert ds.labels.min() >= 0 and ds.labels.max() < len(SHAPES_CLASSES)
+    assert len(ds) == 50 and ds.class_names == list(SHAPES_CLASSES)
+
+
+def test_pixels_span_range_and_have_texture() -> None:
+    ds = ShapesDataset(num_samples=64, image_size=32, seed=0)
+    x = ds.images.float() / 255
+    assert x.min() < 0.1 and x.max() > 0.9
+    background = x.permute(1, 0, 2, 3)[:, ~ds.masks]
+    assert background.std() > 0.05  # textured, noisy background, not flat
+
+
+def test_num_classes_subset_and_all_classes_present() -> None:
+    ds = ShapesDataset(num_samples=60, image_size=16, num_classes=3, seed=0)
+    assert ds.class_names == ["square", "circle", "triangle"]
+    assert torch.equal(ds.labels.unique(), torch.arange(3))
+
+
+def test_box_is_tight_around_mask(big: ShapesDataset) -> None:
+    masks, boxes = big.masks, big.boxes
+    n, h, w = masks.shape
+    assert torch.all(masks.flatten(1).any(1)), "every image holds an object"
+    ys = torch.arange(h).view(1, h, 1)
+    xs = torch.arange(w).view(1, 1, w)
+    x0, y0, x1, y1 = (boxes[:, i].view(n, 1, 1) for i in range(4))
+    inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+    assert not torch.any(masks & ~inside), "box encloses the mask"
+    # tight: the mask touches all four edges of its box
+    rows = torch.arange(n)
+    assert torch.all(masks[rows, y0.long().view(n)].any(1)) and torch.all(masks[rows, y1.long().view(n) - 1].any(1))
+    assert torch.all(masks[rows, :, x0.long().view(n)].any(1)) and torch.all(masks[rows, :, x1.long().view(n) - 1].any(1))
+    assert torch.equal(boxes, masks_to_boxes(masks))
+
+
+def test_masks_to_boxes_hand_case_and_empty() -> None:
+    m = torch.zeros(2, 5, 6, dtype=torch.bool)
+    m[0, 1, 2] = m[0, 3, 4] = True
+    assert torch.equal(masks_to_boxes(m), torch.tensor([[2.0, 1.0, 5.0, 4.0], [0.0, 0.0, 0.0, 0.0]]))
+
+
+def _classify_mask(mask: torch.Tensor, box: torch.Tensor) -> int:
+    """Name a mask's shape from five probe points in box coordinates (u, v in [-1, 1])."""
+    x0, y0, x1, y1 = box.tolist()
+
+    def inside(u: float, v: float) -> bool:
+        col = int(x0 + (u + 1) / 2 * (x1 - x0))
+        row = int(y0 + (v + 1) / 2 * (y1 - y0))
+        return bool(mask[row, col])
+
+    if inside(-0.95, -0.95):
+        return 0  # only the square fills its corners
+    if inside(-0.6, -0.6):
+        return 1  # circle: 0.72 <= 1; triangle top is narrow; diamond 1.2 > 1; cross arm 0.34
+    if inside(0.6, 0.6):
+        return 2  # triangle widens downwards
+    if inside(0.45, 0.45):
+        return 4  # diamond: 0.9 <= 1; cross: min(0.45, 0.45) > 0.34
+    return 3
+
+
+def test_masks_match_labels(big: ShapesDataset) -> None:
+    predicted = torch.tensor([_classify_mask(m, b) for m, b in zip(big.masks, big.boxes)])
+    assert torch.equal(predicted, big.labels)
+    assert big.labels.unique().numel() == len(SHAPES_CLASSES)
+
+
+def test_object_pixels_differ_from_background(big: ShapesDataset) -> None:
+    x = big.images.float() / 255
+    m = big.masks.unsqueeze(1)
+    obj = (x * m).sum((2, 3)) / m.sum((2, 3))
+    bg = (x * ~m).sum((2, 3)) / (~m).sum((2, 3))
+    assert torch.all((obj - bg).abs().mean(1) > 0.1), "the object stands out from the background"
+
+
+def test_shape_masks_definitions() -> None:
+    u = torch.tensor([0.0, 0.9, 0.5, 0.0, -0.3])
+    v = torch.tensor([0.0, 0.5, 0.5, -0.9, 0.9])
+    assert shape_masks(u, v, 0).tolist() == [True, True, True, True, True]
+    assert shape_masks(u, v, 1).tolist() == [True, False, True, True, True]
+    assert shape_masks(u, v, 2).tolist() == [True, False, True, True, True]
+    assert shape_masks(u, v, 3).tolist() == [True, False, False, True, True]
+    assert shape_masks(u, v, 4).tolist() == [True, False, True, True, False]
+    with pytest.raises(ValueError, match="unknown shape kind"):
+        shape_masks(u, v, 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_samples": 0}, "num_samples"),
+        ({"image_size": 8}, "image_size"),
+        ({"num_classes": 1}, "num_classes"),
+        ({"num_classes": 6}, "num_classes"),
+        ({"min_scale": 0.7, "max_scale": 0.5}, "min_scale"),
+        ({"std": (1.0, 0.0, 1.0)}, "std"),
+        ({"max_distractors": -1}, "max_distractors"),
+    ],
+)
+def test_bad_arguments(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        ShapesDataset(**kwargs)
+
+
+def test_datamodule_batches_and_splits() -> None:
+    dm = ShapesDataModule(num_train=40, num_val=24, num_test=16, image_size=32, batch_size=8, num_classes=4)
+    assert dm.num_classes == 4 and dm.in_channels == 3 and dm.class_names == list(SHAPES_CLASSES[:4])
+    assert dm.mean == SHAPES_MEAN and dm.std == SHAPES_STD
+    with pytest.raises(RuntimeError, match="setup"):
+        dm.train_dataloader()
+    dm.setup("fit")
+    assert dm.test_set is None
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (8, 3, 32, 32) and batch["label"].shape == (8,)
+    assert batch["mask"].shape == (8, 32, 32) and batch["mask"].dtype == torch.bool
+    assert batch["box"].shape == (8, 4)
+    assert len(dm.train_set) == 40 and len(dm.val_set) == 24
+    assert not torch.equal(dm.train_set.images[:24], dm.val_set.images)
+    dm.setup("test")
+    assert len(dm.test_set) == 16 and not torch.equal(dm.test_set.images, dm.val_set.images[:16])
+    val = torch.cat([b["label"] for b in dm.val_dataloader()])
+    assert torch.equal(val, dm.val_set.labels), "validation is not shuffled"
+    again = ShapesDataModule(num_train=40, num_val=24, num_test=16, image_size=32, batch_size=8, num_classes=4)
+    again.setup("validate")
+    assert again.train_set is None and torch.equal(again.val_set.images, dm.val_set.images)
+    with pytest.raises(ValueError, match="unknown split"):
+        dm.make_split("holdout")
