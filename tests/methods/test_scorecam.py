@@ -1,0 +1,90 @@
+"""Score-CAM: batching over samples x channels, the memory cap, OOM back-off and the top-k fast mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lightning_cam.methods import ScoreCAM
+
+from .conftest import make_vgg, pearson, structured_images
+
+LAYER = "features.9"
+
+
+def _inputs() -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.cat([structured_images(3, 64, seed=11), torch.randn(2, 3, 64, 64, generator=g)])
+
+
+def test_chunking_does_not_change_the_maps() -> None:
+    model = make_vgg()
+    x = structured_images(2, 32, seed=11)
+    ref = ScoreCAM(model, LAYER, batch_size=1000).explain(x)
+    for bs in (7, 32):
+        torch.testing.assert_close(ScoreCAM(model, LAYER, batch_size=bs).explain(x).low_res, ref.low_res)
+    torch.testing.assert_close(ScoreCAM(model, LAYER, batch_size=1).explain(x[1:]).low_res, ref.low_res[1:])
+
+
+def test_memory_cap_is_respected_and_oom_halves_the_chunk() -> None:
+    model = make_vgg()
+    x = structured_images(2, 32, seed=11)
+    ref = ScoreCAM(model, LAYER, batch_size=64).explain(x)
+    sizes: list[int] = []
+
+    def cap(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        sizes.append(args[0].shape[0])
+        if args[0].shape[0] > 5:
+            raise torch.OutOfMemoryError("simulated: chunk too large")
+
+    handle = model.register_forward_pre_hook(cap)
+    try:
+        sizes.clear()
+        res = ScoreCAM(model, LAYER, batch_size=24).explain(x)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(res.low_res, ref.low_res)
+    masked = sizes[1:]  # the first pass is the hooked forward on the 2 clean images
+    assert max(s for s in masked if s <= 5) <= 5 and sum(s for s in masked if s <= 5) == 2 * 32
+    assert masked[:3] == [24, 12, 6]  # 24 -> 12 -> 6 -> 3 after simulated OOMs
+
+    seen = {"calls": 0}
+
+    def always(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        seen["calls"] += 1
+        if seen["calls"] > 1:  # everything after the hooked clean pass
+            raise torch.OutOfMemoryError("simulated: nothing fits")
+
+    handle = model.register_forward_pre_hook(always)
+    try:
+        with pytest.raises(torch.OutOfMemoryError):
+            ScoreCAM(model, LAYER, batch_size=4).explain(x)
+    finally:
+        handle.remove()
+    assert seen["calls"] == 1 + 3  # chunks of 4, 2, 1, then give up
+
+
+def test_top_k_fast_mode_stays_close_to_exact() -> None:
+    """The docstring's claim on the VGG test model: top_k = C/2 keeps per-sample Pearson >= 0.95."""
+    model = make_vgg()
+    x = _inputs()
+    exact = ScoreCAM(model, LAYER, batch_size=256).explain(x)
+    fast = ScoreCAM(model, LAYER, batch_size=256, top_k=16).explain(x)
+    assert float(pearson(fast.maps, exact.maps).min()) >= 0.95
+    assert torch.equal(fast.targets, exact.targets)
+    # k >= C is the exact method
+    torch.testing.assert_close(ScoreCAM(model, LAYER, top_k=32).explain(x).low_res, exact.low_res)
+    torch.testing.assert_close(ScoreCAM(model, LAYER, top_k=99).explain(x).low_res, exact.low_res)
+
+
+def test_top_k_scores_only_the_channels_with_the_largest_mean_activation() -> None:
+    model = make_vgg()
+    x = _inputs()[:2]
+    calls: list[int] = []
+    handle = model.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    try:
+        ScoreCAM(model, LAYER, batch_size=1000, top_k=5).explain(x)
+    finally:
+        handle.remove()
+    assert calls == [2, 2 * 5]
