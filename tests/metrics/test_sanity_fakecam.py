@@ -18,8 +18,8 @@ from lightning_cam.models import GAPClassifier
 @pytest.mark.slow
 def test_fake_cam_fools_drop_and_increase_but_not_adcc() -> None:
     torch.manual_seed(0)
-    train = ShapesDataset(num_samples=1200, image_size=32, seed=0)
-    val = ShapesDataset(num_samples=128, image_size=32, seed=1)
+    train = ShapesDataset(num_samples=1000, image_size=24, seed=0)
+    val = ShapesDataset(num_samples=128, image_size=24, seed=1)
     x, y = train.normalize(train.images), train.labels
     xv, yv = val.normalize(val.images), val.labels
     model = GAPClassifier(num_classes=5, channels=(16, 32, 32))
