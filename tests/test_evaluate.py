@@ -145,14 +145,14 @@ def test_average_drop_and_increase_equal_torchcam_on_the_same_maps() -> None:
     assert 0 < summary["avg_drop"] and 0 < ours["increase"].mean() < 100  # a case that can fail either way
 
 
-@pytest.mark.parametrize("baseline", ["zeros", "mean"])
+@pytest.mark.parametrize("baseline", ["zeros", "mean", "blur"])
 def test_insertion_deletion_equal_torchcam_on_the_same_maps(baseline: str) -> None:
     net, x = _net(5), _images(3, seed=6)
     cam = _gradcam(net)
     result = cam.explain(x)
     ours = evaluate_batch(cam, x, metrics=("insertion", "deletion"), result=result, steps=5, baseline=baseline, batch_size=8)
     ref = DeletionInsertionMetric(_FixedMaps(net, result.maps), partial(torch.softmax, dim=-1), steps=5,
-                                  baseline=None if baseline == "zeros" else partial(make_baseline, baseline="mean"),
+                                  baseline=None if baseline == "zeros" else partial(make_baseline, baseline=baseline),
                                   batch_size=8)
     ref.update(x, class_idx=result.targets.tolist())
     summary = ref.summary()
