@@ -131,6 +131,8 @@ class BaseCAM:
         size = (int(images.shape[-2]), int(images.shape[-1]))
         with torch.inference_mode(False), _eval_mode(self.model):
             x = images.clone() if images.is_inference() else images.detach()
+            if target_t is not None and target_t.is_inference():
+                target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
             raw, logits, target_t = self._compute(x, target_t)
             with torch.autocast(device_type=x.device.type, enabled=False):
                 maps, low_res = self._postprocess(raw, size)

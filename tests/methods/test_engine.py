@@ -142,8 +142,10 @@ def test_frozen_model_no_grad_and_inference_mode(name: str) -> None:
     with torch.inference_mode():
         xi = x.clone()  # an inference tensor
         out = _make(name, model).explain(xi)
+        explicit = _make(name, model).explain(xi, ref.targets.clone())  # inference-mode targets too
         assert torch.is_inference_mode_enabled()
     torch.testing.assert_close(out.maps, ref.maps, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(explicit.maps, ref.maps, rtol=1e-5, atol=1e-6)
     assert all(p.grad is None for p in model.parameters())
 
 
