@@ -1,0 +1,120 @@
+"""Overhead of CAMCallback on the default Shapes fit, measured side by side in one process.
+
+Prints
+* the wall-time overhead of ``fit`` with the callback vs. without it (goal: <= 10 % with the callback's
+  default settings), for the callback's defaults and for the ``configs/shapes.yaml`` callback settings;
+* the CAM work of one validation epoch as a multiple of the validation forward cost (the plain forward of
+  the model over the same validation set), from ``trainer.validate`` with and without the callback.
+
+Runs are interleaved (without, with, without, with, ...) and the minimum of ``--repeats`` is kept, so a
+busy machine hurts both sides alike. The data/model sizes default to ``configs/shapes.yaml``.
+
+    python benchmarks/bench_callback.py                 # the defaults (1 epoch per fit, 2 repeats)
+    python benchmarks/bench_callback.py --epochs 2 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from lightning_cam import CAMCallback
+from lightning_cam.data import ShapesDataModule
+from lightning_cam.models import GAPClassifier
+
+CONFIG_CALLBACK: dict[str, Any] = dict(
+    methods=("gradcam", "gradcam++", "eigencam"),
+    metrics=("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game",
+             "energy_pointing_game", "iou"),
+    every_n_epochs=1, max_samples=256, num_images=8,
+)
+
+
+def _trainer(args: argparse.Namespace, callbacks: list[pl.Callback]) -> pl.Trainer:
+    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=args.epochs, logger=False, callbacks=callbacks,
+                      enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                      num_sanity_val_steps=0)
+
+
+def _model(dm: ShapesDataModule) -> GAPClassifier:
+    torch.manual_seed(0)
+    return GAPClassifier(num_classes=5, channels=(16, 32, 64, 64), lr=0.003, class_names=dm.class_names,
+                         mean=dm.hparams.mean, std=dm.hparams.std)
+
+
+def _fit_time(args: argparse.Namespace, dm: ShapesDataModule, callback: CAMCallback | None) -> float:
+    model = _model(dm)
+    trainer = _trainer(args, [callback] if callback is not None else [])
+    start = time.perf_counter()
+    trainer.fit(model, dm)
+    return time.perf_counter() - start
+
+
+def _validate_time(args: argparse.Namespace, dm: ShapesDataModule, model: GAPClassifier,
+                   callback: CAMCallback | None) -> float:
+    trainer = _trainer(args, [callback] if callback is not None else [])
+    start = time.perf_counter()
+    trainer.validate(model, dm, verbose=False)
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def _forward_time(dm: ShapesDataModule, model: GAPClassifier) -> float:
+    model.eval()
+    start = time.perf_counter()
+    for batch in dm.val_dataloader():
+        model(batch["image"])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--num-train", type=int, default=4000)
+    parser.add_argument("--num-val", type=int, default=1000)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    import logging
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+
+    dm = ShapesDataModule(num_train=args.num_train, num_val=args.num_val, image_size=args.image_size,
+                          batch_size=args.batch_size, seed=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    settings = {"callback defaults": {}, "shapes.yaml callback": CONFIG_CALLBACK}
+    print(f"# Shapes fit: {args.num_train} train / {args.num_val} val images of {args.image_size}px, batch "
+          f"{args.batch_size}, GAPClassifier(16,32,64,64), {args.epochs} epoch(s), min of {args.repeats} "
+          f"interleaved runs, torch threads {torch.get_num_threads()}")
+    _fit_time(args, dm, None)  # warm-up (allocator, lazy imports)
+    for label, kwargs in settings.items():
+        plain, watched = [], []
+        for _ in range(args.repeats):
+            plain.append(_fit_time(args, dm, None))
+            watched.append(_fit_time(args, dm, CAMCallback(**kwargs)))
+        base, cam = min(plain), min(watched)
+        print(f"fit overhead [{label}]: {base:.2f}s without, {cam:.2f}s with -> +{100 * (cam / base - 1):.1f}% "
+              f"(ratio {cam / base:.3f})")
+
+    model = _model(dm)
+    fwd = min(_forward_time(dm, model) for _ in range(args.repeats))
+    for label, kwargs in settings.items():
+        plain, watched = [], []
+        for _ in range(args.repeats):
+            plain.append(_validate_time(args, dm, model, None))
+            watched.append(_validate_time(args, dm, model, CAMCallback(**kwargs)))
+        cam_cost = min(watched) - min(plain)
+        print(f"CAM epoch cost [{label}]: {cam_cost:.2f}s = {cam_cost / fwd:.1f}x the validation forward "
+              f"({fwd:.2f}s for {args.num_val} images); validate {min(plain):.2f}s -> {min(watched):.2f}s")
+
+
+if __name__ == "__main__":
+    main()
