@@ -99,9 +99,19 @@ DDP_SCRIPT = textwrap.dedent(
     from pytorch_lightning.loggers import TensorBoardLogger
     from lightning_cam import CAMCallback
     from lightning_cam.data import ShapesDataModule
+    from lightning_cam.methods import GradCAM
     from lightning_cam.models import GAPClassifier
 
     METRICS = {metrics!r}
+
+    class Rank1Broken(GradCAM):
+        # fails on rank 1 only: the ranks must stay in step and training must go on
+        name = "rank1broken"
+
+        def explain(self, images, targets=None):
+            if torch.distributed.is_initialized() and torch.distributed.get_rank() == 1:
+                raise RuntimeError("rank 1 fails")
+            return super().explain(images, targets)
 
     def build():
         dm = ShapesDataModule(num_train=64, num_val=32, image_size=32, batch_size=8, seed=0)
@@ -110,8 +120,9 @@ DDP_SCRIPT = textwrap.dedent(
                               mean=dm.hparams.mean, std=dm.hparams.std)
         return dm, model
 
-    def callback():
-        return CAMCallback(methods=("gradcam", "eigencam"), metrics=METRICS, num_images=4, on_error="raise")
+    def callback(ddp):
+        methods = ("gradcam", "eigencam", Rank1Broken) if ddp else ("gradcam", "eigencam")
+        return CAMCallback(methods=methods, metrics=METRICS, num_images=4, on_error="warn")
 
     if __name__ == "__main__":
         torch.set_num_threads(1)
@@ -119,7 +130,7 @@ DDP_SCRIPT = textwrap.dedent(
         dm, model = build()
         if devices > 1:
             trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp", max_epochs=2,
-                                 logger=TensorBoardLogger(out, name="tb"), callbacks=[callback()],
+                                 logger=TensorBoardLogger(out, name="tb"), callbacks=[callback(True)],
                                  enable_progress_bar=False, enable_model_summary=False,
                                  enable_checkpointing=False, num_sanity_val_steps=0)
             trainer.fit(model, dm)
@@ -129,7 +140,7 @@ DDP_SCRIPT = textwrap.dedent(
                 json.dump({{"validate": res, "log_dir": trainer.logger.log_dir}}, open(out + "/ddp.json", "w"))
         else:
             model.load_state_dict(torch.load(out + "/weights.pt"))
-            trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[callback()],
+            trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[callback(False)],
                                  enable_progress_bar=False, enable_model_summary=False)
             res = trainer.validate(model, dm, verbose=False)[0]
             json.dump({{"validate": res}}, open(out + "/single.json", "w"))
@@ -142,10 +153,12 @@ def test_ddp_two_processes_same_tags_and_values_as_one_process(tmp_path: Path) -
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT.format(metrics=CONFIG_METRICS))
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    stderr = {}
     for devices in ("2", "1"):
         proc = subprocess.run([sys.executable, str(script), str(tmp_path), devices], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-4000:]
+        stderr[devices] = proc.stderr
     ddp = json.loads((tmp_path / "ddp.json").read_text())
     single = json.loads((tmp_path / "single.json").read_text())["validate"]
     acc = events(ddp["log_dir"])
@@ -159,3 +172,9 @@ def test_ddp_two_processes_same_tags_and_values_as_one_process(tmp_path: Path) -
             # the 2 ranks' shares (16 samples each) synced == one process over all 32 samples
             assert ddp["validate"][tag] == pytest.approx(single[tag], rel=1e-5, abs=1e-6), tag
     assert not glob.glob(str(tmp_path / "tb" / "version_1"))  # one run directory: only rank zero wrote
+    # the method failing on rank 1 only: every epoch (2 fit + 1 validate) reports rank 1's 2 failed batches,
+    # summed across ranks, and logs the values of rank 0's share; the other methods are unaffected (above)
+    for epoch in (0, 1, 2):
+        assert f"CAMCallback: 2 fault(s) in CAM work at epoch {epoch} (2 error)" in stderr["2"], stderr["2"][-3000:]
+    assert "fault(s)" not in stderr["1"]
+    assert len(acc.Scalars("cam/rank1broken/adcc")) == 3 and len(acc.Images("cam/rank1broken/grid")) == 3
