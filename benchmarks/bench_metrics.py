@@ -53,14 +53,14 @@ def main() -> None:
 
     from pytorch_grad_cam import GradCAM as GCGradCAM
     from pytorch_grad_cam.metrics.arcc import Complexity, Coherency
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     gc_cam = GCGradCAM(model=model, target_layers=[model.layer4])
 
     def peers() -> dict[str, np.ndarray]:
         with torch.no_grad():
             targets_idx = model(x).argmax(1).tolist()
-        targets = [ClassifierOutputSoftmaxTarget(t) for t in targets_idx]
+        targets = [ClassifierOutputTarget(t) for t in targets_idx]
         cams = gc_cam(input_tensor=x, targets=targets)  # forward + full backward
         coherency = Coherency()(x, cams, targets, model, gc_cam)  # CAM again on x * cam
         complexity = Complexity()(cams)
