@@ -440,6 +440,7 @@ class CAMCallback(Callback):
                 display = pl_module.cam_denormalize(images).float().cpu()  # type: ignore[attr-defined]
                 names = getattr(pl_module, "cam_class_names", None)
                 for name in self.methods:
+                    self._progress.step(f"CAM probe grid of {name}")
                     try:
                         result = self._cams[name].explain(images, targets)
                         preds = result.logits.argmax(-1)

@@ -220,13 +220,17 @@ def test_model_modes_are_restored_even_when_a_method_fails(tmp_path: Any) -> Non
     assert "cam/gradcam/adcc" in trainer.callback_metrics
 
 
-def test_every_n_epochs_and_sample_budget(tmp_path: Any) -> None:
+def test_every_n_epochs_and_sample_budget(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     dm = make_data()
     Recording.calls = []
-    cb = cam(methods=(Recording,), metrics=("complexity",), every_n_epochs=2, max_samples=20, num_images=3)
+    cb = cam(methods=(Recording,), metrics=("complexity",), every_n_epochs=2, max_samples=20, num_images=3,
+             progress=True)
     trainer = make_trainer(tmp_path, [cb], max_epochs=3)
-    trainer.fit(make_model(dm), dm)
+    with caplog.at_level("INFO"):
+        trainer.fit(make_model(dm), dm)
     assert cb.epochs_logged == [0, 2]
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[lightning_cam] CAM work")]
+    assert len(progress) == 2 and "epoch 0 (20 samples" in progress[0] and "epoch 2 (20 samples" in progress[1]
     # per logged epoch: 16 + 4 samples for the metrics (max_samples=20), then the 3 probe images
     assert [n for n, _ in Recording.calls] == [16, 4, 3, 16, 4, 3]
     acc = events(trainer.loggers[0].log_dir)
@@ -234,12 +238,14 @@ def test_every_n_epochs_and_sample_budget(tmp_path: Any) -> None:
     assert [e.step for e in acc.Scalars("cam/recording/complexity")] == [1, 5]  # last global step of epochs 0 and 2 (2 steps each)
 
 
-def test_target_label_explains_the_true_class(tmp_path: Any) -> None:
+def test_target_label_explains_the_true_class(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     dm = make_data()
     Recording.calls = []
     trainer = make_trainer(tmp_path, [cam(methods=(Recording,), metrics=("complexity",), target="label",
-                                                  num_images=3)])
-    trainer.validate(make_model(dm), dm, verbose=False)
+                                          num_images=3, progress=False)])
+    with caplog.at_level("INFO"):
+        trainer.validate(make_model(dm), dm, verbose=False)
+    assert not [r for r in caplog.records if "[lightning_cam]" in r.getMessage()]  # progress=False: silent
     labels = torch.cat([b["label"] for b in dm.val_dataloader()])
     targets = [t for _, t in Recording.calls]
     assert torch.equal(targets[0], labels[:16]) and torch.equal(targets[1], labels[16:32])
