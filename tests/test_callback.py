@@ -6,7 +6,6 @@ Tiny runs (32x32 Shapes, two conv blocks, 32 validation images in 2 batches) so 
 from __future__ import annotations
 
 import csv
-import glob
 import math
 import os
 import random
@@ -22,7 +21,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from lightning_cam import CAMBatch, CAMCallback, CAMMixin
+from lightning_cam import CAMBatch, CAMCallback
 from lightning_cam.data import ShapesDataModule
 from lightning_cam.methods import GradCAM
 from lightning_cam.methods.result import CAMResult
