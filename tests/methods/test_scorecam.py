@@ -18,6 +18,21 @@ def _inputs() -> torch.Tensor:
     return torch.cat([structured_images(3, 64, seed=11), torch.randn(2, 3, 64, 64, generator=g)])
 
 
+def _live_channels(model: nn.Module, x: torch.Tensor) -> int:
+    """How many (sample, channel) activation maps at LAYER are not constant (their masks are not all zero)."""
+    out: dict[str, torch.Tensor] = {}
+
+    def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
+        out["a"] = output.detach().clone()
+
+    handle = dict(model.named_modules())[LAYER].register_forward_hook(hook)
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    flat = out["a"].flatten(2)
+    return int((flat.amax(2) > flat.amin(2)).sum())
+
+
 def test_chunking_does_not_change_the_maps() -> None:
     model = make_vgg()
     x = structured_images(2, 32, seed=11)
@@ -45,8 +60,10 @@ def test_memory_cap_is_respected_and_oom_halves_the_chunk() -> None:
     finally:
         handle.remove()
     torch.testing.assert_close(res.low_res, ref.low_res)
-    masked = sizes[1:]  # the first pass is the hooked forward on the 2 clean images
-    assert max(s for s in masked if s <= 5) <= 5 and sum(s for s in masked if s <= 5) == 2 * 32
+    live = _live_channels(model, x)
+    dead = 2 * 32 - live
+    masked = sizes[1 + (dead > 0) :]  # the hooked clean pass, then the all-zero image if a channel is dead
+    assert sum(s for s in masked if s <= 5) == live
     assert masked[:3] == [24, 12, 6]  # 24 -> 12 -> 6 -> 3 after simulated OOMs
 
     seen = {"calls": 0}
@@ -62,7 +79,8 @@ def test_memory_cap_is_respected_and_oom_halves_the_chunk() -> None:
             ScoreCAM(model, LAYER, batch_size=4).explain(x)
     finally:
         handle.remove()
-    assert seen["calls"] == 1 + 3  # chunks of 4, 2, 1, then give up
+    # with a dead channel the single all-zero image fails first (nothing to halve); else chunks of 4, 2, 1
+    assert seen["calls"] == (2 if _live_channels(model, x) < 64 else 1 + 3)
 
 
 def test_top_k_fast_mode_stays_close_to_exact() -> None:
@@ -88,3 +106,41 @@ def test_top_k_scores_only_the_channels_with_the_largest_mean_activation() -> No
     finally:
         handle.remove()
     assert calls == [2, 2 * 5]
+
+
+def test_dead_channels_are_scored_once_and_exactly() -> None:
+    model = make_vgg()
+    x = structured_images(2, 32, seed=4)
+    ref = ScoreCAM(model, LAYER, batch_size=1000).explain(x)
+    with torch.no_grad():  # kill 10 of the 32 channels of the target conv
+        w, bias = model.features[8].weight, model.features[8].bias
+        saved = (w.clone(), bias.clone())
+        w[:10] = 0.0
+        bias[:10] = -1.0
+    calls: list[int] = []
+    handle = model.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    try:
+        res = ScoreCAM(model, LAYER, batch_size=1000).explain(x)
+    finally:
+        handle.remove()
+    live = _live_channels(model, x)
+    assert live <= 2 * 22
+    assert calls == [2, 1, live]  # clean pass, one all-zero image, the live channels
+    # the same maps as scoring every masked image (x * 0 for the dead channels)
+    acts = {}
+    hook = model.features[9].register_forward_hook(lambda m, i, o: acts.update(a=o.detach().clone()) or None)
+    with torch.no_grad():
+        targets = model(x).argmax(1)
+    hook.remove()
+    from lightning_cam.functional import scorecam_masks, scorecam_weights, weighted_sum
+
+    a = acts["a"]
+    masks = scorecam_masks(a, (32, 32))
+    with torch.no_grad():
+        logits = torch.stack([model(x[i] * masks[i][:, None]) for i in range(2)])
+    expected = torch.relu(weighted_sum(scorecam_weights(logits, targets), a))
+    torch.testing.assert_close(res.low_res, expected, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        w.copy_(saved[0])
+        bias.copy_(saved[1])
+    del ref

@@ -9,7 +9,7 @@ from lightning_cam.methods import available_methods, get_method
 
 from .conftest import structured_images
 
-KW = {"scorecam": {"batch_size": 128}, "smoothgradcam++": {"num_samples": 2}}
+KW = {"scorecam": {"batch_size": 128, "top_k": 16}, "smoothgradcam++": {"num_samples": 2}}
 
 
 @pytest.mark.parametrize("name", available_methods())
