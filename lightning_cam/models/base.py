@@ -27,11 +27,13 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
     Batches are unpacked with :meth:`~lightning_cam.CAMMixin.cam_inputs`, so both dict batches
     (``{"image", "label", ...}``) and ``(images, labels)`` tuples work. Logs ``train_loss``,
     ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss`` and ``test_acc`` (epoch means, synced
-    across DDP ranks for val/test). Optimiser: Adam with ``lr`` and ``weight_decay``.
+    across DDP ranks for val/test). Optimiser: Adam with ``lr`` and ``weight_decay``, optionally
+    with a per-step cosine learning-rate decay (``cosine``).
 
     Args:
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
+        cosine: decay the learning rate to 0 along a cosine over the run (needs a Trainer).
         class_names: optional names shown in CAM grid captions (``cam_class_names``).
         mean, std: per-channel normalisation of the inputs, used by ``cam_denormalize`` to show the
             images; ``None`` means the inputs are shown as they are (clamped to ``[0, 1]``).
@@ -41,6 +43,7 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         self,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        cosine: bool = False,
         class_names: Sequence[str] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
@@ -50,6 +53,7 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
             raise ValueError("pass both `mean` and `std` (the input normalisation) or neither")
         self.lr = lr
         self.weight_decay = weight_decay
+        self.cosine = cosine
         self.cam_class_names = list(class_names) if class_names is not None else None
         self.cam_mean = tuple(float(m) for m in mean) if mean is not None else None
         self.cam_std = tuple(float(s) for s in std) if std is not None else None
@@ -80,5 +84,12 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self(self.cam_inputs(batch).images).softmax(1)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+    def configure_optimizers(self) -> Any:
+        """Adam(``lr``, ``weight_decay``); with ``cosine=True`` the learning rate follows a per-step
+        cosine decay to 0 over the whole run (``trainer.estimated_stepping_batches``)."""
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if not self.cosine:
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -29,7 +29,7 @@ class GAPClassifier(ImageClassifier):
         in_channels: input channels (3 for RGB, 1 for MNIST).
         channels: output channels of each conv block.
         dropout: dropout before ``fc``.
-        lr, weight_decay, class_names, mean, std: see :class:`ImageClassifier`.
+        lr, weight_decay, cosine, class_names, mean, std: see :class:`ImageClassifier`.
 
     Example:
         >>> import torch
@@ -46,11 +46,12 @@ class GAPClassifier(ImageClassifier):
         dropout: float = 0.0,
         lr: float = 3e-3,
         weight_decay: float = 0.0,
+        cosine: bool = True,
         class_names: Sequence[str] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, class_names=class_names, mean=mean, std=std)
+        super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std)
         if num_classes < 2 or in_channels < 1 or not channels or min(channels) < 1:
             raise ValueError(
                 f"need num_classes >= 2, in_channels >= 1 and a non-empty list of positive channels; got "

@@ -29,7 +29,7 @@ class ResNetClassifier(ImageClassifier):
         arch: one of ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``, ``resnet152``.
         pretrained: load the torchvision ImageNet weights (downloads them once; off by default).
         small_input: CIFAR-style stem for small images.
-        lr, weight_decay, class_names, mean, std: see :class:`ImageClassifier`.
+        lr, weight_decay, cosine, class_names, mean, std: see :class:`ImageClassifier`.
 
     Example:
         >>> import torch
@@ -47,11 +47,12 @@ class ResNetClassifier(ImageClassifier):
         small_input: bool = False,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        cosine: bool = True,
         class_names: Sequence[str] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, class_names=class_names, mean=mean, std=std)
+        super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std)
         if arch not in _ARCHS:
             raise ValueError(f"unknown arch {arch!r}; expected one of {list(_ARCHS)}")
         if num_classes < 2 or in_channels < 1:
