@@ -1,0 +1,129 @@
+"""The LightningCLI entry point and every shipped config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from lightning_cam.cli import LINKED_ATTRIBUTES, main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+QUIET = ["--trainer.logger=false", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+
+
+def test_all_expected_configs_exist() -> None:
+    names = {p.stem for p in CONFIGS}
+    assert {"shapes", "shapes_ddp", "cifar10", "mnist", "imagefolder"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_print_config(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    model, data = printed["model"], printed["data"]
+    assert model["class_path"].startswith("lightning_cam.models.")
+    assert data["class_path"].startswith("lightning_cam.data.")
+    assert not set(LINKED_ATTRIBUTES) & set(model["init_args"]), "linked keys come from the datamodule"
+    callbacks = printed["trainer"]["callbacks"]
+    cam = [c for c in callbacks if c["class_path"] == "lightning_cam.CAMCallback"]
+    assert len(cam) == 1 and cam[0]["init_args"]["methods"]
+    assert printed["seed_everything"] == 0
+    if "download" in data["init_args"]:
+        assert data["init_args"]["download"] is False, "configs never download by default"
+
+
+def test_shapes_config_is_the_documented_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(ROOT / "configs" / "shapes.yaml"), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    trainer = printed["trainer"]
+    assert trainer["accelerator"] == "cpu" and trainer["logger"]["class_path"].endswith("TensorBoardLogger")
+    assert trainer["logger"]["init_args"]["save_dir"] == "lightning_logs"
+    cam = trainer["callbacks"][0]["init_args"]
+    assert cam["methods"] == ["gradcam", "gradcam++", "eigencam"]
+    assert printed["model"]["class_path"] == "lightning_cam.models.GAPClassifier"
+    assert printed["data"]["class_path"] == "lightning_cam.data.ShapesDataModule"
+
+
+def test_ddp_config_uses_two_cpu_processes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(ROOT / "configs" / "shapes_ddp.yaml"), "--print_config"])
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    assert (trainer["accelerator"], trainer["devices"], trainer["strategy"]) == ("cpu", 2, "ddp")
+
+
+def test_defaults_are_gap_classifier_on_shapes() -> None:
+    cli = main(QUIET + ["--data.num_classes=4"], run=False)
+    assert type(cli.model).__name__ == "GAPClassifier" and type(cli.datamodule).__name__ == "ShapesDataModule"
+    assert cli.model.fc.out_features == 4
+    assert cli.model.cam_class_names == ["square", "circle", "triangle", "cross"]
+    assert cli.model.cam_mean == cli.datamodule.mean and cli.model.cam_std == cli.datamodule.std
+    assert cli.model.hparams["mean"] == cli.datamodule.hparams["mean"]
+
+
+def test_mnist_config_links_one_channel_without_files() -> None:
+    cli = main(["--config", str(ROOT / "configs" / "mnist.yaml"), *QUIET, "--trainer.callbacks=null"], run=False)
+    assert cli.model.features[0][0].in_channels == 1
+    assert cli.model.fc.out_features == 10 and cli.model.cam_mean == (0.1307,)
+
+
+def test_imagefolder_config_reads_classes_from_tree(tmp_path: Path) -> None:
+    for cls in ("apple", "banana", "cherry"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "train" / cls / "0.png")
+    args = ["--config", str(ROOT / "configs" / "imagefolder.yaml"), *QUIET, f"--data.root={tmp_path}"]
+    cli = main(args, run=False)
+    assert cli.model.model.fc.out_features == 3
+    assert cli.model.cam_class_names == ["apple", "banana", "cherry"]
+
+
+def test_cifar10_config_missing_data_error() -> None:
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        main(["validate", "--config", str(ROOT / "configs" / "cifar10.yaml"), *QUIET, "--trainer.callbacks=null",
+              "--data.root=/nonexistent/cifar"])
+
+
+def test_train_py_is_the_same_cli() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "fit", "--config", str(ROOT / "configs" / "shapes.yaml"), "--print_config"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert yaml.safe_load(out.stdout)["model"]["class_path"] == "lightning_cam.models.GAPClassifier"
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model on a shared CPU: one intra-op thread is faster
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_fit_shapes_config_end_to_end(tmp_path: Path, one_thread) -> None:
+    cli = main([
+        "fit", "--config", str(ROOT / "configs" / "shapes.yaml"),
+        "--trainer.max_epochs=1", "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
+        "--data.num_train=64", "--data.num_val=32", "--data.num_test=8", "--data.image_size=32",
+        "--data.batch_size=32", "--model.channels=[8, 16]",
+    ])
+    metrics = cli.trainer.callback_metrics
+    assert {"val_acc", "val_loss", "train_loss"} <= set(metrics)
+    for method in ("gradcam", "gradcam++", "eigencam"):
+        for metric in ("adcc", "pointing_game", "iou"):
+            assert torch.isfinite(metrics[f"cam/{method}/{metric}"]), f"cam/{method}/{metric}"
+    log_dir = Path(cli.trainer.logger.log_dir)
+    assert log_dir.is_relative_to(tmp_path) and list(log_dir.glob("events.out.tfevents.*"))
+    assert (log_dir / "config.yaml").is_file()
+    assert list(tmp_path.rglob("*.ckpt"))
