@@ -7,7 +7,8 @@ Prints
   the model over the same validation set), from ``trainer.validate`` with and without the callback.
 
 Runs are interleaved (without, with, without, with, ...) and the minimum of ``--repeats`` is kept, so a
-busy machine hurts both sides alike. The data/model sizes default to ``configs/shapes.yaml``.
+busy machine hurts both sides alike. Next to wall time, the process CPU time (``time.process_time``, all
+threads) is shown: on a machine shared with other jobs it is the steadier of the two. The data/model sizes default to ``configs/shapes.yaml``.
 
     python benchmarks/bench_callback.py                 # the defaults (1 epoch per fit, 2 repeats)
     python benchmarks/bench_callback.py --epochs 2 --repeats 3
@@ -47,29 +48,42 @@ def _model(dm: ShapesDataModule) -> GAPClassifier:
                          mean=dm.hparams.mean, std=dm.hparams.std)
 
 
-def _fit_time(args: argparse.Namespace, dm: ShapesDataModule, callback: CAMCallback | None) -> float:
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(start: tuple[float, float]) -> tuple[float, float]:
+    wall, cpu = _clock()
+    return wall - start[0], cpu - start[1]
+
+
+def _fit_time(args: argparse.Namespace, dm: ShapesDataModule, callback: CAMCallback | None) -> tuple[float, float]:
     model = _model(dm)
     trainer = _trainer(args, [callback] if callback is not None else [])
-    start = time.perf_counter()
+    start = _clock()
     trainer.fit(model, dm)
-    return time.perf_counter() - start
+    return _since(start)
 
 
 def _validate_time(args: argparse.Namespace, dm: ShapesDataModule, model: GAPClassifier,
-                   callback: CAMCallback | None) -> float:
+                   callback: CAMCallback | None) -> tuple[float, float]:
     trainer = _trainer(args, [callback] if callback is not None else [])
-    start = time.perf_counter()
+    start = _clock()
     trainer.validate(model, dm, verbose=False)
-    return time.perf_counter() - start
+    return _since(start)
 
 
 @torch.no_grad()
-def _forward_time(dm: ShapesDataModule, model: GAPClassifier) -> float:
+def _forward_time(dm: ShapesDataModule, model: GAPClassifier) -> tuple[float, float]:
     model.eval()
-    start = time.perf_counter()
+    start = _clock()
     for batch in dm.val_dataloader():
         model(batch["image"])
-    return time.perf_counter() - start
+    return _since(start)
+
+
+def _min(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 
 def main() -> None:
@@ -100,21 +114,21 @@ def main() -> None:
         for _ in range(args.repeats):
             plain.append(_fit_time(args, dm, None))
             watched.append(_fit_time(args, dm, CAMCallback(**kwargs)))
-        base, cam = min(plain), min(watched)
-        print(f"fit overhead [{label}]: {base:.2f}s without, {cam:.2f}s with -> +{100 * (cam / base - 1):.1f}% "
-              f"(ratio {cam / base:.3f})")
+        (base, base_cpu), (cam, cam_cpu) = _min(plain), _min(watched)
+        print(f"fit overhead [{label}]: wall {base:.2f}s -> {cam:.2f}s = +{100 * (cam / base - 1):.1f}%; "
+              f"CPU {base_cpu:.2f}s -> {cam_cpu:.2f}s = +{100 * (cam_cpu / base_cpu - 1):.1f}%")
 
     model = _model(dm)
-    fwd = min(_forward_time(dm, model) for _ in range(args.repeats))
+    fwd, fwd_cpu = _min([_forward_time(dm, model) for _ in range(args.repeats)])
     for label, kwargs in settings.items():
         plain, watched = [], []
         for _ in range(args.repeats):
             plain.append(_validate_time(args, dm, model, None))
             watched.append(_validate_time(args, dm, model, CAMCallback(**kwargs)))
-        cam_cost = min(watched) - min(plain)
-        print(f"CAM epoch cost [{label}]: {cam_cost:.2f}s = {cam_cost / fwd:.1f}x the validation forward "
-              f"({fwd:.2f}s for {args.num_val} images); validate {min(plain):.2f}s -> {min(watched):.2f}s")
-
+        (base, base_cpu), (cam, cam_cpu) = _min(plain), _min(watched)
+        print(f"CAM epoch cost [{label}]: wall {cam - base:.2f}s = {(cam - base) / fwd:.1f}x the validation "
+              f"forward ({fwd:.2f}s for {args.num_val} images); CPU {cam_cpu - base_cpu:.2f}s = "
+              f"{(cam_cpu - base_cpu) / fwd_cpu:.1f}x ({fwd_cpu:.2f}s)")
 
 if __name__ == "__main__":
     main()
