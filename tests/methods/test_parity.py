@@ -46,8 +46,8 @@ PGC = {
 }
 TORCHCAM = {CAM: tcm.CAM, GradCAM: tcm.GradCAM, XGradCAM: tcm.XGradCAM, LayerCAM: tcm.LayerCAM}
 
-# (model factory, target layer, image size): ResNet-18 at layer4 (4x4) and layer3 (6x6), VGG at 16x16.
-SETUPS = [("resnet", "layer4", 128), ("resnet", "layer3", 96), ("vgg", "features.9", 64)]
+# (model factory, target layer, image size): ResNet-18 at layer4 (4x4) and layer3 (4x4), VGG at 16x16.
+SETUPS = [("resnet", "layer4", 128), ("resnet", "layer3", 64), ("vgg", "features.9", 64)]
 
 
 def _model(kind: str) -> torch.nn.Module:
@@ -56,7 +56,7 @@ def _model(kind: str) -> torch.nn.Module:
 
 def _batches(size: int) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(size)
-    return [structured_images(4, size, seed=3), torch.randn(3, 3, size, size, generator=g)]
+    return [structured_images(3, size, seed=3), torch.randn(2, 3, size, size, generator=g)]
 
 
 def _module(model: torch.nn.Module, name: str) -> torch.nn.Module:
