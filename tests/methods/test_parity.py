@@ -207,3 +207,22 @@ def test_gradcampp_peer_epsilon_zeroes_small_gradients() -> None:
             model.fc.bias.mul_(1e3)
     assert float(pearson(base, scaled).min()) > 0.99999
     assert float(pearson(base, scaled_peer_eps).min()) < 0.99
+
+
+def test_torchcam_gradcampp_documented_difference() -> None:
+    """torchcam's GradCAMpp leaves alpha = g^2 (its in-place division hits a masked copy): check that reading
+    against our captured activation/gradient, and that it is not our (pytorch-grad-cam's) definition."""
+    model = make_vgg()
+    x = structured_images(3, 64, seed=3)
+    ours = GradCAMPlusPlus(model, "features.9")
+    cap = ours._capture(x, None, need_grad=True)
+    peer = tcm.GradCAMpp(model, "features.9", input_shape=tuple(x.shape[1:]))
+    try:
+        scores = model(x)
+        tc_map = peer(class_idx=cap.targets.tolist(), scores=scores, normalized=False)[0].detach()
+    finally:
+        peer.remove_hooks()
+    g, a = cap.grads, cap.activations
+    documented = torch.relu(torch.einsum("bc,bchw->bhw", (g * g * torch.relu(g)).sum((2, 3)), a))
+    torch.testing.assert_close(tc_map, documented, rtol=1e-4, atol=1e-6 * float(documented.abs().max()))
+    assert float(pearson(ours.explain(x).low_res, tc_map).min()) < 0.99
