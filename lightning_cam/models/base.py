@@ -25,10 +25,10 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
     """Cross-entropy classifier base: subclasses build the network and implement ``forward``.
 
     Batches are unpacked with :meth:`~lightning_cam.CAMMixin.cam_inputs`, so both dict batches
-    (``{"image", "label", ...}``) and ``(images, labels)`` tuples work. Logs ``train_loss``,
-    ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss`` and ``test_acc`` (epoch means, synced
-    across DDP ranks for val/test). Optimiser: Adam with ``lr`` and ``weight_decay``, optionally
-    with a per-step cosine learning-rate decay (``cosine``).
+    (``{"image", "label", ...}``) and ``(images, labels)`` tuples work. Logs ``train_loss`` per step,
+    and per epoch ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc`` (synced across
+    DDP ranks). Optimiser: Adam with ``lr`` and ``weight_decay``, optionally with a per-step cosine
+    learning-rate decay (``cosine``).
 
     Args:
         lr: Adam learning rate.
@@ -68,7 +68,8 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         sync = stage != "train"
         bs = parts.labels.shape[0]
         self.log(f"{stage}_loss", loss, prog_bar=stage != "test", sync_dist=sync, batch_size=bs)
-        self.log(f"{stage}_acc", acc, prog_bar=stage != "train", sync_dist=sync, batch_size=bs,
+        # Accuracy is logged per epoch only, so syncing it costs one reduction per epoch.
+        self.log(f"{stage}_acc", acc, prog_bar=stage != "train", sync_dist=True, batch_size=bs,
                  on_step=False, on_epoch=True)
         return loss
 
