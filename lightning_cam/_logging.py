@@ -38,9 +38,12 @@ def log_image(loggers: Sequence[Any], tag: str, image: Tensor, step: int) -> lis
     return errors
 
 
-def image_dir(trainer: pl.Trainer) -> str:
-    """Directory for PNG files: the first TensorBoard logger's ``log_dir``, else ``trainer.log_dir``, else
-    ``trainer.default_root_dir``."""
+def image_dir(trainer: pl.Trainer) -> str | None:
+    """Directory for PNG files: the first TensorBoard logger's ``log_dir``, else ``trainer.log_dir`` (the first
+    logger's, or ``trainer.default_root_dir``). ``None`` when the trainer has no logger at all
+    (``logger=False`` asks for no output, so no files are written into the working directory)."""
+    if not trainer.loggers:
+        return None
     for lg in tensorboard_loggers(trainer):
         path = getattr(lg, "log_dir", None)
         if path:

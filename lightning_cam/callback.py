@@ -49,7 +49,7 @@ class CAMCallback(Callback):
     * **an evolution image** at the end of ``fit``: the probe overlays of every logged epoch, one row per
       epoch (:func:`lightning_cam.render.evolution_grid`), tag ``cam/<method>/evolution`` and a PNG
       ``cam_evolution_<method>.png`` in the first TensorBoard logger's ``log_dir`` (else
-      ``trainer.log_dir``).
+      ``trainer.log_dir``; not written when the trainer has no logger at all).
 
     CAM work runs on ``pl_module.cam_model()`` (never the DDP wrapper), under ``torch.enable_grad()`` and
     outside inference mode even when validation runs without gradients, in the trainer's precision
@@ -476,7 +476,9 @@ class CAMCallback(Callback):
             try:
                 image = evolution_grid(display, maps, [f"epoch {e}" for e in epochs], self.colormap, self.alpha,
                                        tile_size=min(self.tile_size, 96))
-                _logging.save_png(image, _logging.image_dir(trainer), f"cam_evolution_{_logging.safe_name(name)}.png")
+                directory = _logging.image_dir(trainer)
+                if directory is not None:
+                    _logging.save_png(image, directory, f"cam_evolution_{_logging.safe_name(name)}.png")
             except Exception as err:  # noqa: BLE001
                 if self.on_error == "raise":
                     raise

@@ -387,3 +387,16 @@ def test_sanity_check_is_skipped_by_default(tmp_path: Any) -> None:
                                           skip_sanity_check=False)], **options)
     trainer.fit(make_model(dm), dm)
     assert [n for n, _ in Recording.calls] == [16, 16]  # sanity check, then epoch 0
+
+
+def test_no_logger_writes_no_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    dm = make_data()
+    cb = cam(num_images=2)
+    trainer = make_trainer(tmp_path, [cb], logger=False, max_epochs=1)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(make_model(dm), dm)
+    assert cb.history.epochs("gradcam") == [0]  # the evolution exists in the state ...
+    assert not list(tmp_path.rglob("*.png"))  # ... but logger=False means no output files
+    assert len(cam_warnings(record, "no TensorBoardLogger")) == 1
