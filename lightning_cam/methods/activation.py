@@ -14,7 +14,7 @@ from lightning_cam.functional.cam import (
     weighted_sum,
 )
 from lightning_cam.functional.normalize import minmax_normalize
-from lightning_cam.methods._checks import resolve_layer
+from lightning_cam.methods._checks import check_target_range, resolve_layer
 from lightning_cam.methods.base import BaseCAM, Capture, Reshape
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
@@ -148,8 +148,6 @@ class FakeCAM(BaseCAM):
             super().__init__(model, target_layer, reshape)
 
     def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        from lightning_cam.methods._checks import check_target_range
-
         if self.target_layer is None:
             logits = self._logits(x).detach()
             if targets is None:
