@@ -123,7 +123,12 @@ def test_fit_shapes_config_end_to_end(tmp_path: Path, one_thread) -> None:
     log_dir = Path(cli.trainer.logger.log_dir)
     assert log_dir.is_relative_to(tmp_path) and list(log_dir.glob("events.out.tfevents.*"))
     assert (log_dir / "config.yaml").is_file()
-    assert list(tmp_path.rglob("*.ckpt"))
+    (ckpt,) = tmp_path.rglob("*.ckpt")
+    from lightning_cam.models import GAPClassifier
+
+    restored = GAPClassifier.load_from_checkpoint(ckpt)  # linked values were saved as hparams
+    assert restored.cam_mean == cli.model.cam_mean and restored.cam_class_names == cli.model.cam_class_names
+    assert restored.fc.out_features == 5 and restored.cam_layer() == "features.1"
 
 
 @pytest.mark.slow
