@@ -17,7 +17,12 @@ __all__ = ["ImageClassifier", "as_list"]
 
 def as_list(values: Sequence[Any] | None) -> list[Any] | None:
     """``None`` or a plain list: hparams recorded by a model and a datamodule must compare equal
-    (Lightning refuses to merge ``mean=(0.5,)`` with ``mean=[0.5]``), and YAML gives lists."""
+    (Lightning refuses to merge ``mean=(0.5,)`` with ``mean=[0.5]``), and YAML gives lists.
+
+    Example:
+        >>> as_list((0.5, 0.25)), as_list(None)
+        ([0.5, 0.25], None)
+    """
     return None if values is None else list(values)
 
 
@@ -37,6 +42,20 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         class_names: optional names shown in CAM grid captions (``cam_class_names``).
         mean, std: per-channel normalisation of the inputs, used by ``cam_denormalize`` to show the
             images; ``None`` means the inputs are shown as they are (clamped to ``[0, 1]``).
+
+    Example:
+        >>> from torch import nn
+        >>> class Tiny(ImageClassifier):
+        ...     def __init__(self) -> None:
+        ...         super().__init__(lr=0.01)
+        ...         self.conv = nn.Conv2d(3, 4, 3)
+        ...         self.fc = nn.Linear(4, 2)
+        ...     def forward(self, x):
+        ...         return self.fc(self.conv(x).mean((2, 3)))
+        >>> model = Tiny()
+        >>> loss = model.training_step({"image": torch.zeros(2, 3, 8, 8), "label": torch.tensor([0, 1])}, 0)
+        >>> loss.shape, model.cam_layer()
+        (torch.Size([]), 'conv')
     """
 
     def __init__(
