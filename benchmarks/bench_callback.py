@@ -8,7 +8,8 @@ Prints
 
 Runs are interleaved (without, with, without, with, ...) and the minimum of ``--repeats`` is kept, so a
 busy machine hurts both sides alike. Next to wall time, the process CPU time (``time.process_time``, all
-threads) is shown: on a machine shared with other jobs it is the steadier of the two. The data/model sizes default to ``configs/shapes.yaml``.
+threads) is shown: on a machine shared with other jobs it is the steadier of the two. The data/model sizes
+default to ``configs/shapes.yaml``.
 
     python benchmarks/bench_callback.py                 # the defaults (1 epoch per fit, 2 repeats)
     python benchmarks/bench_callback.py --epochs 2 --repeats 3

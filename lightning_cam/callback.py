@@ -181,7 +181,7 @@ class CAMCallback(Callback):
         self._cams_model: nn.Module | None = None
         self._metric_objs: dict[str, dict[str, Any]] = {}
         self._active = False
-        self._quota = 0
+        self._quota: float = 0.0
         self._seen = 0
         self._counts: dict[tuple[str, str], int] = {}
         self._faults: dict[str, int] = dict.fromkeys(_FAULT_KINDS, 0)
@@ -266,7 +266,7 @@ class CAMCallback(Callback):
                     metric.to(pl_module.device)
                     metric.reset()
         world = max(1, trainer.world_size)
-        self._quota = math.inf if self.max_samples is None else math.ceil(self.max_samples / world)  # type: ignore[assignment]
+        self._quota = math.inf if self.max_samples is None else float(math.ceil(self.max_samples / world))
         self._seen = 0
         self._counts = {(m, k): 0 for m in self.methods for k in self.metrics}
         self._faults = dict.fromkeys(_FAULT_KINDS, 0)
@@ -346,7 +346,8 @@ class CAMCallback(Callback):
             if bad:
                 keep = ok.nonzero().squeeze(1)
                 result = CAMResult(result.maps[keep], result.low_res[keep], result.logits[keep], result.targets[keep])
-                parts = CAMBatch(*(None if t is None else t[keep] for t in (parts.images, parts.labels, parts.masks, parts.boxes)))
+                fields = (parts.images, parts.labels, parts.masks, parts.boxes)
+                parts = CAMBatch(*(None if t is None else t[keep] for t in fields))
             wanted = [
                 k for k in self.metrics
                 if k not in LOCALIZATION_METRICS or parts.masks is not None or parts.boxes is not None
@@ -456,7 +457,8 @@ class CAMCallback(Callback):
                         continue
                     errors = _logging.log_image(loggers, f"cam/{name}/grid", grid, epoch)
                     for err in errors:
-                        self._fault("logger", f"a logger failed to write cam/{name}/grid: {type(err).__name__}: {err}", err)
+                        detail = f"a logger failed to write cam/{name}/grid: {type(err).__name__}: {err}"
+                        self._fault("logger", detail, err)
         finally:
             _restore_modes(model, modes)
 

@@ -115,7 +115,9 @@ class ModeSpy(Callback):
     def __init__(self) -> None:
         self.training_seen: list[bool] = []
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):  # type: ignore[no-untyped-def]
+    def on_validation_batch_end(  # type: ignore[no-untyped-def]
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ):
         self.training_seen.append(any(m.training for m in pl_module.modules()))
 
     def on_validation_epoch_end(self, trainer, pl_module):  # type: ignore[no-untyped-def]
@@ -234,7 +236,8 @@ def test_every_n_epochs_and_sample_budget(tmp_path: Any, caplog: pytest.LogCaptu
     assert [n for n, _ in Recording.calls] == [16, 4, 3, 16, 4, 3]
     acc = events(trainer.loggers[0].log_dir)
     assert [e.step for e in acc.Images("cam/recording/grid")] == [0, 2]
-    assert [e.step for e in acc.Scalars("cam/recording/complexity")] == [1, 5]  # last global step of epochs 0 and 2 (2 steps each)
+    # logged at the last global step of epochs 0 and 2 (2 training steps per epoch)
+    assert [e.step for e in acc.Scalars("cam/recording/complexity")] == [1, 5]
 
 
 def test_target_label_explains_the_true_class(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
