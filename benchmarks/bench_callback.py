@@ -3,8 +3,9 @@
 Prints
 * the wall-time overhead of ``fit`` with the callback vs. without it (goal: <= 10 % with the callback's
   default settings), for the callback's defaults and for the ``configs/shapes.yaml`` callback settings;
-* the CAM work of one validation epoch as a multiple of the validation forward cost (the plain forward of
-  the model over the same validation set), from ``trainer.validate`` with and without the callback.
+* the CAM work of one validation epoch (``trainer.validate`` with minus without the callback) as a
+  multiple of the validation forward cost: one pass of the model over the validation dataloader under
+  ``no_grad``, data loading included, as the validation loop does it.
 
 Runs are interleaved (without, with, without, with, ...) and the minimum of ``--repeats`` is kept, so a
 busy machine hurts both sides alike. Next to wall time, the process CPU time (``time.process_time``, all
