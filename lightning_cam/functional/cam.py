@@ -109,7 +109,9 @@ def gradcampp_weights(activations: Tensor, grads: Tensor, eps: float = 0.0) -> T
 
 
 def xgradcam_weights(activations: Tensor, grads: Tensor) -> Tensor:
-    r"""XGrad-CAM (Fu et al., 2020): :math:`w_k = \sum_{ij} \frac{A^k_{ij}}{\sum_{ab} A^k_{ab}} \partial y^c/\partial A^k_{ij}`.
+    r"""XGrad-CAM (Fu et al., 2020) channel weights -> ``(B, C)``.
+
+    .. math:: w_k = \sum_{ij} \frac{A^k_{ij}}{\sum_{ab} A^k_{ab}} \frac{\partial y^c}{\partial A^k_{ij}}
 
     Channels whose activations sum to 0 get weight 0 (pytorch-grad-cam adds ``1e-7`` instead).
 
@@ -124,7 +126,9 @@ def xgradcam_weights(activations: Tensor, grads: Tensor) -> Tensor:
 
 
 def layercam_map(activations: Tensor, grads: Tensor) -> Tensor:
-    r"""Layer-CAM (Jiang et al., 2021): :math:`\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k` -> ``(B, h, w)``.
+    r"""Layer-CAM (Jiang et al., 2021) raw map -> ``(B, h, w)``.
+
+    .. math:: \sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k
 
     Example:
         >>> layercam_map(torch.ones(1, 2, 1, 1), torch.tensor([1.0, -1.0]).view(1, 2, 1, 1))

@@ -103,7 +103,9 @@ def check_targets(targets: object, batch: int, device: torch.device) -> Tensor |
         return torch.full((batch,), targets, dtype=torch.long, device=device)
     if isinstance(targets, (list, tuple)):
         if not all(isinstance(t, int) and not isinstance(t, bool) for t in targets):
-            raise ValueError("targets must be integer class indices (a LongTensor of shape (B,)), got a list with non-int entries.")
+            raise ValueError(
+                "targets must be integer class indices (a LongTensor of shape (B,)), got a list with non-int entries."
+            )
         targets = torch.tensor(list(targets), dtype=torch.long)
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be None, an int or a LongTensor of shape (B,), got {type(targets).__name__}.")
@@ -179,7 +181,8 @@ def reshape_activation(
     elif reshape == "vit":
         if value.ndim != 3:
             raise ValueError(
-                f"reshape='vit' expects (B, N, C) tokens from target layer {layer_name!r}, got shape {tuple(value.shape)}."
+                f"reshape='vit' expects (B, N, C) tokens from target layer {layer_name!r}, "
+                f"got shape {tuple(value.shape)}."
             )
         out = _vit_tokens(value)
     else:

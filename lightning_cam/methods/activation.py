@@ -184,10 +184,11 @@ class ScoreCAM(BaseCAM):
     (the others get weight 0), i.e. ``B * top_k`` forwards instead of ``B * C``. Measured agreement with the
     exact maps (smallest per-sample Pearson correlation of the upsampled maps over 3 structured and 2 random
     images, seeded untrained models): ResNet-18 ``layer4`` (512 channels, 96x96): ``top_k=32`` 0.98,
-    ``top_k=64`` 0.97, ``top_k=128`` 0.99 (on the benchmark's two Gaussian-noise images, ``top_k=64``: 0.91); ResNet-18 ``layer3`` (256 channels, 64x64): ``top_k=32`` 0.975; a
-    small VGG-style net (32 channels): ``top_k=16`` 0.97, ``top_k=8`` 0.89. ``tests/methods/test_scorecam.py``
-    checks the VGG figure (>= 0.95 at ``top_k=C/2``) and ``benchmarks/bench_methods.py`` prints it for the
-    benchmark model. ``top_k >= C`` is the exact method.
+    ``top_k=64`` 0.97, ``top_k=128`` 0.99 (on the benchmark's two Gaussian-noise images, ``top_k=64``:
+    0.91); ResNet-18 ``layer3`` (256 channels, 64x64): ``top_k=32`` 0.975; a small VGG-style net
+    (32 channels): ``top_k=16`` 0.97, ``top_k=8`` 0.89. ``tests/methods/test_scorecam.py`` checks the VGG
+    figure (>= 0.95 at ``top_k=C/2``) and ``benchmarks/bench_methods.py`` prints it for the benchmark model.
+    ``top_k >= C`` is the exact method.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -243,7 +244,8 @@ class ScoreCAM(BaseCAM):
         dead = span == 0
         if bool(dead.any()):
             zero_logits = self._logits(torch.zeros_like(x[:1]))  # (1, K)
-            out[dead] = scorecam_weights(zero_logits.expand(int(dead.sum()), -1)[:, None, :], targets[sample[dead]])[:, 0]
+            zero = zero_logits.expand(int(dead.sum()), -1)[:, None, :]
+            out[dead] = scorecam_weights(zero, targets[sample[dead]])[:, 0]
         live = (~dead).nonzero().squeeze(1)
         n = int(live.numel())
         chunk, start = min(self.batch_size, max(n, 1)), 0

@@ -54,8 +54,8 @@ class GradCAMPlusPlus(BaseCAM):
               w_k = \sum_{ij}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g_{ij}),\quad L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
 
     with :math:`g = \partial y^c/\partial A^k` (see :func:`lightning_cam.functional.gradcampp_weights`).
-    ``eps`` is added to the denominator of :math:`\alpha`. The default ``eps=0`` keeps :math:`\alpha` meaningful however small the
-    gradients are; pytorch-grad-cam's ``GradCAMPlusPlus`` uses ``eps=1e-6``, which zeroes
+    ``eps`` is added to the denominator of :math:`\alpha`. The default ``eps=0`` keeps :math:`\alpha`
+    meaningful however small the gradients are; pytorch-grad-cam's ``GradCAMPlusPlus`` uses ``eps=1e-6``, which zeroes
     :math:`\alpha` wherever :math:`g^2 \lesssim 10^{-6}` -- pass ``eps=1e-6`` to reproduce it exactly.
     torchcam's ``GradCAMpp`` uses a different denominator (:math:`\sum_{ab} A_{ab} g^3_{ab}`) and, through an
     in-place division on a copy, effectively :math:`\alpha = g^2`.
@@ -70,7 +70,9 @@ class GradCAMPlusPlus(BaseCAM):
     name = "gradcam++"
     aliases = ("gradcampp", "gradcamplusplus", "grad-cam++")
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module, reshape: Reshape = None, eps: float = 0.0) -> None:
+    def __init__(
+        self, model: nn.Module, target_layer: str | nn.Module, reshape: Reshape = None, eps: float = 0.0
+    ) -> None:
         super().__init__(model, target_layer, reshape)
         if not eps >= 0:
             raise ValueError(f"eps must be >= 0, got {eps}.")
@@ -104,7 +106,9 @@ class XGradCAM(BaseCAM):
 
 
 class LayerCAM(BaseCAM):
-    r"""Layer-CAM (Jiang et al., TIP 2021): :math:`L = \mathrm{ReLU}\big(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k)\odot A^k\big)`.
+    r"""Layer-CAM (Jiang et al., TIP 2021).
+
+    .. math:: L = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k)\odot A^k\Big)
 
     Matches pytorch-grad-cam's and torchcam's ``LayerCAM``.
 
@@ -123,7 +127,9 @@ class LayerCAM(BaseCAM):
 
 
 class HiResCAM(BaseCAM):
-    r"""HiRes-CAM (Draelos & Carin, 2020): :math:`L = \mathrm{ReLU}\big(\sum_k \partial y^c/\partial A^k \odot A^k\big)`.
+    r"""HiRes-CAM (Draelos & Carin, 2020).
+
+    .. math:: L = \mathrm{ReLU}\Big(\sum_k \partial y^c/\partial A^k \odot A^k\Big)
 
     Matches pytorch-grad-cam's ``HiResCAM``.
 
