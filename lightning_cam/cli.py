@@ -7,9 +7,9 @@ resolved configuration. ``--model`` and ``--data`` take a ``class_path`` (subcla
 
 The datamodule's ``num_classes``, ``in_channels``, ``class_names``, ``mean`` and ``std`` are passed to
 the model when both are instantiated (``link_arguments(..., apply_on="instantiate")``), so configs
-never repeat them; a model given on the command line must accept those constructor arguments (the
-bundled :class:`~lightning_cam.models.ImageClassifier` subclasses do). Pass ``link=False`` to
-:class:`CAMLightningCLI` to drop the links for other models.
+never repeat them; a model whose constructor lacks some of those arguments simply does not get
+them (the bundled :class:`~lightning_cam.models.ImageClassifier` subclasses take all five). Pass
+``link=False`` to :class:`CAMLightningCLI` to drop the links altogether.
 """
 
 from __future__ import annotations

@@ -76,6 +76,11 @@ def test_defaults_are_gap_classifier_on_shapes() -> None:
     assert cli.model.hparams["mean"] == cli.datamodule.hparams["mean"]
 
 
+def test_model_without_linked_arguments_still_instantiates() -> None:
+    cli = main([*QUIET, "--model=pytorch_lightning.demos.boring_classes.BoringModel"], run=False)
+    assert type(cli.model).__name__ == "BoringModel"
+
+
 def test_mnist_config_links_one_channel_without_files() -> None:
     cli = main(["--config", str(ROOT / "configs" / "mnist.yaml"), *QUIET, "--trainer.callbacks=null"], run=False)
     assert cli.model.features[0][0].in_channels == 1
