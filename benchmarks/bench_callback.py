@@ -19,27 +19,34 @@ default to ``configs/shapes.yaml``.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import yaml
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from lightning_cam import CAMCallback
 from lightning_cam.data import ShapesDataModule
 from lightning_cam.models import GAPClassifier
 
-CONFIG_CALLBACK: dict[str, Any] = dict(
-    methods=("gradcam", "gradcam++", "eigencam"),
-    metrics=("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game",
-             "energy_pointing_game", "iou"),
-    every_n_epochs=1, max_samples=256, num_images=8,
-)
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "shapes.yaml"
+
+
+def _config_callback() -> dict[str, Any]:
+    """The CAMCallback ``init_args`` of ``configs/shapes.yaml``, so the benchmark follows the config."""
+    callbacks = yaml.safe_load(CONFIG.read_text())["trainer"]["callbacks"]
+    return next(c["init_args"] for c in callbacks if c["class_path"].endswith("CAMCallback"))
 
 
 def _trainer(args: argparse.Namespace, callbacks: list[pl.Callback]) -> pl.Trainer:
-    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=args.epochs, logger=False, callbacks=callbacks,
+    # Both sides log to TensorBoard, as the default job does, so the grid rendering is part of the cost.
+    logger = TensorBoardLogger(tempfile.mkdtemp(prefix="bench_callback_"), name="bench")
+    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=args.epochs, logger=logger, callbacks=callbacks,
                       enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
                       num_sanity_val_steps=0)
 
@@ -106,7 +113,7 @@ def main() -> None:
                           batch_size=args.batch_size, seed=0)
     dm.prepare_data()
     dm.setup("fit")
-    settings = {"callback defaults": {}, "shapes.yaml callback": CONFIG_CALLBACK}
+    settings = {"callback defaults": {}, "shapes.yaml callback": _config_callback()}
     print(f"# Shapes fit: {args.num_train} train / {args.num_val} val images of {args.image_size}px, batch "
           f"{args.batch_size}, GAPClassifier(16,32,64,64), {args.epochs} epoch(s), min of {args.repeats} "
           f"interleaved runs, torch threads {torch.get_num_threads()}")
