@@ -155,6 +155,10 @@ class CAMCallback(Callback):
         if extra:
             raise ValueError(f"`method_kwargs` names {extra}, which are not in methods={list(self._method_classes)}.")
 
+        from lightning_cam.evaluate import _check_options
+
+        _check_options(dict(metric_kwargs or {}))  # unknown or out-of-range options -> error now, not per epoch
+
         self.methods: tuple[str, ...] = tuple(self._method_classes)
         self.metrics: tuple[str, ...] = tuple(metrics)
         self.every_n_epochs = every_n_epochs
@@ -413,8 +417,15 @@ class CAMCallback(Callback):
             self._log_probe(trainer, pl_module, epoch, record=fitting)
             for kind in _FAULT_KINDS:  # rank-zero faults of the probe work, after the reduce
                 faults[kind] += self._faults[kind] - before[kind]
-        if self.probe.size:
+        if self.probe.size and not self.probe.frozen:
             self.probe.frozen = True
+            if self.probe.size < self.num_images and trainer.is_global_zero:
+                self._warn_once(
+                    "short_probe",
+                    f"CAMCallback(num_images={self.num_images}) but rank zero's validation data held only "
+                    f"{self.probe.size} image(s); the grids show those {self.probe.size}. Lower `num_images` "
+                    "(or raise `limit_val_batches`) to silence this warning.",
+                )
         n_faults = int(sum(faults.values()))
         if n_faults and trainer.is_global_zero:
             detail = ", ".join(f"{int(v)} {k}" for k, v in faults.items() if v)
