@@ -60,6 +60,14 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
+def _not_on_path(layer_name: str) -> RuntimeError:
+    return RuntimeError(
+        f"the logits do not depend on target layer {layer_name!r}; choose a layer on the path from the input to "
+        "the logits. If the model runs that layer under its own torch.no_grad() (a frozen backbone), use a "
+        "gradient-free method (eigencam, scorecam) or a layer after the no_grad block."
+    )
+
+
 class BaseCAM:
     """Base class of the CAM methods: ``cam(images, targets=None)`` -> ``(B, H, W)`` maps in ``[0, 1]``.
 
@@ -201,16 +209,10 @@ class BaseCAM:
                 if need_grad:
                     score = logits.gather(1, targets.view(-1, 1)).sum()
                     if not score.requires_grad:
-                        raise RuntimeError(
-                            f"the logits do not depend on target layer {layer_name!r}; choose a layer on the path "
-                            "from the input to the logits."
-                        )
+                        raise _not_on_path(layer_name)
                     (grad,) = torch.autograd.grad(score, act, allow_unused=True)
                     if grad is None:
-                        raise RuntimeError(
-                            f"the logits do not depend on target layer {layer_name!r}; choose a layer on the path "
-                            "from the input to the logits."
-                        )
+                        raise _not_on_path(layer_name)
         finally:
             handle.remove()
         acts = reshape_activation(act.detach(), self.reshape, layer_name).float()
