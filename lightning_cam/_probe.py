@@ -67,7 +67,8 @@ class ProbeSet:
 @dataclass
 class History:
     """Per logged epoch, each method's probe maps as ``uint8`` (``round(255 * map)``), resized so the
-    longer side is at most ``max_size`` pixels, and the predicted classes: small enough for checkpoints.
+    longer side is at most ``max_size`` pixels, and the predicted classes: small enough for checkpoints
+    (at most ``N * max_size**2`` bytes per method and epoch, 32 KiB for 8 probe images).
 
     ``maps[method][epoch]`` is ``(N, h, w)`` uint8, ``preds[method][epoch]`` is ``(N,)`` long.
     """
@@ -93,11 +94,26 @@ class History:
         """The epochs recorded for ``method``, ascending."""
         return sorted(self.maps.get(method, {}))
 
-    def series(self, method: str) -> tuple[list[int], Tensor] | None:
-        """``(epochs, maps)`` of ``method``: maps ``(E, N, h, w)`` float in ``[0, 1]``, or ``None``."""
+    def series(self, method: str, max_rows: int | None = None) -> tuple[list[int], Tensor] | None:
+        """``(epochs, maps)`` of ``method``: maps ``(E, N, h, w)`` float in ``[0, 1]``, or ``None``.
+
+        With ``max_rows``, at most that many epochs, evenly spaced and always including the first and the
+        last (so the evolution image of a long run stays a readable, bounded size).
+
+        Example:
+            >>> h = History()
+            >>> for e in range(10):
+            ...     h.add("gradcam", e, torch.rand(2, 8, 8), torch.zeros(2))
+            >>> h.series("gradcam", max_rows=4)[0]
+            [0, 3, 6, 9]
+        """
         epochs = self.epochs(method)
         if not epochs:
             return None
+        if max_rows is not None and len(epochs) > max(max_rows, 2):
+            n = max(max_rows, 2)
+            picks = sorted({round(i * (len(epochs) - 1) / (n - 1)) for i in range(n)})
+            epochs = [epochs[i] for i in picks]
         return epochs, torch.stack([self.maps[method][e] for e in epochs]).float() / 255.0
 
     def state_dict(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from lightning_cam._probe import History, ProbeSet
 from lightning_cam.mixin import CAMBatch, CAMMixin
 from lightning_cam.render import _lut, cam_grid, evolution_grid
 
-__all__ = ["CAMCallback", "DEFAULT_METRICS", "LOCALIZATION_METRICS"]
+__all__ = ["CAMCallback", "DEFAULT_METRICS", "EVOLUTION_ROWS", "LOCALIZATION_METRICS"]
 
 #: the ADCC family, the callback's default metrics.
 DEFAULT_METRICS: tuple[str, ...] = ("average_drop", "increase", "coherency", "complexity", "adcc")
@@ -28,6 +28,8 @@ DEFAULT_METRICS: tuple[str, ...] = ("average_drop", "increase", "coherency", "co
 LOCALIZATION_METRICS: frozenset[str] = frozenset({"pointing_game", "energy_pointing_game", "iou"})
 
 _FAULT_KINDS = ("error", "nonfinite", "logger")
+#: most epochs drawn in the evolution image (evenly spaced, first and last always included).
+EVOLUTION_ROWS = 32
 
 
 class CAMCallback(Callback):
@@ -47,7 +49,8 @@ class CAMCallback(Callback):
       each with its colormap overlay (:func:`lightning_cam.render.cam_grid`), framed green when the
       prediction is right and red when wrong, captioned with the predicted and the true class.
     * **an evolution image** at the end of ``fit``: the probe overlays of every logged epoch, one row per
-      epoch (:func:`lightning_cam.render.evolution_grid`), tag ``cam/<method>/evolution`` and a PNG
+      epoch (:func:`lightning_cam.render.evolution_grid`; at most ``EVOLUTION_ROWS`` = 32 epochs, evenly
+      spaced, first and last included), tag ``cam/<method>/evolution`` and a PNG
       ``cam_evolution_<method>.png`` in the first TensorBoard logger's ``log_dir`` (else
       ``trainer.log_dir``; not written when the trainer has no logger at all).
 
@@ -70,7 +73,8 @@ class CAMCallback(Callback):
             masks or boxes.
         every_n_epochs: work at epochs ``0, n, 2n, ...`` of ``fit``.
         max_samples: samples per epoch over all ranks for the metrics (``None``: all).
-        num_images: size of the probe set shown in the grids (``0``: no images).
+        num_images: size of the probe set shown in the grids (``0``: no images). If rank zero's validation
+            data holds fewer images, a warning is given once and the grids show those.
         target: explain the predicted class (``"pred"``) or the true label (``"label"``).
         colormap: matplotlib colormap name of the overlays.
         alpha: weight of the heatmap in the overlays, in ``[0, 1]``.
@@ -482,7 +486,7 @@ class CAMCallback(Callback):
         faults = 0
         display = pl_module.cam_denormalize(self.probe.images.float()).cpu()  # type: ignore[attr-defined,union-attr]
         for name in self.methods:
-            series = self.history.series(name)
+            series = self.history.series(name, max_rows=EVOLUTION_ROWS)
             if series is None:
                 continue
             epochs, maps = series

@@ -9,6 +9,7 @@ A tiny model (two 8-channel convs, GAP -> Linear, 3 classes) on 16x16 random ima
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +42,9 @@ class Tiny(CAMMixin, pl.LightningModule):
     def __init__(self, head: str = "gap", target: str | None = None, pair: bool = False) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()
+        )
         self.pair = Pair() if pair else nn.Identity()
         pool = nn.AdaptiveAvgPool2d(1) if head == "gap" else nn.AdaptiveMaxPool2d(1)
         self.head = nn.Sequential(pool, nn.Flatten(), nn.Linear(8, NUM_CLASSES))
@@ -192,15 +195,15 @@ def test_bad_batches_are_reported_and_training_completes(
     tmp_path: Any, fn: Callable[[Any], Any], target: str, match: str
 ) -> None:
     model = Unpack(fn)
-    t, messages = fit(tmp_path, model, CAMCallback(metrics=METRICS, num_images=2, target=target))  # type: ignore[arg-type]
+    cb = CAMCallback(metrics=METRICS, num_images=2, target=target)  # type: ignore[arg-type]
+    t, messages = fit(tmp_path, model, cb)
     (msg,) = fault_warnings(messages)
     assert "error" in msg
-    assert __import__("re").search(match, msg), msg
+    assert re.search(match, msg), msg
     assert completed(t, model)
+    strict = CAMCallback(metrics=METRICS, target=target, on_error="raise")  # type: ignore[arg-type]
     with pytest.raises((TypeError, ValueError), match=match):
-        trainer(tmp_path, CAMCallback(metrics=METRICS, target=target, on_error="raise")).validate(  # type: ignore[arg-type]
-            model, loader(), verbose=False
-        )
+        trainer(tmp_path, strict).validate(model, loader(), verbose=False)
 
 
 # ----------------------------------------------------------------------------- probe set larger than the data
@@ -322,3 +325,16 @@ def test_every_fault_kind_reported_once_per_epoch_with_its_count(tmp_path: Any) 
     ]
     assert completed(t, model, 2)
     assert torch.isfinite(t.callback_metrics["cam/gradcam/complexity"])
+
+
+def test_evolution_image_rows_are_bounded() -> None:
+    from lightning_cam._probe import History
+
+    h = History()
+    for e in range(100):
+        h.add("gradcam", e, torch.rand(2, 80, 80), torch.zeros(2))
+    assert h.maps["gradcam"][0].dtype == torch.uint8 and h.maps["gradcam"][0].shape == (2, 64, 64)
+    epochs, maps = h.series("gradcam", max_rows=32)  # type: ignore[misc]
+    assert len(epochs) == 32 and epochs[0] == 0 and epochs[-1] == 99 and epochs == sorted(set(epochs))
+    assert maps.shape == (32, 2, 64, 64)
+    assert h.series("gradcam", max_rows=200)[0] == list(range(100))  # type: ignore[index]
