@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytorch_lightning as pl
-from torch.utils.data import DataLoader
-
+from lightning_cam.data.base import SplitDataModule
 from lightning_cam.data.shapes import SHAPES_CLASSES, SHAPES_MEAN, SHAPES_STD, ShapesDataset
 
 __all__ = ["ShapesDataModule"]
@@ -15,7 +13,7 @@ __all__ = ["ShapesDataModule"]
 _SPLIT_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_029}
 
 
-class ShapesDataModule(pl.LightningDataModule):
+class ShapesDataModule(SplitDataModule):
     """Train/val/test splits of :class:`~lightning_cam.data.ShapesDataset`, generated in memory.
 
     Every batch is a dict ``{"image": (B, 3, S, S) float32 normalised, "label": (B,) long,
@@ -92,26 +90,3 @@ class ShapesDataModule(pl.LightningDataModule):
             self.val_set = self.make_split("val")
         if stage in (None, "test", "predict") and self.test_set is None:
             self.test_set = self.make_split("test")
-
-    def _loader(self, dataset: ShapesDataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("call `setup()` first (the Trainer does this for you)")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)

@@ -12,11 +12,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 from torch.utils.data.dataloader import default_collate
+
+from lightning_cam.data.base import SplitDataModule
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -60,8 +61,10 @@ def _missing(what: str, expected: str, root: str) -> FileNotFoundError:
     )
 
 
-class _LocalVisionDataModule(pl.LightningDataModule):
+class _LocalVisionDataModule(SplitDataModule):
     """Shared loader plumbing: dict batches, ``batch_size``, ``num_workers``."""
+
+    collate_fn = collate_dict
 
     num_classes: int
     in_channels: int
@@ -79,30 +82,6 @@ class _LocalVisionDataModule(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
-
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("call `setup()` first (the Trainer does this for you)")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=collate_dict,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
 
 
 class CIFAR10DataModule(_LocalVisionDataModule):
