@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+import yaml
 from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -25,9 +26,10 @@ from lightning_cam.data import ShapesDataModule
 from lightning_cam.models import GAPClassifier
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_METHODS = ("gradcam", "gradcam++", "eigencam")
-CONFIG_METRICS = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game",
-                  "energy_pointing_game", "iou")
+# The CAM settings of the main job, read from its config so that the tests follow it.
+_CONFIG_CAM = yaml.safe_load((REPO / "configs" / "shapes.yaml").read_text())["trainer"]["callbacks"][0]["init_args"]
+CONFIG_METHODS = tuple(_CONFIG_CAM["methods"])
+CONFIG_METRICS = tuple(_CONFIG_CAM["metrics"])
 
 
 def events(log_dir: str) -> EventAccumulator:
