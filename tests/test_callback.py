@@ -26,6 +26,7 @@ from lightning_cam.data import ShapesDataModule
 from lightning_cam.methods import GradCAM
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.models import GAPClassifier
+from tests.helpers import FailingTB
 
 ADCC = ("average_drop", "increase", "coherency", "complexity", "adcc")
 
@@ -122,25 +123,6 @@ class ModeSpy(Callback):
 
     def on_validation_epoch_end(self, trainer, pl_module):  # type: ignore[no-untyped-def]
         self.training_seen.append(any(m.training for m in pl_module.modules()))
-
-
-class _FailingWriter:
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def add_image(self, *args: Any, **kwargs: Any) -> None:
-        raise OSError("disk full")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class FailingTB(TensorBoardLogger):
-    """A TensorBoard logger whose add_image always fails."""
-
-    @property
-    def experiment(self) -> Any:
-        return _FailingWriter(super().experiment)
 
 
 # ----------------------------------------------------------------------------- arguments

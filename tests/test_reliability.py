@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lightning_cam import CAMBatch, CAMCallback, CAMMixin
 from lightning_cam.methods import GradCAM, ScoreCAM
 from lightning_cam.methods.result import CAMResult
+from tests.helpers import FailingTB
 
 NUM_CLASSES = 3
 METRICS = ("average_drop", "coherency", "complexity")
@@ -291,23 +292,6 @@ def test_scorecam_oom_at_chunk_one_is_skipped_and_counted(tmp_path: Any, monkeyp
     assert 1 in sizes  # it went down to one masked image before giving up (or failed on the one zero image)
     assert completed(t, model)
     assert "cam/gradcam/complexity" in t.callback_metrics and "cam/scorecam/complexity" not in t.callback_metrics
-
-
-class _FailingWriter:
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def add_image(self, *args: Any, **kwargs: Any) -> None:
-        raise OSError("disk full")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class FailingTB(TensorBoardLogger):
-    @property
-    def experiment(self) -> Any:
-        return _FailingWriter(super().experiment)
 
 
 def test_every_fault_kind_reported_once_per_epoch_with_its_count(tmp_path: Any) -> None:

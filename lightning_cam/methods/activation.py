@@ -96,8 +96,9 @@ class CAM(BaseCAM):
 class EigenCAM(BaseCAM):
     r"""Eigen-CAM (Muhammad & Yeasin, IJCNN 2020): the activation projected on its first principal component.
 
-    Per sample, the ``(hw, C)`` activation matrix is centred over positions and decomposed by a batched
-    ``torch.linalg.svd``; the map is the projection on the first right singular vector, ReLU'd. Class
+    Per sample, the ``(hw, C)`` activation matrix is centred over positions; the map is its projection on the
+    first right singular vector (from a batched ``eigh`` of the smaller Gram matrix, the same vector as an
+    SVD gives), ReLU'd. Class
     independent (no gradients, ``targets`` only pick the logits/targets reported). Same as pytorch-grad-cam's
     ``EigenCAM`` except for the sign: pytorch-grad-cam keeps LAPACK's arbitrary sign (its map can come out
     negated, i.e. ReLU of the wrong half), we choose the sign whose map correlates non-negatively with the
