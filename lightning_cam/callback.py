@@ -17,6 +17,7 @@ from typing_extensions import override
 
 from lightning_cam import _logging
 from lightning_cam._probe import History, ProbeSet
+from lightning_cam.methods.base import eval_mode
 from lightning_cam.mixin import CAMBatch, CAMMixin
 from lightning_cam.render import _lut, cam_grid, evolution_grid
 
@@ -284,8 +285,10 @@ class CAMCallback(Callback):
     # ------------------------------------------------------------------ per batch
     @contextlib.contextmanager
     def _cam_context(self, trainer: pl.Trainer) -> Iterator[None]:
-        """Gradients on, inference mode off, the trainer's precision (e.g. bf16 autocast)."""
-        with torch.inference_mode(False), torch.enable_grad(), trainer.precision_plugin.forward_context():
+        """Gradients on, inference mode off, the trainer's precision (e.g. bf16 autocast), and the CAM model in
+        eval mode with every module's own train/eval flag restored afterwards."""
+        modes = eval_mode(self._cams_model) if self._cams_model is not None else contextlib.nullcontext()
+        with torch.inference_mode(False), torch.enable_grad(), trainer.precision_plugin.forward_context(), modes:
             yield
 
     def _fault(self, kind: str, detail: str, err: BaseException | None = None) -> None:
@@ -341,8 +344,6 @@ class CAMCallback(Callback):
 
         cam = self._cams[name]
         targets = parts.labels if self.target == "label" else None
-        model = self._cams_model
-        modes = _modes(model)
         try:
             result = cam.explain(parts.images, targets)
             ok = torch.isfinite(result.maps).flatten(1).all(1) & torch.isfinite(result.logits).flatten(1).all(1)
@@ -384,8 +385,6 @@ class CAMCallback(Callback):
                 self._counts[(name, key)] += int(ok_row.sum())
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self._fault("error", f"{name} raised {type(err).__name__}: {err}", err)
-        finally:
-            _restore_modes(model, modes)
 
     # ------------------------------------------------------------------ epoch end
     @override
@@ -446,36 +445,31 @@ class CAMCallback(Callback):
             return
         loggers = _logging.tensorboard_loggers(trainer)
         device = pl_module.device
-        model = self._cams_model
-        modes = _modes(model)
-        try:
-            with self._cam_context(trainer):
-                images = self.probe.images.to(device).clone()  # type: ignore[union-attr]
-                labels = None if self.probe.labels is None else self.probe.labels.to(device).clone()
-                targets = labels if self.target == "label" else None
-                display = pl_module.cam_denormalize(images).float().cpu()  # type: ignore[attr-defined]
-                names = getattr(pl_module, "cam_class_names", None)
-                for name in self.methods:
-                    self._progress.step(f"CAM probe grid of {name}")
-                    try:
-                        result = self._cams[name].explain(images, targets)
-                        preds = result.logits.argmax(-1)
-                        maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
-                        if not (torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all()):
-                            self._fault("nonfinite", f"{name}: non-finite probe map or logit at epoch {epoch}")
-                        if record:
-                            self.history.add(name, epoch, maps, preds)
-                        grid = cam_grid(display, maps.cpu(), preds.cpu(), None if labels is None else labels.cpu(),
-                                        names, self.colormap, self.alpha, self.tile_size)
-                    except Exception as err:  # noqa: BLE001
-                        self._fault("error", f"{name} probe grid raised {type(err).__name__}: {err}", err)
-                        continue
-                    errors = _logging.log_image(loggers, f"cam/{name}/grid", grid, epoch)
-                    for err in errors:
-                        detail = f"a logger failed to write cam/{name}/grid: {type(err).__name__}: {err}"
-                        self._fault("logger", detail, err)
-        finally:
-            _restore_modes(model, modes)
+        with self._cam_context(trainer):
+            images = self.probe.images.to(device).clone()  # type: ignore[union-attr]
+            labels = None if self.probe.labels is None else self.probe.labels.to(device).clone()
+            targets = labels if self.target == "label" else None
+            display = pl_module.cam_denormalize(images).float().cpu()  # type: ignore[attr-defined]
+            names = getattr(pl_module, "cam_class_names", None)
+            for name in self.methods:
+                self._progress.step(f"CAM probe grid of {name}")
+                try:
+                    result = self._cams[name].explain(images, targets)
+                    preds = result.logits.argmax(-1)
+                    maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
+                    if not (torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all()):
+                        self._fault("nonfinite", f"{name}: non-finite probe map or logit at epoch {epoch}")
+                    if record:
+                        self.history.add(name, epoch, maps, preds)
+                    grid = cam_grid(display, maps.cpu(), preds.cpu(), None if labels is None else labels.cpu(),
+                                    names, self.colormap, self.alpha, self.tile_size)
+                except Exception as err:  # noqa: BLE001
+                    self._fault("error", f"{name} probe grid raised {type(err).__name__}: {err}", err)
+                    continue
+                errors = _logging.log_image(loggers, f"cam/{name}/grid", grid, epoch)
+                for err in errors:
+                    detail = f"a logger failed to write cam/{name}/grid: {type(err).__name__}: {err}"
+                    self._fault("logger", detail, err)
 
     # ------------------------------------------------------------------ end of fit
     @override
@@ -543,13 +537,3 @@ def _clone_batch(parts: CAMBatch, n: int) -> CAMBatch:
         return None if t is None else t[:n].detach().clone()
 
     return CAMBatch(cut(parts.images), cut(parts.labels), cut(parts.masks), cut(parts.boxes))
-
-
-def _modes(model: nn.Module | None) -> list[tuple[nn.Module, bool]]:
-    return [] if model is None else [(m, m.training) for m in model.modules()]
-
-
-def _restore_modes(model: nn.Module | None, modes: list[tuple[nn.Module, bool]]) -> None:
-    for module, training in modes:
-        if module.training != training:
-            module.training = training

@@ -41,6 +41,7 @@ from lightning_cam.functional.perturbation import (
     perturbation_counts,
     rank_positions,
 )
+from lightning_cam.methods.base import eval_mode
 from lightning_cam.methods.result import CAMResult
 
 __all__ = ["ADCC_METRICS", "DEFAULT_OPTIONS", "METRIC_NAMES", "evaluate_batch"]
@@ -237,7 +238,8 @@ def evaluate_batch(
     ``iou``                       IoU of ``map >= threshold`` with the object mask       higher
     ============================  =====================================================  ========
 
-    A sample whose map holds a NaN gets NaN in every metric (the metric classes skip and count it).
+    A sample whose map holds a NaN gets NaN in every metric (the metric classes skip and count it). Like
+    ``explain``, the extra forwards run the model in eval mode and restore every module's flag afterwards.
 
     Args:
         cam: a CAM method (anything with ``explain(images, targets) -> CAMResult`` and ``.model``).
@@ -295,7 +297,7 @@ def evaluate_batch(
     tgt = result.targets.to(images.device).long()
 
     out: dict[str, Tensor] = {}
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(cam.model):  # as in `explain`: no BatchNorm updates, no dropout draws
         maps = result.maps.detach().to(images.device, torch.float32)
         bad = torch.isnan(maps).flatten(1).any(dim=1)
         clean = maps.nan_to_num(nan=0.0)

@@ -65,8 +65,7 @@ class ShapesDataModule(SplitDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.num_workers = num_workers
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
+        self.mean, self.std = tuple(mean), tuple(std)
         self.class_names = list(SHAPES_CLASSES[:num_classes])
         self._options = dict(
             image_size=image_size, num_classes=num_classes, min_scale=min_scale, max_scale=max_scale,

@@ -253,8 +253,7 @@ class ImageFolderDataModule(_LocalVisionDataModule):
         self.grayscale = grayscale
         self.augment = augment
         self.in_channels = channels
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
+        self.mean, self.std = tuple(mean), tuple(std)
         self._classes: list[str] | None = None
 
     @property

@@ -1,13 +1,16 @@
 """Pure tensor maths (no ``nn.Module``, no hooks): CAM channel weights and maps, normalisation, metric formulas.
 
-The CAM maths lives in :mod:`lightning_cam.functional.cam` and :mod:`lightning_cam.functional.normalize`;
-metric formulas live in their own modules of this package.
+CAM maths: :mod:`~lightning_cam.functional.cam`, :mod:`~lightning_cam.functional.normalize`. Metric
+formulas: :mod:`~lightning_cam.functional.metrics` (ADCC family),
+:mod:`~lightning_cam.functional.localization` (pointing games, IoU) and
+:mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves).
 """
 
 from lightning_cam.functional.cam import (
     cam_weights,
     eigencam_map,
     fakecam_map,
+    first_component_projection,
     gradcam_weights,
     gradcampp_weights,
     hirescam_map,
@@ -17,20 +20,48 @@ from lightning_cam.functional.cam import (
     weighted_sum,
     xgradcam_weights,
 )
+from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
+from lightning_cam.functional.metrics import (
+    adcc,
+    average_drop,
+    coherency,
+    complexity,
+    increase_in_confidence,
+    pearson,
+    target_probability,
+)
 from lightning_cam.functional.normalize import minmax_normalize, postprocess_maps, upsample_maps
+from lightning_cam.functional.perturbation import curve_auc, make_baseline, perturb, perturbation_counts, rank_positions
 
 __all__ = [
+    "adcc",
+    "average_drop",
+    "boxes_to_masks",
     "cam_weights",
+    "coherency",
+    "complexity",
+    "curve_auc",
     "eigencam_map",
+    "energy_pointing_game",
     "fakecam_map",
+    "first_component_projection",
     "gradcam_weights",
     "gradcampp_weights",
     "hirescam_map",
+    "increase_in_confidence",
+    "iou",
     "layercam_map",
+    "make_baseline",
     "minmax_normalize",
+    "pearson",
+    "perturb",
+    "perturbation_counts",
+    "pointing_game",
     "postprocess_maps",
+    "rank_positions",
     "scorecam_masks",
     "scorecam_weights",
+    "target_probability",
     "upsample_maps",
     "weighted_sum",
     "xgradcam_weights",

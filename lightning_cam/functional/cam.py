@@ -19,6 +19,7 @@ __all__ = [
     "cam_weights",
     "eigencam_map",
     "fakecam_map",
+    "first_component_projection",
     "gradcam_weights",
     "gradcampp_weights",
     "hirescam_map",

@@ -24,7 +24,7 @@ from lightning_cam.methods._checks import (
 )
 from lightning_cam.methods.result import CAMResult
 
-__all__ = ["BaseCAM", "Capture"]
+__all__ = ["BaseCAM", "Capture", "eval_mode"]
 
 Reshape = str | Callable[[Tensor], Tensor] | None
 
@@ -49,8 +49,18 @@ class Capture:
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run in eval mode (BatchNorm/Dropout must not couple samples); restore every module's flag after."""
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode (BatchNorm/Dropout must not couple samples, update running statistics or
+    draw random numbers); restore every module's own train/eval flag afterwards, even on an exception.
+
+    Example:
+        >>> net = nn.Sequential(nn.BatchNorm1d(2)).train()
+        >>> with eval_mode(net):
+        ...     net.training
+        False
+        >>> net.training
+        True
+    """
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
@@ -137,7 +147,7 @@ class BaseCAM:
         images = check_images(images)
         target_t = check_targets(targets, images.shape[0], images.device)
         size = (int(images.shape[-2]), int(images.shape[-1]))
-        with torch.inference_mode(False), _eval_mode(self.model):
+        with torch.inference_mode(False), eval_mode(self.model):
             x = images.clone() if images.is_inference() else images.detach()
             if target_t is not None and target_t.is_inference():
                 target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
