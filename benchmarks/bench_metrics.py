@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import torchvision
 
-from lightning_cam.evaluate import ADCC_METRICS, evaluate_batch
+from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import GradCAM
+from lightning_cam.metrics.names import DEFAULT_METRICS
 
 
 def _time(fn: Callable[[], object]) -> float:
@@ -49,10 +50,10 @@ def main() -> None:
             return model(x)
 
     def ours() -> dict[str, torch.Tensor]:
-        return evaluate_batch(ours_cam, x, metrics=ADCC_METRICS)
+        return evaluate_batch(ours_cam, x, metrics=DEFAULT_METRICS)
 
     from pytorch_grad_cam import GradCAM as GCGradCAM
-    from pytorch_grad_cam.metrics.arcc import Complexity, Coherency
+    from pytorch_grad_cam.metrics.arcc import Coherency, Complexity
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     gc_cam = GCGradCAM(model=model, target_layers=[model.layer4])

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lightning_cam.callback import CAMCallback
+    from lightning_cam.evaluate import evaluate_batch
+    from lightning_cam.methods.result import CAMResult
+    from lightning_cam.mixin import CAMBatch, CAMMixin
 
 __version__ = "0.1.0"
 __all__ = ["CAMBatch", "CAMCallback", "CAMMixin", "CAMResult", "evaluate_batch"]
 
+# Lazy so that `import lightning_cam` stays cheap and the Lightning side is only imported when used.
 _LAZY = {
     "CAMBatch": "lightning_cam.mixin",
     "CAMMixin": "lightning_cam.mixin",
@@ -17,9 +25,10 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy so that `import lightning_cam` stays cheap and the Lightning side is only imported when used.
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lightning_cam' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

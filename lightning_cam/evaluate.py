@@ -24,8 +24,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
-from lightning_cam.functional.metrics import (
+from lightning_cam.functional.adcc import (
     adcc,
     average_drop,
     coherency,
@@ -33,47 +32,17 @@ from lightning_cam.functional.metrics import (
     increase_in_confidence,
     target_probability,
 )
-from lightning_cam.functional.perturbation import (
-    BASELINES,
-    curve_auc,
-    make_baseline,
-    perturb,
-    perturbation_counts,
-    rank_positions,
-)
-from lightning_cam.methods.base import eval_mode
+from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
+from lightning_cam.functional.perturbation import insertion_deletion
 from lightning_cam.methods.result import CAMResult
+from lightning_cam.metrics.names import DEFAULT_METRICS, LOCALIZATION_METRICS, check_metric_names
+from lightning_cam.utilities.checks import check_boxes, check_images, check_masks, check_options, check_targets
+from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["ADCC_METRICS", "DEFAULT_OPTIONS", "METRIC_NAMES", "evaluate_batch"]
+__all__ = ["evaluate_batch"]
 
-#: every metric name ``evaluate_batch`` understands (the keys of ``lightning_cam.metrics.METRICS``).
-METRIC_NAMES = (
-    "average_drop",
-    "increase",
-    "coherency",
-    "complexity",
-    "adcc",
-    "insertion",
-    "deletion",
-    "pointing_game",
-    "energy_pointing_game",
-    "iou",
-)
-#: the default selection: ADCC and its components.
-ADCC_METRICS = ("average_drop", "increase", "coherency", "complexity", "adcc")
-_LOCALIZATION = frozenset({"pointing_game", "energy_pointing_game", "iou"})
 _NEEDS_MASKED_LOGITS = frozenset({"average_drop", "increase", "adcc"})
 _NEEDS_MASKED_MAPS = frozenset({"coherency", "adcc"})
-
-#: keyword options of ``evaluate_batch`` and their defaults.
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "steps": 20,  # insertion/deletion: number of perturbation steps (>= 1)
-    "baseline": "zeros",  # insertion/deletion: "zeros", "blur", "mean" or a tensor
-    "sigma": 5.0,  # insertion/deletion: blur baseline's Gaussian sigma in pixels
-    "batch_size": 32,  # insertion/deletion: perturbed images per forward (memory cap)
-    "threshold": 0.5,  # iou: map threshold in (0, 1)
-    "tolerance": 0,  # pointing_game: pixels by which the object is grown
-}
 
 
 class _Explainer(Protocol):
@@ -82,69 +51,13 @@ class _Explainer(Protocol):
     def explain(self, images: Tensor, targets: Tensor | None = None) -> CAMResult: ...
 
 
-def _select_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
-    names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
-    unknown = [n for n in names if n not in METRIC_NAMES]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; valid names are {list(METRIC_NAMES)}.")
-    if not names:
-        raise ValueError(f"no metric requested; choose from {list(METRIC_NAMES)}.")
-    return tuple(dict.fromkeys(names))
-
-
-def _check_options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for evaluate_batch; valid options are {sorted(DEFAULT_OPTIONS)}.")
-    opts = {**DEFAULT_OPTIONS, **options}
-    steps = opts["steps"]
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"`steps` must be an integer >= 1, got {steps!r}.")
-    batch_size = opts["batch_size"]
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
-    if not isinstance(opts["threshold"], (int, float)) or not 0.0 < float(opts["threshold"]) < 1.0:
-        raise ValueError(f"`threshold` must lie in (0, 1) (maps are in [0, 1]), got {opts['threshold']!r}.")
-    tolerance = opts["tolerance"]
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-        raise ValueError(f"`tolerance` must be an integer >= 0 (pixels), got {tolerance!r}.")
-    baseline = opts["baseline"]
-    if not isinstance(baseline, Tensor) and baseline not in BASELINES:
-        raise ValueError(f"unknown baseline {baseline!r}; use one of {list(BASELINES)} or a tensor.")
-    if not float(opts["sigma"]) > 0:
-        raise ValueError(f"`sigma` must be > 0 pixels, got {opts['sigma']!r}.")
-    return opts
-
-
-def _check_targets(targets: Tensor | int | Sequence[int] | None, batch: int, device: torch.device) -> Tensor | None:
-    if targets is None:
-        return None
-    t = torch.as_tensor(targets, device=device)
-    if t.ndim == 0:
-        t = t.expand(batch)
-    if t.shape != (batch,) or t.is_floating_point() or t.dtype == torch.bool:
-        raise ValueError(
-            f"`targets` must be an integer class index or a (B,) = ({batch},) integer tensor, got "
-            f"{tuple(t.shape)} {t.dtype}."
-        )
-    return t.long()
-
-
 def _ground_truth(masks: Tensor | None, boxes: Tensor | None, images: Tensor) -> Tensor | None:
+    """``(B, H, W)`` object masks from ``masks`` (preferred) or ``boxes``; ``None`` without either."""
     b, _, h, w = images.shape
     if masks is not None:
-        m = masks.to(images.device)
-        if m.ndim == 4 and m.shape[1] == 1:
-            m = m[:, 0]
-        if m.shape != (b, h, w):
-            raise ValueError(
-                f"`masks` must be (B, H, W) = ({b}, {h}, {w}) like the images, got {tuple(masks.shape)}."
-            )
-        return m
+        return check_masks(masks.to(images.device), (b, h, w))
     if boxes is not None:
-        if boxes.shape != (b, 4):
-            raise ValueError(f"`boxes` must be (B, 4) = ({b}, 4) as (x0, y0, x1, y1) pixels, got {tuple(boxes.shape)}.")
-        return boxes_to_masks(boxes.to(images.device), h, w)
+        return boxes_to_masks(check_boxes(boxes, b).to(images.device), h, w)
     return None
 
 
@@ -161,59 +74,12 @@ def _check_result(result: CAMResult, images: Tensor, targets: Tensor | None) -> 
         raise ValueError("`targets` differ from `result.targets`; pass targets=None to use the result's targets.")
 
 
-def _insertion_deletion(
-    model: nn.Module,
-    images: Tensor,
-    maps: Tensor,
-    targets: Tensor,
-    probs: Tensor,
-    want: set[str],
-    opts: dict[str, Any],
-) -> dict[str, Tensor]:
-    b, _, h, w = images.shape
-    n = h * w
-    counts = perturbation_counts(n, opts["steps"])
-    t = len(counts)
-    fractions = torch.tensor(counts, device=images.device, dtype=torch.float32) / n
-    # Per-sample job template: (pixel count, insertion?, deletion column, insertion column); -1 = unused.
-    template: list[tuple[int, bool, int, int]] = [(n, False, t - 1, 0)]  # the full baseline, shared
-    for i in range(1, t - 1):
-        if "deletion" in want:
-            template.append((counts[i], False, i, -1))
-        if "insertion" in want:
-            template.append((counts[i], True, -1, i))
-    tj = len(template)
-    job_counts = torch.tensor([j[0] for j in template], device=images.device).repeat(b)
-    job_insert = torch.tensor([j[1] for j in template], device=images.device).repeat(b)
-    job_samples = torch.arange(b, device=images.device).repeat_interleave(tj)
-
-    baseline = make_baseline(images, opts["baseline"], sigma=float(opts["sigma"]))
-    ranks = rank_positions(maps)
-    job_probs = torch.empty(b * tj, device=images.device, dtype=torch.float32)
-    for start in range(0, b * tj, opts["batch_size"]):
-        sl = slice(start, start + opts["batch_size"])
-        batch = perturb(images, baseline, ranks, job_samples[sl], job_counts[sl], job_insert[sl])
-        job_probs[sl] = target_probability(model(batch), targets[job_samples[sl]])
-    job_probs = job_probs.view(b, tj)
-
-    out: dict[str, Tensor] = {}
-    for name, col, end in (("deletion", 2, 0), ("insertion", 3, t - 1)):
-        if name not in want:
-            continue
-        curve = torch.empty(b, t, device=images.device, dtype=torch.float32)
-        curve[:, end] = probs  # the unperturbed image
-        jobs = [k for k, job in enumerate(template) if job[col] >= 0]
-        curve[:, [template[k][col] for k in jobs]] = job_probs[:, jobs]
-        out[name] = curve_auc(curve, fractions)
-    return out
-
-
 def evaluate_batch(
     cam: _Explainer,
     images: Tensor,
     targets: Tensor | int | Sequence[int] | None = None,
     masks: Tensor | None = None,
-    metrics: str | Iterable[str] = ADCC_METRICS,
+    metrics: str | Iterable[str] = DEFAULT_METRICS,
     *,
     boxes: Tensor | None = None,
     result: CAMResult | None = None,
@@ -222,7 +88,7 @@ def evaluate_batch(
     r"""Per-sample CAM metrics of one batch, computed with the fewest model passes.
 
     With ``Y_c = softmax(f(x))_c`` and ``O_c = softmax(f(x ⊙ map))_c`` (see
-    :mod:`lightning_cam.functional.metrics` for the formulas and their edge cases):
+    :mod:`lightning_cam.functional.adcc` for the formulas and their edge cases):
 
     ============================  =====================================================  ========
     name                          per-sample value                                       better
@@ -246,11 +112,12 @@ def evaluate_batch(
         images: ``(B, C, H, W)`` inputs in the model's input space (normalised).
         targets: classes to explain, ``(B,)`` or one int; ``None`` = the predicted class.
         masks: ``(B, H, W)`` ground-truth object masks (bool, or float > 0.5), for localization.
-        metrics: names to compute (see the table); unknown names raise a ``ValueError`` listing the valid ones.
+        metrics: names to compute (see the table and :mod:`lightning_cam.metrics.names`); an unknown name
+            raises a ``ValueError`` listing the valid ones, and so does a name listed twice.
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, used as masks when ``masks`` is None.
         result: a :class:`~lightning_cam.methods.result.CAMResult` already computed by ``cam`` for these
             images and targets; saves the first pass.
-        **options: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
+        **options: checked by :func:`~lightning_cam.utilities.checks.check_options`: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
             ``sigma`` (5.0, blur baseline), ``batch_size`` (32 perturbed images per forward),
             ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game).
 
@@ -270,15 +137,12 @@ def evaluate_batch(
         >>> values["average_drop"], values["complexity"], values["adcc"]
         (tensor([0., 0.]), tensor([1., 1.]), tensor([0., 0.]))
     """
-    names = _select_metrics(metrics)
-    opts = _check_options(options)
-    if not isinstance(images, Tensor) or images.ndim != 4:
-        raise ValueError(
-            f"`images` must be a (B, C, H, W) tensor, got {getattr(images, 'shape', type(images).__name__)}."
-        )
+    names = check_metric_names(metrics)
+    opts = check_options(options)
+    images = check_images(images, allow_empty=True)
     b = images.shape[0]
-    targets_t = _check_targets(targets, b, images.device)
-    wanted_loc = [n for n in names if n in _LOCALIZATION]
+    targets_t = check_targets(targets, b, images.device)
+    wanted_loc = [n for n in names if n in LOCALIZATION_METRICS]
     gt = _ground_truth(masks, boxes, images)
     if wanted_loc and gt is None:
         raise ValueError(
@@ -319,14 +183,25 @@ def evaluate_batch(
         if "adcc" in want:
             out["adcc"] = adcc(out["coherency"], out["complexity"], out["average_drop"])
         if want & {"insertion", "deletion"}:
-            out.update(_insertion_deletion(cam.model, images.detach(), clean, tgt, probs, want, opts))
+            curves = want & {"insertion", "deletion"}
+            out.update(
+                insertion_deletion(
+                    cam.model, images.detach(), clean, tgt, probs, curves, steps=opts["steps"],
+                    baseline=opts["baseline"], sigma=opts["sigma"], batch_size=opts["batch_size"],
+                )
+            )
         if gt is not None:
             if "pointing_game" in want:
                 out["pointing_game"] = pointing_game(clean, gt, tolerance=opts["tolerance"])
             if "energy_pointing_game" in want:
                 out["energy_pointing_game"] = energy_pointing_game(clean, gt)
             if "iou" in want:
-                out["iou"] = iou(clean, gt, threshold=float(opts["threshold"]))
+                out["iou"] = iou(clean, gt, threshold=opts["threshold"])
 
         nan = torch.tensor(float("nan"), device=images.device)
         return {n: torch.where(bad, nan, out[n].to(images.device, torch.float32)) for n in names}
+
+
+# TEMPORARY: lightning_cam/callback.py still imports this private name; remove once the callback calls
+# lightning_cam.utilities.checks.check_options (the lead rewires it when merging the callbacks/ package).
+_check_options = check_options

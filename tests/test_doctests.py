@@ -28,10 +28,11 @@ MODULES = _modules_with_examples()
 def test_the_public_modules_have_examples() -> None:
     expected = {
         "lightning_cam.callback", "lightning_cam.evaluate", "lightning_cam.functional.cam",
-        "lightning_cam.functional.localization", "lightning_cam.functional.metrics",
+        "lightning_cam.functional.localization", "lightning_cam.functional.adcc",
         "lightning_cam.functional.perturbation", "lightning_cam.metrics", "lightning_cam.metrics.adcc",
         "lightning_cam.metrics.base", "lightning_cam.metrics.localization", "lightning_cam.metrics.perturbation",
-        "lightning_cam.methods", "lightning_cam.methods.base", "lightning_cam.mixin", "lightning_cam.render",
+        "lightning_cam.metrics.names", "lightning_cam.methods", "lightning_cam.methods.base", "lightning_cam.mixin",
+        "lightning_cam.render", "lightning_cam.utilities.checks", "lightning_cam.utilities.modes",
     }
     assert expected <= set(MODULES), sorted(expected - set(MODULES))
 

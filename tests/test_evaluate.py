@@ -14,10 +14,11 @@ from pytorch_grad_cam.metrics.arcc import Coherency as GCCoherency
 from torch import nn
 from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
 
-from lightning_cam.evaluate import ADCC_METRICS, METRIC_NAMES, evaluate_batch
-from lightning_cam.functional.metrics import target_probability
+from lightning_cam.evaluate import evaluate_batch
+from lightning_cam.functional.adcc import target_probability
 from lightning_cam.functional.perturbation import make_baseline
 from lightning_cam.methods import available_methods, get_method
+from lightning_cam.metrics.names import DEFAULT_METRICS, METRIC_NAMES
 
 H = W = 16
 
@@ -57,9 +58,9 @@ def test_adcc_uses_exactly_two_forwards_and_two_cam_calls() -> None:
     explain = cam.explain
     cam.explain = lambda imgs, targets=None: (calls.append(imgs.shape[0]), explain(imgs, targets))[1]  # type: ignore[method-assign]
     counter = _Counter(net)
-    values = evaluate_batch(cam, x, metrics=ADCC_METRICS)
+    values = evaluate_batch(cam, x, metrics=DEFAULT_METRICS)
     assert counter.sizes == [4, 4] and calls == [4, 4]
-    assert list(values) == list(ADCC_METRICS)
+    assert list(values) == list(DEFAULT_METRICS)
 
 
 def test_result_reuse_and_skipped_second_pass() -> None:
@@ -96,7 +97,7 @@ def test_insertion_deletion_forwards_respect_batch_cap() -> None:
 def test_values_match_the_definitions_step_by_step() -> None:
     net, x = _net(), _images()
     cam = _gradcam(net)
-    values = evaluate_batch(cam, x, metrics=ADCC_METRICS)
+    values = evaluate_batch(cam, x, metrics=DEFAULT_METRICS)
     first = cam.explain(x)
     second = cam.explain(x * first.maps.unsqueeze(1), first.targets)
     y = torch.softmax(first.logits, 1).gather(1, first.targets[:, None])[:, 0]
@@ -201,7 +202,7 @@ def test_inference_mode_caller_and_device_dtype() -> None:
     net, x = _net(), _images(2)
     cam = _gradcam(net)
     with torch.inference_mode():
-        values = evaluate_batch(cam, x, metrics=ADCC_METRICS)
+        values = evaluate_batch(cam, x, metrics=DEFAULT_METRICS)
     assert all(torch.isfinite(v).all() for v in values.values())
     assert not any(p.grad is not None for p in net.parameters())
 
@@ -222,7 +223,7 @@ def test_zero_maps_are_finite() -> None:
     cam = _gradcam(net)
     result = cam.explain(x)
     result.maps.zero_()
-    values = evaluate_batch(cam, x, metrics=ADCC_METRICS, result=result)
+    values = evaluate_batch(cam, x, metrics=DEFAULT_METRICS, result=result)
     assert all(torch.isfinite(v).all() for v in values.values())
     torch.testing.assert_close(values["complexity"], torch.zeros(2))
 

@@ -7,6 +7,7 @@ Shapes batches also carry ``"mask"`` ``(B, H, W)`` bool and ``"box"`` ``(B, 4)``
 
 from lightning_cam.data.shapes import SHAPES_CLASSES, SHAPES_MEAN, SHAPES_STD, ShapesDataset, masks_to_boxes
 from lightning_cam.data.shapes_datamodule import ShapesDataModule
+from lightning_cam.data.vision import CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule
 
 __all__ = [
     "SHAPES_CLASSES",
@@ -19,13 +20,3 @@ __all__ = [
     "ShapesDataset",
     "masks_to_boxes",
 ]
-
-_VISION = {"CIFAR10DataModule", "ImageFolderDataModule", "MNISTDataModule"}
-
-
-def __getattr__(name: str):  # the torchvision-backed datamodules are imported on first use
-    if name in _VISION:
-        from lightning_cam.data import vision
-
-        return getattr(vision, name)
-    raise AttributeError(f"module 'lightning_cam.data' has no attribute {name!r}")

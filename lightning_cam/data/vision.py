@@ -16,6 +16,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 from torch.utils.data.dataloader import default_collate
+from torchvision import transforms as T
+from torchvision.datasets import CIFAR10, MNIST, ImageFolder
+from torchvision.datasets.folder import find_classes
 
 from lightning_cam.data.base import SplitDataModule
 
@@ -122,15 +125,10 @@ class CIFAR10DataModule(_LocalVisionDataModule):
 
     def prepare_data(self) -> None:
         if self.download:
-            from torchvision.datasets import CIFAR10
-
             CIFAR10(self.root, train=True, download=True)
             CIFAR10(self.root, train=False, download=True)
 
     def setup(self, stage: str | None = None) -> None:
-        from torchvision import transforms as T
-        from torchvision.datasets import CIFAR10
-
         folder = os.path.join(self.root, CIFAR10.base_folder)
         if not os.path.isdir(folder):
             raise _missing("CIFAR-10", folder, self.root)
@@ -171,15 +169,10 @@ class MNISTDataModule(_LocalVisionDataModule):
 
     def prepare_data(self) -> None:
         if self.download:
-            from torchvision.datasets import MNIST
-
             MNIST(self.root, train=True, download=True)
             MNIST(self.root, train=False, download=True)
 
     def setup(self, stage: str | None = None) -> None:
-        from torchvision import transforms as T
-        from torchvision.datasets import MNIST
-
         raw = os.path.join(self.root, "MNIST", "raw")
         names = [os.path.splitext(os.path.basename(url))[0] for url, _ in MNIST.resources]
         if not all(os.path.isfile(os.path.join(raw, name)) for name in names):
@@ -260,8 +253,6 @@ class ImageFolderDataModule(_LocalVisionDataModule):
     def class_names(self) -> list[str]:
         """Sorted sub-folder names of ``root/<train_dir>`` (scanned on first access)."""
         if self._classes is None:
-            from torchvision.datasets.folder import find_classes
-
             folder = os.path.join(self.root, self.train_dir)
             if not os.path.isdir(folder):
                 raise FileNotFoundError(
@@ -278,8 +269,6 @@ class ImageFolderDataModule(_LocalVisionDataModule):
         return len(self.class_names)
 
     def _transforms(self, train: bool) -> Any:
-        from torchvision import transforms as T
-
         grey = [T.Grayscale(1)] if self.grayscale else []
         if train and self.augment:
             geo = [T.RandomResizedCrop(self.image_size, scale=(0.6, 1.0), antialias=True), T.RandomHorizontalFlip()]
@@ -288,8 +277,6 @@ class ImageFolderDataModule(_LocalVisionDataModule):
         return T.Compose(grey + geo + [T.ToTensor(), T.Normalize(self.mean, self.std)])
 
     def setup(self, stage: str | None = None) -> None:
-        from torchvision.datasets import ImageFolder
-
         classes = self.class_names  # raises a clear error when the tree is missing
         train_root = os.path.join(self.root, self.train_dir)
         val_root = os.path.join(self.root, self.val_dir)

@@ -1,11 +1,21 @@
 """Pure tensor maths (no ``nn.Module``, no hooks): CAM channel weights and maps, normalisation, metric formulas.
 
 CAM maths: :mod:`~lightning_cam.functional.cam`, :mod:`~lightning_cam.functional.normalize`. Metric
-formulas: :mod:`~lightning_cam.functional.metrics` (ADCC family),
+formulas: :mod:`~lightning_cam.functional.adcc` (ADCC family),
 :mod:`~lightning_cam.functional.localization` (pointing games, IoU) and
-:mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves).
+:mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves and their AUC per batch). Each formula module has the same name as its metric
+class module in :mod:`lightning_cam.metrics`.
 """
 
+from lightning_cam.functional.adcc import (
+    adcc,
+    average_drop,
+    coherency,
+    complexity,
+    increase_in_confidence,
+    pearson,
+    target_probability,
+)
 from lightning_cam.functional.cam import (
     cam_weights,
     eigencam_map,
@@ -21,17 +31,15 @@ from lightning_cam.functional.cam import (
     xgradcam_weights,
 )
 from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
-from lightning_cam.functional.metrics import (
-    adcc,
-    average_drop,
-    coherency,
-    complexity,
-    increase_in_confidence,
-    pearson,
-    target_probability,
-)
 from lightning_cam.functional.normalize import minmax_normalize, postprocess_maps, upsample_maps
-from lightning_cam.functional.perturbation import curve_auc, make_baseline, perturb, perturbation_counts, rank_positions
+from lightning_cam.functional.perturbation import (
+    curve_auc,
+    insertion_deletion,
+    make_baseline,
+    perturb,
+    perturbation_counts,
+    rank_positions,
+)
 
 __all__ = [
     "adcc",
@@ -49,6 +57,7 @@ __all__ = [
     "gradcampp_weights",
     "hirescam_map",
     "increase_in_confidence",
+    "insertion_deletion",
     "iou",
     "layercam_map",
     "make_baseline",

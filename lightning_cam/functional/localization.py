@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_cam.utilities.checks import check_boxes, check_maps, check_masks, check_threshold, check_tolerance
+
 __all__ = ["boxes_to_masks", "energy_pointing_game", "iou", "pointing_game"]
 
 
@@ -18,14 +20,8 @@ def _binary(masks: Tensor) -> Tensor:
     return masks if masks.dtype == torch.bool else masks > 0.5
 
 
-def _check(maps: Tensor, masks: Tensor) -> None:
-    if maps.ndim != 3:
-        raise ValueError(f"`maps` must be (B, H, W), got shape {tuple(maps.shape)}.")
-    if masks.shape != maps.shape:
-        raise ValueError(
-            f"`masks` must match the maps' shape {tuple(maps.shape)}, got {tuple(masks.shape)}; resize the "
-            "masks to the input size (maps are upsampled to it), or pass boxes instead."
-        )
+def _check(maps: Tensor, masks: Tensor) -> Tensor:
+    return check_masks(masks, tuple(check_maps(maps).shape))
 
 
 def _nan_rows(maps: Tensor, values: Tensor) -> Tensor:
@@ -44,8 +40,7 @@ def boxes_to_masks(boxes: Tensor, height: int, width: int) -> Tensor:
         tensor([[[0, 1, 1, 0],
                  [0, 0, 0, 0]]], dtype=torch.int32)
     """
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"`boxes` must be (B, 4) as (x0, y0, x1, y1) pixels, got shape {tuple(boxes.shape)}.")
+    check_boxes(boxes)
     b = boxes.float()
     xs = torch.arange(width, device=boxes.device, dtype=torch.float32) + 0.5
     ys = torch.arange(height, device=boxes.device, dtype=torch.float32) + 0.5
@@ -69,9 +64,8 @@ def pointing_game(maps: Tensor, masks: Tensor, tolerance: int = 0) -> Tensor:
         >>> pointing_game(maps, masks)
         tensor([1., 0.])
     """
-    _check(maps, masks)
-    if tolerance < 0:
-        raise ValueError(f"`tolerance` must be >= 0 pixels, got {tolerance}.")
+    masks = _check(maps, masks)
+    tolerance = check_tolerance(tolerance)
     obj = _binary(masks)
     if tolerance > 0:
         k = 2 * tolerance + 1
@@ -97,7 +91,7 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
         >>> energy_pointing_game(maps, torch.tensor([[[False, True], [False, False]]]))
         tensor([0.7500])
     """
-    _check(maps, masks)
+    masks = _check(maps, masks)
     m = maps.flatten(1).float()
     obj = _binary(masks).flatten(1)
     total = m.sum(dim=1)
@@ -118,9 +112,8 @@ def iou(maps: Tensor, masks: Tensor, threshold: float = 0.5) -> Tensor:
         >>> iou(maps, torch.tensor([[[True, False], [True, False]]]))
         tensor([0.3333])
     """
-    _check(maps, masks)
-    if not 0.0 < float(threshold) < 1.0:
-        raise ValueError(f"`threshold` must lie in (0, 1) (maps are in [0, 1]), got {threshold}.")
+    masks = _check(maps, masks)
+    threshold = check_threshold(threshold)
     pred = (maps >= threshold).flatten(1)
     obj = _binary(masks).flatten(1)
     inter = (pred & obj).sum(dim=1).float()

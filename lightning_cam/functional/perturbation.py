@@ -15,23 +15,24 @@ unperturbed image; deletion's last and insertion's first are the full baseline.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from lightning_cam.functional.adcc import target_probability
+from lightning_cam.utilities.checks import BASELINES, check_baseline, check_batch_size, check_sigma, check_steps
 
 __all__ = [
     "BASELINES",
     "curve_auc",
+    "insertion_deletion",
     "make_baseline",
     "perturb",
     "perturbation_counts",
     "rank_positions",
 ]
-
-#: names accepted by :func:`make_baseline`.
-BASELINES = ("zeros", "blur", "mean")
-
 
 def perturbation_counts(num_positions: int, steps: int) -> list[int]:
     """Pixel counts at which the curves are sampled: ``0, s, 2s, …`` and ``num_positions``.
@@ -42,8 +43,7 @@ def perturbation_counts(num_positions: int, steps: int) -> list[int]:
         >>> perturbation_counts(4, 4)
         [0, 1, 2, 3, 4]
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"`steps` must be an integer >= 1, got {steps!r}.")
+    check_steps(steps)
     if num_positions < 1:
         raise ValueError(f"maps must have at least one pixel, got {num_positions}.")
     step = (num_positions + steps - 1) // steps
@@ -91,6 +91,7 @@ def make_baseline(images: Tensor, baseline: str | Tensor = "zeros", sigma: float
         >>> make_baseline(torch.arange(4.0).view(1, 1, 2, 2), "mean").flatten()
         tensor([1.5000, 1.5000, 1.5000, 1.5000])
     """
+    baseline = check_baseline(baseline)
     if isinstance(baseline, Tensor):
         try:
             return torch.broadcast_to(baseline.to(images), images.shape)
@@ -103,11 +104,8 @@ def make_baseline(images: Tensor, baseline: str | Tensor = "zeros", sigma: float
         return torch.zeros_like(images)
     if baseline == "mean":
         return images.mean(dim=(2, 3), keepdim=True).expand_as(images)
-    if baseline == "blur":
-        if sigma <= 0:
-            raise ValueError(f"blur `sigma` must be > 0, got {sigma}.")
-        return _gaussian_blur(images, 2 * math.ceil(2 * sigma) + 1, sigma)
-    raise ValueError(f"unknown baseline {baseline!r}; use one of {list(BASELINES)} or a tensor.")
+    sigma = check_sigma(sigma)  # baseline == "blur"
+    return _gaussian_blur(images, 2 * math.ceil(2 * sigma) + 1, sigma)
 
 
 def perturb(
@@ -155,3 +153,87 @@ def curve_auc(scores: Tensor, fractions: Tensor) -> Tensor:
     if fractions.numel() == 1:
         return scores[:, 0].float()
     return torch.trapezoid(scores.float(), fractions.float(), dim=1)
+
+
+def insertion_deletion(
+    model: nn.Module,
+    images: Tensor,
+    maps: Tensor,
+    targets: Tensor,
+    probs: Tensor,
+    which: Collection[str] = ("insertion", "deletion"),
+    steps: int = 20,
+    baseline: str | Tensor = "zeros",
+    sigma: float = 5.0,
+    batch_size: int = 32,
+) -> dict[str, Tensor]:
+    r"""Insertion and/or deletion AUC of each sample, all perturbed inputs in ``batch_size`` chunks.
+
+    Every (sample, step, curve) job is one perturbed image (:func:`perturb`); the jobs of all samples are
+    forwarded ``batch_size`` at a time. Deletion's last and insertion's first point (the full baseline)
+    are one shared job; the unperturbed end points are ``probs``, so no forward repeats the clean image.
+    Call it under ``torch.no_grad()`` and with the model in eval mode (as ``evaluate_batch`` does).
+
+    Args:
+        model: the classifier, ``model(x)`` -> ``(J, K)`` logits.
+        images: ``(B, C, H, W)`` inputs in the model's input space.
+        maps: ``(B, H, W)`` maps ranking the pixels (finite).
+        targets: ``(B,)`` long target classes.
+        probs: ``(B,)`` target probabilities ``Y_c`` on the unperturbed images.
+        which: the curves to compute, a subset of ``{"insertion", "deletion"}``.
+        steps, baseline, sigma: see :func:`perturbation_counts` and :func:`make_baseline`.
+        batch_size: perturbed images per forward (memory cap).
+
+    Returns:
+        ``{"insertion" / "deletion": (B,) float32 AUC in [0, 1]}`` for the requested curves.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> x, maps = torch.randn(3, 1, 2, 2), torch.rand(3, 2, 2)
+        >>> t = torch.zeros(3, dtype=torch.long)
+        >>> with torch.no_grad():
+        ...     y = target_probability(net(x), t)
+        ...     out = insertion_deletion(net, x, maps, t, y, steps=2, batch_size=4)
+        >>> sorted(out), out["deletion"].shape
+        (['deletion', 'insertion'], torch.Size([3]))
+    """
+    unknown = set(which) - {"insertion", "deletion"}
+    if unknown:
+        raise ValueError(f"`which` names {sorted(unknown)}; use 'insertion' and/or 'deletion'.")
+    batch_size = check_batch_size(batch_size)
+    b, _, h, w = images.shape
+    n = h * w
+    counts = perturbation_counts(n, steps)
+    t = len(counts)
+    fractions = torch.tensor(counts, device=images.device, dtype=torch.float32) / n
+    # Per-sample job template: (pixel count, insertion?, deletion column, insertion column); -1 = unused.
+    template: list[tuple[int, bool, int, int]] = [(n, False, t - 1, 0)]  # the full baseline, shared
+    for i in range(1, t - 1):
+        if "deletion" in which:
+            template.append((counts[i], False, i, -1))
+        if "insertion" in which:
+            template.append((counts[i], True, -1, i))
+    tj = len(template)
+    job_counts = torch.tensor([j[0] for j in template], device=images.device).repeat(b)
+    job_insert = torch.tensor([j[1] for j in template], device=images.device).repeat(b)
+    job_samples = torch.arange(b, device=images.device).repeat_interleave(tj)
+
+    base = make_baseline(images, baseline, sigma=sigma)
+    ranks = rank_positions(maps)
+    job_probs = torch.empty(b * tj, device=images.device, dtype=torch.float32)
+    for start in range(0, b * tj, batch_size):
+        sl = slice(start, start + batch_size)
+        batch = perturb(images, base, ranks, job_samples[sl], job_counts[sl], job_insert[sl])
+        job_probs[sl] = target_probability(model(batch), targets[job_samples[sl]])
+    job_probs = job_probs.view(b, tj)
+
+    out: dict[str, Tensor] = {}
+    for name, col, end in (("deletion", 2, 0), ("insertion", 3, t - 1)):
+        if name not in which:
+            continue
+        curve = torch.empty(b, t, device=images.device, dtype=torch.float32)
+        curve[:, end] = probs  # the unperturbed image
+        jobs = [k for k, job in enumerate(template) if job[col] >= 0]
+        curve[:, [template[k][col] for k in jobs]] = job_probs[:, jobs]
+        out[name] = curve_auc(curve, fractions)
+    return out

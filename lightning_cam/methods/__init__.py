@@ -10,17 +10,22 @@ Example:
     torch.Size([2, 8, 8])
 """
 
-from lightning_cam.methods.activation import CAM, EigenCAM, FakeCAM, ScoreCAM
 from lightning_cam.methods.base import BaseCAM
-from lightning_cam.methods.gradient import (
+from lightning_cam.methods.registry import (
+    CAM,
+    METHODS,
+    EigenCAM,
+    FakeCAM,
     GradCAM,
     GradCAMPlusPlus,
     HiResCAM,
     LayerCAM,
+    ScoreCAM,
     SmoothGradCAMPlusPlus,
     XGradCAM,
+    available_methods,
+    get_method,
 )
-from lightning_cam.methods.registry import available_methods, get_method
 from lightning_cam.methods.result import CAMResult
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "GradCAMPlusPlus",
     "HiResCAM",
     "LayerCAM",
+    "METHODS",
     "ScoreCAM",
     "SmoothGradCAMPlusPlus",
     "XGradCAM",

@@ -14,8 +14,9 @@ from lightning_cam.functional.cam import (
     weighted_sum,
 )
 from lightning_cam.functional.normalize import minmax_normalize
-from lightning_cam.methods._checks import check_target_range, resolve_layer
+from lightning_cam.methods._checks import resolve_layer
 from lightning_cam.methods.base import BaseCAM, Capture, Reshape
+from lightning_cam.utilities.checks import check_batch_size, check_target_range
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
 
@@ -211,11 +212,9 @@ class ScoreCAM(BaseCAM):
         top_k: int | None = None,
     ) -> None:
         super().__init__(model, target_layer, reshape)
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size (masked images per forward) must be >= 1, got {batch_size}.")
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be None (score every channel) or >= 1, got {top_k}.")
-        self.batch_size = int(batch_size)
+        self.batch_size = check_batch_size(batch_size)
         self.top_k = None if top_k is None else int(top_k)
 
     def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:

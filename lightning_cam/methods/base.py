@@ -6,25 +6,19 @@ for gradient methods, :math:`\\partial y^c / \\partial A`; the maths lives in :m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from lightning_cam.functional.normalize import postprocess_maps
-from lightning_cam.methods._checks import (
-    check_images,
-    check_logits,
-    check_target_range,
-    check_targets,
-    reshape_activation,
-    resolve_layer,
-)
+from lightning_cam.methods._checks import reshape_activation, resolve_layer
 from lightning_cam.methods.result import CAMResult
+from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
+from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["BaseCAM", "Capture", "eval_mode"]
+__all__ = ["BaseCAM", "Capture", "Reshape"]
 
 Reshape = str | Callable[[Tensor], Tensor] | None
 
@@ -46,28 +40,6 @@ class Capture:
         self.grads = grads
         self.logits = logits
         self.targets = targets
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run ``model`` in eval mode (BatchNorm/Dropout must not couple samples, update running statistics or
-    draw random numbers); restore every module's own train/eval flag afterwards, even on an exception.
-
-    Example:
-        >>> net = nn.Sequential(nn.BatchNorm1d(2)).train()
-        >>> with eval_mode(net):
-        ...     net.training
-        False
-        >>> net.training
-        True
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def _not_on_path(layer_name: str) -> RuntimeError:

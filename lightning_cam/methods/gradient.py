@@ -14,6 +14,7 @@ from lightning_cam.functional.cam import (
     xgradcam_weights,
 )
 from lightning_cam.methods.base import BaseCAM, Capture, Reshape
+from lightning_cam.utilities.checks import check_batch_size
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "SmoothGradCAMPlusPlus", "XGradCAM"]
 
@@ -189,12 +190,10 @@ class SmoothGradCAMPlusPlus(BaseCAM):
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         if not std >= 0:
             raise ValueError(f"std must be >= 0 (a fraction of the input range), got {std}.")
-        if batch_size is not None and int(batch_size) < 1:
-            raise ValueError(f"batch_size must be None or >= 1, got {batch_size}.")
         self.num_samples = int(num_samples)
         self.std = float(std)
         self.seed = int(seed)
-        self.batch_size = None if batch_size is None else int(batch_size)
+        self.batch_size = check_batch_size(batch_size, allow_none=True)
 
     def noise(self, x: Tensor) -> Tensor:
         """The ``(n, C, H, W)`` standard-normal noise patterns of one call (before scaling)."""

@@ -1,4 +1,4 @@
-"""Method registry: ``get_method(name)`` and ``available_methods()``."""
+"""Method registry: the one list of methods (``METHODS``), ``get_method(name)`` and ``available_methods()``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,24 @@ from lightning_cam.methods.gradient import (
     XGradCAM,
 )
 
-__all__ = ["available_methods", "get_method"]
+__all__ = [
+    "CAM",
+    "METHODS",
+    "EigenCAM",
+    "FakeCAM",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "HiResCAM",
+    "LayerCAM",
+    "ScoreCAM",
+    "SmoothGradCAMPlusPlus",
+    "XGradCAM",
+    "available_methods",
+    "get_method",
+]
 
-_METHODS: tuple[type[BaseCAM], ...] = (
+#: every CAM method class, in the order of the design table: the one list of methods.
+METHODS: tuple[type[BaseCAM], ...] = (
     CAM,
     GradCAM,
     GradCAMPlusPlus,
@@ -34,7 +49,7 @@ def _key(name: str) -> str:
 
 
 _REGISTRY: dict[str, type[BaseCAM]] = {}
-for _cls in _METHODS:
+for _cls in METHODS:
     for _name in (_cls.name, _cls.__name__, *_cls.aliases):
         _REGISTRY[_key(_name)] = _cls
 
@@ -46,7 +61,7 @@ def available_methods() -> list[str]:
         >>> available_methods()[:3]
         ['cam', 'gradcam', 'gradcam++']
     """
-    return [cls.name for cls in _METHODS]
+    return [cls.name for cls in METHODS]
 
 
 def get_method(name: str | type[BaseCAM]) -> type[BaseCAM]:

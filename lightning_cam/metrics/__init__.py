@@ -1,6 +1,7 @@
 """DDP-safe torchmetrics over the per-sample values of :func:`lightning_cam.evaluate_batch`.
 
-``METRICS`` maps each metric name accepted by ``evaluate_batch`` to its ``torchmetrics.Metric`` class:
+``METRICS`` maps each name of :data:`~lightning_cam.metrics.names.METRIC_NAMES` to its
+``torchmetrics.Metric`` class:
 
 >>> m = METRICS["adcc"]()
 >>> m.update(torch.tensor([0.25, 0.75]))
@@ -12,16 +13,18 @@ from __future__ import annotations
 
 import torch  # noqa: F401  (used by the doctest examples)
 
-from torchmetrics import Metric
-
 from lightning_cam.metrics.adcc import ADCC, AverageDrop, Coherency, Complexity, IncreaseInConfidence
-from lightning_cam.metrics.base import PerSampleMean
+from lightning_cam.metrics.base import PerSampleMean, PerSampleMetric
 from lightning_cam.metrics.localization import EnergyPointingGame, IoU, PointingGame
+from lightning_cam.metrics.names import DEFAULT_METRICS, LOCALIZATION_METRICS, METRIC_NAMES, check_metric_names
 from lightning_cam.metrics.perturbation import Deletion, Insertion
 
 __all__ = [
     "ADCC",
+    "DEFAULT_METRICS",
+    "LOCALIZATION_METRICS",
     "METRICS",
+    "METRIC_NAMES",
     "AverageDrop",
     "Coherency",
     "Complexity",
@@ -31,11 +34,13 @@ __all__ = [
     "Insertion",
     "IoU",
     "PerSampleMean",
+    "PerSampleMetric",
     "PointingGame",
+    "check_metric_names",
 ]
 
-#: metric name (as in ``evaluate_batch``) -> ``torchmetrics.Metric`` subclass.
-METRICS: dict[str, type[Metric]] = {
+#: metric name (as in :data:`~lightning_cam.metrics.names.METRIC_NAMES`) -> ``torchmetrics.Metric`` subclass.
+METRICS: dict[str, type[PerSampleMetric]] = {
     "average_drop": AverageDrop,
     "increase": IncreaseInConfidence,
     "coherency": Coherency,
@@ -47,3 +52,5 @@ METRICS: dict[str, type[Metric]] = {
     "energy_pointing_game": EnergyPointingGame,
     "iou": IoU,
 }
+if tuple(METRICS) != METRIC_NAMES:  # the names have one home: names.py; this table must follow it
+    raise ImportError(f"lightning_cam.metrics.METRICS {list(METRICS)} does not follow METRIC_NAMES {list(METRIC_NAMES)}.")

@@ -1,26 +1,27 @@
 """ADCC and its components as torchmetrics (Poppi et al., "Revisiting the Evaluation of Class Activation
-Mapping for Explainability", CVPRW 2021)."""
+Mapping for Explainability", CVPRW 2021); the formulas are in :mod:`lightning_cam.functional.adcc`.
+
+Each class is updated with the ``(B,)`` per-sample values ``evaluate_batch`` returns under its name, or
+with the raw inputs of its formula through the named extra arguments of its ``update``.
+"""
 
 from __future__ import annotations
 
 import torch  # noqa: F401  (used by the doctest examples)
-
-from typing import Any
-
 from torch import Tensor
 
-from lightning_cam.functional.metrics import adcc, average_drop, coherency, complexity, increase_in_confidence
-from lightning_cam.metrics.base import PerSampleMean
+from lightning_cam.functional.adcc import adcc, average_drop, coherency, complexity, increase_in_confidence
+from lightning_cam.metrics.base import PerSampleMetric
 
 __all__ = ["ADCC", "AverageDrop", "Coherency", "Complexity", "IncreaseInConfidence"]
 
 
-class AverageDrop(PerSampleMean):
+class AverageDrop(PerSampleMetric):
     r"""Average Drop in percent (lower is better): mean of ``100 · max(0, Y_c − O_c) / Y_c``.
 
     ``update(values)`` with per-sample drops (``evaluate_batch(...)["average_drop"]``), or
     ``update(probs, masked_probs)`` with ``Y_c`` and ``O_c``
-    (see :func:`lightning_cam.functional.metrics.average_drop`).
+    (see :func:`lightning_cam.functional.adcc.average_drop`).
 
     Example:
         >>> m = AverageDrop()
@@ -32,13 +33,12 @@ class AverageDrop(PerSampleMean):
     higher_is_better = False
     plot_upper_bound = 100.0
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        if len(args) == 2:
-            return average_drop(*args)
-        return super()._values(*args, **kwargs)
+    def update(self, values: Tensor, masked_probs: Tensor | None = None) -> None:
+        """``values``: ``(B,)`` drops in percent; or ``Y_c`` when ``masked_probs`` (``O_c``) is given."""
+        self.add_values(values if masked_probs is None else average_drop(values, masked_probs))
 
 
-class IncreaseInConfidence(PerSampleMean):
+class IncreaseInConfidence(PerSampleMetric):
     r"""Increase in Confidence in percent (higher is better): share of samples with ``O_c > Y_c``.
 
     ``update(values)`` with per-sample values in ``{0, 100}`` (``evaluate_batch(...)["increase"]``), or
@@ -54,17 +54,16 @@ class IncreaseInConfidence(PerSampleMean):
     higher_is_better = True
     plot_upper_bound = 100.0
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        if len(args) == 2:
-            return increase_in_confidence(*args)
-        return super()._values(*args, **kwargs)
+    def update(self, values: Tensor, masked_probs: Tensor | None = None) -> None:
+        """``values``: ``(B,)`` values in ``{0, 100}``; or ``Y_c`` when ``masked_probs`` (``O_c``) is given."""
+        self.add_values(values if masked_probs is None else increase_in_confidence(values, masked_probs))
 
 
-class Coherency(PerSampleMean):
+class Coherency(PerSampleMetric):
     r"""Coherency in ``[0, 1]`` (higher is better): mean of ``(ρ(map(x ⊙ map), map) + 1) / 2``.
 
     ``update(values)``, or ``update(maps, masked_maps)`` with both ``(B, H, W)`` maps
-    (see :func:`lightning_cam.functional.metrics.coherency`).
+    (see :func:`lightning_cam.functional.adcc.coherency`).
 
     Example:
         >>> m = Coherency()
@@ -76,16 +75,16 @@ class Coherency(PerSampleMean):
 
     higher_is_better = True
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        if len(args) == 2:
-            return coherency(*args)
-        return super()._values(*args, **kwargs)
+    def update(self, values: Tensor, masked_maps: Tensor | None = None) -> None:
+        """``values``: ``(B,)`` coherencies; or the ``(B, H, W)`` maps when ``masked_maps`` is given."""
+        self.add_values(values if masked_maps is None else coherency(values, masked_maps))
 
 
-class Complexity(PerSampleMean):
+class Complexity(PerSampleMetric):
     r"""Complexity in ``[0, 1]`` (lower is better): mean of ``‖map‖₁ / (H·W)``.
 
-    ``update(values)`` with ``(B,)`` values, or ``update(maps)`` with ``(B, H, W)`` maps.
+    ``update(values)`` with ``(B,)`` values, or ``update(maps)`` with ``(B, H, W)`` maps: a batch of maps
+    is told apart from per-sample values by its number of dimensions (the one formula with a single input).
 
     Example:
         >>> m = Complexity()
@@ -96,18 +95,17 @@ class Complexity(PerSampleMean):
 
     higher_is_better = False
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        if len(args) == 1 and not kwargs and args[0].ndim >= 2:
-            return complexity(args[0])
-        return super()._values(*args, **kwargs)
+    def update(self, values: Tensor) -> None:
+        """``values``: ``(B,)`` complexities, or ``(B, H, W)`` maps whose complexity is taken."""
+        self.add_values(complexity(values) if values.ndim >= 2 else values)
 
 
-class ADCC(PerSampleMean):
+class ADCC(PerSampleMetric):
     r"""ADCC in ``[0, 1]`` (higher is better): mean over samples of
     ``3 / (1/coherency + 1/(1 − complexity) + 1/(1 − drop))``.
 
     ``update(values)``, or ``update(coherency, complexity, average_drop)`` with the per-sample components
-    (drop in percent; see :func:`lightning_cam.functional.metrics.adcc` for the edges).
+    (drop in percent; see :func:`lightning_cam.functional.adcc.adcc` for the edges).
 
     Example:
         >>> m = ADCC()
@@ -118,7 +116,14 @@ class ADCC(PerSampleMean):
 
     higher_is_better = True
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        if len(args) == 3:
-            return adcc(*args)
-        return super()._values(*args, **kwargs)
+    def update(self, values: Tensor, complexity: Tensor | None = None, average_drop: Tensor | None = None) -> None:
+        """``values``: ``(B,)`` ADCC values; or the coherencies when ``complexity`` and ``average_drop`` are given."""
+        if complexity is None and average_drop is None:
+            self.add_values(values)
+        elif complexity is None or average_drop is None:
+            raise TypeError(
+                "ADCC.update takes (values) or all three components (coherency, complexity, average_drop), "
+                "got only one of complexity/average_drop."
+            )
+        else:
+            self.add_values(adcc(values, complexity, average_drop))

@@ -1,18 +1,26 @@
-"""``PerSampleMean``: the one state layout every lightning_cam metric shares."""
+"""The state layout every lightning_cam metric shares: a NaN-skipping mean of per-sample values.
+
+Why not ``torchmetrics.aggregation.MeanMetric``: its ``nan_strategy="ignore"`` drops NaN samples without
+counting them, its ``compute()`` is NaN before the first sample, and its states (``mean_value``,
+``weight``) accumulate in the default dtype. Here a NaN sample (a NaN in the map) is *counted* in
+``num_skipped`` so the callback can report it, ``compute()`` is a finite 0 with a warning before any
+finite sample, and the sum is accumulated in float64 (``total``/``count``/``num_skipped``, all summed
+across processes).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from torchmetrics.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.utilities import rank_zero_warn
 
-__all__ = ["PerSampleMean"]
+__all__ = ["PerSampleMean", "PerSampleMetric"]
 
 
-class PerSampleMean(Metric):
+class PerSampleMetric(Metric):
     r"""Mean of per-sample metric values over every sample seen on every process.
 
     .. math:: \mathrm{value} = \frac{\sum_{i \in \mathrm{finite}} v_i}{|\mathrm{finite}|}
@@ -21,16 +29,9 @@ class PerSampleMean(Metric):
     ``total`` (float64 sum of the finite values), ``count`` (how many) and ``num_skipped`` (samples whose
     value was NaN, e.g. a NaN in the map; they are left out of the mean and counted here).
 
-    ``update(values)`` takes the ``(B,)`` per-sample tensor that :func:`lightning_cam.evaluate_batch`
-    returns under the metric's name; subclasses also accept the raw inputs of their formula (see each
-    class). An empty update changes nothing. :meth:`compute` before any finite sample returns 0
-    (finite, with a warning) rather than NaN.
-
-    Example:
-        >>> m = PerSampleMean()
-        >>> m.update(torch.tensor([1.0, float("nan"), 3.0]))
-        >>> m.compute(), int(m.num_skipped)
-        (tensor(2.), 1)
+    Subclasses define ``update`` with their explicit signature and pass the ``(B,)`` per-sample values
+    to :meth:`add_values`. :meth:`compute` before any finite sample returns 0 (finite, with a warning)
+    rather than NaN.
     """
 
     is_differentiable = False
@@ -49,18 +50,9 @@ class PerSampleMean(Metric):
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("num_skipped", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        """Per-sample values from the arguments of :meth:`update` (subclasses add raw-input forms)."""
-        if len(args) != 1 or kwargs:
-            raise TypeError(
-                f"{type(self).__name__}.update takes one (B,) tensor of per-sample values, as returned by "
-                "`evaluate_batch`."
-            )
-        return args[0]
-
-    def update(self, *args: Tensor, **kwargs: Any) -> None:
-        """Accumulate a batch of per-sample values (NaN samples are skipped and counted)."""
-        values = torch.as_tensor(self._values(*args, **kwargs))
+    def add_values(self, values: Tensor) -> None:
+        """Accumulate ``(B,)`` per-sample values; NaN samples are skipped and counted, an empty batch is a no-op."""
+        values = torch.as_tensor(values)
         if values.ndim > 1:
             raise ValueError(
                 f"{type(self).__name__}.update expects a (B,) tensor of per-sample values, got shape "
@@ -91,3 +83,29 @@ class PerSampleMean(Metric):
             >>> fig, ax = m.plot()
         """
         return self._plot(val, ax)
+
+
+class PerSampleMean(PerSampleMetric):
+    r"""A :class:`PerSampleMetric` updated with the per-sample values only: ``update(values)``.
+
+    ``values`` is the ``(B,)`` tensor that :func:`lightning_cam.evaluate_batch` returns under the metric's
+    name. Passing more than one tensor is an error naming the expected form.
+
+    Example:
+        >>> m = PerSampleMean()
+        >>> m.update(torch.tensor([1.0, float("nan"), 3.0]))
+        >>> m.compute(), int(m.num_skipped)
+        (tensor(2.), 1)
+    """
+
+    def update(self, values: Tensor, *unexpected: Tensor) -> None:
+        """Accumulate ``(B,)`` per-sample values (NaN samples are skipped and counted).
+
+        ``*unexpected`` only catches a second tensor, to answer it with the form this metric takes.
+        """
+        if unexpected:
+            raise TypeError(
+                f"{type(self).__name__}.update takes one (B,) tensor of per-sample values, as returned by "
+                "`evaluate_batch`."
+            )
+        self.add_values(values)

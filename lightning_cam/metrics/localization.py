@@ -1,20 +1,21 @@
-"""Localization metrics against ground-truth object masks as torchmetrics."""
+"""Localization metrics against ground-truth object masks as torchmetrics; the formulas are in
+:mod:`lightning_cam.functional.localization`."""
 
 from __future__ import annotations
 
-import torch  # noqa: F401  (used by the doctest examples)
-
 from typing import Any
 
+import torch  # noqa: F401  (used by the doctest examples)
 from torch import Tensor
 
 from lightning_cam.functional.localization import energy_pointing_game, iou, pointing_game
-from lightning_cam.metrics.base import PerSampleMean
+from lightning_cam.metrics.base import PerSampleMetric
+from lightning_cam.utilities.checks import check_threshold, check_tolerance
 
 __all__ = ["EnergyPointingGame", "IoU", "PointingGame"]
 
 
-class PointingGame(PerSampleMean):
+class PointingGame(PerSampleMetric):
     r"""Pointing Game accuracy in ``[0, 1]`` (higher is better): share of maps whose maximum is on the object.
 
     ``update(values)``, or ``update(maps, masks)`` with ``(B, H, W)`` maps and masks
@@ -34,17 +35,14 @@ class PointingGame(PerSampleMean):
 
     def __init__(self, tolerance: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if tolerance < 0:
-            raise ValueError(f"`tolerance` must be >= 0 pixels, got {tolerance}.")
-        self.tolerance = tolerance
+        self.tolerance = check_tolerance(tolerance)
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        if len(args) == 2:
-            return pointing_game(*args, tolerance=self.tolerance)
-        return super()._values(*args, **kwargs)
+    def update(self, values: Tensor, masks: Tensor | None = None) -> None:
+        """``values``: ``(B,)`` hits in ``{0, 1}``; or the ``(B, H, W)`` maps when ``masks`` is given."""
+        self.add_values(values if masks is None else pointing_game(values, masks, tolerance=self.tolerance))
 
 
-class EnergyPointingGame(PerSampleMean):
+class EnergyPointingGame(PerSampleMetric):
     r"""Energy-based Pointing Game in ``[0, 1]`` (higher is better): mean share of map mass on the object.
 
     ``update(values)``, or ``update(maps, masks)``.
@@ -58,13 +56,12 @@ class EnergyPointingGame(PerSampleMean):
 
     higher_is_better = True
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        if len(args) == 2:
-            return energy_pointing_game(*args)
-        return super()._values(*args, **kwargs)
+    def update(self, values: Tensor, masks: Tensor | None = None) -> None:
+        """``values``: ``(B,)`` shares of mass; or the ``(B, H, W)`` maps when ``masks`` is given."""
+        self.add_values(values if masks is None else energy_pointing_game(values, masks))
 
 
-class IoU(PerSampleMean):
+class IoU(PerSampleMetric):
     r"""Mean IoU in ``[0, 1]`` (higher is better) of the thresholded map ``map >= threshold`` with the mask.
 
     ``update(values)``, or ``update(maps, masks)``.
@@ -83,11 +80,8 @@ class IoU(PerSampleMean):
 
     def __init__(self, threshold: float = 0.5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not 0.0 < float(threshold) < 1.0:
-            raise ValueError(f"`threshold` must lie in (0, 1) (maps are in [0, 1]), got {threshold}.")
-        self.threshold = float(threshold)
+        self.threshold = check_threshold(threshold)
 
-    def _values(self, *args: Tensor, **kwargs: Any) -> Tensor:
-        if len(args) == 2:
-            return iou(*args, threshold=self.threshold)
-        return super()._values(*args, **kwargs)
+    def update(self, values: Tensor, masks: Tensor | None = None) -> None:
+        """``values``: ``(B,)`` IoUs; or the ``(B, H, W)`` maps when ``masks`` is given."""
+        self.add_values(values if masks is None else iou(values, masks, threshold=self.threshold))

@@ -1,4 +1,5 @@
-"""Insertion and Deletion (RISE) as torchmetrics."""
+"""Insertion and Deletion (RISE) as torchmetrics; the curves are computed by
+:func:`lightning_cam.functional.perturbation.insertion_deletion`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ class Insertion(PerSampleMean):
     are revealed into a baseline, integrated over the revealed fraction.
 
     ``update(values)`` with ``evaluate_batch(..., metrics=("insertion",))["insertion"]``
-    (see :mod:`lightning_cam.functional.perturbation`).
+    (see :func:`lightning_cam.functional.perturbation.insertion_deletion`).
 
     Example:
         >>> m = Insertion(); m.update(torch.tensor([0.75, 0.25])); m.compute()

@@ -2,13 +2,6 @@
 
 from lightning_cam.models.base import ImageClassifier
 from lightning_cam.models.gap import GAPClassifier
+from lightning_cam.models.resnet import ResNetClassifier
 
 __all__ = ["GAPClassifier", "ImageClassifier", "ResNetClassifier"]
-
-
-def __getattr__(name: str):  # ResNetClassifier imports torchvision lazily
-    if name == "ResNetClassifier":
-        from lightning_cam.models.resnet import ResNetClassifier
-
-        return ResNetClassifier
-    raise AttributeError(f"module 'lightning_cam.models' has no attribute {name!r}")

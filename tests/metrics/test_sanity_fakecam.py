@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from lightning_cam.data import ShapesDataset
-from lightning_cam.evaluate import ADCC_METRICS, evaluate_batch
+from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import FakeCAM, GradCAM
 from lightning_cam.metrics import METRICS
+from lightning_cam.metrics.names import DEFAULT_METRICS
 from lightning_cam.models import GAPClassifier
 
 
@@ -42,9 +43,9 @@ def test_fake_cam_fools_drop_and_increase_but_not_adcc() -> None:
     scores = {}
     for method in (GradCAM, FakeCAM):
         cam = method(model, target_layer=model.cam_target_layer)
-        metrics = {name: METRICS[name]() for name in ADCC_METRICS}
+        metrics = {name: METRICS[name]() for name in DEFAULT_METRICS}
         for i in range(0, len(xv), 64):  # two batches, accumulated like the callback does
-            values = evaluate_batch(cam, xv[i : i + 64], yv[i : i + 64], metrics=ADCC_METRICS)
+            values = evaluate_batch(cam, xv[i : i + 64], yv[i : i + 64], metrics=DEFAULT_METRICS)
             for name, metric in metrics.items():
                 metric.update(values[name])
         scores[method.__name__] = {name: metric.compute().item() for name, metric in metrics.items()}

@@ -1,4 +1,4 @@
-"""Formulas of lightning_cam.functional.metrics: hand-computed cases, edge cases, grad-cam agreement."""
+"""Formulas of lightning_cam.functional.adcc: hand-computed cases, edge cases, grad-cam agreement."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from pytorch_grad_cam.metrics.arcc import Complexity as GCComplexity
 from pytorch_grad_cam.metrics.arcc import batch_pearson_coherency
 
-from lightning_cam.functional.metrics import (
+from lightning_cam.functional.adcc import (
     adcc,
     average_drop,
     coherency,

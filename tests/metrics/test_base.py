@@ -1,4 +1,5 @@
-"""torchmetrics classes: accumulation, NaN skipping, empty updates, states, plotting, collections, logging."""
+"""PerSampleMetric/PerSampleMean (metrics/base.py), shared by every metric class: accumulation, NaN skipping,
+empty updates, sum states, plotting, collections, logging."""
 
 from __future__ import annotations
 
@@ -7,23 +8,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Metric, MetricCollection
 
-from lightning_cam.evaluate import METRIC_NAMES
-from lightning_cam.metrics import (
-    ADCC,
-    METRICS,
-    AverageDrop,
-    Coherency,
-    Complexity,
-    Deletion,
-    EnergyPointingGame,
-    IncreaseInConfidence,
-    Insertion,
-    IoU,
-    PointingGame,
-)
+from lightning_cam.metrics import ADCC, METRICS, AverageDrop, Coherency, IncreaseInConfidence
+from lightning_cam.metrics.names import METRIC_NAMES
 
 NAN = float("nan")
 BETTER = {
@@ -88,56 +79,6 @@ def test_reset_clears_states() -> None:
     assert int(m.count) == 0 and int(m.num_skipped) == 0 and m.total.item() == 0.0
 
 
-def test_raw_input_forms_match_formulas() -> None:
-    y, o = torch.tensor([0.8, 0.5]), torch.tensor([0.2, 0.9])
-    d, i = AverageDrop(), IncreaseInConfidence()
-    d.update(y, o)
-    i.update(y, o)
-    torch.testing.assert_close(d.compute(), torch.tensor(37.5))
-    torch.testing.assert_close(i.compute(), torch.tensor(50.0))
-
-    maps = torch.tensor([[[0.0, 0.5], [1.0, 0.2]]])
-    c = Coherency()
-    c.update(maps, maps)
-    c.update(maps, 1 - maps)
-    torch.testing.assert_close(c.compute(), torch.tensor(0.5))
-    x = Complexity()
-    x.update(maps)
-    torch.testing.assert_close(x.compute(), torch.tensor(0.425))
-    a = ADCC()
-    a.update(torch.tensor([1.0, 1.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0]))
-    torch.testing.assert_close(a.compute(), torch.tensor(0.5))
-
-    mask = torch.tensor([[[False, True], [True, False]]])
-    p, e, u = PointingGame(), EnergyPointingGame(), IoU(threshold=0.6)
-    p.update(maps, mask)
-    e.update(maps, mask)
-    u.update(maps, mask)
-    torch.testing.assert_close(p.compute(), torch.tensor(1.0))
-    torch.testing.assert_close(e.compute(), torch.tensor(1.5 / 1.7))
-    torch.testing.assert_close(u.compute(), torch.tensor(0.5))  # {1.0} vs two object pixels
-
-
-def test_raw_form_nan_map_is_skipped() -> None:
-    maps = torch.rand(3, 4, 4)
-    maps[1, 0, 0] = NAN
-    m = Complexity()
-    m.update(maps)
-    assert int(m.count) == 2 and int(m.num_skipped) == 1
-    torch.testing.assert_close(m.compute(), maps[[0, 2]].mean())
-
-
-def test_bad_update_is_a_clear_error() -> None:
-    with pytest.raises(TypeError, match="one \\(B,\\) tensor"):
-        Insertion().update(torch.zeros(2), torch.zeros(2))
-    with pytest.raises(ValueError, match="per-sample values"):
-        Deletion().update(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="threshold"):
-        IoU(threshold=1.0)
-    with pytest.raises(ValueError, match="tolerance"):
-        PointingGame(tolerance=-2)
-
-
 @pytest.mark.parametrize("name", ["average_drop", "adcc"])
 def test_plot_single_and_multiple_values(name: str) -> None:
     m = METRICS[name]()
@@ -164,9 +105,6 @@ def test_metric_collection_with_evaluate_batch_values() -> None:
 
 
 def test_loggable_with_lightning_module_log(tmp_path) -> None:  # noqa: ANN001
-    import pytorch_lightning as pl
-    from torch.utils.data import DataLoader, TensorDataset
-
     class Model(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
@@ -183,3 +121,4 @@ def test_loggable_with_lightning_module_log(tmp_path) -> None:  # noqa: ANN001
                          enable_model_summary=False, accelerator="cpu", devices=1, default_root_dir=tmp_path)
     out = trainer.validate(Model(), data, verbose=False)
     assert out[0]["cam/adcc"] == pytest.approx(0.4, abs=1e-6)
+

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lightning_cam.utilities.checks import check_maps, check_same_shape
+
 __all__ = [
     "adcc",
     "average_drop",
@@ -26,22 +28,6 @@ __all__ = [
 
 #: added to the product of standard deviations in :func:`pearson` (the value grad-cam uses).
 PEARSON_EPS = 1e-8
-
-
-def _check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
-    if a.shape != b.shape:
-        raise ValueError(
-            f"`{name_a}` and `{name_b}` must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}; "
-            "pass one value per sample for both."
-        )
-
-
-def _check_maps(maps: Tensor, name: str = "maps") -> None:
-    if maps.ndim < 2:
-        raise ValueError(
-            f"`{name}` must be a batch of maps shaped (B, H, W) (or (B, N)), got shape {tuple(maps.shape)}; "
-            "add the batch dimension with `maps.unsqueeze(0)`."
-        )
 
 
 def target_probability(logits: Tensor, targets: Tensor) -> Tensor:
@@ -86,7 +72,7 @@ def average_drop(probs: Tensor, masked_probs: Tensor) -> Tensor:
         >>> average_drop(torch.tensor([0.8, 0.5, 0.0]), torch.tensor([0.2, 0.9, 0.0]))
         tensor([75.,  0.,  0.])
     """
-    _check_same_shape(probs, masked_probs, "probs", "masked_probs")
+    check_same_shape(probs, masked_probs, "probs", "masked_probs")
     y, o = probs.float(), masked_probs.float()
     drop = torch.relu(y - o) / torch.where(y > 0, y, torch.ones_like(y))
     return 100.0 * drop.clamp(max=1.0)
@@ -104,7 +90,7 @@ def increase_in_confidence(probs: Tensor, masked_probs: Tensor) -> Tensor:
         >>> increase_in_confidence(torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.6, 0.5, 0.1]))
         tensor([100.,   0.,   0.])
     """
-    _check_same_shape(probs, masked_probs, "probs", "masked_probs")
+    check_same_shape(probs, masked_probs, "probs", "masked_probs")
     y, o = probs.float(), masked_probs.float()
     out = 100.0 * (o > y).float()
     return torch.where(torch.isnan(y) | torch.isnan(o), torch.full_like(out, float("nan")), out)
@@ -130,8 +116,9 @@ def pearson(a: Tensor, b: Tensor, eps: float = PEARSON_EPS) -> Tensor:
         >>> pearson(a, torch.tensor([[0.0, 2.0, 4.0], [0.0, 1.0, 2.0]]))
         tensor([1., 0.])
     """
-    _check_same_shape(a, b, "a", "b")
-    _check_maps(a, "a")
+    check_same_shape(a, b, "a", "b")
+    if a.ndim < 2:
+        raise ValueError(f"`a` and `b` must be batches of maps shaped (B, ...), got shape {tuple(a.shape)}.")
     x = a.flatten(1).float()
     y = b.flatten(1).float()
     n = x.shape[1]
@@ -176,7 +163,7 @@ def complexity(maps: Tensor) -> Tensor:
         >>> complexity(torch.tensor([[[0.0, 1.0], [0.5, 0.5]], [[1.0, 1.0], [1.0, 1.0]]]))
         tensor([0.5000, 1.0000])
     """
-    _check_maps(maps)
+    check_maps(maps)
     return maps.flatten(1).float().abs().mean(dim=1)
 
 
@@ -194,8 +181,8 @@ def adcc(coherency: Tensor, complexity: Tensor, average_drop: Tensor) -> Tensor:
         >>> adcc(torch.tensor([1.0, 0.9, 1.0]), torch.tensor([0.0, 0.3, 1.0]), torch.tensor([0.0, 40.0, 0.0]))
         tensor([1.0000, 0.7132, 0.0000])
     """
-    _check_same_shape(coherency, complexity, "coherency", "complexity")
-    _check_same_shape(coherency, average_drop, "coherency", "average_drop")
+    check_same_shape(coherency, complexity, "coherency", "complexity")
+    check_same_shape(coherency, average_drop, "coherency", "average_drop")
     terms = torch.stack(
         [coherency.float(), 1.0 - complexity.float(), 1.0 - average_drop.float() / 100.0], dim=0
     ).clamp(0.0, 1.0)

@@ -1,0 +1,364 @@
+"""Every input rule of lightning_cam, checked in exactly one function with one message.
+
+Each ``check_*`` names the value it received and the fix, and returns the value in the form the caller
+uses (a ``(B,)`` long tensor, an ``int``, a ``float``, ...). The CAM methods, the metric formulas in
+:mod:`lightning_cam.functional`, the metric classes, :func:`lightning_cam.evaluate_batch` and
+:mod:`lightning_cam.render` all call these instead of checking on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Literal, overload
+
+import matplotlib
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT_OPTIONS",
+    "check_alpha",
+    "check_baseline",
+    "check_batch_size",
+    "check_boxes",
+    "check_colormap",
+    "check_images",
+    "check_logits",
+    "check_maps",
+    "check_masks",
+    "check_options",
+    "check_same_shape",
+    "check_sigma",
+    "check_steps",
+    "check_target_range",
+    "check_targets",
+    "check_threshold",
+    "check_tolerance",
+]
+
+#: baseline names accepted by :func:`lightning_cam.functional.perturbation.make_baseline` (or a tensor).
+BASELINES = ("zeros", "blur", "mean")
+
+#: keyword options of :func:`lightning_cam.evaluate_batch` and their defaults.
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "steps": 20,  # insertion/deletion: number of perturbation steps (>= 1)
+    "baseline": "zeros",  # insertion/deletion: "zeros", "blur", "mean" or a tensor
+    "sigma": 5.0,  # insertion/deletion: blur baseline's Gaussian sigma in pixels
+    "batch_size": 32,  # insertion/deletion: perturbed images per forward (memory cap)
+    "threshold": 0.5,  # iou: map threshold in (0, 1)
+    "tolerance": 0,  # pointing_game: pixels by which the object is grown
+}
+
+_LUT_SIZE = 256
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shape(value: object) -> object:
+    return tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+
+
+# ----------------------------------------------------------------------------------------- model inputs
+def check_images(images: object, *, allow_empty: bool = False) -> Tensor:
+    """Model inputs: a ``(B, C, H, W)`` floating-point tensor, non-empty unless ``allow_empty``.
+
+    Example:
+        >>> check_images(torch.zeros(1, 3, 8, 8)).shape
+        torch.Size([1, 3, 8, 8])
+    """
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a torch.Tensor of shape (B, C, H, W), got {type(images).__name__}.")
+    if images.ndim != 4:
+        fix = " Add the batch dimension with images.unsqueeze(0)." if images.ndim == 3 else ""
+        raise ValueError(f"images must be 4-D (B, C, H, W), got shape {tuple(images.shape)}.{fix}")
+    if not images.is_floating_point():
+        raise ValueError(
+            f"images must be a floating-point tensor, got dtype {images.dtype}; convert with images.float() "
+            "(and normalise as the model expects)."
+        )
+    if images.shape[0] == 0 and not allow_empty:
+        raise ValueError("images is an empty batch (B == 0); pass at least one image.")
+    return images
+
+
+def check_targets(targets: object, batch: int, device: torch.device) -> Tensor | None:
+    """Classes to explain: ``None``, an int, or ``B`` integer class indices -> ``(B,)`` long (or ``None``).
+
+    Example:
+        >>> check_targets([1, 2], 2, torch.device("cpu"))
+        tensor([1, 2])
+        >>> check_targets(3, 2, torch.device("cpu"))
+        tensor([3, 3])
+    """
+    if targets is None:
+        return None
+    if isinstance(targets, bool):
+        raise ValueError("targets must be integer class indices, got a bool.")
+    if isinstance(targets, int):
+        return torch.full((batch,), targets, dtype=torch.long, device=device)
+    if isinstance(targets, (list, tuple)):
+        if not all(_is_int(t) for t in targets):
+            raise ValueError(
+                "targets must be integer class indices (a LongTensor of shape (B,)), got a list with non-int entries."
+            )
+        targets = torch.tensor(list(targets), dtype=torch.long)
+    if not isinstance(targets, Tensor):
+        raise TypeError(f"targets must be None, an int or a LongTensor of shape (B,), got {type(targets).__name__}.")
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
+        raise ValueError(
+            f"targets must be integer class indices (a LongTensor of shape (B,)), got dtype {targets.dtype}; "
+            "use targets.long() for class indices or targets.argmax(1) for one-hot/probabilities."
+        )
+    if targets.ndim == 0:
+        targets = targets.expand(batch)
+    if targets.ndim != 1:
+        raise ValueError(
+            f"targets must be 1-D (B,) class indices, got shape {tuple(targets.shape)}; use targets.view(-1) "
+            "for (B, 1), or targets.argmax(1) for one-hot."
+        )
+    if targets.shape[0] != batch:
+        raise ValueError(
+            f"targets has {targets.shape[0]} entries but the batch has {batch} images; pass one class index per image."
+        )
+    return targets.to(device=device, dtype=torch.long)
+
+
+def check_logits(logits: object, batch: int, model: nn.Module) -> Tensor:
+    """The model output must be a ``(B, K)`` tensor of class scores.
+
+    Example:
+        >>> check_logits(torch.zeros(2, 5), 2, nn.Identity()).shape
+        torch.Size([2, 5])
+    """
+    if not isinstance(logits, Tensor):
+        raise TypeError(
+            f"{type(model).__name__}.forward returned {type(logits).__name__}; CAM methods need a (B, num_classes) "
+            "logits tensor. Wrap the model so that forward(images) returns the logits."
+        )
+    if logits.ndim != 2 or logits.shape[0] != batch:
+        raise ValueError(
+            f"{type(model).__name__}.forward returned shape {tuple(logits.shape)}; CAM methods need "
+            f"(B={batch}, num_classes) logits. Wrap the model so that forward(images) returns them."
+        )
+    return logits
+
+
+def check_target_range(targets: Tensor, num_classes: int) -> None:
+    """Every target must index one of the ``num_classes`` logits.
+
+    Example:
+        >>> check_target_range(torch.tensor([0, 4]), 5)
+    """
+    bad = (targets < 0) | (targets >= num_classes)
+    if bool(bad.any()):
+        raise ValueError(
+            f"targets out of range for a model with {num_classes} classes: got {targets[bad][:8].tolist()}; "
+            f"class indices must be in [0, {num_classes - 1}]."
+        )
+
+
+# ----------------------------------------------------------------------------------- maps, ground truth
+def check_maps(maps: object, name: str = "maps") -> Tensor:
+    """A batch of maps: a ``(B, H, W)`` tensor.
+
+    Example:
+        >>> check_maps(torch.zeros(2, 4, 4)).shape
+        torch.Size([2, 4, 4])
+    """
+    if not isinstance(maps, Tensor) or maps.ndim != 3:
+        raise ValueError(
+            f"`{name}` must be a (B, H, W) tensor of maps, got {_shape(maps)}; add the batch dimension with "
+            f"`{name}.unsqueeze(0)` or squeeze extra dimensions."
+        )
+    return maps
+
+
+def check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
+    """Two per-sample inputs of one formula must have the same shape.
+
+    Example:
+        >>> check_same_shape(torch.zeros(3), torch.ones(3), "probs", "masked_probs")
+    """
+    if a.shape != b.shape:
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}; "
+            "pass one value per sample for both."
+        )
+
+
+def check_masks(masks: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Ground-truth object masks of the maps' ``(B, H, W)`` ``shape`` (a ``(B, 1, H, W)`` mask is squeezed).
+
+    Example:
+        >>> check_masks(torch.ones(2, 1, 4, 4, dtype=torch.bool), (2, 4, 4)).shape
+        torch.Size([2, 4, 4])
+    """
+    m = masks[:, 0] if masks.ndim == 4 and masks.shape[1] == 1 else masks
+    if tuple(m.shape) != tuple(shape):
+        raise ValueError(
+            f"`masks` must be (B, H, W) = {tuple(shape)} like the maps, got {tuple(masks.shape)}; resize the "
+            "masks to the input size (maps are upsampled to it), or pass boxes instead."
+        )
+    return m
+
+
+def check_boxes(boxes: Tensor, batch: int | None = None) -> Tensor:
+    """Ground-truth boxes: ``(B, 4)`` as ``(x0, y0, x1, y1)`` pixels, ``B = batch`` when given.
+
+    Example:
+        >>> check_boxes(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), batch=1).shape
+        torch.Size([1, 4])
+    """
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or (batch is not None and boxes.shape[0] != batch):
+        expected = "(B, 4)" if batch is None else f"(B, 4) = ({batch}, 4)"
+        raise ValueError(
+            f"`boxes` must be {expected} as (x0, y0, x1, y1) pixels, one box per image, got shape "
+            f"{tuple(boxes.shape)}."
+        )
+    return boxes
+
+
+# --------------------------------------------------------------------------------------- metric options
+def check_steps(steps: object) -> int:
+    """Insertion/deletion: the number of perturbation steps, an integer ``>= 1``.
+
+    Example:
+        >>> check_steps(20)
+        20
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"`steps` must be an integer >= 1, got {steps!r}.")
+    return steps
+
+
+@overload
+def check_batch_size(batch_size: object, *, allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_batch_size(batch_size: object, *, allow_none: bool) -> int | None: ...
+def check_batch_size(batch_size: object, *, allow_none: bool = False) -> int | None:
+    """Images per forward (a memory cap): an integer ``>= 1`` (or ``None`` when ``allow_none``).
+
+    Example:
+        >>> check_batch_size(32), check_batch_size(None, allow_none=True)
+        (32, None)
+    """
+    if batch_size is None and allow_none:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        also = " or None (all at once)" if allow_none else ""
+        raise ValueError(f"`batch_size` (images per forward) must be an integer >= 1{also}, got {batch_size!r}.")
+    return batch_size
+
+
+def check_threshold(threshold: object) -> float:
+    """IoU: the map threshold, a number in ``(0, 1)`` (maps are in ``[0, 1]``).
+
+    Example:
+        >>> check_threshold(0.5)
+        0.5
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"`threshold` must lie in (0, 1) (maps are in [0, 1]), got {threshold!r}.")
+    return float(threshold)
+
+
+def check_tolerance(tolerance: object) -> int:
+    """Pointing game: pixels by which the object is grown, an integer ``>= 0``.
+
+    Example:
+        >>> check_tolerance(15)
+        15
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+        raise ValueError(f"`tolerance` must be an integer >= 0 (pixels), got {tolerance!r}.")
+    return tolerance
+
+
+def check_baseline(baseline: object) -> str | Tensor:
+    """Insertion/deletion baseline: one of :data:`BASELINES` or a tensor (its shape is checked on use).
+
+    Example:
+        >>> check_baseline("blur")
+        'blur'
+    """
+    if isinstance(baseline, Tensor):
+        return baseline
+    if not isinstance(baseline, str) or baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; use one of {list(BASELINES)} or a tensor.")
+    return baseline
+
+
+def check_sigma(sigma: object) -> float:
+    """Blur baseline: the Gaussian's standard deviation, a number ``> 0`` (pixels).
+
+    Example:
+        >>> check_sigma(5)
+        5.0
+    """
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not float(sigma) > 0:
+        raise ValueError(f"`sigma` (the blur baseline's Gaussian, in pixels) must be a number > 0, got {sigma!r}.")
+    return float(sigma)
+
+
+def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword options of :func:`lightning_cam.evaluate_batch`, each checked, merged over :data:`DEFAULT_OPTIONS`.
+
+    Raises:
+        TypeError: an unknown option name (the valid ones are listed).
+        ValueError: an option out of range (see the ``check_*`` of that option).
+
+    Example:
+        >>> check_options({"steps": 10})["steps"], check_options({})["threshold"]
+        (10, 0.5)
+    """
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for evaluate_batch; valid options are {sorted(DEFAULT_OPTIONS)}.")
+    opts = {**DEFAULT_OPTIONS, **options}
+    return {
+        "steps": check_steps(opts["steps"]),
+        "baseline": check_baseline(opts["baseline"]),
+        "sigma": check_sigma(opts["sigma"]),
+        "batch_size": check_batch_size(opts["batch_size"]),
+        "threshold": check_threshold(opts["threshold"]),
+        "tolerance": check_tolerance(opts["tolerance"]),
+    }
+
+
+# ------------------------------------------------------------------------------------------- rendering
+def check_alpha(alpha: object) -> float:
+    """Overlay: the heatmap's weight, a number in ``[0, 1]``.
+
+    Example:
+        >>> check_alpha(0.5)
+        0.5
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"`alpha` (the heatmap's weight in the overlay) must be in [0, 1], got {alpha!r}.")
+    return float(alpha)
+
+
+@lru_cache(maxsize=32)
+def check_colormap(colormap: str) -> Tensor:
+    """A matplotlib colormap name -> its ``(256, 3)`` float32 RGB lookup table (cached, on the CPU).
+
+    Example:
+        >>> check_colormap("gray")[[0, -1]]
+        tensor([[0., 0., 0.],
+                [1., 1., 1.]])
+    """
+    try:
+        cmap = matplotlib.colormaps[colormap]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted(n for n in matplotlib.colormaps if not n.endswith("_r"))[:40])
+        raise ValueError(
+            f"unknown colormap {colormap!r}; use a matplotlib colormap name such as 'jet', 'turbo', "
+            f"'viridis', 'inferno' (see matplotlib.colormaps; some of them: {valid}, ...)."
+        ) from None
+    rgba = cmap(np.linspace(0.0, 1.0, _LUT_SIZE))
+    return torch.from_numpy(np.ascontiguousarray(rgba[:, :3])).float()
