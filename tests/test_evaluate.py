@@ -260,6 +260,7 @@ def test_explicit_targets_are_explained() -> None:
     [
         ({"metrics": ("adcc", "acc")}, ValueError, r"unknown metric.*'acc'.*valid names.*average_drop"),
         ({"metrics": ()}, ValueError, "no metric"),
+        ({"metrics": ("adcc", "iou", "adcc")}, ValueError, "lists a metric twice"),
         ({"metrics": ("insertion",), "steps": 0}, ValueError, "steps.*>= 1"),
         ({"steps": 2.5}, ValueError, "steps"),
         ({"threshold": 1.0}, ValueError, r"threshold.*\(0, 1\)"),

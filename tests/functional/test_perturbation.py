@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lightning_cam.functional.adcc import target_probability
 from lightning_cam.functional.perturbation import (
     curve_auc,
+    insertion_deletion,
     make_baseline,
     perturb,
     perturbation_counts,
@@ -62,3 +64,16 @@ def test_curve_auc_trapezoid() -> None:
     torch.testing.assert_close(curve_auc(scores, fractions), torch.tensor([0.5, 1.0]))
     uneven = curve_auc(torch.tensor([[0.0, 1.0, 1.0]]), torch.tensor([0.0, 0.9, 1.0]))
     torch.testing.assert_close(uneven, torch.tensor([0.45 + 0.1]))
+
+
+def test_insertion_deletion_computes_only_the_curves_asked_for() -> None:
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x, maps, t = torch.randn(2, 3, 2, 2), torch.rand(2, 2, 2), torch.tensor([0, 2])
+    with torch.no_grad():
+        y = target_probability(net(x), t)
+        both = insertion_deletion(net, x, maps, t, y, steps=2, batch_size=3)
+        only = insertion_deletion(net, x, maps, t, y, which={"deletion"}, steps=2, batch_size=1)
+    assert set(only) == {"deletion"}
+    torch.testing.assert_close(only["deletion"], both["deletion"])  # chunking does not change the values
+    with pytest.raises(ValueError, match=r"`which` names \['rise'\]"):
+        insertion_deletion(net, x, maps, t, y, which=("rise",))
