@@ -117,9 +117,10 @@ def evaluate_batch(
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, used as masks when ``masks`` is None.
         result: a :class:`~lightning_cam.methods.result.CAMResult` already computed by ``cam`` for these
             images and targets; saves the first pass.
-        **options: checked by :func:`~lightning_cam.utilities.checks.check_options`: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
+        **options: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
             ``sigma`` (5.0, blur baseline), ``batch_size`` (32 perturbed images per forward),
-            ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game).
+            ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game); checked by
+            :func:`~lightning_cam.utilities.checks.check_options`.
 
     Returns:
         ``{name: (B,) float32 tensor}`` on ``images.device``, in the order requested.

@@ -3,8 +3,8 @@
 CAM maths: :mod:`~lightning_cam.functional.cam`, :mod:`~lightning_cam.functional.normalize`. Metric
 formulas: :mod:`~lightning_cam.functional.adcc` (ADCC family),
 :mod:`~lightning_cam.functional.localization` (pointing games, IoU) and
-:mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves and their AUC per batch). Each formula module has the same name as its metric
-class module in :mod:`lightning_cam.metrics`.
+:mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves and their AUC per batch). Each
+formula module has the same name as its metric-class module in :mod:`lightning_cam.metrics`.
 """
 
 from lightning_cam.functional.adcc import (

@@ -1,4 +1,7 @@
-"""Target-layer lookup and activation layouts for the CAM methods (input checks: :mod:`lightning_cam.utilities.checks`)."""
+"""Target-layer lookup and activation layouts for the CAM methods.
+
+Input checks live in :mod:`lightning_cam.utilities.checks`.
+"""
 
 from __future__ import annotations
 

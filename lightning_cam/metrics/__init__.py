@@ -53,4 +53,4 @@ METRICS: dict[str, type[PerSampleMetric]] = {
     "iou": IoU,
 }
 if tuple(METRICS) != METRIC_NAMES:  # the names have one home: names.py; this table must follow it
-    raise ImportError(f"lightning_cam.metrics.METRICS {list(METRICS)} does not follow METRIC_NAMES {list(METRIC_NAMES)}.")
+    raise ImportError(f"lightning_cam.metrics.METRICS {list(METRICS)} does not follow METRIC_NAMES {METRIC_NAMES}.")

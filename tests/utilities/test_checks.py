@@ -48,7 +48,7 @@ CPU = torch.device("cpu")
         (lambda: check_target_range(torch.tensor([1, 9]), 5), ValueError, r"5 classes: got \[9\].*\[0, 4\]"),
         (lambda: check_maps(torch.zeros(4, 4)), ValueError, r"`maps` must be a \(B, H, W\).*\(4, 4\).*unsqueeze"),
         (lambda: check_same_shape(torch.zeros(2), torch.zeros(3), "p", "q"), ValueError, r"same shape.*\(2,\).*\(3,\)"),
-        (lambda: check_masks(torch.zeros(2, 5, 5), (2, 4, 4)), ValueError, r"\(2, 4, 4\).*\(2, 5, 5\).*resize the masks"),
+        (lambda: check_masks(torch.zeros(2, 5, 5), (2, 4, 4)), ValueError, r"\(2, 4, 4\).*\(2, 5, 5\).*resize the"),
         (lambda: check_boxes(torch.zeros(2, 5), 2), ValueError, r"\(B, 4\) = \(2, 4\).*\(2, 5\)"),
         (lambda: check_steps(0), ValueError, r"`steps` must be an integer >= 1, got 0"),
         (lambda: check_batch_size(2.0), ValueError, r"`batch_size`.*integer >= 1, got 2.0"),
