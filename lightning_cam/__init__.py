@@ -10,7 +10,7 @@ __all__ = ["CAMBatch", "CAMCallback", "CAMMixin", "CAMResult", "evaluate_batch"]
 _LAZY = {
     "CAMBatch": "lightning_cam.mixin",
     "CAMMixin": "lightning_cam.mixin",
-    "CAMCallback": "lightning_cam.callback",
+    "CAMCallback": "lightning_cam.callbacks",
     "CAMResult": "lightning_cam.methods.result",
     "evaluate_batch": "lightning_cam.evaluate",
 }
