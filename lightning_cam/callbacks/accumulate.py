@@ -183,10 +183,12 @@ class MetricAccumulator:
 
     def log(self, log: Callable[[str, Tensor], None]) -> None:
         """``log("cam/<method>/<metric>", value)`` for every metric with samples on some rank (after
-        :meth:`reduce`), then reset every metric."""
+        :meth:`reduce`), then reset every metric and count (nothing is logged twice)."""
         with torch.inference_mode(False):
             for (name, key), count in self.totals.items():
                 metric = self.objects[name][key]
                 if count > 0:  # same decision on every rank: compute() is a collective
                     log(f"cam/{name}/{key}", metric.compute().float())
                 metric.reset()
+        self.counts = dict.fromkeys(self.counts, 0)
+        self.totals = {}

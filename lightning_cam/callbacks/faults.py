@@ -111,7 +111,7 @@ class WarnOnce:
         >>> with warnings.catch_warnings(record=True) as record:
         ...     warnings.simplefilter("always")
         ...     for _ in range(3):
-        ...         once.warn("no_tb", "no TensorBoardLogger")
+        ...         _ = once.warn("no_tb", "no TensorBoardLogger")
         >>> len(record), once.seen
         (1, {'no_tb'})
     """
