@@ -28,7 +28,7 @@ def first_samples(parts: CAMBatch, n: int) -> CAMBatch:
     def cut(t: Tensor | None) -> Tensor | None:
         return None if t is None else t[:n].detach().clone()
 
-    return CAMBatch(cut(parts.images), cut(parts.labels), cut(parts.masks), cut(parts.boxes))
+    return CAMBatch(parts.images[:n].detach().clone(), cut(parts.labels), cut(parts.masks), cut(parts.boxes))
 
 
 def finite_samples(result: CAMResult) -> Tensor:
@@ -47,8 +47,11 @@ def select_samples(result: CAMResult, parts: CAMBatch, keep: Tensor) -> tuple[CA
     """The samples where ``keep`` (``(B,)`` bool) is true, of both the result and the batch."""
     index = keep.nonzero().squeeze(1)
     kept = CAMResult(result.maps[index], result.low_res[index], result.logits[index], result.targets[index])
-    fields = (parts.images, parts.labels, parts.masks, parts.boxes)
-    return kept, CAMBatch(*(None if t is None else t[index] for t in fields))
+
+    def pick(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t[index]
+
+    return kept, CAMBatch(parts.images[index], pick(parts.labels), pick(parts.masks), pick(parts.boxes))
 
 
 def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:

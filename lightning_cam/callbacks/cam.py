@@ -33,7 +33,20 @@ from lightning_cam.methods import BaseCAM
 from lightning_cam.methods.base import eval_mode
 from lightning_cam.mixin import CAMBatch, CAMMixin
 
-__all__ = ["CAMCallback", "is_active_epoch"]
+__all__ = ["CAMCallback", "cam_module", "is_active_epoch"]
+
+
+def cam_module(pl_module: pl.LightningModule) -> CAMMixin:
+    """``pl_module`` as the :class:`~lightning_cam.CAMMixin` the callback needs, else a ``TypeError`` naming
+    the fix."""
+    if not isinstance(pl_module, CAMMixin):
+        name = type(pl_module).__name__
+        raise TypeError(
+            f"CAMCallback needs the LightningModule to mix in lightning_cam.CAMMixin, but {name} does not; "
+            f"declare it as `class {name}(CAMMixin, pl.LightningModule)` and set `cam_target_layer` if its "
+            "last Conv2d is not the layer to explain."
+        )
+    return pl_module
 
 
 def is_active_epoch(fn: TrainerFn | str | None, sanity_checking: bool, epoch: int, every_n_epochs: int,
@@ -209,14 +222,7 @@ class CAMCallback(Callback):
     # ------------------------------------------------------------------ hooks
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not isinstance(pl_module, CAMMixin):
-            name = type(pl_module).__name__
-            raise TypeError(
-                f"CAMCallback needs the LightningModule to mix in lightning_cam.CAMMixin, but {name} does not; "
-                f"declare it as `class {name}(CAMMixin, pl.LightningModule)` and set `cam_target_layer` if its "
-                "last Conv2d is not the layer to explain."
-            )
-        self._build_methods(pl_module)
+        self._build_methods(cam_module(pl_module))
         if self.num_images and trainer.is_global_zero and not image_sinks(trainer):
             self._warnings.warn(
                 "no_tb",
@@ -231,7 +237,7 @@ class CAMCallback(Callback):
                                        self.every_n_epochs, self.skip_sanity_check)
         if not self._active:
             return
-        self._build_methods(pl_module)
+        self._build_methods(cam_module(pl_module))
         self._accumulator.start(pl_module.device, trainer.world_size)
         self._faults.reset()
         self._progress.restart()
@@ -308,12 +314,11 @@ class CAMCallback(Callback):
             rank_zero_warn(report)
 
     # ------------------------------------------------------------------ steps
-    def _build_methods(self, pl_module: pl.LightningModule) -> None:
-        """The CAM method objects on ``pl_module.cam_model()``, rebuilt only when that model changes."""
-        model = pl_module.cam_model()  # type: ignore[attr-defined]
+    def _build_methods(self, module: CAMMixin) -> None:
+        """The CAM method objects on ``module.cam_model()``, rebuilt only when that model changes."""
+        model = module.cam_model()
         if not (self._cams and self._cams_model is model):
-            layer = pl_module.cam_layer()  # type: ignore[attr-defined]
-            self._cams = options.build_methods(self._method_classes, model, layer, self.method_kwargs)
+            self._cams = options.build_methods(self._method_classes, model, module.cam_layer(), self.method_kwargs)
             self._cams_model = model
 
     @contextlib.contextmanager
@@ -327,7 +332,7 @@ class CAMCallback(Callback):
     def _batch_parts(self, pl_module: pl.LightningModule, batch: Any) -> CAMBatch | None:
         """``cam_inputs(batch)``, or ``None`` after a fault (it raised, or no labels for ``target='label'``)."""
         try:
-            parts: CAMBatch = pl_module.cam_inputs(batch)  # type: ignore[attr-defined]
+            parts = cam_module(pl_module).cam_inputs(batch)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self._faults.record("error", f"cam_inputs(batch) raised {type(err).__name__}: {err}", err)
             return None
@@ -349,7 +354,7 @@ class CAMCallback(Callback):
             images = self.probe.images.to(device).clone()  # type: ignore[union-attr]
             labels = None if self.probe.labels is None else self.probe.labels.to(device).clone()
             targets = labels if self.target == "label" else None
-            display = pl_module.cam_denormalize(images).float().cpu()  # type: ignore[attr-defined]
+            display = cam_module(pl_module).cam_denormalize(images).float().cpu()
             names = getattr(pl_module, "cam_class_names", None)
             for name, cam in self._cams.items():
                 self._progress.step(f"CAM probe grid of {name}")
@@ -369,6 +374,6 @@ class CAMCallback(Callback):
     def _log_evolution(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Rank zero, end of ``fit``: each method's evolution image to every sink and as a PNG file."""
         sinks, directory = image_sinks(trainer), output_dir(trainer)
-        display = pl_module.cam_denormalize(self.probe.images.float()).cpu()  # type: ignore[attr-defined,union-attr]
+        display = cam_module(pl_module).cam_denormalize(self.probe.images.float()).cpu()  # type: ignore[union-attr]
         for name in self.methods:
             self._images.evolution(name, self.history, display, sinks, directory)
