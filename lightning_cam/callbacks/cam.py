@@ -21,7 +21,14 @@ from typing_extensions import override
 
 from lightning_cam.callbacks import options
 from lightning_cam.callbacks.accumulate import MetricAccumulator, first_samples
-from lightning_cam.callbacks.faults import Faults, WarnOnce
+from lightning_cam.callbacks.faults import (
+    MISSING_LABELS,
+    NO_TENSORBOARD,
+    Faults,
+    WarnOnce,
+    missing_masks,
+    short_probe,
+)
 from lightning_cam.callbacks.images import ProbeImages
 from lightning_cam.callbacks.options import DEFAULT_METRICS
 from lightning_cam.callbacks.probe import History, ProbeSet
@@ -224,12 +231,7 @@ class CAMCallback(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._build_methods(cam_module(pl_module))
         if self.num_images and trainer.is_global_zero and not image_sinks(trainer):
-            self._warnings.warn(
-                "no_tb",
-                "CAMCallback found no TensorBoardLogger in trainer.loggers, so the CAM heatmap grids are not "
-                "logged (the cam/<method>/<metric> scalars still are). Add "
-                "`pytorch_lightning.loggers.TensorBoardLogger` to the trainer's loggers to see them.",
-            )
+            self._warnings.warn("no_tb", NO_TENSORBOARD)
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -271,11 +273,7 @@ class CAMCallback(Callback):
             for name, cam in self._cams.items():
                 skipped = self._accumulator.measure(name, cam, sub, None if targets is None else sub.labels)
                 if skipped:
-                    self._warnings.warn(
-                        "no_masks",
-                        f"CAMCallback: metrics {list(skipped)} need ground-truth masks or boxes, but the validation "
-                        "batches carry none; they are skipped. Return masks from `cam_inputs` to compute them.",
-                    )
+                    self._warnings.warn("no_masks", missing_masks(skipped))
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     @override
@@ -337,9 +335,7 @@ class CAMCallback(Callback):
             self._faults.record("error", f"cam_inputs(batch) raised {type(err).__name__}: {err}", err)
             return None
         if self.target == "label" and parts.labels is None:
-            message = ("CAMCallback(target='label') needs labels, but cam_inputs(batch) returned none; use "
-                       "target='pred' or return labels from `cam_inputs`.")
-            self._faults.record("error", message, ValueError(message))
+            self._faults.record("error", MISSING_LABELS, ValueError(MISSING_LABELS))
             return None
         return parts
 
@@ -364,12 +360,7 @@ class CAMCallback(Callback):
     def _freeze_probe(self, trainer: pl.Trainer) -> None:
         """After the first logged epoch the probe set is final; warn once if it is short of ``num_images``."""
         if self.probe.freeze() and self.probe.size < self.num_images and trainer.is_global_zero:
-            self._warnings.warn(
-                "short_probe",
-                f"CAMCallback(num_images={self.num_images}) but rank zero's validation data held only "
-                f"{self.probe.size} image(s); the grids show those {self.probe.size}. Lower `num_images` "
-                "(or raise `limit_val_batches`) to silence this warning.",
-            )
+            self._warnings.warn("short_probe", short_probe(self.num_images, self.probe.size))
 
     def _log_evolution(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Rank zero, end of ``fit``: each method's evolution image to every sink and as a PNG file."""

@@ -1,4 +1,5 @@
-"""The callback's one fault path: the kinds of fault, the ``on_error`` policy, the report, warn-once.
+"""The callback's one fault path: the kinds of fault, the ``on_error`` policy, the report, warn-once, and the
+texts of the callback's warnings.
 
 Every fault of CAM work (a method or ``cam_inputs`` that raises, a non-finite map, logit or metric value, a
 logger or file that cannot be written, a batch without the labels ``target='label'`` needs) goes through
@@ -8,12 +9,23 @@ the first message is kept for the report (:func:`fault_report`), given once per 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pytorch_lightning.utilities import rank_zero_warn
 
-__all__ = ["FAULT_KINDS", "FaultKind", "Faults", "OnError", "WarnOnce", "fault_report"]
+__all__ = [
+    "FAULT_KINDS",
+    "MISSING_LABELS",
+    "NO_TENSORBOARD",
+    "FaultKind",
+    "Faults",
+    "OnError",
+    "WarnOnce",
+    "fault_report",
+    "missing_masks",
+    "short_probe",
+]
 
 #: ``error``: an exception in CAM work; ``nonfinite``: a NaN/inf map, logit or metric value (the samples are
 #: left out); ``logger``: an image that a logger or the file system did not take.
@@ -126,3 +138,39 @@ class WarnOnce:
         self.seen.add(key)
         rank_zero_warn(message)
         return True
+
+
+# ----------------------------------------------------------------------------- the warnings' texts
+#: a batch without labels under ``target='label'`` (a fault of kind ``error``).
+MISSING_LABELS = (
+    "CAMCallback(target='label') needs labels, but cam_inputs(batch) returned none; use target='pred' or return "
+    "labels from `cam_inputs`."
+)
+#: the trainer has no logger that takes images (warned once, at setup).
+NO_TENSORBOARD = (
+    "CAMCallback found no TensorBoardLogger in trainer.loggers, so the CAM heatmap grids are not logged (the "
+    "cam/<method>/<metric> scalars still are). Add `pytorch_lightning.loggers.TensorBoardLogger` to the trainer's "
+    "loggers to see them."
+)
+
+
+def missing_masks(skipped: Sequence[str]) -> str:
+    """Localization metrics ``skipped`` because the batches carry no masks or boxes (warned once)."""
+    return (
+        f"CAMCallback: metrics {list(skipped)} need ground-truth masks or boxes, but the validation batches carry "
+        "none; they are skipped. Return masks from `cam_inputs` to compute them."
+    )
+
+
+def short_probe(num_images: int, size: int) -> str:
+    """Rank zero's validation data held fewer than ``num_images`` probe images (warned once).
+
+    Example:
+        >>> print(short_probe(8, 5))  # doctest: +NORMALIZE_WHITESPACE
+        CAMCallback(num_images=8) but rank zero's validation data held only 5 image(s); the grids show those 5.
+        Lower `num_images` (or raise `limit_val_batches`) to silence this warning.
+    """
+    return (
+        f"CAMCallback(num_images={num_images}) but rank zero's validation data held only {size} image(s); the grids "
+        f"show those {size}. Lower `num_images` (or raise `limit_val_batches`) to silence this warning."
+    )
