@@ -6,7 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lightning_cam.callback import CAMCallback
+    from lightning_cam.callbacks import CAMCallback
     from lightning_cam.evaluate import evaluate_batch
     from lightning_cam.methods.result import CAMResult
     from lightning_cam.mixin import CAMBatch, CAMMixin
@@ -18,7 +18,7 @@ __all__ = ["CAMBatch", "CAMCallback", "CAMMixin", "CAMResult", "evaluate_batch"]
 _LAZY = {
     "CAMBatch": "lightning_cam.mixin",
     "CAMMixin": "lightning_cam.mixin",
-    "CAMCallback": "lightning_cam.callback",
+    "CAMCallback": "lightning_cam.callbacks",
     "CAMResult": "lightning_cam.methods.result",
     "evaluate_batch": "lightning_cam.evaluate",
 }

@@ -202,7 +202,3 @@ def evaluate_batch(
         nan = torch.tensor(float("nan"), device=images.device)
         return {n: torch.where(bad, nan, out[n].to(images.device, torch.float32)) for n in names}
 
-
-# TEMPORARY: lightning_cam/callback.py still imports this private name; remove once the callback calls
-# lightning_cam.utilities.checks.check_options (the lead rewires it when merging the callbacks/ package).
-_check_options = check_options

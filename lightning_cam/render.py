@@ -332,7 +332,3 @@ def evolution_grid(
     tiles = torch.cat([torch.cat([labels[i : i + 1], row]) for i, row in enumerate(rows)])
     return make_grid(tiles, nrow=b + 1, padding=padding, pad_value=_BACKGROUND)
 
-
-# TEMPORARY: lightning_cam/callback.py still imports this private name; remove once the callback calls
-# lightning_cam.utilities.checks.check_colormap (the lead rewires it when merging the callbacks/ package).
-_lut = check_colormap

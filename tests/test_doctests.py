@@ -27,8 +27,10 @@ MODULES = _modules_with_examples()
 
 def test_the_public_modules_have_examples() -> None:
     expected = {
-        "lightning_cam.callback", "lightning_cam.evaluate", "lightning_cam.functional.cam",
-        "lightning_cam.functional.localization", "lightning_cam.functional.adcc",
+        "lightning_cam.callbacks.accumulate", "lightning_cam.callbacks.cam", "lightning_cam.callbacks.faults",
+        "lightning_cam.callbacks.images", "lightning_cam.callbacks.options", "lightning_cam.callbacks.probe",
+        "lightning_cam.callbacks.progress", "lightning_cam.callbacks.sinks", "lightning_cam.evaluate",
+        "lightning_cam.functional.cam", "lightning_cam.functional.localization", "lightning_cam.functional.adcc",
         "lightning_cam.functional.perturbation", "lightning_cam.metrics", "lightning_cam.metrics.adcc",
         "lightning_cam.metrics.base", "lightning_cam.metrics.localization", "lightning_cam.metrics.perturbation",
         "lightning_cam.metrics.names", "lightning_cam.methods", "lightning_cam.methods.base", "lightning_cam.mixin",

@@ -312,7 +312,7 @@ def test_every_fault_kind_reported_once_per_epoch_with_its_count(tmp_path: Any) 
 
 
 def test_evolution_image_rows_are_bounded() -> None:
-    from lightning_cam._probe import History
+    from lightning_cam.callbacks import History
 
     h = History()
     for e in range(100):

@@ -1,4 +1,5 @@
-"""The callback's fixed probe set and the per-epoch history of its maps (what the evolution image shows)."""
+"""The callback's checkpointed state: the fixed probe set and the per-epoch history of its maps (what the
+evolution image shows)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ class ProbeSet:
     ``images`` are in the model's input space ``(N, C, H, W)``; ``labels`` ``(N,)`` or ``None``.
     ``frozen`` marks that capture is over (after the first logged epoch), even if fewer than ``capacity``
     images existed.
+
+    Example:
+        >>> probe = ProbeSet(capacity=3)
+        >>> probe.add(torch.rand(2, 3, 8, 8), torch.tensor([0, 1]))
+        >>> probe.size, probe.wanted
+        (2, 1)
+        >>> probe.add(torch.rand(2, 3, 8, 8), torch.tensor([2, 3]))
+        >>> probe.size, probe.wanted, probe.labels.tolist()
+        (3, 0, [0, 1, 2])
     """
 
     capacity: int
@@ -54,6 +64,14 @@ class ProbeSet:
             self.labels = torch.cat([self.labels, new_labels])
         else:
             self.labels = None
+
+    def freeze(self) -> bool:
+        """End the capture once images exist (after the first logged epoch); returns whether this call froze
+        it (so a short probe set is reported once)."""
+        if not self.size or self.frozen:
+            return False
+        self.frozen = True
+        return True
 
     def state_dict(self) -> dict[str, Any]:
         return {"images": self.images, "labels": self.labels, "frozen": self.frozen}

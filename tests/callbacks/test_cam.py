@@ -385,3 +385,48 @@ def test_no_logger_writes_no_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatc
     assert cb.history.epochs("gradcam") == [0]  # the evolution exists in the state ...
     assert not list(tmp_path.rglob("*.png"))  # ... but logger=False means no output files
     assert len(cam_warnings(record, "no TensorBoardLogger")) == 1
+
+
+def test_target_label_without_labels_is_a_fault_under_warn_and_an_error_under_raise(tmp_path: Any) -> None:
+    class NoLabels(GAPClassifier):
+        """The model's own steps see the labels; the callback's ``cam_inputs`` calls get none."""
+
+        in_step = False
+
+        def _step(self, batch: Any, stage: str) -> torch.Tensor:
+            self.in_step = True
+            try:
+                return super()._step(batch, stage)
+            finally:
+                self.in_step = False
+
+        def cam_inputs(self, batch: Any) -> CAMBatch:
+            return CAMBatch(batch["image"], batch["label"] if self.in_step else None)
+
+    dm = make_data()
+    trainer = make_trainer(tmp_path, [CAMCallback(target="label", num_images=2)], logger=False, max_epochs=1)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(make_model(dm, cls=NoLabels), dm)
+    (msg,) = cam_warnings(record, "fault(s) in CAM work")
+    assert "2 fault(s)" in msg and "2 error" in msg and "return labels from `cam_inputs`" in msg
+    assert trainer.current_epoch == 1 and "cam/gradcam/adcc" not in trainer.callback_metrics
+    trainer = make_trainer(tmp_path, [cam(target="label")], logger=False)
+    with pytest.raises(ValueError, match=r"CAMCallback\(target='label'\) needs labels.*use target='pred'"):
+        trainer.validate(make_model(dm, cls=NoLabels), dm, verbose=False)
+
+
+def test_evolution_faults_go_through_the_same_policy(tmp_path: Any) -> None:
+    dm = make_data()
+    trainer = make_trainer(tmp_path, [cam(num_images=2, log_evolution=True)],
+                           logger=FailingTB(str(tmp_path), name="fail"), max_epochs=1)
+    with pytest.raises(OSError, match="disk full"):  # on_error="raise": the first failing grid stops the run
+        trainer.fit(make_model(dm), dm)
+    trainer = make_trainer(tmp_path, [CAMCallback(num_images=2)], logger=FailingTB(str(tmp_path), name="f2"),
+                           max_epochs=1)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(make_model(dm), dm)
+    (msg,) = cam_warnings(record, "evolution images")
+    assert msg.startswith("CAMCallback: 1 fault(s) while saving or logging the CAM evolution images (1 logger); "
+                          "first on rank 0: a logger failed to write cam/gradcam/evolution: OSError: disk full")

@@ -1,0 +1,197 @@
+"""The callback's metric bookkeeping: the per-rank sample quota, the ``torchmetrics`` objects, the NaN filter,
+the one reduce over ranks and the logged scalars ``cam/<method>/<metric>``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from lightning_cam.callbacks.faults import Faults
+from lightning_cam.metrics.names import LOCALIZATION_METRICS
+from lightning_cam.evaluate import evaluate_batch
+from lightning_cam.methods import BaseCAM, CAMResult
+from lightning_cam.metrics import METRICS
+from lightning_cam.mixin import CAMBatch
+
+__all__ = ["MetricAccumulator", "applicable_metrics", "finite_samples", "first_samples", "select_samples"]
+
+
+def first_samples(parts: CAMBatch, n: int) -> CAMBatch:
+    """The first ``n`` samples, detached copies (made outside inference mode by the caller: usable with
+    autograd)."""
+
+    def cut(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t[:n].detach().clone()
+
+    return CAMBatch(parts.images[:n].detach().clone(), cut(parts.labels), cut(parts.masks), cut(parts.boxes))
+
+
+def finite_samples(result: CAMResult) -> Tensor:
+    """``(B,)`` bool: the samples whose map and logits are all finite.
+
+    Example:
+        >>> maps, logits = torch.rand(3, 4, 4), torch.zeros(3, 5)
+        >>> maps[0, 1, 1], logits[2, 0] = float("nan"), float("inf")
+        >>> finite_samples(CAMResult(maps, maps, logits, torch.zeros(3, dtype=torch.long)))
+        tensor([False,  True, False])
+    """
+    return torch.isfinite(result.maps).flatten(1).all(1) & torch.isfinite(result.logits).flatten(1).all(1)
+
+
+def select_samples(result: CAMResult, parts: CAMBatch, keep: Tensor) -> tuple[CAMResult, CAMBatch]:
+    """The samples where ``keep`` (``(B,)`` bool) is true, of both the result and the batch."""
+    index = keep.nonzero().squeeze(1)
+    kept = CAMResult(result.maps[index], result.low_res[index], result.logits[index], result.targets[index])
+
+    def pick(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t[index]
+
+    return kept, CAMBatch(parts.images[index], pick(parts.labels), pick(parts.masks), pick(parts.boxes))
+
+
+def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(wanted, skipped)``: localization metrics need masks or boxes in the batch; the others always apply.
+
+    Example:
+        >>> applicable_metrics(("adcc", "iou"), CAMBatch(torch.zeros(1, 3, 8, 8)))
+        (('adcc',), ('iou',))
+    """
+    grounded = parts.masks is not None or parts.boxes is not None
+    wanted = tuple(k for k in metrics if grounded or k not in LOCALIZATION_METRICS)
+    return wanted, tuple(k for k in metrics if k not in wanted)
+
+
+class MetricAccumulator:
+    """One ``torchmetrics`` object per method and metric, fed the per-sample values of each batch, and the
+    per-rank sample quota ``ceil(max_samples / world_size)`` (``max_samples=None``: no limit).
+
+    Non-finite values enter the metrics as NaN (which they skip) and are not counted; the per-(method, metric)
+    counts of finite samples, summed over ranks in :meth:`reduce`, decide what :meth:`log` logs, the same way
+    on every rank (``compute()`` is a collective).
+
+    Faults (an exception, a non-finite map, logit or value) go to ``faults``, under its ``on_error`` policy.
+
+    Example:
+        >>> acc = MetricAccumulator(["gradcam"], ["complexity"], max_samples=6, faults=Faults("warn"))
+        >>> acc.start(torch.device("cpu"), world_size=2)
+        >>> acc.take(4), acc.take(4)  # quota ceil(6 / 2) = 3 per rank
+        (3, 0)
+        >>> acc.update("gradcam", {"complexity": torch.tensor([0.2, float("nan"), 0.4])})
+        1
+        >>> acc.reduce(lambda t: t, torch.device("cpu"), extra=[5])  # one process: the sums are the values
+        [5.0]
+        >>> logged = {}
+        >>> acc.log(lambda key, value: logged.update({key: round(float(value), 4)}))
+        >>> logged
+        {'cam/gradcam/complexity': 0.3}
+    """
+
+    def __init__(
+        self,
+        methods: Sequence[str],
+        metrics: Sequence[str],
+        max_samples: int | None,
+        faults: Faults,
+        metric_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.methods = tuple(methods)
+        self.metric_names = tuple(metrics)
+        self.max_samples = max_samples
+        self.faults = faults
+        self.metric_kwargs = dict(metric_kwargs or {})
+        self.objects: dict[str, dict[str, Metric]] = {}
+        self.quota: float = 0.0
+        self.seen = 0
+        self.counts: dict[tuple[str, str], int] = {}
+        self.totals: dict[tuple[str, str], float] = {}
+
+    def start(self, device: torch.device, world_size: int) -> None:
+        """A new epoch: metric objects created (once) and reset on ``device``, quota and counts cleared."""
+        with torch.inference_mode(False):  # states must not be inference tensors: updates run outside it
+            if not self.objects:
+                self.objects = {m: {k: METRICS[k]() for k in self.metric_names} for m in self.methods}
+            for per_method in self.objects.values():
+                for metric in per_method.values():
+                    metric.to(device)
+                    metric.reset()
+        world = max(1, int(world_size))
+        self.quota = math.inf if self.max_samples is None else float(math.ceil(self.max_samples / world))
+        self.seen = 0
+        self.counts = {(m, k): 0 for m in self.methods for k in self.metric_names}
+        self.totals = {}
+
+    @property
+    def remaining(self) -> float:
+        """Samples this rank may still use this epoch (``inf`` without a limit)."""
+        return max(0.0, self.quota - self.seen)
+
+    def take(self, batch_size: int) -> int:
+        """How many of a batch's ``batch_size`` samples to use (the first ones), counted as seen."""
+        n = int(min(self.remaining, batch_size))
+        self.seen += n
+        return n
+
+    def update(self, method: str, values: Mapping[str, Tensor]) -> int:
+        """Add the per-sample ``values`` (metric name -> ``(B,)``) of ``method``; returns how many samples
+        had a non-finite value (left out of that metric)."""
+        keys = list(values)
+        stacked = torch.stack([values[k].detach().float().reshape(-1) for k in keys])  # (M, B)
+        finite = torch.isfinite(stacked)
+        stacked = torch.where(finite, stacked, torch.full_like(stacked, float("nan")))
+        for key, row, ok_row in zip(keys, stacked, finite):
+            self.objects[method][key].update(row)
+            self.counts[(method, key)] += int(ok_row.sum())
+        return int((~finite.all(0)).sum())
+
+    def measure(self, name: str, cam: BaseCAM, parts: CAMBatch, targets: Tensor | None) -> tuple[str, ...]:
+        """One method on one batch: the CAM, the samples with a non-finite map or logit left out (a fault),
+        the metric values of :func:`lightning_cam.evaluate_batch` added (non-finite ones left out, a fault).
+        Returns the metrics skipped for want of masks or boxes. An exception is a fault too."""
+        try:
+            result = cam.explain(parts.images, targets)
+            ok = finite_samples(result)
+            bad = int((~ok).sum())
+            if bad:
+                self.faults.record("nonfinite", f"{name}: {bad} sample(s) with a non-finite map or logit")
+                if not bool(ok.any()):
+                    return ()
+                result, parts = select_samples(result, parts, ok)
+            wanted, skipped = applicable_metrics(self.metric_names, parts)
+            if wanted:
+                values = evaluate_batch(cam, parts.images, result.targets, parts.masks, metrics=wanted,
+                                        boxes=parts.boxes, result=result, **self.metric_kwargs)
+                nbad = self.update(name, {key: values[key] for key in wanted})
+                if nbad:
+                    self.faults.record("nonfinite", f"{name}: {nbad} sample(s) with a non-finite metric value")
+            return skipped
+        except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+            self.faults.record("error", f"{name} raised {type(err).__name__}: {err}", err)
+            return ()
+
+    def reduce(self, reduce: Callable[[Tensor], Tensor], device: torch.device, extra: Sequence[int] = ()) -> list[float]:
+        """The epoch's one collective: the sample counts and ``extra`` (the fault counts) summed by ``reduce``
+        (``lambda t: trainer.strategy.reduce(t, reduce_op="sum")``); every rank calls it, whatever happened
+        locally. Keeps the count totals for :meth:`log` and returns the totals of ``extra``."""
+        keys = list(self.counts)
+        with torch.inference_mode(False):
+            local = torch.tensor([self.counts[k] for k in keys] + list(extra), dtype=torch.float64, device=device)
+            total = reduce(local).cpu().tolist()
+        self.totals = dict(zip(keys, total[: len(keys)]))
+        return total[len(keys):]
+
+    def log(self, log: Callable[[str, Tensor], None]) -> None:
+        """``log("cam/<method>/<metric>", value)`` for every metric with samples on some rank (after
+        :meth:`reduce`), then reset every metric and count (nothing is logged twice)."""
+        with torch.inference_mode(False):
+            for (name, key), count in self.totals.items():
+                metric = self.objects[name][key]
+                if count > 0:  # same decision on every rank: compute() is a collective
+                    log(f"cam/{name}/{key}", metric.compute().float())
+                metric.reset()
+        self.counts = dict.fromkeys(self.counts, 0)
+        self.totals = {}

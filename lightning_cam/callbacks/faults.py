@@ -1,0 +1,176 @@
+"""The callback's one fault path: the kinds of fault, the ``on_error`` policy, the report, warn-once, and the
+texts of the callback's warnings.
+
+Every fault of CAM work (a method or ``cam_inputs`` that raises, a non-finite map, logit or metric value, a
+logger or file that cannot be written, a batch without the labels ``target='label'`` needs) goes through
+:meth:`Faults.record`: with ``on_error="raise"`` it raises at once, with ``"warn"`` it is counted by kind and
+the first message is kept for the report (:func:`fault_report`), given once per epoch by the callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from pytorch_lightning.utilities import rank_zero_warn
+
+__all__ = [
+    "FAULT_KINDS",
+    "MISSING_LABELS",
+    "NO_TENSORBOARD",
+    "FaultKind",
+    "Faults",
+    "OnError",
+    "WarnOnce",
+    "fault_report",
+    "missing_masks",
+    "short_probe",
+]
+
+#: ``error``: an exception in CAM work; ``nonfinite``: a NaN/inf map, logit or metric value (the samples are
+#: left out); ``logger``: an image that a logger or the file system did not take.
+FAULT_KINDS: tuple[str, ...] = ("error", "nonfinite", "logger")
+FaultKind = Literal["error", "nonfinite", "logger"]
+OnError = Literal["warn", "raise"]
+
+
+class Faults:
+    """Fault counts by kind and the first fault's message, under the ``on_error`` policy.
+
+    Example:
+        >>> faults = Faults("warn")
+        >>> faults.record("nonfinite", "gradcam: 1 sample(s) with a non-finite map or logit")
+        >>> faults.record("error", "gradcam raised RuntimeError: boom", RuntimeError("boom"))
+        >>> faults.counts, faults.first
+        ({'error': 1, 'nonfinite': 1, 'logger': 0}, 'gradcam: 1 sample(s) with a non-finite map or logit')
+        >>> Faults("raise").record("error", "gradcam raised RuntimeError: boom", RuntimeError("boom"))
+        Traceback (most recent call last):
+        ...
+        RuntimeError: boom
+    """
+
+    def __init__(self, on_error: OnError) -> None:
+        if on_error not in ("warn", "raise"):
+            raise ValueError(f"`on_error` must be 'warn' or 'raise', got {on_error!r}.")
+        self.on_error: OnError = on_error
+        self.counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self.first: str | None = None
+
+    def reset(self) -> None:
+        """Forget the counts and the first message (at the start of each epoch's work)."""
+        self.counts = dict.fromkeys(FAULT_KINDS, 0)
+        self.first = None
+
+    def record(self, kind: FaultKind, detail: str, err: BaseException | None = None) -> None:
+        """One fault: re-raise ``err`` (or ``RuntimeError("CAMCallback: <detail>")`` without one) under
+        ``on_error="raise"``; else count it and keep ``detail`` if it is the first."""
+        if kind not in self.counts:
+            raise ValueError(f"unknown fault kind {kind!r}; use one of {list(FAULT_KINDS)}.")
+        if self.on_error == "raise":
+            if err is not None:
+                raise err
+            raise RuntimeError(f"CAMCallback: {detail}")
+        self.counts[kind] += 1
+        if self.first is None:
+            self.first = detail
+
+    def tally(self) -> list[int]:
+        """The counts in :data:`FAULT_KINDS` order (what the callback sums over ranks)."""
+        return [self.counts[k] for k in FAULT_KINDS]
+
+    def set_totals(self, totals: Mapping[str, float]) -> None:
+        """Replace the counts by ``totals`` (the sums over ranks); the first message stays this rank's."""
+        self.counts = {k: int(totals.get(k, 0)) for k in FAULT_KINDS}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def report(self, during: str) -> str | None:
+        """The warning for the faults counted so far (:func:`fault_report`), ``None`` without faults."""
+        return fault_report(self.counts, self.first, during)
+
+
+def fault_report(counts: Mapping[str, int], first: str | None, during: str) -> str | None:
+    """The one warning for the faults of a piece of work (``None`` without faults).
+
+    Example:
+        >>> print(fault_report({"error": 2, "nonfinite": 0, "logger": 1}, "cam raised ValueError: no head",
+        ...                    "in CAM work at epoch 3"))  # doctest: +NORMALIZE_WHITESPACE
+        CAMCallback: 3 fault(s) in CAM work at epoch 3 (2 error, 1 logger); first on rank 0: cam raised
+        ValueError: no head. The affected samples/images were skipped; pass on_error='raise' to stop at the
+        first one.
+        >>> fault_report({"error": 0}, None, "in CAM work at epoch 0") is None
+        True
+    """
+    total = int(sum(counts.values()))
+    if not total:
+        return None
+    detail = ", ".join(f"{int(v)} {k}" for k, v in counts.items() if v)
+    head = f"; first on rank 0: {first}" if first else ""
+    return (
+        f"CAMCallback: {total} fault(s) {during} ({detail}){head}. The affected samples/images were skipped; "
+        "pass on_error='raise' to stop at the first one."
+    )
+
+
+class WarnOnce:
+    """Warnings given at most once per key (per callback), through ``rank_zero_warn``.
+
+    Example:
+        >>> import warnings
+        >>> once = WarnOnce()
+        >>> with warnings.catch_warnings(record=True) as record:
+        ...     warnings.simplefilter("always")
+        ...     for _ in range(3):
+        ...         _ = once.warn("no_tb", "no TensorBoardLogger")
+        >>> len(record), once.seen
+        (1, {'no_tb'})
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def warn(self, key: str, message: str) -> bool:
+        """Warn with ``message`` unless ``key`` was warned about already; returns whether it warned."""
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        rank_zero_warn(message)
+        return True
+
+
+# ----------------------------------------------------------------------------- the warnings' texts
+#: a batch without labels under ``target='label'`` (a fault of kind ``error``).
+MISSING_LABELS = (
+    "CAMCallback(target='label') needs labels, but cam_inputs(batch) returned none; use target='pred' or return "
+    "labels from `cam_inputs`."
+)
+#: the trainer has no logger that takes images (warned once, at setup).
+NO_TENSORBOARD = (
+    "CAMCallback found no TensorBoardLogger in trainer.loggers, so the CAM heatmap grids are not logged (the "
+    "cam/<method>/<metric> scalars still are). Add `pytorch_lightning.loggers.TensorBoardLogger` to the trainer's "
+    "loggers to see them."
+)
+
+
+def missing_masks(skipped: Sequence[str]) -> str:
+    """Localization metrics ``skipped`` because the batches carry no masks or boxes (warned once)."""
+    return (
+        f"CAMCallback: metrics {list(skipped)} need ground-truth masks or boxes, but the validation batches carry "
+        "none; they are skipped. Return masks from `cam_inputs` to compute them."
+    )
+
+
+def short_probe(num_images: int, size: int) -> str:
+    """Rank zero's validation data held fewer than ``num_images`` probe images (warned once).
+
+    Example:
+        >>> print(short_probe(8, 5))  # doctest: +NORMALIZE_WHITESPACE
+        CAMCallback(num_images=8) but rank zero's validation data held only 5 image(s); the grids show those 5.
+        Lower `num_images` (or raise `limit_val_batches`) to silence this warning.
+    """
+    return (
+        f"CAMCallback(num_images={num_images}) but rank zero's validation data held only {size} image(s); the grids "
+        f"show those {size}. Lower `num_images` (or raise `limit_val_batches`) to silence this warning."
+    )

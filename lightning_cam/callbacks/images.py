@@ -1,0 +1,114 @@
+"""The callback's images, on rank zero: each method's probe grid at every logged epoch and its evolution image
+at the end of ``fit``, rendered with :mod:`lightning_cam.render` and sent to the image sinks.
+
+No collectives here: only rank zero calls it. Every failure is a fault of the shared :class:`Faults`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from lightning_cam.callbacks.faults import Faults
+from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.sinks import (
+    ImageSink,
+    PNGDirectorySink,
+    log_to_all,
+    safe_name,
+)
+from lightning_cam.methods import BaseCAM
+from lightning_cam.render import cam_grid, evolution_grid
+
+__all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages"]
+
+#: most epochs drawn in the evolution image (evenly spaced, first and last always included).
+EVOLUTION_ROWS = 32
+#: largest tile of the evolution image, in pixels (it has one row per epoch: kept small).
+EVOLUTION_TILE = 96
+
+
+class ProbeImages:
+    """Render and send the probe images of a callback with the given look.
+
+    ``display`` images are ``(N, 3, H, W)`` float in ``[0, 1]`` on the CPU (the probe set, denormalised).
+
+    Example:
+        >>> import os, tempfile
+        >>> out = tempfile.mkdtemp()
+        >>> history = History()
+        >>> for epoch in range(3):
+        ...     history.add("gradcam", epoch, torch.rand(2, 16, 16), torch.zeros(2))
+        >>> images = ProbeImages("jet", 0.5, tile_size=32, faults=Faults("raise"))
+        >>> images.evolution("gradcam", history, torch.rand(2, 3, 16, 16), sinks=[], directory=out)
+        >>> os.listdir(out)
+        ['cam_evolution_gradcam.png']
+    """
+
+    def __init__(self, colormap: str, alpha: float, tile_size: int, faults: Faults) -> None:
+        self.colormap = colormap
+        self.alpha = alpha
+        self.tile_size = tile_size
+        self.faults = faults
+
+    def grid(
+        self,
+        name: str,
+        cam: BaseCAM,
+        images: Tensor,
+        targets: Tensor | None,
+        display: Tensor,
+        labels: Tensor | None,
+        class_names: Sequence[str] | None,
+        epoch: int,
+        sinks: Sequence[ImageSink],
+        history: History | None = None,
+    ) -> None:
+        """``cam``'s maps of the probe ``images`` as the grid ``cam/<name>/grid`` at step ``epoch``, recorded
+        in ``history`` when given (the caller runs this in the CAM context: gradients on, eval mode)."""
+        try:
+            result = cam.explain(images, targets)
+            preds = result.logits.argmax(-1)
+            maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
+            if not (torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all()):
+                self.faults.record("nonfinite", f"{name}: non-finite probe map or logit at epoch {epoch}")
+            if history is not None:
+                history.add(name, epoch, maps, preds)
+            grid = cam_grid(display, maps.cpu(), preds.cpu(), None if labels is None else labels.cpu(),
+                            class_names, self.colormap, self.alpha, self.tile_size)
+        except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+            self.faults.record("error", f"{name} probe grid raised {type(err).__name__}: {err}", err)
+            return
+        self.send(sinks, f"cam/{name}/grid", grid, epoch)
+
+    def evolution(
+        self, name: str, history: History, display: Tensor, sinks: Sequence[ImageSink], directory: str | None
+    ) -> None:
+        """The evolution image of ``name`` (one row per recorded epoch, at most :data:`EVOLUTION_ROWS`): the
+        PNG ``cam_evolution_<name>.png`` in ``directory`` (unless ``None``), then ``cam/<name>/evolution``
+        at the last epoch's step to every sink. Nothing when no epoch was recorded."""
+        series = history.series(name, max_rows=EVOLUTION_ROWS)
+        if series is None:
+            return
+        epochs, maps = series
+        try:
+            image = evolution_grid(display, maps, [f"epoch {e}" for e in epochs], self.colormap, self.alpha,
+                                   tile_size=min(self.tile_size, EVOLUTION_TILE))
+        except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+            self.faults.record("error", f"{name} evolution image raised {type(err).__name__}: {err}", err)
+            return
+        if directory is not None:
+            try:
+                PNGDirectorySink(directory).save(image, f"cam_evolution_{safe_name(name)}.png")
+            except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+                detail = f"cannot save the evolution image of {name}: {type(err).__name__}: {err}"
+                self.faults.record("logger", detail, err)
+                return
+        self.send(sinks, f"cam/{name}/evolution", image, epochs[-1])
+
+    def send(self, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int) -> None:
+        """``image`` to every sink; each sink that fails is a ``logger`` fault."""
+        for err in log_to_all(sinks, tag, image, step):
+            self.faults.record("logger", f"a logger failed to write {tag}: {type(err).__name__}: {err}", err)
