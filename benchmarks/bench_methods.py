@@ -62,9 +62,9 @@ def main() -> None:
     model = torchvision.models.resnet18(weights=None).eval()
     x = torch.randn(args.batch, 3, args.size, args.size)
 
+    import torchcam.methods as tcm
     from pytorch_grad_cam import GradCAM as PgcGradCAM
     from pytorch_grad_cam import ScoreCAM as PgcScoreCAM
-    import torchcam.methods as tcm
 
     def plain() -> object:
         with torch.inference_mode():

@@ -44,7 +44,7 @@ class _Counter:
         self.handle = model.register_forward_hook(lambda m, i, o: self.sizes.append(i[0].shape[0]))
 
 
-def _gradcam(net: nn.Module):  # noqa: ANN202
+def _gradcam(net: nn.Module):
     return get_method("gradcam")(net, target_layer="3")
 
 
@@ -120,7 +120,7 @@ class _FixedMaps:
     def __init__(self, model: nn.Module, maps: torch.Tensor) -> None:
         self.model, self.maps = model, maps
 
-    def __call__(self, class_idx=None, scores=None, normalized=True, **_):  # noqa: ANN001, ANN204, ARG002
+    def __call__(self, class_idx=None, scores=None, normalized=True, **_):
         return [self.maps]
 
     def fuse_cams(self, cams: list[torch.Tensor]) -> torch.Tensor:
@@ -151,7 +151,8 @@ def test_insertion_deletion_equal_torchcam_on_the_same_maps(baseline: str) -> No
     net, x = _net(5), _images(3, seed=6)
     cam = _gradcam(net)
     result = cam.explain(x)
-    ours = evaluate_batch(cam, x, metrics=("insertion", "deletion"), result=result, steps=5, baseline=baseline, batch_size=8)
+    ours = evaluate_batch(cam, x, metrics=("insertion", "deletion"), result=result, steps=5, baseline=baseline,
+                          batch_size=8)
     ref = DeletionInsertionMetric(_FixedMaps(net, result.maps), partial(torch.softmax, dim=-1), steps=5,
                                   baseline=None if baseline == "zeros" else partial(make_baseline, baseline=baseline),
                                   batch_size=8)

@@ -16,10 +16,10 @@ from lightning_cam.callbacks.accumulate import MetricAccumulator
 from lightning_cam.callbacks.cam import CAMCallback
 from lightning_cam.callbacks.faults import FAULT_KINDS, Faults, WarnOnce
 from lightning_cam.callbacks.images import EVOLUTION_ROWS, ProbeImages
-from lightning_cam.metrics.names import DEFAULT_METRICS, LOCALIZATION_METRICS
 from lightning_cam.callbacks.probe import History, ProbeSet
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.sinks import ImageSink, PNGDirectorySink, TensorBoardSink
+from lightning_cam.metrics.names import DEFAULT_METRICS, LOCALIZATION_METRICS
 
 __all__ = [
     "DEFAULT_METRICS",

@@ -12,10 +12,10 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from lightning_cam.callbacks.faults import Faults
-from lightning_cam.metrics.names import LOCALIZATION_METRICS
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import BaseCAM, CAMResult
 from lightning_cam.metrics import METRICS
+from lightning_cam.metrics.names import LOCALIZATION_METRICS
 from lightning_cam.mixin import CAMBatch
 
 __all__ = ["MetricAccumulator", "applicable_metrics", "finite_samples", "first_samples", "select_samples"]
@@ -173,7 +173,9 @@ class MetricAccumulator:
             self.faults.record("error", f"{name} raised {type(err).__name__}: {err}", err)
             return ()
 
-    def reduce(self, reduce: Callable[[Tensor], Tensor], device: torch.device, extra: Sequence[int] = ()) -> list[float]:
+    def reduce(
+        self, reduce: Callable[[Tensor], Tensor], device: torch.device, extra: Sequence[int] = ()
+    ) -> list[float]:
         """The epoch's one collective: the sample counts and ``extra`` (the fault counts) summed by ``reduce``
         (``lambda t: trainer.strategy.reduce(t, reduce_op="sum")``); every rank calls it, whatever happened
         locally. Keeps the count totals for :meth:`log` and returns the totals of ``extra``."""

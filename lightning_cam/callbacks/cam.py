@@ -30,15 +30,15 @@ from lightning_cam.callbacks.faults import (
     short_probe,
 )
 from lightning_cam.callbacks.images import ProbeImages
-from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
 from lightning_cam.callbacks.probe import History, ProbeSet
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.sinks import image_sinks, output_dir
 from lightning_cam.methods import BaseCAM
+from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
+from lightning_cam.mixin import CAMBatch, CAMMixin
 
 # -> lightning_cam.utilities.modes at the merge of issue 8 part A (the only import of eval_mode in callbacks/)
 from lightning_cam.utilities.modes import eval_mode
-from lightning_cam.mixin import CAMBatch, CAMMixin
 
 __all__ = ["CAMCallback", "cam_module", "is_active_epoch"]
 

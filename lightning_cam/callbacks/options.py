@@ -12,7 +12,6 @@ from typing import Any
 from torch import nn
 
 from lightning_cam.methods import BaseCAM, get_method
-from lightning_cam.metrics import METRICS
 from lightning_cam.utilities.checks import check_colormap
 from lightning_cam.utilities.checks import check_options as check_metric_options
 

@@ -13,6 +13,7 @@ so the same ``(num_samples, image_size, seed, ...)`` always gives bit-identical 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -252,5 +253,8 @@ class ShapesDataset(Dataset):
         return self.transform(sample) if self.transform is not None else sample
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_samples={len(self)}, image_size={self.image_size}, num_classes={self.num_classes})"
+        return (
+            f"{type(self).__name__}(num_samples={len(self)}, image_size={self.image_size}, "
+            f"num_classes={self.num_classes})"
+        )
 

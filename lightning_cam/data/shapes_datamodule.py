@@ -67,10 +67,10 @@ class ShapesDataModule(SplitDataModule):
         self.num_workers = num_workers
         self.mean, self.std = tuple(mean), tuple(std)
         self.class_names = list(SHAPES_CLASSES[:num_classes])
-        self._options = dict(
-            image_size=image_size, num_classes=num_classes, min_scale=min_scale, max_scale=max_scale,
-            noise_std=noise_std, max_distractors=max_distractors, mean=self.mean, std=self.std,
-        )
+        self._options = {
+            "image_size": image_size, "num_classes": num_classes, "min_scale": min_scale, "max_scale": max_scale,
+            "noise_std": noise_std, "max_distractors": max_distractors, "mean": self.mean, "std": self.std,
+        }
         self.train_set: ShapesDataset | None = None
         self.val_set: ShapesDataset | None = None
         self.test_set: ShapesDataset | None = None

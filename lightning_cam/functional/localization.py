@@ -96,14 +96,15 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
     obj = _binary(masks).flatten(1)
     total = m.sum(dim=1)
     inside = (m * obj).sum(dim=1)
-    value = torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(total))
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    value = torch.where(total > 0, inside / safe, torch.zeros_like(total))
     return _nan_rows(maps, value)
 
 
 def iou(maps: Tensor, masks: Tensor, threshold: float = 0.5) -> Tensor:
     r"""Intersection over union of the thresholded map ``map >= threshold`` with the object mask.
 
-    .. math:: \mathrm{IoU} = \frac{|\{\mathrm{map} \ge t\} \cap \mathrm{obj}|}{|\{\mathrm{map} \ge t\} \cup \mathrm{obj}|}
+    .. math:: \mathrm{IoU} = \frac{|M_t \cap \mathrm{obj}|}{|M_t \cup \mathrm{obj}|}, \quad M_t = \{\mathrm{map} \ge t\}
 
     ``threshold`` must lie in ``(0, 1)`` (maps are in ``[0, 1]``). An empty union scores 0.
 

@@ -13,7 +13,6 @@ from lightning_cam.functional.cam import (
     scorecam_weights,
     weighted_sum,
 )
-from lightning_cam.functional.normalize import minmax_normalize
 from lightning_cam.methods._checks import resolve_layer
 from lightning_cam.methods.base import BaseCAM, Capture, Reshape
 from lightning_cam.utilities.checks import check_batch_size, check_target_range

@@ -44,10 +44,11 @@ def make_model(dm: ShapesDataModule, seed: int = 0, cls: type = GAPClassifier) -
 def make_trainer(tmp_path: Any, callbacks: list[Callback], logger: Any = None, **kwargs: Any) -> pl.Trainer:
     if logger is None:
         logger = TensorBoardLogger(str(tmp_path), name="tb")
-    options: dict[str, Any] = dict(
-        accelerator="cpu", devices=1, max_epochs=2, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, default_root_dir=str(tmp_path), log_every_n_steps=1, num_sanity_val_steps=0,
-    )
+    options: dict[str, Any] = {
+        "accelerator": "cpu", "devices": 1, "max_epochs": 2, "enable_progress_bar": False,
+        "enable_model_summary": False, "enable_checkpointing": False, "default_root_dir": str(tmp_path),
+        "log_every_n_steps": 1, "num_sanity_val_steps": 0,
+    }
     options.update(kwargs)
     return pl.Trainer(callbacks=callbacks, logger=logger, **options)
 
@@ -363,7 +364,7 @@ def test_on_error_raise_reraises(tmp_path: Any) -> None:
 def test_sanity_check_is_skipped_by_default(tmp_path: Any) -> None:
     dm = make_data()
     Recording.calls = []
-    options = dict(num_sanity_val_steps=1, max_epochs=1, limit_val_batches=1, logger=False)
+    options = {"num_sanity_val_steps": 1, "max_epochs": 1, "limit_val_batches": 1, "logger": False}
     trainer = make_trainer(tmp_path, [cam(methods=(Recording,), metrics=("complexity",), num_images=0)], **options)
     trainer.fit(make_model(dm), dm)
     assert [n for n, _ in Recording.calls] == [16]  # epoch 0 only

@@ -45,7 +45,8 @@ def test_mnist_reads_local_idx_files(tmp_path: Path) -> None:
     raw.mkdir(parents=True)
     g = torch.Generator().manual_seed(0)
     for prefix, n in (("train", 6), ("t10k", 4)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8))
+        pixels = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", pixels)
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", torch.arange(n, dtype=torch.uint8))
     dm = MNISTDataModule(root=str(tmp_path), batch_size=4)
     dm.setup("fit")
@@ -83,8 +84,8 @@ def test_imagefolder_train_val_tree(tmp_path: Path) -> None:
 
 def test_imagefolder_holds_out_val_when_missing_and_grayscale(tmp_path: Path) -> None:
     _image_tree(tmp_path, {"train": 5, "test": 1}, classes=("a", "b", "c"))
-    kwargs = dict(root=str(tmp_path), image_size=12, batch_size=8, val_fraction=0.2, grayscale=True,
-                  mean=(0.5,), std=(0.5,), test_dir="test", seed=3)
+    kwargs = {"root": str(tmp_path), "image_size": 12, "batch_size": 8, "val_fraction": 0.2, "grayscale": True,
+                  "mean": (0.5,), "std": (0.5,), "test_dir": "test", "seed": 3}
     dm = ImageFolderDataModule(**kwargs)
     assert dm.in_channels == 1 and dm.num_classes == 3
     dm.setup("fit")
@@ -101,7 +102,7 @@ def test_imagefolder_missing_tree_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nowhere/train.*root/train/<class>/<image>.*--data.root"):
         dm.setup("fit")
     with pytest.raises(FileNotFoundError):
-        dm.num_classes
+        _ = dm.num_classes
 
 
 def test_imagefolder_class_mismatch_and_bad_arguments(tmp_path: Path) -> None:

@@ -10,18 +10,30 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torchcam.methods as tcm
 from pytorch_grad_cam import (
     EigenCAM as PgcEigenCAM,
+)
+from pytorch_grad_cam import (
     GradCAM as PgcGradCAM,
+)
+from pytorch_grad_cam import (
     GradCAMPlusPlus as PgcGradCAMPlusPlus,
+)
+from pytorch_grad_cam import (
     HiResCAM as PgcHiResCAM,
+)
+from pytorch_grad_cam import (
     LayerCAM as PgcLayerCAM,
+)
+from pytorch_grad_cam import (
     ScoreCAM as PgcScoreCAM,
+)
+from pytorch_grad_cam import (
     XGradCAM as PgcXGradCAM,
 )
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
-import torchcam.methods as tcm
 
 from lightning_cam.functional import eigencam_map, scorecam_masks
 from lightning_cam.methods import (

@@ -104,14 +104,14 @@ def test_metric_collection_with_evaluate_batch_values() -> None:
     torch.testing.assert_close(out["cam/adcc"], torch.tensor(0.6))
 
 
-def test_loggable_with_lightning_module_log(tmp_path) -> None:  # noqa: ANN001
+def test_loggable_with_lightning_module_log(tmp_path) -> None:
     class Model(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.layer = torch.nn.Linear(1, 1)
             self.adcc = ADCC()
 
-        def validation_step(self, batch, batch_idx):  # noqa: ANN001, ANN201
+        def validation_step(self, batch, batch_idx):
             (values,) = batch
             self.adcc.update(values)
             self.log("cam/adcc", self.adcc, on_epoch=True)

@@ -17,7 +17,7 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _worker_module():  # noqa: ANN202
+def _worker_module():
     spec = importlib.util.spec_from_file_location("lightning_cam_ddp_worker", WORKER)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]

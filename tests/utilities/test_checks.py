@@ -61,7 +61,7 @@ CPU = torch.device("cpu")
         (lambda: check_options({"stpes": 3}), TypeError, r"unknown option\(s\) \['stpes'\].*valid options"),
     ],
 )
-def test_each_rule_names_the_value_and_the_fix(call, error: type, match: str) -> None:  # noqa: ANN001
+def test_each_rule_names_the_value_and_the_fix(call, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         call()
 
