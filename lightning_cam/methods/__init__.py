@@ -11,7 +11,7 @@ Example:
 """
 
 from lightning_cam.methods.activation import CAM, EigenCAM, FakeCAM, ScoreCAM
-from lightning_cam.methods.base import BaseCAM
+from lightning_cam.methods.base import BaseCAM, ExtraInputs
 from lightning_cam.methods.gradient import (
     GradCAM,
     GradCAMPlusPlus,
@@ -20,6 +20,7 @@ from lightning_cam.methods.gradient import (
     SmoothGradCAMPlusPlus,
     XGradCAM,
 )
+from lightning_cam.methods.layers import default_target_layer, infer_layout, resolve_layer
 from lightning_cam.methods.registry import available_methods, get_method
 from lightning_cam.methods.result import CAMResult
 
@@ -28,6 +29,7 @@ __all__ = [
     "BaseCAM",
     "CAMResult",
     "EigenCAM",
+    "ExtraInputs",
     "FakeCAM",
     "GradCAM",
     "GradCAMPlusPlus",
@@ -37,5 +39,8 @@ __all__ = [
     "SmoothGradCAMPlusPlus",
     "XGradCAM",
     "available_methods",
+    "default_target_layer",
     "get_method",
+    "infer_layout",
+    "resolve_layer",
 ]
