@@ -41,7 +41,7 @@ from lightning_cam.functional.perturbation import (
     perturbation_counts,
     rank_positions,
 )
-from lightning_cam.methods.base import eval_mode
+from lightning_cam.methods.base import ExtraInputs, eval_mode
 from lightning_cam.methods.result import CAMResult
 
 __all__ = ["ADCC_METRICS", "DEFAULT_OPTIONS", "METRIC_NAMES", "evaluate_batch"]
@@ -79,7 +79,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 class _Explainer(Protocol):
     model: nn.Module
 
-    def explain(self, images: Tensor, targets: Tensor | None = None) -> CAMResult: ...
+    def explain(self, images: Tensor, targets: Tensor | None = None, **kwargs: Any) -> CAMResult: ...
 
 
 def _select_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
@@ -169,8 +169,10 @@ def _insertion_deletion(
     probs: Tensor,
     want: set[str],
     opts: dict[str, Any],
+    extra: ExtraInputs | None = None,
 ) -> dict[str, Tensor]:
     b, _, h, w = images.shape
+    extra = extra or ExtraInputs()
     n = h * w
     counts = perturbation_counts(n, opts["steps"])
     t = len(counts)
@@ -193,7 +195,8 @@ def _insertion_deletion(
     for start in range(0, b * tj, opts["batch_size"]):
         sl = slice(start, start + opts["batch_size"])
         batch = perturb(images, baseline, ranks, job_samples[sl], job_counts[sl], job_insert[sl])
-        job_probs[sl] = target_probability(model(batch), targets[job_samples[sl]])
+        more = extra.take(job_samples[sl], b)  # each perturbed image gets its own sample's extra inputs
+        job_probs[sl] = target_probability(model(batch, *more.args, **more.kwargs), targets[job_samples[sl]])
     job_probs = job_probs.view(b, tj)
 
     out: dict[str, Tensor] = {}
@@ -217,6 +220,7 @@ def evaluate_batch(
     *,
     boxes: Tensor | None = None,
     result: CAMResult | None = None,
+    extra: object = None,
     **options: Any,
 ) -> dict[str, Tensor]:
     r"""Per-sample CAM metrics of one batch, computed with the fewest model passes.
@@ -238,7 +242,8 @@ def evaluate_batch(
     ``iou``                       IoU of ``map >= threshold`` with the object mask       higher
     ============================  =====================================================  ========
 
-    A sample whose map holds a NaN gets NaN in every metric (the metric classes skip and count it). Like
+    A sample whose map holds a NaN, or is blank (``result.blank``: a constant map, no explanation), gets
+    NaN in every metric (the metric classes skip and count it). Like
     ``explain``, the extra forwards run the model in eval mode and restore every module's flag afterwards.
 
     Args:
@@ -250,6 +255,7 @@ def evaluate_batch(
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, used as masks when ``masks`` is None.
         result: a :class:`~lightning_cam.methods.result.CAMResult` already computed by ``cam`` for these
             images and targets; saves the first pass.
+        extra: further model inputs (tuple, dict or ``ExtraInputs``) passed to every forward, per sample.
         **options: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
             ``sigma`` (5.0, blur baseline), ``batch_size`` (32 perturbed images per forward),
             ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game).
@@ -279,7 +285,7 @@ def evaluate_batch(
     b = images.shape[0]
     targets_t = _check_targets(targets, b, images.device)
     wanted_loc = [n for n in names if n in _LOCALIZATION]
-    gt = _ground_truth(masks, boxes, images)
+    gt = _ground_truth(masks, boxes, images) if wanted_loc else None  # unused ground truth is not validated
     if wanted_loc and gt is None:
         raise ValueError(
             f"localization metric(s) {wanted_loc} need ground truth: pass `masks` (B, H, W) or `boxes` (B, 4)."
@@ -290,8 +296,10 @@ def evaluate_batch(
     if "adcc" in want:
         want |= {"average_drop", "coherency", "complexity"}
 
+    more = ExtraInputs.of(extra)
+    kw: dict[str, Any] = {"extra": more} if more else {}  # duck-typed explainers need not know `extra`
     if result is None:
-        result = cam.explain(images, targets_t)
+        result = cam.explain(images, targets_t, **kw)
     else:
         _check_result(result, images, targets_t)
     tgt = result.targets.to(images.device).long()
@@ -300,17 +308,19 @@ def evaluate_batch(
     with torch.no_grad(), eval_mode(cam.model):  # as in `explain`: no BatchNorm updates, no dropout draws
         maps = result.maps.detach().to(images.device, torch.float32)
         bad = torch.isnan(maps).flatten(1).any(dim=1)
+        if getattr(result, "blank", None) is not None:
+            bad = bad | result.blank.to(images.device)  # a blank map is a counted fault, never a score
         clean = maps.nan_to_num(nan=0.0)
         probs = target_probability(result.logits.detach().to(images.device), tgt)
 
         if want & (_NEEDS_MASKED_LOGITS | _NEEDS_MASKED_MAPS):
             masked = images.detach() * clean.unsqueeze(1).to(images.dtype)
             if want & _NEEDS_MASKED_MAPS:
-                second = cam.explain(masked, tgt)
+                second = cam.explain(masked, tgt, **kw)
                 masked_logits, masked_maps = second.logits, second.maps.detach().to(images.device, torch.float32)
                 out["coherency"] = coherency(clean, masked_maps)
             else:
-                masked_logits = cam.model(masked)
+                masked_logits = cam.model(masked, *more.args, **more.kwargs)
             masked_probs = target_probability(masked_logits.detach().to(images.device), tgt)
             out["average_drop"] = average_drop(probs, masked_probs)
             out["increase"] = increase_in_confidence(probs, masked_probs)
@@ -319,7 +329,7 @@ def evaluate_batch(
         if "adcc" in want:
             out["adcc"] = adcc(out["coherency"], out["complexity"], out["average_drop"])
         if want & {"insertion", "deletion"}:
-            out.update(_insertion_deletion(cam.model, images.detach(), clean, tgt, probs, want, opts))
+            out.update(_insertion_deletion(cam.model, images.detach(), clean, tgt, probs, want, opts, more))
         if gt is not None:
             if "pointing_game" in want:
                 out["pointing_game"] = pointing_game(clean, gt, tolerance=opts["tolerance"])
