@@ -235,15 +235,17 @@ def _hints(model: nn.Module, layer_name: str) -> list[tuple[int, str, str]]:
 
 
 def _leaf_side(model: nn.Module, layer_name: str) -> str | None:
-    """The layout of a leaf layer's own output: its own kind, or (for an element-wise leaf such as a ReLU)
-    that of the leaf before it."""
+    """The layout of the layer's output as its last leaf states it: walking back from the layer's last
+    leaf over element-wise leaves (ReLU, Dropout, Identity: they keep the layout), the first leaf with a
+    known side decides; any other leaf (a Permute, a reshape) leaves it unknown."""
     named = list(model.named_modules())
     names = [n for n, _ in named]
-    i = names.index(layer_name)
+    i = max(j for j, n in enumerate(names) if n == layer_name or n.startswith(layer_name + "."))
     while i >= 0:
         module = named[i][1]
         if list(module.children()):
-            return None
+            i -= 1
+            continue
         if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
             return "first"
         hint = _channel_hint(module, consumes=False)
