@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from lightning_utilities.core.rank_zero import rank_zero_only
 from torch import Tensor, nn
 
 from lightning_cam.methods.base import ExtraInputs
@@ -221,8 +221,15 @@ class CAMMixin:
         return x.clamp(0.0, 1.0)
 
 
-@rank_zero_only
+def _is_rank_zero() -> bool:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return all(os.environ.get(key, "0") in ("", "0") for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
+
+
 def _log_default(owner: str, name: str, why: str) -> None:
+    if not _is_rank_zero():
+        return
     log.info(
         "%s: cam_target_layer is None, explaining %r by default: %s. Set `cam_target_layer` to choose another.",
         owner, name, why,
