@@ -43,7 +43,7 @@ class _Counter:
         self.handle = model.register_forward_hook(lambda m, i, o: self.sizes.append(i[0].shape[0]))
 
 
-def _gradcam(net: nn.Module):  # noqa: ANN202
+def _gradcam(net: nn.Module):
     return get_method("gradcam")(net, target_layer="3")
 
 
@@ -119,7 +119,7 @@ class _FixedMaps:
     def __init__(self, model: nn.Module, maps: torch.Tensor) -> None:
         self.model, self.maps = model, maps
 
-    def __call__(self, class_idx=None, scores=None, normalized=True, **_):  # noqa: ANN001, ANN204, ARG002
+    def __call__(self, class_idx=None, scores=None, normalized=True, **_):
         return [self.maps]
 
     def fuse_cams(self, cams: list[torch.Tensor]) -> torch.Tensor:

@@ -180,8 +180,8 @@ def test_default_layer_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
         assert model.cam_layer() == "features.2"
         assert model.cam_layer() == "features.2"
     assert [r.getMessage() for r in caplog.records if "by default" in r.getMessage()] == [
-        "Plain: cam_target_layer is None, explaining 'features.2' by default: the last nn.Conv2d features.2. "
-        "Set `cam_target_layer` to choose another."
+        ("Plain: cam_target_layer is None, explaining 'features.2' by default: the last nn.Conv2d features.2. "
+        "Set `cam_target_layer` to choose another.")
     ]
 
 

@@ -20,7 +20,11 @@ from lightning_cam.methods.gradient import (
     SmoothGradCAMPlusPlus,
     XGradCAM,
 )
-from lightning_cam.methods.layers import default_target_layer, infer_layout, resolve_layer
+from lightning_cam.methods.layers import (
+    default_target_layer,
+    infer_layout,
+    resolve_layer,
+)
 from lightning_cam.methods.registry import available_methods, get_method
 from lightning_cam.methods.result import CAMResult
 

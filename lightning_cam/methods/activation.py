@@ -267,7 +267,8 @@ class ScoreCAM(BaseCAM):
                 with torch.autocast(device_type=x.device.type, enabled=False):
                     masks = scorecam_masks(flat_acts[idx], size)  # (n, 1, H, W)
                 masked = (x[sample[idx]] * masks).to(x.dtype)
-                logits = self._logits(masked, extra.take(sample[idx], b))
+                more = extra.take(sample[idx], b)
+                logits = self._logits(masked, more) if more else self._logits(masked)
                 out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]])[:, 0]
             except _OOM:
                 if chunk == 1:

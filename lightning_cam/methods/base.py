@@ -16,8 +16,19 @@ import torch
 from torch import Tensor, nn
 
 from lightning_cam.functional.normalize import postprocess_maps
-from lightning_cam.methods._checks import check_images, check_logits, check_target_range, check_targets
-from lightning_cam.methods.layers import Reshape, check_reshape, infer_layout, reshape_activation, resolve_layer
+from lightning_cam.methods._checks import (
+    check_images,
+    check_logits,
+    check_target_range,
+    check_targets,
+)
+from lightning_cam.methods.layers import (
+    Reshape,
+    check_reshape,
+    infer_layout,
+    reshape_activation,
+    resolve_layer,
+)
 from lightning_cam.methods.result import CAMResult
 
 __all__ = ["BaseCAM", "Capture", "ExtraInputs", "eval_mode"]
@@ -151,8 +162,8 @@ def blank_reason(layer_name: str, layout: str | None, zero_grad: bool, zero_act:
     """The likely cause of a blank (constant) map, for reports and the callback's ``blank`` fault.
 
     Example:
-        >>> blank_reason("blocks.11", "tokens", zero_grad=True, zero_act=False)[:60]
-        "the gradient of the target score w.r.t. target layer 'block"
+        >>> blank_reason("blocks.11", "tokens", zero_grad=True, zero_act=False)[:50]
+        'the gradient of the target score w.r.t. target lay'
     """
     if zero_act:
         return (

@@ -30,7 +30,7 @@ import difflib
 from collections.abc import Callable, Sequence
 from math import isqrt
 
-import torch
+import torch  # noqa: F401  (the doctest examples use it)
 from torch import Tensor, nn
 
 __all__ = [

@@ -11,7 +11,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from lightning_cam.methods import GradCAM
-from lightning_cam.methods.layers import default_target_layer, infer_layout, reshape_activation, resolve_layer
+from lightning_cam.methods.layers import (
+    default_target_layer,
+    infer_layout,
+    reshape_activation,
+    resolve_layer,
+)
 
 
 class SwinLike(nn.Module):
