@@ -18,7 +18,7 @@ caller set it (evaluate in eval mode, as validation does).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -34,6 +34,7 @@ from lightning_cam.functional.adcc import (
 )
 from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
 from lightning_cam.functional.perturbation import insertion_deletion
+from lightning_cam.methods.base import ExtraInputs
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.metrics.names import DEFAULT_METRICS, LOCALIZATION_METRICS, check_metric_names
 from lightning_cam.utilities.checks import check_boxes, check_images, check_masks, check_options, check_targets
@@ -48,7 +49,7 @@ _NEEDS_MASKED_MAPS = frozenset({"coherency", "adcc"})
 class _Explainer(Protocol):
     model: nn.Module
 
-    def explain(self, images: Tensor, targets: Tensor | None = None) -> CAMResult: ...
+    def explain(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> CAMResult: ...
 
 
 def _ground_truth(masks: Tensor | None, boxes: Tensor | None, images: Tensor) -> Tensor | None:
@@ -74,6 +75,16 @@ def _check_result(result: CAMResult, images: Tensor, targets: Tensor | None) -> 
         raise ValueError("`targets` differ from `result.targets`; pass targets=None to use the result's targets.")
 
 
+def _sample_forward(model: nn.Module, extra: ExtraInputs, batch: int) -> Callable[[Tensor, Tensor], Tensor]:
+    """``model(x, *extra)`` with each row of ``x`` given the extra inputs of its own sample."""
+
+    def forward(x: Tensor, samples: Tensor) -> Tensor:
+        more = extra.take(samples, batch)
+        return model(x, *more.args, **more.kwargs)
+
+    return forward
+
+
 def evaluate_batch(
     cam: _Explainer,
     images: Tensor,
@@ -83,6 +94,7 @@ def evaluate_batch(
     *,
     boxes: Tensor | None = None,
     result: CAMResult | None = None,
+    extra: object = None,
     **options: Any,
 ) -> dict[str, Tensor]:
     r"""Per-sample CAM metrics of one batch, computed with the fewest model passes.
@@ -104,7 +116,8 @@ def evaluate_batch(
     ``iou``                       IoU of ``map >= threshold`` with the object mask       higher
     ============================  =====================================================  ========
 
-    A sample whose map holds a NaN gets NaN in every metric (the metric classes skip and count it). Like
+    A sample whose map holds a NaN, or is blank (``result.blank``: a constant map, no explanation), gets
+    NaN in every metric (the metric classes skip and count it). Like
     ``explain``, the extra forwards run the model in eval mode and restore every module's flag afterwards.
 
     Args:
@@ -117,6 +130,7 @@ def evaluate_batch(
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, used as masks when ``masks`` is None.
         result: a :class:`~lightning_cam.methods.result.CAMResult` already computed by ``cam`` for these
             images and targets; saves the first pass.
+        extra: further model inputs (tuple, dict or ``ExtraInputs``) passed to every forward, per sample.
         **options: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
             ``sigma`` (5.0, blur baseline), ``batch_size`` (32 perturbed images per forward),
             ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game); checked by
@@ -144,7 +158,7 @@ def evaluate_batch(
     b = images.shape[0]
     targets_t = check_targets(targets, b, images.device)
     wanted_loc = [n for n in names if n in LOCALIZATION_METRICS]
-    gt = _ground_truth(masks, boxes, images)
+    gt = _ground_truth(masks, boxes, images) if wanted_loc else None  # unused ground truth is not validated
     if wanted_loc and gt is None:
         raise ValueError(
             f"localization metric(s) {wanted_loc} need ground truth: pass `masks` (B, H, W) or `boxes` (B, 4)."
@@ -155,8 +169,10 @@ def evaluate_batch(
     if "adcc" in want:
         want |= {"average_drop", "coherency", "complexity"}
 
+    more = ExtraInputs.of(extra)
+    kw: dict[str, Any] = {"extra": more} if more else {}  # duck-typed explainers need not know `extra`
     if result is None:
-        result = cam.explain(images, targets_t)
+        result = cam.explain(images, targets_t, **kw)
     else:
         _check_result(result, images, targets_t)
     tgt = result.targets.to(images.device).long()
@@ -165,17 +181,20 @@ def evaluate_batch(
     with torch.no_grad(), eval_mode(cam.model):  # as in `explain`: no BatchNorm updates, no dropout draws
         maps = result.maps.detach().to(images.device, torch.float32)
         bad = torch.isnan(maps).flatten(1).any(dim=1)
+        blank = getattr(result, "blank", None)
+        if blank is not None:
+            bad = bad | blank.to(images.device)  # a blank map is a counted fault, never a score
         clean = maps.nan_to_num(nan=0.0)
         probs = target_probability(result.logits.detach().to(images.device), tgt)
 
         if want & (_NEEDS_MASKED_LOGITS | _NEEDS_MASKED_MAPS):
             masked = images.detach() * clean.unsqueeze(1).to(images.dtype)
             if want & _NEEDS_MASKED_MAPS:
-                second = cam.explain(masked, tgt)
+                second = cam.explain(masked, tgt, **kw)
                 masked_logits, masked_maps = second.logits, second.maps.detach().to(images.device, torch.float32)
                 out["coherency"] = coherency(clean, masked_maps)
             else:
-                masked_logits = cam.model(masked)
+                masked_logits = cam.model(masked, *more.args, **more.kwargs)
             masked_probs = target_probability(masked_logits.detach().to(images.device), tgt)
             out["average_drop"] = average_drop(probs, masked_probs)
             out["increase"] = increase_in_confidence(probs, masked_probs)
@@ -189,6 +208,7 @@ def evaluate_batch(
                 insertion_deletion(
                     cam.model, images.detach(), clean, tgt, probs, curves, steps=opts["steps"],
                     baseline=opts["baseline"], sigma=opts["sigma"], batch_size=opts["batch_size"],
+                    sample_forward=_sample_forward(cam.model, more, b) if more else None,
                 )
             )
         if gt is not None:

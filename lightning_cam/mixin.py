@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +11,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CAMBatch", "CAMMixin"]
+from lightning_cam.methods.base import ExtraInputs
+from lightning_cam.methods.layers import Reshape, check_reshape, default_target_layer
+
+__all__ = ["CAMBatch", "CAMMixin", "as_class_indices"]
+
+log = logging.getLogger("lightning_cam")
 
 
 @dataclass
@@ -21,12 +28,17 @@ class CAMBatch:
         labels: ``(B,)`` long tensor of true classes, or ``None``.
         masks: ``(B, H, W)`` bool/float ground-truth object masks, or ``None``.
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, or ``None``.
+        extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
+            (keyword) or :class:`~lightning_cam.methods.ExtraInputs`; ``None`` for ``forward(images)``.
+            Per-sample tensors (first dimension ``B``) follow the images through every forward; slice a
+            CAMBatch with ``ExtraInputs.of(extra).take(index, B)``.
     """
 
     images: Tensor
     labels: Tensor | None = None
     masks: Tensor | None = None
     boxes: Tensor | None = None
+    extra: ExtraInputs | tuple[Any, ...] | Mapping[str, Any] | None = None
 
 
 _IMAGE_KEYS = ("image", "images", "x", "input", "inputs", "img", "pixel_values")
@@ -42,15 +54,52 @@ def _first(batch: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
+def as_class_indices(labels: object) -> Tensor | None:
+    """Labels as ``(B,)`` class indices: one-hot or soft (mixup/cutmix, label smoothing) ``(B, K)`` rows
+    become their argmax (the dominant class), ``(B, 1)`` is flattened, integer-valued floats become long.
+    Anything else (not a tensor, fractional ``(B,)`` floats) is returned as it is (``None`` for non-tensors).
+
+    Example:
+        >>> as_class_indices(torch.tensor([[0.1, 0.7, 0.2], [1.0, 0.0, 0.0]]))
+        tensor([1, 0])
+    """
+    if not isinstance(labels, Tensor):
+        return None
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim == 2 and labels.shape[1] > 1 and labels.dtype != torch.bool:
+        return labels.argmax(dim=1)
+    if labels.ndim == 1 and labels.is_floating_point() and bool((labels == labels.round()).all()):
+        return labels.long()
+    return labels
+
+
+def _ground_truth_kind(part: object, images: Tensor) -> str | None:
+    """``"mask"`` for ``(B, H, W)`` / ``(B, 1, H, W)``, ``"box"`` for ``(B, 4)``, else ``None`` (e.g. indices)."""
+    if not isinstance(part, Tensor) or part.ndim == 0 or part.shape[0] != images.shape[0]:
+        return None
+    h, w = images.shape[-2:]
+    if tuple(part.shape[1:]) in ((h, w), (1, h, w)):
+        return "mask"
+    if tuple(part.shape[1:]) == (4,) and part.dtype != torch.bool:
+        return "box"
+    return None
+
+
 class CAMMixin:
     """Mix into a ``LightningModule`` to tell :class:`~lightning_cam.CAMCallback` how to explain it.
 
     No constructor arguments are required; override what differs from the defaults:
 
     * :attr:`cam_target_layer`: dotted module name (or module) whose activation is explained. ``None``
-      (default) picks the last ``nn.Conv2d`` of :meth:`cam_model`.
+      (default) picks one per model family (:func:`~lightning_cam.methods.default_target_layer`: the last
+      convolutional block of a CNN, the last transformer block's pre-norm of a ViT/DeiT/Swin) and logs the
+      choice once on rank zero.
+    * :attr:`cam_reshape`: the target layer's output layout for every method (``None`` detects it;
+      ``"nchw"``, ``"nhwc"``, ``"tokens"``, ``"vit"`` or a callable to ``(B, C, h, w)``), handed to the
+      methods through :meth:`cam_method_kwargs`.
     * :meth:`cam_inputs`: unpack a batch into a :class:`CAMBatch`. Handles ``(x, y)``/``(x, y, mask)``
-      tuples and dicts with image/label/mask/box keys.
+      tuples and dicts with image/label/mask/box keys; one-hot/soft labels become class indices.
     * :meth:`cam_denormalize`: map a model-space image back to displayable ``[0, 1]`` RGB.
     * :meth:`cam_model`: the module whose forward returns the logits (default: ``self``).
     * :attr:`cam_class_names`: optional class names for grid captions.
@@ -64,6 +113,8 @@ class CAMMixin:
     """
 
     cam_target_layer: str | nn.Module | None = None
+    #: layout of the target layer's output for every method (see :mod:`lightning_cam.methods.layers`)
+    cam_reshape: Reshape = None
     cam_class_names: Sequence[str] | None = None
     #: per-channel mean/std used by :meth:`cam_denormalize`; ``None`` means no normalisation.
     cam_mean: Sequence[float] | None = None
@@ -86,27 +137,49 @@ class CAMMixin:
         return self  # type: ignore[return-value]
 
     def cam_layer(self) -> str | nn.Module:
-        """The target layer: :attr:`cam_target_layer`, or the last ``nn.Conv2d`` of :meth:`cam_model`."""
+        """The target layer: :attr:`cam_target_layer`, or the family default of :meth:`cam_model`.
+
+        The default (:func:`~lightning_cam.methods.default_target_layer`) is logged once, on rank zero, on
+        the ``lightning_cam`` logger, naming the layer and why it was chosen.
+        """
         target = self.cam_target_layer
         if target is None:  # a module registered by nn.Module.__setattr__ (mixin listed after nn.Module)
             target = self.__dict__.get("_modules", {}).get("cam_target_layer")
         if target is not None:
             return target
         model = self.cam_model()
-        convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-        if not convs:
-            raise ValueError(
-                f"{type(self).__name__} has no nn.Conv2d to explain by default; set "
-                "`cam_target_layer` to the dotted name of the layer whose activation to explain."
-            )
-        return convs[-1]
+        try:
+            name, why = default_target_layer(model)
+        except ValueError as err:
+            raise ValueError(str(err).replace(type(model).__name__, type(self).__name__, 1)) from None
+        if self.__dict__.get("_cam_default_logged") != name:
+            self.__dict__["_cam_default_logged"] = name
+            _log_default(type(self).__name__, name, why)
+        return name
+
+    def cam_method_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments every CAM method gets from this model: ``{"reshape": cam_reshape}``.
+
+        The callback merges them under its per-method ``method_kwargs`` (which win).
+
+        Example:
+            >>> class Swin(CAMMixin, torch.nn.Module):
+            ...     cam_reshape = "nhwc"
+            >>> Swin().cam_method_kwargs()
+            {'reshape': 'nhwc'}
+        """
+        return {"reshape": check_reshape(self.cam_reshape)}
 
     def cam_inputs(self, batch: Any) -> CAMBatch:
         """Unpack ``batch`` into images, labels and optional masks/boxes.
 
-        Accepts a :class:`CAMBatch`, a tensor of images, an ``(images, labels[, masks[, boxes]])``
-        tuple/list, or a mapping with keys such as ``image``/``label``/``mask``/``box``.
-        Override for any other layout.
+        Accepts a :class:`CAMBatch`, a tensor of images, an ``(images, labels, ...)`` tuple/list, or a
+        mapping with keys such as ``image``/``label``/``mask``/``box``. In a tuple, the third and fourth
+        items are taken as ground truth only when their shape says so: a mask is ``(B, H, W)`` or
+        ``(B, 1, H, W)`` like the images, a box ``(B, 4)``; anything else (sample indices, file names,
+        metadata) is ignored. Labels go through :func:`as_class_indices` (one-hot and soft labels become
+        the argmax class). Override for any other layout, and to pass extra model inputs
+        (``CAMBatch(images, labels, extra=(meta,))`` for ``forward(images, meta)``).
         """
         if isinstance(batch, CAMBatch):
             return batch
@@ -119,11 +192,17 @@ class CAMMixin:
                     f"cannot find images in a batch dict with keys {sorted(batch)}; expected one of "
                     f"{list(_IMAGE_KEYS)}, or override `cam_inputs(batch)` on {type(self).__name__}."
                 )
-            return CAMBatch(images, _first(batch, _LABEL_KEYS), _first(batch, _MASK_KEYS), _first(batch, _BOX_KEYS))
+            labels = as_class_indices(_first(batch, _LABEL_KEYS))
+            return CAMBatch(images, labels, _first(batch, _MASK_KEYS), _first(batch, _BOX_KEYS))
         if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
-            parts = [p if isinstance(p, Tensor) else None for p in batch[:4]]
-            parts += [None] * (4 - len(parts))
-            return CAMBatch(*parts)
+            images = batch[0]
+            labels = as_class_indices(batch[1]) if len(batch) > 1 else None
+            found: dict[str, Tensor] = {}
+            for part in batch[2:4]:
+                kind = _ground_truth_kind(part, images)
+                if kind is not None and kind not in found:
+                    found[kind] = part
+            return CAMBatch(images, labels, found.get("mask"), found.get("box"))
         raise TypeError(
             f"cannot unpack a batch of type {type(batch).__name__} into images and labels; expected "
             f"(images, labels) or a dict with an 'image' key, or override `cam_inputs(batch)` on "
@@ -140,3 +219,18 @@ class CAMMixin:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         return x.clamp(0.0, 1.0)
+
+
+def _is_rank_zero() -> bool:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return all(os.environ.get(key, "0") in ("", "0") for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
+
+
+def _log_default(owner: str, name: str, why: str) -> None:
+    if not _is_rank_zero():
+        return
+    log.info(
+        "%s: cam_target_layer is None, explaining %r by default: %s. Set `cam_target_layer` to choose another.",
+        owner, name, why,
+    )

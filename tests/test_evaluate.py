@@ -296,3 +296,16 @@ def test_empty_batch_gives_empty_values_without_a_pass() -> None:
     counter = _Counter(net)
     values = evaluate_batch(_gradcam(net), torch.zeros(0, 3, H, W), metrics=METRIC_NAMES[:5])
     assert counter.sizes == [] and all(v.shape == (0,) for v in values.values())
+
+
+def test_ground_truth_is_only_checked_for_localization_metrics() -> None:
+    from lightning_cam.methods import GradCAM
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    indices = torch.tensor([5, 6])  # a third tuple item that is not a mask
+    values = evaluate_batch(GradCAM(net, "1"), x, masks=indices, metrics=("complexity",))
+    assert values["complexity"].shape == (2,)
+    with pytest.raises(ValueError, match="`masks` must be"):
+        evaluate_batch(GradCAM(net, "1"), x, masks=indices, metrics=("pointing_game",))

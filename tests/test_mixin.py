@@ -140,3 +140,50 @@ def test_module_target_layer_is_not_registered_twice() -> None:
 def test_module_target_layer_found_with_either_base_order() -> None:
     model = ModuleFirst()
     assert model.cam_layer() is model.conv
+
+
+# ---------------------------------------------------------------- issue 11: batches, labels, layouts
+def test_tuple_third_item_is_ground_truth_only_when_its_shape_says_so() -> None:
+    idx = torch.tensor([7, 9])
+    got = Plain().cam_inputs((X, Y, idx))
+    assert got.masks is None and got.boxes is None  # sample indices are not a mask
+    got = Plain().cam_inputs((X, Y, B))
+    assert got.masks is None and got.boxes is B  # (B, 4) in third place is a box
+    got = Plain().cam_inputs((X, Y, M[:, None], idx))
+    assert got.masks is not None and got.masks.shape == (2, 1, 4, 4) and got.boxes is None
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([[0.2, 0.8], [0.6, 0.4]]), torch.tensor([[1], [0]]),
+     torch.tensor([1.0, 0.0])],
+)
+def test_one_hot_soft_and_column_labels_become_class_indices(labels: torch.Tensor) -> None:
+    got = Plain().cam_inputs((X, labels)).labels
+    assert got is not None and got.dtype == torch.long and got.tolist() == [1, 0]
+    assert Plain().cam_inputs({"image": X, "label": labels}).labels.tolist() == [1, 0]
+
+
+def test_cam_method_kwargs_carry_the_layout() -> None:
+    model = Plain()
+    assert model.cam_method_kwargs() == {"reshape": None}
+    model.cam_reshape = "NHWC"
+    assert model.cam_method_kwargs() == {"reshape": "nhwc"}
+    model.cam_reshape = "swin"
+    with pytest.raises(ValueError, match="reshape must be None, 'vit' or a callable"):
+        model.cam_method_kwargs()
+
+
+def test_default_layer_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    model = Plain()
+    with caplog.at_level("INFO", logger="lightning_cam"):
+        assert model.cam_layer() == "features.2"
+        assert model.cam_layer() == "features.2"
+    assert [r.getMessage() for r in caplog.records if "by default" in r.getMessage()] == [
+        ("Plain: cam_target_layer is None, explaining 'features.2' by default: the last nn.Conv2d features.2. "
+        "Set `cam_target_layer` to choose another.")
+    ]
+
+
+def test_cambatch_extra_defaults_to_none() -> None:
+    assert CAMBatch(X).extra is None and CAMBatch(X, extra=(Y,)).extra == (Y,)

@@ -13,7 +13,7 @@ from torchmetrics import Metric
 
 from lightning_cam.callbacks.faults import Faults
 from lightning_cam.evaluate import evaluate_batch
-from lightning_cam.methods import BaseCAM, CAMResult
+from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs
 from lightning_cam.metrics import METRICS
 from lightning_cam.metrics.names import LOCALIZATION_METRICS
 from lightning_cam.mixin import CAMBatch
@@ -28,7 +28,9 @@ def first_samples(parts: CAMBatch, n: int) -> CAMBatch:
     def cut(t: Tensor | None) -> Tensor | None:
         return None if t is None else t[:n].detach().clone()
 
-    return CAMBatch(parts.images[:n].detach().clone(), cut(parts.labels), cut(parts.masks), cut(parts.boxes))
+    b = parts.images.shape[0]
+    extra = ExtraInputs.of(parts.extra).take(torch.arange(n), b) if n < b else parts.extra
+    return CAMBatch(parts.images[:n].detach().clone(), cut(parts.labels), cut(parts.masks), cut(parts.boxes), extra)
 
 
 def finite_samples(result: CAMResult) -> Tensor:
@@ -46,12 +48,15 @@ def finite_samples(result: CAMResult) -> Tensor:
 def select_samples(result: CAMResult, parts: CAMBatch, keep: Tensor) -> tuple[CAMResult, CAMBatch]:
     """The samples where ``keep`` (``(B,)`` bool) is true, of both the result and the batch."""
     index = keep.nonzero().squeeze(1)
-    kept = CAMResult(result.maps[index], result.low_res[index], result.logits[index], result.targets[index])
+    blank = None if result.blank is None else result.blank[index]
+    kept = CAMResult(result.maps[index], result.low_res[index], result.logits[index], result.targets[index], blank,
+                     result.blank_reason)
 
     def pick(t: Tensor | None) -> Tensor | None:
         return None if t is None else t[index]
 
-    return kept, CAMBatch(parts.images[index], pick(parts.labels), pick(parts.masks), pick(parts.boxes))
+    extra = ExtraInputs.of(parts.extra).take(index, parts.images.shape[0])
+    return kept, CAMBatch(parts.images[index], pick(parts.labels), pick(parts.masks), pick(parts.boxes), extra)
 
 
 def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -153,18 +158,27 @@ class MetricAccumulator:
         the metric values of :func:`lightning_cam.evaluate_batch` added (non-finite ones left out, a fault).
         Returns the metrics skipped for want of masks or boxes. An exception is a fault too."""
         try:
-            result = cam.explain(parts.images, targets)
+            extra = ExtraInputs.of(parts.extra)
+            # `extra=` only when there is some: a user's BaseCAM subclass may override explain(images, targets)
+            result = cam.explain(parts.images, targets, extra=extra) if extra else cam.explain(parts.images, targets)
             ok = finite_samples(result)
             bad = int((~ok).sum())
             if bad:
                 self.faults.record("nonfinite", f"{name}: {bad} sample(s) with a non-finite map or logit")
+            blank = ok & result.blank if result.blank is not None else torch.zeros_like(ok)
+            nblank = int(blank.sum())
+            if nblank:  # fatal under on_error="raise" only when no sample has a map: a misconfiguration
+                self.faults.record("blank", f"{name}: {nblank} blank (constant) map(s) left out of the metrics; "
+                                   f"{result.blank_reason}", fatal=nblank == len(ok))
+                ok = ok & ~blank
+            if bad or nblank:
                 if not bool(ok.any()):
                     return ()
                 result, parts = select_samples(result, parts, ok)
             wanted, skipped = applicable_metrics(self.metric_names, parts)
             if wanted:
                 values = evaluate_batch(cam, parts.images, result.targets, parts.masks, metrics=wanted,
-                                        boxes=parts.boxes, result=result, **self.metric_kwargs)
+                                        boxes=parts.boxes, result=result, extra=parts.extra, **self.metric_kwargs)
                 nbad = self.update(name, {key: values[key] for key in wanted})
                 if nbad:
                     self.faults.record("nonfinite", f"{name}: {nbad} sample(s) with a non-finite metric value")

@@ -316,7 +316,9 @@ class CAMCallback(Callback):
         """The CAM method objects on ``module.cam_model()``, rebuilt only when that model changes."""
         model = module.cam_model()
         if not (self._cams and self._cams_model is model):
-            self._cams = options.build_methods(self._method_classes, model, module.cam_layer(), self.method_kwargs)
+            self._cams = options.build_methods(
+                self._method_classes, model, module.cam_layer(), self.method_kwargs, module.cam_method_kwargs()
+            )
             self._cams_model = model
 
     @contextlib.contextmanager

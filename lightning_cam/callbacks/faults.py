@@ -28,9 +28,10 @@ __all__ = [
 ]
 
 #: ``error``: an exception in CAM work; ``nonfinite``: a NaN/inf map, logit or metric value (the samples are
-#: left out); ``logger``: an image that a logger or the file system did not take.
-FAULT_KINDS: tuple[str, ...] = ("error", "nonfinite", "logger")
-FaultKind = Literal["error", "nonfinite", "logger"]
+#: left out); ``blank``: a constant map that explains nothing (left out, so it can never score like a real
+#: map); ``logger``: an image that a logger or the file system did not take.
+FAULT_KINDS: tuple[str, ...] = ("error", "nonfinite", "blank", "logger")
+FaultKind = Literal["error", "nonfinite", "blank", "logger"]
 OnError = Literal["warn", "raise"]
 
 
@@ -42,7 +43,7 @@ class Faults:
         >>> faults.record("nonfinite", "gradcam: 1 sample(s) with a non-finite map or logit")
         >>> faults.record("error", "gradcam raised RuntimeError: boom", RuntimeError("boom"))
         >>> faults.counts, faults.first
-        ({'error': 1, 'nonfinite': 1, 'logger': 0}, 'gradcam: 1 sample(s) with a non-finite map or logit')
+        ({'error': 1, 'nonfinite': 1, 'blank': 0, 'logger': 0}, 'gradcam: 1 sample(s) with a non-finite map or logit')
         >>> Faults("raise").record("error", "gradcam raised RuntimeError: boom", RuntimeError("boom"))
         Traceback (most recent call last):
         ...
@@ -61,12 +62,14 @@ class Faults:
         self.counts = dict.fromkeys(FAULT_KINDS, 0)
         self.first = None
 
-    def record(self, kind: FaultKind, detail: str, err: BaseException | None = None) -> None:
+    def record(self, kind: FaultKind, detail: str, err: BaseException | None = None, fatal: bool = True) -> None:
         """One fault: re-raise ``err`` (or ``RuntimeError("CAMCallback: <detail>")`` without one) under
-        ``on_error="raise"``; else count it and keep ``detail`` if it is the first."""
+        ``on_error="raise"``; else count it and keep ``detail`` if it is the first. ``fatal=False`` marks a
+        fault that describes the model rather than a failure (some blank maps of an untrained model): it is
+        counted and reported under either policy."""
         if kind not in self.counts:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {list(FAULT_KINDS)}.")
-        if self.on_error == "raise":
+        if self.on_error == "raise" and fatal:
             if err is not None:
                 raise err
             raise RuntimeError(f"CAMCallback: {detail}")

@@ -95,13 +95,15 @@ def resolve_method_kwargs(
 def build_methods(
     classes: Mapping[str, type[BaseCAM]], model: nn.Module, layer: str | nn.Module,
     method_kwargs: Mapping[str, Mapping[str, Any]],
+    shared: Mapping[str, Any] | None = None,
 ) -> dict[str, BaseCAM]:
-    """One method object per class on ``model`` at ``layer``, with its ``method_kwargs`` (a constructor that
-    rejects them -> ``TypeError`` naming the method)."""
+    """One method object per class on ``model`` at ``layer``, with the ``shared`` arguments of every method
+    (the module's :meth:`~lightning_cam.CAMMixin.cam_method_kwargs`, e.g. its activation layout) overridden
+    by its own ``method_kwargs`` (a constructor that rejects them -> ``TypeError`` naming the method)."""
     cams: dict[str, BaseCAM] = {}
     for name, cls in classes.items():
         try:
-            cams[name] = cls(model, target_layer=layer, **method_kwargs.get(name, {}))
+            cams[name] = cls(model, target_layer=layer, **{**(shared or {}), **method_kwargs.get(name, {})})
         except TypeError as err:
             raise TypeError(f"cannot build CAM method {name!r} ({cls.__name__}): {err}") from err
     return cams

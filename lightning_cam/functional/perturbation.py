@@ -15,7 +15,7 @@ unperturbed image; deletion's last and insertion's first are the full baseline.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import torch
 import torch.nn.functional as F
@@ -166,6 +166,7 @@ def insertion_deletion(
     baseline: str | Tensor = "zeros",
     sigma: float = 5.0,
     batch_size: int = 32,
+    sample_forward: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
     r"""Insertion and/or deletion AUC of each sample, all perturbed inputs in ``batch_size`` chunks.
 
@@ -183,6 +184,8 @@ def insertion_deletion(
         which: the curves to compute, a subset of ``{"insertion", "deletion"}``.
         steps, baseline, sigma: see :func:`perturbation_counts` and :func:`make_baseline`.
         batch_size: perturbed images per forward (memory cap).
+        sample_forward: called as ``sample_forward(x, sample_indices)`` instead of ``model(x)`` when each
+            perturbed image needs inputs of its own sample besides the image (extra model inputs).
 
     Returns:
         ``{"insertion" / "deletion": (B,) float32 AUC in [0, 1]}`` for the requested curves.
@@ -224,7 +227,8 @@ def insertion_deletion(
     for start in range(0, b * tj, batch_size):
         sl = slice(start, start + batch_size)
         batch = perturb(images, base, ranks, job_samples[sl], job_counts[sl], job_insert[sl])
-        job_probs[sl] = target_probability(model(batch), targets[job_samples[sl]])
+        logits = model(batch) if sample_forward is None else sample_forward(batch, job_samples[sl])
+        job_probs[sl] = target_probability(logits, targets[job_samples[sl]])
     job_probs = job_probs.view(b, tj)
 
     out: dict[str, Tensor] = {}

@@ -10,7 +10,12 @@ Example:
     torch.Size([2, 8, 8])
 """
 
-from lightning_cam.methods.base import BaseCAM
+from lightning_cam.methods.base import BaseCAM, ExtraInputs
+from lightning_cam.methods.layers import (
+    default_target_layer,
+    infer_layout,
+    resolve_layer,
+)
 from lightning_cam.methods.registry import (
     CAM,
     METHODS,
@@ -33,6 +38,7 @@ __all__ = [
     "BaseCAM",
     "CAMResult",
     "EigenCAM",
+    "ExtraInputs",
     "FakeCAM",
     "GradCAM",
     "GradCAMPlusPlus",
@@ -43,5 +49,8 @@ __all__ = [
     "SmoothGradCAMPlusPlus",
     "XGradCAM",
     "available_methods",
+    "default_target_layer",
     "get_method",
+    "infer_layout",
+    "resolve_layer",
 ]

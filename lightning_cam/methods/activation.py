@@ -13,8 +13,8 @@ from lightning_cam.functional.cam import (
     scorecam_weights,
     weighted_sum,
 )
-from lightning_cam.methods._checks import resolve_layer
-from lightning_cam.methods.base import BaseCAM, Capture, Reshape
+from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
+from lightning_cam.methods.layers import Reshape, check_reshape, resolve_layer
 from lightning_cam.utilities.checks import check_batch_size, check_target_range
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
@@ -137,6 +137,7 @@ class FakeCAM(BaseCAM):
     name = "fakecam"
     aliases = ("fake-cam", "fake")
     needs_grad = False
+    can_be_blank = False
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None) -> None:
         if target_layer is None:
@@ -144,19 +145,20 @@ class FakeCAM(BaseCAM):
                 raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
             self.model = model
             self.target_layer_name, self.target_layer = "", None  # type: ignore[assignment]
-            self.reshape = reshape
+            self.reshape = check_reshape(reshape)
+            self._layouts, self._diag = {}, None
         else:
             super().__init__(model, target_layer, reshape)
 
-    def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
         if self.target_layer is None:
-            logits = self._logits(x).detach()
+            logits = self._logits(x, extra).detach()
             if targets is None:
                 targets = logits.argmax(dim=1)
             check_target_range(targets, logits.shape[1])
             size = (x.shape[-2], x.shape[-1])
         else:
-            cap = self._capture(x, targets, need_grad=False)
+            cap = self._capture(x, targets, need_grad=False, extra=extra)
             logits, targets = cap.logits, cap.targets
             size = (cap.activations.shape[-2], cap.activations.shape[-1])
         return fakecam_map(x.shape[0], size, device=x.device), logits, targets
@@ -216,24 +218,27 @@ class ScoreCAM(BaseCAM):
         self.batch_size = check_batch_size(batch_size)
         self.top_k = None if top_k is None else int(top_k)
 
-    def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        cap = self._capture(x, targets, need_grad=False)
+    def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
+        cap = self._capture(x, targets, need_grad=False, extra=extra)
         acts, targets = cap.activations, cap.targets
         b, c = acts.shape[:2]
         if self.top_k is not None and self.top_k < c:
             idx = acts.mean(dim=(2, 3)).topk(self.top_k, dim=1).indices  # (B, k)
             acts = acts.gather(1, idx[:, :, None, None].expand(-1, -1, *acts.shape[2:]))
-        weights = self._score(x, acts, targets)
+        weights = self._score(x, acts, targets, extra)
         with torch.autocast(device_type=x.device.type, enabled=False):
             raw = weighted_sum(weights, acts)
         return raw, cap.logits, targets
 
-    def _score(self, x: Tensor, acts: Tensor, targets: Tensor) -> Tensor:
+    def _score(self, x: Tensor, acts: Tensor, targets: Tensor, extra: ExtraInputs | None = None) -> Tensor:
         """``(B, k)`` weights: the target-class probability of every masked image, in memory-capped chunks.
 
         A constant channel gives an all-zero mask, hence the all-zero image whatever the sample: it is
-        scored once, and only the other channels' masked images are run (exact, not an approximation).
+        scored once (once per sample when the model has extra inputs, which can differ per sample), and
+        only the other channels' masked images are run (exact, not an approximation). Extra model inputs
+        follow each masked image's sample.
         """
+        extra = extra or ExtraInputs()
         b, k = acts.shape[:2]
         size = (x.shape[-2], x.shape[-1])
         flat_acts = acts.flatten(0, 1)[:, None]  # (B*k, 1, h, w)
@@ -242,8 +247,12 @@ class ScoreCAM(BaseCAM):
         span = flat_acts.flatten(1).amax(dim=1) - flat_acts.flatten(1).amin(dim=1)
         dead = span == 0
         if bool(dead.any()):
-            zero_logits = self._logits(torch.zeros_like(x[:1]))  # (1, K)
-            zero = zero_logits.expand(int(dead.sum()), -1)[:, None, :]
+            if extra:  # the all-zero image's score can depend on each sample's extra inputs
+                rows = sample[dead]
+                zero = self._logits(torch.zeros_like(x[rows]), extra.take(rows, b))[:, None, :]
+            else:
+                zero_logits = self._logits(torch.zeros_like(x[:1]))  # (1, K)
+                zero = zero_logits.expand(int(dead.sum()), -1)[:, None, :]
             out[dead] = scorecam_weights(zero, targets[sample[dead]])[:, 0]
         live = (~dead).nonzero().squeeze(1)
         n = int(live.numel())
@@ -255,7 +264,8 @@ class ScoreCAM(BaseCAM):
                 with torch.autocast(device_type=x.device.type, enabled=False):
                     masks = scorecam_masks(flat_acts[idx], size)  # (n, 1, H, W)
                 masked = (x[sample[idx]] * masks).to(x.dtype)
-                logits = self._logits(masked)
+                more = extra.take(sample[idx], b)
+                logits = self._logits(masked, more) if more else self._logits(masked)
                 out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]])[:, 0]
             except _OOM:
                 if chunk == 1:

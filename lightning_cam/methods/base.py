@@ -6,21 +6,83 @@ for gradient methods, :math:`\\partial y^c / \\partial A`; the maths lives in :m
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import ClassVar
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from lightning_cam.functional.normalize import postprocess_maps
-from lightning_cam.methods._checks import reshape_activation, resolve_layer
+from lightning_cam.methods.layers import (
+    Reshape,
+    check_reshape,
+    infer_layout,
+    reshape_activation,
+    resolve_layer,
+)
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
 from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["BaseCAM", "Capture", "Reshape"]
+__all__ = ["BaseCAM", "Capture", "ExtraInputs", "Reshape"]
 
-Reshape = str | Callable[[Tensor], Tensor] | None
+
+@dataclass(frozen=True)
+class ExtraInputs:
+    """Model inputs besides the images: ``model(images, *args, **kwargs)``.
+
+    Every forward a method or :func:`~lightning_cam.evaluate_batch` makes passes them on. A tensor whose
+    first dimension is the batch size ``B`` (also inside a tuple, list or dict value) is per-sample: it is
+    indexed with the same sample indices as the images of each forward (Score-CAM's masked images,
+    Smooth Grad-CAM++'s noisy copies, chunks); anything else is passed unchanged.
+
+    ``extra=`` arguments also accept a plain tuple (positional) or mapping (keyword), see :meth:`of`.
+
+    Example:
+        >>> extra = ExtraInputs.of({"meta": torch.arange(3)})
+        >>> extra.take(torch.tensor([2, 2]), batch=3).kwargs["meta"]
+        tensor([2, 2])
+    """
+
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, extra: object) -> ExtraInputs:
+        """``None`` -> nothing; a tuple/list -> positional args; a mapping -> keyword args; an ``ExtraInputs``."""
+        if extra is None:
+            return cls()
+        if isinstance(extra, ExtraInputs):
+            return extra
+        if isinstance(extra, Mapping):
+            return cls(kwargs=dict(extra))
+        if isinstance(extra, (tuple, list)):
+            return cls(args=tuple(extra))
+        raise TypeError(
+            f"extra model inputs must be a tuple (positional), a dict (keyword) or ExtraInputs(args, kwargs); "
+            f"got {type(extra).__name__}. A single tensor goes in a 1-tuple: extra=(meta,)."
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.args) or bool(self.kwargs)
+
+    def take(self, index: Tensor, batch: int) -> ExtraInputs:
+        """The inputs for images ``x[index]`` of a batch of ``batch`` samples."""
+        if not self:
+            return self
+
+        def pick(value: Any) -> Any:
+            if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == batch:
+                return value[index.to(value.device)]
+            if isinstance(value, (tuple, list)):
+                return type(value)(pick(v) for v in value)
+            if isinstance(value, Mapping):
+                return {k: pick(v) for k, v in value.items()}
+            return value
+
+        return ExtraInputs(tuple(pick(a) for a in self.args), {k: pick(v) for k, v in self.kwargs.items()})
 
 
 class Capture:
@@ -42,11 +104,57 @@ class Capture:
         self.targets = targets
 
 
-def _not_on_path(layer_name: str) -> RuntimeError:
+def _not_on_path(layer_name: str, reentrant: bool = False) -> RuntimeError:
+    if reentrant:
+        return RuntimeError(
+            f"target layer {layer_name!r} runs inside torch.utils.checkpoint(..., use_reentrant=True): reentrant "
+            "checkpointing runs its forward without autograd, so no gradient reaches the layer. Use "
+            "checkpoint(..., use_reentrant=False), or a gradient-free method (eigencam, scorecam)."
+        )
     return RuntimeError(
         f"the logits do not depend on target layer {layer_name!r}; choose a layer on the path from the input to "
         "the logits. If the model runs that layer under its own torch.no_grad() (a frozen backbone), use a "
         "gradient-free method (eigencam, scorecam) or a layer after the no_grad block."
+    )
+
+
+def _in_reentrant_checkpoint() -> bool:
+    """Whether the caller runs inside ``torch.utils.checkpoint``'s reentrant ``CheckpointFunction.forward``."""
+    frame = sys._getframe(1)
+    for _ in range(200):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "forward" and code.co_filename.replace("\\", "/").endswith("torch/utils/checkpoint.py"):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def blank_reason(layer_name: str, layout: str | None, zero_grad: bool, zero_act: bool) -> str:
+    """The likely cause of a blank (constant) map, for reports and the callback's ``blank`` fault.
+
+    Example:
+        >>> blank_reason("blocks.11", "tokens", zero_grad=True, zero_act=False)[:50]
+        'the gradient of the target score w.r.t. target lay'
+    """
+    if zero_act:
+        return (
+            f"target layer {layer_name!r} outputs all zeros for these samples (dead ReLUs, a zero-initialised "
+            "or collapsed layer); choose an earlier layer or check the model"
+        )
+    if zero_grad:
+        why = (
+            "a transformer block's output whose patch tokens do not reach the head (only the class token does); "
+            "use the last block's pre-norm (norm1/ln_1, the default when cam_target_layer is None)"
+            if layout in ("tokens", "vit")
+            else "the layer does not influence the target score for these samples (e.g. it feeds only the class "
+            "token, a saturated or masked path); choose another layer"
+        )
+        return f"the gradient of the target score w.r.t. target layer {layer_name!r} is exactly zero: {why}"
+    return (
+        f"the weighted activation of target layer {layer_name!r} is <= 0 everywhere, so ReLU leaves a constant "
+        "map (common for untrained models or classes the model rejects); it carries no explanation"
     )
 
 
@@ -66,12 +174,23 @@ class BaseCAM:
     and ``torch.autocast`` (the model runs in the autocast dtype, the CAM maths in float32). Hooks are
     removed, and every module's train/eval flag restored, even when the call raises.
 
+    Blank maps: a sample whose map is constant (all zero after normalisation) carries no explanation;
+    ``CAMResult.blank`` flags it and ``CAMResult.blank_reason`` names the likely cause (a zero gradient,
+    e.g. a transformer block output whose patch tokens do not reach the head; a zero activation; or a
+    weighted sum that ReLU removes everywhere). :func:`~lightning_cam.evaluate_batch` gives such samples
+    NaN in every metric, so the metric classes skip and count them instead of scoring them.
+
+    Extra model inputs (``forward(x, meta)``): ``explain(images, extra=(meta,))`` passes them to every
+    forward, per sample (see :class:`ExtraInputs`).
+
     Args:
         model: the classifier; ``model(images)`` must return ``(B, K)`` logits.
         target_layer: dotted module name (``"layer4"``, ``"features.28"``) or the module itself. A unique
             suffix of a dotted name is accepted (``"layer4"`` for ``"net.layer4"``).
-        reshape: how to bring the layer output to ``(B, C, h, w)``: ``None`` (already 4-D), ``"vit"``
-            (``(B, N, C)`` transformer tokens: drop the class token, square grid) or a callable.
+        reshape: the layout of the layer output (see :mod:`lightning_cam.methods.layers`): ``None`` detects
+            it from the model (``(B, C, h, w)``, channels-last ``(B, h, w, C)`` or ``(B, N, C)`` tokens) and
+            raises when the model does not settle it; ``"nchw"``, ``"nhwc"``, ``"tokens"``, ``"vit"`` (drop
+            the class token, square grid) name it; a callable maps the output to ``(B, C, h, w)``.
 
     Example:
         >>> from lightning_cam.methods import GradCAM
@@ -87,51 +206,77 @@ class BaseCAM:
     aliases: ClassVar[tuple[str, ...]] = ()
     #: whether the method differentiates the target score w.r.t. the activation
     needs_grad: ClassVar[bool] = True
+    #: whether a constant map means "no explanation" (False for Fake-CAM, whose pattern is fixed)
+    can_be_blank: ClassVar[bool] = True
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module, reshape: Reshape = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-        if not (reshape is None or reshape == "vit" or callable(reshape)):
-            raise ValueError(f"reshape must be None, 'vit' or a callable (B, N, C) -> (B, C, h, w); got {reshape!r}.")
         self.model = model
         self.target_layer_name, self.target_layer = resolve_layer(model, target_layer)
-        self.reshape = reshape
+        self.reshape = check_reshape(reshape)
+        self._layouts: dict[tuple[Any, ...], str] = {}
+        self._diag: tuple[str | None, Tensor, Tensor] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target_layer={self.target_layer_name!r})"
 
-    def __call__(self, images: Tensor, targets: Tensor | None = None) -> Tensor:
+    def __call__(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> Tensor:
         """``(B, H, W)`` float32 maps in ``[0, 1]`` on ``images.device``; see :meth:`explain`."""
-        return self.explain(images, targets).maps
+        return self.explain(images, targets, extra=extra).maps
 
-    def explain(self, images: Tensor, targets: Tensor | None = None) -> CAMResult:
+    def explain(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> CAMResult:
         """Compute the maps and everything the evaluator reuses.
 
         Args:
             images: ``(B, C, H, W)`` float tensor in the model's input space.
             targets: ``(B,)`` integer classes to explain (an int applies to all); ``None`` = argmax of the logits.
+            extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
+                (keyword) or :class:`ExtraInputs`; per-sample tensors follow the images of every forward.
 
         Returns:
             :class:`~lightning_cam.methods.result.CAMResult` with ``maps`` ``(B, H, W)`` in ``[0, 1]``,
-            ``low_res`` ``(B, h, w)`` (ReLU'd, not normalised), detached float32 ``logits`` ``(B, K)`` and
-            ``targets`` ``(B,)``.
+            ``low_res`` ``(B, h, w)`` (ReLU'd, not normalised), detached float32 ``logits`` ``(B, K)``,
+            ``targets`` ``(B,)``, ``blank`` ``(B,)`` bool and ``blank_reason``.
         """
         images = check_images(images)
+        extra_in = ExtraInputs.of(extra)
         target_t = check_targets(targets, images.shape[0], images.device)
         size = (int(images.shape[-2]), int(images.shape[-1]))
+        self._diag = None
         with torch.inference_mode(False), eval_mode(self.model):
             x = images.clone() if images.is_inference() else images.detach()
             if target_t is not None and target_t.is_inference():
                 target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
-            raw, logits, target_t = self._compute(x, target_t)
+            raw, logits, target_t = self._compute(x, target_t, extra_in)
             with torch.autocast(device_type=x.device.type, enabled=False):
                 maps, low_res = self._postprocess(raw, size)
-        return CAMResult(maps=maps, low_res=low_res, logits=logits.detach().float(), targets=target_t)
+        blank, reason = self._blank(maps)
+        return CAMResult(
+            maps=maps, low_res=low_res, logits=logits.detach().float(), targets=target_t, blank=blank,
+            blank_reason=reason,
+        )
+
+    def _blank(self, maps: Tensor) -> tuple[Tensor, str]:
+        """Per-sample blank flags (a constant map normalises to all zeros) and the likely cause."""
+        if not type(self).can_be_blank:
+            return torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device), ""
+        blank = maps.flatten(1).amax(dim=1) <= 0
+        if not bool(blank.any()):
+            return blank, ""
+        layout, zero_grad, zero_act = self._diag if self._diag is not None else (None, None, None)
+        causes: dict[str, list[int]] = {}
+        for i in blank.nonzero().flatten().tolist():
+            zg = bool(zero_grad[i]) if zero_grad is not None and i < len(zero_grad) else False
+            za = bool(zero_act[i]) if zero_act is not None and i < len(zero_act) else False
+            causes.setdefault(blank_reason(self.target_layer_name, layout, zg, za), []).append(i)
+        reason = "; ".join(f"samples {idx[:8]}{'...' if len(idx) > 8 else ''}: {why}" for why, idx in causes.items())
+        return blank, f"{type(self).__name__}: blank (constant) map, {reason}."
 
     # ------------------------------------------------------------------ for subclasses
-    def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
         """Raw ``(B, h, w)`` map, logits and targets for input ``x``. Default: one hooked pass, then ``_map``."""
-        cap = self._capture(x, targets, need_grad=type(self).needs_grad)
+        cap = self._capture(x, targets, need_grad=type(self).needs_grad, extra=extra)
         with torch.autocast(device_type=x.device.type, enabled=False):
             raw = self._map(cap)
         return raw, cap.logits, cap.targets
@@ -143,14 +288,39 @@ class BaseCAM:
     def _postprocess(self, raw: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         return postprocess_maps(raw, size)
 
-    def _logits(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
+        """``model(x, *extra.args, **extra.kwargs)``, checked to be ``(B, K)`` logits."""
+        extra = extra or ExtraInputs()
+        out = self.model(x, *extra.args, **dict(extra.kwargs))
+        if isinstance(out, (Mapping, tuple, list)) and not isinstance(out, Tensor):
+            kind = f"dict (keys {sorted(out)})" if isinstance(out, Mapping) else type(out).__name__
+            raise TypeError(
+                f"{type(self.model).__name__}.forward returned {kind}; CAM methods need the (B, num_classes) logits "
+                "tensor. Override `cam_model()` on your LightningModule (CAMMixin) to return a module whose forward "
+                "returns only the logits (e.g. a small wrapper that picks out['logits'])."
+            )
+        return check_logits(out, x.shape[0], self.model)
+
+    def _logits(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
         """A plain forward without hooks or autograd (for extra passes such as Score-CAM's masked inputs)."""
         with torch.no_grad():
-            return check_logits(self.model(x), x.shape[0], self.model)
+            return self._forward(x, extra)
 
-    def _capture(self, x: Tensor, targets: Tensor | None, need_grad: bool) -> Capture:
+    def _layout(self, value: Tensor, size: tuple[int, int]) -> str | None:
+        """The layout of the target layer's output, detected once per shape (``None`` for a callable)."""
+        if self.reshape is not None:
+            return self.reshape if isinstance(self.reshape, str) else None
+        key = (tuple(value.shape[1:]), size)
+        if key not in self._layouts:
+            self._layouts[key] = infer_layout(self.model, self.target_layer_name, value.shape, size)
+        return self._layouts[key]
+
+    def _capture(
+        self, x: Tensor, targets: Tensor | None, need_grad: bool, extra: ExtraInputs | None = None
+    ) -> Capture:
         """One forward with the target layer hooked; with ``need_grad`` also ``dy^c/dA`` via ``autograd.grad``."""
         store: list[Tensor] = []
+        reentrant: list[bool] = []
         layer_name = self.target_layer_name
 
         def hook(module: nn.Module, args: object, output: object) -> Tensor | None:
@@ -161,10 +331,13 @@ class BaseCAM:
                     "submodule that produces the feature map."
                 )
             if store:
+                if reentrant and reentrant[0]:
+                    return None  # no second run to worry about: the error below names the checkpointing
                 raise RuntimeError(
                     f"target layer {layer_name!r} ran more than once in one forward (a shared module); choose a "
                     "layer that runs once."
                 )
+            reentrant.append(_in_reentrant_checkpoint())
             act = output.detach()
             if need_grad:
                 act.requires_grad_(True)
@@ -177,7 +350,7 @@ class BaseCAM:
         handle = self.target_layer.register_forward_hook(hook)
         try:
             with torch.no_grad():
-                logits = check_logits(self.model(x), x.shape[0], self.model)
+                logits = self._forward(x, extra)
                 if not store:
                     raise RuntimeError(
                         f"target layer {layer_name!r} was not called during {type(self.model).__name__}.forward; "
@@ -191,12 +364,23 @@ class BaseCAM:
                 if need_grad:
                     score = logits.gather(1, targets.view(-1, 1)).sum()
                     if not score.requires_grad:
-                        raise _not_on_path(layer_name)
+                        raise _not_on_path(layer_name, bool(reentrant and reentrant[0]))
                     (grad,) = torch.autograd.grad(score, act, allow_unused=True)
                     if grad is None:
-                        raise _not_on_path(layer_name)
+                        raise _not_on_path(layer_name, bool(reentrant and reentrant[0]))
         finally:
             handle.remove()
-        acts = reshape_activation(act.detach(), self.reshape, layer_name).float()
-        grads = reshape_activation(grad, self.reshape, layer_name).float() if grad is not None else None
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        layout = self._layout(act, size)
+        reshape = self.reshape if layout is None else layout
+        acts = reshape_activation(act.detach(), reshape, layer_name, model=self.model, image_size=size).float()
+        grads = (
+            reshape_activation(grad, reshape, layer_name, model=self.model, image_size=size).float()
+            if grad is not None
+            else None
+        )
+        if self._diag is None:  # the first capture of a call explains blank maps
+            zero_act = acts.flatten(1).abs().amax(dim=1) == 0
+            zero_grad = grads.flatten(1).abs().amax(dim=1) == 0 if grads is not None else torch.zeros_like(zero_act)
+            self._diag = (layout, zero_grad, zero_act)
         return Capture(acts, grads, logits.detach(), targets)

@@ -13,7 +13,8 @@ from lightning_cam.functional.cam import (
     weighted_sum,
     xgradcam_weights,
 )
-from lightning_cam.methods.base import BaseCAM, Capture, Reshape
+from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
+from lightning_cam.methods.layers import Reshape
 from lightning_cam.utilities.checks import check_batch_size
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "SmoothGradCAMPlusPlus", "XGradCAM"]
@@ -200,8 +201,8 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         return torch.randn((self.num_samples, *x.shape[1:]), generator=gen, device=x.device, dtype=torch.float32)
 
-    def _compute(self, x: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        logits = self._logits(x).detach()
+    def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self._logits(x, extra).detach()
         if targets is None:
             targets = logits.argmax(dim=1)
         b, n = x.shape[0], self.num_samples
@@ -211,10 +212,12 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         # noisy[m * B + b] = x[b] + scale[b] * noise[m]
         noisy = (x.float()[None] + scale.view(1, b, 1, 1, 1) * noise[:, None]).to(x.dtype).flatten(0, 1)
         rep_targets = targets.repeat(n)
+        rep_samples = torch.arange(b, device=x.device).repeat(n)  # noisy[i] is a copy of sample rep_samples[i]
         chunk = self.batch_size or noisy.shape[0]
         total: Tensor | None = None
         for start in range(0, noisy.shape[0], chunk):
-            cap = self._capture(noisy[start : start + chunk], rep_targets[start : start + chunk], need_grad=True)
+            sl = slice(start, start + chunk)
+            cap = self._capture(noisy[sl], rep_targets[sl], need_grad=True, extra=extra.take(rep_samples[sl], b))
             with torch.autocast(device_type=x.device.type, enabled=False):
                 part = weighted_sum(gradcampp_weights(cap.activations, _grads(cap)), cap.activations)
             total = part if total is None else torch.cat([total, part])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 __all__ = ["CAMResult"]
@@ -18,9 +19,25 @@ class CAMResult:
         low_res: ``(B, h, w)`` float32 maps at the target layer's resolution (ReLU'd, not normalised).
         logits: ``(B, K)`` float32 logits of the forward pass the maps were computed from (detached).
         targets: ``(B,)`` long tensor of the classes explained.
+        blank: ``(B,)`` bool, True where the map is constant (all zero after normalisation) and so carries
+            no explanation; :func:`~lightning_cam.evaluate_batch` gives such samples NaN in every metric.
+            Defaults to all False (a result built without it).
+        blank_reason: the likely cause of the blank samples (empty when there are none), e.g. a zero
+            gradient at a transformer block output whose patch tokens do not reach the head.
+
+    Example:
+        >>> r = CAMResult(torch.zeros(2, 4, 4), torch.zeros(2, 2, 2), torch.zeros(2, 3), torch.tensor([0, 1]))
+        >>> r.blank
+        tensor([False, False])
     """
 
     maps: Tensor
     low_res: Tensor
     logits: Tensor
     targets: Tensor
+    blank: Tensor | None = None
+    blank_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.blank is None:
+            self.blank = torch.zeros(self.maps.shape[0], dtype=torch.bool, device=self.maps.device)

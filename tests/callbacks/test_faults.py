@@ -14,8 +14,8 @@ def test_warn_counts_by_kind_and_keeps_the_first_message() -> None:
     faults.record("nonfinite", "first")
     faults.record("error", "second", RuntimeError("boom"))
     faults.record("nonfinite", "third")
-    assert faults.counts == {"error": 1, "nonfinite": 2, "logger": 0}
-    assert faults.first == "first" and faults.total == 3 and faults.tally() == [1, 2, 0]
+    assert faults.counts == {"error": 1, "nonfinite": 2, "blank": 0, "logger": 0}
+    assert faults.first == "first" and faults.total == 3 and faults.tally() == [1, 2, 0, 0]
     faults.reset()
     assert faults.total == 0 and faults.first is None
 
@@ -32,15 +32,15 @@ def test_raise_reraises_the_error_or_raises_a_runtime_error_naming_the_detail() 
 def test_bad_policy_or_kind_names_the_choices() -> None:
     with pytest.raises(ValueError, match="`on_error` must be 'warn' or 'raise', got 'ignore'"):
         Faults("ignore")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"unknown fault kind 'oops'.*'error', 'nonfinite', 'logger'"):
+    with pytest.raises(ValueError, match=r"unknown fault kind 'oops'.*'error', 'nonfinite', 'blank', 'logger'"):
         Faults("warn").record("oops", "x")  # type: ignore[arg-type]
 
 
 def test_totals_from_other_ranks_replace_the_counts_but_not_the_first_message() -> None:
     faults = Faults("warn")
     faults.record("error", "on rank 0")
-    faults.set_totals(dict(zip(FAULT_KINDS, [3.0, 1.0, 0.0])))
-    assert faults.counts == {"error": 3, "nonfinite": 1, "logger": 0} and faults.first == "on rank 0"
+    faults.set_totals(dict(zip(FAULT_KINDS, [3.0, 1.0, 0.0, 0.0])))
+    assert faults.counts == {"error": 3, "nonfinite": 1, "blank": 0, "logger": 0} and faults.first == "on rank 0"
 
 
 def test_report_lists_only_the_kinds_that_happened() -> None:

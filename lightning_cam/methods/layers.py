@@ -1,0 +1,455 @@
+"""Target layers and activation layouts: find the layer, pick a default per model family, and bring its
+output to ``(B, C, h, w)``.
+
+Layouts a target layer can produce, and the ``reshape`` value that names each one:
+
+=============  ==========================  =====================================================
+``reshape``    layer output                 typical layers
+=============  ==========================  =====================================================
+``"nchw"``     ``(B, C, h, w)``             CNN stages, ConvNeXt blocks (torchvision and timm)
+``"nhwc"``     ``(B, h, w, C)``             Swin blocks and their ``norm1`` (torchvision, timm)
+``"tokens"``   ``(B, P + h*w, C)``          ViT/DeiT blocks: ``P`` class/distillation/register tokens
+``"vit"``      ``(B, 1 + s*s, C)``          the class token (if present) dropped, square grid
+callable       anything -> ``(B, C, h, w)``  everything else
+``None``       detected (see below)
+=============  ==========================  =====================================================
+
+Detection (``reshape=None``) compares the output shape with the channel count the model itself states
+around the layer: the last layer inside it (or before it) with a channel count (``Conv2d.out_channels``,
+``BatchNorm``/``GroupNorm``/``LayerNorm`` features, ``Linear.out_features``) and the first one after it
+(the channels it expects). A 4-D output whose channel count sits only in dimension 1 is ``nchw``, only in
+dimension 3 ``nhwc``; a 3-D output with the channels last is ``tokens``, whose prefix-token count comes
+from the model (timm's ``num_prefix_tokens``, torchvision's ``class_token``) or, failing that, from the
+only count ``P <= 8`` that leaves a ``h x w`` grid with the image's aspect ratio. Anything else is an
+error naming the layer, the shape and the options -- never a guess.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from math import isqrt
+
+import torch  # noqa: F401  (the doctest examples use it)
+from torch import Tensor, nn
+
+__all__ = [
+    "LAYOUTS",
+    "Reshape",
+    "check_reshape",
+    "default_target_layer",
+    "infer_layout",
+    "prefix_tokens",
+    "reshape_activation",
+    "resolve_layer",
+]
+
+Reshape = str | Callable[[Tensor], Tensor] | None
+#: the named layouts ``reshape`` accepts (``None`` = detect)
+LAYOUTS = ("nchw", "nhwc", "tokens", "vit")
+_MAX_PREFIX = 8  # class + distillation + register tokens searched when the model does not say
+
+_PLAIN = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_ELEMENTWISE = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
+    nn.Tanh, nn.Mish, nn.Dropout, nn.Dropout2d, nn.Identity,
+)
+
+
+def _close(name: str, candidates: Sequence[str], n: int = 8) -> list[str]:
+    """The ``n`` names most like ``name``: difflib's ratio, then names sharing the last component."""
+    close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+    if not close:  # fall back to names that share the last component, then to anything loosely similar
+        last = name.rsplit(".", 1)[-1]
+        close = [c for c in candidates if c.rsplit(".", 1)[-1] == last][:n]
+    if not close:
+        close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.0)
+    return close
+
+
+def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """Find ``layer`` (a dotted module name or a module) in ``model`` -> ``(dotted name, module)``.
+
+    A name that is not a full dotted path but is the unique *suffix* of one (``"layer4"`` inside a
+    LightningModule that keeps the network as ``self.net``) is accepted. An ambiguous suffix is an error
+    listing every candidate (up to 8; beyond that the 8 closest to the name, and how many there are).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        >>> resolve_layer(net, "1")[0]
+        '1'
+    """
+    named = dict(model.named_modules(remove_duplicate=False))
+    if isinstance(layer, nn.Module):
+        for name, module in named.items():
+            if module is layer:
+                return name, module
+        raise ValueError(
+            f"target_layer {type(layer).__name__} is not a submodule of {type(model).__name__}; pass a module "
+            "from this model (e.g. model.layer4) or its dotted name."
+        )
+    if not isinstance(layer, str):
+        raise TypeError(
+            f"target_layer must be a dotted module name (str) or an nn.Module, got {type(layer).__name__}."
+        )
+    if layer == "":
+        raise ValueError("target_layer '' is the whole model; name an inner layer such as the last conv block.")
+    if layer in named:
+        return layer, named[layer]
+    suffix = [n for n in named if n.endswith("." + layer)]
+    distinct = {id(named[n]) for n in suffix}
+    if len(distinct) == 1:
+        return suffix[0], named[suffix[0]]
+    if len(suffix) > 1:
+        shown = suffix if len(suffix) <= 8 else _close(layer, suffix, n=8)
+        more = "" if len(suffix) <= 8 else f" ({len(suffix)} in all; the 8 closest shown)"
+        raise ValueError(
+            f"target_layer {layer!r} is ambiguous in {type(model).__name__}: it matches {shown}{more}; "
+            "pass the full dotted name of the one you mean."
+        )
+    names = [n for n in named if n]
+    raise ValueError(
+        f"unknown target_layer {layer!r} in {type(model).__name__}. Closest module names: "
+        f"{_close(layer, names, n=5)}. See dict(model.named_modules()) for all names."
+    )
+
+
+# ---------------------------------------------------------------- default target layer per family
+def _is_attention_block(module: nn.Module) -> nn.Module | None:
+    """The pre-norm of a transformer block (``norm1`` timm/torchvision Swin, ``ln_1`` torchvision ViT)."""
+    norm = getattr(module, "norm1", None) or getattr(module, "ln_1", None)
+    if not isinstance(norm, nn.LayerNorm):
+        return None
+    has_attention = any(
+        isinstance(m, nn.MultiheadAttention)
+        or "attention" in type(m).__name__.lower()
+        or type(m).__name__ == "Attention"
+        for m in module.children()
+    )
+    return norm if has_attention else None
+
+
+def default_target_layer(model: nn.Module) -> tuple[str, str]:
+    """The default target layer of ``model`` and why it was chosen -> ``(dotted name, reason)``.
+
+    * Transformers (ViT, DeiT, Swin in torchvision and timm; any block holding an attention module and a
+      ``norm1``/``ln_1`` LayerNorm): the last block's pre-norm (``blocks.11.norm1``, ``layers.3.blocks.1.norm1``,
+      ``features.7.1.norm1``, ``encoder.layers.encoder_layer_11.ln_1``), as pytorch-grad-cam's
+      documentation recommends. The last block's *output* cannot be used: only the class token reaches
+      the head from there, so the gradient over the patch tokens is exactly zero. The patch-embedding
+      convolution is never chosen.
+    * CNNs: the last ``nn.Conv2d``'s enclosing block (the nearest ancestor that is not a plain
+      ``Sequential``/``ModuleList`` and sits in one: ``layer4.1``, ``features.12``, ``stages.3.blocks.1``)
+      or, when there is none, the last ``nn.Conv2d`` itself followed by the normalisation layers right
+      after it (timm EfficientNet's ``conv_head`` -> ``bn2``).
+
+    Raises:
+        ValueError: when the model has neither an attention block nor an ``nn.Conv2d``.
+
+    Example:
+        >>> import torchvision
+        >>> default_target_layer(torchvision.models.resnet18(weights=None))[0]
+        'layer4.1'
+    """
+    named = list(model.named_modules())
+    index = {name: i for i, (name, _) in enumerate(named)}
+    blocks = [(n, m) for n, m in named if n and _is_attention_block(m) is not None]
+    convs = [n for n, m in named if isinstance(m, nn.Conv2d)]
+    if blocks and (not convs or index[blocks[-1][0]] > index[convs[-1]]):
+        name, block = blocks[-1]
+        norm = _is_attention_block(block)
+        norm_name = next(n for n, m in block.named_children() if m is norm)
+        return f"{name}.{norm_name}", (
+            f"the last transformer block's pre-norm {name}.{norm_name} (its output's patch tokens would get a "
+            "zero gradient: only the class token reaches the head)"
+        )
+    if not convs:
+        raise ValueError(
+            f"{type(model).__name__} has no nn.Conv2d and no transformer block to explain by default; set "
+            "`cam_target_layer` to the dotted name of the layer whose activation to explain."
+        )
+    modules = dict(named)
+    last = convs[-1]
+    parts = last.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        ancestor, parent = ".".join(parts[:depth]), ".".join(parts[: depth - 1])
+        if type(modules[ancestor]) not in _PLAIN and type(modules[parent]) in _PLAIN:
+            return ancestor, f"the block {ancestor} that holds the last nn.Conv2d {last}"
+    # no block: the conv itself, extended over the normalisation layers that follow it in its parent
+    parent_name = ".".join(parts[:-1])
+    siblings = list(modules[parent_name].named_children())
+    names = [n for n, _ in siblings]
+    chosen = last
+    for child_name, child in siblings[names.index(parts[-1]) + 1 :]:
+        if not isinstance(child, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
+            break
+        chosen = f"{parent_name}.{child_name}" if parent_name else child_name
+    return chosen, f"the last nn.Conv2d {last}" + (f" and its normalisation {chosen}" if chosen != last else "")
+
+
+# ---------------------------------------------------------------- layouts
+def _channel_hint(module: nn.Module, consumes: bool) -> tuple[int, str] | None:
+    """``(channels, "first" | "last")`` a leaf module produces (or, with ``consumes``, expects)."""
+    if isinstance(module, nn.Conv2d):
+        return (module.in_channels if consumes else module.out_channels), "first"
+    if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)):
+        return module.num_features, "first"
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels, "first"
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1:
+        # timm's and torchvision's LayerNorm2d subclass nn.LayerNorm but normalise dimension 1
+        side = "first" if "2d" in type(module).__name__.lower() else "last"
+        return module.normalized_shape[0], side
+    if isinstance(module, nn.Linear):
+        return (module.in_features if consumes else module.out_features), "last"
+    return None
+
+
+def _hints(model: nn.Module, layer_name: str) -> list[tuple[int, str, str]]:
+    """Channel statements around ``layer_name``: ``(channels, side, source)`` for the last leaf inside
+    the layer, the last leaf before it and the first leaf after it that state a channel count."""
+    named = list(model.named_modules())
+    names = [n for n, _ in named]
+    start = names.index(layer_name)
+    inside = [i for i, n in enumerate(names) if n == layer_name or n.startswith(layer_name + ".")]
+    stop = max(inside) + 1
+    out: list[tuple[int, str, str]] = []
+    for i in reversed(inside):
+        hint = _channel_hint(named[i][1], consumes=False)
+        if hint is not None and not list(named[i][1].children()):
+            out.append((*hint, f"{names[i] or 'the model'} (inside)"))
+            break
+    for i in range(start - 1, -1, -1):
+        if list(named[i][1].children()):
+            continue
+        hint = _channel_hint(named[i][1], consumes=False)
+        if hint is not None:
+            out.append((*hint, f"{names[i]} (before)"))
+            break
+    for i in range(stop, len(named)):
+        if list(named[i][1].children()):
+            continue
+        hint = _channel_hint(named[i][1], consumes=True)
+        if hint is not None:
+            out.append((*hint, f"{names[i]} (after)"))
+            break
+    return out
+
+
+def _leaf_side(model: nn.Module, layer_name: str) -> str | None:
+    """The layout of the layer's output as its last leaf states it: walking back from the layer's last
+    leaf over element-wise leaves (ReLU, Dropout, Identity: they keep the layout), the first leaf with a
+    known side decides; any other leaf (a Permute, a reshape) leaves it unknown."""
+    named = list(model.named_modules())
+    names = [n for n, _ in named]
+    i = max(j for j, n in enumerate(names) if n == layer_name or n.startswith(layer_name + "."))
+    while i >= 0:
+        module = named[i][1]
+        if list(module.children()):
+            i -= 1
+            continue
+        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            return "first"
+        hint = _channel_hint(module, consumes=False)
+        if hint is not None:
+            return hint[1]
+        if not isinstance(module, _ELEMENTWISE):
+            return None
+        i -= 1
+    return None
+
+
+def prefix_tokens(model: nn.Module) -> int | None:
+    """How many class/distillation/register tokens precede the patch tokens, as the model states it.
+
+    timm's ``num_prefix_tokens``; torchvision's ``VisionTransformer.class_token`` (1); ``None`` if unknown.
+
+    Example:
+        >>> import torchvision
+        >>> prefix_tokens(torchvision.models.vit_b_16(weights=None, image_size=32))
+        1
+    """
+    for module in model.modules():
+        count = getattr(module, "num_prefix_tokens", None)
+        if isinstance(count, int) and not isinstance(count, bool):
+            return count
+        if isinstance(getattr(module, "class_token", None), nn.Parameter):
+            return 1
+    return None
+
+
+def _grid(n: int, image_size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """``(h, w)`` with ``h * w = n`` and the image's aspect ratio (square without an image size)."""
+    if n <= 0:
+        return None
+    if image_size is None:
+        side = isqrt(n)
+        return (side, side) if side * side == n else None
+    big_h, big_w = image_size
+    h = isqrt(n * big_h // big_w) if big_w else 0
+    for cand in (h - 1, h, h + 1):
+        if cand > 0 and n % cand == 0 and cand * big_w == (n // cand) * big_h:
+            return cand, n // cand
+    return None
+
+
+def _layout_error(layer_name: str, shape: tuple[int, ...], why: str) -> ValueError:
+    return ValueError(
+        f"cannot tell the layout of target layer {layer_name!r}'s output of shape {shape}: {why}. Name it: "
+        "reshape='nchw' for (B, C, h, w), 'nhwc' for channels-last (B, h, w, C), 'tokens' for (B, N, C) "
+        "transformer tokens ('vit': one class token, square grid), or a callable returning (B, C, h, w) "
+        "(on CAMMixin: the `cam_reshape` attribute)."
+    )
+
+
+def infer_layout(
+    model: nn.Module, layer_name: str, shape: Sequence[int], image_size: tuple[int, int] | None = None
+) -> str:
+    """Detect the layout (``"nchw"``, ``"nhwc"`` or ``"tokens"``) of ``layer_name``'s output of ``shape``.
+
+    See the module docstring for the rule. Raises a ``ValueError`` naming the layer, the shape and the
+    ``reshape`` options when the model does not settle it.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
+        >>> infer_layout(net, "1", (2, 8, 6, 6))
+        'nchw'
+        >>> infer_layout(nn.Sequential(nn.Linear(3, 8), nn.LayerNorm(8)), "1", (2, 5, 5, 8))
+        'nhwc'
+    """
+    shape = tuple(int(s) for s in shape)
+    hints = _hints(model, layer_name)
+    stated = ", ".join(f"{c} channels from {src}" for c, _, src in hints) or "no layer around it states a channel count"
+    if len(shape) == 4:
+        for channels, _, _ in hints:
+            first, last = shape[1] == channels, shape[3] == channels
+            if first != last:
+                return "nchw" if first else "nhwc"
+        if any(shape[1] == c and shape[3] == c for c, _, _ in hints):
+            side = _leaf_side(model, layer_name)
+            if side is not None:
+                return "nchw" if side == "first" else "nhwc"
+            raise _layout_error(layer_name, shape, f"dimensions 1 and 3 both match ({stated})")
+        raise _layout_error(layer_name, shape, f"neither dimension 1 nor 3 matches ({stated})")
+    if len(shape) == 3:
+        if any(shape[2] == c for c, _, _ in hints):
+            return "tokens"
+        if any(shape[1] == c for c, _, _ in hints):
+            raise _layout_error(layer_name, shape, f"channels-first sequences (B, C, N) are not supported ({stated})")
+        raise _layout_error(layer_name, shape, f"the last dimension does not match ({stated})")
+    raise _layout_error(layer_name, shape, "CAM methods need 4-D feature maps or 3-D tokens")
+
+
+def _token_grid(
+    n: int, prefix: int | None, image_size: tuple[int, int] | None, layer_name: str, shape: tuple[int, ...]
+) -> tuple[int, int, int]:
+    """``(prefix, h, w)`` for ``n`` tokens: the model's prefix count, else the only one giving a grid."""
+    candidates = [prefix] if prefix is not None else list(range(_MAX_PREFIX + 1))
+    found = [(p, *g) for p in candidates if (g := _grid(n - p, image_size)) is not None]
+    if len(found) == 1:
+        return found[0]
+    aspect = f"the image's {image_size[0]}x{image_size[1]} aspect ratio" if image_size else "a square grid"
+    if not found:
+        prefixes = prefix if prefix is not None else f"0..{_MAX_PREFIX}"
+        why = f"{n} tokens minus {prefixes} prefix tokens give no grid of {aspect}"
+    else:
+        why = f"{n} tokens fit several prefix-token counts: " + ", ".join(f"{p} (+{h}x{w})" for p, h, w in found)
+    raise ValueError(
+        f"cannot map target layer {layer_name!r}'s tokens of shape {shape} to a grid: {why}. Pass "
+        "reshape='vit' (one class token dropped if N = 1 + s*s, square grid) or a callable returning "
+        "(B, C, h, w) (on CAMMixin: the `cam_reshape` attribute)."
+    )
+
+
+def _vit_tokens(tokens: Tensor) -> Tensor:
+    b, n, c = tokens.shape
+    side = isqrt(n - 1) if n > 1 else 0
+    if side * side == n - 1 and side > 0:
+        tokens = tokens[:, 1:]
+    else:
+        side = isqrt(n)
+        if side * side != n:
+            raise ValueError(
+                f"reshape='vit' needs N = 1 + s*s (class token plus a square grid) or N = s*s tokens, got N={n}; "
+                "pass a callable reshape that maps the (B, N, C) tokens to (B, C, h, w)."
+            )
+    return tokens.reshape(b, side, side, c).permute(0, 3, 1, 2)
+
+
+def check_reshape(reshape: object) -> Reshape:
+    """Validate a ``reshape`` option: ``None``/``"auto"`` (detect), a name in :data:`LAYOUTS`, or a callable.
+
+    Example:
+        >>> check_reshape("NHWC")
+        'nhwc'
+    """
+    if reshape is None or callable(reshape):
+        return reshape  # type: ignore[return-value]
+    if isinstance(reshape, str) and reshape.lower() in (*LAYOUTS, "auto"):
+        return None if reshape.lower() == "auto" else reshape.lower()
+    raise ValueError(
+        f"reshape must be None, 'vit' or a callable (B, N, C) -> (B, C, h, w), or a layout name {list(LAYOUTS)} "
+        f"(None or 'auto' detect it); got {reshape!r}."
+    )
+
+
+def reshape_activation(
+    value: Tensor,
+    reshape: Reshape,
+    layer_name: str,
+    *,
+    model: nn.Module | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> Tensor:
+    """Bring a target-layer output (or its gradient) to ``(B, C, h, w)``.
+
+    ``reshape`` is a layout name (see the module docstring), a callable applied as is, or ``None``: the
+    layout is detected with :func:`infer_layout` (which needs ``model``; without it ``None`` means
+    ``"nchw"``). ``image_size`` ``(H, W)`` fixes the token grid's aspect ratio.
+
+    Example:
+        >>> reshape_activation(torch.zeros(2, 5, 7, 3), "nhwc", "layer").shape
+        torch.Size([2, 3, 5, 7])
+        >>> reshape_activation(torch.zeros(2, 1 + 4 * 6, 3), "tokens", "blk", image_size=(32, 48)).shape
+        torch.Size([2, 3, 4, 6])
+    """
+    layout: Reshape = reshape
+    if layout is None:
+        layout = "nchw" if model is None else infer_layout(model, layer_name, value.shape, image_size)
+    shape = tuple(value.shape)
+    if layout == "vit":
+        if value.ndim != 3:
+            raise ValueError(
+                f"reshape='vit' expects (B, N, C) tokens from target layer {layer_name!r}, got shape {shape}."
+            )
+        out = _vit_tokens(value)
+    elif layout == "tokens":
+        if value.ndim != 3:
+            raise ValueError(
+                f"reshape='tokens' expects (B, N, C) tokens from target layer {layer_name!r}, got shape {shape}."
+            )
+        prefix = prefix_tokens(model) if model is not None else None
+        p, h, w = _token_grid(shape[1], prefix, image_size, layer_name, shape)
+        out = value[:, p:].reshape(shape[0], h, w, shape[2]).permute(0, 3, 1, 2)
+    elif layout == "nhwc":
+        if value.ndim != 4:
+            raise ValueError(
+                f"reshape='nhwc' expects channels-last (B, h, w, C) from target layer {layer_name!r}, got {shape}."
+            )
+        out = value.permute(0, 3, 1, 2)
+    elif layout == "nchw":
+        out = value
+    else:
+        out = layout(value)  # type: ignore[operator]
+    if not isinstance(out, Tensor) or out.ndim != 4:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        hint = (
+            " The reshape callable must return (B, C, h, w)."
+            if callable(layout)
+            else " For transformer tokens (B, N, C) pass reshape='tokens' or a callable returning (B, C, h, w)."
+        )
+        raise ValueError(
+            f"target layer {layer_name!r} gives activations of shape {got}; CAM methods need 4-D (B, C, h, w) "
+            f"feature maps.{hint} Or choose a convolutional layer."
+        )
+    return out

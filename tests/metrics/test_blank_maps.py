@@ -1,0 +1,74 @@
+"""A blank map is a counted fault, never a score: on a model trained on Shapes, an all-zero method and
+Fake-CAM both score far below Grad-CAM on ADCC (the all-zero one because every sample is skipped)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lightning_cam.data import ShapesDataset
+from lightning_cam.evaluate import evaluate_batch
+from lightning_cam.methods import FakeCAM, GradCAM
+from lightning_cam.methods.base import Capture
+from lightning_cam.metrics import METRICS
+from lightning_cam.metrics.names import DEFAULT_METRICS as ADCC_METRICS
+from lightning_cam.models import GAPClassifier
+
+
+class ZeroCAM(GradCAM):
+    """A broken method: an all-zero map (what a ViT block output gives, or a dead layer)."""
+
+    def _map(self, cap: Capture) -> Tensor:
+        return torch.zeros(cap.activations.shape[0], *cap.activations.shape[2:])
+
+
+def test_blank_samples_get_nan_in_every_metric() -> None:
+    model = GAPClassifier(num_classes=3, channels=(4, 8)).eval()
+    x = torch.randn(3, 3, 16, 16)
+    res = ZeroCAM(model, model.cam_target_layer).explain(x)
+    assert res.blank.tolist() == [True] * 3 and "constant map" in res.blank_reason
+    values = evaluate_batch(ZeroCAM(model, model.cam_target_layer), x, metrics=ADCC_METRICS)
+    assert all(bool(torch.isnan(v).all()) for v in values.values())
+
+
+@pytest.mark.slow
+def test_zero_map_and_fake_cam_score_far_below_gradcam_on_a_trained_model() -> None:
+    torch.manual_seed(0)
+    train = ShapesDataset(num_samples=1000, image_size=24, seed=0)
+    val = ShapesDataset(num_samples=64, image_size=24, seed=1)
+    x, y = train.normalize(train.images), train.labels
+    xv, yv = val.normalize(val.images), val.labels
+    model = GAPClassifier(num_classes=5, channels=(16, 32, 32))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        model.train()
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 64):
+            idx = perm[i : i + 64]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    scores, skipped = {}, {}
+    for method in (GradCAM, FakeCAM, ZeroCAM):
+        cam = method(model, model.cam_target_layer)
+        adcc = METRICS["adcc"]()
+        adcc.update(evaluate_batch(cam, xv, yv, metrics=ADCC_METRICS)["adcc"])
+        with pytest.warns(UserWarning) if method is ZeroCAM else _nothing():
+            scores[method.__name__] = float(adcc.compute())
+        skipped[method.__name__] = int(adcc.num_skipped)
+    assert scores["GradCAM"] > 0.5, scores
+    assert scores["FakeCAM"] < 0.05 and scores["ZeroCAM"] < 0.05, scores  # the blank map no longer scores ~0.75
+    assert skipped == {"GradCAM": 0, "FakeCAM": 0, "ZeroCAM": 64}, skipped
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
