@@ -9,9 +9,9 @@ Generation is vectorised over samples (one loop over the handful of classes, non
 draws only from a private :class:`torch.Generator` seeded with ``seed``: the global RNG is never used,
 so the same ``(num_samples, image_size, seed, ...)`` always gives bit-identical tensors.
 
-A spurious cue can be planted on demand (``shortcut > 0``, off by default): a small square of a
-class-coded saturated colour in a corner of the image, which a classifier learns more easily than the
-shape; see :func:`plant_markers`. The markers come from a second private generator, so the shapes,
+A spurious cue can be planted on demand (``shortcut > 0``, off by default): a square of a class-coded
+saturated colour, a quarter of the image side, in the corner opposite the object, which a classifier
+learns more easily than the shape; see :func:`plant_markers`. The markers come from a second private generator, so the shapes,
 masks and boxes are exactly those of the clean data with the same seed.
 """
 
@@ -41,8 +41,8 @@ SHAPES_CLASSES: tuple[str, ...] = ("square", "circle", "triangle", "cross", "dia
 SHAPES_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 SHAPES_STD: tuple[float, float, float] = (0.22, 0.22, 0.22)
 
-#: Marker colour of each class (RGB in [0, 1], label order): saturated, so no background or object
-#: colour of the clean data comes close (their channels stay within about [0.1, 0.9] before noise).
+#: Marker colour of each class (RGB in [0, 1], label order): saturated primaries and secondaries, far from
+#: the clean data's tinted backgrounds and objects (all channels shifted together) and 80 %-blended blobs.
 MARKER_COLOURS: tuple[tuple[float, float, float], ...] = (
     (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 1.0),
 )
@@ -196,7 +196,7 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
     return boxes * masks.flatten(1).any(1, keepdim=True)
 
 
-def check_shortcut(prob: float, variant: str = "same", size: float = 0.125) -> None:
+def check_shortcut(prob: float, variant: str = "same", size: float = 0.25) -> None:
     """Check the marker options of :func:`plant_markers` (the one place these rules live).
 
     Raises:
@@ -222,28 +222,28 @@ def check_shortcut(prob: float, variant: str = "same", size: float = 0.125) -> N
 def plant_markers(
     images: Tensor,
     labels: Tensor,
-    boxes: Tensor,
+    masks: Tensor,
     prob: float,
     variant: str = "same",
     num_classes: int = len(SHAPES_CLASSES),
     seed: int = 0,
-    size: float = 0.125,
+    size: float = 0.25,
 ) -> tuple[Tensor, Tensor]:
     """Plant a class-coded marker (the spurious cue) in a fraction ``prob`` of ``images``.
 
     The marker is a square of side ``max(2, round(size * S))`` pixels, filled with the saturated
     colour :data:`MARKER_COLOURS` ``[code]``, inset by a quarter of its side from the image corner
-    *opposite* the object (the corner on the far side of the box centre in x and in y), so that with
-    the default scales it never covers the object. ``code`` is the image's label for ``variant="same"``
+    *opposite* the object (the corner on the far side of the object's box centre in x and in y), and
+    drawn behind the object: a marker pixel that falls on the mask keeps the object's pixel, so the
+    mask stays exactly what is visible of the shape. ``code`` is the image's label for ``variant="same"``
     and a uniformly drawn other class for ``"shuffled"``. Which images get a marker and the other class
     are drawn from a private generator seeded with ``seed`` (both are drawn for every image whatever the
-    variant, so ``"same"`` and ``"shuffled"`` mark the same images). Masks and boxes are not touched:
-    they stay those of the shape.
+    variant, so ``"same"`` and ``"shuffled"`` mark the same images).
 
     Args:
         images: ``(N, 3, S, S)`` uint8 images (not modified; a marked copy is returned).
         labels: ``(N,)`` long labels in ``0..num_classes-1``.
-        boxes: ``(N, 4)`` object boxes ``(x0, y0, x1, y1)`` (they choose the marker's corner).
+        masks: ``(N, S, S)`` bool object masks (their boxes choose the corner; the marker stays off them).
         prob: fraction of images that get a marker, in ``[0, 1]``.
         variant: one of :data:`SHORTCUT_VARIANTS`.
         num_classes: number of classes (2..5), for the shuffled codes.
@@ -256,8 +256,9 @@ def plant_markers(
 
     Example:
         >>> images = torch.full((2, 3, 16, 16), 128, dtype=torch.uint8)
-        >>> boxes = torch.tensor([[1.0, 1.0, 6.0, 6.0], [10.0, 10.0, 15.0, 15.0]])
-        >>> marked, codes = plant_markers(images, torch.tensor([0, 2]), boxes, prob=1.0)
+        >>> masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+        >>> masks[0, 1:6, 1:6] = True; masks[1, 10:15, 10:15] = True  # objects top-left, bottom-right
+        >>> marked, codes = plant_markers(images, torch.tensor([0, 2]), masks, prob=1.0)
         >>> codes, marked[0, :, 14, 14].tolist(), marked[1, :, 1, 1].tolist()  # far corners
         (tensor([0, 2]), [255, 0, 0], [0, 0, 255])
     """
@@ -271,13 +272,14 @@ def plant_markers(
     side = max(2, round(size * s))
     inset = side // 4
     near, far = inset, s - inset - side  # marker start on the low and on the high side of an axis
+    boxes = masks_to_boxes(masks)
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
     x0 = torch.where(cx < s / 2, far, near)
     y0 = torch.where(cy < s / 2, far, near)
     idx = torch.arange(s)
     cols = (idx >= x0.view(n, 1)) & (idx < x0.view(n, 1) + side)  # (N, S)
     rows = (idx >= y0.view(n, 1)) & (idx < y0.view(n, 1) + side)
-    where = (rows.unsqueeze(2) & cols.unsqueeze(1) & present.view(n, 1, 1)).unsqueeze(1)  # (N, 1, S, S)
+    where = (rows.unsqueeze(2) & cols.unsqueeze(1) & present.view(n, 1, 1) & ~masks).unsqueeze(1)  # (N,1,S,S)
     palette = (torch.tensor(MARKER_COLOURS[:num_classes]) * 255).round().to(torch.uint8)  # (K, 3)
     colour = palette[codes.clamp(min=0)].view(n, 3, 1, 1)
     return torch.where(where, colour, images), codes
@@ -338,7 +340,7 @@ class ShapesDataset(Dataset):
         transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
         shortcut: float = 0.0,
         shortcut_variant: str = "same",
-        shortcut_size: float = 0.125,
+        shortcut_size: float = 0.25,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -364,7 +366,7 @@ class ShapesDataset(Dataset):
         self.shortcut, self.shortcut_variant = float(shortcut), shortcut_variant
         # With shortcut == 0 no image is marked: the pixels stay the clean data's, bit for bit.
         self.images, self.markers = plant_markers(
-            self.images, self.labels, self.boxes, shortcut, shortcut_variant, num_classes,
+            self.images, self.labels, self.masks, shortcut, shortcut_variant, num_classes,
             seed=seed + _MARKER_STREAM, size=shortcut_size,
         )
         self._mean = torch.tensor(self.mean).view(3, 1, 1)

@@ -81,7 +81,7 @@ class ShapesDataModule(SplitDataModule):
         shortcut: float = 0.0,
         val_shortcut: str = "same",
         test_shortcut: str = "same",
-        shortcut_size: float = 0.125,
+        shortcut_size: float = 0.25,
     ) -> None:
         super().__init__()
         if batch_size < 1:
