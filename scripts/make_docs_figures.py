@@ -30,15 +30,15 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytorch_lightning as pl  # noqa: E402
-from PIL import Image  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytorch_lightning as pl
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_cam import CAMCallback  # noqa: E402
-from lightning_cam.cli import main  # noqa: E402
-from lightning_cam.data import ShapesDataModule  # noqa: E402
+from lightning_cam import CAMCallback
+from lightning_cam.cli import main
+from lightning_cam.data import ShapesDataModule
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"

@@ -11,8 +11,8 @@ so the same ``(num_samples, image_size, seed, ...)`` always gives bit-identical 
 
 A spurious cue can be planted on demand (``shortcut > 0``, off by default): a square of a class-coded
 saturated colour, a quarter of the image side, in the corner opposite the object, which a classifier
-learns more easily than the shape; see :func:`plant_markers`. The markers come from a second private generator, so the shapes,
-masks and boxes are exactly those of the clean data with the same seed.
+learns more easily than the shape; see :func:`plant_markers`. The markers come from a second private
+generator, so the shapes, masks and boxes are exactly those of the clean data with the same seed.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "MARKER_COLOURS",
-    "SHORTCUT_VARIANTS",
     "SHAPES_CLASSES",
     "SHAPES_MEAN",
     "SHAPES_STD",
+    "SHORTCUT_VARIANTS",
     "ShapesDataset",
     "check_shortcut",
     "plant_markers",
