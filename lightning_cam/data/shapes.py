@@ -8,6 +8,11 @@ soft blobs. Because the object mask and box are known exactly, the localization 
 Generation is vectorised over samples (one loop over the handful of classes, none over samples) and
 draws only from a private :class:`torch.Generator` seeded with ``seed``: the global RNG is never used,
 so the same ``(num_samples, image_size, seed, ...)`` always gives bit-identical tensors.
+
+A spurious cue can be planted on demand (``shortcut > 0``, off by default): a square of a class-coded
+saturated colour, a quarter of the image side, in the corner opposite the object, which a classifier
+learns more easily than the shape; see :func:`plant_markers`. The markers come from a second private
+generator, so the shapes, masks and boxes are exactly those of the clean data with the same seed.
 """
 
 from __future__ import annotations
@@ -19,7 +24,17 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-__all__ = ["SHAPES_CLASSES", "SHAPES_MEAN", "SHAPES_STD", "ShapesDataset", "shape_masks"]
+__all__ = [
+    "MARKER_COLOURS",
+    "SHAPES_CLASSES",
+    "SHAPES_MEAN",
+    "SHAPES_STD",
+    "SHORTCUT_VARIANTS",
+    "ShapesDataset",
+    "check_shortcut",
+    "plant_markers",
+    "shape_masks",
+]
 
 #: The class names, in label order.
 SHAPES_CLASSES: tuple[str, ...] = ("square", "circle", "triangle", "cross", "diamond")
@@ -27,7 +42,17 @@ SHAPES_CLASSES: tuple[str, ...] = ("square", "circle", "triangle", "cross", "dia
 SHAPES_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 SHAPES_STD: tuple[float, float, float] = (0.22, 0.22, 0.22)
 
+#: Marker colour of each class (RGB in [0, 1], label order): saturated primaries and secondaries, far from
+#: the clean data's tinted backgrounds and objects (all channels shifted together) and 80 %-blended blobs.
+MARKER_COLOURS: tuple[tuple[float, float, float], ...] = (
+    (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 1.0),
+)
+#: How the planted markers relate to the labels: ``"same"`` codes each marker with the image's own label
+#: (the training correlation), ``"shuffled"`` with a uniformly drawn *other* class (the cue now lies).
+SHORTCUT_VARIANTS: tuple[str, ...] = ("same", "shuffled")
+
 _CHUNK = 64  # samples generated per step
+_MARKER_STREAM = 7_919_993  # seed offset of the marker generator (independent of the shape stream)
 _CROSS_ARM = 0.34  # half-width of a cross arm, as a fraction of the half-size
 
 
@@ -172,6 +197,95 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
     return boxes * masks.flatten(1).any(1, keepdim=True)
 
 
+def check_shortcut(prob: float, variant: str = "same", size: float = 0.25) -> None:
+    """Check the marker options of :func:`plant_markers` (the one place these rules live).
+
+    Raises:
+        ValueError: ``prob`` outside ``[0, 1]``, ``variant`` not in :data:`SHORTCUT_VARIANTS`, or
+            ``size`` outside ``(0, 0.5]``; the message names the value and the accepted range.
+
+    Example:
+        >>> check_shortcut(0.9, "shuffled")
+        >>> check_shortcut(1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: shortcut (the fraction of images with a marker) must be in [0, 1], got 1.5
+    """
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"shortcut (the fraction of images with a marker) must be in [0, 1], got {prob}")
+    if variant not in SHORTCUT_VARIANTS:
+        raise ValueError(f"unknown shortcut variant {variant!r}; expected one of {list(SHORTCUT_VARIANTS)}")
+    if not 0.0 < size <= 0.5:
+        raise ValueError(f"shortcut_size (the marker side as a fraction of the image side) must be in (0, 0.5], "
+                         f"got {size}")
+
+
+def plant_markers(
+    images: Tensor,
+    labels: Tensor,
+    masks: Tensor,
+    prob: float,
+    variant: str = "same",
+    num_classes: int = len(SHAPES_CLASSES),
+    seed: int = 0,
+    size: float = 0.25,
+) -> tuple[Tensor, Tensor]:
+    """Plant a class-coded marker (the spurious cue) in a fraction ``prob`` of ``images``.
+
+    The marker is a square of side ``max(2, round(size * S))`` pixels, filled with the saturated
+    colour :data:`MARKER_COLOURS` ``[code]``, inset by a quarter of its side from the image corner
+    *opposite* the object (the corner on the far side of the object's box centre in x and in y), and
+    drawn behind the object: a marker pixel that falls on the mask keeps the object's pixel, so the
+    mask stays exactly what is visible of the shape. ``code`` is the image's label for ``variant="same"``
+    and a uniformly drawn other class for ``"shuffled"``. Which images get a marker and the other class
+    are drawn from a private generator seeded with ``seed`` (both are drawn for every image whatever the
+    variant, so ``"same"`` and ``"shuffled"`` mark the same images).
+
+    Args:
+        images: ``(N, 3, S, S)`` uint8 images (not modified; a marked copy is returned).
+        labels: ``(N,)`` long labels in ``0..num_classes-1``.
+        masks: ``(N, S, S)`` bool object masks (their boxes choose the corner; the marker stays off them).
+        prob: fraction of images that get a marker, in ``[0, 1]``.
+        variant: one of :data:`SHORTCUT_VARIANTS`.
+        num_classes: number of classes (2..5), for the shuffled codes.
+        seed: seed of the marker generator.
+        size: marker side as a fraction of ``S``, in ``(0, 0.5]``.
+
+    Returns:
+        ``(marked images (N, 3, S, S) uint8, codes (N,) long)``: ``codes[i]`` is the class whose colour
+        image ``i`` carries, ``-1`` for an unmarked image.
+
+    Example:
+        >>> images = torch.full((2, 3, 16, 16), 128, dtype=torch.uint8)
+        >>> masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+        >>> masks[0, 1:6, 1:6] = True; masks[1, 10:15, 10:15] = True  # objects top-left, bottom-right
+        >>> marked, codes = plant_markers(images, torch.tensor([0, 2]), masks, prob=1.0)
+        >>> codes, marked[0, :, 14, 14].tolist(), marked[1, :, 1, 1].tolist()  # far corners
+        (tensor([0, 2]), [255, 0, 0], [0, 0, 255])
+    """
+    check_shortcut(prob, variant, size)
+    n, _, s, _ = images.shape
+    g = torch.Generator().manual_seed(seed)
+    present = torch.rand(n, generator=g) < prob
+    other = (labels + torch.randint(1, num_classes, (n,), generator=g)) % num_classes
+    codes = torch.where(present, labels if variant == "same" else other, torch.full_like(labels, -1))
+
+    side = max(2, round(size * s))
+    inset = side // 4
+    near, far = inset, s - inset - side  # marker start on the low and on the high side of an axis
+    boxes = masks_to_boxes(masks)
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    x0 = torch.where(cx < s / 2, far, near)
+    y0 = torch.where(cy < s / 2, far, near)
+    idx = torch.arange(s)
+    cols = (idx >= x0.view(n, 1)) & (idx < x0.view(n, 1) + side)  # (N, S)
+    rows = (idx >= y0.view(n, 1)) & (idx < y0.view(n, 1) + side)
+    where = (rows.unsqueeze(2) & cols.unsqueeze(1) & present.view(n, 1, 1) & ~masks).unsqueeze(1)  # (N,1,S,S)
+    palette = (torch.tensor(MARKER_COLOURS[:num_classes]) * 255).round().to(torch.uint8)  # (K, 3)
+    colour = palette[codes.clamp(min=0)].view(n, 3, 1, 1)
+    return torch.where(where, colour, images), codes
+
+
 class ShapesDataset(Dataset):
     """In-memory synthetic shapes; ``dataset[i]`` is a dict sample.
 
@@ -190,12 +304,26 @@ class ShapesDataset(Dataset):
         max_distractors: up to this many class-neutral soft blobs per image (0 disables them).
         mean, std: per-channel normalisation (default :data:`SHAPES_MEAN`, :data:`SHAPES_STD`).
         transform: optional callable applied to each sample dict after normalisation.
+        shortcut: fraction of images, in ``[0, 1]``, that carry a class-coded marker, a spurious cue
+            (see :func:`plant_markers`); ``0`` (default) gives the clean data, bit for bit.
+        shortcut_variant: ``"same"`` (the marker's colour is the image's label) or ``"shuffled"``
+            (the colour of a random other class); only used when ``shortcut > 0``.
+        shortcut_size: marker side as a fraction of ``S``.
+
+    Attributes:
+        markers: ``(N,)`` long, the class whose marker each image carries, ``-1`` for none.
+
+    With ``shortcut > 0`` the shapes, masks, boxes and labels are those of the clean dataset with the
+    same seed; only the marker pixels differ, and ``"same"`` and ``"shuffled"`` mark the same images.
 
     Example:
         >>> ds = ShapesDataset(num_samples=4, image_size=32, seed=0)
         >>> sample = ds[0]
         >>> sample["image"].shape, sample["mask"].shape, sample["box"].shape, ds.class_names[:2]
         (torch.Size([3, 32, 32]), torch.Size([32, 32]), torch.Size([4]), ['square', 'circle'])
+        >>> cued = ShapesDataset(num_samples=4, image_size=32, seed=0, shortcut=1.0)
+        >>> torch.equal(cued.markers, cued.labels), torch.equal(cued.masks, ds.masks)
+        (True, True)
     """
 
     def __init__(
@@ -211,6 +339,9 @@ class ShapesDataset(Dataset):
         mean: Sequence[float] = SHAPES_MEAN,
         std: Sequence[float] = SHAPES_STD,
         transform: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
+        shortcut: float = 0.0,
+        shortcut_variant: str = "same",
+        shortcut_size: float = 0.25,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -232,6 +363,12 @@ class ShapesDataset(Dataset):
         self.transform = transform
         self.images, self.labels, self.masks, self.boxes = _generate(
             num_samples, image_size, num_classes, seed, min_scale, max_scale, noise_std, max_distractors
+        )
+        self.shortcut, self.shortcut_variant = float(shortcut), shortcut_variant
+        # With shortcut == 0 no image is marked: the pixels stay the clean data's, bit for bit.
+        self.images, self.markers = plant_markers(
+            self.images, self.labels, self.masks, shortcut, shortcut_variant, num_classes,
+            seed=seed + _MARKER_STREAM, size=shortcut_size,
         )
         self._mean = torch.tensor(self.mean).view(3, 1, 1)
         self._scale = 1.0 / (255.0 * torch.tensor(self.std).view(3, 1, 1))

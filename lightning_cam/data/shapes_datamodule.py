@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from lightning_cam.data.base import SplitDataModule
-from lightning_cam.data.shapes import SHAPES_CLASSES, SHAPES_MEAN, SHAPES_STD, ShapesDataset
+from lightning_cam.data.shapes import (
+    SHAPES_CLASSES,
+    SHAPES_MEAN,
+    SHAPES_STD,
+    SHORTCUT_VARIANTS,
+    ShapesDataset,
+    check_shortcut,
+)
 
-__all__ = ["ShapesDataModule"]
+__all__ = ["SPLIT_SHORTCUTS", "ShapesDataModule"]
 
 # Offsets that give the train/val/test splits independent generator streams for one ``seed``.
 _SPLIT_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_029}
+#: What an evaluation split does with the planted cue: the training correlation, lying markers, or none.
+SPLIT_SHORTCUTS: tuple[str, ...] = (*SHORTCUT_VARIANTS, "none")
 
 
 class ShapesDataModule(SplitDataModule):
@@ -24,12 +34,38 @@ class ShapesDataModule(SplitDataModule):
     Attributes used by the CLI to configure the model: :attr:`num_classes`, :attr:`in_channels` (3),
     :attr:`class_names`, :attr:`mean`, :attr:`std` (the normalisation, for ``cam_denormalize``).
 
+    A shortcut to catch: with ``shortcut=p > 0`` a fraction ``p`` of the images of every split carries
+    a small class-coded marker (a saturated colour square in the corner opposite the object, see
+    :func:`~lightning_cam.data.shapes.plant_markers`), a cue a classifier can learn instead of the
+    shape. The training split always codes the marker with the label; ``val_shortcut`` and
+    ``test_shortcut`` choose what the evaluation splits show: ``"same"`` (the training correlation:
+    a shortcut model keeps its accuracy, but its maps leave the object), ``"shuffled"`` (each marker
+    has the colour of a random other class: a shortcut model's accuracy falls) or ``"none"`` (no
+    marker). Masks and boxes stay those of the shape, and the images are the clean ones plus the
+    markers. ``configs/shapes_shortcut.yaml`` validates on ``"same"`` and tests on ``"shuffled"``.
+
+    Args:
+        num_train, num_val, num_test: split sizes.
+        image_size, num_classes, min_scale, max_scale, noise_std, max_distractors, mean, std: see
+            :class:`~lightning_cam.data.ShapesDataset`.
+        batch_size, num_workers: the loaders' settings.
+        seed: the data seed (each split derives its own stream from it).
+        shortcut: fraction of images with a marker, in ``[0, 1]`` (``0``: the clean data).
+        val_shortcut, test_shortcut: ``"same"``, ``"shuffled"`` or ``"none"`` (see above).
+        shortcut_size: marker side as a fraction of ``image_size``.
+
     Example:
         >>> dm = ShapesDataModule(num_train=8, num_val=8, image_size=32, batch_size=4)
         >>> dm.setup("fit")
         >>> batch = next(iter(dm.val_dataloader()))
         >>> batch["image"].shape, batch["label"].shape, batch["mask"].shape, batch["box"].shape
         (torch.Size([4, 3, 32, 32]), torch.Size([4]), torch.Size([4, 32, 32]), torch.Size([4, 4]))
+        >>> cued = ShapesDataModule(num_train=8, num_val=8, image_size=32, shortcut=1.0, val_shortcut="shuffled")
+        >>> cued.setup("fit")
+        >>> bool((cued.train_set.markers == cued.train_set.labels).all())  # training: the label's colour
+        True
+        >>> bool((cued.val_set.markers != cued.val_set.labels).all())  # shuffled: another class's colour
+        True
     """
 
     in_channels: int = 3
@@ -50,10 +86,18 @@ class ShapesDataModule(SplitDataModule):
         max_distractors: int = 2,
         mean: Sequence[float] = SHAPES_MEAN,
         std: Sequence[float] = SHAPES_STD,
+        shortcut: float = 0.0,
+        val_shortcut: str = "same",
+        test_shortcut: str = "same",
+        shortcut_size: float = 0.25,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_shortcut(shortcut, "same", shortcut_size)
+        for name, value in (("val_shortcut", val_shortcut), ("test_shortcut", test_shortcut)):
+            if value not in SPLIT_SHORTCUTS:
+                raise ValueError(f"{name} must be one of {list(SPLIT_SHORTCUTS)}, got {value!r}")
         if not 2 <= num_classes <= len(SHAPES_CLASSES):
             raise ValueError(f"num_classes must be in 2..{len(SHAPES_CLASSES)}, got {num_classes}")
         # Plain float lists in the recorded hparams, equal to what the model records for the same values.
@@ -67,10 +111,13 @@ class ShapesDataModule(SplitDataModule):
         self.num_workers = num_workers
         self.mean, self.std = tuple(mean), tuple(std)
         self.class_names = list(SHAPES_CLASSES[:num_classes])
-        self._options = {
+        self._options: dict[str, Any] = {
             "image_size": image_size, "num_classes": num_classes, "min_scale": min_scale, "max_scale": max_scale,
             "noise_std": noise_std, "max_distractors": max_distractors, "mean": self.mean, "std": self.std,
+            "shortcut_size": shortcut_size,
         }
+        self.shortcut = float(shortcut)
+        self.split_shortcuts = {"train": "same", "val": val_shortcut, "test": test_shortcut}
         self.train_set: ShapesDataset | None = None
         self.val_set: ShapesDataset | None = None
         self.test_set: ShapesDataset | None = None
@@ -80,7 +127,12 @@ class ShapesDataModule(SplitDataModule):
         sizes = {"train": self.num_train, "val": self.num_val, "test": self.num_test}
         if split not in sizes:
             raise ValueError(f"unknown split {split!r}; expected one of {list(sizes)}")
-        return ShapesDataset(sizes[split], seed=self.seed + _SPLIT_OFFSETS[split], **self._options)
+        variant = self.split_shortcuts[split]
+        prob = 0.0 if variant == "none" else self.shortcut
+        return ShapesDataset(
+            sizes[split], seed=self.seed + _SPLIT_OFFSETS[split], shortcut=prob,
+            shortcut_variant="same" if variant == "none" else variant, **self._options,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:

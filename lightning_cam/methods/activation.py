@@ -51,24 +51,27 @@ class CAM(BaseCAM):
     ) -> None:
         super().__init__(model, target_layer, reshape)
         if fc_layer is None:
-            linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+            linears: list[tuple[str, nn.Module]] = [
+                (n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)
+            ]
             if not linears:
                 raise ValueError(
                     f"CAM needs a global-average-pooling -> nn.Linear classifier head, and {type(model).__name__} has "
                     "no nn.Linear; use GradCAM instead (it equals CAM on such heads and works on any head)."
                 )
-            self.fc_layer_name, self.fc_layer = linears[-1]
+            self.fc_layer_name, fc = linears[-1]
+            assert isinstance(fc, nn.Linear)
         else:
-            self.fc_layer_name, self.fc_layer = resolve_layer(model, fc_layer)
-            if not isinstance(self.fc_layer, nn.Linear):
+            self.fc_layer_name, fc = resolve_layer(model, fc_layer)
+            if not isinstance(fc, nn.Linear):
                 raise ValueError(
-                    f"fc_layer {self.fc_layer_name!r} is a {type(self.fc_layer).__name__}, not an nn.Linear; CAM needs "
+                    f"fc_layer {self.fc_layer_name!r} is a {type(fc).__name__}, not an nn.Linear; CAM needs "
                     "the Linear layer after global average pooling. Use GradCAM for other heads."
                 )
+        self.fc_layer: nn.Linear = fc
 
     def _map(self, cap: Capture) -> Tensor:
         fc = self.fc_layer
-        assert isinstance(fc, nn.Linear)
         acts, logits = cap.activations, cap.logits.float()
         weight = fc.weight.detach().float()
         hint = (

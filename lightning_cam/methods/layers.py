@@ -384,7 +384,7 @@ def check_reshape(reshape: object) -> Reshape:
         'nhwc'
     """
     if reshape is None or callable(reshape):
-        return reshape  # type: ignore[return-value]
+        return reshape
     if isinstance(reshape, str) and reshape.lower() in (*LAYOUTS, "auto"):
         return None if reshape.lower() == "auto" else reshape.lower()
     raise ValueError(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_cam.data import SHAPES_CLASSES, SHAPES_MEAN, SHAPES_STD, ShapesDataModule, ShapesDataset, masks_to_boxes
-from lightning_cam.data.shapes import shape_masks
+from lightning_cam.data.shapes import MARKER_COLOURS, check_shortcut, plant_markers, shape_masks
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +186,106 @@ def test_datamodule_batches_and_splits() -> None:
     assert again.train_set is None and torch.equal(again.val_set.images, dm.val_set.images)
     with pytest.raises(ValueError, match="unknown split"):
         dm.make_split("holdout")
+
+
+# ---- the planted shortcut (a class-coded marker) ----------------------------------------------------------
+
+
+def test_shortcut_zero_is_the_clean_data_and_markers_only_add_marker_pixels() -> None:
+    clean = ShapesDataset(num_samples=150, image_size=32, seed=4)
+    same = ShapesDataset(num_samples=150, image_size=32, seed=4, shortcut=0.9)
+    assert torch.equal(clean.markers, torch.full((150,), -1))
+    for name in ("labels", "masks", "boxes"):  # the ground truth is the shape's, marker or not
+        assert torch.equal(getattr(clean, name), getattr(same, name)), name
+    changed = (clean.images != same.images).any(1)  # (N, S, S)
+    assert not (changed & same.masks).any(), "the marker never covers the object"
+    marked = same.markers >= 0
+    assert torch.equal(changed.flatten(1).any(1), marked)
+    assert 0.8 < marked.float().mean() < 0.97  # about 90 % of 150
+
+
+def test_same_and_shuffled_mark_the_same_images_with_right_and_wrong_colours() -> None:
+    same = ShapesDataset(num_samples=200, image_size=32, seed=1, shortcut=0.5)
+    shuffled = ShapesDataset(num_samples=200, image_size=32, seed=1, shortcut=0.5, shortcut_variant="shuffled")
+    marked = same.markers >= 0
+    assert torch.equal(marked, shuffled.markers >= 0)
+    assert torch.equal(same.markers[marked], same.labels[marked])
+    assert torch.all(shuffled.markers[marked] != shuffled.labels[marked])
+    assert shuffled.markers[marked].unique().numel() == len(SHAPES_CLASSES)  # every colour can lie
+    assert torch.equal(same.masks, shuffled.masks)
+
+
+def test_marker_colour_size_and_corner() -> None:
+    s = 64
+    ds = ShapesDataset(num_samples=80, image_size=s, seed=2, shortcut=1.0, shortcut_size=0.25)
+    clean = ShapesDataset(num_samples=80, image_size=s, seed=2)
+    palette = (torch.tensor(MARKER_COLOURS) * 255).round().to(torch.uint8)
+    side, inset = 16, 4
+    for i in range(80):
+        changed = (ds.images[i] != clean.images[i]).any(0)
+        rows, cols = changed.any(1).nonzero().squeeze(1), changed.any(0).nonzero().squeeze(1)
+        assert rows.numel() <= side and cols.numel() <= side
+        # the marker sits in the corner on the far side of the object's box centre, in x and in y
+        x0, y0, x1, y1 = ds.boxes[i].tolist()
+        assert (cols.min() >= s - inset - side) == ((x0 + x1) / 2 < s / 2)
+        assert (rows.min() >= s - inset - side) == ((y0 + y1) / 2 < s / 2)
+        pixels = ds.images[i][:, changed]  # (3, P): all the label's colour
+        assert torch.all(pixels == palette[ds.labels[i]].view(3, 1))
+
+
+def test_plant_markers_none_and_all() -> None:
+    images = torch.zeros(10, 3, 16, 16, dtype=torch.uint8)
+    masks = torch.zeros(10, 16, 16, dtype=torch.bool)
+    masks[:, 6:9, 6:9] = True
+    labels = torch.arange(10) % 5
+    out, codes = plant_markers(images, labels, masks, prob=0.0)
+    assert torch.equal(out, images) and torch.all(codes == -1)
+    out, codes = plant_markers(images, labels, masks, prob=1.0, size=0.25)
+    assert torch.equal(codes, labels) and torch.all((out.any(1)).flatten(1).sum(1) == 16)  # 4 x 4 markers
+
+
+def test_shortcut_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    ShapesDataset(num_samples=40, image_size=32, seed=3, shortcut=0.9, shortcut_variant="shuffled")
+    assert torch.equal(state, torch.get_rng_state())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"shortcut": 1.5}, r"shortcut .* must be in \[0, 1\], got 1.5"),
+        ({"shortcut": -0.1}, "shortcut"),
+        ({"shortcut": 0.5, "shortcut_variant": "mixed"}, "unknown shortcut variant 'mixed'"),
+        ({"shortcut": 0.5, "shortcut_size": 0.0}, "shortcut_size"),
+        ({"shortcut_size": 0.9}, "shortcut_size"),
+    ],
+)
+def test_bad_shortcut_arguments(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        ShapesDataset(num_samples=4, image_size=16, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        check_shortcut(kwargs.get("shortcut", 0.0), kwargs.get("shortcut_variant", "same"),
+                       kwargs.get("shortcut_size", 0.25))
+
+
+def test_datamodule_shortcut_variants_per_split() -> None:
+    dm = ShapesDataModule(num_train=64, num_val=64, num_test=64, image_size=32, batch_size=16, shortcut=1.0,
+                          val_shortcut="shuffled", test_shortcut="none")
+    dm.setup()
+    train, val, test = dm.train_set, dm.val_set, dm.test_set
+    assert torch.equal(train.markers, train.labels), "training always codes the marker with the label"
+    assert torch.all(val.markers != val.labels) and torch.all(val.markers >= 0)
+    assert torch.all(test.markers == -1)
+    plain = ShapesDataModule(num_train=64, num_val=64, num_test=64, image_size=32, batch_size=16)
+    plain.setup()
+    assert torch.equal(plain.test_set.images, test.images), "'none' is the clean split"
+    assert torch.equal(plain.val_set.masks, val.masks)
+    batch = next(iter(dm.val_dataloader()))
+    assert set(batch) == {"image", "label", "mask", "box"}  # same batch layout as the clean data
+    assert dm.hparams.shortcut == 1.0 and dm.hparams.val_shortcut == "shuffled"
+    for bad in ({"val_shortcut": "lying"}, {"test_shortcut": "Same"}):
+        with pytest.raises(ValueError, match=r"_shortcut must be one of \['same', 'shuffled', 'none'\]"):
+            ShapesDataModule(**bad)
+    with pytest.raises(ValueError, match="shortcut"):
+        ShapesDataModule(shortcut=2.0)
