@@ -15,7 +15,6 @@ from lightning_cam.callbacks.sinks import (
     TensorBoardSink,
     image_sinks,
     log_to_all,
-    output_dir,
     safe_name,
 )
 
@@ -50,14 +49,14 @@ def test_tensorboard_sink_calls_add_image_and_saves_in_its_log_dir(tmp_path: Any
 
 def test_png_directory_sink_writes_one_file_per_tag_and_step(tmp_path: Any) -> None:
     sink = PNGDirectorySink(str(tmp_path / "new"))  # created on the first write
-    sink.log_image("cam/gradcam++/grid", torch.rand(3, 8, 8), 2)
-    sink.log_image("cam/gradcam++/grid", torch.rand(3, 8, 8), 3)
-    assert sorted(os.listdir(tmp_path / "new")) == ["cam_gradcampp_grid_step2.png", "cam_gradcampp_grid_step3.png"]
+    sink.log_image("cam/gradcam_pp/grid", torch.rand(3, 8, 8), 2)
+    sink.log_image("cam/gradcam_pp/grid", torch.rand(3, 8, 8), 3)
+    assert sorted(os.listdir(tmp_path / "new")) == ["cam_gradcam_pp_grid_step2.png", "cam_gradcam_pp_grid_step3.png"]
 
 
 def test_log_to_all_collects_failures_and_still_writes_the_others(tmp_path: Any) -> None:
     class Failing(PNGDirectorySink):
-        def log_image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        def log_image(self, tag: str, image: torch.Tensor, step: int, caption: str | None = None) -> None:
             raise OSError("disk full")
 
     good = TensorBoardSink(FakeTB(str(tmp_path)))
@@ -65,14 +64,12 @@ def test_log_to_all_collects_failures_and_still_writes_the_others(tmp_path: Any)
     assert [str(e) for e in errors] == ["disk full"] and len(good.logger.experiment.calls) == 1
 
 
-def test_sinks_and_output_dir_follow_the_trainer_loggers(tmp_path: Any) -> None:
+def test_sinks_follow_the_trainer_loggers(tmp_path: Any) -> None:
     tb, csv = TensorBoardLogger(str(tmp_path), name="tb"), CSVLogger(str(tmp_path), name="csv")
-    t = trainer(tmp_path, [csv, tb])
-    assert [s.logger for s in image_sinks(t)] == [tb]  # type: ignore[attr-defined]
-    assert output_dir(t) == tb.log_dir  # the first TensorBoard logger's, even when not first
-    t = trainer(tmp_path, [csv])
-    assert image_sinks(t) == [] and output_dir(t) == csv.log_dir
-    assert output_dir(trainer(tmp_path, False)) is None  # logger=False: no files at all
+    sinks = image_sinks(trainer(tmp_path, [csv, tb]))
+    assert [type(s) for s in sinks] == [PNGDirectorySink, TensorBoardSink]  # one per logger, in order
+    assert sinks[0].directory == csv.log_dir and sinks[1].logger is tb  # type: ignore[attr-defined]
+    assert image_sinks(trainer(tmp_path, False)) == []  # logger=False: no files at all
 
 
 @pytest.mark.parametrize(("name", "safe"), [("gradcam++", "gradcampp"), ("a b/c", "a_b_c"), ("x-1.y", "x-1.y")])

@@ -347,7 +347,7 @@ def test_model_output_and_unused_layer_errors() -> None:
 
 def test_registry() -> None:
     assert available_methods() == [
-        "cam", "gradcam", "gradcam++", "smoothgradcam++", "xgradcam",
+        "cam", "gradcam", "gradcam_pp", "smoothgradcam_pp", "xgradcam",
         "layercam", "hirescam", "scorecam", "eigencam", "fakecam",
     ]
     assert get_method("Grad-CAM++") is GradCAMPlusPlus
