@@ -40,7 +40,7 @@ from lightning_cam.callbacks.sinks import image_sinks, missing_sinks_message
 from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
 from lightning_cam.mixin import CAMBatch, CAMMixin
-from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step
+from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step, stage_name
 from lightning_cam.utilities.modes import eval_mode
 
 if TYPE_CHECKING:
@@ -240,6 +240,7 @@ class CAMCallback(CallbackBase):
         self._build_methods(cam_module(pl_module))
         if not trainer.is_global_zero:
             return
+        stage = stage_name(stage)
         reason = never_runs(trainer, stage, self.stages)
         if reason:
             self._warnings.warn(f"never_{stage}", reason)

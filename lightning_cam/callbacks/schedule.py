@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lightning_cam.utilities.lightning import CHECKPOINT_CALLBACKS, EARLY_STOPPING_CALLBACKS
+from lightning_cam.utilities.lightning import CHECKPOINT_CALLBACKS, EARLY_STOPPING_CALLBACKS, stage_name
 
 __all__ = ["DEFAULT_STAGES", "STAGES", "Schedule", "check_stages", "key_prefix", "never_runs", "stale_monitors"]
 
@@ -68,7 +68,7 @@ class Schedule:
     def begin(self, fn: Any, sanity_checking: bool, loop: str) -> bool:
         """Whether the validation/test run starting now (``loop`` is ``"validation"`` or ``"test"``, ``fn`` the
         trainer's ``state.fn``) gets CAM work; counts the validation runs of ``fit``."""
-        fn = str(getattr(fn, "value", fn))
+        fn = stage_name(fn)
         if loop == "test":
             return fn == "test" and "test" in self.stages
         if sanity_checking:

@@ -36,6 +36,7 @@ __all__ = [
     "rank_zero_info",
     "rank_zero_warn",
     "scalar_step",
+    "stage_name",
 ]
 
 
@@ -100,6 +101,17 @@ CHECKPOINT_CALLBACKS: tuple[type, ...] = classes("callbacks.ModelCheckpoint")
 _utilities = importlib.import_module(f"{_PACKAGES[0].__name__}.utilities")
 rank_zero_warn = _utilities.rank_zero_warn
 rank_zero_info = _utilities.rank_zero_info
+
+
+def stage_name(fn: Any) -> str:
+    """A trainer function or stage (``TrainerFn.FITTING`` of either package, or ``"fit"``) as its plain name.
+
+    Example:
+        >>> from pytorch_lightning.trainer.states import TrainerFn
+        >>> stage_name(TrainerFn.TESTING), stage_name("fit")
+        ('test', 'fit')
+    """
+    return str(getattr(fn, "value", fn))
 
 
 def scalar_step(trainer: Any) -> int:
