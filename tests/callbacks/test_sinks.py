@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from lightning_cam.callbacks.sinks import (
     PNGDirectorySink,
@@ -16,6 +17,7 @@ from lightning_cam.callbacks.sinks import (
     image_sinks,
     log_to_all,
     safe_name,
+    sink_for,
 )
 
 
@@ -75,3 +77,102 @@ def test_sinks_follow_the_trainer_loggers(tmp_path: Any) -> None:
 @pytest.mark.parametrize(("name", "safe"), [("gradcam++", "gradcampp"), ("a b/c", "a_b_c"), ("x-1.y", "x-1.y")])
 def test_safe_name(name: str, safe: str) -> None:
     assert safe_name(name) == safe
+
+
+def test_every_registered_method_name_passes_mlflow_name_validation() -> None:
+    from mlflow.utils.validation import _validate_metric_name
+
+    from lightning_cam.methods import available_methods
+    from lightning_cam.metrics import METRICS
+
+    for method in available_methods():
+        for metric in METRICS:
+            for key in (f"cam/{method}/{metric}", f"cam_test/{method}/{metric}"):
+                _validate_metric_name(key)  # raises on a name MLflow rejects
+                # and no logger's sanitising changes it: MLflow's keeps [a-zA-Z0-9_/. -], the others keep more
+                assert re.sub("[^a-zA-Z0-9_/. -]+", "", key) == key
+
+
+def test_a_tag_unsafe_method_name_is_refused_with_the_fix() -> None:
+    from lightning_cam import CAMCallback
+    from lightning_cam.methods import GradCAM
+
+    class Plus(GradCAM):
+        name = "grad+cam"
+
+    with pytest.raises(ValueError, match="'grad\\+cam' would be changed by some loggers.*'grad_pcam'"):
+        CAMCallback(methods=(Plus,))
+
+
+def test_old_spellings_stay_aliases_of_the_canonical_names() -> None:
+    from lightning_cam import CAMCallback
+
+    assert CAMCallback(methods=("gradcam++", "Smooth Grad-CAM++")).methods == ("gradcam_pp", "smoothgradcam_pp")
+
+
+class CustomLogger(Logger):
+    """A user's own logger: scalars kept in memory, a log_dir of its own."""
+
+    def __init__(self, log_dir: str | None) -> None:
+        super().__init__()
+        self._dir = log_dir
+        self.metrics: list[tuple[dict[str, float], int | None]] = []
+
+    @property
+    def name(self) -> str:
+        return "custom"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    @property
+    def log_dir(self) -> str | None:
+        return self._dir
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.metrics.append((dict(metrics), step))
+
+
+class WriterLogger(CustomLogger):
+    """A custom logger whose experiment has add_image: treated like TensorBoard."""
+
+    @property
+    def experiment(self) -> Writer:
+        if not hasattr(self, "_writer"):
+            self._writer = Writer()
+        return self._writer
+
+
+def test_sink_kinds_of_custom_loggers(tmp_path: Any) -> None:
+    assert isinstance(sink_for(CustomLogger(str(tmp_path))), PNGDirectorySink)
+    assert sink_for(CustomLogger(None)) is None
+    writer = WriterLogger(None)
+    sink = sink_for(writer)
+    assert isinstance(sink, TensorBoardSink)
+    sink.log_image("cam/gradcam/grid", torch.rand(3, 4, 4), 7)
+    assert writer.experiment.calls == [("cam/gradcam/grid", (3, 4, 4), 7, "CHW")]
+    assert sink.save(torch.rand(3, 4, 4), "x.png") is None  # no directory: no file anywhere
+
+
+def test_a_custom_logger_gets_scalars_and_png_files_in_its_own_log_dir(tmp_path: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning_cam import CAMCallback
+    from lightning_cam.data import ShapesDataModule
+    from lightning_cam.models import GAPClassifier
+
+    monkeypatch.chdir(tmp_path)
+    dm = ShapesDataModule(num_train=32, num_val=32, image_size=32, batch_size=16, seed=0)
+    model = GAPClassifier(num_classes=5, channels=(8, 16), mean=dm.hparams.mean, std=dm.hparams.std)
+    logger, blind = CustomLogger(str(tmp_path / "mine")), CustomLogger(None)
+    t = pl.Trainer(logger=[logger, blind], callbacks=[CAMCallback(num_images=2, on_error="raise")], max_epochs=1,
+                   default_root_dir=str(tmp_path / "root"), enable_progress_bar=False, enable_model_summary=False,
+                   enable_checkpointing=False, num_sanity_val_steps=0)
+    with pytest.warns(UserWarning, match=r"logger\(s\) \['CustomLogger'\] have no image call and no log_dir"):
+        t.fit(model, dm)
+    assert [step for m, step in logger.metrics if "cam/gradcam/adcc" in m] == [1]
+    assert sorted(os.listdir(tmp_path / "mine")) == ["cam_evolution_gradcam.png", "cam_gradcam_grid_step1.png"]
+    assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*.png")] == ["mine", "mine"]
