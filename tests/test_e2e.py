@@ -54,9 +54,9 @@ def test_default_config_two_epochs_fills_tensorboard(tmp_path: Path) -> None:
     acc = events(log_dir)
     for method in CONFIG_METHODS:
         grids = acc.Images(f"cam/{method}/grid")
-        assert [g.step for g in grids] == [0, 1]
+        assert [g.step for g in grids] == [3, 7]  # the scalars' steps (4 training batches per epoch)
         assert all(g.width > 8 * 128 and g.height > 2 * 128 for g in grids)  # 8 probe images, 2 rows + captions
-        assert [g.step for g in acc.Images(f"cam/{method}/evolution")] == [1]
+        assert [g.step for g in acc.Images(f"cam/{method}/evolution")] == [7]
         assert os.path.exists(os.path.join(log_dir, f"cam_evolution_{method}.png"))
         for metric in CONFIG_METRICS:
             values = [s.value for s in acc.Scalars(f"cam/{method}/{metric}")]
@@ -165,8 +165,9 @@ def test_ddp_two_processes_same_tags_and_values_as_one_process(tmp_path: Path) -
     single = json.loads((tmp_path / "single.json").read_text())["validate"]
     acc = events(ddp["log_dir"])
     for method in ("gradcam", "eigencam"):
-        assert [g.step for g in acc.Images(f"cam/{method}/grid")] == [0, 1, 2]  # 2 fit epochs + validate
-        assert [g.step for g in acc.Images(f"cam/{method}/evolution")] == [1]
+        # the scalars' steps: 2 fit epochs of 4 steps per rank, then validate after the 8 steps
+        assert [g.step for g in acc.Images(f"cam/{method}/grid")] == [3, 7, 8]
+        assert [g.step for g in acc.Images(f"cam/{method}/evolution")] == [7]
         for metric in CONFIG_METRICS:
             tag = f"cam/{method}/{metric}"
             values = [s.value for s in acc.Scalars(tag)]

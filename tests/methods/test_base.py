@@ -358,7 +358,7 @@ def test_registry() -> None:
     assert get_method(FakeCAM) is FakeCAM
     for name in available_methods():
         assert get_method(name).name == name
-    with pytest.raises(ValueError, match=r"unknown CAM method 'gradkam'; valid names: cam, gradcam, gradcam\+\+"):
+    with pytest.raises(ValueError, match=r"unknown CAM method 'gradkam'; valid names: cam, gradcam, gradcam_pp"):
         get_method("gradkam")
     assert [get_method(n).needs_grad for n in ("cam", "eigencam", "scorecam", "fakecam")] == [False] * 4
     grad_methods = ("gradcam", "gradcam++", "smoothgradcam++", "xgradcam", "layercam", "hirescam")
