@@ -26,3 +26,75 @@ class FailingTB(TensorBoardLogger):
     @property
     def experiment(self) -> Any:
         return _FailingWriter(super().experiment)
+
+
+def tiny_classifier(lightning_module: type) -> type:
+    """A small GAP classifier on Shapes batches (dicts with ``image``/``label``/``mask``) as a user writes it,
+    deriving from the given package's ``LightningModule`` (``pytorch_lightning`` or ``lightning.pytorch``)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from lightning_cam import CAMMixin
+
+    class TinyNet(CAMMixin, lightning_module):  # type: ignore[misc, valid-type]
+        cam_target_layer = "features.2"
+
+        def __init__(self, num_classes: int = 5, mean: Any = None, std: Any = None) -> None:
+            super().__init__()
+            self.cam_mean, self.cam_std = mean, std
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1),
+                                          nn.ReLU())
+            self.head = nn.Linear(16, num_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.features(x).mean(dim=(2, 3)))
+
+        def _loss(self, batch: Any, stage: str) -> torch.Tensor:
+            loss = F.cross_entropy(self(batch["image"]), batch["label"])
+            self.log(f"{stage}_loss", loss)
+            return loss
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return self._loss(batch, "train")
+
+        def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return self._loss(batch, "val")
+
+        def test_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return self._loss(batch, "test")
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    return TinyNet
+
+
+def wandb_history(run_dir: str) -> list[dict[str, Any]]:
+    """The history rows (``wandb.log`` calls) of an offline W&B run, read from its ``run-*.wandb`` file: the
+    records of W&B's log format (7-byte file header, 32 KiB blocks, records ``crc32 | length | type``)."""
+    import glob
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = glob.glob(f"{run_dir}/run-*.wandb")
+    with open(path, "rb") as f:
+        data = f.read()
+    rows: list[dict[str, Any]] = []
+    pos, chunk, block = 7, b"", 32768
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a whole record
+            record = pb.Record()
+            record.ParseFromString(chunk)
+            chunk = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+    return rows

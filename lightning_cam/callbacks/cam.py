@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
-from pytorch_lightning.trainer.states import TrainerFn
-from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from typing_extensions import override
 
@@ -23,24 +19,34 @@ from lightning_cam.callbacks import options
 from lightning_cam.callbacks.accumulate import MetricAccumulator, first_samples
 from lightning_cam.callbacks.faults import (
     MISSING_LABELS,
-    NO_TENSORBOARD,
     Faults,
     WarnOnce,
     missing_masks,
     short_probe,
+    stale_monitor,
 )
 from lightning_cam.callbacks.images import ProbeImages
-from lightning_cam.callbacks.probe import History, ProbeSet
+from lightning_cam.callbacks.probe import History, ProbeSet, When, input_dtype
 from lightning_cam.callbacks.progress import Progress
-from lightning_cam.callbacks.sinks import image_sinks, output_dir
+from lightning_cam.callbacks.schedule import (
+    DEFAULT_STAGES,
+    Schedule,
+    check_stages,
+    key_prefix,
+    never_runs,
+    stale_monitors,
+)
+from lightning_cam.callbacks.sinks import image_sinks, missing_sinks_message
 from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
 from lightning_cam.mixin import CAMBatch, CAMMixin
-
-# -> lightning_cam.utilities.modes at the merge of issue 8 part A (the only import of eval_mode in callbacks/)
+from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step, stage_name
 from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["CAMCallback", "cam_module", "is_active_epoch"]
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+__all__ = ["CAMCallback", "cam_module"]
 
 
 def cam_module(pl_module: pl.LightningModule) -> CAMMixin:
@@ -56,45 +62,35 @@ def cam_module(pl_module: pl.LightningModule) -> CAMMixin:
     return pl_module
 
 
-def is_active_epoch(fn: TrainerFn | str | None, sanity_checking: bool, epoch: int, every_n_epochs: int,
-                    skip_sanity_check: bool) -> bool:
-    """Whether a validation epoch gets CAM work: the sanity check unless skipped, every ``every_n_epochs``-th
-    epoch of ``fit``, every ``trainer.validate()``; never ``test``/``predict``.
-
-    Example:
-        >>> [is_active_epoch(TrainerFn.FITTING, False, e, 2, True) for e in range(4)]
-        [True, False, True, False]
-        >>> is_active_epoch(TrainerFn.FITTING, True, 0, 1, skip_sanity_check=True)
-        False
-    """
-    if sanity_checking:
-        return not skip_sanity_check
-    if fn == TrainerFn.FITTING:
-        return epoch % every_n_epochs == 0
-    return fn == TrainerFn.VALIDATING
-
-
-class CAMCallback(Callback):
+class CAMCallback(CallbackBase):
     r"""Compute class activation maps and their metrics while a Lightning classifier validates, and show them.
 
-    At every ``every_n_epochs``-th validation epoch (and in every ``trainer.validate()``), for each method:
+    A ``Callback`` of both Lightning packages at once (``pytorch_lightning`` and ``lightning.pytorch``,
+    whichever are installed: :mod:`lightning_cam.utilities.lightning`), so either package's ``Trainer`` and
+    ``LightningCLI`` (``class_path: lightning_cam.CAMCallback``) take it.
 
-    * **metrics** on each rank's own share of the validation data (at most ``ceil(max_samples /
-      world_size)`` samples per rank and epoch, from ``dataloader_idx`` only): the CAM and the per-sample
-      values of :func:`lightning_cam.evaluate_batch`, accumulated in the ``torchmetrics`` classes of
-      :data:`lightning_cam.metrics.METRICS` (sum states, synchronised across ranks) and logged at epoch end
-      as ``cam/<method>/<metric>`` through ``pl_module.log``. So a 2-process run reports the same values as
-      a 1-process run over the same samples.
-    * **a heatmap grid** on rank zero, tag ``cam/<method>/grid``, sent to every ``TensorBoardLogger`` of the
-      trainer: a fixed probe set of ``num_images`` validation images (the first ones rank zero sees at the
-      first logged epoch, then kept in the callback's state so that every epoch shows the same images),
-      each with its colormap overlay (:func:`lightning_cam.render.cam_grid`), framed green when the
-      prediction is right and red when wrong, captioned with the predicted and the true class.
-    * **an evolution image** at the end of ``fit``: the probe overlays of every logged epoch, one row per
-      epoch (:func:`lightning_cam.render.evolution_grid`; at most ``EVOLUTION_ROWS`` = 32 epochs, evenly
-      spaced, first and last included), tag ``cam/<method>/evolution`` and a PNG
-      ``cam_evolution_<method>.png`` in the first TensorBoard logger's ``log_dir`` (else
-      ``trainer.log_dir``; not written when the trainer has no logger at all).
+    At every ``every_n_epochs``-th validation run of ``fit`` (counting the runs that happen: composes with
+    ``check_val_every_n_epoch`` and ``val_check_interval``), in every ``trainer.validate()``, and in every
+    ``trainer.test()`` with ``"test"`` in ``stages``, for each method:
+
+    * **metrics** on each rank's own share of the data (at most ``ceil(max_samples / world_size)`` samples
+      per rank and run, from ``dataloader_idx`` only): the CAM and the per-sample values of
+      :func:`lightning_cam.evaluate_batch`, accumulated in the ``torchmetrics`` classes of
+      :data:`lightning_cam.metrics.METRICS` (sum states, synchronised across ranks) and logged at the run's
+      end as ``cam/<method>/<metric>`` (``cam_test/<method>/<metric>`` in ``test``) through ``pl_module.log``.
+      ``<method>`` is the canonical name (letters, digits, ``_``: ``gradcam_pp``), the same in every logger.
+    * **a heatmap grid** on rank zero, tag ``cam/<method>/grid`` (``cam_test/...`` in ``test``), at the step
+      of those scalars, to every logger that can keep images (one sink per logger kind,
+      :mod:`~lightning_cam.callbacks.sinks`: TensorBoard, W&B, MLflow, Comet, Neptune, PNG files in the
+      ``log_dir`` of any other): a fixed probe set of ``num_images`` validation images (the first ones rank
+      zero sees at the first logged run, then kept in the callback's state so that every run shows the same
+      images), each with its colormap overlay (:func:`lightning_cam.render.cam_grid`), framed green when
+      the prediction is right and red when wrong, captioned with the predicted and the true class.
+    * **an evolution image** at the end of ``fit``: the probe overlays of every CAM validation of ``fit``,
+      one row each, labelled with its epoch and step (:func:`lightning_cam.render.evolution_grid`; at most
+      ``EVOLUTION_ROWS`` = 32 rows, evenly spaced, first and last included), tag ``cam/<method>/evolution``
+      to every sink and the file ``cam_evolution_<method>.png`` kept by each (in the logger's own place;
+      nothing without a logger).
 
     CAM work runs on ``pl_module.cam_model()`` (never the DDP wrapper), under ``torch.enable_grad()`` and
     outside inference mode even when validation runs without gradients, in the trainer's precision
@@ -115,7 +111,8 @@ class CAMCallback(Callback):
         metrics: metric names of :data:`lightning_cam.metrics.METRICS`. Localization metrics
             (``pointing_game``, ``energy_pointing_game``, ``iou``) are computed only on batches that carry
             masks or boxes.
-        every_n_epochs: work at epochs ``0, n, 2n, ...`` of ``fit``.
+        every_n_epochs: work at validation runs ``0, n, 2n, ...`` of ``fit`` (the runs that happen; with
+            ``val_check_interval`` there are several per epoch).
         max_samples: samples per epoch over all ranks for the metrics (``None``: all).
         num_images: size of the probe set shown in the grids (``0``: no images). If rank zero's validation
             data holds fewer images, a warning is given once and the grids show those.
@@ -131,6 +128,8 @@ class CAMCallback(Callback):
         tile_size: pixel size of the longer side of each image in the grids.
         progress: rank-zero progress lines: ``None`` only when an epoch's CAM work takes over 10 s,
             ``True`` always, ``False`` never.
+        stages: where to work: ``"fit"`` (its validation runs), ``"validate"`` (``trainer.validate()``),
+            ``"test"`` (``trainer.test()``, opt-in, keys ``cam_test/<method>/...``).
 
     Raises:
         ValueError: at construction, for an unknown method, metric or colormap, a method listed twice,
@@ -141,7 +140,7 @@ class CAMCallback(Callback):
     Example:
         >>> cb = CAMCallback(methods=("gradcam", "gradcam++"), max_samples=64, num_images=4)
         >>> cb.methods
-        ('gradcam', 'gradcam++')
+        ('gradcam', 'gradcam_pp')
         >>> CAMCallback(methods=("no-such-cam",))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -166,6 +165,7 @@ class CAMCallback(Callback):
         log_evolution: bool = True,
         tile_size: int = 128,
         progress: bool | None = None,
+        stages: str | Sequence[str] = DEFAULT_STAGES,
     ) -> None:
         super().__init__()
         self._method_classes = options.resolve_methods(methods)
@@ -189,11 +189,14 @@ class CAMCallback(Callback):
         self.log_evolution = log_evolution
         self.tile_size = tile_size
         self.progress = progress
+        self.stages = check_stages(stages)
 
         # persistent state (checkpointed)
         self.probe = ProbeSet(capacity=num_images)
         self.history = History()
         self.epochs_logged: list[int] = []
+        self._schedule = Schedule(every_n_epochs, skip_sanity_check, self.stages)
+        self._runs_loaded = True  # False after loading a checkpoint of the first format (no run count)
         # per-run / per-epoch state
         self._cams: dict[str, BaseCAM] = {}
         self._cams_model: nn.Module | None = None
@@ -204,6 +207,8 @@ class CAMCallback(Callback):
         self._warnings = WarnOnce()
         self._progress = Progress(progress)
         self._active = False
+        self._prefix = "cam"
+        self._when = When(0, 0, 0)
 
     # ------------------------------------------------------------------ identity & state
     @property
@@ -214,10 +219,11 @@ class CAMCallback(Callback):
     @override
     def state_dict(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "probe": self.probe.state_dict(),
             "history": self.history.state_dict(),
             "epochs_logged": list(self.epochs_logged),
+            "validation_runs": self._schedule.runs,
         }
 
     @override
@@ -225,35 +231,77 @@ class CAMCallback(Callback):
         self.probe.load_state_dict(state_dict.get("probe", {}))
         self.history.load_state_dict(state_dict.get("history", {}))
         self.epochs_logged = [int(e) for e in state_dict.get("epochs_logged", [])]
+        self._schedule.runs = int(state_dict.get("validation_runs", 0))
+        self._runs_loaded = "validation_runs" in state_dict
 
     # ------------------------------------------------------------------ hooks
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._build_methods(cam_module(pl_module))
-        if self.num_images and trainer.is_global_zero and not image_sinks(trainer):
-            self._warnings.warn("no_tb", NO_TENSORBOARD)
+        if not trainer.is_global_zero:
+            return
+        stage = stage_name(stage)
+        reason = never_runs(trainer, stage, self.stages)
+        if reason:
+            self._warnings.warn(f"never_{stage}", reason)
+        if self.num_images and (stage in self.stages) and (message := missing_sinks_message(trainer)):
+            self._warnings.warn("no_images", message)
+        stale = stale_monitors(getattr(trainer, "callbacks", [])) if stage == "fit" else []
+        if stale and not self._schedule.every_validation:
+            self._warnings.warn("stale_monitor", stale_monitor(stale, self.every_n_epochs, self.stages))
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._active = is_active_epoch(trainer.state.fn, trainer.sanity_checking, trainer.current_epoch,
-                                       self.every_n_epochs, self.skip_sanity_check)
+        self._start(trainer, pl_module, "validation")
+
+    @override
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start(trainer, pl_module, "test")
+
+    @override
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                                batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._batch(trainer, pl_module, batch, dataloader_idx)
+
+    @override
+    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._batch(trainer, pl_module, batch, dataloader_idx)
+
+    @override
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end(trainer, pl_module)
+
+    @override
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._end(trainer, pl_module)
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not (self.log_evolution and trainer.is_global_zero and self.probe.size):
+            return
+        self._faults.reset()
+        self._log_evolution(trainer, pl_module)
+        report = self._faults.report("while saving or logging the CAM evolution images")
+        if report:
+            rank_zero_warn(report)
+
+    # ------------------------------------------------------------------ steps
+    def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
+        """A validation or test run starts: decide whether it gets CAM work, and prepare it."""
+        if not self._runs_loaded and trainer.state.fn == "fit":  # first-format checkpoint: one run per epoch
+            self._schedule.runs, self._runs_loaded = trainer.current_epoch, True
+        self._active = self._schedule.begin(trainer.state.fn, trainer.sanity_checking, loop)
         if not self._active:
             return
+        self._prefix = key_prefix(loop)
         self._build_methods(cam_module(pl_module))
         self._accumulator.start(pl_module.device, trainer.world_size)
         self._faults.reset()
         self._progress.restart()
 
-    @override
-    def on_validation_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def _batch(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, dataloader_idx: int) -> None:
+        """One batch: the probe capture (rank zero, first run) and each method's metrics on its first samples."""
         if not self._active or dataloader_idx != self.dataloader_idx:
             return
         capture = trainer.is_global_zero and self.probe.wanted > 0
@@ -276,8 +324,8 @@ class CAMCallback(Callback):
                     self._warnings.warn("no_masks", missing_masks(skipped))
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
-    @override
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The run ends: the one reduce, the scalars, rank zero's grids (at the scalars' step), the report."""
         if not self._active:
             return
         self._active = False
@@ -285,33 +333,24 @@ class CAMCallback(Callback):
         totals = self._accumulator.reduce(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
                                           pl_module.device, extra=self._faults.tally())
         self._faults.set_totals(dict(zip(self._faults.counts, totals)))
-        self._accumulator.log(lambda key, value: pl_module.log(key, value, on_step=False, on_epoch=True,
-                                                               sync_dist=True, reduce_fx="max"))
+        self._accumulator.log(lambda key, value: pl_module.log(key.replace("cam/", f"{self._prefix}/", 1), value,
+                                                               on_step=False, on_epoch=True, sync_dist=True,
+                                                               reduce_fx="max"))
         # `max` above: the value is identical on every rank after the metric's own sync; it keeps it exact
         # while telling Lightning it is a synchronised epoch value.
         epoch = trainer.current_epoch
-        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
         if trainer.is_global_zero:
             if fitting and epoch not in self.epochs_logged:
                 self.epochs_logged.append(epoch)
-            self._log_probe(trainer, pl_module, epoch, record=fitting)  # its faults add to the reduced totals
+            self._when = When(self.history.next_row(), epoch, scalar_step(trainer))
+            self._log_probe(trainer, pl_module, record=fitting)  # its faults add to the reduced totals
         self._freeze_probe(trainer)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:
             rank_zero_warn(report)
         self._progress.done(f"CAM work of epoch {epoch} ({self._accumulator.seen} samples on rank 0)")
 
-    @override
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not (self.log_evolution and trainer.is_global_zero and self.probe.size):
-            return
-        self._faults.reset()
-        self._log_evolution(trainer, pl_module)
-        report = self._faults.report("while saving or logging the CAM evolution images")
-        if report:
-            rank_zero_warn(report)
-
-    # ------------------------------------------------------------------ steps
     def _build_methods(self, module: CAMMixin) -> None:
         """The CAM method objects on ``module.cam_model()``, rebuilt only when that model changes."""
         model = module.cam_model()
@@ -341,23 +380,24 @@ class CAMCallback(Callback):
             return None
         return parts
 
-    def _log_probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, record: bool) -> None:
-        """Rank zero only, no collectives: the probe grid of every method (recorded in the history when
-        ``record``)."""
-        if not self.probe.size or not self.num_images:
+    def _log_probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, record: bool) -> None:
+        """Rank zero only, no collectives: the probe grid of every method at ``self._when`` (recorded in the
+        history when ``record``). The probe (kept in float32) is cast to the model's dtype; maps and display
+        stay float32."""
+        if not self.probe.size or not self.num_images or self._cams_model is None:
             return
         sinks = image_sinks(trainer)
-        device = pl_module.device
+        module = cam_module(pl_module)
         with self._cam_context(trainer):
-            images = self.probe.images.to(device).clone()  # type: ignore[union-attr]
-            labels = None if self.probe.labels is None else self.probe.labels.to(device).clone()
+            images = self.probe.inputs(pl_module.device, input_dtype(self._cams_model))
+            labels = None if self.probe.labels is None else self.probe.labels.to(pl_module.device).clone()
             targets = labels if self.target == "label" else None
-            display = cam_module(pl_module).cam_denormalize(images).float().cpu()
+            display = module.cam_denormalize(self.probe.inputs(pl_module.device)).float().cpu()
             names = getattr(pl_module, "cam_class_names", None)
             for name, cam in self._cams.items():
                 self._progress.step(f"CAM probe grid of {name}")
-                self._images.grid(name, cam, images, targets, display, labels, names, epoch, sinks,
-                                  self.history if record else None)
+                self._images.grid(name, cam, images, targets, display, labels, names, self._when, sinks,
+                                  self.history if record else None, prefix=self._prefix)
 
     def _freeze_probe(self, trainer: pl.Trainer) -> None:
         """After the first logged epoch the probe set is final; warn once if it is short of ``num_images``."""
@@ -365,8 +405,8 @@ class CAMCallback(Callback):
             self._warnings.warn("short_probe", short_probe(self.num_images, self.probe.size))
 
     def _log_evolution(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Rank zero, end of ``fit``: each method's evolution image to every sink and as a PNG file."""
-        sinks, directory = image_sinks(trainer), output_dir(trainer)
-        display = cam_module(pl_module).cam_denormalize(self.probe.images.float()).cpu()  # type: ignore[union-attr]
+        """Rank zero, end of ``fit``: each method's evolution image to every sink, kept as a file by each."""
+        sinks = image_sinks(trainer)
+        display = cam_module(pl_module).cam_denormalize(self.probe.inputs(torch.device("cpu"))).float().cpu()
         for name in self.methods:
-            self._images.evolution(name, self.history, display, sinks, directory)
+            self._images.evolution(name, self.history, display, sinks, scalar_step(trainer))

@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pytorch_lightning.utilities import rank_zero_warn
+from lightning_cam.utilities.lightning import rank_zero_warn
 
 __all__ = [
     "FAULT_KINDS",
     "MISSING_LABELS",
-    "NO_TENSORBOARD",
     "FaultKind",
     "Faults",
     "OnError",
@@ -25,6 +24,7 @@ __all__ = [
     "fault_report",
     "missing_masks",
     "short_probe",
+    "stale_monitor",
 ]
 
 #: ``error``: an exception in CAM work; ``nonfinite``: a NaN/inf map, logit or metric value (the samples are
@@ -149,14 +149,6 @@ MISSING_LABELS = (
     "CAMCallback(target='label') needs labels, but cam_inputs(batch) returned none; use target='pred' or return "
     "labels from `cam_inputs`."
 )
-#: the trainer has no logger that takes images (warned once, at setup).
-NO_TENSORBOARD = (
-    "CAMCallback found no TensorBoardLogger in trainer.loggers, so the CAM heatmap grids are not logged (the "
-    "cam/<method>/<metric> scalars still are). Add `pytorch_lightning.loggers.TensorBoardLogger` to the trainer's "
-    "loggers to see them."
-)
-
-
 def missing_masks(skipped: Sequence[str]) -> str:
     """Localization metrics ``skipped`` because the batches carry no masks or boxes (warned once)."""
     return (
@@ -177,3 +169,27 @@ def short_probe(num_images: int, size: int) -> str:
         f"CAMCallback(num_images={num_images}) but rank zero's validation data held only {size} image(s); the grids "
         f"show those {size}. Lower `num_images` (or raise `limit_val_batches`) to silence this warning."
     )
+
+
+def stale_monitor(monitors: Sequence[str], every_n_epochs: int, stages: Sequence[str]) -> str:
+    """A callback of the trainer monitors a ``cam/`` key that is not logged at every validation: Lightning
+    keeps the last value in ``callback_metrics``, so it would decide on a stale one (warned once at setup).
+
+    Example:
+        >>> print(stale_monitor(["EarlyStopping(monitor='cam/gradcam/adcc')"], 2, ("fit",)))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        CAMCallback(every_n_epochs=2) logs the cam/ keys only at every 2nd validation run of fit, but
+        ["EarlyStopping(monitor='cam/gradcam/adcc')"] monitor one: in between they would decide on the stale value
+        of the last CAM validation. Use every_n_epochs=1, or monitor another key.
+    """
+    when = (f"only at every {every_n_epochs}{_ordinal(every_n_epochs)} validation run of fit" if "fit" in stages
+            else "never in fit (stages has no 'fit')")
+    return (
+        f"CAMCallback(every_n_epochs={every_n_epochs}) logs the cam/ keys {when}, but {list(monitors)} monitor "
+        "one: in between they would decide on the stale value of the last CAM validation. Use every_n_epochs=1, "
+        "or monitor another key."
+    )
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")

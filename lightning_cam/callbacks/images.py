@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from lightning_cam.callbacks.faults import Faults
-from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.probe import History, When
 from lightning_cam.callbacks.sinks import (
     ImageSink,
     PNGDirectorySink,
@@ -34,16 +34,18 @@ class ProbeImages:
     """Render and send the probe images of a callback with the given look.
 
     ``display`` images are ``(N, 3, H, W)`` float in ``[0, 1]`` on the CPU (the probe set, denormalised).
+    Images are logged at the step of the scalars logged with them, with the epoch in the caption (loggers that
+    show captions) and in the evolution image's row labels.
 
     Example:
         >>> import os, tempfile
         >>> out = tempfile.mkdtemp()
         >>> history = History()
-        >>> for epoch in range(3):
-        ...     history.add("gradcam", epoch, torch.rand(2, 16, 16), torch.zeros(2))
+        >>> for row in range(3):
+        ...     history.add("gradcam", row, torch.rand(2, 16, 16), torch.zeros(2), epoch=row, step=2 * row)
         >>> images = ProbeImages("jet", 0.5, tile_size=32, faults=Faults("raise"))
-        >>> images.evolution("gradcam", history, torch.rand(2, 3, 16, 16), sinks=[], directory=out)
-        >>> os.listdir(out)
+        >>> images.evolution("gradcam", history, torch.rand(2, 3, 16, 16), sinks=[PNGDirectorySink(out)], step=4)
+        >>> sorted(os.listdir(out))
         ['cam_evolution_gradcam.png']
     """
 
@@ -62,53 +64,60 @@ class ProbeImages:
         display: Tensor,
         labels: Tensor | None,
         class_names: Sequence[str] | None,
-        epoch: int,
+        when: When,
         sinks: Sequence[ImageSink],
         history: History | None = None,
+        prefix: str = "cam",
     ) -> None:
-        """``cam``'s maps of the probe ``images`` as the grid ``cam/<name>/grid`` at step ``epoch``, recorded
-        in ``history`` when given (the caller runs this in the CAM context: gradients on, eval mode)."""
+        """``cam``'s maps of the probe ``images`` as the grid ``<prefix>/<name>/grid`` at ``when.step``,
+        captioned with ``when.epoch``, recorded in ``history`` as row ``when.row`` when given (the caller runs
+        this in the CAM context: gradients on, eval mode, ``images`` in the model's dtype)."""
         try:
             result = cam.explain(images, targets)
             preds = result.logits.argmax(-1)
             maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
             if not (torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all()):
-                self.faults.record("nonfinite", f"{name}: non-finite probe map or logit at epoch {epoch}")
+                self.faults.record("nonfinite", f"{name}: non-finite probe map or logit at epoch {when.epoch}")
             if history is not None:
-                history.add(name, epoch, maps, preds)
+                history.add(name, when.row, maps, preds, epoch=when.epoch, step=when.step)
             grid = cam_grid(display, maps.cpu(), preds.cpu(), None if labels is None else labels.cpu(),
                             class_names, self.colormap, self.alpha, self.tile_size)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"{name} probe grid raised {type(err).__name__}: {err}", err)
             return
-        self.send(sinks, f"cam/{name}/grid", grid, epoch)
+        step = 0 if when.step is None else when.step
+        self.send(sinks, f"{prefix}/{name}/grid", grid, step, f"{name}, epoch {when.epoch}, step {step}")
 
-    def evolution(
-        self, name: str, history: History, display: Tensor, sinks: Sequence[ImageSink], directory: str | None
-    ) -> None:
-        """The evolution image of ``name`` (one row per recorded epoch, at most :data:`EVOLUTION_ROWS`): the
-        PNG ``cam_evolution_<name>.png`` in ``directory`` (unless ``None``), then ``cam/<name>/evolution``
-        at the last epoch's step to every sink. Nothing when no epoch was recorded."""
+    def evolution(self, name: str, history: History, display: Tensor, sinks: Sequence[ImageSink], step: int) -> None:
+        """The evolution image of ``name`` (one row per recorded validation, at most :data:`EVOLUTION_ROWS`),
+        ``cam/<name>/evolution`` at the last recorded step (else ``step``) to every sink, and kept by each sink
+        as the file ``cam_evolution_<name>.png`` (in the logger's own place). Nothing when nothing was
+        recorded."""
         series = history.series(name, max_rows=EVOLUTION_ROWS)
         if series is None:
             return
-        epochs, maps = series
+        rows, maps = series
         try:
-            image = evolution_grid(display, maps, [f"epoch {e}" for e in epochs], self.colormap, self.alpha,
+            image = evolution_grid(display, maps, [history.caption(r) for r in rows], self.colormap, self.alpha,
                                    tile_size=min(self.tile_size, EVOLUTION_TILE))
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"{name} evolution image raised {type(err).__name__}: {err}", err)
             return
-        if directory is not None:
+        first, last = history.when(rows[0]), history.when(rows[-1])
+        caption = f"{name}: {len(rows)} validations, epochs {first.epoch}-{last.epoch}"
+        # a PNG directory keeps the evolution as its file (below) only, not a second copy named by step
+        viewers = [s for s in sinks if not isinstance(s, PNGDirectorySink)]
+        self.send(viewers, f"cam/{name}/evolution", image, step if last.step is None else last.step, caption)
+        for sink in sinks:
             try:
-                PNGDirectorySink(directory).save(image, f"cam_evolution_{safe_name(name)}.png")
+                sink.save(image, f"cam_evolution_{safe_name(name)}.png")
             except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
                 detail = f"cannot save the evolution image of {name}: {type(err).__name__}: {err}"
                 self.faults.record("logger", detail, err)
-                return
-        self.send(sinks, f"cam/{name}/evolution", image, epochs[-1])
 
-    def send(self, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int) -> None:
+    def send(
+        self, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int, caption: str | None = None
+    ) -> None:
         """``image`` to every sink; each sink that fails is a ``logger`` fault."""
-        for err in log_to_all(sinks, tag, image, step):
+        for err in log_to_all(sinks, tag, image, step, caption):
             self.faults.record("logger", f"a logger failed to write {tag}: {type(err).__name__}: {err}", err)

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from lightning_cam.methods import BaseCAM, get_method
+from lightning_cam.methods.registry import check_tag_name
 from lightning_cam.utilities.checks import check_colormap
 from lightning_cam.utilities.checks import check_options as check_metric_options
 
@@ -29,9 +30,10 @@ __all__ = [
 
 def canonical_name(cls: type[BaseCAM], spec: str | type[BaseCAM]) -> str:
     """The tag name of a method class: its ``name`` attribute (canonical in the registry), else the name it
-    was given, else its lower-cased class name."""
+    was given, else its lower-cased class name; one that some logger would change is a ``ValueError``
+    (:func:`~lightning_cam.methods.registry.check_tag_name`)."""
     name = getattr(cls, "name", None)
-    return str(name) if name else (spec if isinstance(spec, str) else cls.__name__.lower())
+    return check_tag_name(str(name) if name else (spec if isinstance(spec, str) else cls.__name__.lower()))
 
 
 def resolve_methods(methods: str | type[BaseCAM] | Sequence[str | type[BaseCAM]]) -> dict[str, type[BaseCAM]]:
@@ -40,7 +42,7 @@ def resolve_methods(methods: str | type[BaseCAM] | Sequence[str | type[BaseCAM]]
 
     Example:
         >>> list(resolve_methods(("Grad-CAM++", "grad_cam")))
-        ['gradcam++', 'gradcam']
+        ['gradcam_pp', 'gradcam']
         >>> resolve_methods(("gradcam", "Grad-CAM"))
         Traceback (most recent call last):
         ...

@@ -1,5 +1,5 @@
-"""The callback's checkpointed state: the fixed probe set and the per-epoch history of its maps (what the
-evolution image shows)."""
+"""The callback's checkpointed state: the fixed probe set and the history of its maps, one row per CAM
+validation run (what the evolution image shows)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["History", "ProbeSet"]
+__all__ = ["History", "ProbeSet", "When", "input_dtype"]
 
 
 @dataclass
@@ -65,6 +65,21 @@ class ProbeSet:
         else:
             self.labels = None
 
+    def inputs(self, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The probe images as model inputs: on ``device``, cast to ``dtype`` (the model's own, see
+        :func:`input_dtype`: bf16/fp16/fp64 under the ``*-true`` precisions), a fresh copy usable with autograd.
+
+        Example:
+            >>> probe = ProbeSet(capacity=2)
+            >>> probe.add(torch.rand(2, 3, 4, 4), None)
+            >>> probe.inputs(torch.device("cpu"), torch.bfloat16).dtype
+            torch.bfloat16
+        """
+        if self.images is None:
+            raise RuntimeError("the probe set is empty: nothing to explain yet")
+        with torch.inference_mode(False):
+            return self.images.to(device=device, dtype=dtype).clone()
+
     def freeze(self) -> bool:
         """End the capture once images exist (after the first logged epoch); returns whether this call froze
         it (so a short probe set is reported once)."""
@@ -82,22 +97,64 @@ class ProbeSet:
         self.frozen = bool(state.get("frozen", self.images is not None))
 
 
+def input_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of ``model``'s first floating parameter or buffer (what its inputs must be cast to:
+    Lightning's ``16-true``/``bf16-true``/``64-true`` convert the module, not data kept by callbacks), else
+    ``float32``.
+
+    Example:
+        >>> input_dtype(nn.Linear(2, 2).double())
+        torch.float64
+    """
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+@dataclass(frozen=True)
+class When:
+    """When a probe grid was made: ``row``, the index of the validation run in the history (one per CAM
+    validation of ``fit``: several per epoch with ``val_check_interval``), its ``epoch`` and the logger
+    ``step`` of its images and scalars (``None`` in checkpoints of the first format, keyed by epoch)."""
+
+    row: int
+    epoch: int
+    step: int | None = None
+
+
 @dataclass
 class History:
-    """Per logged epoch, each method's probe maps as ``uint8`` (``round(255 * map)``), resized so the
-    longer side is at most ``max_size`` pixels, and the predicted classes: small enough for checkpoints
-    (at most ``N * max_size**2`` bytes per method and epoch, 32 KiB for 8 probe images).
+    """Per recorded validation run (a *row*), each method's probe maps as ``uint8`` (``round(255 * map)``),
+    resized so the longer side is at most ``max_size`` pixels, and the predicted classes: small enough for
+    checkpoints (at most ``N * max_size**2`` bytes per method and row, 32 KiB for 8 probe images).
 
-    ``maps[method][epoch]`` is ``(N, h, w)`` uint8, ``preds[method][epoch]`` is ``(N,)`` long.
+    ``maps[method][row]`` is ``(N, h, w)`` uint8, ``preds[method][row]`` is ``(N,)`` long, ``whens[row]`` the
+    row's :class:`When` (epoch and step). Checkpoints of the first format (rows keyed by epoch, no
+    ``whens``) load as rows numbered by their epoch.
+
+    Example:
+        >>> h = History()
+        >>> h.add("gradcam", h.next_row(), torch.rand(2, 8, 8), torch.zeros(2), epoch=0, step=3)
+        >>> h.add("gradcam", h.next_row(), torch.rand(2, 8, 8), torch.zeros(2), epoch=0, step=7)
+        >>> h.rows("gradcam"), h.epochs("gradcam"), h.caption(1)
+        ([0, 1], [0, 0], 'epoch 0, step 7')
     """
 
     max_size: int = 64
     maps: dict[str, dict[int, Tensor]] = field(default_factory=dict)
     preds: dict[str, dict[int, Tensor]] = field(default_factory=dict)
+    whens: dict[int, When] = field(default_factory=dict)
 
-    def add(self, method: str, epoch: int, maps: Tensor, preds: Tensor) -> None:
-        """Record ``(N, H, W)`` maps in ``[0, 1]`` and ``(N,)`` predictions of ``method`` at ``epoch``
-        (replacing an earlier record of the same epoch)."""
+    def next_row(self) -> int:
+        """The row number of the next validation run: one more than every row recorded so far."""
+        rows = set(self.whens).union(*(m.keys() for m in self.maps.values()))
+        return max(rows) + 1 if rows else 0
+
+    def add(self, method: str, row: int, maps: Tensor, preds: Tensor, epoch: int | None = None,
+            step: int | None = None) -> None:
+        """Record ``(N, H, W)`` maps in ``[0, 1]`` and ``(N,)`` predictions of ``method`` as ``row`` (replacing
+        an earlier record of the same row), made at ``epoch`` (default: ``row``) and logger ``step``."""
         x = maps.detach().float().cpu()
         h, w = x.shape[-2:]
         if max(h, w) > self.max_size:
@@ -105,17 +162,31 @@ class History:
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
             x = F.interpolate(x[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
         q = (torch.nan_to_num(x, nan=0.0).clamp(0, 1) * 255).round().to(torch.uint8)
-        self.maps.setdefault(method, {})[int(epoch)] = q
-        self.preds.setdefault(method, {})[int(epoch)] = preds.detach().cpu().long()
+        self.maps.setdefault(method, {})[int(row)] = q
+        self.preds.setdefault(method, {})[int(row)] = preds.detach().cpu().long()
+        self.whens[int(row)] = When(int(row), int(row if epoch is None else epoch), None if step is None else int(step))
 
-    def epochs(self, method: str) -> list[int]:
-        """The epochs recorded for ``method``, ascending."""
+    def when(self, row: int) -> When:
+        """Epoch and step of ``row`` (rows of the first checkpoint format: their epoch, no step)."""
+        return self.whens.get(int(row), When(int(row), int(row)))
+
+    def caption(self, row: int) -> str:
+        """``"epoch E, step S"`` (``"epoch E"`` without a step): the label of ``row`` in the evolution image."""
+        w = self.when(row)
+        return f"epoch {w.epoch}" if w.step is None else f"epoch {w.epoch}, step {w.step}"
+
+    def rows(self, method: str) -> list[int]:
+        """The rows recorded for ``method``, ascending."""
         return sorted(self.maps.get(method, {}))
 
-    def series(self, method: str, max_rows: int | None = None) -> tuple[list[int], Tensor] | None:
-        """``(epochs, maps)`` of ``method``: maps ``(E, N, h, w)`` float in ``[0, 1]``, or ``None``.
+    def epochs(self, method: str) -> list[int]:
+        """The epoch of each row of ``method`` (repeated when an epoch validated several times)."""
+        return [self.when(r).epoch for r in self.rows(method)]
 
-        With ``max_rows``, at most that many epochs, evenly spaced and always including the first and the
+    def series(self, method: str, max_rows: int | None = None) -> tuple[list[int], Tensor] | None:
+        """``(rows, maps)`` of ``method``: maps ``(R, N, h, w)`` float in ``[0, 1]``, or ``None``.
+
+        With ``max_rows``, at most that many rows, evenly spaced and always including the first and the
         last (so the evolution image of a long run stays a readable, bounded size).
 
         Example:
@@ -125,23 +196,28 @@ class History:
             >>> h.series("gradcam", max_rows=4)[0]
             [0, 3, 6, 9]
         """
-        epochs = self.epochs(method)
-        if not epochs:
+        rows = self.rows(method)
+        if not rows:
             return None
-        if max_rows is not None and len(epochs) > max(max_rows, 2):
+        if max_rows is not None and len(rows) > max(max_rows, 2):
             n = max(max_rows, 2)
-            picks = sorted({round(i * (len(epochs) - 1) / (n - 1)) for i in range(n)})
-            epochs = [epochs[i] for i in picks]
-        return epochs, torch.stack([self.maps[method][e] for e in epochs]).float() / 255.0
+            picks = sorted({round(i * (len(rows) - 1) / (n - 1)) for i in range(n)})
+            rows = [rows[i] for i in picks]
+        return rows, torch.stack([self.maps[method][r] for r in rows]).float() / 255.0
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "version": 2,
             "max_size": self.max_size,
             "maps": {k: dict(v) for k, v in self.maps.items()},
             "preds": {k: dict(v) for k, v in self.preds.items()},
+            "whens": {r: (w.epoch, w.step) for r, w in self.whens.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.max_size = int(state.get("max_size", self.max_size))
         self.maps = {k: {int(e): t for e, t in v.items()} for k, v in state.get("maps", {}).items()}
         self.preds = {k: {int(e): t for e, t in v.items()} for k, v in state.get("preds", {}).items()}
+        # version 1 had no "whens": its rows are epochs, and when() gives them their epoch and no step
+        self.whens = {int(r): When(int(r), int(e), None if s is None else int(s))
+                      for r, (e, s) in state.get("whens", {}).items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pytorch_lightning.utilities import rank_zero_info
+from lightning_cam.utilities.lightning import rank_zero_info
 
 __all__ = ["Progress"]
 

@@ -1,34 +1,66 @@
 """Where the callback's images go: one small sink per logger kind behind :class:`ImageSink`.
 
-Today's kinds: :class:`TensorBoardSink` (``add_image`` on a TensorBoard logger) and :class:`PNGDirectorySink`
-(PNG files in a directory). :func:`image_sinks` picks the sinks of a trainer's loggers, :func:`output_dir`
-the directory of the callback's files, :func:`log_to_all` writes one image to every sink and returns the
-failures instead of raising (one broken logger neither stops training nor the other loggers).
+=====================  =============================================================================
+logger                 sink
+=====================  =============================================================================
+TensorBoard (any       :class:`TensorBoardSink`: ``experiment.add_image``; files in the logger's ``log_dir``
+package, or any logger
+whose ``experiment``
+has ``add_image``)
+W&B                    :class:`WandbSink`: ``WandbLogger.log_image`` (with a caption); files in the run's
+                       files folder (synced with the run)
+MLflow                 :class:`MLflowSink`: ``experiment.log_image(run_id, key=..., step=...)``; files as
+                       image artifacts of the run
+Comet                  :class:`CometSink`: ``experiment.log_image(name=..., step=...)``
+Neptune                :class:`NeptuneSink`: ``run[tag].append(File.as_image(...), step=...)``
+anything else (CSV,    :class:`PNGDirectorySink`: PNG files in the logger's own ``log_dir``
+a custom logger)
+=====================  =============================================================================
+
+Never a file outside a logger's own place: a trainer without loggers (``logger=False``, ``fast_dev_run``'s
+dummy logger) gets no sink at all. :func:`image_sinks` picks the sinks of a trainer's loggers,
+:func:`log_to_all` writes one image to every sink and returns the failures instead of raising (one broken
+logger neither stops training nor the other loggers), :func:`missing_sinks_message` is the setup warning.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-import pytorch_lightning as pl
-from lightning_fabric.loggers import TensorBoardLogger as FabricTensorBoardLogger
-from pytorch_lightning.loggers import TensorBoardLogger
+import numpy as np
+import torch
 from torch import Tensor
 from torchvision.utils import save_image
 
+from lightning_cam.utilities.lightning import (
+    COMET_LOGGERS,
+    DUMMY_LOGGERS,
+    MLFLOW_LOGGERS,
+    NEPTUNE_LOGGERS,
+    TENSORBOARD_LOGGERS,
+    WANDB_LOGGERS,
+)
+
 __all__ = [
+    "CometSink",
     "ImageSink",
+    "MLflowSink",
+    "NeptuneSink",
     "PNGDirectorySink",
     "TensorBoardSink",
+    "WandbSink",
     "image_sinks",
     "log_to_all",
-    "output_dir",
+    "logger_dir",
+    "missing_sinks_message",
     "safe_name",
-    "tensorboard_loggers",
+    "sink_for",
+    "to_hwc_uint8",
 ]
 
 
@@ -45,6 +77,19 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name.replace("+", "p"))
 
 
+def to_hwc_uint8(image: Tensor) -> np.ndarray:
+    """``(3, H, W)`` float in ``[0, 1]`` -> ``(H, W, 3)`` uint8 numpy array (what W&B, MLflow, Comet and
+    Neptune take).
+
+    Example:
+        >>> import torch
+        >>> to_hwc_uint8(torch.ones(3, 2, 4)).shape
+        (2, 4, 3)
+    """
+    x = image.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return x.permute(1, 2, 0).numpy()
+
+
 class ImageSink(ABC):
     """One destination of images: ``image`` is always ``(3, H, W)`` float in ``[0, 1]``.
 
@@ -52,12 +97,14 @@ class ImageSink(ABC):
     """
 
     @abstractmethod
-    def log_image(self, tag: str, image: Tensor, step: int) -> None:
-        """Log ``image`` under ``tag`` at ``step`` (the grids of every logged epoch)."""
+    def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
+        """Log ``image`` under ``tag`` at ``step`` (the grids of every logged validation), with ``caption``
+        where the logger shows one."""
 
     @abstractmethod
-    def save(self, image: Tensor, filename: str) -> str:
-        """Keep ``image`` as the file ``filename`` (a PNG) and return its path."""
+    def save(self, image: Tensor, filename: str) -> str | None:
+        """Keep ``image`` as the file ``filename`` (a PNG) where this logger keeps its files; returns its path
+        (or artifact name), ``None`` if this logger keeps no files."""
 
 
 class PNGDirectorySink(ImageSink):
@@ -69,8 +116,8 @@ class PNGDirectorySink(ImageSink):
         >>> sink = PNGDirectorySink(tempfile.mkdtemp())
         >>> os.path.basename(sink.save(torch.rand(3, 8, 8), "cam_evolution_gradcam.png"))
         'cam_evolution_gradcam.png'
-        >>> os.path.basename(sink.path_of("cam/gradcam++/grid", 3))
-        'cam_gradcampp_grid_step3.png'
+        >>> os.path.basename(sink.path_of("cam/gradcam_pp/grid", 3))
+        'cam_gradcam_pp_grid_step3.png'
     """
 
     def __init__(self, directory: str) -> None:
@@ -80,7 +127,7 @@ class PNGDirectorySink(ImageSink):
         """The file :meth:`log_image` writes for ``tag`` at ``step``."""
         return os.path.join(self.directory, f"{safe_name(tag)}_step{int(step)}.png")
 
-    def log_image(self, tag: str, image: Tensor, step: int) -> None:
+    def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
         self._write(image, self.path_of(tag, step))
 
     def save(self, image: Tensor, filename: str) -> str:
@@ -93,56 +140,173 @@ class PNGDirectorySink(ImageSink):
 
 
 class TensorBoardSink(ImageSink):
-    """A TensorBoard logger: ``log_image`` is ``logger.experiment.add_image(tag, image, global_step=step)``,
-    ``save`` writes a PNG into the logger's own ``log_dir``."""
+    """A TensorBoard logger (or any logger whose ``experiment`` has ``add_image``): ``log_image`` is
+    ``logger.experiment.add_image(tag, image, global_step=step)`` (TensorBoard shows no caption: the step
+    slider and the scalars' step axis are the same), ``save`` writes a PNG into the logger's ``log_dir``."""
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger
 
-    def log_image(self, tag: str, image: Tensor, step: int) -> None:
+    def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
         self.logger.experiment.add_image(tag, image, global_step=step, dataformats="CHW")
 
+    def save(self, image: Tensor, filename: str) -> str | None:
+        directory = logger_dir(self.logger)
+        return None if directory is None else PNGDirectorySink(directory).save(image, filename)
+
+
+class WandbSink(ImageSink):
+    """A ``WandbLogger``: ``log_image`` is ``logger.log_image(tag, [image], step=step, caption=[caption])``
+    (W&B plots it against ``trainer/global_step`` like the scalars), ``save`` writes the PNG into the run's
+    files folder (``experiment.dir``), which W&B syncs with the run."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
+        extra = {"caption": [caption]} if caption else {}
+        self.logger.log_image(key=tag, images=[to_hwc_uint8(image)], step=step, **extra)
+
     def save(self, image: Tensor, filename: str) -> str:
-        return PNGDirectorySink(str(self.logger.log_dir)).save(image, filename)
+        return PNGDirectorySink(str(self.logger.experiment.dir)).save(image, filename)
 
 
-def tensorboard_loggers(trainer: pl.Trainer) -> list[Any]:
-    """Every logger of ``trainer`` that can take images (TensorBoard), in ``trainer.loggers`` order."""
-    return [lg for lg in trainer.loggers if isinstance(lg, (TensorBoardLogger, FabricTensorBoardLogger))]
+class MLflowSink(ImageSink):
+    """An ``MLFlowLogger``: ``log_image`` is MLflow's step-indexed image,
+    ``experiment.log_image(run_id, image, key=tag, step=step)`` (artifacts under ``images/`` of the run);
+    ``save`` is the image artifact ``filename`` of the run (never a file in the tracking store's root)."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
+        self.logger.experiment.log_image(self.logger.run_id, to_hwc_uint8(image), key=tag, step=int(step))
+
+    def save(self, image: Tensor, filename: str) -> str:
+        self.logger.experiment.log_image(self.logger.run_id, to_hwc_uint8(image), artifact_file=filename)
+        return filename
 
 
-def image_sinks(trainer: pl.Trainer) -> list[ImageSink]:
-    """The sinks that receive the callback's grids: one :class:`TensorBoardSink` per TensorBoard logger of
-    ``trainer``, in ``trainer.loggers`` order (the other loggers get the scalars only, for now)."""
-    return [TensorBoardSink(lg) for lg in tensorboard_loggers(trainer)]
+class CometSink(ImageSink):
+    """A ``CometLogger``: ``experiment.log_image(image, name=tag, step=step)``; ``save`` logs it under
+    ``filename``."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
+        self.logger.experiment.log_image(to_hwc_uint8(image), name=tag, step=int(step))
+
+    def save(self, image: Tensor, filename: str) -> str:
+        self.logger.experiment.log_image(to_hwc_uint8(image), name=filename)
+        return filename
 
 
-def output_dir(trainer: pl.Trainer) -> str | None:
-    """Directory for the callback's PNG files: the first TensorBoard logger's ``log_dir``, else
-    ``trainer.log_dir`` (the first logger's, or ``trainer.default_root_dir``). ``None`` when the trainer has
-    no logger at all (``logger=False`` asks for no output, so no files are written into the working
-    directory)."""
-    if not trainer.loggers:
-        return None
-    for lg in tensorboard_loggers(trainer):
-        path = getattr(lg, "log_dir", None)
+class NeptuneSink(ImageSink):
+    """A ``NeptuneLogger``: ``run[tag].append(File.as_image(image), step=step)`` (a series of images);
+    ``save`` uploads it as ``cam_files/<filename>``."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    @staticmethod
+    def _file(image: Tensor) -> Any:
+        types = importlib.import_module("neptune.types")  # optional package: only when a NeptuneLogger exists
+        return types.File.as_image(to_hwc_uint8(image))
+
+    def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
+        self.logger.experiment[tag].append(self._file(image), step=int(step), description=caption)
+
+    def save(self, image: Tensor, filename: str) -> str:
+        key = f"cam_files/{safe_name(filename)}"
+        self.logger.experiment[key].upload(self._file(image))
+        return key
+
+
+def logger_dir(logger: Any) -> str | None:
+    """The logger's own directory: its ``log_dir``, else its ``save_dir``; ``None`` if it has neither."""
+    for attr in ("log_dir", "save_dir"):
+        try:
+            path = getattr(logger, attr, None)
+        except Exception:  # noqa: BLE001 - a custom logger's property may fail: then it has no directory
+            path = None
         if path:
             return str(path)
+    return None
+
+
+def _has_add_image(logger: Any) -> bool:
     try:
-        path = trainer.log_dir
-    except Exception:  # noqa: BLE001 - exotic loggers may not define a log_dir
-        path = None
-    return str(path or trainer.default_root_dir)
+        return callable(getattr(logger.experiment, "add_image", None))
+    except Exception:  # noqa: BLE001 - a custom logger's experiment may fail to start: no image call then
+        return False
 
 
-def log_to_all(sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int) -> list[BaseException]:
-    """``sink.log_image(tag, image, step)`` on each sink; returns the exceptions raised (one per failing
-    sink) instead of raising.
+def sink_for(logger: Any) -> ImageSink | None:
+    """The sink of one logger (see the module's table), ``None`` when it can neither show images nor has a
+    directory (and for Lightning's ``DummyLogger``, which stands for "no logger")."""
+    if isinstance(logger, DUMMY_LOGGERS):
+        return None
+    if isinstance(logger, TENSORBOARD_LOGGERS):
+        return TensorBoardSink(logger)
+    for kinds, sink in ((WANDB_LOGGERS, WandbSink), (MLFLOW_LOGGERS, MLflowSink), (COMET_LOGGERS, CometSink),
+                        (NEPTUNE_LOGGERS, NeptuneSink)):
+        if isinstance(logger, kinds):
+            return sink(logger)
+    if _has_add_image(logger):
+        return TensorBoardSink(logger)
+    directory = logger_dir(logger)
+    return None if directory is None else PNGDirectorySink(directory)
+
+
+def image_sinks(trainer: Any) -> list[ImageSink]:
+    """One sink per logger of ``trainer`` that can keep images, in ``trainer.loggers`` order (rank zero only:
+    some loggers start their run when asked for it)."""
+    sinks = (sink_for(lg) for lg in trainer.loggers)
+    return [s for s in sinks if s is not None]
+
+
+def missing_sinks_message(trainer: Any) -> str | None:
+    """The setup warning when some of the trainer's loggers (or all: no logger) get no images, ``None`` when
+    every logger gets them.
+
+    Example:
+        >>> class T:
+        ...     loggers = []
+        ...     fast_dev_run = False
+        >>> print(missing_sinks_message(T()))  # doctest: +NORMALIZE_WHITESPACE
+        CAMCallback: the trainer has no logger, so the CAM heatmap grids and evolution images are neither shown
+        nor saved (the cam/<method>/<metric> scalars are still in trainer.callback_metrics). Give the trainer a
+        logger (TensorBoard, W&B, MLflow, CSV, ...) to see them.
+    """
+    loggers = [lg for lg in trainer.loggers if not isinstance(lg, DUMMY_LOGGERS)]
+    if not loggers:
+        why = ("fast_dev_run replaces the trainer's loggers" if getattr(trainer, "fast_dev_run", False)
+               else "the trainer has no logger")
+        return (
+            f"CAMCallback: {why}, so the CAM heatmap grids and evolution images are neither shown nor saved (the "
+            "cam/<method>/<metric> scalars are still in trainer.callback_metrics). Give the trainer a logger "
+            "(TensorBoard, W&B, MLflow, CSV, ...) to see them."
+        )
+    blind = [type(lg).__name__ for lg in loggers if sink_for(lg) is None]
+    if not blind:
+        return None
+    return (
+        f"CAMCallback: logger(s) {blind} have no image call and no log_dir, so they get the cam/<method>/<metric> "
+        "scalars but no CAM heatmap grids; give them a `log_dir` (PNG files go there) or add a TensorBoardLogger."
+    )
+
+
+def log_to_all(
+    sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int, caption: str | None = None
+) -> list[BaseException]:
+    """``sink.log_image(tag, image, step, caption)`` on each sink; returns the exceptions raised (one per
+    failing sink) instead of raising.
 
     Example:
         >>> import torch
         >>> class Broken(PNGDirectorySink):
-        ...     def log_image(self, tag, image, step):
+        ...     def log_image(self, tag, image, step, caption=None):
         ...         raise OSError("disk full")
         >>> log_to_all([Broken("unused")], "cam/gradcam/grid", torch.rand(3, 8, 8), 0)
         [OSError('disk full')]
@@ -150,7 +314,7 @@ def log_to_all(sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int) -
     errors: list[BaseException] = []
     for sink in sinks:
         try:
-            sink.log_image(tag, image, step)
+            sink.log_image(tag, image, step, caption)
         except Exception as err:  # noqa: BLE001 - a failing logger is a reported fault, never fatal
             errors.append(err)
     return errors

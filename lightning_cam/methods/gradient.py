@@ -69,8 +69,8 @@ class GradCAMPlusPlus(BaseCAM):
         torch.Size([2, 8, 8])
     """
 
-    name = "gradcam++"
-    aliases = ("gradcampp", "gradcamplusplus", "grad-cam++")
+    name = "gradcam_pp"
+    aliases = ("gradcam++", "gradcampp", "gradcamplusplus", "grad-cam++")
 
     def __init__(
         self, model: nn.Module, target_layer: str | nn.Module, reshape: Reshape = None, eps: float = 0.0
@@ -173,8 +173,8 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         torch.Size([2, 8, 8])
     """
 
-    name = "smoothgradcam++"
-    aliases = ("smoothgradcampp", "smoothgradcamplusplus", "smooth-grad-cam++")
+    name = "smoothgradcam_pp"
+    aliases = ("smoothgradcam++", "smoothgradcampp", "smoothgradcamplusplus", "smooth-grad-cam++")
 
     def __init__(
         self,

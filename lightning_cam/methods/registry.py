@@ -1,6 +1,14 @@
-"""Method registry: the one list of methods (``METHODS``), ``get_method(name)`` and ``available_methods()``."""
+"""Method registry: the one list of methods (``METHODS``), ``get_method(name)`` and ``available_methods()``.
+
+Canonical names (each class's ``name``) are the names in logged keys (``cam/<name>/<metric>``), so they use only
+letters, digits, ``_``, ``.`` and ``/`` (:data:`TAG_NAME`): every logger keeps them as they are (MLflow, for one,
+strips ``+``), so two methods can never collide in a logger. Older spellings (``"gradcam++"``, ``"Grad-CAM++"``)
+stay accepted as aliases.
+"""
 
 from __future__ import annotations
+
+import re
 
 from lightning_cam.methods.activation import CAM, EigenCAM, FakeCAM, ScoreCAM
 from lightning_cam.methods.base import BaseCAM
@@ -24,8 +32,10 @@ __all__ = [
     "LayerCAM",
     "ScoreCAM",
     "SmoothGradCAMPlusPlus",
+    "TAG_NAME",
     "XGradCAM",
     "available_methods",
+    "check_tag_name",
     "get_method",
 ]
 
@@ -44,6 +54,31 @@ METHODS: tuple[type[BaseCAM], ...] = (
 )
 
 
+#: what a canonical method name (a part of every logged key) may contain.
+TAG_NAME = re.compile(r"[A-Za-z0-9_./]+")
+
+
+def check_tag_name(name: str) -> str:
+    """``name`` if it can be a part of a logged key in every logger (only letters, digits, ``_``, ``.``, ``/``),
+    else ``ValueError`` naming the fix.
+
+    Example:
+        >>> check_tag_name("gradcam_pp")
+        'gradcam_pp'
+        >>> check_tag_name("my+cam")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: method name 'my+cam' would be changed by some loggers ...
+    """
+    if not TAG_NAME.fullmatch(name):
+        suggestion = re.sub(r"[^A-Za-z0-9_./]+", "_", name.replace("+", "_p")).strip("_") or "my_cam"
+        raise ValueError(
+            f"method name {name!r} would be changed by some loggers (MLflow strips '+'); give the class a `name` "
+            f"made of letters, digits, '_', '.' and '/' only, e.g. {suggestion!r}."
+        )
+    return name
+
+
 def _key(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch not in "-_ ")
 
@@ -58,8 +93,8 @@ def available_methods() -> list[str]:
     """Canonical method names, in the order of the design table.
 
     Example:
-        >>> available_methods()[:3]
-        ['cam', 'gradcam', 'gradcam++']
+        >>> available_methods()[:4]
+        ['cam', 'gradcam', 'gradcam_pp', 'smoothgradcam_pp']
     """
     return [cls.name for cls in METHODS]
 

@@ -145,7 +145,7 @@ def test_argument_checks_name_the_problem() -> None:
     with pytest.raises(ValueError, match="method_kwargs"):
         CAMCallback(methods=("gradcam",), method_kwargs={"scorecam": {"batch_size": 4}})
     cb = CAMCallback(methods=("Grad-CAM++", "grad_cam"), method_kwargs={"gradcampp": {}})
-    assert cb.methods == ("gradcam++", "gradcam")
+    assert cb.methods == ("gradcam_pp", "gradcam")  # canonical, tag-safe names (issue 9)
 
 
 def test_module_without_mixin_gets_a_clear_error(tmp_path: Any) -> None:
@@ -174,14 +174,14 @@ def test_validate_in_inference_mode_logs_finite_metrics_and_leaves_no_trace(tmp_
         out = trainer.validate(model, dm, verbose=False)[0]
         runs[with_cb] = (out, torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate(), model)
     out, rng, nprng, pyrng, model = runs[True]
-    for method in ("gradcam", "gradcam++"):
+    for method in ("gradcam", "gradcam_pp"):
         for metric in ADCC:
             assert math.isfinite(out[f"cam/{method}/{metric}"]), (method, metric)
     assert out["val_loss"] == runs[False][0]["val_loss"]
     assert torch.equal(rng, runs[False][1]) and np.array_equal(nprng, runs[False][2]) and pyrng == runs[False][3]
     assert all(p.grad is None for p in model.parameters())
     acc = events(trainer.loggers[0].log_dir)
-    assert len(acc.Images("cam/gradcam/grid")) == 1 and len(acc.Images("cam/gradcam++/grid")) == 1
+    assert len(acc.Images("cam/gradcam/grid")) == 1 and len(acc.Images("cam/gradcam_pp/grid")) == 1
 
 
 def test_bf16_mixed_precision(tmp_path: Any) -> None:
@@ -218,7 +218,8 @@ def test_every_n_epochs_and_sample_budget(tmp_path: Any, caplog: pytest.LogCaptu
     # per logged epoch: 16 + 4 samples for the metrics (max_samples=20), then the 3 probe images
     assert [n for n, _ in Recording.calls] == [16, 4, 3, 16, 4, 3]
     acc = events(trainer.loggers[0].log_dir)
-    assert [e.step for e in acc.Images("cam/recording/grid")] == [0, 2]
+    # images at the step of the scalars logged with them (issue 9: no longer the epoch)
+    assert [e.step for e in acc.Images("cam/recording/grid")] == [1, 5]
     # logged at the last global step of epochs 0 and 2 (2 training steps per epoch)
     assert [e.step for e in acc.Scalars("cam/recording/complexity")] == [1, 5]
 
@@ -246,26 +247,29 @@ def test_several_loggers_all_tensorboards_get_images_csv_gets_scalars(tmp_path: 
     trainer.fit(make_model(dm), dm)
     for tb in loggers[:2]:
         acc = events(tb.log_dir)
-        assert [e.step for e in acc.Images("cam/gradcam/grid")] == [0, 1]
-        assert [e.step for e in acc.Images("cam/gradcam/evolution")] == [1]
-        assert len(acc.Scalars("cam/gradcam/adcc")) == 2
+        assert [e.step for e in acc.Images("cam/gradcam/grid")] == [1, 3]  # the scalars' steps
+        assert [e.step for e in acc.Images("cam/gradcam/evolution")] == [3]
+        assert [e.step for e in acc.Scalars("cam/gradcam/adcc")] == [1, 3]
     with open(os.path.join(loggers[2].log_dir, "metrics.csv")) as f:
         rows = [r for r in csv.DictReader(f) if r.get("cam/gradcam/adcc")]
     assert len(rows) == 2 and all(math.isfinite(float(r["cam/gradcam/adcc"])) for r in rows)
 
 
-def test_without_tensorboard_one_warning_and_scalars_still_logged(tmp_path: Any) -> None:
+def test_csv_logger_gets_scalars_and_png_files_in_its_log_dir_without_warning(tmp_path: Any) -> None:
     dm = make_data()
     csv_logger = CSVLogger(str(tmp_path), name="csv")
     trainer = make_trainer(tmp_path, [cam(num_images=4)], logger=csv_logger)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         trainer.fit(make_model(dm), dm)
-    assert len(cam_warnings(record, "no TensorBoardLogger")) == 1
+    assert not cam_warnings(record, "CAMCallback")  # issue 9: CSV gets the grids as PNG files, nothing to warn
     with open(os.path.join(csv_logger.log_dir, "metrics.csv")) as f:
         rows = [r for r in csv.DictReader(f) if r.get("cam/gradcam/adcc")]
     assert len(rows) == 2
     assert os.path.exists(os.path.join(csv_logger.log_dir, "cam_evolution_gradcam.png"))
+    assert sorted(p.name for p in tmp_path.rglob("cam_gradcam_grid_step*.png")) == [
+        "cam_gradcam_grid_step1.png", "cam_gradcam_grid_step3.png"]
+    assert all(p.parent == tmp_path / "csv" / "version_0" for p in tmp_path.rglob("*.png"))
 
 
 def test_localization_metrics_skipped_without_masks(tmp_path: Any) -> None:
@@ -304,9 +308,9 @@ def test_resume_restores_probe_and_continues_the_evolution(tmp_path: Any) -> Non
     for epoch in (0, 1):
         assert torch.equal(cb2.history.maps["gradcam"][epoch], cb1.history.maps["gradcam"][epoch])
     acc = events(trainer.loggers[0].log_dir)
-    assert [e.step for e in acc.Images("cam/gradcam/grid")] == [2]
+    assert [e.step for e in acc.Images("cam/gradcam/grid")] == [5]  # the scalars' step of epoch 2
     (evo,) = acc.Images("cam/gradcam/evolution")
-    assert evo.step == 2 and evo.height == 4 * (96 + 2) + 2  # input row + 3 epoch rows of 96-pixel tiles
+    assert evo.step == 5 and evo.height == 4 * (96 + 2) + 2  # input row + 3 epoch rows of 96-pixel tiles
 
 
 # ----------------------------------------------------------------------------- faults
@@ -385,7 +389,7 @@ def test_no_logger_writes_no_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatc
         trainer.fit(make_model(dm), dm)
     assert cb.history.epochs("gradcam") == [0]  # the evolution exists in the state ...
     assert not list(tmp_path.rglob("*.png"))  # ... but logger=False means no output files
-    assert len(cam_warnings(record, "no TensorBoardLogger")) == 1
+    assert len(cam_warnings(record, "the trainer has no logger, so the CAM heatmap grids")) == 1
 
 
 def test_target_label_without_labels_is_a_fault_under_warn_and_an_error_under_raise(tmp_path: Any) -> None:

@@ -347,7 +347,7 @@ def test_model_output_and_unused_layer_errors() -> None:
 
 def test_registry() -> None:
     assert available_methods() == [
-        "cam", "gradcam", "gradcam++", "smoothgradcam++", "xgradcam",
+        "cam", "gradcam", "gradcam_pp", "smoothgradcam_pp", "xgradcam",
         "layercam", "hirescam", "scorecam", "eigencam", "fakecam",
     ]
     assert get_method("Grad-CAM++") is GradCAMPlusPlus
@@ -358,7 +358,7 @@ def test_registry() -> None:
     assert get_method(FakeCAM) is FakeCAM
     for name in available_methods():
         assert get_method(name).name == name
-    with pytest.raises(ValueError, match=r"unknown CAM method 'gradkam'; valid names: cam, gradcam, gradcam\+\+"):
+    with pytest.raises(ValueError, match=r"unknown CAM method 'gradkam'; valid names: cam, gradcam, gradcam_pp"):
         get_method("gradkam")
     assert [get_method(n).needs_grad for n in ("cam", "eigencam", "scorecam", "fakecam")] == [False] * 4
     grad_methods = ("gradcam", "gradcam++", "smoothgradcam++", "xgradcam", "layercam", "hirescam")

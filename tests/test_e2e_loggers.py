@@ -1,0 +1,120 @@
+"""End to end under both Lightning packages: the Shapes fit with TensorBoard, CSV, W&B (offline) and MLflow
+(local file store) loggers at once, and what each logger really stored, read back from its files."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_cam import CAMCallback
+from lightning_cam.data import ShapesDataModule
+from tests.helpers import tiny_classifier, wandb_history
+
+PACKAGES = ("pytorch_lightning", "lightning.pytorch")
+METHODS = ("gradcam", "gradcam_pp")  # the pair MLflow used to merge (it strips '+' from 'gradcam++')
+METRICS = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game")
+STEPS = [1, 3]  # 2 epochs of 2 training batches: the validations close at steps 1 and 3
+
+
+def fit(package: str, tmp_path: Path, loggers: Any, with_callback: bool = True, **kwargs: Any) -> Any:
+    pl = importlib.import_module(package)
+    dm = ShapesDataModule(num_train=32, num_val=32, image_size=32, batch_size=16, seed=0)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = tiny_classifier(pl.LightningModule)(mean=dm.hparams.mean, std=dm.hparams.std)
+    callbacks = [CAMCallback(methods=("gradcam", "gradcam++"), metrics=METRICS, num_images=4,
+                             on_error="raise")] if with_callback else []
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=2, logger=loggers, callbacks=callbacks,
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         default_root_dir=str(tmp_path), log_every_n_steps=1, num_sanity_val_steps=0, **kwargs)
+    trainer.fit(model, dm.train_dataloader(), dm.val_dataloader())
+    return trainer, model
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_logger_gets_scalars_grids_and_evolution(package: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    import wandb
+    from mlflow import MlflowClient
+
+    loggers_module = importlib.import_module(f"{package}.loggers")
+    tb = loggers_module.TensorBoardLogger(str(tmp_path), name="tb")
+    csv_logger = loggers_module.CSVLogger(str(tmp_path), name="csv")
+    wb = loggers_module.WandbLogger(save_dir=str(tmp_path), offline=True, project="cam")
+    ml = loggers_module.MLFlowLogger(experiment_name="cam", tracking_uri=f"file:{tmp_path / 'mlruns'}")
+    fit(package, tmp_path, [tb, csv_logger, wb, ml])
+    run_dir = os.path.dirname(wb.experiment.dir)
+    wandb.finish()
+    keys = [f"cam/{m}/{k}" for m in METHODS for k in METRICS]
+
+    # TensorBoard: scalars and images on the same steps
+    acc = EventAccumulator(tb.log_dir, size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    for key in keys:
+        assert [s.step for s in acc.Scalars(key)] == STEPS and all(math.isfinite(s.value) for s in acc.Scalars(key))
+    for m in METHODS:
+        assert [e.step for e in acc.Images(f"cam/{m}/grid")] == STEPS
+        assert [e.step for e in acc.Images(f"cam/{m}/evolution")] == [3]
+        assert os.path.getsize(os.path.join(tb.log_dir, f"cam_evolution_{m}.png")) > 0
+
+    # CSV: the scalars, and the images as PNG files in its own log_dir
+    with open(os.path.join(csv_logger.log_dir, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    for key in keys:
+        assert [int(r["step"]) for r in rows if r.get(key)] == STEPS, key
+    names = set(os.listdir(csv_logger.log_dir))
+    for m in METHODS:
+        assert {f"cam_{m}_grid_step1.png", f"cam_{m}_grid_step3.png", f"cam_evolution_{m}.png"} <= names
+
+    # W&B: the offline run's history (scalars, captioned images at trainer/global_step) and its files
+    history = wandb_history(run_dir)
+    for key in keys:
+        assert [r["trainer/global_step"] for r in history if key in r] == STEPS, key
+    for m in METHODS:
+        grids = [r for r in history if f"cam/{m}/grid/_type" in r]
+        assert [r["trainer/global_step"] for r in grids] == STEPS
+        assert [r[f"cam/{m}/grid/captions"] for r in grids] == [[f"{m}, epoch 0, step 1"], [f"{m}, epoch 1, step 3"]]
+        assert len([r for r in history if f"cam/{m}/evolution/_type" in r]) == 1
+        for r in grids:
+            assert os.path.exists(os.path.join(run_dir, "files", r[f"cam/{m}/grid/filenames"][0]))
+        assert os.path.exists(os.path.join(run_dir, "files", f"cam_evolution_{m}.png"))
+
+    # MLflow: one series per method and metric (no key written by two methods), image artifacts of the run
+    client = MlflowClient(f"file:{tmp_path / 'mlruns'}")
+    for key in keys:
+        assert [h.step for h in client.get_metric_history(ml.run_id, key)] == STEPS, key
+    artifacts = [a.path for a in client.list_artifacts(ml.run_id)]
+    images = [a.path for a in client.list_artifacts(ml.run_id, "images") if a.path.endswith(".png")]
+    for m in METHODS:
+        assert f"cam_evolution_{m}.png" in artifacts
+        for step in STEPS:
+            assert len([p for p in images if p.startswith(f"images/cam~{m}~grid+step+{step}+")]) == 1
+        assert len([p for p in images if p.startswith(f"images/cam~{m}~evolution+step+3+")]) == 1
+
+    # nothing outside the loggers' own places
+    assert not list(tmp_path.glob("*.png"))
+    assert not list((tmp_path / "mlruns").glob("*.png"))
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_training_is_bit_identical_with_and_without_the_callback_under_both_packages(package: str,
+                                                                                     tmp_path: Path) -> None:
+    loggers = importlib.import_module(f"{package}.loggers")
+    _, plain = fit(package, tmp_path, loggers.CSVLogger(str(tmp_path), name="plain"), with_callback=False)
+    trainer, watched = fit(package, tmp_path, loggers.CSVLogger(str(tmp_path), name="cam"))
+    assert "cam/gradcam_pp/adcc" in trainer.callback_metrics  # the callback really worked
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, watched.state_dict()[key]), key
