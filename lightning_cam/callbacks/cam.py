@@ -8,6 +8,7 @@ state (:mod:`.probe`), image sinks (:mod:`.sinks`) and progress lines (:mod:`.pr
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from typing_extensions import override
 
 from lightning_cam.callbacks import options
 from lightning_cam.callbacks.accumulate import MetricAccumulator, first_samples
+from lightning_cam.callbacks.distributed import ShardedWork, params_sharded
 from lightning_cam.callbacks.faults import (
     MISSING_LABELS,
     NO_TENSORBOARD,
@@ -38,6 +40,7 @@ from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
 from lightning_cam.mixin import CAMBatch, CAMMixin
 
 # -> lightning_cam.utilities.modes at the merge of issue 8 part A (the only import of eval_mode in callbacks/)
+from lightning_cam.utilities.compiled import eager_compiled
 from lightning_cam.utilities.modes import eval_mode
 
 __all__ = ["CAMCallback", "cam_module", "is_active_epoch"]
@@ -204,6 +207,9 @@ class CAMCallback(Callback):
         self._warnings = WarnOnce()
         self._progress = Progress(progress)
         self._active = False
+        self._sharded: ShardedWork | None = None
+        #: lock-step over ranks: ``None`` = when the strategy shards the parameters; ``True`` forces it (measuring)
+        self._lockstep: bool | None = None
 
     # ------------------------------------------------------------------ identity & state
     @property
@@ -241,6 +247,10 @@ class CAMCallback(Callback):
             return
         self._build_methods(cam_module(pl_module))
         self._accumulator.start(pl_module.device, trainer.world_size)
+        lockstep = params_sharded(trainer.strategy) if self._lockstep is None else self._lockstep
+        self._sharded = None
+        if lockstep and trainer.world_size > 1 and self._cams_model is not None:
+            self._sharded = ShardedWork(self._cams_model, pl_module.device, self.on_error)
         self._faults.reset()
         self._progress.restart()
 
@@ -257,23 +267,28 @@ class CAMCallback(Callback):
         if not self._active or dataloader_idx != self.dataloader_idx:
             return
         capture = trainer.is_global_zero and self.probe.wanted > 0
-        if self._accumulator.remaining <= 0 and not capture:
+        sharded = self._sharded
+        if self._accumulator.remaining <= 0 and not capture and sharded is None:
             return
-        parts = self._batch_parts(pl_module, batch)
-        if parts is None:
-            return
-        if capture:
+        parts = self._batch_parts(pl_module, batch) if self._accumulator.remaining > 0 or capture else None
+        if parts is not None and capture:
             self.probe.add(parts.images, parts.labels)
-        n = self._accumulator.take(parts.images.shape[0])
-        if n <= 0:
-            return
-        targets = parts.labels if self.target == "label" else None
+        n = 0 if parts is None else self._accumulator.take(parts.images.shape[0])
+        # sharded: every rank joins while any rank has samples (a rank without any joins the others' forwards)
+        shape = sharded.agree_shape(None if parts is None or n <= 0 else tuple(parts.images.shape[1:])) \
+            if sharded is not None else None
+        if parts is None or n <= 0:
+            if shape is None or sharded is None:
+                return
         with self._cam_context(trainer):
-            sub = first_samples(parts, n)
+            sub = None if parts is None or n <= 0 else first_samples(parts, n)
             for name, cam in self._cams.items():
-                skipped = self._accumulator.measure(name, cam, sub, None if targets is None else sub.labels)
-                if skipped:
-                    self._warnings.warn("no_masks", missing_masks(skipped))
+                work = None if sub is None else functools.partial(self._measure, name, cam, sub)
+                if sharded is None:
+                    assert work is not None
+                    work()
+                else:
+                    sharded.run(work, shape or (), cam, sub.images.dtype if sub is not None else torch.float32)
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     @override
@@ -291,10 +306,9 @@ class CAMCallback(Callback):
         # while telling Lightning it is a synchronised epoch value.
         epoch = trainer.current_epoch
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
-        if trainer.is_global_zero:
-            if fitting and epoch not in self.epochs_logged:
-                self.epochs_logged.append(epoch)
-            self._log_probe(trainer, pl_module, epoch, record=fitting)  # its faults add to the reduced totals
+        if trainer.is_global_zero and fitting and epoch not in self.epochs_logged:
+            self.epochs_logged.append(epoch)
+        self._log_probe(trainer, pl_module, epoch, record=fitting)  # its faults add to the reduced totals
         self._freeze_probe(trainer)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:
@@ -324,8 +338,17 @@ class CAMCallback(Callback):
         """Gradients on, inference mode off, the trainer's precision (e.g. bf16 autocast), and the CAM model in
         eval mode with every module's own train/eval flag restored afterwards."""
         modes = eval_mode(self._cams_model) if self._cams_model is not None else contextlib.nullcontext()
-        with torch.inference_mode(False), torch.enable_grad(), trainer.precision_plugin.forward_context(), modes:
+        lock = self._sharded.attached() if self._sharded is not None else contextlib.nullcontext()
+        with torch.inference_mode(False), torch.enable_grad(), trainer.precision_plugin.forward_context(), modes, \
+                eager_compiled(), lock:
             yield
+
+    def _measure(self, name: str, cam: BaseCAM, sub: CAMBatch) -> None:
+        """One method's metrics on this rank's samples ``sub`` (a fault never escapes, unless ``on_error='raise'``)."""
+        targets = sub.labels if self.target == "label" else None
+        skipped = self._accumulator.measure(name, cam, sub, targets)
+        if skipped:
+            self._warnings.warn("no_masks", missing_masks(skipped))
 
     def _batch_parts(self, pl_module: pl.LightningModule, batch: Any) -> CAMBatch | None:
         """``cam_inputs(batch)``, or ``None`` after a fault (it raised, or no labels for ``target='label'``)."""
@@ -340,22 +363,35 @@ class CAMCallback(Callback):
         return parts
 
     def _log_probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, record: bool) -> None:
-        """Rank zero only, no collectives: the probe grid of every method (recorded in the history when
-        ``record``)."""
-        if not self.probe.size or not self.num_images:
+        """The probe grid of every method (recorded in the history when ``record``): on rank zero alone, or
+        when sharded on every rank in lock-step, from rank zero's probe images, only rank zero rendering."""
+        sharded, zero = self._sharded, trainer.is_global_zero
+        if sharded is None and not zero:
             return
-        sinks = image_sinks(trainer)
+        probe = (self.probe.images, self.probe.labels)
+        if sharded is not None:  # every rank the same images (a collective: every rank calls it)
+            probe = trainer.strategy.broadcast(probe, src=0)
+        if probe[0] is None or not self.num_images:
+            return
+        sinks = image_sinks(trainer) if zero else []
         device = pl_module.device
         with self._cam_context(trainer):
-            images = self.probe.images.to(device).clone()  # type: ignore[union-attr]
-            labels = None if self.probe.labels is None else self.probe.labels.to(device).clone()
+            images = probe[0].to(device).clone()
+            labels = None if probe[1] is None else probe[1].to(device).clone()
             targets = labels if self.target == "label" else None
             display = cam_module(pl_module).cam_denormalize(images).float().cpu()
             names = getattr(pl_module, "cam_class_names", None)
             for name, cam in self._cams.items():
                 self._progress.step(f"CAM probe grid of {name}")
-                self._images.grid(name, cam, images, targets, display, labels, names, epoch, sinks,
-                                  self.history if record else None)
+                if zero:
+                    work = functools.partial(self._images.grid, name, cam, images, targets, display, labels, names,
+                                             epoch, sinks, self.history if record else None)
+                else:  # the same forwards; rank zero reports the probe's faults
+                    work = functools.partial(_quiet, cam.explain, images, targets)
+                if sharded is None:
+                    work()
+                else:
+                    sharded.run(work, tuple(images.shape[1:]), cam, images.dtype)
 
     def _freeze_probe(self, trainer: pl.Trainer) -> None:
         """After the first logged epoch the probe set is final; warn once if it is short of ``num_images``."""
@@ -368,3 +404,9 @@ class CAMCallback(Callback):
         display = cam_module(pl_module).cam_denormalize(self.probe.images.float()).cpu()  # type: ignore[union-attr]
         for name in self.methods:
             self._images.evolution(name, self.history, display, sinks, directory)
+
+
+def _quiet(fn: Any, *args: Any) -> None:
+    """``fn(*args)``, an exception ignored (another rank reports it)."""
+    with contextlib.suppress(Exception):
+        fn(*args)

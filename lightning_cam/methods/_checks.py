@@ -11,6 +11,8 @@ from math import isqrt
 
 from torch import Tensor, nn
 
+from lightning_cam.utilities.compiled import compiled_aliases
+
 __all__ = ["reshape_activation", "resolve_layer"]
 
 
@@ -36,6 +38,7 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
         '1'
     """
     named = dict(model.named_modules(remove_duplicate=False))
+    named.update(compiled_aliases(named))  # "net.2" also names "net._orig_mod.2" of a torch.compile'd net
     if isinstance(layer, nn.Module):
         for name, module in named.items():
             if module is layer:
