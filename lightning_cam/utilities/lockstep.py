@@ -102,6 +102,7 @@ class LockStep:
         self.rounds = 0
         self._shape: tuple[int, ...] = ()
         self._dtype = torch.float32
+        self._base_hooks = 0
         self._idle = False  # inside a throw-away forward: the pre-hook stays quiet
 
     # ------------------------------------------------------------------ rounds
@@ -146,8 +147,9 @@ class LockStep:
             handle.remove()
 
     def _forward_kind(self) -> float:
+        # the method's own hook on the target layer marks a capture forward (the layer may carry others, e.g. FSDP's)
         layer = self.target_layer
-        hooked = layer is not None and bool(layer._forward_hooks)
+        hooked = layer is not None and len(layer._forward_hooks) > self._base_hooks
         return FORWARD_GRAD if hooked and self.needs_grad else FORWARD
 
     def _pre_hook(self, module: nn.Module, args: object) -> None:
@@ -197,6 +199,7 @@ class LockStep:
         """
         self._shape, self._dtype = tuple(int(s) for s in dummy_shape), dummy_dtype
         self.target_layer, self.needs_grad = target_layer, needs_grad
+        self._base_hooks = 0 if target_layer is None else len(target_layer._forward_hooks)
         error: BaseException | None = None
         token = _CURRENT.set(self)
         try:

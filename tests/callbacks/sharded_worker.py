@@ -18,6 +18,7 @@ the test quickly instead of blocking the suite.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import time
@@ -98,7 +99,8 @@ def callback(methods: list[str], fault_rank: int, on_error: str, max_samples: in
         else:
             resolved.append(name)
     kwargs = {"scorecam": {"batch_size": 4}} if "scorecam" in methods else None
-    return CAMCallback(methods=resolved, metrics=("average_drop", "increase", "coherency", "complexity", "adcc"),
+    metrics = ("average_drop", "increase", "coherency", "complexity", "adcc", "insertion")
+    return CAMCallback(methods=resolved, metrics=metrics, metric_kwargs={"steps": 4, "batch_size": 4},
                        num_images=4, max_samples=max_samples, on_error=on_error,  # type: ignore[arg-type]
                        method_kwargs=kwargs, progress=False)
 
@@ -121,6 +123,8 @@ def main() -> None:
     parser.add_argument("--backend", default="inductor")
     parser.add_argument("--num-images", type=int, default=4)
     args = parser.parse_args()
+    if os.environ.get("CAM_WORKER_DUMP"):  # debugging a hang: every thread's stack after that many seconds
+        faulthandler.dump_traceback_later(float(os.environ["CAM_WORKER_DUMP"]), exit=True)
     torch.set_num_threads(1)
     out, mode = args.out, args.mode
     methods = args.methods.split(",")
