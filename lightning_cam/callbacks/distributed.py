@@ -99,8 +99,8 @@ class ShardedWork:
             dtype: torch.dtype = torch.float32) -> None:
         """One method's step (``work=None``: nothing to do here, join the others' forwards). Under
         ``on_error="raise"`` a failure on any rank raises on every rank once all ranks are done."""
-        failed = self.lock.step(work, shape, getattr(cam, "target_layer", None), bool(getattr(cam, "needs_grad", False)),
-                                dtype)
+        layer, needs_grad = getattr(cam, "target_layer", None), bool(getattr(cam, "needs_grad", False))
+        failed = self.lock.step(work, shape, layer, needs_grad, dtype)
         if failed and self.on_error == "raise":
             raise StepFailed(
                 f"CAMCallback: {type(cam).__name__} failed on another rank (on_error='raise'); that rank raised the "

@@ -163,13 +163,14 @@ class LockStep:
         """The agreed ``(chunk, number of chunks)`` (see :func:`chunk_plan`)."""
         chunk = max(1, int(chunk))
         while True:
-            top, count, neg_chunk, _ = self._round(PLAN, math.ceil(max(0, items) / chunk), -chunk)
+            top, most, neg_chunk, _ = self._round(PLAN, max(0, items), -chunk)
             if top >= FORWARD:
                 self._pay(top)
                 continue
-            agreed = max(1, int(-neg_chunk))
-            # every planner counts with the agreed (smallest) chunk, so the largest count covers all items
-            return agreed, max(int(count), math.ceil(max(0, items) / agreed))
+            if top < PLAN:  # cannot happen (this rank plans); kept so that a bug shows as an error, not a hang
+                raise RuntimeError("lightning_cam lock-step: a PLAN round ended without a plan")
+            agreed = max(1, int(-neg_chunk))  # the smallest chunk; enough chunks for the largest share
+            return agreed, math.ceil(int(most) / agreed)
 
     # ------------------------------------------------------------------ steps
     @contextlib.contextmanager

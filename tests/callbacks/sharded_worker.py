@@ -10,6 +10,7 @@ the test quickly instead of blocking the suite.
               fit 2 epochs, validate, the full weights saved to ``OUT/weights.pt`` and the results to
               ``OUT/fsdp2.json``.
   ``single``  1 process, the weights of ``OUT/weights.pt``: validate; results to ``OUT/single.json``.
+  ``fsdp-gpu`` 2 CUDA devices, ``FSDPStrategy``: fit, validate; results to ``OUT/fsdp-gpu.json``.
   ``ddp``     2 processes, plain DDP (for the cost measurement); results to ``OUT/ddp.json``.
   ``compile-sub`` / ``compile-whole``  1 process, ``self.net = torch.compile(net)`` or the whole module compiled;
               fit 1 epoch; results to ``OUT/<mode>.json``.
@@ -28,7 +29,7 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 from pytorch_lightning.loggers import TensorBoardLogger
-from pytorch_lightning.strategies import ModelParallelStrategy
+from pytorch_lightning.strategies import FSDPStrategy, ModelParallelStrategy
 from torch import nn
 
 from lightning_cam import CAMCallback
@@ -76,8 +77,8 @@ class CompiledSub(GAPClassifier):
 def build(mode: str, backend: str) -> tuple[ShapesDataModule, pl.LightningModule]:
     dm = ShapesDataModule(num_train=64, num_val=32, image_size=32, batch_size=8, seed=0)
     torch.manual_seed(0)
-    kwargs = dict(num_classes=5, channels=(8, 16), class_names=dm.class_names, mean=dm.hparams.mean,
-                  std=dm.hparams.std, cosine=False)
+    kwargs: dict[str, Any] = {"num_classes": 5, "channels": (8, 16), "class_names": dm.class_names,
+                              "mean": dm.hparams.mean, "std": dm.hparams.std, "cosine": False}
     model: pl.LightningModule
     if mode == "fsdp2":
         model = ShardedClassifier(**kwargs)
@@ -114,7 +115,7 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
-    parser.add_argument("mode", choices=["fsdp2", "single", "ddp", "compile-sub", "compile-whole"])
+    parser.add_argument("mode", choices=["fsdp2", "fsdp-gpu", "single", "ddp", "compile-sub", "compile-whole"])
     parser.add_argument("--methods", default="gradcam,eigencam")
     parser.add_argument("--fault-rank", type=int, default=-1)
     parser.add_argument("--on-error", default="warn")
@@ -132,8 +133,8 @@ def main() -> None:
     cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
     cb.num_images = args.num_images
     cb.probe.capacity = args.num_images
-    common: dict[str, Any] = dict(enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-                                  num_sanity_val_steps=0, callbacks=[cb])
+    common: dict[str, Any] = {"enable_progress_bar": False, "enable_model_summary": False,
+                              "enable_checkpointing": False, "num_sanity_val_steps": 0, "callbacks": [cb]}
     if mode == "single":
         model.load_state_dict(torch.load(os.path.join(out, "weights.pt")))
         trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, **common)
@@ -141,7 +142,10 @@ def main() -> None:
         with open(os.path.join(out, "single.json"), "w") as f:
             json.dump({"validate": res}, f)
         return
-    if mode in ("fsdp2", "ddp"):
+    if mode == "fsdp-gpu":
+        trainer = pl.Trainer(accelerator="cuda", devices=2, strategy=FSDPStrategy(), max_epochs=args.epochs,
+                             logger=TensorBoardLogger(out, name="tb"), **common)
+    elif mode in ("fsdp2", "ddp"):
         strategy: Any = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1) if mode == "fsdp2" \
             else "ddp"
         trainer = pl.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=args.epochs,
@@ -158,7 +162,7 @@ def main() -> None:
         for buffer in model.buffers():
             dist.broadcast(buffer, src=0)
     res = trainer.validate(model, dm, verbose=False)[0]
-    weights = full_state_dict(model) if mode == "fsdp2" else model.state_dict()
+    weights = full_state_dict(model) if mode == "fsdp2" else {} if mode == "fsdp-gpu" else model.state_dict()
     if trainer.is_global_zero:
         torch.save({k: v.detach().cpu().clone() for k, v in weights.items()}, os.path.join(out, "weights.pt"))
         with open(os.path.join(out, f"{mode}.json"), "w") as f:
