@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--max-samples", type=int, default=0)
     parser.add_argument("--backend", default="inductor")
     parser.add_argument("--num-images", type=int, default=4)
+    parser.add_argument("--lockstep", action="store_true", help="the sharded (all-ranks) path even under DDP")
     args = parser.parse_args()
     if os.environ.get("CAM_WORKER_DUMP"):  # debugging a hang: every thread's stack after that many seconds
         faulthandler.dump_traceback_later(float(os.environ["CAM_WORKER_DUMP"]), exit=True)
@@ -133,6 +134,8 @@ def main() -> None:
     cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
     cb.num_images = args.num_images
     cb.probe.capacity = args.num_images
+    cb._lockstep = True if args.lockstep else None
+    timed(cb)
     common: dict[str, Any] = {"enable_progress_bar": False, "enable_model_summary": False,
                               "enable_checkpointing": False, "num_sanity_val_steps": 0, "callbacks": [cb]}
     if mode == "single":
@@ -170,8 +173,22 @@ def main() -> None:
                        "fit_seconds": fit_seconds, "cam_seconds": cb_seconds(cb)}, f)
 
 
+def timed(cb: CAMCallback) -> None:
+    """Add the wall time of the callback's validation hooks (its CAM work) to ``cb._cam_seconds``."""
+    cb._cam_seconds = 0.0  # type: ignore[attr-defined]
+    for hook in ("on_validation_batch_end", "on_validation_epoch_end"):
+        inner = getattr(cb, hook)
+
+        def wrapper(*args: Any, _inner: Any = inner, **kwargs: Any) -> None:
+            start = time.perf_counter()
+            _inner(*args, **kwargs)
+            cb._cam_seconds += time.perf_counter() - start  # type: ignore[attr-defined]
+
+        setattr(cb, hook, wrapper)
+
+
 def cb_seconds(cb: CAMCallback) -> float:
-    return float(getattr(cb, "_probe_seconds", 0.0))
+    return float(getattr(cb, "_cam_seconds", 0.0))
 
 
 if __name__ == "__main__":
