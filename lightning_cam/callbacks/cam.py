@@ -88,11 +88,12 @@ class CAMCallback(Callback):
       :data:`lightning_cam.metrics.METRICS` (sum states, synchronised across ranks) and logged at epoch end
       as ``cam/<method>/<metric>`` through ``pl_module.log``. So a 2-process run reports the same values as
       a 1-process run over the same samples.
-    * **a heatmap grid** on rank zero, tag ``cam/<method>/grid``, sent to every ``TensorBoardLogger`` of the
-      trainer: a fixed probe set of ``num_images`` validation images (the first ones rank zero sees at the
-      first logged epoch, then kept in the callback's state so that every epoch shows the same images),
-      each with its colormap overlay (:func:`lightning_cam.render.cam_grid`), framed green when the
-      prediction is right and red when wrong, captioned with the predicted and the true class.
+    * **a heatmap grid** on rank zero (computed on every rank in lock-step when the strategy shards the
+      parameters: see :mod:`lightning_cam.callbacks.distributed`), tag ``cam/<method>/grid``, sent to every
+      ``TensorBoardLogger`` of the trainer: a fixed probe set of ``num_images`` validation images (the first
+      ones rank zero sees at the first logged epoch, then kept in the callback's state so that every epoch
+      shows the same images), each with its colormap overlay (:func:`lightning_cam.render.cam_grid`), framed
+      green when the prediction is right and red when wrong, captioned with the predicted and the true class.
     * **an evolution image** at the end of ``fit``: the probe overlays of every logged epoch, one row per
       epoch (:func:`lightning_cam.render.evolution_grid`; at most ``EVOLUTION_ROWS`` = 32 epochs, evenly
       spaced, first and last included), tag ``cam/<method>/evolution`` and a PNG
@@ -110,7 +111,9 @@ class CAMCallback(Callback):
     (:class:`~lightning_cam.callbacks.faults.Faults`): with ``on_error="warn"`` the affected samples are left
     out, the faults are counted (summed over ranks) and reported in one warning per epoch (and one for the
     evolution images); training goes on and every rank still takes part in every collective.
-    ``on_error="raise"`` re-raises at once.
+    ``on_error="raise"`` re-raises at once (under sharding: on every rank, once all ranks finished the
+    method's step, so that none is left waiting in a forward; the rule is in
+    :mod:`lightning_cam.utilities.lockstep`).
 
     Args:
         methods: CAM method names (see :func:`lightning_cam.methods.get_method`; aliases accepted) or
@@ -274,21 +277,17 @@ class CAMCallback(Callback):
         if parts is not None and capture:
             self.probe.add(parts.images, parts.labels)
         n = 0 if parts is None else self._accumulator.take(parts.images.shape[0])
+        sub = None if parts is None or n <= 0 else parts
+        local = None if sub is None else tuple(sub.images.shape[1:])
         # sharded: every rank joins while any rank has samples (a rank without any joins the others' forwards)
-        shape = sharded.agree_shape(None if parts is None or n <= 0 else tuple(parts.images.shape[1:])) \
-            if sharded is not None else None
-        if parts is None or n <= 0:
-            if shape is None or sharded is None:
-                return
+        shape = local if sharded is None else sharded.agree_shape(local)
+        if shape is None:
+            return
         with self._cam_context(trainer):
-            sub = None if parts is None or n <= 0 else first_samples(parts, n)
+            sub = None if sub is None else first_samples(sub, n)
             for name, cam in self._cams.items():
                 work = None if sub is None else functools.partial(self._measure, name, cam, sub)
-                if sharded is None:
-                    assert work is not None
-                    work()
-                else:
-                    sharded.run(work, shape or (), cam, sub.images.dtype if sub is not None else torch.float32)
+                self._run(work, shape, cam, torch.float32 if sub is None else sub.images.dtype)
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     @override
@@ -343,6 +342,13 @@ class CAMCallback(Callback):
                 eager_compiled(), lock:
             yield
 
+    def _run(self, work: Any, shape: tuple[int, ...], cam: BaseCAM, dtype: torch.dtype) -> None:
+        """``work()`` (one method's step; ``None``: nothing to do on this rank), in lock-step when sharded."""
+        if self._sharded is not None:
+            self._sharded.run(work, shape, cam, dtype)
+        elif work is not None:
+            work()
+
     def _measure(self, name: str, cam: BaseCAM, sub: CAMBatch) -> None:
         """One method's metrics on this rank's samples ``sub`` (a fault never escapes, unless ``on_error='raise'``)."""
         targets = sub.labels if self.target == "label" else None
@@ -388,10 +394,7 @@ class CAMCallback(Callback):
                                              epoch, sinks, self.history if record else None)
                 else:  # the same forwards; rank zero reports the probe's faults
                     work = functools.partial(_quiet, cam.explain, images, targets)
-                if sharded is None:
-                    work()
-                else:
-                    sharded.run(work, tuple(images.shape[1:]), cam, images.dtype)
+                self._run(work, tuple(images.shape[1:]), cam, images.dtype)
 
     def _freeze_probe(self, trainer: pl.Trainer) -> None:
         """After the first logged epoch the probe set is final; warn once if it is short of ``num_images``."""
