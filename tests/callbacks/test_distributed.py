@@ -148,6 +148,28 @@ def test_grad_forwards_are_paid_with_grad_forwards() -> None:
     assert sorted(grads) == [0, 1]  # the idle rank also ran the backward to the target layer
 
 
+def test_an_out_of_memory_back_off_on_one_rank_keeps_the_ranks_in_step() -> None:
+    maps: dict[int, Tensor] = {}
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def work(rank: int, net: nn.Module) -> Work:
+        if rank == 0:  # the first chunk of 4 masked images runs out of memory once: halved and retried
+            failed: list[int] = []
+
+            def oom(module: nn.Module, args: tuple[Tensor, ...]) -> None:
+                if args[0].shape[0] == 4 and not failed:
+                    failed.append(1)
+                    raise torch.OutOfMemoryError("simulated")
+
+            net.register_forward_pre_hook(oom)
+        return lambda: maps.__setitem__(rank, ScoreCAM(net, "1", batch_size=4).explain(x).maps)
+
+    ranks, results = _run_ranks(work)
+    assert results == [False, False] and len(ranks.forwards[0]) == len(ranks.forwards[1])
+    assert ranks.forwards[0].count(2) >= 2  # rank 0 backed off to chunks of 2; rank 1 paid the extra forward
+    assert torch.allclose(maps[0], maps[1], atol=1e-6)  # the back-off changed the chunks, not the maps
+
+
 def test_chunk_plan_outside_a_lock_step_is_local() -> None:
     assert chunk_plan(10, 4) == (4, 3) and chunk_plan(0, 4) == (4, 0)
 
