@@ -273,14 +273,20 @@ class CAMCallback(Callback):
         sharded = self._sharded
         if self._accumulator.remaining <= 0 and not capture and sharded is None:
             return
-        parts = self._batch_parts(pl_module, batch) if self._accumulator.remaining > 0 or capture else None
+        parts, error = None, None
+        try:
+            parts = self._batch_parts(pl_module, batch) if self._accumulator.remaining > 0 or capture else None
+        except Exception as err:  # on_error="raise": when sharded, raised after the agreement below
+            if sharded is None:
+                raise
+            error = err
         if parts is not None and capture:
             self.probe.add(parts.images, parts.labels)
         n = 0 if parts is None else self._accumulator.take(parts.images.shape[0])
         sub = None if parts is None or n <= 0 else parts
         local = None if sub is None else tuple(sub.images.shape[1:])
         # sharded: every rank joins while any rank has samples (a rank without any joins the others' forwards)
-        shape = local if sharded is None else sharded.agree_shape(local)
+        shape = local if sharded is None else sharded.agree_shape(local, error)
         if shape is None:
             return
         with self._cam_context(trainer):

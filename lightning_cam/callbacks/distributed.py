@@ -85,15 +85,24 @@ class ShardedWork:
     def attached(self) -> contextlib.AbstractContextManager[None]:
         return self.lock.attached()
 
-    def agree_shape(self, shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
+    def agree_shape(self, shape: tuple[int, ...] | None, error: BaseException | None = None) -> tuple[int, ...] | None:
         """One collective per validation batch: ``None`` when no rank has samples to score in it, else the
-        ``(C, H, W)`` of the throw-away inputs (the element-wise largest over the ranks with samples)."""
-        local = torch.zeros(4, dtype=torch.float64, device=self.device)
+        ``(C, H, W)`` of the throw-away inputs (the element-wise largest over the ranks with samples).
+
+        ``error``: this rank could not unpack its batch under ``on_error="raise"``; it is raised here, after
+        the collective, and every other rank raises :class:`StepFailed`."""
+        local = torch.zeros(5, dtype=torch.float64, device=self.device)
         if shape is not None:
             local[0] = 1.0
-            local[1:] = torch.tensor([float(s) for s in shape[:3]], dtype=torch.float64)
+            local[1:4] = torch.tensor([float(s) for s in shape[:3]], dtype=torch.float64)
+        local[4] = float(error is not None)
         agreed = self.reduce(local).cpu().tolist()
-        return None if agreed[0] <= 0 else tuple(int(s) for s in agreed[1:])
+        if error is not None:
+            raise error
+        if agreed[4] > 0:
+            raise StepFailed("CAMCallback: cam_inputs(batch) failed on another rank (on_error='raise'); that rank "
+                             "raised the error itself. Every rank stops so that none is left waiting.")
+        return None if agreed[0] <= 0 else tuple(int(s) for s in agreed[1:4])
 
     def run(self, work: Callable[[], Any] | None, shape: tuple[int, ...], cam: Any,
             dtype: torch.dtype = torch.float32) -> None:

@@ -22,11 +22,11 @@ from pytorch_lightning.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStr
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import Tensor, nn
 
-from lightning_cam.callbacks.distributed import params_sharded
+from lightning_cam.callbacks.distributed import ShardedWork, params_sharded
 from lightning_cam.methods import GradCAM, ScoreCAM
 from lightning_cam.methods._checks import resolve_layer
 from lightning_cam.utilities.compiled import compiled_aliases, eager_compiled, strip_compiled
-from lightning_cam.utilities.lockstep import LockStep, chunk_plan
+from lightning_cam.utilities.lockstep import LockStep, StepFailed, chunk_plan
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("sharded_worker.py")
@@ -172,6 +172,18 @@ def test_an_out_of_memory_back_off_on_one_rank_keeps_the_ranks_in_step() -> None
 
 def test_chunk_plan_outside_a_lock_step_is_local() -> None:
     assert chunk_plan(10, 4) == (4, 3) and chunk_plan(0, 4) == (4, 0)
+
+
+def test_batch_agreement_raises_on_every_rank_after_a_failure() -> None:
+    def other_rank_failed(t: Tensor) -> Tensor:
+        return torch.maximum(t, torch.tensor([1.0, 3, 8, 8, 1], dtype=t.dtype))
+
+    work = ShardedWork(_net(), torch.device("cpu"), "raise", reduce=lambda t: t)
+    assert work.agree_shape((3, 16, 16)) == (3, 16, 16) and work.agree_shape(None) is None
+    with pytest.raises(ValueError, match="mine"):
+        work.agree_shape(None, ValueError("mine"))
+    with pytest.raises(StepFailed, match="failed on another rank"):
+        ShardedWork(_net(), torch.device("cpu"), "raise", reduce=other_rank_failed).agree_shape((3, 8, 8))
 
 
 # ----------------------------------------------------------------------------- compiled modules
