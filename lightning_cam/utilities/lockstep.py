@@ -112,7 +112,8 @@ class LockStep:
         return [float(v) for v in self.reduce(msg).cpu().tolist()]
 
     def _pay(self, kind: float) -> None:
-        """A throw-away forward of ``kind`` on a one-image zero input, results discarded."""
+        """A throw-away forward of ``kind`` on a one-image zero input, results discarded. An exception is
+        swallowed: this rank must stay in the protocol (its own fault, if any, is already recorded)."""
         x = torch.zeros((1, *self._shape), device=self.device, dtype=self._dtype)
         self._idle = True
         try:
@@ -122,6 +123,8 @@ class LockStep:
                 else:
                     with torch.no_grad():
                         self.model(x)
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass
         finally:
             self._idle = False
 
@@ -193,7 +196,8 @@ class LockStep:
     ) -> bool:
         """Run ``work`` (``None``: this rank has nothing to do) in lock-step with the other ranks; return
         whether it failed on any rank. An exception of ``work`` is re-raised here, after the step, on this
-        rank; the other ranks raise :class:`StepFailed` only if the caller asks (see :meth:`raise_if`).
+        rank; what the other ranks do with the returned flag is the caller's policy (the callback raises
+        :class:`StepFailed` under ``on_error="raise"``).
 
         ``dummy_shape`` is ``(C, H, W)`` of the throw-away inputs; ``target_layer`` and ``needs_grad`` tell
         which forwards are followed by a backward to the target layer (the method's).
