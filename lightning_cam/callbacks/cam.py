@@ -8,6 +8,7 @@ state (:mod:`.probe`), image sinks (:mod:`.sinks`) and progress lines (:mod:`.pr
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +18,7 @@ from typing_extensions import override
 
 from lightning_cam.callbacks import options
 from lightning_cam.callbacks.accumulate import MetricAccumulator, first_samples
+from lightning_cam.callbacks.distributed import ShardedWork, params_sharded
 from lightning_cam.callbacks.faults import (
     MISSING_LABELS,
     Faults,
@@ -40,6 +42,7 @@ from lightning_cam.callbacks.sinks import image_sinks, missing_sinks_message
 from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
 from lightning_cam.mixin import CAMBatch, CAMMixin
+from lightning_cam.utilities.compiled import eager_compiled
 from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step, stage_name
 from lightning_cam.utilities.modes import eval_mode
 
@@ -79,13 +82,15 @@ class CAMCallback(CallbackBase):
       :data:`lightning_cam.metrics.METRICS` (sum states, synchronised across ranks) and logged at the run's
       end as ``cam/<method>/<metric>`` (``cam_test/<method>/<metric>`` in ``test``) through ``pl_module.log``.
       ``<method>`` is the canonical name (letters, digits, ``_``: ``gradcam_pp``), the same in every logger.
-    * **a heatmap grid** on rank zero, tag ``cam/<method>/grid`` (``cam_test/...`` in ``test``), at the step
-      of those scalars, to every logger that can keep images (one sink per logger kind,
-      :mod:`~lightning_cam.callbacks.sinks`: TensorBoard, W&B, MLflow, Comet, Neptune, PNG files in the
-      ``log_dir`` of any other): a fixed probe set of ``num_images`` validation images (the first ones rank
-      zero sees at the first logged run, then kept in the callback's state so that every run shows the same
-      images), each with its colormap overlay (:func:`lightning_cam.render.cam_grid`), framed green when
-      the prediction is right and red when wrong, captioned with the predicted and the true class.
+    * **a heatmap grid** on rank zero (computed on every rank in lock-step when the strategy shards the
+      parameters: see :mod:`lightning_cam.callbacks.distributed`), tag ``cam/<method>/grid``
+      (``cam_test/...`` in ``test``), at the step of those scalars, to every logger that can keep images
+      (one sink per logger kind, :mod:`~lightning_cam.callbacks.sinks`: TensorBoard, W&B, MLflow, Comet,
+      Neptune, PNG files in the ``log_dir`` of any other): a fixed probe set of ``num_images`` validation
+      images (the first ones rank zero sees at the first logged run, then kept in the callback's state so
+      that every run shows the same images), each with its colormap overlay
+      (:func:`lightning_cam.render.cam_grid`), framed green when the prediction is right and red when wrong,
+      captioned with the predicted and the true class.
     * **an evolution image** at the end of ``fit``: the probe overlays of every CAM validation of ``fit``,
       one row each, labelled with its epoch and step (:func:`lightning_cam.render.evolution_grid`; at most
       ``EVOLUTION_ROWS`` = 32 rows, evenly spaced, first and last included), tag ``cam/<method>/evolution``
@@ -103,7 +108,9 @@ class CAMCallback(CallbackBase):
     (:class:`~lightning_cam.callbacks.faults.Faults`): with ``on_error="warn"`` the affected samples are left
     out, the faults are counted (summed over ranks) and reported in one warning per epoch (and one for the
     evolution images); training goes on and every rank still takes part in every collective.
-    ``on_error="raise"`` re-raises at once.
+    ``on_error="raise"`` re-raises at once (under sharding: on every rank, once all ranks finished the
+    method's step, so that none is left waiting in a forward; the rule is in
+    :mod:`lightning_cam.utilities.lockstep`).
 
     Args:
         methods: CAM method names (see :func:`lightning_cam.methods.get_method`; aliases accepted) or
@@ -209,6 +216,9 @@ class CAMCallback(CallbackBase):
         self._active = False
         self._prefix = "cam"
         self._when = When(0, 0, 0)
+        self._sharded: ShardedWork | None = None
+        #: lock-step over ranks: ``None`` = when the strategy shards the parameters; ``True`` forces it (measuring)
+        self._lockstep: bool | None = None
 
     # ------------------------------------------------------------------ identity & state
     @property
@@ -297,6 +307,10 @@ class CAMCallback(CallbackBase):
         self._prefix = key_prefix(loop)
         self._build_methods(cam_module(pl_module))
         self._accumulator.start(pl_module.device, trainer.world_size)
+        lockstep = params_sharded(trainer.strategy) if self._lockstep is None else self._lockstep
+        self._sharded = None
+        if lockstep and trainer.world_size > 1 and self._cams_model is not None:
+            self._sharded = ShardedWork(self._cams_model, pl_module.device, self.on_error)
         self._faults.reset()
         self._progress.restart()
 
@@ -305,23 +319,30 @@ class CAMCallback(CallbackBase):
         if not self._active or dataloader_idx != self.dataloader_idx:
             return
         capture = trainer.is_global_zero and self.probe.wanted > 0
-        if self._accumulator.remaining <= 0 and not capture:
+        sharded = self._sharded
+        if self._accumulator.remaining <= 0 and not capture and sharded is None:
             return
-        parts = self._batch_parts(pl_module, batch)
-        if parts is None:
-            return
-        if capture:
+        parts, error = None, None
+        try:
+            parts = self._batch_parts(pl_module, batch) if self._accumulator.remaining > 0 or capture else None
+        except Exception as err:  # on_error="raise": when sharded, raised after the agreement below
+            if sharded is None:
+                raise
+            error = err
+        if parts is not None and capture:
             self.probe.add(parts.images, parts.labels)
-        n = self._accumulator.take(parts.images.shape[0])
-        if n <= 0:
+        n = 0 if parts is None else self._accumulator.take(parts.images.shape[0])
+        sub = None if parts is None or n <= 0 else parts
+        local = None if sub is None else tuple(sub.images.shape[1:])
+        # sharded: every rank joins while any rank has samples (a rank without any joins the others' forwards)
+        shape = local if sharded is None else sharded.agree_shape(local, error)
+        if shape is None:
             return
-        targets = parts.labels if self.target == "label" else None
         with self._cam_context(trainer):
-            sub = first_samples(parts, n)
+            sub = None if sub is None else first_samples(sub, n)
             for name, cam in self._cams.items():
-                skipped = self._accumulator.measure(name, cam, sub, None if targets is None else sub.labels)
-                if skipped:
-                    self._warnings.warn("no_masks", missing_masks(skipped))
+                work = None if sub is None else functools.partial(self._measure, name, cam, sub)
+                self._run(work, shape, cam, torch.float32 if sub is None else sub.images.dtype)
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     def _end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -344,7 +365,7 @@ class CAMCallback(CallbackBase):
             if fitting and epoch not in self.epochs_logged:
                 self.epochs_logged.append(epoch)
             self._when = When(self.history.next_row(), epoch, scalar_step(trainer))
-            self._log_probe(trainer, pl_module, record=fitting)  # its faults add to the reduced totals
+        self._log_probe(trainer, pl_module, record=fitting)  # its faults add to the reduced totals
         self._freeze_probe(trainer)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:
@@ -365,8 +386,24 @@ class CAMCallback(CallbackBase):
         """Gradients on, inference mode off, the trainer's precision (e.g. bf16 autocast), and the CAM model in
         eval mode with every module's own train/eval flag restored afterwards."""
         modes = eval_mode(self._cams_model) if self._cams_model is not None else contextlib.nullcontext()
-        with torch.inference_mode(False), torch.enable_grad(), trainer.precision_plugin.forward_context(), modes:
+        lock = self._sharded.attached() if self._sharded is not None else contextlib.nullcontext()
+        with torch.inference_mode(False), torch.enable_grad(), trainer.precision_plugin.forward_context(), modes, \
+                eager_compiled(), lock:
             yield
+
+    def _run(self, work: Any, shape: tuple[int, ...], cam: BaseCAM, dtype: torch.dtype) -> None:
+        """``work()`` (one method's step; ``None``: nothing to do on this rank), in lock-step when sharded."""
+        if self._sharded is not None:
+            self._sharded.run(work, shape, cam, dtype)
+        elif work is not None:
+            work()
+
+    def _measure(self, name: str, cam: BaseCAM, sub: CAMBatch) -> None:
+        """One method's metrics on this rank's samples ``sub`` (a fault never escapes, unless ``on_error='raise'``)."""
+        targets = sub.labels if self.target == "label" else None
+        skipped = self._accumulator.measure(name, cam, sub, targets)
+        if skipped:
+            self._warnings.warn("no_masks", missing_masks(skipped))
 
     def _batch_parts(self, pl_module: pl.LightningModule, batch: Any) -> CAMBatch | None:
         """``cam_inputs(batch)``, or ``None`` after a fault (it raised, or no labels for ``target='label'``)."""
@@ -381,23 +418,35 @@ class CAMCallback(CallbackBase):
         return parts
 
     def _log_probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, record: bool) -> None:
-        """Rank zero only, no collectives: the probe grid of every method at ``self._when`` (recorded in the
-        history when ``record``). The probe (kept in float32) is cast to the model's dtype; maps and display
-        stay float32."""
-        if not self.probe.size or not self.num_images or self._cams_model is None:
+        """The probe grid of every method at ``self._when`` (recorded in the history when ``record``): on rank
+        zero alone, or when sharded on every rank in lock-step from rank zero's probe images, only rank zero
+        rendering. The probe (kept in float32) is cast to the model's dtype; maps and display stay float32."""
+        sharded, zero = self._sharded, trainer.is_global_zero
+        if (sharded is None and not zero) or self._cams_model is None:
             return
-        sinks = image_sinks(trainer)
+        probe = (self.probe.images, self.probe.labels)
+        if sharded is not None:  # every rank the same images (a collective: every rank calls it)
+            probe = trainer.strategy.broadcast(probe, src=0)
+        if probe[0] is None or not self.num_images:
+            return
+        sinks = image_sinks(trainer) if zero else []
         module = cam_module(pl_module)
+        device = pl_module.device
         with self._cam_context(trainer):
-            images = self.probe.inputs(pl_module.device, input_dtype(self._cams_model))
-            labels = None if self.probe.labels is None else self.probe.labels.to(pl_module.device).clone()
+            images = probe[0].to(device, input_dtype(self._cams_model)).clone()
+            labels = None if probe[1] is None else probe[1].to(device).clone()
             targets = labels if self.target == "label" else None
-            display = module.cam_denormalize(self.probe.inputs(pl_module.device)).float().cpu()
+            display = module.cam_denormalize(probe[0].to(device)).float().cpu()
             names = getattr(pl_module, "cam_class_names", None)
             for name, cam in self._cams.items():
                 self._progress.step(f"CAM probe grid of {name}")
-                self._images.grid(name, cam, images, targets, display, labels, names, self._when, sinks,
-                                  self.history if record else None, prefix=self._prefix)
+                if zero:
+                    work = functools.partial(self._images.grid, name, cam, images, targets, display, labels, names,
+                                             self._when, sinks, self.history if record else None,
+                                             prefix=self._prefix)
+                else:  # the same forwards; rank zero reports the probe's faults
+                    work = functools.partial(_quiet, cam.explain, images, targets)
+                self._run(work, tuple(images.shape[1:]), cam, images.dtype)
 
     def _freeze_probe(self, trainer: pl.Trainer) -> None:
         """After the first logged epoch the probe set is final; warn once if it is short of ``num_images``."""
@@ -410,3 +459,9 @@ class CAMCallback(CallbackBase):
         display = cam_module(pl_module).cam_denormalize(self.probe.inputs(torch.device("cpu"))).float().cpu()
         for name in self.methods:
             self._images.evolution(name, self.history, display, sinks, scalar_step(trainer))
+
+
+def _quiet(fn: Any, *args: Any) -> None:
+    """``fn(*args)``, an exception ignored (another rank reports it)."""
+    with contextlib.suppress(Exception):
+        fn(*args)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from lightning_cam.functional.adcc import target_probability
 from lightning_cam.utilities.checks import BASELINES, check_baseline, check_batch_size, check_sigma, check_steps
+from lightning_cam.utilities.lockstep import chunk_plan
 
 __all__ = [
     "BASELINES",
@@ -224,7 +225,12 @@ def insertion_deletion(
     base = make_baseline(images, baseline, sigma=sigma)
     ranks = rank_positions(maps)
     job_probs = torch.empty(b * tj, device=images.device, dtype=torch.float32)
-    for start in range(0, b * tj, batch_size):
+    # sharded runs: every rank the same chunk size and number of forwards (padded); else the local plan
+    batch_size, planned = chunk_plan(b * tj, batch_size)
+    for start in range(0, planned * batch_size, batch_size):
+        if start >= b * tj:  # a padding forward of a sharded run, result unused
+            model(images[:1])
+            continue
         sl = slice(start, start + batch_size)
         batch = perturb(images, base, ranks, job_samples[sl], job_counts[sl], job_insert[sl])
         logits = model(batch) if sample_forward is None else sample_forward(batch, job_samples[sl])

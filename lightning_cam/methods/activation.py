@@ -16,6 +16,7 @@ from lightning_cam.functional.cam import (
 from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
 from lightning_cam.methods.layers import Reshape, check_reshape, resolve_layer
 from lightning_cam.utilities.checks import check_batch_size, check_target_range
+from lightning_cam.utilities.lockstep import chunk_plan
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
 
@@ -259,11 +260,17 @@ class ScoreCAM(BaseCAM):
             out[dead] = scorecam_weights(zero, targets[sample[dead]])[:, 0]
         live = (~dead).nonzero().squeeze(1)
         n = int(live.numel())
-        chunk, start = min(self.batch_size, max(n, 1)), 0
-        while start < n:
+        # sharded runs: every rank the same chunk size and number of forwards (padded); else the local plan
+        chunk, planned = chunk_plan(n, self.batch_size)
+        chunk, start, runs = min(chunk, max(n, 1)), 0, 0
+        while start < n or runs < planned:
             stop = min(start + chunk, n)
             idx = live[start:stop]
             try:
+                if idx.numel() == 0:  # a padding forward of a sharded run, result unused
+                    self._logits(torch.zeros_like(x[:1]))
+                    runs += 1
+                    continue
                 with torch.autocast(device_type=x.device.type, enabled=False):
                     masks = scorecam_masks(flat_acts[idx], size)  # (n, 1, H, W)
                 masked = (x[sample[idx]] * masks).to(x.dtype)
@@ -277,5 +284,5 @@ class ScoreCAM(BaseCAM):
                 if x.device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            start = stop
+            start, runs = stop, runs + 1
         return out.view(b, k)

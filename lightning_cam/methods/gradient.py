@@ -16,6 +16,7 @@ from lightning_cam.functional.cam import (
 from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.utilities.checks import check_batch_size
+from lightning_cam.utilities.lockstep import chunk_plan
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "SmoothGradCAMPlusPlus", "XGradCAM"]
 
@@ -213,9 +214,13 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         noisy = (x.float()[None] + scale.view(1, b, 1, 1, 1) * noise[:, None]).to(x.dtype).flatten(0, 1)
         rep_targets = targets.repeat(n)
         rep_samples = torch.arange(b, device=x.device).repeat(n)  # noisy[i] is a copy of sample rep_samples[i]
-        chunk = self.batch_size or noisy.shape[0]
+        # sharded runs: every rank the same chunk size and number of forwards (padded); else the local plan
+        chunk, planned = chunk_plan(noisy.shape[0], self.batch_size or noisy.shape[0])
         total: Tensor | None = None
-        for start in range(0, noisy.shape[0], chunk):
+        for start in range(0, planned * chunk, chunk):
+            if start >= noisy.shape[0]:  # a padding forward of a sharded run, result unused
+                self._capture(noisy[:1], rep_targets[:1], need_grad=True, extra=extra.take(rep_samples[:1], b))
+                continue
             sl = slice(start, start + chunk)
             cap = self._capture(noisy[sl], rep_targets[sl], need_grad=True, extra=extra.take(rep_samples[sl], b))
             with torch.autocast(device_type=x.device.type, enabled=False):

@@ -33,6 +33,8 @@ from math import isqrt
 import torch  # noqa: F401  (the doctest examples use it)
 from torch import Tensor, nn
 
+from lightning_cam.utilities.compiled import compiled_aliases
+
 __all__ = [
     "LAYOUTS",
     "Reshape",
@@ -79,9 +81,11 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
         >>> resolve_layer(net, "1")[0]
         '1'
     """
-    named = dict(model.named_modules(remove_duplicate=False))
+    real = dict(model.named_modules(remove_duplicate=False))
+    # "net.2" also names "net._orig_mod.2" of a torch.compile'd net; the real dotted name is returned
+    named = {**real, **compiled_aliases(real)}
     if isinstance(layer, nn.Module):
-        for name, module in named.items():
+        for name, module in real.items():
             if module is layer:
                 return name, module
         raise ValueError(
@@ -95,11 +99,11 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
     if layer == "":
         raise ValueError("target_layer '' is the whole model; name an inner layer such as the last conv block.")
     if layer in named:
-        return layer, named[layer]
+        return resolve_layer(model, named[layer]) if layer not in real else (layer, real[layer])
     suffix = [n for n in named if n.endswith("." + layer)]
     distinct = {id(named[n]) for n in suffix}
     if len(distinct) == 1:
-        return suffix[0], named[suffix[0]]
+        return resolve_layer(model, named[suffix[0]])
     if len(suffix) > 1:
         shown = suffix if len(suffix) <= 8 else _close(layer, suffix, n=8)
         more = "" if len(suffix) <= 8 else f" ({len(suffix)} in all; the 8 closest shown)"

@@ -1,0 +1,117 @@
+"""Which ranks run the callback's forwards, and the lock-step glue of sharded runs.
+
+When the strategy shards the parameters (:func:`params_sharded`: ``ModelParallelStrategy`` (FSDP2
+``fully_shard``), ``FSDPStrategy``, ``DeepSpeedStrategy`` with ZeRO stage 3, of ``pytorch_lightning`` or
+``lightning.pytorch``), every forward gathers parameters from all ranks, so the callback runs its CAM work
+through :class:`~lightning_cam.utilities.lockstep.LockStep` (the rule is documented there): every batch's
+methods on every rank (a rank with nothing to score joins the others' forwards), the probe grids on every rank
+(rank zero's probe images broadcast; only rank zero renders and logs). Under DDP or one process the probe
+grids stay on rank zero alone and no extra collective is made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightning_cam.utilities.lockstep import LockStep, StepFailed, all_reduce_max
+
+__all__ = ["ShardedWork", "params_sharded", "sharded_strategy_types"]
+
+
+def sharded_strategy_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """``(always sharded, sharded at ZeRO stage 3)``: the strategy classes of every installed Lightning package
+    (``pytorch_lightning`` and ``lightning.pytorch`` are distinct class hierarchies)."""
+    always: list[type] = []
+    stage3: list[type] = []
+    for package in ("pytorch_lightning.strategies", "lightning.pytorch.strategies"):
+        try:
+            module = __import__(package, fromlist=["FSDPStrategy"])
+        except ImportError:
+            continue
+        for name in ("FSDPStrategy", "ModelParallelStrategy"):
+            cls = getattr(module, name, None)
+            if isinstance(cls, type):
+                always.append(cls)
+        deepspeed = getattr(module, "DeepSpeedStrategy", None)
+        if isinstance(deepspeed, type):
+            stage3.append(deepspeed)
+    return tuple(always), tuple(stage3)
+
+
+def params_sharded(strategy: object) -> bool:
+    """Whether ``strategy`` shards the model's parameters, so that every forward needs every rank.
+
+    ``FSDPStrategy`` and ``ModelParallelStrategy`` always count (lock-step is safe even when a configuration
+    happens not to shard); ``DeepSpeedStrategy`` only at ZeRO stage 3 (stages 1-2 shard optimizer state and
+    gradients, not the parameters a forward uses).
+
+    Example:
+        >>> from pytorch_lightning.strategies import DDPStrategy, ModelParallelStrategy
+        >>> params_sharded(ModelParallelStrategy()), params_sharded(DDPStrategy())
+        (True, False)
+    """
+    always, stage3 = sharded_strategy_types()
+    if isinstance(strategy, always):
+        return True
+    if isinstance(strategy, stage3):
+        config = getattr(strategy, "config", None)
+        zero = config.get("zero_optimization") if isinstance(config, dict) else None
+        return isinstance(zero, dict) and int(zero.get("stage", 0)) == 3
+    return False
+
+
+class ShardedWork:
+    """The callback's lock-step over ranks for one epoch of CAM work on ``model`` (see the module docstring).
+
+    Args:
+        model: ``pl_module.cam_model()``, the module every CAM forward goes through.
+        device: the rank's device (message tensors and throw-away inputs live there).
+        on_error: ``"raise"``: after a step in which any rank failed, every rank raises.
+        reduce: ``all_reduce(MAX)`` of a 1-D tensor over ranks (default: the default process group).
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, on_error: str,
+                 reduce: Callable[[Tensor], Tensor] | None = None) -> None:
+        self.lock = LockStep(model, reduce or all_reduce_max(), device)
+        self.on_error = on_error
+        self.reduce = self.lock.reduce
+        self.device = device
+
+    def attached(self) -> contextlib.AbstractContextManager[None]:
+        return self.lock.attached()
+
+    def agree_shape(self, shape: tuple[int, ...] | None, error: BaseException | None = None) -> tuple[int, ...] | None:
+        """One collective per validation batch: ``None`` when no rank has samples to score in it, else the
+        ``(C, H, W)`` of the throw-away inputs (the element-wise largest over the ranks with samples).
+
+        ``error``: this rank could not unpack its batch under ``on_error="raise"``; it is raised here, after
+        the collective, and every other rank raises :class:`StepFailed`."""
+        local = torch.zeros(5, dtype=torch.float64, device=self.device)
+        if shape is not None:
+            local[0] = 1.0
+            local[1:4] = torch.tensor([float(s) for s in shape[:3]], dtype=torch.float64)
+        local[4] = float(error is not None)
+        agreed = self.reduce(local).cpu().tolist()
+        if error is not None:
+            raise error
+        if agreed[4] > 0:
+            raise StepFailed("CAMCallback: cam_inputs(batch) failed on another rank (on_error='raise'); that rank "
+                             "raised the error itself. Every rank stops so that none is left waiting.")
+        return None if agreed[0] <= 0 else tuple(int(s) for s in agreed[1:4])
+
+    def run(self, work: Callable[[], Any] | None, shape: tuple[int, ...], cam: Any,
+            dtype: torch.dtype = torch.float32) -> None:
+        """One method's step (``work=None``: nothing to do here, join the others' forwards). Under
+        ``on_error="raise"`` a failure on any rank raises on every rank once all ranks are done."""
+        layer, needs_grad = getattr(cam, "target_layer", None), bool(getattr(cam, "needs_grad", False))
+        failed = self.lock.step(work, shape, layer, needs_grad, dtype)
+        if failed and self.on_error == "raise":
+            raise StepFailed(
+                f"CAMCallback: {type(cam).__name__} failed on another rank (on_error='raise'); that rank raised the "
+                "error itself. Every rank stops so that none is left waiting in a sharded forward."
+            )

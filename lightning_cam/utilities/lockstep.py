@@ -1,0 +1,235 @@
+r"""Lock-step forwards for CAM work when a model's parameters are sharded across ranks.
+
+Under FSDP, FSDP2 (``fully_shard``) or DeepSpeed ZeRO stage 3 every forward gathers the parameters from all
+ranks, so every rank must make the same forwards in the same order: a rank that makes one forward fewer
+leaves the others waiting forever. CAM work is data dependent (the number of Score-CAM chunks depends on the
+live channels, a batch can be empty on one rank, a method can raise on one rank only), so the ranks agree as
+they go, with one rule:
+
+**Every forward of the CAM model, on every rank, is one round of the protocol.** A *round* is one
+``all_reduce(MAX)`` of a small message ``[kind, a, b, failed]`` taken by every rank:
+
+* a rank about to run a forward sends ``FORWARD`` (``FORWARD_GRAD`` when the forward is followed by a
+  backward to the target layer): a forward pre-hook on the CAM model, run before the parameters are
+  gathered;
+* a rank entering a chunked loop sends ``PLAN`` with its item count and chunk size (:func:`chunk_plan`): all
+  planning ranks get the same chunk size (the smallest) and the same number of forwards (the largest), and
+  pad with throw-away forwards;
+* a rank whose step is over (finished, failed, or had nothing to do) sends ``DONE`` from :meth:`LockStep.step`.
+
+The largest kind decides the round: if some rank forwards, every rank that did not mean to forward runs a
+throw-away forward of the same kind on a one-image dummy input and then repeats its own round; if some rank
+plans and none forwards, the non-planners repeat theirs; when every rank is ``DONE`` the step is over and
+all ranks know whether any rank failed (``on_error="raise"`` then raises on all of them). So a rank that
+raised before its forward, had nothing left to score, or backed off to smaller chunks after running out of
+memory, still takes part in every forward of the others. A forward that fails *between* the parameter
+gathers of its layers cannot be paired any more (the sharding library's own collectives are out of step);
+that case is outside what any callback can repair and is left to the process-group timeout.
+
+Outside :meth:`LockStep.step` (one process, DDP, no sharding) the module-level hooks are no-ops:
+:func:`chunk_plan` returns the local plan.
+
+Example:
+    >>> chunk_plan(10, 4)  # no lock-step in force: the local plan, (chunk, number of chunks)
+    (4, 3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+__all__ = ["DONE", "FORWARD", "FORWARD_GRAD", "PLAN", "LockStep", "StepFailed", "all_reduce_max", "chunk_plan"]
+
+DONE, PLAN, FORWARD, FORWARD_GRAD = 1.0, 2.0, 3.0, 4.0
+
+_CURRENT: ContextVar[LockStep | None] = ContextVar("lightning_cam_lockstep", default=None)
+
+Reduce = Callable[[Tensor], Tensor]
+
+
+def chunk_plan(items: int, chunk: int) -> tuple[int, int]:
+    """``(chunk, number of chunks)`` for a loop over ``items`` items in chunks of at most ``chunk``.
+
+    Inside a lock-step (sharded CAM work), every rank gets the smallest chunk size and the largest number of
+    chunks of all ranks; a rank pads its loop with throw-away forwards (see :mod:`lightning_cam.utilities.
+    lockstep`). Outside, ``(chunk, ceil(items / chunk))``.
+
+    Example:
+        >>> chunk_plan(0, 8), chunk_plan(17, 8)
+        ((8, 0), (8, 3))
+    """
+    chunk = max(1, int(chunk))
+    current = _CURRENT.get()
+    if current is None:
+        return chunk, math.ceil(max(0, items) / chunk)
+    return current.plan(items, chunk)
+
+
+class StepFailed(RuntimeError):
+    """Raised on every rank after a lock-step step in which another rank failed (``on_error="raise"``)."""
+
+
+class LockStep:
+    """The protocol above for one CAM model; ``reduce`` is ``all_reduce(MAX)`` of a 1-D float64 tensor.
+
+    Args:
+        model: the module every CAM forward goes through (``pl_module.cam_model()``).
+        reduce: takes a ``(4,)`` tensor, returns its element-wise maximum over ranks (a collective).
+        device: where the message tensors live (the CPU for gloo, the rank's GPU for NCCL).
+
+    Example (one process: ``reduce`` is the identity):
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> lock = LockStep(net, lambda t: t, torch.device("cpu"))
+        >>> with lock.attached():
+        ...     failed = lock.step(lambda: net(torch.zeros(2, 3, 8, 8)), dummy_shape=(3, 8, 8))
+        >>> failed, lock.rounds
+        (False, 2)
+    """
+
+    def __init__(self, model: nn.Module, reduce: Reduce, device: torch.device) -> None:
+        self.model = model
+        self.reduce = reduce
+        self.device = device
+        self.target_layer: nn.Module | None = None
+        self.needs_grad = False
+        self.rounds = 0
+        self._shape: tuple[int, ...] = ()
+        self._dtype = torch.float32
+        self._base_hooks = 0
+        self._idle = False  # inside a throw-away forward: the pre-hook stays quiet
+
+    # ------------------------------------------------------------------ rounds
+    def _round(self, kind: float, a: float = 0.0, b: float = 0.0, failed: bool = False) -> list[float]:
+        msg = torch.tensor([kind, a, b, float(failed)], dtype=torch.float64, device=self.device)
+        self.rounds += 1
+        return [float(v) for v in self.reduce(msg).cpu().tolist()]
+
+    def _pay(self, kind: float) -> None:
+        """A throw-away forward of ``kind`` on a one-image zero input, results discarded. An exception is
+        swallowed: this rank must stay in the protocol (its own fault, if any, is already recorded)."""
+        x = torch.zeros((1, *self._shape), device=self.device, dtype=self._dtype)
+        self._idle = True
+        try:
+            with torch.inference_mode(False):
+                if kind == FORWARD_GRAD and self.target_layer is not None:
+                    self._grad_forward(x)
+                else:
+                    with torch.no_grad():
+                        self.model(x)
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass
+        finally:
+            self._idle = False
+
+    def _grad_forward(self, x: Tensor) -> None:
+        store: list[Tensor] = []
+
+        def hook(module: nn.Module, args: object, output: object) -> Tensor | None:
+            if not isinstance(output, Tensor) or store:
+                return None
+            act = output.detach().requires_grad_(True)
+            store.append(act)
+            torch.set_grad_enabled(True)
+            return act.clone()
+
+        assert self.target_layer is not None
+        handle = self.target_layer.register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                logits = self.model(x)
+                if store and isinstance(logits, Tensor) and logits.requires_grad:
+                    torch.autograd.grad(logits.float().sum(), store[0], allow_unused=True)
+        finally:
+            handle.remove()
+
+    def _forward_kind(self) -> float:
+        # the method's own hook on the target layer marks a capture forward (the layer may carry others, e.g. FSDP's)
+        layer = self.target_layer
+        hooked = layer is not None and len(layer._forward_hooks) > self._base_hooks
+        return FORWARD_GRAD if hooked and self.needs_grad else FORWARD
+
+    def _pre_hook(self, module: nn.Module, args: object) -> None:
+        if self._idle or _CURRENT.get() is not self:
+            return
+        # one round; its maximum is at least this rank's FORWARD, so every other rank forwards now too: for
+        # real, or a throw-away forward from its PLAN or DONE round
+        self._round(self._forward_kind())
+
+    def plan(self, items: int, chunk: int) -> tuple[int, int]:
+        """The agreed ``(chunk, number of chunks)`` (see :func:`chunk_plan`)."""
+        chunk = max(1, int(chunk))
+        while True:
+            top, most, neg_chunk, _ = self._round(PLAN, max(0, items), -chunk)
+            if top >= FORWARD:
+                self._pay(top)
+                continue
+            if top < PLAN:  # cannot happen (this rank plans); kept so that a bug shows as an error, not a hang
+                raise RuntimeError("lightning_cam lock-step: a PLAN round ended without a plan")
+            agreed = max(1, int(-neg_chunk))  # the smallest chunk; enough chunks for the largest share
+            return agreed, math.ceil(int(most) / agreed)
+
+    # ------------------------------------------------------------------ steps
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[None]:
+        """The forward pre-hook on :attr:`model` while CAM work runs (run before the sharding library's own
+        pre-hooks, so that a round is never paired with a parameter gather)."""
+        handle = self.model.register_forward_pre_hook(self._pre_hook, prepend=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def step(
+        self,
+        work: Callable[[], object] | None,
+        dummy_shape: tuple[int, ...],
+        target_layer: nn.Module | None = None,
+        needs_grad: bool = False,
+        dummy_dtype: torch.dtype = torch.float32,
+    ) -> bool:
+        """Run ``work`` (``None``: this rank has nothing to do) in lock-step with the other ranks; return
+        whether it failed on any rank. An exception of ``work`` is re-raised here, after the step, on this
+        rank; what the other ranks do with the returned flag is the caller's policy (the callback raises
+        :class:`StepFailed` under ``on_error="raise"``).
+
+        ``dummy_shape`` is ``(C, H, W)`` of the throw-away inputs; ``target_layer`` and ``needs_grad`` tell
+        which forwards are followed by a backward to the target layer (the method's).
+        """
+        self._shape, self._dtype = tuple(int(s) for s in dummy_shape), dummy_dtype
+        self.target_layer, self.needs_grad = target_layer, needs_grad
+        self._base_hooks = 0 if target_layer is None else len(target_layer._forward_hooks)
+        error: BaseException | None = None
+        token = _CURRENT.set(self)
+        try:
+            if work is not None:
+                try:
+                    work()
+                except Exception as err:  # noqa: BLE001 - re-raised below, once the other ranks are done
+                    error = err
+            while True:  # DONE rounds: pay the forwards of the ranks still working
+                top, _, _, failed = self._round(DONE, failed=error is not None)
+                if top >= FORWARD:
+                    self._pay(top)
+                elif top <= DONE:
+                    break
+        finally:
+            _CURRENT.reset(token)
+        if error is not None:
+            raise error
+        return failed > 0
+
+
+def all_reduce_max() -> Reduce:
+    """``reduce`` for :class:`LockStep` over the default process group."""
+    def reduce(t: Tensor) -> Tensor:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t
+
+    return reduce

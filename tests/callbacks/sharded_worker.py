@@ -1,0 +1,195 @@
+"""A fit under sharded or compiled setups, run as a script by ``tests/callbacks/test_distributed.py``.
+
+Never imported by the test suite: each run is a subprocess the test kills hard on timeout, so a hang fails
+the test quickly instead of blocking the suite.
+
+    python tests/callbacks/sharded_worker.py OUT MODE [--methods a,b] [--fault-rank R] [--on-error warn]
+
+``MODE``:
+  ``fsdp2``   2 gloo CPU processes, ``ModelParallelStrategy`` with FSDP2 ``fully_shard`` in ``configure_model``:
+              fit 2 epochs, validate, the full weights saved to ``OUT/weights.pt`` and the results to
+              ``OUT/fsdp2.json``.
+  ``single``  1 process, the weights of ``OUT/weights.pt``: validate; results to ``OUT/single.json``.
+  ``fsdp-gpu`` 2 CUDA devices, ``FSDPStrategy``: fit, validate; results to ``OUT/fsdp-gpu.json``.
+  ``ddp``     2 processes, plain DDP (for the cost measurement); results to ``OUT/ddp.json``.
+  ``compile-sub`` / ``compile-whole``  1 process, ``self.net = torch.compile(net)`` or the whole module compiled;
+              fit 1 epoch; results to ``OUT/<mode>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import json
+import os
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.strategies import FSDPStrategy, ModelParallelStrategy
+from torch import nn
+
+from lightning_cam import CAMCallback
+from lightning_cam.data import ShapesDataModule
+from lightning_cam.methods import GradCAM
+from lightning_cam.models import GAPClassifier
+
+
+class FaultyGradCAM(GradCAM):
+    """Grad-CAM that raises on one rank only (``FAULT_RANK``), before any forward: the other ranks must not be
+    left waiting inside a sharded forward."""
+
+    name = "faultygradcam"
+    fault_rank = -1
+
+    def explain(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if rank == self.fault_rank:
+            raise RuntimeError(f"injected fault on rank {rank}")
+        return super().explain(images, targets)
+
+
+class ShardedClassifier(GAPClassifier):
+    """The Shapes GAP classifier, sharded with FSDP2 ``fully_shard`` (each block, then the root)."""
+
+    def configure_model(self) -> None:
+        from torch.distributed.fsdp import FSDPModule, fully_shard
+
+        if isinstance(self, FSDPModule):  # configure_model runs again in trainer.validate()
+            return
+        mesh = self.device_mesh["data_parallel"]
+        for block in self.features:
+            fully_shard(block, mesh=mesh)
+        fully_shard(self, mesh=mesh)
+
+
+class CompiledSub(GAPClassifier):
+    """The classifier's convolutional trunk held as a compiled submodule (``self.features = torch.compile(...)``)."""
+
+    def __init__(self, *args: Any, backend: str = "inductor", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.features = torch.compile(self.features, backend=backend)  # type: ignore[assignment]
+
+
+def build(mode: str, backend: str) -> tuple[ShapesDataModule, pl.LightningModule]:
+    dm = ShapesDataModule(num_train=64, num_val=32, image_size=32, batch_size=8, seed=0)
+    torch.manual_seed(0)
+    kwargs: dict[str, Any] = {"num_classes": 5, "channels": (8, 16), "class_names": dm.class_names,
+                              "mean": dm.hparams.mean, "std": dm.hparams.std, "cosine": False}
+    model: pl.LightningModule
+    if mode == "fsdp2":
+        model = ShardedClassifier(**kwargs)
+    elif mode == "compile-sub":
+        model = CompiledSub(backend=backend, **kwargs)
+    else:
+        model = GAPClassifier(**kwargs)
+        if mode == "compile-whole":
+            model.compile(backend=backend)  # nn.Module.compile: the module's forward compiled in place
+    return dm, model
+
+
+def callback(methods: list[str], fault_rank: int, on_error: str, max_samples: int | None) -> CAMCallback:
+    resolved: list[Any] = []
+    for name in methods:
+        if name == "faultygradcam":
+            FaultyGradCAM.fault_rank = fault_rank
+            resolved.append(FaultyGradCAM)
+        else:
+            resolved.append(name)
+    kwargs = {"scorecam": {"batch_size": 4}} if "scorecam" in methods else None
+    metrics = ("average_drop", "increase", "coherency", "complexity", "adcc", "insertion")
+    return CAMCallback(methods=resolved, metrics=metrics, metric_kwargs={"steps": 4, "batch_size": 4},
+                       num_images=4, max_samples=max_samples, on_error=on_error,  # type: ignore[arg-type]
+                       method_kwargs=kwargs, progress=False)
+
+
+def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("mode", choices=["fsdp2", "fsdp-gpu", "single", "ddp", "compile-sub", "compile-whole"])
+    parser.add_argument("--methods", default="gradcam,eigencam")
+    parser.add_argument("--fault-rank", type=int, default=-1)
+    parser.add_argument("--on-error", default="warn")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--max-samples", type=int, default=0)
+    parser.add_argument("--backend", default="inductor")
+    parser.add_argument("--num-images", type=int, default=4)
+    parser.add_argument("--lockstep", action="store_true", help="the sharded (all-ranks) path even under DDP")
+    args = parser.parse_args()
+    if os.environ.get("CAM_WORKER_DUMP"):  # debugging a hang: every thread's stack after that many seconds
+        faulthandler.dump_traceback_later(float(os.environ["CAM_WORKER_DUMP"]), exit=True)
+    torch.set_num_threads(1)
+    out, mode = args.out, args.mode
+    methods = args.methods.split(",")
+    dm, model = build(mode, args.backend)
+    cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
+    cb.num_images = args.num_images
+    cb.probe.capacity = args.num_images
+    cb._lockstep = True if args.lockstep else None
+    timed(cb)
+    common: dict[str, Any] = {"enable_progress_bar": False, "enable_model_summary": False,
+                              "enable_checkpointing": False, "num_sanity_val_steps": 0, "callbacks": [cb]}
+    if mode == "single":
+        model.load_state_dict(torch.load(os.path.join(out, "weights.pt")))
+        trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, **common)
+        res = trainer.validate(model, dm, verbose=False)[0]
+        with open(os.path.join(out, "single.json"), "w") as f:
+            json.dump({"validate": res}, f)
+        return
+    if mode == "fsdp-gpu":
+        trainer = pl.Trainer(accelerator="cuda", devices=2, strategy=FSDPStrategy(), max_epochs=args.epochs,
+                             logger=TensorBoardLogger(out, name="tb"), **common)
+    elif mode in ("fsdp2", "ddp"):
+        strategy: Any = ModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1) if mode == "fsdp2" \
+            else "ddp"
+        trainer = pl.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=args.epochs,
+                             logger=TensorBoardLogger(out, name="tb"), **common)
+    else:
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=args.epochs,
+                             logger=TensorBoardLogger(out, name="tb"), **common)
+    start = time.perf_counter()
+    trainer.fit(model, dm)
+    fit_seconds = time.perf_counter() - start
+    if mode == "fsdp2":
+        # FSDP2 shards parameters but leaves buffers per rank: BatchNorm running statistics drifted apart in
+        # training. Rank zero's everywhere, so that the validation below is one model over both shares.
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+    res = trainer.validate(model, dm, verbose=False)[0]
+    weights = full_state_dict(model) if mode == "fsdp2" else {} if mode == "fsdp-gpu" else model.state_dict()
+    if trainer.is_global_zero:
+        torch.save({k: v.detach().cpu().clone() for k, v in weights.items()}, os.path.join(out, "weights.pt"))
+        with open(os.path.join(out, f"{mode}.json"), "w") as f:
+            json.dump({"validate": res, "log_dir": trainer.logger.log_dir,  # type: ignore[union-attr]
+                       "fit_seconds": fit_seconds, "cam_seconds": cb_seconds(cb)}, f)
+
+
+def timed(cb: CAMCallback) -> None:
+    """Add the wall time of the callback's validation hooks (its CAM work) to ``cb._cam_seconds``."""
+    cb._cam_seconds = 0.0  # type: ignore[attr-defined]
+    for hook in ("on_validation_batch_end", "on_validation_epoch_end"):
+        inner = getattr(cb, hook)
+
+        def wrapper(*args: Any, _inner: Any = inner, **kwargs: Any) -> None:
+            start = time.perf_counter()
+            _inner(*args, **kwargs)
+            cb._cam_seconds += time.perf_counter() - start  # type: ignore[attr-defined]
+
+        setattr(cb, hook, wrapper)
+
+
+def cb_seconds(cb: CAMCallback) -> float:
+    return float(getattr(cb, "_cam_seconds", 0.0))
+
+
+if __name__ == "__main__":
+    main()
