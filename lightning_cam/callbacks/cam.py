@@ -270,10 +270,9 @@ class CAMCallback(Callback):
         targets = parts.labels if self.target == "label" else None
         with self._cam_context(trainer):
             sub = first_samples(parts, n)
-            for name, cam in self._cams.items():
-                skipped = self._accumulator.measure(name, cam, sub, None if targets is None else sub.labels)
-                if skipped:
-                    self._warnings.warn("no_masks", missing_masks(skipped))
+            skipped = self._accumulator.measure_all(self._cams, sub, None if targets is None else sub.labels)
+            if skipped:
+                self._warnings.warn("no_masks", missing_masks(skipped))
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     @override

@@ -13,7 +13,7 @@ from lightning_cam.functional.cam import (
     scorecam_weights,
     weighted_sum,
 )
-from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
+from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs, mark_checked
 from lightning_cam.methods.layers import Reshape, check_reshape, resolve_layer
 from lightning_cam.utilities.checks import check_batch_size, check_target_range
 from lightning_cam.utilities.chunking import chunk_size
@@ -161,7 +161,7 @@ class FakeCAM(BaseCAM):
         if self.target_layer is None:
             logits = self._logits(x, extra).detach()
             if targets is None:
-                targets = logits.argmax(dim=1)
+                targets = mark_checked(logits.argmax(dim=1))
             else:
                 check_target_range(targets, logits.shape[1])
             cap = Capture(x.new_empty(0), None, logits, targets)

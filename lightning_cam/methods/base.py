@@ -7,6 +7,7 @@ for gradient methods, :math:`\\partial y^c / \\partial A`; the maths lives in :m
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,7 +27,25 @@ from lightning_cam.methods.result import CAMResult
 from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
 from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["BaseCAM", "Capture", "ExtraInputs", "Reshape"]
+__all__ = ["BaseCAM", "Capture", "ExtraInputs", "Reshape", "is_checked", "mark_checked"]
+
+# Target tensors known to be in range (an argmax, or already checked), by id: checking again would read the
+# tensor back to the host (a device sync) at every pass, e.g. the evaluator's second pass on x * map.
+_CHECKED: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
+
+
+def mark_checked(targets: Tensor) -> Tensor:
+    """Mark ``targets`` as valid class indices (no range check, hence no host sync, when passed again); returns it.
+
+    Only for tensors derived from checked ones (an argmax of the logits, a reordering of checked targets).
+    """
+    _CHECKED[id(targets)] = targets
+    return targets
+
+
+def is_checked(targets: Tensor) -> bool:
+    """Whether ``targets`` was marked by :func:`mark_checked`."""
+    return _CHECKED.get(id(targets)) is targets
 
 
 @dataclass(frozen=True)
@@ -385,9 +404,10 @@ class BaseCAM:
                         "choose a layer on the path from the input to the logits."
                     )
                 if targets is None:
-                    targets = logits.detach().argmax(dim=1)
-                elif not trusted:
+                    targets = mark_checked(logits.detach().argmax(dim=1))
+                elif not (trusted or is_checked(targets)):
                     check_target_range(targets, logits.shape[1])
+                    mark_checked(targets)
                 act = store[0]
                 grad: Tensor | None = None
                 if need_grad:

@@ -13,7 +13,7 @@ from lightning_cam.functional.cam import (
     weighted_sum,
     xgradcam_weights,
 )
-from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
+from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs, mark_checked
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.utilities.checks import check_batch_size
 from lightning_cam.utilities.chunking import chunk_size, run_chunks
@@ -211,7 +211,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         logits = self._logits(x, extra).detach()
         trusted = targets is None
         if targets is None:
-            targets = logits.argmax(dim=1)
+            targets = mark_checked(logits.argmax(dim=1))
         cap = Capture(x.new_empty(0), None, logits, targets)
         return self._derive(cap, x, extra, trusted=trusted), logits, targets
 

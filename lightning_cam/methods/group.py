@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
+from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs, mark_checked
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.utilities.checks import check_images, check_target_range, check_targets
 from lightning_cam.utilities.modes import eval_mode
@@ -131,7 +131,7 @@ class MethodGroup:
                 if first is None:
                     logits = shared[rest[0]]._logits(x, extra_in).detach()
                     if target_t is None:
-                        target_t = logits.argmax(dim=1)
+                        target_t = mark_checked(logits.argmax(dim=1))
                     else:
                         check_target_range(target_t, logits.shape[1])
                     first = Capture(x.new_empty(0), None, logits, target_t)
