@@ -7,7 +7,7 @@ Passes, for a batch ``x`` with targets ``c`` (each only when a requested metric 
    coherency/ADCC is requested (its logits give ``O_c`` and its maps the coherency map, in one pass), else
    one plain forward under ``no_grad`` for ``O_c`` only. Complexity and the localization metrics need
    no second pass at all.
-3. Insertion / Deletion: the perturbed inputs of all samples and steps, ``batch_size`` images per
+3. Insertion / Deletion: the perturbed inputs of all samples and steps, ``batch_size`` (or auto) images per
    forward under ``no_grad``; deletion's last and insertion's first point (the full baseline) are
    shared, the unperturbed end points reuse ``Y_c``.
 
@@ -71,7 +71,9 @@ def _check_result(result: CAMResult, images: Tensor, targets: Tensor | None) -> 
         )
     if result.logits.ndim != 2 or result.logits.shape[0] != b or tuple(result.targets.shape) != (b,):
         raise ValueError("`result` does not belong to this batch (logits (B, K) and targets (B,) expected).")
-    if targets is not None and not torch.equal(targets, result.targets.to(targets.device).long()):
+    if targets is not None and targets is not result.targets and not torch.equal(
+        targets, result.targets.to(targets.device).long()
+    ):  # (the callback passes the result's own targets: no comparison, no host sync)
         raise ValueError("`targets` differ from `result.targets`; pass targets=None to use the result's targets.")
 
 
@@ -132,7 +134,8 @@ def evaluate_batch(
             images and targets; saves the first pass.
         extra: further model inputs (tuple, dict or ``ExtraInputs``) passed to every forward, per sample.
         **options: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
-            ``sigma`` (5.0, blur baseline), ``batch_size`` (32 perturbed images per forward),
+            ``sigma`` (5.0, blur baseline), ``batch_size`` (perturbed images per forward; ``None``: from the
+            batch and image size, see :mod:`lightning_cam.utilities.chunking`),
             ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game); checked by
             :func:`~lightning_cam.utilities.checks.check_options`.
 

@@ -13,12 +13,20 @@ from torchmetrics import Metric
 
 from lightning_cam.callbacks.faults import Faults
 from lightning_cam.evaluate import evaluate_batch
-from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs
+from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
+from lightning_cam.methods.base import is_checked, mark_checked
 from lightning_cam.metrics import METRICS
 from lightning_cam.metrics.names import LOCALIZATION_METRICS
 from lightning_cam.mixin import CAMBatch
 
-__all__ = ["MetricAccumulator", "applicable_metrics", "finite_samples", "first_samples", "select_samples"]
+__all__ = [
+    "MetricAccumulator",
+    "applicable_metrics",
+    "finite_samples",
+    "first_samples",
+    "reorder_samples",
+    "select_samples",
+]
 
 
 def first_samples(parts: CAMBatch, n: int) -> CAMBatch:
@@ -59,6 +67,28 @@ def select_samples(result: CAMResult, parts: CAMBatch, keep: Tensor) -> tuple[CA
     return kept, CAMBatch(parts.images[index], pick(parts.labels), pick(parts.masks), pick(parts.boxes), extra)
 
 
+def _lazy_reason(result: CAMResult) -> Callable[[], str]:
+    """``result.blank_reason`` formatted only when called (reading it may need a device sync)."""
+    return lambda: result.blank_reason
+
+
+def reorder_samples(result: CAMResult, parts: CAMBatch, order: Tensor) -> tuple[CAMResult, CAMBatch]:
+    """Both the result and the batch with their samples in ``order`` (``(B,)`` long indices), without a host
+    sync (:func:`select_samples` needs one to know how many samples it keeps)."""
+    blank = None if result.blank is None else result.blank[order]
+    targets = result.targets[order]
+    if is_checked(result.targets):
+        mark_checked(targets)  # a reordering of checked targets: no second range check (a host sync)
+    kept = CAMResult(result.maps[order], result.low_res[order], result.logits[order], targets, blank,
+                     _lazy_reason(result))  # type: ignore[arg-type]  # formatted lazily, see CAMResult
+
+    def pick(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t[order.to(t.device)]
+
+    extra = ExtraInputs.of(parts.extra).take(order, parts.images.shape[0])
+    return kept, CAMBatch(parts.images[order], pick(parts.labels), pick(parts.masks), pick(parts.boxes), extra)
+
+
 def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(wanted, skipped)``: localization metrics need masks or boxes in the batch; the others always apply.
 
@@ -87,7 +117,7 @@ class MetricAccumulator:
         >>> acc.take(4), acc.take(4)  # quota ceil(6 / 2) = 3 per rank
         (3, 0)
         >>> acc.update("gradcam", {"complexity": torch.tensor([0.2, float("nan"), 0.4])})
-        1
+        tensor(1)
         >>> acc.reduce(lambda t: t, torch.device("cpu"), extra=[5])  # one process: the sums are the values
         [5.0]
         >>> logged = {}
@@ -112,8 +142,13 @@ class MetricAccumulator:
         self.objects: dict[str, dict[str, Metric]] = {}
         self.quota: float = 0.0
         self.seen = 0
-        self.counts: dict[tuple[str, str], int] = {}
+        self._counts: dict[tuple[str, str], Tensor] = {}  # finite samples per metric, on the device
         self.totals: dict[tuple[str, str], float] = {}
+
+    @property
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Finite samples added per ``(method, metric)`` on this rank (read back from the device: not per batch)."""
+        return {k: int(v) for k, v in self._counts.items()}
 
     def start(self, device: torch.device, world_size: int) -> None:
         """A new epoch: metric objects created (once) and reset on ``device``, quota and counts cleared."""
@@ -127,7 +162,9 @@ class MetricAccumulator:
         world = max(1, int(world_size))
         self.quota = math.inf if self.max_samples is None else float(math.ceil(self.max_samples / world))
         self.seen = 0
-        self.counts = {(m, k): 0 for m in self.methods for k in self.metric_names}
+        with torch.inference_mode(False):
+            zero = torch.zeros((), dtype=torch.long, device=device)
+            self._counts = {(m, k): zero.clone() for m in self.methods for k in self.metric_names}
         self.totals = {}
 
     @property
@@ -141,51 +178,86 @@ class MetricAccumulator:
         self.seen += n
         return n
 
-    def update(self, method: str, values: Mapping[str, Tensor]) -> int:
-        """Add the per-sample ``values`` (metric name -> ``(B,)``) of ``method``; returns how many samples
-        had a non-finite value (left out of that metric)."""
+    def update(self, method: str, values: Mapping[str, Tensor], valid: Tensor | None = None) -> Tensor:
+        """Add the per-sample ``values`` (metric name -> ``(B,)``) of ``method``; returns (a 0-d device tensor,
+        no host sync) how many samples had a non-finite value, left out of that metric. ``valid`` (``(B,)``
+        bool) marks the samples to add; the others are left out without being counted as non-finite."""
         keys = list(values)
         stacked = torch.stack([values[k].detach().float().reshape(-1) for k in keys])  # (M, B)
         finite = torch.isfinite(stacked)
+        if valid is not None:
+            valid = valid.to(stacked.device)
+            stacked = torch.where(valid, stacked, torch.full_like(stacked, float("nan")))
+            finite = finite & valid
         stacked = torch.where(finite, stacked, torch.full_like(stacked, float("nan")))
         for key, row, ok_row in zip(keys, stacked, finite):
             self.objects[method][key].update(row)
-            self.counts[(method, key)] += int(ok_row.sum())
-        return int((~finite.all(0)).sum())
+            count = self._counts[(method, key)]
+            self._counts[(method, key)] = count + ok_row.sum().to(count.device)
+        bad = ~finite.all(0)
+        return (bad & valid).sum() if valid is not None else bad.sum()
 
-    def measure(self, name: str, cam: BaseCAM, parts: CAMBatch, targets: Tensor | None) -> tuple[str, ...]:
-        """One method on one batch: the CAM, the samples with a non-finite map or logit left out (a fault),
-        the metric values of :func:`lightning_cam.evaluate_batch` added (non-finite ones left out, a fault).
-        Returns the metrics skipped for want of masks or boxes. An exception is a fault too."""
+    def measure(
+        self, name: str, cam: BaseCAM, parts: CAMBatch, targets: Tensor | None, result: CAMResult | None = None
+    ) -> tuple[str, ...]:
+        """One method on one batch: the CAM (or ``result``, e.g. from a
+        :class:`~lightning_cam.methods.MethodGroup`), the samples with a non-finite map or logit left out (a
+        fault), blank maps left out (a fault), the metric values of :func:`lightning_cam.evaluate_batch` added
+        (non-finite ones left out, a fault). Returns the metrics skipped for want of masks or boxes. An
+        exception is a fault too.
+
+        No value is read back to the host (no device sync) under ``on_error="warn"``: the left-out samples are
+        moved behind the kept ones (a stable reordering, so the batch the evaluator sees starts as the kept
+        samples would) and masked out of the metrics, and the fault tallies stay on the device
+        (:meth:`Faults.add`)."""
         try:
-            extra = ExtraInputs.of(parts.extra)
-            # `extra=` only when there is some: a user's BaseCAM subclass may override explain(images, targets)
-            result = cam.explain(parts.images, targets, extra=extra) if extra else cam.explain(parts.images, targets)
+            if result is None:
+                extra = ExtraInputs.of(parts.extra)
+                # `extra=` only when there is some: a user's BaseCAM subclass may override explain(images, targets)
+                result = (cam.explain(parts.images, targets, extra=extra) if extra
+                          else cam.explain(parts.images, targets))
             ok = finite_samples(result)
-            bad = int((~ok).sum())
-            if bad:
-                self.faults.record("nonfinite", f"{name}: {bad} sample(s) with a non-finite map or logit")
-            blank = ok & result.blank if result.blank is not None else torch.zeros_like(ok)
-            nblank = int(blank.sum())
-            if nblank:  # fatal under on_error="raise" only when no sample has a map: a misconfiguration
-                self.faults.record("blank", f"{name}: {nblank} blank (constant) map(s) left out of the metrics; "
-                                   f"{result.blank_reason}", fatal=nblank == len(ok))
+            self.faults.add("nonfinite", (~ok).sum(), lambda n: f"{name}: {n} sample(s) with a non-finite map or logit")
+            if result.blank is not None:
+                blank = ok & result.blank.to(ok.device)
+                size = int(ok.shape[0])
+                reason = _lazy_reason(result)
+                # fatal under on_error="raise" only when no sample has a map: a misconfiguration
+                self.faults.add("blank", blank.sum(), lambda n: f"{name}: {n} blank (constant) map(s) left out of the "
+                                f"metrics; {reason()}", fatal=lambda n: n == size)
                 ok = ok & ~blank
-            if bad or nblank:
-                if not bool(ok.any()):
-                    return ()
-                result, parts = select_samples(result, parts, ok)
+            order = torch.argsort((~ok).to(torch.uint8), stable=True)  # kept samples first, in their order
+            result, parts = reorder_samples(result, parts, order)
+            ok = ok[order]
             wanted, skipped = applicable_metrics(self.metric_names, parts)
             if wanted:
                 values = evaluate_batch(cam, parts.images, result.targets, parts.masks, metrics=wanted,
                                         boxes=parts.boxes, result=result, extra=parts.extra, **self.metric_kwargs)
-                nbad = self.update(name, {key: values[key] for key in wanted})
-                if nbad:
-                    self.faults.record("nonfinite", f"{name}: {nbad} sample(s) with a non-finite metric value")
+                nbad = self.update(name, {key: values[key] for key in wanted}, valid=ok)
+                self.faults.add("nonfinite", nbad, lambda n: f"{name}: {n} sample(s) with a non-finite metric value")
             return skipped
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"{name} raised {type(err).__name__}: {err}", err)
             return ()
+
+    def measure_all(
+        self, cams: Mapping[str, BaseCAM], parts: CAMBatch, targets: Tensor | None
+    ) -> tuple[str, ...]:
+        """Every method on one batch, their maps from one shared pass (:class:`~lightning_cam.methods.MethodGroup`:
+        one forward and backward per target layer instead of one per method), then :meth:`measure` per method
+        with its result. If the shared pass raises, each method runs alone so that a failing method is a fault
+        of its own. Returns the metrics skipped for want of masks or boxes."""
+        results: dict[str, CAMResult] | None = None
+        if len(cams) > 1:
+            try:
+                extra = ExtraInputs.of(parts.extra)
+                results = MethodGroup(cams).explain(parts.images, targets, extra=extra if extra else None)
+            except Exception:  # noqa: BLE001 - each method alone below reports (or raises) its own fault
+                results = None
+        skipped: tuple[str, ...] = ()
+        for name, cam in cams.items():
+            skipped = self.measure(name, cam, parts, targets, None if results is None else results[name]) or skipped
+        return skipped
 
     def reduce(
         self, reduce: Callable[[Tensor], Tensor], device: torch.device, extra: Sequence[int] = ()
@@ -193,9 +265,10 @@ class MetricAccumulator:
         """The epoch's one collective: the sample counts and ``extra`` (the fault counts) summed by ``reduce``
         (``lambda t: trainer.strategy.reduce(t, reduce_op="sum")``); every rank calls it, whatever happened
         locally. Keeps the count totals for :meth:`log` and returns the totals of ``extra``."""
-        keys = list(self.counts)
+        keys = list(self._counts)
         with torch.inference_mode(False):
-            local = torch.tensor([self.counts[k] for k in keys] + list(extra), dtype=torch.float64, device=device)
+            counts = [self._counts[k].to(device, torch.float64).reshape(1) for k in keys]
+            local = torch.cat([*counts, torch.tensor(list(extra), dtype=torch.float64, device=device)])
             total = reduce(local).cpu().tolist()
         self.totals = dict(zip(keys, total[: len(keys)]))
         return total[len(keys):]
@@ -209,5 +282,5 @@ class MetricAccumulator:
                 if count > 0:  # same decision on every rank: compute() is a collective
                     log(f"cam/{name}/{key}", metric.compute().float())
                 metric.reset()
-        self.counts = dict.fromkeys(self.counts, 0)
+        self._counts = {k: torch.zeros_like(v) for k, v in self._counts.items()}
         self.totals = {}

@@ -340,9 +340,13 @@ class CAMCallback(CallbackBase):
             return
         with self._cam_context(trainer):
             sub = None if sub is None else first_samples(sub, n)
-            for name, cam in self._cams.items():
-                work = None if sub is None else functools.partial(self._measure, name, cam, sub)
-                self._run(work, shape, cam, torch.float32 if sub is None else sub.images.dtype)
+            if sharded is None and sub is not None:  # one shared pass for every method (MethodGroup)
+                targets = sub.labels if self.target == "label" else None
+                self._warn_missing(self._accumulator.measure_all(self._cams, sub, targets))
+            else:  # lock-step: one agreed step per method, every rank the same forwards
+                for name, cam in self._cams.items():
+                    work = None if sub is None else functools.partial(self._measure, name, cam, sub)
+                    self._run(work, shape, cam, torch.float32 if sub is None else sub.images.dtype)
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     def _end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -401,7 +405,9 @@ class CAMCallback(CallbackBase):
     def _measure(self, name: str, cam: BaseCAM, sub: CAMBatch) -> None:
         """One method's metrics on this rank's samples ``sub`` (a fault never escapes, unless ``on_error='raise'``)."""
         targets = sub.labels if self.target == "label" else None
-        skipped = self._accumulator.measure(name, cam, sub, targets)
+        self._warn_missing(self._accumulator.measure(name, cam, sub, targets))
+
+    def _warn_missing(self, skipped: tuple[str, ...]) -> None:
         if skipped:
             self._warnings.warn("no_masks", missing_masks(skipped))
 

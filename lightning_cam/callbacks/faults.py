@@ -5,12 +5,17 @@ Every fault of CAM work (a method or ``cam_inputs`` that raises, a non-finite ma
 logger or file that cannot be written, a batch without the labels ``target='label'`` needs) goes through
 :meth:`Faults.record`: with ``on_error="raise"`` it raises at once, with ``"warn"`` it is counted by kind and
 the first message is kept for the report (:func:`fault_report`), given once per epoch by the callback.
+Per-batch tallies (:meth:`Faults.add`) stay on the device until the epoch end, so the validation loop is
+never stalled by a device-to-host read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
+
+import torch
+from torch import Tensor
 
 from lightning_cam.utilities.lightning import rank_zero_warn
 
@@ -54,36 +59,93 @@ class Faults:
         if on_error not in ("warn", "raise"):
             raise ValueError(f"`on_error` must be 'warn' or 'raise', got {on_error!r}.")
         self.on_error: OnError = on_error
-        self.counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
-        self.first: str | None = None
+        self._counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        self._first: str | None = None
+        # per-batch tallies still on the device: (kind, count tensor, message for a count); see `add`
+        self._pending: list[tuple[str, Tensor, Callable[[int], str]]] = []
 
     def reset(self) -> None:
         """Forget the counts and the first message (at the start of each epoch's work)."""
-        self.counts = dict.fromkeys(FAULT_KINDS, 0)
-        self.first = None
+        self._counts = dict.fromkeys(FAULT_KINDS, 0)
+        self._first = None
+        self._pending = []
 
     def record(self, kind: FaultKind, detail: str, err: BaseException | None = None, fatal: bool = True) -> None:
         """One fault: re-raise ``err`` (or ``RuntimeError("CAMCallback: <detail>")`` without one) under
         ``on_error="raise"``; else count it and keep ``detail`` if it is the first. ``fatal=False`` marks a
         fault that describes the model rather than a failure (some blank maps of an untrained model): it is
         counted and reported under either policy."""
-        if kind not in self.counts:
+        if kind not in self._counts:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {list(FAULT_KINDS)}.")
         if self.on_error == "raise" and fatal:
             if err is not None:
                 raise err
             raise RuntimeError(f"CAMCallback: {detail}")
-        self.counts[kind] += 1
-        if self.first is None:
-            self.first = detail
+        self._settle()  # keep the order of events: earlier device tallies come first
+        self._counts[kind] += 1
+        if self._first is None:
+            self._first = detail
+
+    def add(
+        self, kind: FaultKind, count: Tensor, message: Callable[[int], str], fatal: Callable[[int], bool] | None = None
+    ) -> None:
+        """A per-batch tally kept on the device: a fault of ``kind`` when ``count`` (a 0-d integer tensor, e.g.
+        the number of bad samples of a batch) is non-zero, reported as ``message(count)``.
+
+        Under ``on_error="warn"`` nothing is read back to the host here (no device sync per batch): the tallies
+        are read together, once, when :attr:`counts`, :attr:`first` or :meth:`tally` is next needed (the
+        epoch end). Under ``"raise"`` the count is read at once (the policy must stop at the first fault) and
+        ``fatal(count)`` (default: always) decides whether it raises.
+
+        Example:
+            >>> faults = Faults("warn")
+            >>> faults.add("nonfinite", torch.tensor(0), lambda n: f"{n} bad")  # no fault
+            >>> faults.add("nonfinite", torch.tensor(2), lambda n: f"{n} bad")
+            >>> faults.counts["nonfinite"], faults.first
+            (1, '2 bad')
+        """
+        if kind not in self._counts:
+            raise ValueError(f"unknown fault kind {kind!r}; use one of {list(FAULT_KINDS)}.")
+        if self.on_error == "raise":
+            n = int(count)
+            if n:
+                self.record(kind, message(n), fatal=True if fatal is None else fatal(n))
+            return
+        self._pending.append((kind, count.detach().reshape(()), message))
+
+    def _settle(self) -> None:
+        """Read the pending device tallies back (one transfer for all of them) into the counts and first message."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        values = torch.stack([c.to(pending[0][1].device, torch.long) for _, c, _ in pending]).tolist()
+        for (kind, _, message), n in zip(pending, values):
+            if n:
+                self._counts[kind] += 1
+                if self._first is None:
+                    self._first = message(int(n))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Fault counts by kind (reading any pending device tallies)."""
+        self._settle()
+        return self._counts
+
+    @property
+    def first(self) -> str | None:
+        """The first fault's message on this rank (reading any pending device tallies)."""
+        self._settle()
+        return self._first
 
     def tally(self) -> list[int]:
         """The counts in :data:`FAULT_KINDS` order (what the callback sums over ranks)."""
-        return [self.counts[k] for k in FAULT_KINDS]
+        counts = self.counts
+        return [counts[k] for k in FAULT_KINDS]
 
     def set_totals(self, totals: Mapping[str, float]) -> None:
         """Replace the counts by ``totals`` (the sums over ranks); the first message stays this rank's."""
-        self.counts = {k: int(totals.get(k, 0)) for k in FAULT_KINDS}
+        self._settle()
+        self._counts = {k: int(totals.get(k, 0)) for k in FAULT_KINDS}
 
     @property
     def total(self) -> int:

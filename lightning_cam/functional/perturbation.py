@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from lightning_cam.functional.adcc import target_probability
 from lightning_cam.utilities.checks import BASELINES, check_baseline, check_batch_size, check_sigma, check_steps
-from lightning_cam.utilities.lockstep import chunk_plan
+from lightning_cam.utilities.chunking import chunk_size, run_chunks
 
 __all__ = [
     "BASELINES",
@@ -166,7 +166,7 @@ def insertion_deletion(
     steps: int = 20,
     baseline: str | Tensor = "zeros",
     sigma: float = 5.0,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     sample_forward: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
     r"""Insertion and/or deletion AUC of each sample, all perturbed inputs in ``batch_size`` chunks.
@@ -184,7 +184,10 @@ def insertion_deletion(
         probs: ``(B,)`` target probabilities ``Y_c`` on the unperturbed images.
         which: the curves to compute, a subset of ``{"insertion", "deletion"}``.
         steps, baseline, sigma: see :func:`perturbation_counts` and :func:`make_baseline`.
-        batch_size: perturbed images per forward (memory cap).
+        batch_size: perturbed images per forward (memory cap); ``None`` (default): chosen by
+            :func:`~lightning_cam.utilities.chunking.chunk_size` from ``B`` and ``H * W`` (at most ``B`` images
+            per forward, so peak memory stays within 2x a forward of the batch). A chunk that runs out of
+            memory is halved and retried.
         sample_forward: called as ``sample_forward(x, sample_indices)`` instead of ``model(x)`` when each
             perturbed image needs inputs of its own sample besides the image (extra model inputs).
 
@@ -204,8 +207,8 @@ def insertion_deletion(
     unknown = set(which) - {"insertion", "deletion"}
     if unknown:
         raise ValueError(f"`which` names {sorted(unknown)}; use 'insertion' and/or 'deletion'.")
-    batch_size = check_batch_size(batch_size)
     b, _, h, w = images.shape
+    batch_size = chunk_size(b, h * w, requested=check_batch_size(batch_size, allow_none=True), device=images.device)
     n = h * w
     counts = perturbation_counts(n, steps)
     t = len(counts)
@@ -225,16 +228,17 @@ def insertion_deletion(
     base = make_baseline(images, baseline, sigma=sigma)
     ranks = rank_positions(maps)
     job_probs = torch.empty(b * tj, device=images.device, dtype=torch.float32)
-    # sharded runs: every rank the same chunk size and number of forwards (padded); else the local plan
-    batch_size, planned = chunk_plan(b * tj, batch_size)
-    for start in range(0, planned * batch_size, batch_size):
-        if start >= b * tj:  # a padding forward of a sharded run, result unused
-            model(images[:1])
-            continue
-        sl = slice(start, start + batch_size)
+
+    def step(start: int, stop: int) -> None:
+        sl = slice(start, stop)
         batch = perturb(images, base, ranks, job_samples[sl], job_counts[sl], job_insert[sl])
         logits = model(batch) if sample_forward is None else sample_forward(batch, job_samples[sl])
         job_probs[sl] = target_probability(logits, targets[job_samples[sl]])
+
+    def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
+        model(images[:1]) if sample_forward is None else sample_forward(images[:1], job_samples[:1])
+
+    run_chunks(b * tj, batch_size, step, images.device, pad=pad)
     job_probs = job_probs.view(b, tj)
 
     out: dict[str, Tensor] = {}

@@ -11,6 +11,7 @@ Example:
 """
 
 from lightning_cam.methods.base import BaseCAM, ExtraInputs
+from lightning_cam.methods.group import MethodGroup, explain_many
 from lightning_cam.methods.layers import (
     default_target_layer,
     infer_layout,
@@ -45,11 +46,13 @@ __all__ = [
     "HiResCAM",
     "LayerCAM",
     "METHODS",
+    "MethodGroup",
     "ScoreCAM",
     "SmoothGradCAMPlusPlus",
     "XGradCAM",
     "available_methods",
     "default_target_layer",
+    "explain_many",
     "get_method",
     "infer_layout",
     "resolve_layer",

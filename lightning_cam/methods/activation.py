@@ -13,10 +13,10 @@ from lightning_cam.functional.cam import (
     scorecam_weights,
     weighted_sum,
 )
-from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
+from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs, mark_checked
 from lightning_cam.methods.layers import Reshape, check_reshape, resolve_layer
 from lightning_cam.utilities.checks import check_batch_size, check_target_range
-from lightning_cam.utilities.lockstep import chunk_plan
+from lightning_cam.utilities.chunking import chunk_size, run_chunks
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
 
@@ -154,18 +154,27 @@ class FakeCAM(BaseCAM):
         else:
             super().__init__(model, target_layer, reshape)
 
+    def _needs(self) -> str:
+        return "logits" if self.target_layer is None else "activation"
+
     def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
         if self.target_layer is None:
             logits = self._logits(x, extra).detach()
             if targets is None:
-                targets = logits.argmax(dim=1)
-            check_target_range(targets, logits.shape[1])
-            size = (x.shape[-2], x.shape[-1])
+                targets = mark_checked(logits.argmax(dim=1))
+            else:
+                check_target_range(targets, logits.shape[1])
+            cap = Capture(x.new_empty(0), None, logits, targets)
         else:
             cap = self._capture(x, targets, need_grad=False, extra=extra)
-            logits, targets = cap.logits, cap.targets
+        return self._derive(cap, x, extra), cap.logits, cap.targets
+
+    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
+        if self.target_layer is None:
+            size = (x.shape[-2], x.shape[-1])
+        else:
             size = (cap.activations.shape[-2], cap.activations.shape[-1])
-        return fakecam_map(x.shape[0], size, device=x.device), logits, targets
+        return fakecam_map(x.shape[0], size, device=x.device)
 
     def _postprocess(self, raw: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         return fakecam_map(raw.shape[0], size, device=raw.device), raw
@@ -184,7 +193,9 @@ class ScoreCAM(BaseCAM):
     torchcam normalises before upsampling; see :func:`lightning_cam.functional.scorecam_weights`.
 
     The ``B * C`` masked images (``B * top_k`` in fast mode) run through the model in chunks of at most
-    ``batch_size`` images (the memory cap); if a chunk runs out of memory it is halved and retried.
+    ``batch_size`` images (the memory cap; ``None``, the default, lets
+    :func:`~lightning_cam.utilities.chunking.chunk_size` pick it from the image size, at most 64); if a chunk
+    runs out of memory it is halved and retried.
     Constant (e.g. dead, all-zero) channels all give the same all-zero image, which is scored once.
 
     Fast mode ``top_k``: only the ``top_k`` channels with the largest mean activation per sample are scored
@@ -213,26 +224,29 @@ class ScoreCAM(BaseCAM):
         model: nn.Module,
         target_layer: str | nn.Module,
         reshape: Reshape = None,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         top_k: int | None = None,
     ) -> None:
         super().__init__(model, target_layer, reshape)
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be None (score every channel) or >= 1, got {top_k}.")
-        self.batch_size = check_batch_size(batch_size)
+        self.batch_size = check_batch_size(batch_size, allow_none=True)
         self.top_k = None if top_k is None else int(top_k)
 
-    def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
-        cap = self._capture(x, targets, need_grad=False, extra=extra)
+    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         acts, targets = cap.activations, cap.targets
-        b, c = acts.shape[:2]
+        c = acts.shape[1]
         if self.top_k is not None and self.top_k < c:
-            idx = acts.mean(dim=(2, 3)).topk(self.top_k, dim=1).indices  # (B, k)
+            idx = self.select(cap)  # (B, k)
             acts = acts.gather(1, idx[:, :, None, None].expand(-1, -1, *acts.shape[2:]))
         weights = self._score(x, acts, targets, extra)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            raw = weighted_sum(weights, acts)
-        return raw, cap.logits, targets
+            return weighted_sum(weights, acts)
+
+    def select(self, cap: Capture) -> Tensor:
+        """``(B, top_k)`` indices of the channels fast mode scores: the largest mean activation per sample."""
+        assert self.top_k is not None
+        return cap.activations.mean(dim=(2, 3)).topk(self.top_k, dim=1).indices
 
     def _score(self, x: Tensor, acts: Tensor, targets: Tensor, extra: ExtraInputs | None = None) -> Tensor:
         """``(B, k)`` weights: the target-class probability of every masked image, in memory-capped chunks.
@@ -260,29 +274,21 @@ class ScoreCAM(BaseCAM):
             out[dead] = scorecam_weights(zero, targets[sample[dead]])[:, 0]
         live = (~dead).nonzero().squeeze(1)
         n = int(live.numel())
-        # sharded runs: every rank the same chunk size and number of forwards (padded); else the local plan
-        chunk, planned = chunk_plan(n, self.batch_size)
-        chunk, start, runs = min(chunk, max(n, 1)), 0, 0
-        while start < n or runs < planned:
-            stop = min(start + chunk, n)
+        # gradient-free forwards keep no activations: the memory unit is 64 images (the former fixed default)
+        proposed = chunk_size(max(b, 64), size[0] * size[1], requested=self.batch_size, device=x.device)
+
+        def step(start: int, stop: int) -> None:
             idx = live[start:stop]
-            try:
-                if idx.numel() == 0:  # a padding forward of a sharded run, result unused
-                    self._logits(torch.zeros_like(x[:1]))
-                    runs += 1
-                    continue
-                with torch.autocast(device_type=x.device.type, enabled=False):
-                    masks = scorecam_masks(flat_acts[idx], size)  # (n, 1, H, W)
-                masked = (x[sample[idx]] * masks).to(x.dtype)
-                more = extra.take(sample[idx], b)
-                logits = self._logits(masked, more) if more else self._logits(masked)
-                out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]])[:, 0]
-            except _OOM:
-                if chunk == 1:
-                    raise
-                chunk = max(1, chunk // 2)
-                if x.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            start, runs = stop, runs + 1
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                masks = scorecam_masks(flat_acts[idx], size)  # (n, 1, H, W)
+            masked = (x[sample[idx]] * masks).to(x.dtype)
+            more = extra.take(sample[idx], b)
+            logits = self._logits(masked, more) if more else self._logits(masked)
+            out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]])[:, 0]
+
+        def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
+            more = extra.take(sample[:1], b)
+            self._logits(torch.zeros_like(x[:1]), more) if more else self._logits(torch.zeros_like(x[:1]))
+
+        run_chunks(n, proposed, step, x.device, pad=pad)
         return out.view(b, k)

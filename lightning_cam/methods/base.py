@@ -7,7 +7,8 @@ for gradient methods, :math:`\\partial y^c / \\partial A`; the maths lives in :m
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,7 +27,25 @@ from lightning_cam.methods.result import CAMResult
 from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
 from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["BaseCAM", "Capture", "ExtraInputs", "Reshape"]
+__all__ = ["BaseCAM", "Capture", "ExtraInputs", "Reshape", "is_checked", "mark_checked"]
+
+# Target tensors known to be in range (an argmax, or already checked), by id: checking again would read the
+# tensor back to the host (a device sync) at every pass, e.g. the evaluator's second pass on x * map.
+_CHECKED: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
+
+
+def mark_checked(targets: Tensor) -> Tensor:
+    """Mark ``targets`` as valid class indices (no range check, hence no host sync, when passed again); returns it.
+
+    Only for tensors derived from checked ones (an argmax of the logits, a reordering of checked targets).
+    """
+    _CHECKED[id(targets)] = targets
+    return targets
+
+
+def is_checked(targets: Tensor) -> bool:
+    """Whether ``targets`` was marked by :func:`mark_checked`."""
+    return _CHECKED.get(id(targets)) is targets
 
 
 @dataclass(frozen=True)
@@ -249,37 +268,61 @@ class BaseCAM:
             if target_t is not None and target_t.is_inference():
                 target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
             raw, logits, target_t = self._compute(x, target_t, extra_in)
-            with torch.autocast(device_type=x.device.type, enabled=False):
-                maps, low_res = self._postprocess(raw, size)
+            return self._result(raw, logits, target_t, size)
+
+    def _result(self, raw: Tensor, logits: Tensor, targets: Tensor, size: tuple[int, int]) -> CAMResult:
+        """Postprocess a raw map into the :class:`CAMResult` (shared by :meth:`explain` and the method group)."""
+        with torch.autocast(device_type=raw.device.type, enabled=False):
+            maps, low_res = self._postprocess(raw, size)
         blank, reason = self._blank(maps)
         return CAMResult(
-            maps=maps, low_res=low_res, logits=logits.detach().float(), targets=target_t, blank=blank,
-            blank_reason=reason,
+            maps=maps, low_res=low_res, logits=logits.detach().float(), targets=targets, blank=blank,
+            blank_reason=reason,  # type: ignore[arg-type]  # formatted lazily (no host sync), see CAMResult
         )
 
-    def _blank(self, maps: Tensor) -> tuple[Tensor, str]:
-        """Per-sample blank flags (a constant map normalises to all zeros) and the likely cause."""
+    def _blank(self, maps: Tensor) -> tuple[Tensor, Callable[[], str] | str]:
+        """Per-sample blank flags (a constant map normalises to all zeros) and the likely cause.
+
+        The cause is returned as a function formatted only when read (``CAMResult.blank_reason``): deciding
+        whether any sample is blank would be a host-device sync on every call.
+        """
         if not type(self).can_be_blank:
             return torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device), ""
         blank = maps.flatten(1).amax(dim=1) <= 0
-        if not bool(blank.any()):
-            return blank, ""
         layout, zero_grad, zero_act = self._diag if self._diag is not None else (None, None, None)
-        causes: dict[str, list[int]] = {}
-        for i in blank.nonzero().flatten().tolist():
-            zg = bool(zero_grad[i]) if zero_grad is not None and i < len(zero_grad) else False
-            za = bool(zero_act[i]) if zero_act is not None and i < len(zero_act) else False
-            causes.setdefault(blank_reason(self.target_layer_name, layout, zg, za), []).append(i)
-        reason = "; ".join(f"samples {idx[:8]}{'...' if len(idx) > 8 else ''}: {why}" for why, idx in causes.items())
-        return blank, f"{type(self).__name__}: blank (constant) map, {reason}."
+        layer_name, cls_name = self.target_layer_name, type(self).__name__
+
+        def reason() -> str:
+            if not bool(blank.any()):
+                return ""
+            causes: dict[str, list[int]] = {}
+            for i in blank.nonzero().flatten().tolist():
+                zg = bool(zero_grad[i]) if zero_grad is not None and i < len(zero_grad) else False
+                za = bool(zero_act[i]) if zero_act is not None and i < len(zero_act) else False
+                causes.setdefault(blank_reason(layer_name, layout, zg, za), []).append(i)
+            text = "; ".join(f"samples {idx[:8]}{'...' if len(idx) > 8 else ''}: {why}" for why, idx in causes.items())
+            return f"{cls_name}: blank (constant) map, {text}."
+
+        return blank, reason
 
     # ------------------------------------------------------------------ for subclasses
     def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
         """Raw ``(B, h, w)`` map, logits and targets for input ``x``. Default: one hooked pass, then ``_map``."""
-        cap = self._capture(x, targets, need_grad=type(self).needs_grad, extra=extra)
+        cap = self._capture(x, targets, need_grad=self._needs() == "grad", extra=extra)
+        return self._derive(cap, x, extra), cap.logits, cap.targets
+
+    def _needs(self) -> str:
+        """What :meth:`_derive` reads of the clean pass on ``x``: ``"grad"`` (activation and gradient),
+        ``"activation"`` (the activation only) or ``"logits"`` (only the logits and targets). A method group
+        (:class:`~lightning_cam.methods.group.MethodGroup`) runs one capture per target layer for all its
+        methods, with gradients when one of them needs them."""
+        return "grad" if type(self).needs_grad else "activation"
+
+    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
+        """Raw ``(B, h, w)`` map from the clean pass ``cap`` on ``x``; may run more passes (Score-CAM's masked
+        images, Smooth Grad-CAM++'s noisy copies). Default: ``_map(cap)`` in float32."""
         with torch.autocast(device_type=x.device.type, enabled=False):
-            raw = self._map(cap)
-        return raw, cap.logits, cap.targets
+            return self._map(cap)
 
     def _map(self, cap: Capture) -> Tensor:
         """Raw ``(B, h, w)`` map (before ReLU) from a :class:`Capture`."""
@@ -316,9 +359,13 @@ class BaseCAM:
         return self._layouts[key]
 
     def _capture(
-        self, x: Tensor, targets: Tensor | None, need_grad: bool, extra: ExtraInputs | None = None
+        self, x: Tensor, targets: Tensor | None, need_grad: bool, extra: ExtraInputs | None = None,
+        trusted: bool = False,
     ) -> Capture:
-        """One forward with the target layer hooked; with ``need_grad`` also ``dy^c/dA`` via ``autograd.grad``."""
+        """One forward with the target layer hooked; with ``need_grad`` also ``dy^c/dA`` via ``autograd.grad``.
+
+        Given ``targets`` are range-checked (a host sync) unless ``trusted`` (derived from an earlier pass's
+        logits); ``None`` takes the argmax, always in range."""
         store: list[Tensor] = []
         reentrant: list[bool] = []
         layer_name = self.target_layer_name
@@ -357,8 +404,10 @@ class BaseCAM:
                         "choose a layer on the path from the input to the logits."
                     )
                 if targets is None:
-                    targets = logits.detach().argmax(dim=1)
-                check_target_range(targets, logits.shape[1])
+                    targets = mark_checked(logits.detach().argmax(dim=1))
+                elif not (trusted or is_checked(targets)):
+                    check_target_range(targets, logits.shape[1])
+                    mark_checked(targets)
                 act = store[0]
                 grad: Tensor | None = None
                 if need_grad:

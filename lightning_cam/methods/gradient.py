@@ -13,10 +13,10 @@ from lightning_cam.functional.cam import (
     weighted_sum,
     xgradcam_weights,
 )
-from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs
+from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs, mark_checked
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.utilities.checks import check_batch_size
-from lightning_cam.utilities.lockstep import chunk_plan
+from lightning_cam.utilities.chunking import chunk_size, run_chunks
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "SmoothGradCAMPlusPlus", "XGradCAM"]
 
@@ -161,7 +161,9 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     are those of the clean input. The noise comes from a private ``torch.Generator`` seeded with ``seed``
     at every call (the global RNG is never touched), and the same ``n`` noise patterns are used for every
     sample, so a sample's map does not depend on the rest of the batch and repeated calls agree. The
-    ``B * n`` noisy images run in chunks of ``batch_size`` (all at once if ``None``).
+    ``B * n`` noisy images are made and run chunk by chunk: ``batch_size`` per forward, or with ``None`` (the
+    default) the size :func:`~lightning_cam.utilities.chunking.chunk_size` picks from the batch and image size
+    (at most ``B`` images per forward: peak memory within 2x a forward); an out-of-memory chunk is halved.
 
     Definition differences: torchcam's ``SmoothGradCAMpp`` averages :math:`g^2, g^3` over the copies and keeps
     the clean activations (and its last copy's gradient); pytorch-grad-cam has no Smooth Grad-CAM++.
@@ -202,30 +204,48 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         return torch.randn((self.num_samples, *x.shape[1:]), generator=gen, device=x.device, dtype=torch.float32)
 
+    def _needs(self) -> str:
+        return "logits"  # the clean pass only picks the targets; the maps come from the noisy copies
+
     def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
         logits = self._logits(x, extra).detach()
+        trusted = targets is None
         if targets is None:
-            targets = logits.argmax(dim=1)
+            targets = mark_checked(logits.argmax(dim=1))
+        cap = Capture(x.new_empty(0), None, logits, targets)
+        return self._derive(cap, x, extra, trusted=trusted), logits, targets
+
+    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs, trusted: bool = True) -> Tensor:
+        """Mean raw Grad-CAM++ map over the noisy copies, explaining ``cap.targets``.
+
+        Job ``j`` of the ``n * B`` is copy ``m = j // B`` of sample ``b = j % B``; each chunk's noisy images are
+        made when the chunk runs, so memory holds one chunk (:func:`~lightning_cam.utilities.chunking.chunk_size`
+        when ``batch_size`` is None), never all ``n * B`` copies."""
+        targets = cap.targets
         b, n = x.shape[0], self.num_samples
         flat = x.detach().float().flatten(1)
         scale = (flat.amax(dim=1) - flat.amin(dim=1)) * self.std  # (B,)
         noise = self.noise(x)
-        # noisy[m * B + b] = x[b] + scale[b] * noise[m]
-        noisy = (x.float()[None] + scale.view(1, b, 1, 1, 1) * noise[:, None]).to(x.dtype).flatten(0, 1)
-        rep_targets = targets.repeat(n)
-        rep_samples = torch.arange(b, device=x.device).repeat(n)  # noisy[i] is a copy of sample rep_samples[i]
-        # sharded runs: every rank the same chunk size and number of forwards (padded); else the local plan
-        chunk, planned = chunk_plan(noisy.shape[0], self.batch_size or noisy.shape[0])
-        total: Tensor | None = None
-        for start in range(0, planned * chunk, chunk):
-            if start >= noisy.shape[0]:  # a padding forward of a sharded run, result unused
-                self._capture(noisy[:1], rep_targets[:1], need_grad=True, extra=extra.take(rep_samples[:1], b))
-                continue
-            sl = slice(start, start + chunk)
-            cap = self._capture(noisy[sl], rep_targets[sl], need_grad=True, extra=extra.take(rep_samples[sl], b))
+        jobs = n * b
+        total: list[Tensor | None] = [None]
+        checked = [trusted]
+        chunk = chunk_size(b, x.shape[-2] * x.shape[-1], requested=self.batch_size, device=x.device)
+
+        def step(start: int, stop: int) -> None:
+            j = torch.arange(start, stop, device=x.device)
+            copy, sample = j // b, j % b
+            noisy = (x.float()[sample] + scale[sample].view(-1, 1, 1, 1) * noise[copy]).to(x.dtype)
+            cap_n = self._capture(noisy, targets[sample], need_grad=True, extra=extra.take(sample, b),
+                                  trusted=checked[0])
+            checked[0] = True  # the targets were range-checked on the first chunk
             with torch.autocast(device_type=x.device.type, enabled=False):
-                part = weighted_sum(gradcampp_weights(cap.activations, _grads(cap)), cap.activations)
-            total = part if total is None else torch.cat([total, part])
-        assert total is not None
-        raw = total.view(n, b, *total.shape[1:]).mean(dim=0)
-        return raw, logits, targets
+                part = weighted_sum(gradcampp_weights(cap_n.activations, _grads(cap_n)), cap_n.activations)
+            acc = total[0] if total[0] is not None else part.new_zeros((b, *part.shape[1:]))
+            total[0] = acc.index_add(0, sample, part)
+
+        def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
+            self._capture(x[:1], targets[:1], need_grad=True, extra=extra.take(targets.new_zeros(1), b))
+
+        run_chunks(jobs, chunk, step, x.device, pad=pad)
+        assert total[0] is not None
+        return total[0] / n

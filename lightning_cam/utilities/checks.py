@@ -47,7 +47,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "steps": 20,  # insertion/deletion: number of perturbation steps (>= 1)
     "baseline": "zeros",  # insertion/deletion: "zeros", "blur", "mean" or a tensor
     "sigma": 5.0,  # insertion/deletion: blur baseline's Gaussian sigma in pixels
-    "batch_size": 32,  # insertion/deletion: perturbed images per forward (memory cap)
+    "batch_size": None,  # insertion/deletion: perturbed images per forward; None: utilities.chunking.chunk_size
     "threshold": 0.5,  # iou: map threshold in (0, 1)
     "tolerance": 0,  # pointing_game: pixels by which the object is grown
 }
@@ -324,7 +324,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         "steps": check_steps(opts["steps"]),
         "baseline": check_baseline(opts["baseline"]),
         "sigma": check_sigma(opts["sigma"]),
-        "batch_size": check_batch_size(opts["batch_size"]),
+        "batch_size": check_batch_size(opts["batch_size"], allow_none=True),
         "threshold": check_threshold(opts["threshold"]),
         "tolerance": check_tolerance(opts["tolerance"]),
     }
