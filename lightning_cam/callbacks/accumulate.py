@@ -114,6 +114,8 @@ class MetricAccumulator:
         self.seen = 0
         self.counts: dict[tuple[str, str], int] = {}
         self.totals: dict[tuple[str, str], float] = {}
+        #: called with ``(method, parts, result, values, index, batch_size)`` after each scored batch
+        self.observe: Callable[..., None] | None = None
 
     def start(self, device: torch.device, world_size: int) -> None:
         """A new epoch: metric objects created (once) and reset on ``device``, quota and counts cleared."""
@@ -158,6 +160,7 @@ class MetricAccumulator:
         the metric values of :func:`lightning_cam.evaluate_batch` added (non-finite ones left out, a fault).
         Returns the metrics skipped for want of masks or boxes. An exception is a fault too."""
         try:
+            size, index = parts.images.shape[0], None  # index: the kept samples' positions, for `observe`
             extra = ExtraInputs.of(parts.extra)
             # `extra=` only when there is some: a user's BaseCAM subclass may override explain(images, targets)
             result = cam.explain(parts.images, targets, extra=extra) if extra else cam.explain(parts.images, targets)
@@ -174,6 +177,7 @@ class MetricAccumulator:
             if bad or nblank:
                 if not bool(ok.any()):
                     return ()
+                index = ok.nonzero().squeeze(1)
                 result, parts = select_samples(result, parts, ok)
             wanted, skipped = applicable_metrics(self.metric_names, parts)
             if wanted:
@@ -182,6 +186,8 @@ class MetricAccumulator:
                 nbad = self.update(name, {key: values[key] for key in wanted})
                 if nbad:
                     self.faults.record("nonfinite", f"{name}: {nbad} sample(s) with a non-finite metric value")
+                if self.observe is not None:  # the callback's views (gallery, agreement, per class)
+                    self.observe(name, parts, result, {key: values[key] for key in wanted}, index, size)
             return skipped
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"{name} raised {type(err).__name__}: {err}", err)

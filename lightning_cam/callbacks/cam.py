@@ -33,6 +33,7 @@ from lightning_cam.callbacks.images import ProbeImages
 from lightning_cam.callbacks.probe import History, ProbeSet
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.sinks import image_sinks, output_dir
+from lightning_cam.callbacks.views import CAMViews
 from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
 from lightning_cam.mixin import CAMBatch, CAMMixin
@@ -131,6 +132,15 @@ class CAMCallback(Callback):
         tile_size: pixel size of the longer side of each image in the grids.
         progress: rank-zero progress lines: ``None`` only when an epoch's CAM work takes over 10 s,
             ``True`` always, ``False`` never.
+        num_worst: size of the worst-case gallery ``cam/<method>/worst`` (the scored samples with the lowest
+            energy pointing game / pointing game / IoU, else the highest Average Drop, over all ranks;
+            ``0``: off). See :mod:`lightning_cam.callbacks.views` for these views.
+        log_drift: log ``cam/<method>/drift``, 1 − mean Pearson of the probe maps with the previous CAM
+            epoch (during ``fit``, with ``num_images > 0``; logged from rank zero only).
+        log_agreement: log ``cam/agreement/<a>__<b>``, the mean Pearson between two methods' maps.
+        per_class: log every metric per class, ``cam/<method>/<metric>/<class name>`` (opt-in).
+        log_summary: write the TensorBoard custom-scalars layout at the start of ``fit`` and the summary
+            figure of all ``cam/`` curves (``cam/summary``, ``cam_summary.png``) at its end.
 
     Raises:
         ValueError: at construction, for an unknown method, metric or colormap, a method listed twice,
@@ -166,6 +176,11 @@ class CAMCallback(Callback):
         log_evolution: bool = True,
         tile_size: int = 128,
         progress: bool | None = None,
+        num_worst: int = 8,
+        log_drift: bool = True,
+        log_agreement: bool = True,
+        per_class: bool = False,
+        log_summary: bool = True,
     ) -> None:
         super().__init__()
         self._method_classes = options.resolve_methods(methods)
@@ -175,6 +190,7 @@ class CAMCallback(Callback):
         options.check_display(colormap, alpha, tile_size)
         self.method_kwargs = options.resolve_method_kwargs(method_kwargs, self._method_classes)
         self.metric_kwargs = options.check_metric_kwargs(metric_kwargs)
+        options.check_views(num_worst, log_drift, log_agreement, per_class, log_summary)
 
         self.methods: tuple[str, ...] = tuple(self._method_classes)
         self.every_n_epochs = every_n_epochs
@@ -204,6 +220,12 @@ class CAMCallback(Callback):
         self._warnings = WarnOnce()
         self._progress = Progress(progress)
         self._active = False
+        # issue 12 views: gallery, drift, agreement, per class, summary (callbacks/views.py)
+        self.num_worst, self.log_drift, self.log_agreement = num_worst, log_drift, log_agreement
+        self.per_class, self.log_summary = per_class, log_summary
+        self._views = CAMViews(self.methods, self.metrics, num_worst, log_drift, log_agreement, per_class, log_summary,
+                               tile_size, colormap, self.alpha, self._faults)
+        self._accumulator.observe = self._views.observe
 
     # ------------------------------------------------------------------ identity & state
     @property
@@ -218,6 +240,7 @@ class CAMCallback(Callback):
             "probe": self.probe.state_dict(),
             "history": self.history.state_dict(),
             "epochs_logged": list(self.epochs_logged),
+            "views": self._views.state_dict(),
         }
 
     @override
@@ -225,6 +248,7 @@ class CAMCallback(Callback):
         self.probe.load_state_dict(state_dict.get("probe", {}))
         self.history.load_state_dict(state_dict.get("history", {}))
         self.epochs_logged = [int(e) for e in state_dict.get("epochs_logged", [])]
+        self._views.load_state_dict(state_dict.get("views", {}))
 
     # ------------------------------------------------------------------ hooks
     @override
@@ -232,6 +256,10 @@ class CAMCallback(Callback):
         self._build_methods(cam_module(pl_module))
         if self.num_images and trainer.is_global_zero and not image_sinks(trainer):
             self._warnings.warn("no_tb", NO_TENSORBOARD)
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._views.write_layout(trainer, pl_module, with_probe=self.num_images > 0)
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -243,6 +271,7 @@ class CAMCallback(Callback):
         self._accumulator.start(pl_module.device, trainer.world_size)
         self._faults.reset()
         self._progress.restart()
+        self._views.start(trainer, pl_module, cam_module(pl_module).cam_denormalize)
 
     @override
     def on_validation_batch_end(
@@ -274,6 +303,7 @@ class CAMCallback(Callback):
                 skipped = self._accumulator.measure(name, cam, sub, None if targets is None else sub.labels)
                 if skipped:
                     self._warnings.warn("no_masks", missing_masks(skipped))
+            self._views.batch_end()
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     @override
@@ -285,16 +315,19 @@ class CAMCallback(Callback):
         totals = self._accumulator.reduce(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
                                           pl_module.device, extra=self._faults.tally())
         self._faults.set_totals(dict(zip(self._faults.counts, totals)))
-        self._accumulator.log(lambda key, value: pl_module.log(key, value, on_step=False, on_epoch=True,
-                                                               sync_dist=True, reduce_fx="max"))
-        # `max` above: the value is identical on every rank after the metric's own sync; it keeps it exact
-        # while telling Lightning it is a synchronised epoch value.
         epoch = trainer.current_epoch
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+        # pl_module.log(..., sync_dist=True, reduce_fx="max"): the value is identical on every rank after the
+        # metric's own sync; `max` keeps it exact while telling Lightning it is a synchronised epoch value.
+        log = self._views.scalar_log(pl_module, epoch, record=fitting)
+        self._accumulator.log(log)
+        self._views.log_epoch(trainer, log, epoch, image_sinks(trainer), getattr(pl_module, "cam_class_names", None))
         if trainer.is_global_zero:
             if fitting and epoch not in self.epochs_logged:
                 self.epochs_logged.append(epoch)
             self._log_probe(trainer, pl_module, epoch, record=fitting)  # its faults add to the reduced totals
+            if fitting:
+                self._views.log_drift(self.history, epoch, log)
         self._freeze_probe(trainer)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:
@@ -303,6 +336,12 @@ class CAMCallback(Callback):
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.log_summary and trainer.is_global_zero:  # the figure of all cam/ curves (callbacks/views.py)
+            self._faults.reset()
+            self._views.log_summary_figure(image_sinks(trainer), output_dir(trainer))
+            report = self._faults.report("while saving or logging the CAM summary figure")
+            if report:
+                rank_zero_warn(report)
         if not (self.log_evolution and trainer.is_global_zero and self.probe.size):
             return
         self._faults.reset()
