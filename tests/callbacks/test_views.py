@@ -3,11 +3,20 @@ custom-scalars layout and the summary figure; each part on its own, then read ba
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_cam import CAMCallback
@@ -20,6 +29,8 @@ from lightning_cam.callbacks.summary import Curves, summary_figure
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.mixin import CAMBatch
 from tests.callbacks.test_cam import make_data, make_model, make_trainer
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _batch(n: int, seed: int) -> tuple[CAMBatch, CAMResult, dict[str, torch.Tensor]]:
@@ -151,3 +162,102 @@ def test_views_off(tmp_path: Any) -> None:
     tags = _events(trainer.logger.log_dir).Tags()  # type: ignore[union-attr]
     assert not [t for t in tags["images"] + tags["scalars"] if "worst" in t or "drift" in t or "agreement" in t]
     assert "cam/summary" not in tags["images"] and "custom_scalars__config__" not in tags["tensors"]
+
+
+VIEWS_DDP_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.loggers import TensorBoardLogger
+    from torch.utils.data import DataLoader, Subset
+    from lightning_cam import CAMCallback
+    from lightning_cam.data import ShapesDataModule
+    from lightning_cam.models import GAPClassifier
+
+    class Interleaved(ShapesDataModule):
+        # one process over the validation samples in the order 0, 2, 4, ..., 1, 3, ...: its probe images are
+        # those rank 0 of a 2-process run sees first (DistributedSampler: rank r gets r, r + 2, ...)
+        def val_dataloader(self):
+            loader = super().val_dataloader()
+            n = len(loader.dataset)
+            order = list(range(0, n, 2)) + list(range(1, n, 2))
+            return DataLoader(Subset(loader.dataset, order), batch_size=loader.batch_size,
+                              collate_fn=loader.collate_fn)
+
+    class EpochWeights(pl.Callback):
+        # the same known weights at every validation epoch in both runs (whatever the training step did)
+        def __init__(self, states):
+            self.states = states
+
+        def on_validation_epoch_start(self, trainer, pl_module):
+            pl_module.load_state_dict(self.states[trainer.current_epoch])
+
+    if __name__ == "__main__":
+        torch.set_num_threads(1)
+        out, devices = sys.argv[1], int(sys.argv[2])
+        dm = (Interleaved if devices == 1 else ShapesDataModule)(num_train=16, num_val=32, image_size=32,
+                                                                  batch_size=8, seed=0)
+        states = []
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            states.append(GAPClassifier(num_classes=5, channels=(8, 16), class_names=dm.class_names,
+                                        mean=dm.hparams.mean, std=dm.hparams.std).state_dict())
+        model = GAPClassifier(num_classes=5, channels=(8, 16), class_names=dm.class_names, mean=dm.hparams.mean,
+                              std=dm.hparams.std)
+        cam = CAMCallback(methods=("gradcam", "eigencam"), metrics=("complexity", "average_drop", "pointing_game",
+                          "energy_pointing_game"), max_samples=None, num_images=4, num_worst=5, per_class=True,
+                          on_error="raise", tile_size=32)
+        trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
+                             max_epochs=2, limit_train_batches=1, logger=TensorBoardLogger(out, name=f"p{devices}"),
+                             callbacks=[EpochWeights(states), cam], enable_progress_bar=False,
+                             enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
+        trainer.fit(model, dm)
+        if trainer.is_global_zero:
+            json.dump({"log_dir": trainer.logger.log_dir}, open(f"{out}/p{devices}.json", "w"))
+    """
+)
+
+
+def _run(script: Path, out: Path, devices: int, timeout: float = 420) -> None:
+    """A subprocess in its own session, killed as a group on timeout (Lightning traps SIGTERM)."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(devices)], cwd=out, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"the {devices}-process run did not finish in {timeout} s")
+    assert proc.returncode == 0, stderr[-4000:]
+
+
+def _png(event: Any) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB")).astype(np.int16)
+
+
+@pytest.mark.slow
+def test_views_of_two_processes_equal_one_process_over_the_same_samples(tmp_path: Path) -> None:
+    script = tmp_path / "views_ddp.py"
+    script.write_text(VIEWS_DDP_SCRIPT)
+    for devices in (2, 1):
+        _run(script, tmp_path, devices)
+    ddp, single = (_events(json.loads((tmp_path / f"p{d}.json").read_text())["log_dir"]) for d in (2, 1))
+    scalars = [t for t in single.Tags()["scalars"] if t.startswith("cam/")]
+    views = [t for t in scalars if "drift" in t or "agreement" in t or t.count("/") == 3]
+    assert len([t for t in views if "drift" in t]) == 2 and "cam/agreement/gradcam__eigencam" in views
+    assert len([t for t in views if t.count("/") == 3]) >= 2 * 4 * 3  # per class: methods x metrics x classes
+    assert set(scalars) == {t for t in ddp.Tags()["scalars"] if t.startswith("cam/")}
+    for tag in scalars:
+        one, two = [s.value for s in single.Scalars(tag)], [s.value for s in ddp.Scalars(tag)]
+        assert two == pytest.approx(one, rel=1e-4, abs=1e-5), tag
+    for method in ("gradcam", "eigencam"):
+        one, two = single.Images(f"cam/{method}/worst"), ddp.Images(f"cam/{method}/worst")
+        assert [i.step for i in one] == [i.step for i in two] == [0, 1]
+        for a, b in zip(one, two):
+            pa, pb = _png(a), _png(b)
+            assert pa.shape == pb.shape and np.abs(pa - pb).mean() < 1.0, method  # the same 5 samples
+    for acc in (single, ddp):
+        assert "custom_scalars__config__" in acc.Tags()["tensors"]
+        assert [i.step for i in acc.Images("cam/summary")] == [1]
