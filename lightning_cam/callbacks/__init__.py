@@ -7,7 +7,9 @@
 * :mod:`.images`: rank zero's probe grids and evolution images, rendered and sent to the sinks;
 * :mod:`.probe`: the checkpointed probe set and the history of its maps;
 * :mod:`.sinks`: where images go (one sink per logger kind), the output directory, safe file names;
-* :mod:`.progress`: rank-zero progress lines.
+* :mod:`.progress`: rank-zero progress lines;
+* :mod:`.views`: the views beyond scalars and grids, one module each: :mod:`.gallery` (worst cases),
+  :mod:`.drift`, :mod:`.agreement`, :mod:`.per_class`, :mod:`.summary` (custom-scalars layout, summary figure).
 """
 
 from __future__ import annotations
