@@ -14,6 +14,11 @@ default to ``configs/shapes.yaml``.
 
     python benchmarks/bench_callback.py                 # the defaults (1 epoch per fit, 2 repeats)
     python benchmarks/bench_callback.py --epochs 2 --repeats 3
+    python benchmarks/bench_callback.py --views-only --epochs 2   # the cost of the views of issue 12 only
+
+The views (worst-case gallery, drift, agreement, per-class curves, custom-scalars layout and summary
+figure) are measured as the ratio of ``fit`` with the ``configs/shapes.yaml`` callback with them (defaults,
+then also ``per_class=True``) to the same callback with all of them off.
 """
 
 from __future__ import annotations
@@ -91,6 +96,32 @@ def _forward_time(dm: ShapesDataModule, model: GAPClassifier) -> tuple[float, fl
     return _since(start)
 
 
+#: every view of lightning_cam.callbacks.views off
+VIEWS_OFF: dict[str, Any] = {"num_worst": 0, "log_drift": False, "log_agreement": False, "per_class": False,
+                             "log_summary": False}
+
+
+def _views_cost(args: argparse.Namespace, dm: ShapesDataModule) -> None:
+    """``fit`` time with the config's callback: views off, default views, default views + per-class."""
+    base = _config_callback()
+    variants = {"views off": {**base, **VIEWS_OFF}, "default views": base,
+                "default views + per_class": {**base, "per_class": True}}
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label in ["no callback", *variants]}
+    for _ in range(args.repeats):  # interleaved: a busy machine hurts every variant alike
+        runs["no callback"].append(_fit_time(args, dm, None))
+        for label, kwargs in variants.items():
+            runs[label].append(_fit_time(args, dm, CAMCallback(**kwargs)))
+    best = {label: _min(r) for label, r in runs.items()}
+    (plain, plain_cpu), (off, off_cpu) = best["no callback"], best["views off"]
+    print(f"fit without callback: wall {plain:.2f}s, CPU {plain_cpu:.2f}s; with the callback, views off: wall "
+          f"{off:.2f}s, CPU {off_cpu:.2f}s")
+    for label in list(variants)[1:]:
+        wall, cpu = best[label]
+        print(f"views cost [{label}]: wall {wall:.2f}s = {wall / off:.3f}x the callback without views "
+              f"(+{wall - off:.2f}s, {100 * (wall - off) / max(off - plain, 1e-9):.0f}% of the callback's own "
+              f"cost); CPU {cpu:.2f}s = {cpu / off_cpu:.3f}x")
+
+
 def _min(runs: list[tuple[float, float]]) -> tuple[float, float]:
     return min(r[0] for r in runs), min(r[1] for r in runs)
 
@@ -103,6 +134,7 @@ def main() -> None:
     parser.add_argument("--num-val", type=int, default=1000)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--views-only", action="store_true", help="only the cost of the views (issue 12)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import logging
@@ -118,6 +150,9 @@ def main() -> None:
           f"{args.batch_size}, GAPClassifier(16,32,64,64), {args.epochs} epoch(s), min of {args.repeats} "
           f"interleaved runs, torch threads {torch.get_num_threads()}")
     _fit_time(args, dm, None)  # warm-up (allocator, lazy imports)
+    if args.views_only:
+        _views_cost(args, dm)
+        return
     for label, kwargs in settings.items():
         plain, watched = [], []
         for _ in range(args.repeats):
@@ -138,6 +173,8 @@ def main() -> None:
         print(f"CAM epoch cost [{label}]: wall {cam - base:.2f}s = {(cam - base) / fwd:.1f}x the validation "
               f"forward ({fwd:.2f}s for {args.num_val} images); CPU {cam_cpu - base_cpu:.2f}s = "
               f"{(cam_cpu - base_cpu) / fwd_cpu:.1f}x ({fwd_cpu:.2f}s)")
+    _views_cost(args, dm)
+
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,8 @@ writes, under ``docs/``:
   energy pointing game, ADCC), clean and shortcut side by side, one point per epoch;
 * ``shortcut_grid.png``: the callback's last Grad-CAM grid of each run (the fixed probe images on top,
   the heatmap overlays below), clean above shortcut: on the shortcut run the heat sits on the marker;
+* ``shortcut_worst.png``: the shortcut run's last worst-case gallery ``cam/gradcam/worst`` (the scored
+  samples with the lowest energy pointing game, over all 128 of the epoch): the heat on the marker;
 * ``shortcut_numbers.json``: the last epoch's values, plus both models' accuracy and Grad-CAM
   localization on the validation split with the markers shuffled and with no marker at all.
 
@@ -134,6 +136,13 @@ def draw_grids(events: dict[str, EventAccumulator], path: Path, width: int = 960
     Image.open(path).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
+def draw_worst(acc: EventAccumulator, path: Path, width: int = 960) -> None:
+    """The last Grad-CAM worst-case gallery of a run, resized to ``width`` pixels, as a palette PNG."""
+    gallery = last_grid(acc, "cam/gradcam/worst")
+    gallery = gallery.resize((width, round(gallery.height * width / gallery.width)), Image.LANCZOS)
+    gallery.quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
+
+
 def main_script() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--logdir", default="/tmp/lightning_cam_docs", help="where the two runs are written")
@@ -158,8 +167,9 @@ def main_script() -> None:
         numbers[name]["curves"] = {tag: [round(p.value, 3) for p in acc.Scalars(tag)] for tag, _ in CURVES}
     draw_curves(events, DOCS / "shortcut_curves.png")
     draw_grids(events, DOCS / "shortcut_grid.png")
+    draw_worst(events["shortcut"], DOCS / "shortcut_worst.png")
     (DOCS / "shortcut_numbers.json").write_text(json.dumps(numbers, indent=2) + "\n")
-    for name in ("shortcut_curves.png", "shortcut_grid.png", "shortcut_numbers.json"):
+    for name in ("shortcut_curves.png", "shortcut_grid.png", "shortcut_worst.png", "shortcut_numbers.json"):
         print(f"wrote docs/{name} ({os.path.getsize(DOCS / name) // 1024} KiB)")
     print(json.dumps({k: {"validation_variants": v["validation_variants"]} for k, v in numbers.items()}, indent=1))
 

@@ -35,6 +35,8 @@ def test_the_public_modules_have_examples() -> None:
         "lightning_cam.metrics.base", "lightning_cam.metrics.localization", "lightning_cam.metrics.perturbation",
         "lightning_cam.metrics.names", "lightning_cam.methods", "lightning_cam.methods.base", "lightning_cam.mixin",
         "lightning_cam.render", "lightning_cam.utilities.checks", "lightning_cam.utilities.modes",
+        "lightning_cam.callbacks.agreement", "lightning_cam.callbacks.drift", "lightning_cam.callbacks.gallery",
+        "lightning_cam.callbacks.per_class", "lightning_cam.callbacks.summary", "lightning_cam.callbacks.views",
     }
     assert expected <= set(MODULES), sorted(expected - set(MODULES))
 

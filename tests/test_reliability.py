@@ -296,7 +296,7 @@ def test_scorecam_oom_at_chunk_one_is_skipped_and_counted(tmp_path: Any, monkeyp
 
 def test_every_fault_kind_reported_once_per_epoch_with_its_count(tmp_path: Any) -> None:
     model = Tiny()
-    cb = CAMCallback(methods=(Broken, NaNLogits, "gradcam"), metrics=METRICS, num_images=2)
+    cb = CAMCallback(methods=(Broken, NaNLogits, "gradcam"), metrics=METRICS, num_images=2, num_worst=0)
     t, messages = fit(tmp_path, model, cb, epochs=2, logger=FailingTB(str(tmp_path), name="tb"))
     msgs = fault_warnings(messages)
     # per epoch: broken 2 batches + probe = 3 errors; nanlogits 2 x 2 batches + probe = 5 nonfinite (see

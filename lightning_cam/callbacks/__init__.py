@@ -9,7 +9,9 @@
 * :mod:`.schedule`: which runs get CAM work (stages, validation runs counted), the setup warnings;
 * :mod:`.sinks`: where images go (one sink per logger kind: TensorBoard, W&B, MLflow, Comet, Neptune, PNG
   files in a logger's ``log_dir``), safe file names;
-* :mod:`.progress`: rank-zero progress lines.
+* :mod:`.progress`: rank-zero progress lines;
+* :mod:`.views`: the views beyond scalars and grids, one module each: :mod:`.gallery` (worst cases),
+  :mod:`.drift`, :mod:`.agreement`, :mod:`.per_class`, :mod:`.summary` (custom-scalars layout, summary figure).
 """
 
 from __future__ import annotations

@@ -144,6 +144,8 @@ class MetricAccumulator:
         self.seen = 0
         self._counts: dict[tuple[str, str], Tensor] = {}  # finite samples per metric, on the device
         self.totals: dict[tuple[str, str], float] = {}
+        #: called with ``(method, parts, result, values, index, batch_size)`` after each scored batch
+        self.observe: Callable[..., None] | None = None
 
     @property
     def counts(self) -> dict[tuple[str, str], int]:
@@ -235,10 +237,23 @@ class MetricAccumulator:
                                         boxes=parts.boxes, result=result, extra=parts.extra, **self.metric_kwargs)
                 nbad = self.update(name, {key: values[key] for key in wanted}, valid=ok)
                 self.faults.add("nonfinite", nbad, lambda n: f"{name}: {n} sample(s) with a non-finite metric value")
+                if self.observe is not None:  # the callback's views (gallery, agreement, per class)
+                    self._observe(name, parts, result, {key: values[key] for key in wanted}, ok, order)
             return skipped
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"{name} raised {type(err).__name__}: {err}", err)
             return ()
+
+    def _observe(self, name: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor], ok: Tensor,
+                 order: Tensor) -> None:
+        """The views see the reordered batch with the left-out samples as NaN (which every view skips) and each
+        row's original position ``order`` (so two methods' maps pair up by sample): no host sync."""
+        assert self.observe is not None
+        nan = torch.tensor(float("nan"), device=ok.device)
+        shown = CAMResult(torch.where(ok.view(-1, 1, 1), result.maps.float(), nan), result.low_res, result.logits,
+                          result.targets, result.blank, _lazy_reason(result))  # type: ignore[arg-type]
+        kept = {key: torch.where(ok, value.float(), nan) for key, value in values.items()}
+        self.observe(name, parts, shown, kept, order, int(ok.shape[0]))
 
     def measure_all(
         self, cams: Mapping[str, BaseCAM], parts: CAMBatch, targets: Tensor | None

@@ -39,6 +39,7 @@ from lightning_cam.callbacks.schedule import (
     stale_monitors,
 )
 from lightning_cam.callbacks.sinks import image_sinks, missing_sinks_message
+from lightning_cam.callbacks.views import CAMViews
 from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
 from lightning_cam.mixin import CAMBatch, CAMMixin
@@ -137,6 +138,15 @@ class CAMCallback(CallbackBase):
             ``True`` always, ``False`` never.
         stages: where to work: ``"fit"`` (its validation runs), ``"validate"`` (``trainer.validate()``),
             ``"test"`` (``trainer.test()``, opt-in, keys ``cam_test/<method>/...``).
+        num_worst: size of the worst-case gallery ``cam/<method>/worst`` (the scored samples with the lowest
+            energy pointing game / pointing game / IoU, else the highest Average Drop, over all ranks;
+            ``0``: off). See :mod:`lightning_cam.callbacks.views` for these views.
+        log_drift: log ``cam/<method>/drift``, 1 − mean Pearson of the probe maps with the previous CAM
+            epoch (during ``fit``, with ``num_images > 0``; logged from rank zero only).
+        log_agreement: log ``cam/agreement/<a>__<b>``, the mean Pearson between two methods' maps.
+        per_class: log every metric per class, ``cam/<method>/<metric>/<class name>`` (opt-in).
+        log_summary: write the TensorBoard custom-scalars layout at the start of ``fit`` and the summary
+            figure of all ``cam/`` curves (``cam/summary``, ``cam_summary.png``) at its end.
 
     Raises:
         ValueError: at construction, for an unknown method, metric or colormap, a method listed twice,
@@ -173,6 +183,11 @@ class CAMCallback(CallbackBase):
         tile_size: int = 128,
         progress: bool | None = None,
         stages: str | Sequence[str] = DEFAULT_STAGES,
+        num_worst: int = 8,
+        log_drift: bool = True,
+        log_agreement: bool = True,
+        per_class: bool = False,
+        log_summary: bool = True,
     ) -> None:
         super().__init__()
         self._method_classes = options.resolve_methods(methods)
@@ -182,6 +197,7 @@ class CAMCallback(CallbackBase):
         options.check_display(colormap, alpha, tile_size)
         self.method_kwargs = options.resolve_method_kwargs(method_kwargs, self._method_classes)
         self.metric_kwargs = options.check_metric_kwargs(metric_kwargs)
+        options.check_views(num_worst, log_drift, log_agreement, per_class, log_summary)
 
         self.methods: tuple[str, ...] = tuple(self._method_classes)
         self.every_n_epochs = every_n_epochs
@@ -219,6 +235,12 @@ class CAMCallback(CallbackBase):
         self._sharded: ShardedWork | None = None
         #: lock-step over ranks: ``None`` = when the strategy shards the parameters; ``True`` forces it (measuring)
         self._lockstep: bool | None = None
+        # issue 12 views: gallery, drift, agreement, per class, summary (callbacks/views.py)
+        self.num_worst, self.log_drift, self.log_agreement = num_worst, log_drift, log_agreement
+        self.per_class, self.log_summary = per_class, log_summary
+        self._views = CAMViews(self.methods, self.metrics, num_worst, log_drift, log_agreement, per_class, log_summary,
+                               tile_size, colormap, self.alpha, self._faults)
+        self._accumulator.observe = self._views.observe
 
     # ------------------------------------------------------------------ identity & state
     @property
@@ -234,6 +256,7 @@ class CAMCallback(CallbackBase):
             "history": self.history.state_dict(),
             "epochs_logged": list(self.epochs_logged),
             "validation_runs": self._schedule.runs,
+            "views": self._views.state_dict(),
         }
 
     @override
@@ -243,6 +266,7 @@ class CAMCallback(CallbackBase):
         self.epochs_logged = [int(e) for e in state_dict.get("epochs_logged", [])]
         self._schedule.runs = int(state_dict.get("validation_runs", 0))
         self._runs_loaded = "validation_runs" in state_dict
+        self._views.load_state_dict(state_dict.get("views", {}))
 
     # ------------------------------------------------------------------ hooks
     @override
@@ -259,6 +283,10 @@ class CAMCallback(CallbackBase):
         stale = stale_monitors(getattr(trainer, "callbacks", [])) if stage == "fit" else []
         if stale and not self._schedule.every_validation:
             self._warnings.warn("stale_monitor", stale_monitor(stale, self.every_n_epochs, self.stages))
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._views.write_layout(trainer, pl_module, with_probe=self.num_images > 0)
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -288,6 +316,13 @@ class CAMCallback(CallbackBase):
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.log_summary and trainer.is_global_zero:  # the figure of all cam/ curves (callbacks/views.py)
+            self._faults.reset()
+            step = scalar_step(trainer) if self._when.step is None else self._when.step  # the last CAM run's
+            self._views.log_summary_figure(image_sinks(trainer), step)
+            report = self._faults.report("while saving or logging the CAM summary figure")
+            if report:
+                rank_zero_warn(report)
         if not (self.log_evolution and trainer.is_global_zero and self.probe.size):
             return
         self._faults.reset()
@@ -307,6 +342,7 @@ class CAMCallback(CallbackBase):
         self._prefix = key_prefix(loop)
         self._build_methods(cam_module(pl_module))
         self._accumulator.start(pl_module.device, trainer.world_size)
+        self._views.start(trainer, pl_module, cam_module(pl_module).cam_denormalize)
         lockstep = params_sharded(trainer.strategy) if self._lockstep is None else self._lockstep
         self._sharded = None
         if lockstep and trainer.world_size > 1 and self._cams_model is not None:
@@ -347,6 +383,7 @@ class CAMCallback(CallbackBase):
                 for name, cam in self._cams.items():
                     work = None if sub is None else functools.partial(self._measure, name, cam, sub)
                     self._run(work, shape, cam, torch.float32 if sub is None else sub.images.dtype)
+            self._views.batch_end()
         self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     def _end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -358,18 +395,22 @@ class CAMCallback(CallbackBase):
         totals = self._accumulator.reduce(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
                                           pl_module.device, extra=self._faults.tally())
         self._faults.set_totals(dict(zip(self._faults.counts, totals)))
-        self._accumulator.log(lambda key, value: pl_module.log(key.replace("cam/", f"{self._prefix}/", 1), value,
-                                                               on_step=False, on_epoch=True, sync_dist=True,
-                                                               reduce_fx="max"))
-        # `max` above: the value is identical on every rank after the metric's own sync; it keeps it exact
-        # while telling Lightning it is a synchronised epoch value.
-        epoch = trainer.current_epoch
+        epoch, step = trainer.current_epoch, scalar_step(trainer)
         fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
-        if trainer.is_global_zero:
+        # pl_module.log(..., sync_dist=True, reduce_fx="max"): the value is identical on every rank after the
+        # metric's own sync; `max` keeps it exact while telling Lightning it is a synchronised epoch value.
+        log = self._views.scalar_log(pl_module, epoch, record=fitting, prefix=self._prefix)
+        self._accumulator.log(log)
+        zero = trainer.is_global_zero
+        self._views.log_epoch(trainer, log, step, image_sinks(trainer) if zero else [],
+                              getattr(pl_module, "cam_class_names", None), prefix=self._prefix)
+        if zero:
             if fitting and epoch not in self.epochs_logged:
                 self.epochs_logged.append(epoch)
-            self._when = When(self.history.next_row(), epoch, scalar_step(trainer))
+            self._when = When(self.history.next_row(), epoch, step)
         self._log_probe(trainer, pl_module, record=fitting)  # its faults add to the reduced totals
+        if zero and fitting:
+            self._views.log_drift(self.history, self._when.row, log)
         self._freeze_probe(trainer)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:

@@ -23,6 +23,7 @@ __all__ = [
     "check_metric_kwargs",
     "check_schedule",
     "check_target_and_policy",
+    "check_views",
     "resolve_method_kwargs",
     "resolve_methods",
 ]
@@ -151,3 +152,23 @@ def check_metric_kwargs(metric_kwargs: Mapping[str, Any] | None) -> dict[str, An
     options = dict(metric_kwargs or {})
     check_metric_options(dict(options))
     return options
+
+
+def check_views(num_worst: int, log_drift: bool, log_agreement: bool, per_class: bool, log_summary: bool) -> None:
+    """The switches of :mod:`lightning_cam.callbacks.views`: ``num_worst`` an int ``>= 0`` (0: no gallery),
+    the others booleans.
+
+    Example:
+        >>> check_views(-1, True, True, False, True)
+        Traceback (most recent call last):
+        ...
+        ValueError: `num_worst` (samples in the worst-case gallery) must be an int >= 0 (0: off), got -1.
+    """
+    if isinstance(num_worst, bool) or not isinstance(num_worst, int) or num_worst < 0:
+        raise ValueError(f"`num_worst` (samples in the worst-case gallery) must be an int >= 0 (0: off), got "
+                         f"{num_worst!r}.")
+    switches = {"log_drift": log_drift, "log_agreement": log_agreement, "per_class": per_class,
+                "log_summary": log_summary}
+    for name, value in switches.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"`{name}` must be True or False, got {value!r}.")

@@ -51,14 +51,14 @@ def count_host_reads(counter: dict[str, int]) -> Iterator[None]:
 
 
 def reads_per_epoch(tmp_path: Any, num_val: int, methods: tuple[str, ...], metrics: tuple[str, ...],
-                    monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+                    monkeypatch: pytest.MonkeyPatch, views: bool = True) -> dict[str, int]:
     counter: dict[str, int] = {"active": 0}
     with monkeypatch.context() as mp:
-        return _reads(tmp_path, num_val, methods, metrics, mp, counter)
+        return _reads(tmp_path, num_val, methods, metrics, mp, counter, views)
 
 
 def _reads(tmp_path: Any, num_val: int, methods: tuple[str, ...], metrics: tuple[str, ...],
-           monkeypatch: pytest.MonkeyPatch, counter: dict[str, int]) -> dict[str, int]:
+           monkeypatch: pytest.MonkeyPatch, counter: dict[str, int], views: bool) -> dict[str, int]:
     for hook in ("on_validation_batch_end", "on_validation_epoch_end"):
         original = getattr(cam_module.CAMCallback, hook)
 
@@ -72,7 +72,8 @@ def _reads(tmp_path: Any, num_val: int, methods: tuple[str, ...], metrics: tuple
         monkeypatch.setattr(cam_module.CAMCallback, hook, active)
     dm = make_data(num_val=num_val)
     model = make_model(dm)
-    cb = CAMCallback(methods=methods, metrics=metrics, num_images=0, max_samples=None, on_error="warn")
+    off = {} if views else {"num_worst": 0, "log_agreement": False, "log_drift": False, "log_summary": False}
+    cb = CAMCallback(methods=methods, metrics=metrics, num_images=0, max_samples=None, on_error="warn", **off)
     trainer = make_trainer(tmp_path, [cb], logger=False)
     with count_host_reads(counter):
         trainer.validate(model, dm, verbose=False)
@@ -87,8 +88,10 @@ def test_host_reads_do_not_grow_with_the_number_of_batches(tmp_path: Any, method
     metrics = (*ADCC, "pointing_game", "iou")
     two = reads_per_epoch(tmp_path / "a", 32, methods, metrics, monkeypatch)  # 2 batches of 16
     six = reads_per_epoch(tmp_path / "b", 96, methods, metrics, monkeypatch)  # 6 batches
-    assert two == six, (two, six)
-    # epoch end only: the one reduce and the fault tallies (one read each), and each metric's compute()
+    assert two == six, (two, six)  # with the default views (gallery gather, agreement) on
+    # without the views, epoch end only: the one reduce and the fault tallies (one read each), and each
+    # metric's compute()
+    two = reads_per_epoch(tmp_path / "c", 32, methods, metrics, monkeypatch, views=False)
     assert two.get("tolist", 0) <= 2 and sum(two.values()) <= 2 + len(methods) * len(metrics), two
 
 

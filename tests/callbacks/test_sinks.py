@@ -174,5 +174,6 @@ def test_a_custom_logger_gets_scalars_and_png_files_in_its_own_log_dir(tmp_path:
     with pytest.warns(UserWarning, match=r"logger\(s\) \['CustomLogger'\] have no image call and no log_dir"):
         t.fit(model, dm)
     assert [step for m, step in logger.metrics if "cam/gradcam/adcc" in m] == [1]
-    assert sorted(os.listdir(tmp_path / "mine")) == ["cam_evolution_gradcam.png", "cam_gradcam_grid_step1.png"]
-    assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*.png")] == ["mine", "mine"]
+    assert sorted(os.listdir(tmp_path / "mine")) == ["cam_evolution_gradcam.png", "cam_gradcam_grid_step1.png",
+                                                     "cam_gradcam_worst_step1.png", "cam_summary.png"]
+    assert [p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*.png")] == ["mine"] * 4

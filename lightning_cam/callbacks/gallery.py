@@ -1,0 +1,232 @@
+"""The worst-case gallery ``cam/<method>/worst``: per CAM epoch and method, the ``k`` scored samples with the
+worst score, gathered across ranks.
+
+The score of a sample (its *badness*, higher is worse, in ``[0, 1]``) is the first of these that the batch
+has a finite value of (:data:`SCORES`): ``1 − energy pointing game``, ``1 − pointing game``, ``1 − IoU``
+(localization, when the batch carries masks or boxes), else ``Average Drop / 100``. Ties (the pointing
+game is 0 or 1) are broken by a content key of the input image (the sum of its values), so the gallery is
+a function of the set of scored samples: a 2-process run shows what a 1-process run over the same samples
+shows.
+
+Cheap by construction: each rank keeps only its current ``k`` worst (the input and the map letterboxed to
+``tile × tile`` pixels, ``uint8``), merged on the device batch by batch without a host sync; at epoch end
+one ``all_gather`` of one ``uint8`` tensor (every method's slots and their scores packed in it) and rank
+zero renders the grid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from lightning_cam.methods import CAMResult
+from lightning_cam.mixin import CAMBatch
+from lightning_cam.render import CORRECT_COLOR, UNKNOWN_COLOR, WRONG_COLOR, add_border, overlay, text_tiles
+
+__all__ = ["SCORES", "WorstCases", "WorstSample", "badness", "gallery_image", "letterbox", "worst_first"]
+
+#: ``(metric name, caption label, lower_is_worse)`` in order of preference for the gallery's score.
+SCORES: tuple[tuple[str, str, bool], ...] = (
+    ("energy_pointing_game", "EPG", True),
+    ("pointing_game", "PG", True),
+    ("iou", "IoU", True),
+    ("average_drop", "drop %", False),
+)
+_META = 6  # float32 fields per slot: badness, content key, raw value, label, pred, score kind
+
+
+def badness(values: Mapping[str, Tensor]) -> tuple[Tensor, int] | None:
+    """``(badness (B,), kind)``: the per-sample badness from the first metric of :data:`SCORES` in
+    ``values`` (``kind`` is its index there), ``-inf`` where the value is not finite; ``None`` if none is.
+
+    Example:
+        >>> badness({"average_drop": torch.tensor([10.0, 90.0]), "pointing_game": torch.tensor([1.0, 0.0])})
+        (tensor([0., 1.]), 1)
+        >>> badness({"complexity": torch.tensor([0.5])}) is None
+        True
+    """
+    for kind, (key, _, lower_is_worse) in enumerate(SCORES):
+        if key in values:
+            v = values[key].detach().float().reshape(-1)
+            bad = 1.0 - v if lower_is_worse else v / 100.0
+            return torch.where(torch.isfinite(bad), bad, torch.full_like(bad, -torch.inf)), kind
+    return None
+
+
+def worst_first(bad: Tensor, content: Tensor) -> Tensor:
+    """Indices ordering samples worst first: by ``bad`` descending, ties by ``content`` descending (a total
+    order on distinct images, so each rank's ``k`` worst merge into the global ``k`` worst). No host sync.
+
+    Example:
+        >>> worst_first(torch.tensor([0.0, 1.0, 1.0]), torch.tensor([5.0, 1.0, 2.0])).tolist()
+        [2, 1, 0]
+    """
+    order = torch.argsort(content, descending=True, stable=True)
+    return order[torch.argsort(bad[order], descending=True, stable=True)]
+
+
+def letterbox(x: Tensor, size: int) -> Tensor:
+    """``(B, C, H, W)`` resized so that the longer side is ``size`` (bilinear) and padded with zeros to
+    ``(B, C, size, size)``, centred: every tile has one shape whatever the images' sizes.
+
+    Example:
+        >>> letterbox(torch.ones(1, 1, 4, 8), 16).shape
+        torch.Size([1, 1, 16, 16])
+    """
+    h, w = x.shape[-2:]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x.float(), size=(nh, nw), mode="bilinear", align_corners=False)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    return F.pad(x.float(), (left, size - nw - left, top, size - nh - top))
+
+
+def _to_uint8(x: Tensor) -> Tensor:
+    return (torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+@dataclass
+class _Slots:
+    """One method's current ``k`` worst on this rank (``meta`` rows: see ``_META``)."""
+
+    meta: Tensor  # (k, _META) float32
+    tiles: Tensor  # (k, 3, t, t) uint8
+    maps: Tensor  # (k, t, t) uint8
+
+
+class WorstCases:
+    """Keep, per method, the ``k`` worst scored samples of this rank; gather and render them at epoch end.
+
+    Example:
+        >>> from lightning_cam.methods import CAMResult
+        >>> wc = WorstCases(["gradcam"], k=2, tile_size=16)
+        >>> wc.start(torch.device("cpu"), denormalize=lambda x: x.clamp(0, 1))
+        >>> images = torch.linspace(0.1, 0.3, 3).view(3, 1, 1, 1).expand(3, 3, 8, 8)  # ties: by content
+        >>> result = CAMResult(torch.rand(3, 8, 8), torch.rand(3, 2, 2), torch.zeros(3, 5), torch.zeros(3).long())
+        >>> wc.update("gradcam", CAMBatch(images, torch.tensor([0, 1, 2])), result,
+        ...           {"pointing_game": torch.tensor([1.0, 0.0, 1.0])})
+        >>> (found,) = wc.gather(lambda t: t)
+        >>> [round(s.value, 1) for s in found[1]], [s.label for s in found[1]]
+        ([0.0, 1.0], [1, 2])
+    """
+
+    def __init__(self, methods: Sequence[str], k: int, tile_size: int) -> None:
+        self.methods = tuple(methods)
+        self.k = int(k)
+        self.tile = int(tile_size)
+        self.slots: dict[str, _Slots] = {}
+        self.denormalize: Callable[[Tensor], Tensor] = lambda x: x
+        self.device = torch.device("cpu")
+
+    def _empty(self) -> _Slots:
+        k, t, dev = self.k, self.tile, self.device
+        meta = torch.zeros(k, _META, device=dev)
+        meta[:, 0] = -torch.inf
+        return _Slots(meta, torch.zeros(k, 3, t, t, dtype=torch.uint8, device=dev),
+                      torch.zeros(k, t, t, dtype=torch.uint8, device=dev))
+
+    def start(self, device: torch.device, denormalize: Callable[[Tensor], Tensor]) -> None:
+        """A new epoch: empty slots on ``device``; ``denormalize`` makes model inputs displayable
+        (``CAMMixin.cam_denormalize``)."""
+        self.device = device
+        self.denormalize = denormalize
+        with torch.inference_mode(False):
+            self.slots = {m: self._empty() for m in self.methods}
+
+    def update(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor]) -> None:
+        """Merge the scored samples of one batch (``parts``/``result``/``values`` aligned, ``(B, ...)``) into
+        ``method``'s slots: only the batch's own ``k`` worst are letterboxed. All on the device."""
+        scored = badness(values)
+        if scored is None or method not in self.slots:
+            return
+        bad, kind = scored
+        key = SCORES[kind][0]
+        images = parts.images.detach()
+        content = images.flatten(1).float().sum(1)
+        pick = worst_first(bad, content)[: min(self.k, bad.shape[0])]
+        labels = parts.labels if parts.labels is not None else torch.full_like(result.targets, -1)
+        preds = result.logits.detach().argmax(-1)
+        meta = torch.stack([bad, content, values[key].detach().float().reshape(-1), labels.float(),
+                            preds.float(), torch.full_like(bad, float(kind))], dim=1)[pick]
+        with torch.no_grad():
+            tiles = _to_uint8(letterbox(self.denormalize(images[pick]).float(), self.tile))
+            maps = _to_uint8(letterbox(result.maps.detach()[pick][:, None], self.tile)[:, 0])
+        old = self.slots[method]
+        meta, tiles, maps = torch.cat([old.meta, meta]), torch.cat([old.tiles, tiles]), torch.cat([old.maps, maps])
+        keep = worst_first(meta[:, 0], meta[:, 1])[: self.k]
+        self.slots[method] = _Slots(meta[keep], tiles[keep], maps[keep])
+
+    def gather(self, all_gather: Callable[[Tensor], Tensor]) -> list[tuple[str, list[WorstSample]]]:
+        """Every rank calls it once (one collective): each method's global ``k`` worst, worst first.
+
+        ``all_gather`` maps a ``(n, ...)`` tensor to the ranks' tensors concatenated along dim 0 (e.g.
+        ``lambda t: strategy.all_gather(t).reshape(-1, *t.shape[1:])``)."""
+        t = self.tile
+        with torch.inference_mode(False):
+            if not self.slots:
+                self.start(self.device, self.denormalize)
+            packed = torch.stack([torch.cat([
+                s.meta.contiguous().view(torch.uint8).reshape(self.k, -1),
+                s.tiles.reshape(self.k, -1), s.maps.reshape(self.k, -1)], dim=1) for s in self.slots.values()])
+            everything = all_gather(packed.reshape(len(self.slots) * self.k, -1)).cpu()
+        everything = everything.reshape(-1, len(self.slots), self.k, packed.shape[-1]).transpose(0, 1)
+        out: list[tuple[str, list[WorstSample]]] = []
+        nmeta = _META * 4
+        for name, rows in zip(self.slots, everything):
+            rows = rows.reshape(-1, packed.shape[-1])
+            meta = rows[:, :nmeta].contiguous().view(torch.float32).reshape(-1, _META)
+            order = worst_first(meta[:, 0], meta[:, 1])[: self.k]
+            samples = []
+            for i in order.tolist():
+                if meta[i, 0] == -torch.inf:
+                    break
+                tile = rows[i, nmeta:nmeta + 3 * t * t].reshape(3, t, t).float() / 255.0
+                cam = rows[i, nmeta + 3 * t * t:].reshape(t, t).float() / 255.0
+                m = meta[i].tolist()
+                samples.append(WorstSample(SCORES[int(m[5])][1], m[2], int(m[3]), int(m[4]), tile, cam))
+            out.append((name, samples))
+        return out
+
+
+@dataclass
+class WorstSample:
+    """One sample of the gallery: its score (``label`` names the metric), classes (``label`` ``-1``: none),
+    the displayable input ``(3, t, t)`` and the map ``(t, t)``, both in ``[0, 1]``."""
+
+    score_name: str
+    value: float
+    label: int
+    pred: int
+    image: Tensor
+    cam: Tensor
+
+
+def gallery_image(samples: Sequence[WorstSample], class_names: Sequence[str] | None, colormap: str,
+                  alpha: float) -> Tensor:
+    """The grid of a method's worst cases, worst first: input on top, overlay framed green (right) or red
+    (wrong) below, and a caption with the score and the classes. ``(3, H, W)`` float in ``[0, 1]``.
+
+    Example:
+        >>> s = WorstSample("EPG", 0.125, 1, 0, torch.rand(3, 32, 32), torch.rand(32, 32))
+        >>> gallery_image([s, s], ["circle", "square"], "jet", 0.5).shape
+        torch.Size([3, 92, 70])
+    """
+
+    def name(i: int) -> str:
+        return str(class_names[i]) if class_names is not None and 0 <= i < len(class_names) else str(i)
+
+    images = torch.stack([s.image for s in samples])
+    t = images.shape[-1]
+    over = overlay(images, torch.stack([s.cam for s in samples]), colormap, alpha)
+    colors = [UNKNOWN_COLOR if s.label < 0 else CORRECT_COLOR if s.label == s.pred else WRONG_COLOR for s in samples]
+    over = add_border(over, torch.tensor(colors, dtype=torch.float32), width=min(3, (t - 1) // 2))
+    texts = [f"{s.score_name} {s.value:.3g}\npred: {name(s.pred)}" + ("" if s.label < 0 else f" / {name(s.label)}")
+             for s in samples]
+    captions = text_tiles(texts, max(24, t // 3), t, colors=colors)
+    return make_grid(torch.cat([images, over, captions], dim=2), nrow=len(samples), padding=2, pad_value=0.08)

@@ -1,0 +1,135 @@
+"""One picture per metric: the TensorBoard custom-scalars layout written at the start of ``fit`` (every
+method's curve of a metric on one chart) and, at the end of ``fit``, a matplotlib figure of every ``cam/``
+curve the callback logged.
+
+Both group keys the same way (:func:`chart_of`): ``cam/<method>/<metric>`` on the chart of ``<metric>``,
+``cam/<method>/drift`` on ``drift``, ``cam/agreement/<a>__<b>`` on ``agreement``, and the per-class
+``cam/<method>/<metric>/<class>`` on ``<metric> per class (<method>)``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from torch import Tensor
+
+__all__ = ["Curves", "chart_of", "custom_scalars_layout", "summary_figure"]
+
+
+def chart_of(key: str) -> tuple[str, str, str] | None:
+    """``(category, chart title, series label)`` of a logged key; ``None`` for keys outside ``cam/``.
+
+    Example:
+        >>> chart_of("cam/gradcam/adcc"), chart_of("cam/agreement/gradcam__eigencam")
+        (('CAM metrics', 'adcc', 'gradcam'), ('CAM agreement and drift', 'agreement', 'gradcam__eigencam'))
+        >>> chart_of("cam/gradcam/iou/circle")
+        ('CAM per class', 'iou per class (gradcam)', 'circle')
+    """
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != "cam":
+        return None
+    if parts[1] == "agreement":
+        return "CAM agreement and drift", "agreement", "/".join(parts[2:])
+    if len(parts) == 3:
+        if parts[2] == "drift":
+            return "CAM agreement and drift", "drift", parts[1]
+        return "CAM metrics", parts[2], parts[1]
+    return "CAM per class", f"{parts[2]} per class ({parts[1]})", "/".join(parts[3:])
+
+
+def custom_scalars_layout(keys: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
+    """The layout of ``SummaryWriter.add_custom_scalars`` (TensorBoard's ``custom_scalar`` plugin): one
+    ``Multiline`` chart per :func:`chart_of` title, its series the exact keys (anchored, escaped regexes).
+
+    Example:
+        >>> custom_scalars_layout(["cam/gradcam/adcc", "cam/gradcam++/adcc"])
+        {'CAM metrics': {'adcc': ['Multiline', ['^cam/gradcam/adcc$', '^cam/gradcam\\\\+\\\\+/adcc$']]}}
+    """
+    layout: dict[str, dict[str, list[Any]]] = {}
+    for key in keys:
+        chart = chart_of(key)
+        if chart is None:
+            continue
+        category, title, _ = chart
+        layout.setdefault(category, {}).setdefault(title, ["Multiline", []])[1].append(f"^{re.escape(key)}$")
+    return layout
+
+
+class Curves:
+    """Every ``cam/`` scalar logged during ``fit``: ``values[key][epoch] = value`` (checkpointed).
+
+    Example:
+        >>> curves = Curves()
+        >>> curves.add("cam/gradcam/adcc", 0, 0.5)
+        >>> curves.add("cam/gradcam/adcc", 1, float("nan"))  # not finite: not kept
+        >>> curves.values
+        {'cam/gradcam/adcc': {0: 0.5}}
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[int, float]] = {}
+
+    def add(self, key: str, epoch: int, value: float) -> None:
+        if math.isfinite(value):
+            self.values.setdefault(key, {})[int(epoch)] = float(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: dict(v) for k, v in self.values.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.values = {k: {int(e): float(x) for e, x in v.items()} for k, v in state.items()}
+
+
+def summary_figure(curves: Curves, columns: int = 3, panel: tuple[float, float] = (4.0, 2.8)) -> Tensor | None:
+    """All curves of ``curves``, one panel per :func:`chart_of` title (one line per series, value against
+    epoch), as a ``(3, H, W)`` float image in ``[0, 1]``; ``None`` without any curve.
+
+    Example:
+        >>> curves = Curves()
+        >>> for e in range(3):
+        ...     curves.add("cam/gradcam/adcc", e, 0.1 * e)
+        ...     curves.add("cam/eigencam/adcc", e, 0.2)
+        >>> summary_figure(curves).shape
+        torch.Size([3, 280, 400])
+    """
+    charts: dict[str, dict[str, dict[int, float]]] = {}
+    order = {"CAM metrics": 0, "CAM agreement and drift": 1, "CAM per class": 2}
+
+    def place(key: str) -> tuple[int, str]:
+        chart = chart_of(key) or ("", "", "")
+        return order.get(chart[0], 3), chart[1]
+
+    for key in sorted(curves.values, key=place):
+        chart = chart_of(key)
+        if chart is not None and curves.values[key]:
+            charts.setdefault(chart[1], {})[chart[2]] = curves.values[key]
+    if not charts:
+        return None
+    cols = min(columns, len(charts))
+    rows = math.ceil(len(charts) / cols)
+    fig = Figure(figsize=(panel[0] * cols, panel[1] * rows), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    for i, (title, series) in enumerate(charts.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for label, points in series.items():
+            epochs = sorted(points)
+            ax.plot(epochs, [points[e] for e in epochs], marker="o", markersize=3, label=label)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float().div_(255.0)

@@ -1,0 +1,264 @@
+"""The callback's views (issue 12): worst-case gallery, drift, method agreement, per-class curves, the
+custom-scalars layout and the summary figure; each part on its own, then read back from TensorBoard."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_cam import CAMCallback
+from lightning_cam.callbacks.agreement import MethodAgreement
+from lightning_cam.callbacks.drift import probe_drift
+from lightning_cam.callbacks.gallery import WorstCases
+from lightning_cam.callbacks.per_class import PerClassMetrics
+from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.summary import Curves, summary_figure
+from lightning_cam.methods.result import CAMResult
+from lightning_cam.mixin import CAMBatch
+from tests.callbacks.test_cam import make_data, make_model, make_trainer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _batch(n: int, seed: int) -> tuple[CAMBatch, CAMResult, dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, 12, 12, generator=g)
+    maps = torch.rand(n, 12, 12, generator=g)
+    logits = torch.randn(n, 4, generator=g)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    values = {"pointing_game": (torch.rand(n, generator=g) > 0.5).float(),  # many ties: content breaks them
+              "complexity": torch.rand(n, generator=g)}
+    return CAMBatch(images, labels), CAMResult(maps, maps, logits, logits.argmax(1)), values
+
+
+def _gallery(batches: list[tuple[CAMBatch, CAMResult, dict[str, torch.Tensor]]], k: int) -> WorstCases:
+    wc = WorstCases(["gradcam"], k=k, tile_size=16)
+    wc.start(torch.device("cpu"), denormalize=lambda x: x)
+    for parts, result, values in batches:
+        wc.update("gradcam", parts, result, values)
+    return wc
+
+
+def test_gallery_of_two_ranks_equals_one_rank_over_the_same_samples() -> None:
+    batches = [_batch(6, s) for s in range(4)]
+    (single,) = _gallery(batches, k=5).gather(lambda t: t)
+    rank0, rank1 = _gallery(batches[0::2], k=5), _gallery(batches[1::2], k=5)
+    # what all_gather does: every rank's packed slots, concatenated
+    packed: list[torch.Tensor] = []
+    rank1.gather(lambda t: packed.append(t) or t)
+    (both,) = rank0.gather(lambda t: torch.cat([t, packed[0]]))
+    assert [s.value for s in single[1]] == [s.value for s in both[1]] == [0.0] * 5
+    assert all(torch.equal(a.image, b.image) and torch.equal(a.cam, b.cam) for a, b in zip(single[1], both[1]))
+    # the worst are the global worst: no pointing-game hit in the gallery while misses remain elsewhere
+    misses = sum(int((v["pointing_game"] == 0).sum()) for _, _, v in batches)
+    assert misses >= 5
+
+
+def test_gallery_falls_back_to_average_drop_and_skips_missing_values() -> None:
+    parts, result, _ = _batch(4, 0)
+    wc = WorstCases(["gradcam"], k=3, tile_size=16)
+    wc.start(torch.device("cpu"), denormalize=lambda x: x)
+    wc.update("gradcam", parts, result, {"average_drop": torch.tensor([10.0, float("nan"), 90.0, 50.0])})
+    ((_, samples),) = wc.gather(lambda t: t)
+    assert [(s.score_name, s.value) for s in samples] == [("drop %", 90.0), ("drop %", 50.0), ("drop %", 10.0)]
+
+
+def test_agreement_and_per_class_states_add_up_like_one_process() -> None:
+    x, y = torch.rand(6, 8, 8), torch.rand(6, 8, 8)
+    whole, half0, half1 = MethodAgreement(["a", "b"]), MethodAgreement(["a", "b"]), MethodAgreement(["a", "b"])
+    for metric, rows in ((whole, slice(0, 6)), (half0, slice(0, 3)), (half1, slice(3, 6))):
+        metric.add("a", x[rows])
+        metric.add("b", y[rows])
+        metric.update()
+    half0.total += half1.total  # what the sum-reduce of the states does across ranks
+    half0.count += half1.count
+    assert half0.values()["cam/agreement/a__b"] == pytest.approx(float(whole.values()["cam/agreement/a__b"]))
+    # a sample one method left out (index) drops out of the pair
+    left = MethodAgreement(["a", "b"])
+    left.add("a", x[[0, 2]], index=torch.tensor([0, 2]), batch_size=3)
+    left.add("b", y[:3])
+    left.update()
+    assert int(left.count[0]) == 2
+
+    pc = PerClassMetrics(["complexity"], ["circle", "square/big"])
+    pc.update({"complexity": torch.tensor([0.2, 0.4, 0.9])}, torch.tensor([0, 0, 1]))
+    values = {k: round(float(v), 4) for k, v in pc.values("gradcam").items()}
+    assert values == {"cam/gradcam/complexity/circle": 0.3, "cam/gradcam/complexity/square_big": 0.9}
+
+
+def test_drift_and_summary_figure() -> None:
+    h = History()
+    maps = torch.rand(4, 16, 16)
+    h.add("gradcam", 0, maps, torch.zeros(4))
+    h.add("gradcam", 2, maps.flip(-1), torch.zeros(4))
+    assert probe_drift(h, "gradcam", 0) is None
+    assert 0.5 < probe_drift(h, "gradcam", 2) < 1.5  # type: ignore[operator]
+    curves = Curves()
+    for key in ("cam/gradcam/adcc", "cam/gradcam/drift", "cam/agreement/a__b", "cam/gradcam/iou/circle"):
+        curves.add(key, 0, 0.5)
+    image = summary_figure(curves)
+    assert image is not None and image.shape[0] == 3 and image.shape[2] == 3 * 400  # 4 charts, 3 per row
+
+
+def test_switches_are_checked() -> None:
+    with pytest.raises(ValueError, match="num_worst"):
+        CAMCallback(num_worst=-1)
+    with pytest.raises(ValueError, match="per_class"):
+        CAMCallback(per_class="yes")  # type: ignore[arg-type]
+
+
+def _events(log_dir: str) -> EventAccumulator:
+    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_views_read_back_from_tensorboard(tmp_path: Any) -> None:
+    dm = make_data()
+    model = make_model(dm)
+    metrics = ("complexity", "pointing_game", "energy_pointing_game")
+    cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=metrics, num_images=4, num_worst=3, per_class=True,
+                     on_error="raise", tile_size=32)
+    trainer = make_trainer(tmp_path, [cb], max_epochs=2)
+    trainer.fit(model, dm)
+    log_dir = trainer.logger.log_dir  # type: ignore[union-attr]
+    acc = _events(log_dir)
+    tags = acc.Tags()
+    for method in ("gradcam", "eigencam"):
+        worst = acc.Images(f"cam/{method}/worst")
+        steps = [s.step for s in acc.Scalars(f"cam/{method}/complexity")]  # images at the scalars' steps
+        assert [w.step for w in worst] == steps and len(steps) == 2 and all(w.width > 3 * 32 for w in worst)
+        assert len(acc.Scalars(f"cam/{method}/drift")) == 1  # needs a previous epoch: the 2nd one only
+        for metric in metrics:
+            per_class = [t for t in tags["scalars"] if t.startswith(f"cam/{method}/{metric}/")]
+            assert {t.rsplit("/", 1)[1] for t in per_class} <= set(dm.class_names) and per_class
+    (agree,) = [t for t in tags["scalars"] if t.startswith("cam/agreement/")]
+    assert agree == "cam/agreement/gradcam__eigencam" and len(acc.Scalars(agree)) == 2
+    assert -1.0 <= acc.Scalars(agree)[0].value <= 1.0
+    assert "custom_scalars__config__" in tags["tensors"]
+    assert [s.step for s in acc.Images("cam/summary")] == [acc.Scalars("cam/gradcam/complexity")[-1].step]
+    assert os.path.exists(os.path.join(log_dir, "cam_summary.png"))
+    assert set(cb.state_dict()["views"]["curves"]) >= {"cam/gradcam/drift", agree, "cam/gradcam/complexity"}
+
+
+def test_views_off(tmp_path: Any) -> None:
+    dm = make_data()
+    cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=("complexity",), num_images=2, num_worst=0,
+                     log_drift=False, log_agreement=False, log_summary=False, on_error="raise")
+    trainer = make_trainer(tmp_path, [cb], max_epochs=2)
+    trainer.fit(make_model(dm), dm)
+    tags = _events(trainer.logger.log_dir).Tags()  # type: ignore[union-attr]
+    assert not [t for t in tags["images"] + tags["scalars"] if "worst" in t or "drift" in t or "agreement" in t]
+    assert "cam/summary" not in tags["images"] and "custom_scalars__config__" not in tags["tensors"]
+
+
+VIEWS_DDP_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.loggers import TensorBoardLogger
+    from torch.utils.data import DataLoader, Subset
+    from lightning_cam import CAMCallback
+    from lightning_cam.data import ShapesDataModule
+    from lightning_cam.models import GAPClassifier
+
+    class Interleaved(ShapesDataModule):
+        # one process over the validation samples in the order 0, 2, 4, ..., 1, 3, ...: its probe images are
+        # those rank 0 of a 2-process run sees first (DistributedSampler: rank r gets r, r + 2, ...)
+        def val_dataloader(self):
+            loader = super().val_dataloader()
+            n = len(loader.dataset)
+            order = list(range(0, n, 2)) + list(range(1, n, 2))
+            return DataLoader(Subset(loader.dataset, order), batch_size=loader.batch_size,
+                              collate_fn=loader.collate_fn)
+
+    class EpochWeights(pl.Callback):
+        # the same known weights at every validation epoch in both runs (whatever the training step did)
+        def __init__(self, states):
+            self.states = states
+
+        def on_validation_epoch_start(self, trainer, pl_module):
+            pl_module.load_state_dict(self.states[trainer.current_epoch])
+
+    if __name__ == "__main__":
+        torch.set_num_threads(1)
+        out, devices = sys.argv[1], int(sys.argv[2])
+        dm = (Interleaved if devices == 1 else ShapesDataModule)(num_train=16, num_val=32, image_size=32,
+                                                                  batch_size=8, seed=0)
+        states = []
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            states.append(GAPClassifier(num_classes=5, channels=(8, 16), class_names=dm.class_names,
+                                        mean=dm.hparams.mean, std=dm.hparams.std).state_dict())
+        model = GAPClassifier(num_classes=5, channels=(8, 16), class_names=dm.class_names, mean=dm.hparams.mean,
+                              std=dm.hparams.std)
+        cam = CAMCallback(methods=("gradcam", "eigencam"), metrics=("complexity", "average_drop", "pointing_game",
+                          "energy_pointing_game"), max_samples=None, num_images=4, num_worst=5, per_class=True,
+                          on_error="raise", tile_size=32)
+        trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
+                             max_epochs=2, limit_train_batches=1, logger=TensorBoardLogger(out, name=f"p{devices}"),
+                             callbacks=[EpochWeights(states), cam], enable_progress_bar=False,
+                             enable_model_summary=False, enable_checkpointing=False, num_sanity_val_steps=0)
+        trainer.fit(model, dm)
+        if trainer.is_global_zero:
+            json.dump({"log_dir": trainer.logger.log_dir}, open(f"{out}/p{devices}.json", "w"))
+    """
+)
+
+
+def _run(script: Path, out: Path, devices: int, timeout: float = 420) -> None:
+    """A subprocess in its own session, killed as a group on timeout (Lightning traps SIGTERM)."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(devices)], cwd=out, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"the {devices}-process run did not finish in {timeout} s")
+    assert proc.returncode == 0, stderr[-4000:]
+
+
+def _png(event: Any) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB")).astype(np.int16)
+
+
+@pytest.mark.slow
+def test_views_of_two_processes_equal_one_process_over_the_same_samples(tmp_path: Path) -> None:
+    script = tmp_path / "views_ddp.py"
+    script.write_text(VIEWS_DDP_SCRIPT)
+    for devices in (2, 1):
+        _run(script, tmp_path, devices)
+    ddp, single = (_events(json.loads((tmp_path / f"p{d}.json").read_text())["log_dir"]) for d in (2, 1))
+    scalars = [t for t in single.Tags()["scalars"] if t.startswith("cam/")]
+    views = [t for t in scalars if "drift" in t or "agreement" in t or t.count("/") == 3]
+    assert len([t for t in views if "drift" in t]) == 2 and "cam/agreement/gradcam__eigencam" in views
+    assert len([t for t in views if t.count("/") == 3]) >= 2 * 4 * 3  # per class: methods x metrics x classes
+    assert set(scalars) == {t for t in ddp.Tags()["scalars"] if t.startswith("cam/")}
+    for tag in scalars:
+        one, two = [s.value for s in single.Scalars(tag)], [s.value for s in ddp.Scalars(tag)]
+        assert two == pytest.approx(one, rel=1e-4, abs=1e-5), tag
+    for method in ("gradcam", "eigencam"):
+        one, two = single.Images(f"cam/{method}/worst"), ddp.Images(f"cam/{method}/worst")
+        assert [i.step for i in one] == [i.step for i in two] == [0, 1]
+        for a, b in zip(one, two):
+            pa, pb = _png(a), _png(b)
+            assert pa.shape == pb.shape and np.abs(pa - pb).mean() < 1.0, method  # the same 5 samples
+    for acc in (single, ddp):
+        assert "custom_scalars__config__" in acc.Tags()["tensors"]
+        assert [i.step for i in acc.Images("cam/summary")] == [1]
