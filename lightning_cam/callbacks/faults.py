@@ -11,7 +11,8 @@ never stalled by a device-to-host read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -154,6 +155,16 @@ class Faults:
     def report(self, during: str) -> str | None:
         """The warning for the faults counted so far (:func:`fault_report`), ``None`` without faults."""
         return fault_report(self.counts, self.first, during)
+
+    @contextlib.contextmanager
+    def reporting(self, during: str) -> Iterator[None]:
+        """A piece of rank-zero work with a report of its own: the counts start at zero, and its faults are
+        warned about once at its end (``during`` says what the work was)."""
+        self.reset()
+        yield
+        report = self.report(during)
+        if report:
+            rank_zero_warn(report)
 
 
 def fault_report(counts: Mapping[str, int], first: str | None, during: str) -> str | None:

@@ -9,9 +9,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lightning_cam.callbacks.faults import stale_monitor
+from lightning_cam.callbacks.sinks import missing_sinks_message
 from lightning_cam.utilities.lightning import CHECKPOINT_CALLBACKS, EARLY_STOPPING_CALLBACKS, stage_name
 
-__all__ = ["DEFAULT_STAGES", "STAGES", "Schedule", "check_stages", "key_prefix", "never_runs", "stale_monitors"]
+__all__ = [
+    "DEFAULT_STAGES",
+    "STAGES",
+    "Schedule",
+    "check_stages",
+    "key_prefix",
+    "never_runs",
+    "setup_warnings",
+    "stale_monitors",
+]
 
 #: the stages the callback can work in: validation of ``fit``, ``trainer.validate()``, ``trainer.test()``.
 STAGES: tuple[str, ...] = ("fit", "validate", "test")
@@ -112,3 +123,19 @@ def stale_monitors(callbacks: Sequence[Any], prefix: str = "cam/") -> list[str]:
     kinds = EARLY_STOPPING_CALLBACKS + CHECKPOINT_CALLBACKS
     monitors = ((cb, str(getattr(cb, "monitor", None) or "")) for cb in callbacks if isinstance(cb, kinds))
     return [f"{type(cb).__name__}(monitor={key!r})" for cb, key in monitors if key.startswith(prefix)]
+
+
+def setup_warnings(trainer: Any, stage: str, schedule: Schedule, num_images: int) -> list[tuple[str, str]]:
+    """``(key, message)`` of every warning a configuration deserves at ``setup`` of ``stage``: the CAM work
+    can never run (:func:`never_runs`), no logger of the trainer can keep images, or an EarlyStopping /
+    ModelCheckpoint monitors a ``cam/`` key that is not refreshed at every validation."""
+    out: list[tuple[str, str]] = []
+    reason = never_runs(trainer, stage, schedule.stages)
+    if reason:
+        out.append((f"never_{stage}", reason))
+    if num_images and stage in schedule.stages and (message := missing_sinks_message(trainer)):
+        out.append(("no_images", message))
+    stale = stale_monitors(getattr(trainer, "callbacks", [])) if stage == "fit" else []
+    if stale and not schedule.every_validation:
+        out.append(("stale_monitor", stale_monitor(stale, schedule.every_n, schedule.stages)))
+    return out

@@ -134,7 +134,7 @@ def main() -> None:
     cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
     cb.num_images = args.num_images
     cb.probe.capacity = args.num_images
-    cb._lockstep = True if args.lockstep else None
+    cb._runner.lockstep = True if args.lockstep else None
     timed(cb)
     common: dict[str, Any] = {"enable_progress_bar": False, "enable_model_summary": False,
                               "enable_checkpointing": False, "num_sanity_val_steps": 0, "callbacks": [cb]}

@@ -1,0 +1,101 @@
+"""The per-batch step of CAM work: the probe capture, the batch's parts, and every method's metrics on this
+rank's share of the samples (one shared pass, or one lock-step step per method when parameters are sharded)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_cam.callbacks.accumulate import MetricAccumulator, first_samples
+from lightning_cam.callbacks.faults import MISSING_LABELS, Faults, WarnOnce, missing_masks
+from lightning_cam.callbacks.probe import ProbeSet
+from lightning_cam.callbacks.runner import CAMRunner
+from lightning_cam.methods import BaseCAM
+from lightning_cam.mixin import CAMBatch, CAMMixin
+
+__all__ = ["BatchPass"]
+
+
+class BatchPass:
+    """One validation (or test) batch of CAM work: ``step(trainer, module, batch)``.
+
+    Rank zero captures the probe images from the first batches it sees; each rank scores the first samples of
+    its batches until its quota (:class:`~lightning_cam.callbacks.accumulate.MetricAccumulator`) is spent.
+    Without sharding, every method's maps come from one shared pass; with sharded parameters, every rank
+    joins each method's step in lock-step, a rank without samples with throw-away forwards.
+
+    Example:
+        >>> from lightning_cam.callbacks.faults import Faults
+        >>> from lightning_cam.methods import GradCAM
+        >>> faults = Faults("warn")
+        >>> acc = MetricAccumulator(["gradcam"], ["complexity"], max_samples=8, faults=faults)
+        >>> step = BatchPass(acc, ProbeSet(capacity=2), CAMRunner({"gradcam": GradCAM}, {}, "warn"), faults,
+        ...                  WarnOnce(), target="pred")
+        >>> step.target
+        'pred'
+    """
+
+    def __init__(self, accumulator: MetricAccumulator, probe: ProbeSet, runner: CAMRunner, faults: Faults,
+                 warnings: WarnOnce, target: str, after: Callable[[], None] | None = None) -> None:
+        self.accumulator, self.probe, self.runner = accumulator, probe, runner
+        self.faults, self.warnings, self.target = faults, warnings, target
+        #: called inside the CAM context after every method ran on a batch (e.g. the views' pairing)
+        self.after = after
+
+    def step(self, trainer: Any, module: CAMMixin, batch: Any) -> None:
+        """The probe capture (rank zero, first run) and each method's metrics on the batch's first samples."""
+        capture = trainer.is_global_zero and self.probe.wanted > 0
+        sharded, acc = self.runner.sharded, self.accumulator
+        if acc.remaining <= 0 and not capture and sharded is None:
+            return
+        parts, error = None, None
+        try:
+            parts = self.parts(module, batch) if acc.remaining > 0 or capture else None
+        except Exception as err:  # on_error="raise": when sharded, raised after the agreement below
+            if sharded is None:
+                raise
+            error = err
+        if parts is not None and capture:
+            self.probe.add(parts.images, parts.labels)
+        n = 0 if parts is None else acc.take(parts.images.shape[0])
+        sub = None if parts is None or n <= 0 else parts
+        local = None if sub is None else tuple(sub.images.shape[1:])
+        # sharded: every rank joins while any rank has samples (a rank without any joins the others' forwards)
+        shape = local if sharded is None else sharded.agree_shape(local, error)
+        if shape is None:
+            return
+        with self.runner.context(trainer):
+            sub = None if sub is None else first_samples(sub, n)
+            targets = None if sub is None or self.target != "label" else sub.labels
+            if sharded is None and sub is not None:  # one shared pass for every method (MethodGroup)
+                self.warn_missing(acc.measure_all(self.runner.cams, sub, targets))
+            else:  # lock-step: one agreed step per method, every rank the same forwards
+                for name, cam in self.runner.cams.items():
+                    work = None if sub is None else functools.partial(self.measure, name, cam, sub, targets)
+                    self.runner.run(work, shape, cam, torch.float32 if sub is None else sub.images.dtype)
+            if self.after is not None:
+                self.after()
+
+    def measure(self, name: str, cam: BaseCAM, sub: CAMBatch, targets: Tensor | None) -> None:
+        """One method's metrics on this rank's samples ``sub`` (a fault never escapes, unless ``on_error='raise'``)."""
+        self.warn_missing(self.accumulator.measure(name, cam, sub, targets))
+
+    def warn_missing(self, skipped: tuple[str, ...]) -> None:
+        if skipped:
+            self.warnings.warn("no_masks", missing_masks(skipped))
+
+    def parts(self, module: CAMMixin, batch: Any) -> CAMBatch | None:
+        """``cam_inputs(batch)``, or ``None`` after a fault (it raised, or no labels for ``target='label'``)."""
+        try:
+            parts = module.cam_inputs(batch)
+        except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+            self.faults.record("error", f"cam_inputs(batch) raised {type(err).__name__}: {err}", err)
+            return None
+        if self.target == "label" and parts.labels is None:
+            self.faults.record("error", MISSING_LABELS, ValueError(MISSING_LABELS))
+            return None
+        return parts
