@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
+
+from lightning_cam.data import ShapesDataset
+from lightning_cam.models import GAPClassifier
 
 
 class _FailingWriter:
@@ -98,3 +103,25 @@ def wandb_history(run_dir: str) -> list[dict[str, Any]]:
             if record.WhichOneof("record_type") == "history":
                 rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
     return rows
+
+
+def trained_shapes_model(num_val: int) -> tuple[GAPClassifier, torch.Tensor, torch.Tensor]:
+    """A GAPClassifier trained on 1000 Shapes images of 24 px for 6 epochs (seeded, about 90 % accuracy), and
+    ``num_val`` normalised validation images with their labels: ``(model in eval mode, images, labels)``."""
+    torch.manual_seed(0)
+    train = ShapesDataset(num_samples=1000, image_size=24, seed=0)
+    val = ShapesDataset(num_samples=num_val, image_size=24, seed=1)
+    x, y = train.normalize(train.images), train.labels
+    model = GAPClassifier(num_classes=5, channels=(16, 32, 32))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        model.train()
+        perm = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 64):
+            idx = perm[i : i + 64]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval(), val.normalize(val.images), val.labels

@@ -6,36 +6,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from lightning_cam.data import ShapesDataset
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import FakeCAM, GradCAM
 from lightning_cam.metrics import METRICS
 from lightning_cam.metrics.names import DEFAULT_METRICS
-from lightning_cam.models import GAPClassifier
+from tests.helpers import trained_shapes_model
 
 
 @pytest.mark.slow
 def test_fake_cam_fools_drop_and_increase_but_not_adcc() -> None:
-    torch.manual_seed(0)
-    train = ShapesDataset(num_samples=1000, image_size=24, seed=0)
-    val = ShapesDataset(num_samples=128, image_size=24, seed=1)
-    x, y = train.normalize(train.images), train.labels
-    xv, yv = val.normalize(val.images), val.labels
-    model = GAPClassifier(num_classes=5, channels=(16, 32, 32))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(6):
-        model.train()
-        perm = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), 64):
-            idx = perm[i : i + 64]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    model, xv, yv = trained_shapes_model(num_val=128)
     with torch.no_grad():
         accuracy = (model(xv).argmax(1) == yv).float().mean().item()
     assert accuracy > 0.8, f"the premise needs a trained model, got val accuracy {accuracy:.2f}"
