@@ -21,8 +21,9 @@ default to ``configs/shapes.yaml``.
 224 px Shapes, every validation sample scored (``--num-val``, default 256; ``--quick`` 32 and a 64-image
 train set), the callback's default metrics and views, with 1 (``gradcam``), 3 (+ ``gradcam_pp``,
 ``eigencam``) and 5 (+ ``xgradcam``, ``layercam``) methods. Printed: the **CAM cost per scored sample, in
-forwards** (``trainer.validate`` with minus without the callback, over the time of one plain ``no_grad``
-forward pass over the same samples) next to the fit overhead (one epoch). With CUDA the runs use the GPU and
+forwards** (``trainer.validate`` with minus without the callback, over ``trainer.validate`` without it: one
+forward per sample, run interleaved so it is the steadier unit on a loaded machine; also over a plain
+``no_grad`` forward pass over the same samples) next to the fit overhead (one epoch). With CUDA the runs use the GPU and
 the absolute milliseconds per scored sample are printed too.
 
 The views (worst-case gallery, drift, agreement, per-class curves, custom-scalars layout and summary
@@ -147,8 +148,9 @@ def _realistic(args: argparse.Namespace) -> None:
                                                                           max_samples=args.num_val)))
         (base, _), (cam, _) = _min(plain), _min(watched)
         per = (cam - base) / args.num_val
-        print(f"CAM cost per scored sample [{n} method(s): {', '.join(methods)}]: {(cam - base) / fwd:.2f} forwards "
-              f"({1e3 * per:.1f} ms per sample on {device}); validate {base:.2f}s -> {cam:.2f}s")
+        print(f"CAM cost per scored sample [{n} method(s): {', '.join(methods)}]: {(cam - base) / base:.2f} forwards "
+              f"(validation loops without the callback; {(cam - base) / fwd:.2f} plain no_grad forwards), "
+              f"{1e3 * per:.1f} ms per sample on {device}; validate {base:.2f}s -> {cam:.2f}s")
         plain, watched = [], []
         for _ in range(args.repeats):
             plain.append(_fit_time(args, dm, None))
