@@ -103,7 +103,7 @@ def _every_method(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, rep
                 fns["torchcam"] = timed(tc_call(tc_name, inp))
             try:
                 t = _median_times(fns, repeats, warmup=1)
-            except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:  # a peer's API drift must not hide the other lines
+            except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:  # a peer's API drift
                 print(f"{name}: failed ({type(err).__name__}: {err})")
                 continue
             parts = [f"{k} {t[k] / t['forward']:.2f}x" + (f" ({t[k] * 1e3:.0f} ms)" if device.type == "cuda" else "")
