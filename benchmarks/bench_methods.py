@@ -9,6 +9,15 @@ median of ``--repeats`` runs after a warm-up is reported. Printed ratios are wha
 * Score-CAM: the same model, smaller (batch 2 at 96x96 by default) because the exact method needs
   ``B * 512`` forwards: ours exact, ours fast (``top_k``), pytorch-grad-cam, torchcam; all with a chunk of
   64 masked images per forward. Also the per-sample Pearson correlation of the fast maps with the exact ones.
+* ``--all``: every method of the registry at its defaults, and the peers' same-named methods at *their*
+  defaults (pytorch-grad-cam: ``batch_size=32`` masked images for Score-CAM; torchcam: ``batch_size=32``,
+  Smooth Grad-CAM++ with 4 samples where ours takes 8), each as a multiple of one plain forward of the same
+  batch; Score-CAM (512 masked forwards per image) on its own smaller batch (``--score-batch``/``--score-size``).
+* ``--quick``: ``--all`` on batch 4 at 112 px (Score-CAM: 1 image at 64 px), one repeat: a couple of minutes on
+  a 2-core CPU. With CUDA the model runs on the GPU and absolute milliseconds are printed.
+
+    python benchmarks/bench_methods.py                  # Grad-CAM and Score-CAM vs the peers
+    python benchmarks/bench_methods.py --all --quick    # every method and the peers' defaults, small
 """
 
 from __future__ import annotations
@@ -22,7 +31,86 @@ from collections.abc import Callable
 import torch
 import torchvision
 
-from lightning_cam.methods import GradCAM, ScoreCAM
+from lightning_cam.methods import GradCAM, ScoreCAM, get_method
+
+#: registry name -> (pytorch-grad-cam class name, torchcam class name); None where the peer has no such method
+PEERS: dict[str, tuple[str | None, str | None]] = {
+    "cam": (None, "CAM"), "gradcam": ("GradCAM", "GradCAM"), "gradcam_pp": ("GradCAMPlusPlus", "GradCAMpp"),
+    "smoothgradcam_pp": (None, "SmoothGradCAMpp"), "xgradcam": ("XGradCAM", "XGradCAM"),
+    "layercam": ("LayerCAM", "LayerCAM"), "hirescam": ("HiResCAM", None), "scorecam": ("ScoreCAM", "ScoreCAM"),
+    "eigencam": ("EigenCAM", None), "fakecam": (None, None),
+}
+
+
+def _every_method(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, repeats: int) -> None:
+    """Every method at its defaults next to the peers' defaults, in forwards of the same batch."""
+    import pytorch_grad_cam as pgc
+    import torchcam.methods as tcm
+    import tqdm
+
+    device = x.device
+    layer = model.layer4  # type: ignore[union-attr]
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def timed(fn: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            out = fn()
+            sync()
+            return out
+        return run
+
+    def pgc_call(cls_name: str, inp: torch.Tensor) -> Callable[[], object]:
+        def run() -> object:
+            with getattr(pgc, cls_name)(model=model, target_layers=[layer]) as cam:
+                out = cam(input_tensor=inp, targets=None)
+            model.zero_grad(set_to_none=True)
+            return out
+        return run
+
+    def tc_call(cls_name: str, inp: torch.Tensor) -> Callable[[], object]:
+        def run() -> object:
+            extractor = getattr(tcm, cls_name)(model, "layer4", input_shape=tuple(inp.shape[1:]))
+            try:
+                if cls_name in ("ScoreCAM", "SSCAM", "ISCAM"):
+                    with torch.no_grad():
+                        scores = model(inp)
+                    return extractor(class_idx=scores.argmax(1).tolist())
+                scores = model(inp)
+                return extractor(class_idx=scores.argmax(1).tolist(), scores=scores)
+            finally:
+                extractor.remove_hooks()
+                model.zero_grad(set_to_none=True)
+        return run
+
+    orig_tqdm = tqdm.tqdm
+    tqdm.tqdm = lambda it, *a, **k: it  # silence pytorch-grad-cam's progress bars
+    try:
+        for name, (pgc_name, tc_name) in PEERS.items():
+            inp = xs if name == "scorecam" else x
+            ours = get_method(name)(model, "layer4")
+
+            def plain(inp: torch.Tensor = inp) -> object:
+                with torch.inference_mode():
+                    return model(inp)
+
+            fns: dict[str, Callable[[], object]] = {"forward": timed(plain), "ours": timed(lambda o=ours, i=inp: o(i))}
+            if pgc_name is not None:
+                fns["pytorch-grad-cam"] = timed(pgc_call(pgc_name, inp))
+            if tc_name is not None:
+                fns["torchcam"] = timed(tc_call(tc_name, inp))
+            try:
+                t = _median_times(fns, repeats, warmup=1)
+            except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:  # a peer's API drift
+                print(f"{name}: failed ({type(err).__name__}: {err})")
+                continue
+            parts = [f"{k} {t[k] / t['forward']:.2f}x" + (f" ({t[k] * 1e3:.0f} ms)" if device.type == "cuda" else "")
+                     for k in fns if k != "forward"]
+            print(f"{name} (batch {inp.shape[0]}, {inp.shape[-1]} px), in forwards: " + "; ".join(parts))
+    finally:
+        tqdm.tqdm = orig_tqdm
 
 
 def _median_times(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
@@ -54,13 +142,25 @@ def main() -> None:
     parser.add_argument("--score-size", type=int, default=96)
     parser.add_argument("--score-repeats", type=int, default=3)
     parser.add_argument("--top-k", type=int, default=64)
+    parser.add_argument("--all", action="store_true", help="every method and the peers' defaults")
+    parser.add_argument("--quick", action="store_true", help="--all on small inputs, one repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.all, args.batch, args.size, args.repeats, args.score_batch, args.score_size = True, 4, 112, 1, 1, 64
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval()
     x = torch.randn(args.batch, 3, args.size, args.size)
+    if args.all:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(device)
+        print(f"setup: resnet18 (random weights) layer4, {args.size}x{args.size} batch {args.batch}, "
+              f"{'GPU' if device.type == 'cuda' else f'CPU, {args.threads} threads'}, median of {args.repeats}")
+        xs = torch.randn(args.score_batch, 3, args.score_size, args.score_size, device=device)
+        _every_method(model, x.to(device), xs, args.repeats)
+        return
 
     import torchcam.methods as tcm
     from pytorch_grad_cam import GradCAM as PgcGradCAM

@@ -6,11 +6,14 @@ import pytest
 import torch
 from torch import nn
 
+from lightning_cam.data.shapes import ShapesDataset
 from lightning_cam.methods import ScoreCAM
+from lightning_cam.models import GAPClassifier
 
 from .conftest import make_vgg, pearson, structured_images
 
 LAYER = "features.9"
+MEAN_FILL_SAFE = 0.95
 
 
 def _inputs() -> torch.Tensor:
@@ -94,6 +97,57 @@ def test_top_k_fast_mode_stays_close_to_exact() -> None:
     # k >= C is the exact method
     torch.testing.assert_close(ScoreCAM(model, LAYER, top_k=32).explain(x).low_res, exact.low_res)
     torch.testing.assert_close(ScoreCAM(model, LAYER, top_k=99).explain(x).low_res, exact.low_res)
+
+
+def test_mean_fill_gives_unscored_channels_the_mean_scored_weight() -> None:
+    """fill="mean": L = ReLU(sum_S w_k A^k + mean_S(w) sum_{not S} A^k), the scored weights being the exact ones."""
+    model = make_vgg()
+    x = _inputs()
+    cam = ScoreCAM(model, LAYER, batch_size=256, top_k=4)
+    with torch.inference_mode(False):
+        cap = cam._capture(x, None, need_grad=False)
+        exact_w = cam._score(x, cap.activations, cap.targets)  # (B, C), every channel
+    idx = cap.activations.mean((2, 3)).topk(4, dim=1).indices
+    scored = exact_w.gather(1, idx)
+    expected_w = scored.mean(1, keepdim=True).expand_as(exact_w).scatter(1, idx, scored)
+    expected = torch.einsum("bc,bchw->bhw", expected_w, cap.activations).relu()
+    torch.testing.assert_close(cam.explain(x).low_res, expected, rtol=1e-4, atol=1e-6)
+    zero = ScoreCAM(model, LAYER, batch_size=256, top_k=4, fill="zero").explain(x).low_res
+    acts = cap.activations
+    kept = torch.einsum("bk,bkhw->bhw", scored, acts.gather(1, idx[:, :, None, None].expand(-1, -1, *acts.shape[2:])))
+    torch.testing.assert_close(zero, kept.relu(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="fill must be 'mean'"):
+        ScoreCAM(model, LAYER, top_k=4, fill="median")
+
+
+def _trained_gap() -> nn.Module:
+    """A small GAPClassifier trained a few epochs on 32 px Shapes: structured features, seeded, a few seconds."""
+    torch.manual_seed(0)
+    data = ShapesDataset(256, image_size=32, seed=0)
+    x, y = data.normalize(data.images), data.labels
+    model = GAPClassifier(num_classes=5, channels=(8, 16, 32))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(3):
+        for i in range(0, len(y), 64):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[i : i + 64]), y[i : i + 64]).backward()
+            opt.step()
+    return model.eval()
+
+
+def test_fast_mode_on_a_trained_model_stays_close_at_an_eighth_of_the_forwards() -> None:
+    """The docstring's trade-off on structured features: top_k = C/8 with the mean fill keeps Pearson high."""
+    model = _trained_gap()
+    val = ShapesDataset(6, image_size=32, seed=123)
+    x = val.normalize(val.images)
+    exact = ScoreCAM(model, "features.2", batch_size=256).explain(x)
+    mean_fill = ScoreCAM(model, "features.2", batch_size=256, top_k=4).explain(x)
+    zero_fill = ScoreCAM(model, "features.2", batch_size=256, top_k=4, fill="zero").explain(x)
+    r_mean = pearson(mean_fill.maps, exact.maps)
+    r_zero = pearson(zero_fill.maps, exact.maps)
+    assert float(r_mean.min()) >= MEAN_FILL_SAFE, r_mean
+    assert float(r_mean.min()) >= float(r_zero.min()), (r_mean, r_zero)
 
 
 def test_top_k_scores_only_the_channels_with_the_largest_mean_activation() -> None:
