@@ -27,8 +27,10 @@ def probe_drift(history: History, method: str, row: int) -> float | None:
         >>> h.add("gradcam", 0, maps, torch.zeros(3))
         >>> h.add("gradcam", 1, maps, torch.zeros(3))
         >>> h.add("gradcam", 2, 1 - maps, torch.zeros(3))
-        >>> probe_drift(h, "gradcam", 0) is None, round(probe_drift(h, "gradcam", 1), 3), probe_drift(h, "gradcam", 2)
-        (True, 0.0, 2.0)
+        >>> probe_drift(h, "gradcam", 0) is None
+        True
+        >>> round(probe_drift(h, "gradcam", 1), 3), round(probe_drift(h, "gradcam", 2), 3)
+        (0.0, 2.0)
     """
     recorded = history.maps.get(method, {})
     earlier = [r for r in recorded if r < row]
