@@ -60,7 +60,7 @@ class BatchPass:
                 raise
             error = err
         if parts is not None and capture:
-            self.probe.add(parts.images, parts.labels)
+            self.probe.add(parts.images, parts.labels, parts.extra)
         n = 0 if parts is None else acc.take(parts.images.shape[0])
         sub = None if parts is None or n <= 0 else parts
         local = None if sub is None else tuple(sub.images.shape[1:])

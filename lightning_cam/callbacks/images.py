@@ -19,7 +19,7 @@ from lightning_cam.callbacks.sinks import (
     log_to_all,
     safe_name,
 )
-from lightning_cam.methods import BaseCAM
+from lightning_cam.methods import BaseCAM, ExtraInputs
 from lightning_cam.render import cam_grid, evolution_grid
 
 __all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages"]
@@ -68,12 +68,14 @@ class ProbeImages:
         sinks: Sequence[ImageSink],
         history: History | None = None,
         prefix: str = "cam",
+        extra: ExtraInputs | None = None,
     ) -> None:
         """``cam``'s maps of the probe ``images`` as the grid ``<prefix>/<name>/grid`` at ``when.step``,
         captioned with ``when.epoch``, recorded in ``history`` as row ``when.row`` when given (the caller runs
-        this in the CAM context: gradients on, eval mode, ``images`` in the model's dtype)."""
+        this in the CAM context: gradients on, eval mode, ``images`` in the model's dtype; ``extra``: the
+        model's further inputs of the probe images)."""
         try:
-            result = cam.explain(images, targets)
+            result = cam.explain(images, targets, extra=extra) if extra else cam.explain(images, targets)
             preds = result.logits.argmax(-1)
             maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
             if not (torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all()):

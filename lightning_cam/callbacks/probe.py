@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lightning_cam.methods import ExtraInputs
+
 __all__ = ["History", "ProbeSet", "When", "input_dtype"]
 
 
@@ -17,7 +19,9 @@ __all__ = ["History", "ProbeSet", "When", "input_dtype"]
 class ProbeSet:
     """The first ``capacity`` validation images seen on rank zero, captured once and kept (on the CPU).
 
-    ``images`` are in the model's input space ``(N, C, H, W)``; ``labels`` ``(N,)`` or ``None``.
+    ``images`` are in the model's input space ``(N, C, H, W)``; ``labels`` ``(N,)`` or ``None``; ``extra`` the
+    model's further inputs of these images (:class:`~lightning_cam.methods.ExtraInputs`, CPU copies), taken
+    from the first batch only (a batch with extra inputs ends the capture).
     ``frozen`` marks that capture is over (after the first logged epoch), even if fewer than ``capacity``
     images existed.
 
@@ -35,6 +39,7 @@ class ProbeSet:
     images: Tensor | None = None
     labels: Tensor | None = None
     frozen: bool = False
+    extra: ExtraInputs | None = None
 
     @property
     def size(self) -> int:
@@ -45,11 +50,20 @@ class ProbeSet:
         """How many more images to capture (0 once frozen or full)."""
         return 0 if self.frozen else max(0, self.capacity - self.size)
 
-    def add(self, images: Tensor, labels: Tensor | None) -> None:
-        """Append up to :attr:`wanted` images (detached CPU copies) and their labels."""
+    def add(self, images: Tensor, labels: Tensor | None, extra: object = None) -> None:
+        """Append up to :attr:`wanted` images (detached CPU copies), their labels and extra model inputs."""
         k = min(self.wanted, int(images.shape[0]))
         if k <= 0:
             return
+        more = ExtraInputs.of(extra)
+        if more:  # per-sample extra inputs: kept from one batch (their structure need not concatenate)
+            if self.images is not None:
+                self.frozen = True
+                return
+            with torch.inference_mode(False):
+                self.extra = more.take(torch.arange(k), int(images.shape[0])).apply(
+                    lambda t: t.detach().to("cpu").clone())
+            self.frozen = True
         with torch.inference_mode(False):  # normal tensors, usable with autograd in later epochs
             new = images[:k].detach().to("cpu", torch.float32).clone()
             new_labels = None if labels is None else labels[:k].detach().to("cpu", torch.long).clone()
@@ -89,12 +103,13 @@ class ProbeSet:
         return True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"images": self.images, "labels": self.labels, "frozen": self.frozen}
+        return {"images": self.images, "labels": self.labels, "frozen": self.frozen, "extra": self.extra}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.images = state.get("images")
         self.labels = state.get("labels")
         self.frozen = bool(state.get("frozen", self.images is not None))
+        self.extra = state.get("extra")
 
 
 def input_dtype(model: nn.Module) -> torch.dtype:

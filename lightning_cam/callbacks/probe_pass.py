@@ -19,6 +19,7 @@ from lightning_cam.callbacks.probe import History, ProbeSet, When, input_dtype
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.runner import CAMRunner
 from lightning_cam.callbacks.sinks import image_sinks
+from lightning_cam.methods import BaseCAM, ExtraInputs
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.lightning import scalar_step
 
@@ -54,7 +55,7 @@ class ProbePass:
         sharded, zero = runner.sharded, trainer.is_global_zero
         if (sharded is None and not zero) or runner.model is None:
             return
-        probe = (self.probe.images, self.probe.labels)
+        probe = (self.probe.images, self.probe.labels, self.probe.extra)
         if sharded is not None:  # every rank the same images (a collective: every rank calls it)
             probe = trainer.strategy.broadcast(probe, src=0)
         if probe[0] is None or not self.num_images:
@@ -64,6 +65,7 @@ class ProbePass:
         with runner.context(trainer):
             images = probe[0].to(device, input_dtype(runner.model)).clone()
             labels = None if probe[1] is None else probe[1].to(device).clone()
+            extra = None if probe[2] is None else probe[2].apply(lambda t: t.to(device).clone())
             targets = labels if self.target == "label" else None
             display = module.cam_denormalize(probe[0].to(device)).float().cpu()
             names = getattr(module, "cam_class_names", None)
@@ -72,9 +74,10 @@ class ProbePass:
                 work: Callable[[], Any]
                 if zero:
                     work = functools.partial(self.images.grid, name, cam, images, targets, display, labels, names,
-                                             when, sinks, self.history if record else None, prefix=prefix)
+                                             when, sinks, self.history if record else None, prefix=prefix,
+                                             extra=extra)
                 else:  # the same forwards; rank zero reports the probe's faults
-                    work = functools.partial(_quiet, cam.explain, images, targets)
+                    work = functools.partial(_quiet, _explain, cam, images, targets, extra)
                 runner.run(work, tuple(images.shape[1:]), cam, images.dtype)
 
     def freeze(self, trainer: Any, warnings: WarnOnce) -> None:
@@ -88,6 +91,14 @@ class ProbePass:
         display = module.cam_denormalize(self.probe.inputs(torch.device("cpu"))).float().cpu()
         for name in methods:
             self.images.evolution(name, self.history, display, sinks, scalar_step(trainer))
+
+
+def _explain(cam: BaseCAM, images: torch.Tensor, targets: torch.Tensor | None, extra: ExtraInputs | None) -> None:
+    """``cam.explain`` with the probe's extra model inputs, if any."""
+    if extra:
+        cam.explain(images, targets, extra=extra)
+    else:
+        cam.explain(images, targets)
 
 
 def _quiet(fn: Callable[..., Any], *args: Any) -> None:

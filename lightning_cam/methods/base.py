@@ -87,6 +87,25 @@ class ExtraInputs:
     def __bool__(self) -> bool:
         return bool(self.args) or bool(self.kwargs)
 
+    def apply(self, fn: Callable[[Tensor], Tensor]) -> ExtraInputs:
+        """The same inputs with ``fn`` applied to every tensor (e.g. a move to another device).
+
+        Example:
+            >>> ExtraInputs(args=(torch.zeros(2),)).apply(lambda t: t + 1).args[0]
+            tensor([1., 1.])
+        """
+
+        def go(value: Any) -> Any:
+            if isinstance(value, Tensor):
+                return fn(value)
+            if isinstance(value, (tuple, list)):
+                return type(value)(go(v) for v in value)
+            if isinstance(value, Mapping):
+                return {k: go(v) for k, v in value.items()}
+            return value
+
+        return ExtraInputs(go(self.args), go(dict(self.kwargs)))
+
     def take(self, index: Tensor, batch: int) -> ExtraInputs:
         """The inputs for images ``x[index]`` of a batch of ``batch`` samples."""
         if not self:
