@@ -6,6 +6,7 @@ for gradient methods, :math:`\\partial y^c / \\partial A`; the maths lives in :m
 
 from __future__ import annotations
 
+import functools
 import sys
 import weakref
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ from lightning_cam.methods.result import CAMResult
 from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
 from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["BaseCAM", "Capture", "ExtraInputs", "Reshape", "is_checked", "mark_checked"]
+__all__ = ["BaseCAM", "Capture", "ExtraInputs", "Reshape", "describe_blank", "is_checked", "mark_checked"]
 
 # Target tensors known to be in range (an argmax, or already checked), by id: checking again would read the
 # tensor back to the host (a device sync) at every pass, e.g. the evaluator's second pass on x * map.
@@ -196,6 +197,26 @@ def blank_reason(layer_name: str, layout: str | None, zero_grad: bool, zero_act:
     )
 
 
+def describe_blank(cls_name: str, layer_name: str, layout: str | None, blank: Tensor, zero_grad: Tensor | None,
+                   zero_act: Tensor | None) -> str:
+    """The blank samples of one call grouped by likely cause (:func:`blank_reason`), ``""`` when none is blank
+    (reads the flags back to the host: called only when the text is read).
+
+    Example:
+        >>> describe_blank("GradCAM", "4", "nchw", torch.tensor([False, True]), torch.tensor([False, True]), None)[:30]
+        'GradCAM: blank (constant) map,'
+    """
+    if not bool(blank.any()):
+        return ""
+    causes: dict[str, list[int]] = {}
+    for i in blank.nonzero().flatten().tolist():
+        zg = bool(zero_grad[i]) if zero_grad is not None and i < len(zero_grad) else False
+        za = bool(zero_act[i]) if zero_act is not None and i < len(zero_act) else False
+        causes.setdefault(blank_reason(layer_name, layout, zg, za), []).append(i)
+    text = "; ".join(f"samples {idx[:8]}{'...' if len(idx) > 8 else ''}: {why}" for why, idx in causes.items())
+    return f"{cls_name}: blank (constant) map, {text}."
+
+
 class BaseCAM:
     """Base class of the CAM methods: ``cam(images, targets=None)`` -> ``(B, H, W)`` maps in ``[0, 1]``.
 
@@ -309,20 +330,8 @@ class BaseCAM:
             return torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device), ""
         blank = maps.flatten(1).amax(dim=1) <= 0
         layout, zero_grad, zero_act = self._diag if self._diag is not None else (None, None, None)
-        layer_name, cls_name = self.target_layer_name, type(self).__name__
-
-        def reason() -> str:
-            if not bool(blank.any()):
-                return ""
-            causes: dict[str, list[int]] = {}
-            for i in blank.nonzero().flatten().tolist():
-                zg = bool(zero_grad[i]) if zero_grad is not None and i < len(zero_grad) else False
-                za = bool(zero_act[i]) if zero_act is not None and i < len(zero_act) else False
-                causes.setdefault(blank_reason(layer_name, layout, zg, za), []).append(i)
-            text = "; ".join(f"samples {idx[:8]}{'...' if len(idx) > 8 else ''}: {why}" for why, idx in causes.items())
-            return f"{cls_name}: blank (constant) map, {text}."
-
-        return blank, reason
+        return blank, functools.partial(describe_blank, type(self).__name__, self.target_layer_name, layout, blank,
+                                        zero_grad, zero_act)
 
     # ------------------------------------------------------------------ for subclasses
     def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
