@@ -22,7 +22,7 @@ from lightning_cam.callbacks.sinks import (
 from lightning_cam.methods import BaseCAM, ExtraInputs
 from lightning_cam.render import cam_grid, evolution_grid
 
-__all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages"]
+__all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages", "publish_final", "send_image"]
 
 #: most epochs drawn in the evolution image (evenly spaced, first and last always included).
 EVOLUTION_ROWS = 32
@@ -107,19 +107,31 @@ class ProbeImages:
             return
         first, last = history.when(rows[0]), history.when(rows[-1])
         caption = f"{name}: {len(rows)} validations, epochs {first.epoch}-{last.epoch}"
-        # a PNG directory keeps the evolution as its file (below) only, not a second copy named by step
-        viewers = [s for s in sinks if not isinstance(s, PNGDirectorySink)]
-        self.send(viewers, f"cam/{name}/evolution", image, step if last.step is None else last.step, caption)
-        for sink in sinks:
-            try:
-                sink.save(image, f"cam_evolution_{safe_name(name)}.png")
-            except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
-                detail = f"cannot save the evolution image of {name}: {type(err).__name__}: {err}"
-                self.faults.record("logger", detail, err)
+        publish_final(self.faults, sinks, f"cam/{name}/evolution", image, step if last.step is None else last.step,
+                      f"cam_evolution_{safe_name(name)}.png", caption)
 
     def send(
         self, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int, caption: str | None = None
     ) -> None:
         """``image`` to every sink; each sink that fails is a ``logger`` fault."""
-        for err in log_to_all(sinks, tag, image, step, caption):
-            self.faults.record("logger", f"a logger failed to write {tag}: {type(err).__name__}: {err}", err)
+        send_image(self.faults, sinks, tag, image, step, caption)
+
+
+def send_image(faults: Faults, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int,
+               caption: str | None = None) -> None:
+    """``image`` as ``tag`` at ``step`` to every sink; each sink that fails is a ``logger`` fault of ``faults``."""
+    for err in log_to_all(sinks, tag, image, step, caption):
+        faults.record("logger", f"a logger failed to write {tag}: {type(err).__name__}: {err}", err)
+
+
+def publish_final(faults: Faults, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int, filename: str,
+                  caption: str | None = None) -> None:
+    """An end-of-``fit`` image (the evolution, the summary figure): ``tag`` at ``step`` to every sink that shows
+    images, and kept by every sink as the file ``filename`` in the logger's own place (a PNG directory keeps
+    only that file, not a second copy named by step). Every failure is a ``logger`` fault of ``faults``."""
+    send_image(faults, [s for s in sinks if not isinstance(s, PNGDirectorySink)], tag, image, step, caption)
+    for sink in sinks:
+        try:
+            sink.save(image, filename)
+        except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+            faults.record("logger", f"cannot save {filename}: {type(err).__name__}: {err}", err)

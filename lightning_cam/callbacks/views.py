@@ -24,9 +24,10 @@ from lightning_cam.callbacks.agreement import MethodAgreement, agreement_tag
 from lightning_cam.callbacks.drift import probe_drift
 from lightning_cam.callbacks.faults import Faults
 from lightning_cam.callbacks.gallery import WorstCases, gallery_image
+from lightning_cam.callbacks.images import publish_final, send_image
 from lightning_cam.callbacks.per_class import PerClassMetrics, class_tag
 from lightning_cam.callbacks.probe import History
-from lightning_cam.callbacks.sinks import ImageSink, PNGDirectorySink, log_to_all
+from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.summary import Curves, custom_scalars_layout, summary_figure
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
@@ -182,7 +183,7 @@ class CAMViews:
             except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
                 self.faults.record("error", f"{name} worst-case gallery raised {type(err).__name__}: {err}", err)
                 continue
-            self._send(sinks, f"{prefix}/{name}/worst", image, step)
+            send_image(self.faults, sinks, f"{prefix}/{name}/worst", image, step)
 
     def log_drift(self, history: History, row: int, log: ScalarLog) -> None:
         """Rank zero, after the probe maps of history row ``row`` were recorded: ``cam/<method>/drift``."""
@@ -207,16 +208,7 @@ class CAMViews:
             return
         if image is None:
             return
-        self._send([s for s in sinks if not isinstance(s, PNGDirectorySink)], "cam/summary", image, step)
-        for sink in sinks:
-            try:
-                sink.save(image, SUMMARY_PNG)
-            except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
-                self.faults.record("logger", f"cannot save {SUMMARY_PNG}: {type(err).__name__}: {err}", err)
-
-    def _send(self, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int) -> None:
-        for err in log_to_all(sinks, tag, image, step):
-            self.faults.record("logger", f"a logger failed to write {tag}: {type(err).__name__}: {err}", err)
+        publish_final(self.faults, sinks, "cam/summary", image, step, SUMMARY_PNG)
 
     def state_dict(self) -> dict[str, Any]:
         return {"curves": self.curves.state_dict()}

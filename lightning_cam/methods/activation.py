@@ -20,7 +20,6 @@ from lightning_cam.utilities.chunking import chunk_size, run_chunks
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
 
-_OOM = tuple({getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
 
 
 class CAM(BaseCAM):
