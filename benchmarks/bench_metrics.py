@@ -20,7 +20,7 @@ import torchvision
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import GradCAM
-from lightning_cam.metrics.names import DEFAULT_METRICS
+from lightning_cam.metrics.registry import DEFAULT_METRICS
 
 
 def _time(fn: Callable[[], object]) -> float:

@@ -3,10 +3,11 @@
 Passes, for a batch ``x`` with targets ``c`` (each only when a requested metric needs it):
 
 1. ``cam.explain(x, c)`` (skipped when ``result=`` is given): the maps, and the logits giving ``Y_c``.
-2. On ``x ⊙ map`` (the map broadcast over channels, in the model's input space): ``cam.explain`` when
-   coherency/ADCC is requested (its logits give ``O_c`` and its maps the coherency map, in one pass), else
-   one plain forward under ``no_grad`` for ``O_c`` only. Complexity and the localization metrics need
-   no second pass at all.
+2. On ``x ⊙ map`` (the map broadcast over channels, in the model's input space): ``cam.explain`` when a
+   metric needs the maps of that image (``"remap"``: coherency, ADCC; its logits give ``O_c`` too, in one
+   pass), else one plain forward under ``no_grad`` for ``O_c`` only (``"masked"``). Complexity and the
+   localization metrics need no second pass at all. What each metric needs is declared once, in
+   :data:`lightning_cam.metrics.registry.METRIC_SPECS`.
 3. Insertion / Deletion: the perturbed inputs of all samples and steps, ``batch_size`` (or auto) images per
    forward under ``no_grad``; deletion's last and insertion's first point (the full baseline) are
    shared, the unperturbed end points reuse ``Y_c``.
@@ -18,33 +19,29 @@ caller set it (evaluate in eval mode, as validation does).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.functional.adcc import (
-    adcc,
-    average_drop,
-    coherency,
-    complexity,
-    increase_in_confidence,
-    target_probability,
-)
-from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
+from lightning_cam.functional.adcc import target_probability
+from lightning_cam.functional.localization import boxes_to_masks
 from lightning_cam.functional.perturbation import insertion_deletion
-from lightning_cam.methods.base import ExtraInputs
+from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
-from lightning_cam.metrics.names import DEFAULT_METRICS, LOCALIZATION_METRICS, check_metric_names
+from lightning_cam.metrics.registry import (
+    DEFAULT_METRICS,
+    LOCALIZATION_METRICS,
+    MetricInputs,
+    check_metric_names,
+    metric_needs,
+)
 from lightning_cam.utilities.checks import check_boxes, check_images, check_masks, check_options, check_targets
 from lightning_cam.utilities.modes import eval_mode
 
 __all__ = ["evaluate_batch"]
-
-_NEEDS_MASKED_LOGITS = frozenset({"average_drop", "increase", "adcc"})
-_NEEDS_MASKED_MAPS = frozenset({"coherency", "adcc"})
-
 
 class _Explainer(Protocol):
     model: nn.Module
@@ -127,7 +124,7 @@ def evaluate_batch(
         images: ``(B, C, H, W)`` inputs in the model's input space (normalised).
         targets: classes to explain, ``(B,)`` or one int; ``None`` = the predicted class.
         masks: ``(B, H, W)`` ground-truth object masks (bool, or float > 0.5), for localization.
-        metrics: names to compute (see the table and :mod:`lightning_cam.metrics.names`); an unknown name
+        metrics: names to compute (see the table and :mod:`lightning_cam.metrics.registry`); an unknown name
             raises a ``ValueError`` listing the valid ones, and so does a name listed twice.
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, used as masks when ``masks`` is None.
         result: a :class:`~lightning_cam.methods.result.CAMResult` already computed by ``cam`` for these
@@ -168,10 +165,6 @@ def evaluate_batch(
         )
     if b == 0:  # an empty batch: nothing to explain, empty per-sample values
         return {n: torch.empty(0, device=images.device) for n in names}
-    want = set(names)
-    if "adcc" in want:
-        want |= {"average_drop", "coherency", "complexity"}
-
     more = ExtraInputs.of(extra)
     kw: dict[str, Any] = {"extra": more} if more else {}  # duck-typed explainers need not know `extra`
     if result is None:
@@ -180,7 +173,7 @@ def evaluate_batch(
         _check_result(result, images, targets_t)
     tgt = result.targets.to(images.device).long()
 
-    out: dict[str, Tensor] = {}
+    specs, needs = metric_needs(names)
     with torch.no_grad(), eval_mode(cam.model):  # as in `explain`: no BatchNorm updates, no dropout draws
         maps = result.maps.detach().to(images.device, torch.float32)
         bad = torch.isnan(maps).flatten(1).any(dim=1)
@@ -189,38 +182,26 @@ def evaluate_batch(
             bad = bad | blank.to(images.device)  # a blank map is a counted fault, never a score
         clean = maps.nan_to_num(nan=0.0)
         probs = target_probability(result.logits.detach().to(images.device), tgt)
-
-        if want & (_NEEDS_MASKED_LOGITS | _NEEDS_MASKED_MAPS):
+        inputs = MetricInputs(clean, probs, truth=gt, options=opts)
+        if "masked" in needs:  # one pass on x * map: with the CAM when a metric needs its maps
             masked = images.detach() * clean.unsqueeze(1).to(images.dtype)
-            if want & _NEEDS_MASKED_MAPS:
+            if "remap" in needs:
                 second = cam.explain(masked, tgt, **kw)
-                masked_logits, masked_maps = second.logits, second.maps.detach().to(images.device, torch.float32)
-                out["coherency"] = coherency(clean, masked_maps)
+                masked_logits = second.logits
+                inputs.masked_maps = second.maps.detach().to(images.device, torch.float32)
             else:
                 masked_logits = cam.model(masked, *more.args, **more.kwargs)
-            masked_probs = target_probability(masked_logits.detach().to(images.device), tgt)
-            out["average_drop"] = average_drop(probs, masked_probs)
-            out["increase"] = increase_in_confidence(probs, masked_probs)
-        if want & {"complexity"}:
-            out["complexity"] = complexity(clean)
-        if "adcc" in want:
-            out["adcc"] = adcc(out["coherency"], out["complexity"], out["average_drop"])
-        if want & {"insertion", "deletion"}:
-            curves = want & {"insertion", "deletion"}
-            out.update(
-                insertion_deletion(
-                    cam.model, images.detach(), clean, tgt, probs, curves, steps=opts["steps"],
-                    baseline=opts["baseline"], sigma=opts["sigma"], batch_size=opts["batch_size"],
-                    sample_forward=_sample_forward(cam.model, more, b) if more else None,
-                )
-            )
-        if gt is not None:
-            if "pointing_game" in want:
-                out["pointing_game"] = pointing_game(clean, gt, tolerance=opts["tolerance"])
-            if "energy_pointing_game" in want:
-                out["energy_pointing_game"] = energy_pointing_game(clean, gt)
-            if "iou" in want:
-                out["iou"] = iou(clean, gt, threshold=opts["threshold"])
+            inputs.masked_probs = target_probability(masked_logits.detach().to(images.device), tgt)
+        if "curves" in needs:
+            inputs.curves = functools.cache(functools.partial(
+                insertion_deletion, cam.model, images.detach(), clean, tgt, probs,
+                {s.name for s in specs if "curves" in s.needs}, steps=opts["steps"], baseline=opts["baseline"],
+                sigma=opts["sigma"], batch_size=opts["batch_size"],
+                sample_forward=_sample_forward(cam.model, more, b) if more else None,
+            ))
+        for spec in specs:
+            inputs.values[spec.name] = spec.compute(inputs)
+        out = inputs.values
 
         nan = torch.tensor(float("nan"), device=images.device)
         return {n: torch.where(bad, nan, out[n].to(images.device, torch.float32)) for n in names}

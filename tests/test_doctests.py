@@ -33,7 +33,7 @@ def test_the_public_modules_have_examples() -> None:
         "lightning_cam.functional.cam", "lightning_cam.functional.localization", "lightning_cam.functional.adcc",
         "lightning_cam.functional.perturbation", "lightning_cam.metrics", "lightning_cam.metrics.adcc",
         "lightning_cam.metrics.base", "lightning_cam.metrics.localization", "lightning_cam.metrics.perturbation",
-        "lightning_cam.metrics.names", "lightning_cam.methods", "lightning_cam.methods.base", "lightning_cam.mixin",
+        "lightning_cam.metrics.registry", "lightning_cam.methods", "lightning_cam.methods.base", "lightning_cam.mixin",
         "lightning_cam.render", "lightning_cam.utilities.checks", "lightning_cam.utilities.modes",
         "lightning_cam.callbacks.agreement", "lightning_cam.callbacks.drift", "lightning_cam.callbacks.gallery",
         "lightning_cam.callbacks.per_class", "lightning_cam.callbacks.summary", "lightning_cam.callbacks.views",

@@ -18,7 +18,7 @@ from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.functional.adcc import target_probability
 from lightning_cam.functional.perturbation import make_baseline
 from lightning_cam.methods import available_methods, get_method
-from lightning_cam.metrics.names import DEFAULT_METRICS, METRIC_NAMES
+from lightning_cam.metrics.registry import DEFAULT_METRICS, METRIC_NAMES
 
 H = W = 16
 

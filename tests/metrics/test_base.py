@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Metric, MetricCollection
 
 from lightning_cam.metrics import ADCC, METRICS, AverageDrop, Coherency, IncreaseInConfidence
-from lightning_cam.metrics.names import METRIC_NAMES
+from lightning_cam.metrics.registry import METRIC_NAMES
 
 NAN = float("nan")
 BETTER = {

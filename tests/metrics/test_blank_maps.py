@@ -9,9 +9,9 @@ from torch import Tensor
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import FakeCAM, GradCAM
-from lightning_cam.methods.base import Capture
+from lightning_cam.methods.capture import Capture
 from lightning_cam.metrics import METRICS
-from lightning_cam.metrics.names import DEFAULT_METRICS as ADCC_METRICS
+from lightning_cam.metrics.registry import DEFAULT_METRICS as ADCC_METRICS
 from lightning_cam.models import GAPClassifier
 from tests.helpers import trained_shapes_model
 

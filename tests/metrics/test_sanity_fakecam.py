@@ -10,7 +10,7 @@ import torch
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import FakeCAM, GradCAM
 from lightning_cam.metrics import METRICS
-from lightning_cam.metrics.names import DEFAULT_METRICS
+from lightning_cam.metrics.registry import DEFAULT_METRICS
 from tests.helpers import trained_shapes_model
 
 
