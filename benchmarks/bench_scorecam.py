@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lightning_cam.data.shapes import ShapesDataset
 from lightning_cam.functional.cam import weighted_sum
 from lightning_cam.methods import ScoreCAM
-from lightning_cam.methods.base import ExtraInputs
+from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.models import GAPClassifier
 
 SELECTIONS = ("mean", "var", "max", "gradcam")
@@ -66,7 +66,7 @@ def train_gap(epochs: int, size: int) -> nn.Module:
 def scores(cam: ScoreCAM, x: Tensor) -> dict[str, Tensor]:
     """The clean pass (activation, gradient) and every channel's exact Score-CAM weight."""
     with torch.inference_mode(False):
-        cap = cam._capture(x, None, need_grad=True)
+        cap = cam._capture(x, None, "grad")
         weights = cam._score(x, cap.activations, cap.targets, ExtraInputs())
     acts, grads = cap.activations, cap.grads
     assert grads is not None

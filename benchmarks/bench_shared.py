@@ -33,7 +33,8 @@ from lightning_cam import evaluate_batch
 from lightning_cam.functional.adcc import target_probability
 from lightning_cam.functional.perturbation import insertion_deletion
 from lightning_cam.methods import EigenCAM, GradCAM, GradCAMPlusPlus, MethodGroup, ScoreCAM, SmoothGradCAMPlusPlus
-from lightning_cam.methods.base import Capture
+from lightning_cam.methods.base import Need
+from lightning_cam.methods.capture import Capture
 
 ADCC = ("average_drop", "increase", "coherency", "complexity", "adcc")
 
@@ -78,7 +79,7 @@ class _Selected(ScoreCAM):
         super().__init__(model, layer, top_k=top_k)
         self.how = how
 
-    def _needs(self) -> str:
+    def _needs(self) -> Need:
         return "grad" if self.how == "gradcam" else "activation"
 
     def select(self, cap: Capture) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.methods.base import ExtraInputs
+from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, check_reshape, default_target_layer
 
 __all__ = ["CAMBatch", "CAMMixin", "as_class_indices"]
@@ -30,8 +30,13 @@ class CAMBatch:
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, or ``None``.
         extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
             (keyword) or :class:`~lightning_cam.methods.ExtraInputs`; ``None`` for ``forward(images)``.
-            Per-sample tensors (first dimension ``B``) follow the images through every forward; slice a
-            CAMBatch with ``ExtraInputs.of(extra).take(index, B)``.
+            Per-sample tensors (first dimension ``B``) follow the images through every forward.
+
+    Example:
+        >>> parts = CAMBatch(torch.rand(3, 3, 4, 4), torch.tensor([0, 1, 2]), extra=(torch.arange(3),))
+        >>> part = parts.take(torch.tensor([2, 0]))
+        >>> part.labels.tolist(), part.extra.args[0].tolist()
+        ([2, 0], [2, 0])
     """
 
     images: Tensor
@@ -39,6 +44,17 @@ class CAMBatch:
     masks: Tensor | None = None
     boxes: Tensor | None = None
     extra: ExtraInputs | tuple[Any, ...] | Mapping[str, Any] | None = None
+
+    def take(self, index: Tensor) -> CAMBatch:
+        """The samples ``index`` (``(n,)`` long, any order) of every part, detached copies (new tensors, usable
+        with autograd outside inference mode); the extra inputs follow their samples. No host sync."""
+
+        def pick(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.detach()[index.to(t.device)]
+
+        images = self.images.detach()[index.to(self.images.device)]
+        extra = ExtraInputs.of(self.extra).take(index, self.images.shape[0]) if self.extra is not None else None
+        return CAMBatch(images, pick(self.labels), pick(self.masks), pick(self.boxes), extra)
 
 
 _IMAGE_KEYS = ("image", "images", "x", "input", "inputs", "img", "pixel_values")

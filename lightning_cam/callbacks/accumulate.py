@@ -14,31 +14,15 @@ from torchmetrics import Metric
 from lightning_cam.callbacks.faults import Faults
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
-from lightning_cam.methods.base import is_checked, mark_checked
 from lightning_cam.metrics import METRICS
-from lightning_cam.metrics.names import LOCALIZATION_METRICS
+from lightning_cam.metrics.registry import LOCALIZATION_METRICS
 from lightning_cam.mixin import CAMBatch
 
 __all__ = [
     "MetricAccumulator",
     "applicable_metrics",
     "finite_samples",
-    "first_samples",
-    "reorder_samples",
-    "select_samples",
 ]
-
-
-def first_samples(parts: CAMBatch, n: int) -> CAMBatch:
-    """The first ``n`` samples, detached copies (made outside inference mode by the caller: usable with
-    autograd)."""
-
-    def cut(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t[:n].detach().clone()
-
-    b = parts.images.shape[0]
-    extra = ExtraInputs.of(parts.extra).take(torch.arange(n), b) if n < b else parts.extra
-    return CAMBatch(parts.images[:n].detach().clone(), cut(parts.labels), cut(parts.masks), cut(parts.boxes), extra)
 
 
 def finite_samples(result: CAMResult) -> Tensor:
@@ -51,42 +35,6 @@ def finite_samples(result: CAMResult) -> Tensor:
         tensor([False,  True, False])
     """
     return torch.isfinite(result.maps).flatten(1).all(1) & torch.isfinite(result.logits).flatten(1).all(1)
-
-
-def select_samples(result: CAMResult, parts: CAMBatch, keep: Tensor) -> tuple[CAMResult, CAMBatch]:
-    """The samples where ``keep`` (``(B,)`` bool) is true, of both the result and the batch."""
-    index = keep.nonzero().squeeze(1)
-    blank = None if result.blank is None else result.blank[index]
-    kept = CAMResult(result.maps[index], result.low_res[index], result.logits[index], result.targets[index], blank,
-                     result.blank_reason)
-
-    def pick(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t[index]
-
-    extra = ExtraInputs.of(parts.extra).take(index, parts.images.shape[0])
-    return kept, CAMBatch(parts.images[index], pick(parts.labels), pick(parts.masks), pick(parts.boxes), extra)
-
-
-def _lazy_reason(result: CAMResult) -> Callable[[], str]:
-    """``result.blank_reason`` formatted only when called (reading it may need a device sync)."""
-    return lambda: result.blank_reason
-
-
-def reorder_samples(result: CAMResult, parts: CAMBatch, order: Tensor) -> tuple[CAMResult, CAMBatch]:
-    """Both the result and the batch with their samples in ``order`` (``(B,)`` long indices), without a host
-    sync (:func:`select_samples` needs one to know how many samples it keeps)."""
-    blank = None if result.blank is None else result.blank[order]
-    targets = result.targets[order]
-    if is_checked(result.targets):
-        mark_checked(targets)  # a reordering of checked targets: no second range check (a host sync)
-    kept = CAMResult(result.maps[order], result.low_res[order], result.logits[order], targets, blank,
-                     _lazy_reason(result))  # type: ignore[arg-type]  # formatted lazily, see CAMResult
-
-    def pick(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t[order.to(t.device)]
-
-    extra = ExtraInputs.of(parts.extra).take(order, parts.images.shape[0])
-    return kept, CAMBatch(parts.images[order], pick(parts.labels), pick(parts.masks), pick(parts.boxes), extra)
 
 
 def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -223,13 +171,13 @@ class MetricAccumulator:
             if result.blank is not None:
                 blank = ok & result.blank.to(ok.device)
                 size = int(ok.shape[0])
-                reason = _lazy_reason(result)
+                reason = result  # its blank_reason is formatted only when the fault's text is read
                 # fatal under on_error="raise" only when no sample has a map: a misconfiguration
                 self.faults.add("blank", blank.sum(), lambda n: f"{name}: {n} blank (constant) map(s) left out of the "
-                                f"metrics; {reason()}", fatal=lambda n: n == size)
+                                f"metrics; {reason.blank_reason}", fatal=lambda n: n == size)
                 ok = ok & ~blank
             order = torch.argsort((~ok).to(torch.uint8), stable=True)  # kept samples first, in their order
-            result, parts = reorder_samples(result, parts, order)
+            result, parts = result.take(order), parts.take(order)
             ok = ok[order]
             wanted, skipped = applicable_metrics(self.metric_names, parts)
             if wanted:
@@ -251,7 +199,7 @@ class MetricAccumulator:
         assert self.observe is not None
         nan = torch.tensor(float("nan"), device=ok.device)
         shown = CAMResult(torch.where(ok.view(-1, 1, 1), result.maps.float(), nan), result.low_res, result.logits,
-                          result.targets, result.blank, _lazy_reason(result))  # type: ignore[arg-type]
+                          result.targets, result.blank, lambda: result.blank_reason)
         kept = {key: torch.where(ok, value.float(), nan) for key, value in values.items()}
         self.observe(name, parts, shown, kept, order, int(ok.shape[0]))
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_cam.callbacks.accumulate import MetricAccumulator, first_samples
+from lightning_cam.callbacks.accumulate import MetricAccumulator
 from lightning_cam.callbacks.faults import MISSING_LABELS, Faults, WarnOnce, missing_masks
 from lightning_cam.callbacks.probe import ProbeSet
 from lightning_cam.callbacks.runner import CAMRunner
@@ -69,7 +69,7 @@ class BatchPass:
         if shape is None:
             return
         with self.runner.context(trainer):
-            sub = None if sub is None else first_samples(sub, n)
+            sub = None if sub is None else sub.take(torch.arange(n, device=sub.images.device))
             targets = None if sub is None or self.target != "label" else sub.labels
             if sharded is None and sub is not None:  # one shared pass for every method (MethodGroup)
                 self.warn_missing(acc.measure_all(self.runner.cams, sub, targets))

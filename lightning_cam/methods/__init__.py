@@ -10,7 +10,8 @@ Example:
     torch.Size([2, 8, 8])
 """
 
-from lightning_cam.methods.base import BaseCAM, ExtraInputs
+from lightning_cam.methods.base import BaseCAM
+from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.group import MethodGroup, explain_many
 from lightning_cam.methods.layers import (
     default_target_layer,

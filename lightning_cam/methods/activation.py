@@ -13,9 +13,11 @@ from lightning_cam.functional.cam import (
     scorecam_weights,
     weighted_sum,
 )
-from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs, mark_checked
-from lightning_cam.methods.layers import Reshape, check_reshape, resolve_layer
-from lightning_cam.utilities.checks import check_batch_size, check_target_range
+from lightning_cam.methods.base import BaseCAM, Need
+from lightning_cam.methods.capture import Capture
+from lightning_cam.methods.extra import ExtraInputs
+from lightning_cam.methods.layers import Reshape, resolve_layer
+from lightning_cam.utilities.checks import check_batch_size
 from lightning_cam.utilities.chunking import chunk_size, run_chunks
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
@@ -70,7 +72,8 @@ class CAM(BaseCAM):
                 )
         self.fc_layer: nn.Linear = fc
 
-    def _map(self, cap: Capture) -> Tensor:
+    def _weights(self, cap: Capture) -> Tensor:
+        """The ``fc`` rows of the targets, once the head is checked to be GAP -> ``fc`` after the layer."""
         fc = self.fc_layer
         acts, logits = cap.activations, cap.logits.float()
         weight = fc.weight.detach().float()
@@ -93,7 +96,7 @@ class CAM(BaseCAM):
                 f"{hint}, but the logits differ from {self.fc_layer_name}(mean over positions of the activation): "
                 "the model has no GAP->Linear head after this layer. Use GradCAM instead."
             )
-        return weighted_sum(cam_weights(weight, cap.targets), acts)
+        return cam_weights(weight, cap.targets)
 
 
 class EigenCAM(BaseCAM):
@@ -141,32 +144,13 @@ class FakeCAM(BaseCAM):
     aliases = ("fake-cam", "fake")
     needs_grad = False
     can_be_blank = False
+    layer_optional = True
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None) -> None:
-        if target_layer is None:
-            if not isinstance(model, nn.Module):
-                raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-            self.model = model
-            self.target_layer_name, self.target_layer = "", None  # type: ignore[assignment]
-            self.reshape = check_reshape(reshape)
-            self._layouts, self._diag = {}, None
-        else:
-            super().__init__(model, target_layer, reshape)
+        super().__init__(model, target_layer, reshape)
 
-    def _needs(self) -> str:
+    def _needs(self) -> Need:
         return "logits" if self.target_layer is None else "activation"
-
-    def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
-        if self.target_layer is None:
-            logits = self._logits(x, extra).detach()
-            if targets is None:
-                targets = mark_checked(logits.argmax(dim=1))
-            else:
-                check_target_range(targets, logits.shape[1])
-            cap = Capture(x.new_empty(0), None, logits, targets)
-        else:
-            cap = self._capture(x, targets, need_grad=False, extra=extra)
-        return self._derive(cap, x, extra), cap.logits, cap.targets
 
     def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         if self.target_layer is None:

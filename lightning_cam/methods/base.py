@@ -1,22 +1,24 @@
 """``BaseCAM``: hooks, target selection, upsampling and normalisation, shared by every method.
 
-A method only supplies its raw low-resolution map (``_map``) from the target layer's activation and,
-for gradient methods, :math:`\\partial y^c / \\partial A`; the maths lives in :mod:`lightning_cam.functional`.
+A method supplies only its channel weights (``_weights``), its raw map (``_map``) or, when it needs more
+passes, its derivation from the clean pass (``_derive``); the maths lives in :mod:`lightning_cam.functional`.
+The contract is in :class:`BaseCAM`'s docstring.
 """
 
 from __future__ import annotations
 
 import functools
-import sys
-import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
+from lightning_cam.functional.cam import weighted_sum
 from lightning_cam.functional.normalize import postprocess_maps
+from lightning_cam.methods.blank import BlankDiagnosis, describe_blank
+from lightning_cam.methods.capture import Capture, LayerRecorder, not_on_path
+from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import (
     Reshape,
     check_reshape,
@@ -25,196 +27,14 @@ from lightning_cam.methods.layers import (
     resolve_layer,
 )
 from lightning_cam.methods.result import CAMResult
+from lightning_cam.methods.targets import is_checked, mark_checked
 from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
 from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["BaseCAM", "Capture", "ExtraInputs", "Reshape", "describe_blank", "is_checked", "mark_checked"]
+__all__ = ["BaseCAM", "Need"]
 
-# Target tensors known to be in range (an argmax, or already checked), by id: checking again would read the
-# tensor back to the host (a device sync) at every pass, e.g. the evaluator's second pass on x * map.
-_CHECKED: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
-
-
-def mark_checked(targets: Tensor) -> Tensor:
-    """Mark ``targets`` as valid class indices (no range check, hence no host sync, when passed again); returns it.
-
-    Only for tensors derived from checked ones (an argmax of the logits, a reordering of checked targets).
-    """
-    _CHECKED[id(targets)] = targets
-    return targets
-
-
-def is_checked(targets: Tensor) -> bool:
-    """Whether ``targets`` was marked by :func:`mark_checked`."""
-    return _CHECKED.get(id(targets)) is targets
-
-
-@dataclass(frozen=True)
-class ExtraInputs:
-    """Model inputs besides the images: ``model(images, *args, **kwargs)``.
-
-    Every forward a method or :func:`~lightning_cam.evaluate_batch` makes passes them on. A tensor whose
-    first dimension is the batch size ``B`` (also inside a tuple, list or dict value) is per-sample: it is
-    indexed with the same sample indices as the images of each forward (Score-CAM's masked images,
-    Smooth Grad-CAM++'s noisy copies, chunks); anything else is passed unchanged.
-
-    ``extra=`` arguments also accept a plain tuple (positional) or mapping (keyword), see :meth:`of`.
-
-    Example:
-        >>> extra = ExtraInputs.of({"meta": torch.arange(3)})
-        >>> extra.take(torch.tensor([2, 2]), batch=3).kwargs["meta"]
-        tensor([2, 2])
-    """
-
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, extra: object) -> ExtraInputs:
-        """``None`` -> nothing; a tuple/list -> positional args; a mapping -> keyword args; an ``ExtraInputs``."""
-        if extra is None:
-            return cls()
-        if isinstance(extra, ExtraInputs):
-            return extra
-        if isinstance(extra, Mapping):
-            return cls(kwargs=dict(extra))
-        if isinstance(extra, (tuple, list)):
-            return cls(args=tuple(extra))
-        raise TypeError(
-            f"extra model inputs must be a tuple (positional), a dict (keyword) or ExtraInputs(args, kwargs); "
-            f"got {type(extra).__name__}. A single tensor goes in a 1-tuple: extra=(meta,)."
-        )
-
-    def __bool__(self) -> bool:
-        return bool(self.args) or bool(self.kwargs)
-
-    def apply(self, fn: Callable[[Tensor], Tensor]) -> ExtraInputs:
-        """The same inputs with ``fn`` applied to every tensor (e.g. a move to another device).
-
-        Example:
-            >>> ExtraInputs(args=(torch.zeros(2),)).apply(lambda t: t + 1).args[0]
-            tensor([1., 1.])
-        """
-
-        def go(value: Any) -> Any:
-            if isinstance(value, Tensor):
-                return fn(value)
-            if isinstance(value, (tuple, list)):
-                return type(value)(go(v) for v in value)
-            if isinstance(value, Mapping):
-                return {k: go(v) for k, v in value.items()}
-            return value
-
-        return ExtraInputs(go(self.args), go(dict(self.kwargs)))
-
-    def take(self, index: Tensor, batch: int) -> ExtraInputs:
-        """The inputs for images ``x[index]`` of a batch of ``batch`` samples."""
-        if not self:
-            return self
-
-        def pick(value: Any) -> Any:
-            if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] == batch:
-                return value[index.to(value.device)]
-            if isinstance(value, (tuple, list)):
-                return type(value)(pick(v) for v in value)
-            if isinstance(value, Mapping):
-                return {k: pick(v) for k, v in value.items()}
-            return value
-
-        return ExtraInputs(tuple(pick(a) for a in self.args), {k: pick(v) for k, v in self.kwargs.items()})
-
-
-class Capture:
-    """What one hooked forward produced: the target activation, its gradient, the logits and the targets.
-
-    Attributes:
-        activations: ``(B, C, h, w)`` float32 target-layer output (after ``reshape``), detached.
-        grads: ``(B, C, h, w)`` float32 :math:`\\partial \\sum_b y_b^{c_b} / \\partial A`, or ``None``.
-        logits: ``(B, K)`` logits of that forward, detached (model dtype).
-        targets: ``(B,)`` long classes explained.
-    """
-
-    __slots__ = ("activations", "grads", "logits", "targets")
-
-    def __init__(self, activations: Tensor, grads: Tensor | None, logits: Tensor, targets: Tensor) -> None:
-        self.activations = activations
-        self.grads = grads
-        self.logits = logits
-        self.targets = targets
-
-
-def _not_on_path(layer_name: str, reentrant: bool = False) -> RuntimeError:
-    if reentrant:
-        return RuntimeError(
-            f"target layer {layer_name!r} runs inside torch.utils.checkpoint(..., use_reentrant=True): reentrant "
-            "checkpointing runs its forward without autograd, so no gradient reaches the layer. Use "
-            "checkpoint(..., use_reentrant=False), or a gradient-free method (eigencam, scorecam)."
-        )
-    return RuntimeError(
-        f"the logits do not depend on target layer {layer_name!r}; choose a layer on the path from the input to "
-        "the logits. If the model runs that layer under its own torch.no_grad() (a frozen backbone), use a "
-        "gradient-free method (eigencam, scorecam) or a layer after the no_grad block."
-    )
-
-
-def _in_reentrant_checkpoint() -> bool:
-    """Whether the caller runs inside ``torch.utils.checkpoint``'s reentrant ``CheckpointFunction.forward``."""
-    frame = sys._getframe(1)
-    for _ in range(200):
-        if frame is None:
-            return False
-        code = frame.f_code
-        if code.co_name == "forward" and code.co_filename.replace("\\", "/").endswith("torch/utils/checkpoint.py"):
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
-
-
-def blank_reason(layer_name: str, layout: str | None, zero_grad: bool, zero_act: bool) -> str:
-    """The likely cause of a blank (constant) map, for reports and the callback's ``blank`` fault.
-
-    Example:
-        >>> blank_reason("blocks.11", "tokens", zero_grad=True, zero_act=False)[:50]
-        'the gradient of the target score w.r.t. target lay'
-    """
-    if zero_act:
-        return (
-            f"target layer {layer_name!r} outputs all zeros for these samples (dead ReLUs, a zero-initialised "
-            "or collapsed layer); choose an earlier layer or check the model"
-        )
-    if zero_grad:
-        why = (
-            "a transformer block's output whose patch tokens do not reach the head (only the class token does); "
-            "use the last block's pre-norm (norm1/ln_1, the default when cam_target_layer is None)"
-            if layout in ("tokens", "vit")
-            else "the layer does not influence the target score for these samples (e.g. it feeds only the class "
-            "token, a saturated or masked path); choose another layer"
-        )
-        return f"the gradient of the target score w.r.t. target layer {layer_name!r} is exactly zero: {why}"
-    return (
-        f"the weighted activation of target layer {layer_name!r} is <= 0 everywhere, so ReLU leaves a constant "
-        "map (common for untrained models or classes the model rejects); it carries no explanation"
-    )
-
-
-def describe_blank(cls_name: str, layer_name: str, layout: str | None, blank: Tensor, zero_grad: Tensor | None,
-                   zero_act: Tensor | None) -> str:
-    """The blank samples of one call grouped by likely cause (:func:`blank_reason`), ``""`` when none is blank
-    (reads the flags back to the host: called only when the text is read).
-
-    Example:
-        >>> describe_blank("GradCAM", "4", "nchw", torch.tensor([False, True]), torch.tensor([False, True]), None)[:30]
-        'GradCAM: blank (constant) map,'
-    """
-    if not bool(blank.any()):
-        return ""
-    causes: dict[str, list[int]] = {}
-    for i in blank.nonzero().flatten().tolist():
-        zg = bool(zero_grad[i]) if zero_grad is not None and i < len(zero_grad) else False
-        za = bool(zero_act[i]) if zero_act is not None and i < len(zero_act) else False
-        causes.setdefault(blank_reason(layer_name, layout, zg, za), []).append(i)
-    text = "; ".join(f"samples {idx[:8]}{'...' if len(idx) > 8 else ''}: {why}" for why, idx in causes.items())
-    return f"{cls_name}: blank (constant) map, {text}."
+#: what a method's clean pass captures: activation and gradient, the activation, or the logits only.
+Need = Literal["grad", "activation", "logits"]
 
 
 class BaseCAM:
@@ -240,7 +60,22 @@ class BaseCAM:
     NaN in every metric, so the metric classes skip and count them instead of scoring them.
 
     Extra model inputs (``forward(x, meta)``): ``explain(images, extra=(meta,))`` passes them to every
-    forward, per sample (see :class:`ExtraInputs`).
+    forward, per sample (see :class:`~lightning_cam.methods.extra.ExtraInputs`).
+
+    **Writing a method** (the contract :class:`~lightning_cam.methods.group.MethodGroup` relies on): override
+    one of these protected hooks, never ``explain``:
+
+    * :meth:`_weights` ``(Capture) -> (B, C)``: channel weights; the map is ``Σ_k w_k A^k`` (Grad-CAM family);
+    * :meth:`_map` ``(Capture) -> (B, h, w)``: the raw map from the activation and gradient (Layer-CAM);
+    * :meth:`_derive` ``(Capture, x, extra) -> (B, h, w)``: when the map needs more forwards than the clean
+      pass (Score-CAM, Smooth Grad-CAM++); it may call :meth:`_capture` and :meth:`_logits`;
+    * :meth:`_needs`: what the clean pass must capture (``"grad"``, ``"activation"`` or ``"logits"``),
+      by default from the class attribute ``needs_grad``.
+
+    The engine does the rest: one capture (:meth:`_capture`), ReLU, upsampling, normalisation and the blank
+    flags (:meth:`_result`). A class that cannot work from a shared clean pass sets ``shares_capture = False``
+    and is then called on its own by a group; a class that overrides ``explain`` gets that setting when it is
+    defined (its ``explain`` must never be bypassed), unless it sets ``shares_capture`` itself.
 
     Args:
         model: the classifier; ``model(images)`` must return ``(B, K)`` logits.
@@ -267,15 +102,29 @@ class BaseCAM:
     needs_grad: ClassVar[bool] = True
     #: whether a constant map means "no explanation" (False for Fake-CAM, whose pattern is fixed)
     can_be_blank: ClassVar[bool] = True
+    #: whether ``target_layer=None`` is allowed (a method that needs no activation, e.g. Fake-CAM)
+    layer_optional: ClassVar[bool] = False
+    #: whether a :class:`~lightning_cam.methods.group.MethodGroup` may hand it a shared clean pass
+    shares_capture: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module, reshape: Reshape = None) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "explain" in cls.__dict__ and "shares_capture" not in cls.__dict__:
+            cls.shares_capture = False  # a group's shared pass would bypass the overridden explain
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None, reshape: Reshape = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         self.model = model
-        self.target_layer_name, self.target_layer = resolve_layer(model, target_layer)
+        self.target_layer: nn.Module | None
+        if target_layer is None:
+            if not type(self).layer_optional:
+                raise TypeError(f"{type(self).__name__} needs a target_layer (a dotted module name or the module).")
+            self.target_layer_name, self.target_layer = "", None
+        else:
+            self.target_layer_name, self.target_layer = resolve_layer(model, target_layer)
         self.reshape = check_reshape(reshape)
         self._layouts: dict[tuple[Any, ...], str] = {}
-        self._diag: tuple[str | None, Tensor, Tensor] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target_layer={self.target_layer_name!r})"
@@ -291,7 +140,8 @@ class BaseCAM:
             images: ``(B, C, H, W)`` float tensor in the model's input space.
             targets: ``(B,)`` integer classes to explain (an int applies to all); ``None`` = argmax of the logits.
             extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
-                (keyword) or :class:`ExtraInputs`; per-sample tensors follow the images of every forward.
+                (keyword) or :class:`~lightning_cam.methods.extra.ExtraInputs`; per-sample tensors follow the
+                images of every forward.
 
         Returns:
             :class:`~lightning_cam.methods.result.CAMResult` with ``maps`` ``(B, H, W)`` in ``[0, 1]``,
@@ -302,62 +152,46 @@ class BaseCAM:
         extra_in = ExtraInputs.of(extra)
         target_t = check_targets(targets, images.shape[0], images.device)
         size = (int(images.shape[-2]), int(images.shape[-1]))
-        self._diag = None
         with torch.inference_mode(False), eval_mode(self.model):
             x = images.clone() if images.is_inference() else images.detach()
             if target_t is not None and target_t.is_inference():
                 target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
-            raw, logits, target_t = self._compute(x, target_t, extra_in)
-            return self._result(raw, logits, target_t, size)
+            cap = self._capture(x, target_t, self._needs(), extra_in)
+            return self._result(self._derive(cap, x, extra_in), cap, size)
 
-    def _result(self, raw: Tensor, logits: Tensor, targets: Tensor, size: tuple[int, int]) -> CAMResult:
-        """Postprocess a raw map into the :class:`CAMResult` (shared by :meth:`explain` and the method group)."""
-        with torch.autocast(device_type=raw.device.type, enabled=False):
-            maps, low_res = self._postprocess(raw, size)
-        blank, reason = self._blank(maps)
-        return CAMResult(
-            maps=maps, low_res=low_res, logits=logits.detach().float(), targets=targets, blank=blank,
-            blank_reason=reason,  # type: ignore[arg-type]  # formatted lazily (no host sync), see CAMResult
-        )
-
-    def _blank(self, maps: Tensor) -> tuple[Tensor, Callable[[], str] | str]:
-        """Per-sample blank flags (a constant map normalises to all zeros) and the likely cause.
-
-        The cause is returned as a function formatted only when read (``CAMResult.blank_reason``): deciding
-        whether any sample is blank would be a host-device sync on every call.
-        """
-        if not type(self).can_be_blank:
-            return torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device), ""
-        blank = maps.flatten(1).amax(dim=1) <= 0
-        layout, zero_grad, zero_act = self._diag if self._diag is not None else (None, None, None)
-        return blank, functools.partial(describe_blank, type(self).__name__, self.target_layer_name, layout, blank,
-                                        zero_grad, zero_act)
-
-    # ------------------------------------------------------------------ for subclasses
-    def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
-        """Raw ``(B, h, w)`` map, logits and targets for input ``x``. Default: one hooked pass, then ``_map``."""
-        cap = self._capture(x, targets, need_grad=self._needs() == "grad", extra=extra)
-        return self._derive(cap, x, extra), cap.logits, cap.targets
-
-    def _needs(self) -> str:
-        """What :meth:`_derive` reads of the clean pass on ``x``: ``"grad"`` (activation and gradient),
-        ``"activation"`` (the activation only) or ``"logits"`` (only the logits and targets). A method group
-        (:class:`~lightning_cam.methods.group.MethodGroup`) runs one capture per target layer for all its
-        methods, with gradients when one of them needs them."""
+    # ------------------------------------------------------------------ the hooks a method overrides
+    def _needs(self) -> Need:
+        """What the clean pass on ``x`` must capture for :meth:`_derive`: ``"grad"`` (activation and gradient),
+        ``"activation"`` (the activation only) or ``"logits"`` (only the logits and targets). Default: from
+        ``needs_grad``. A method group runs one capture per target layer for all its methods, with the gradient
+        when one of them needs it."""
         return "grad" if type(self).needs_grad else "activation"
+
+    def _weights(self, cap: Capture) -> Tensor:
+        """``(B, C)`` channel weights :math:`w_k` of the map :math:`\\sum_k w_k A^k` (float32, from ``cap``)."""
+        raise NotImplementedError(f"{type(self).__name__} must override _weights, _map or _derive.")
+
+    def _map(self, cap: Capture) -> Tensor:
+        """Raw ``(B, h, w)`` map (before ReLU) from a :class:`~lightning_cam.methods.capture.Capture`. Default:
+        :math:`\\sum_k w_k A^k` with the weights of :meth:`_weights`."""
+        return weighted_sum(self._weights(cap), cap.activations)
 
     def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         """Raw ``(B, h, w)`` map from the clean pass ``cap`` on ``x``; may run more passes (Score-CAM's masked
-        images, Smooth Grad-CAM++'s noisy copies). Default: ``_map(cap)`` in float32."""
+        images, Smooth Grad-CAM++'s noisy copies), explaining ``cap.targets`` (valid class indices). Default:
+        :meth:`_map` in float32."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             return self._map(cap)
 
-    def _map(self, cap: Capture) -> Tensor:
-        """Raw ``(B, h, w)`` map (before ReLU) from a :class:`Capture`."""
-        raise NotImplementedError
-
     def _postprocess(self, raw: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """``(maps (B, H, W) in [0, 1], low_res (B, h, w))`` from a raw map: ReLU, upsampling, normalisation."""
         return postprocess_maps(raw, size)
+
+    # ------------------------------------------------------------------ the engine
+    def _logits(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
+        """A plain forward without hooks or autograd (for extra passes such as Score-CAM's masked inputs)."""
+        with torch.no_grad():
+            return self._forward(x, extra)
 
     def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
         """``model(x, *extra.args, **extra.kwargs)``, checked to be ``(B, K)`` logits."""
@@ -372,10 +206,63 @@ class BaseCAM:
             )
         return check_logits(out, x.shape[0], self.model)
 
-    def _logits(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
-        """A plain forward without hooks or autograd (for extra passes such as Score-CAM's masked inputs)."""
-        with torch.no_grad():
-            return self._forward(x, extra)
+    def _targets(self, logits: Tensor, targets: Tensor | None, trusted: bool) -> Tensor:
+        """The classes to explain: the argmax of ``logits``, or ``targets`` range-checked (a host sync) unless
+        ``trusted`` or already checked; marked checked for later passes."""
+        if targets is None:
+            return mark_checked(logits.detach().argmax(dim=1))
+        if not (trusted or is_checked(targets)):
+            check_target_range(targets, logits.shape[1])
+        return mark_checked(targets)
+
+    def _capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
+                 trusted: bool = False) -> Capture:
+        """One forward: the logits and targets and, unless ``need == "logits"``, the target layer's activation
+        (with ``need == "grad"`` or ``True``, also ``dy^c/dA`` via ``autograd.grad``, never parameter ``.grad``).
+
+        Given ``targets`` are range-checked (a host sync) unless ``trusted`` (derived from an earlier pass's
+        logits); ``None`` takes the argmax, always in range."""
+        need = "grad" if need is True else "activation" if need is False else need
+        if need == "logits" or self.target_layer is None:
+            logits = self._logits(x, extra).detach()
+            return Capture(x.new_empty(0), None, logits, self._targets(logits, targets, trusted))
+        recorder = LayerRecorder(self.target_layer_name, need_grad=need == "grad")
+        handle = self.target_layer.register_forward_hook(recorder)
+        try:
+            with torch.no_grad():
+                logits = self._forward(x, extra)
+                if not recorder.outputs:
+                    raise RuntimeError(
+                        f"target layer {self.target_layer_name!r} was not called during "
+                        f"{type(self.model).__name__}.forward; choose a layer on the path from the input to the logits."
+                    )
+                targets = self._targets(logits, targets, trusted)
+                grad = self._gradient(logits, targets, recorder) if need == "grad" else None
+        finally:
+            handle.remove()
+        return self._captured(recorder.output, grad, logits, targets, (int(x.shape[-2]), int(x.shape[-1])))
+
+    def _gradient(self, logits: Tensor, targets: Tensor, recorder: LayerRecorder) -> Tensor:
+        """:math:`\\partial \\sum_b y_b^{c_b} / \\partial A` for the recorded activation ``A``."""
+        score = logits.gather(1, targets.view(-1, 1)).sum()
+        grad = torch.autograd.grad(score, recorder.output, allow_unused=True)[0] if score.requires_grad else None
+        if grad is None:
+            raise not_on_path(self.target_layer_name, recorder.reentrant)
+        return grad
+
+    def _captured(self, act: Tensor, grad: Tensor | None, logits: Tensor, targets: Tensor,
+                  size: tuple[int, int]) -> Capture:
+        """The :class:`Capture` of a pass: activation and gradient in ``(B, C, h, w)`` float32 and its diagnosis."""
+        layout = self._layout(act, size)
+        reshape = self.reshape if layout is None else layout
+
+        def to_grid(t: Tensor) -> Tensor:
+            name = self.target_layer_name
+            return reshape_activation(t.detach(), reshape, name, model=self.model, image_size=size).float()
+
+        acts = to_grid(act)
+        grads = None if grad is None else to_grid(grad)
+        return Capture(acts, grads, logits.detach(), targets, BlankDiagnosis.of(layout, acts, grads))
 
     def _layout(self, value: Tensor, size: tuple[int, int]) -> str | None:
         """The layout of the target layer's output, detected once per shape (``None`` for a callable)."""
@@ -386,78 +273,22 @@ class BaseCAM:
             self._layouts[key] = infer_layout(self.model, self.target_layer_name, value.shape, size)
         return self._layouts[key]
 
-    def _capture(
-        self, x: Tensor, targets: Tensor | None, need_grad: bool, extra: ExtraInputs | None = None,
-        trusted: bool = False,
-    ) -> Capture:
-        """One forward with the target layer hooked; with ``need_grad`` also ``dy^c/dA`` via ``autograd.grad``.
+    def _result(self, raw: Tensor, cap: Capture, size: tuple[int, int]) -> CAMResult:
+        """Postprocess a raw map of the pass ``cap`` into the :class:`CAMResult` (used by :meth:`explain` and
+        the method group)."""
+        with torch.autocast(device_type=raw.device.type, enabled=False):
+            maps, low_res = self._postprocess(raw, size)
+        blank, reason = self._blank(maps, cap.diagnosis)
+        return CAMResult(maps=maps, low_res=low_res, logits=cap.logits.detach().float(), targets=cap.targets,
+                         blank=blank, blank_reason=reason)
 
-        Given ``targets`` are range-checked (a host sync) unless ``trusted`` (derived from an earlier pass's
-        logits); ``None`` takes the argmax, always in range."""
-        store: list[Tensor] = []
-        reentrant: list[bool] = []
-        layer_name = self.target_layer_name
+    def _blank(self, maps: Tensor, diagnosis: BlankDiagnosis | None) -> tuple[Tensor, Callable[[], str] | str]:
+        """Per-sample blank flags (a constant map normalises to all zeros) and the likely cause.
 
-        def hook(module: nn.Module, args: object, output: object) -> Tensor | None:
-            if not isinstance(output, Tensor):
-                raise TypeError(
-                    f"target layer {layer_name!r} ({type(module).__name__}) returned {type(output).__name__}, not a "
-                    "tensor; choose a layer whose output is a single (B, C, h, w) tensor (e.g. a conv block), or its "
-                    "submodule that produces the feature map."
-                )
-            if store:
-                if reentrant and reentrant[0]:
-                    return None  # no second run to worry about: the error below names the checkpointing
-                raise RuntimeError(
-                    f"target layer {layer_name!r} ran more than once in one forward (a shared module); choose a "
-                    "layer that runs once."
-                )
-            reentrant.append(_in_reentrant_checkpoint())
-            act = output.detach()
-            if need_grad:
-                act.requires_grad_(True)
-                store.append(act)
-                torch.set_grad_enabled(True)  # autograd from here on; the enclosing no_grad() restores the mode
-                return act.clone()  # downstream in-place ops (ReLU(inplace=True)) must not touch `act`
-            store.append(act.clone())
-            return None
-
-        handle = self.target_layer.register_forward_hook(hook)
-        try:
-            with torch.no_grad():
-                logits = self._forward(x, extra)
-                if not store:
-                    raise RuntimeError(
-                        f"target layer {layer_name!r} was not called during {type(self.model).__name__}.forward; "
-                        "choose a layer on the path from the input to the logits."
-                    )
-                if targets is None:
-                    targets = mark_checked(logits.detach().argmax(dim=1))
-                elif not (trusted or is_checked(targets)):
-                    check_target_range(targets, logits.shape[1])
-                    mark_checked(targets)
-                act = store[0]
-                grad: Tensor | None = None
-                if need_grad:
-                    score = logits.gather(1, targets.view(-1, 1)).sum()
-                    if not score.requires_grad:
-                        raise _not_on_path(layer_name, bool(reentrant and reentrant[0]))
-                    (grad,) = torch.autograd.grad(score, act, allow_unused=True)
-                    if grad is None:
-                        raise _not_on_path(layer_name, bool(reentrant and reentrant[0]))
-        finally:
-            handle.remove()
-        size = (int(x.shape[-2]), int(x.shape[-1]))
-        layout = self._layout(act, size)
-        reshape = self.reshape if layout is None else layout
-        acts = reshape_activation(act.detach(), reshape, layer_name, model=self.model, image_size=size).float()
-        grads = (
-            reshape_activation(grad, reshape, layer_name, model=self.model, image_size=size).float()
-            if grad is not None
-            else None
-        )
-        if self._diag is None:  # the first capture of a call explains blank maps
-            zero_act = acts.flatten(1).abs().amax(dim=1) == 0
-            zero_grad = grads.flatten(1).abs().amax(dim=1) == 0 if grads is not None else torch.zeros_like(zero_act)
-            self._diag = (layout, zero_grad, zero_act)
-        return Capture(acts, grads, logits.detach(), targets)
+        The cause is returned as a function formatted only when read (``CAMResult.blank_reason``): deciding
+        whether any sample is blank would be a host-device sync on every call.
+        """
+        if not type(self).can_be_blank:
+            return torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device), ""
+        blank = maps.flatten(1).amax(dim=1) <= 0
+        return blank, functools.partial(describe_blank, type(self).__name__, self.target_layer_name, diagnosis, blank)

@@ -13,7 +13,9 @@ from lightning_cam.functional.cam import (
     weighted_sum,
     xgradcam_weights,
 )
-from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs, mark_checked
+from lightning_cam.methods.base import BaseCAM, Need
+from lightning_cam.methods.capture import Capture
+from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.utilities.checks import check_batch_size
 from lightning_cam.utilities.chunking import chunk_size, run_chunks
@@ -46,8 +48,8 @@ class GradCAM(BaseCAM):
     name = "gradcam"
     aliases = ("grad-cam",)
 
-    def _map(self, cap: Capture) -> Tensor:
-        return weighted_sum(gradcam_weights(_grads(cap)), cap.activations)
+    def _weights(self, cap: Capture) -> Tensor:
+        return gradcam_weights(_grads(cap))
 
 
 class GradCAMPlusPlus(BaseCAM):
@@ -81,8 +83,8 @@ class GradCAMPlusPlus(BaseCAM):
             raise ValueError(f"eps must be >= 0, got {eps}.")
         self.eps = float(eps)
 
-    def _map(self, cap: Capture) -> Tensor:
-        return weighted_sum(gradcampp_weights(cap.activations, _grads(cap), self.eps), cap.activations)
+    def _weights(self, cap: Capture) -> Tensor:
+        return gradcampp_weights(cap.activations, _grads(cap), self.eps)
 
 
 class XGradCAM(BaseCAM):
@@ -104,8 +106,8 @@ class XGradCAM(BaseCAM):
     name = "xgradcam"
     aliases = ("xgrad-cam", "axiomcam")
 
-    def _map(self, cap: Capture) -> Tensor:
-        return weighted_sum(xgradcam_weights(cap.activations, _grads(cap)), cap.activations)
+    def _weights(self, cap: Capture) -> Tensor:
+        return xgradcam_weights(cap.activations, _grads(cap))
 
 
 class LayerCAM(BaseCAM):
@@ -204,18 +206,10 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         return torch.randn((self.num_samples, *x.shape[1:]), generator=gen, device=x.device, dtype=torch.float32)
 
-    def _needs(self) -> str:
+    def _needs(self) -> Need:
         return "logits"  # the clean pass only picks the targets; the maps come from the noisy copies
 
-    def _compute(self, x: Tensor, targets: Tensor | None, extra: ExtraInputs) -> tuple[Tensor, Tensor, Tensor]:
-        logits = self._logits(x, extra).detach()
-        trusted = targets is None
-        if targets is None:
-            targets = mark_checked(logits.argmax(dim=1))
-        cap = Capture(x.new_empty(0), None, logits, targets)
-        return self._derive(cap, x, extra, trusted=trusted), logits, targets
-
-    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs, trusted: bool = True) -> Tensor:
+    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         """Mean raw Grad-CAM++ map over the noisy copies, explaining ``cap.targets``.
 
         Job ``j`` of the ``n * B`` is copy ``m = j // B`` of sample ``b = j % B``; each chunk's noisy images are
@@ -228,23 +222,21 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         noise = self.noise(x)
         jobs = n * b
         total: list[Tensor | None] = [None]
-        checked = [trusted]
         chunk = chunk_size(b, x.shape[-2] * x.shape[-1], requested=self.batch_size, device=x.device)
 
         def step(start: int, stop: int) -> None:
             j = torch.arange(start, stop, device=x.device)
             copy, sample = j // b, j % b
             noisy = (x.float()[sample] + scale[sample].view(-1, 1, 1, 1) * noise[copy]).to(x.dtype)
-            cap_n = self._capture(noisy, targets[sample], need_grad=True, extra=extra.take(sample, b),
-                                  trusted=checked[0])
-            checked[0] = True  # the targets were range-checked on the first chunk
+            # cap.targets are valid indices (checked or an argmax by the clean pass): no range check per chunk
+            cap_n = self._capture(noisy, targets[sample], "grad", extra=extra.take(sample, b), trusted=True)
             with torch.autocast(device_type=x.device.type, enabled=False):
                 part = weighted_sum(gradcampp_weights(cap_n.activations, _grads(cap_n)), cap_n.activations)
             acc = total[0] if total[0] is not None else part.new_zeros((b, *part.shape[1:]))
             total[0] = acc.index_add(0, sample, part)
 
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
-            self._capture(x[:1], targets[:1], need_grad=True, extra=extra.take(targets.new_zeros(1), b))
+            self._capture(x[:1], targets[:1], "grad", extra=extra.take(targets.new_zeros(1), b), trusted=True)
 
         run_chunks(jobs, chunk, step, x.device, pad=pad)
         assert total[0] is not None

@@ -9,8 +9,9 @@ their own work (Score-CAM's masked images, Smooth Grad-CAM++'s noisy copies; CAM
 Fake-CAM nothing). All methods explain the same targets: the given ones, or the predicted class of the
 first pass. The maps equal those of separate ``explain`` calls (to float rounding).
 
-A method whose class overrides ``explain``, or ``_compute`` without ``_derive``, is called on its own
-(with the group's targets).
+The group drives only the documented contract of :class:`~lightning_cam.methods.base.BaseCAM`
+(``_needs``, ``_capture``, ``_derive``, ``_result``); a method with ``shares_capture = False`` (or one that is
+not a ``BaseCAM``) is called on its own, with the group's targets.
 """
 
 from __future__ import annotations
@@ -21,21 +22,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_cam.methods.base import BaseCAM, Capture, ExtraInputs, mark_checked
+from lightning_cam.methods.base import BaseCAM, Need
+from lightning_cam.methods.capture import Capture
+from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
-from lightning_cam.utilities.checks import check_images, check_target_range, check_targets
+from lightning_cam.utilities.checks import check_images, check_targets
 from lightning_cam.utilities.modes import eval_mode
 
 __all__ = ["MethodGroup", "explain_many"]
 
 
-def _shares(cam: BaseCAM) -> bool:
-    """Whether ``cam`` derives its map through ``_derive`` (so the group may hand it a shared capture)."""
-    cls = type(cam)
-    if not isinstance(cam, BaseCAM) or cls.explain is not BaseCAM.explain or cls._result is not BaseCAM._result:
-        return False
-    owner = next(k for k in cls.__mro__ if "_compute" in k.__dict__)
-    return owner is BaseCAM or "_derive" in owner.__dict__
+def _shares(cam: object) -> bool:
+    """Whether ``cam`` may be handed a shared clean pass (its class's documented ``shares_capture``)."""
+    return isinstance(cam, BaseCAM) and type(cam).shares_capture
 
 
 def _layer_key(cam: BaseCAM) -> tuple[int, int, Any]:
@@ -102,44 +101,27 @@ class MethodGroup:
             if target_t is not None and target_t.is_inference():
                 target_t = target_t.clone()
             trusted = False
-            # one capture per target layer; layers with a gradient method first (their pass gives the logits)
-            layers: dict[tuple[int, int, Any], list[str]] = {}
+            # one capture per target layer (a logits-only pass last, if no layer is needed at all); layers with a
+            # gradient method first: their pass gives the logits and the targets of all the others
+            layers: dict[tuple[int, int, Any] | None, list[str]] = {}
             for name, cam in shared.items():
-                if cam._needs() != "logits":
-                    layers.setdefault(_layer_key(cam), []).append(name)
-            order = sorted(layers.values(), key=lambda ns: not any(shared[n]._needs() == "grad" for n in ns))
+                layers.setdefault(None if cam._needs() == "logits" else _layer_key(cam), []).append(name)
+            rank = {"grad": 0, "activation": 1, "logits": 2}
+            order = sorted(layers.values(), key=lambda ns: min(rank[shared[n]._needs()] for n in ns))
             first: Capture | None = None
             for names in order:
-                rep = shared[names[0]]
-                rep._diag = None
-                need_grad = any(shared[n]._needs() == "grad" for n in names)
-                cap = rep._capture(x, target_t, need_grad=need_grad, extra=extra_in, trusted=trusted)
+                needs = {shared[n]._needs() for n in names}
+                if "logits" in needs and first is not None:
+                    cap = first  # the logits-only methods reuse the first pass's logits and targets
+                else:
+                    need: Need = "grad" if "grad" in needs else "activation" if "activation" in needs else "logits"
+                    cap = shared[names[0]]._capture(x, target_t, need, extra=extra_in, trusted=trusted)
                 target_t, trusted = cap.targets, True
                 first = first or cap
-                diag = rep._diag
                 for n in names:
                     cam = shared[n]
-                    if diag is not None and cam._needs() != "grad":  # as its own gradient-free capture would
-                        cam._diag = (diag[0], torch.zeros_like(diag[2]), diag[2])
-                    else:
-                        cam._diag = diag
-                    view = cap if cam._needs() == "grad" else Capture(cap.activations, None, cap.logits, cap.targets)
-                    raw = cam._derive(view, x, extra_in)
-                    out[n] = cam._result(raw, cap.logits, cap.targets, size)
-            rest = [n for n, cam in shared.items() if cam._needs() == "logits"]
-            if rest:
-                if first is None:
-                    logits = shared[rest[0]]._logits(x, extra_in).detach()
-                    if target_t is None:
-                        target_t = mark_checked(logits.argmax(dim=1))
-                    else:
-                        check_target_range(target_t, logits.shape[1])
-                    first = Capture(x.new_empty(0), None, logits, target_t)
-                for n in rest:
-                    cam = shared[n]
-                    cam._diag = None
-                    raw = cam._derive(first, x, extra_in)
-                    out[n] = cam._result(raw, first.logits, first.targets, size)
+                    view = cap.as_needed(cam._needs())  # what its own capture would have given it
+                    out[n] = cam._result(cam._derive(view, x, extra_in), view, size)
         for name, cam in self.methods.items():
             if name not in shared:  # a method with its own explain: called alone, with the group's targets
                 kw: dict[str, Any] = {"extra": extra_in} if extra_in else {}

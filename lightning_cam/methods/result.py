@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from lightning_cam.methods.targets import is_checked, mark_checked
+
 __all__ = ["CAMResult"]
 
 
-@dataclass
 class CAMResult:
     """Everything one CAM call produced, for the evaluator and the callback to reuse.
 
@@ -30,34 +30,41 @@ class CAMResult:
 
     Example:
         >>> r = CAMResult(torch.zeros(2, 4, 4), torch.zeros(2, 2, 2), torch.zeros(2, 3), torch.tensor([0, 1]))
-        >>> r.blank
-        tensor([False, False])
+        >>> r.blank, r.take(torch.tensor([1])).targets
+        (tensor([False, False]), tensor([1]))
     """
 
-    maps: Tensor
-    low_res: Tensor
-    logits: Tensor
-    targets: Tensor
-    blank: Tensor | None = None
-    blank_reason: str = ""
+    __slots__ = ("_reason", "blank", "logits", "low_res", "maps", "targets")
 
-    def __post_init__(self) -> None:
-        if self.blank is None:
-            self.blank = torch.zeros(self.maps.shape[0], dtype=torch.bool, device=self.maps.device)
+    def __init__(self, maps: Tensor, low_res: Tensor, logits: Tensor, targets: Tensor, blank: Tensor | None = None,
+                 blank_reason: str | Callable[[], str] = "") -> None:
+        self.maps, self.low_res, self.logits, self.targets = maps, low_res, logits, targets
+        self.blank: Tensor = (torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device) if blank is None
+                              else blank)
+        self._reason = blank_reason
 
+    @property
+    def blank_reason(self) -> str:
+        """The text of the blank samples' cause (formatted at the first read when given as a function)."""
+        if callable(self._reason):
+            self._reason = str(self._reason())
+        return self._reason
 
-def _get_reason(self: CAMResult) -> str:
-    reason = self.__dict__.get("_blank_reason", "")
-    if callable(reason):
-        reason = str(reason())
-        self.__dict__["_blank_reason"] = reason
-    return reason
+    def take(self, index: Tensor) -> CAMResult:
+        """The samples ``index`` (``(n,)`` long, any order, no host sync) of every per-sample field; the blank
+        reason stays lazy, and targets marked as checked stay marked (no second range check).
 
+        Example:
+            >>> r = CAMResult(torch.rand(3, 2, 2), torch.rand(3, 1, 1), torch.rand(3, 4), torch.tensor([2, 0, 1]))
+            >>> r.take(torch.tensor([2, 0])).targets.tolist()
+            [1, 2]
+        """
+        targets = self.targets[index.to(self.targets.device)]
+        if is_checked(self.targets):
+            mark_checked(targets)
+        return CAMResult(self.maps[index], self.low_res[index], self.logits[index], targets, self.blank[index],
+                         lambda: self.blank_reason)
 
-def _set_reason(self: CAMResult, value: str | Callable[[], str]) -> None:
-    self.__dict__["_blank_reason"] = value
-
-
-# A property over the dataclass field (its default "" is already in the generated __init__): the text is
-# formatted lazily when given as a function, while `CAMResult(..., blank_reason="...")` keeps working.
-CAMResult.blank_reason = property(_get_reason, _set_reason)  # type: ignore[assignment]
+    def __repr__(self) -> str:
+        return (f"CAMResult(maps={tuple(self.maps.shape)}, low_res={tuple(self.low_res.shape)}, "
+                f"logits={tuple(self.logits.shape)}, targets={tuple(self.targets.shape)})")

@@ -12,8 +12,6 @@ from lightning_cam.callbacks.accumulate import (
     MetricAccumulator,
     applicable_metrics,
     finite_samples,
-    first_samples,
-    select_samples,
 )
 from lightning_cam.callbacks.faults import Faults
 from lightning_cam.methods import CAMResult, GradCAM
@@ -77,11 +75,12 @@ def test_nan_filter_helpers() -> None:
     keep = finite_samples(result)
     assert keep.tolist() == [True, False, True]
     parts = CAMBatch(torch.rand(3, 3, 4, 4), torch.tensor([5, 6, 7]), None, torch.zeros(3, 4))
-    kept, kept_parts = select_samples(result, parts, keep)
+    index = keep.nonzero().squeeze(1)
+    kept, kept_parts = result.take(index), parts.take(index)
     assert kept.targets.tolist() == [0, 0] and kept_parts.labels.tolist() == [5, 7] and kept_parts.masks is None
     assert kept_parts.boxes.shape == (2, 4)
     assert applicable_metrics(("adcc", "iou"), kept_parts) == (("adcc", "iou"), ())  # boxes count as ground truth
-    cut = first_samples(parts, 2)
+    cut = parts.take(torch.arange(2))
     assert cut.images.shape[0] == 2 and cut.images.data_ptr() != parts.images.data_ptr()
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lightning_cam.methods import METHODS, BaseCAM, CAMResult, GradCAM, MethodGroup, explain_many
-from lightning_cam.methods.base import ExtraInputs
+from lightning_cam.methods.extra import ExtraInputs
 
 SMALL = {"scorecam": {"batch_size": 7}, "smoothgradcam++": {"num_samples": 3, "batch_size": 4}}
 
@@ -99,7 +99,7 @@ def test_group_shares_one_pass_per_target_layer() -> None:
 def test_group_calls_a_method_with_its_own_explain_alone() -> None:
     model = MetaNet().eval()
 
-    class Custom(GradCAM):
+    class Custom(GradCAM):  # overriding explain sets shares_capture = False (BaseCAM.__init_subclass__)
         def explain(self, images, targets=None, extra=None):  # type: ignore[no-untyped-def,override]
             r = super().explain(images, targets, extra=extra)
             return CAMResult(1 - r.maps, r.low_res, r.logits, r.targets)
@@ -107,6 +107,7 @@ def test_group_calls_a_method_with_its_own_explain_alone() -> None:
     x, _ = inputs()
     out = MethodGroup({"custom": Custom(model, "conv2"), "gradcam": GradCAM(model, "conv2")}).explain(x)
     torch.testing.assert_close(out["custom"].maps, 1 - out["gradcam"].maps, atol=1e-5, rtol=1e-4)
+    assert not Custom.shares_capture and GradCAM.shares_capture
 
 
 def test_group_rejects_mixed_models_and_duplicate_names() -> None:
