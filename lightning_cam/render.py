@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from lightning_cam.utilities.checks import check_alpha, check_colormap, check_maps
+from lightning_cam.utilities.checks import check_alpha, check_maps, colormap_table
 
 __all__ = [
     "CORRECT_COLOR",
@@ -70,7 +70,7 @@ def apply_colormap(maps: Tensor, colormap: str = "jet") -> Tensor:
         (torch.Size([1, 3, 1, 2]), [1.0, 1.0, 1.0])
     """
     check_maps(maps)
-    lut = check_colormap(colormap).to(maps.device)
+    lut = colormap_table(colormap).to(maps.device)
     x = torch.nan_to_num(maps.detach().float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
     idx = (x * (lut.shape[0] - 1)).round().long()
     return lut[idx].permute(0, 3, 1, 2).contiguous()

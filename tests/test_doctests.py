@@ -35,8 +35,12 @@ def test_the_public_modules_have_examples() -> None:
         "lightning_cam.metrics.base", "lightning_cam.metrics.localization", "lightning_cam.metrics.perturbation",
         "lightning_cam.metrics.registry", "lightning_cam.methods", "lightning_cam.methods.base", "lightning_cam.mixin",
         "lightning_cam.render", "lightning_cam.utilities.checks", "lightning_cam.utilities.modes",
-        "lightning_cam.callbacks.agreement", "lightning_cam.callbacks.drift", "lightning_cam.callbacks.gallery",
-        "lightning_cam.callbacks.per_class", "lightning_cam.callbacks.summary", "lightning_cam.callbacks.views",
+        "lightning_cam.callbacks.views.agreement", "lightning_cam.callbacks.views.drift",
+        "lightning_cam.callbacks.views.gallery", "lightning_cam.callbacks.views.per_class",
+        "lightning_cam.callbacks.views.summary", "lightning_cam.callbacks.views.collection",
+        "lightning_cam.callbacks.views.base", "lightning_cam.callbacks.state", "lightning_cam.metrics.grouped",
+        "lightning_cam.metrics.agreement", "lightning_cam.metrics.per_class", "lightning_cam.methods.blank",
+        "lightning_cam.methods.capture", "lightning_cam.methods.extra", "lightning_cam.methods.targets",
     }
     assert expected <= set(MODULES), sorted(expected - set(MODULES))
 

@@ -296,7 +296,8 @@ def test_scorecam_oom_at_chunk_one_is_skipped_and_counted(tmp_path: Any, monkeyp
 
 def test_every_fault_kind_reported_once_per_epoch_with_its_count(tmp_path: Any) -> None:
     model = Tiny()
-    cb = CAMCallback(methods=(Broken, NaNLogits, "gradcam"), metrics=METRICS, num_images=2, num_worst=0)
+    cb = CAMCallback(methods=(Broken, NaNLogits, "gradcam"), metrics=METRICS, num_images=2,
+                     views=("drift", "agreement", "summary"))
     t, messages = fit(tmp_path, model, cb, epochs=2, logger=FailingTB(str(tmp_path), name="tb"))
     msgs = fault_warnings(messages)
     # per epoch: broken 2 batches + probe = 3 errors; nanlogits 2 x 2 batches + probe = 5 nonfinite (see
@@ -312,7 +313,7 @@ def test_every_fault_kind_reported_once_per_epoch_with_its_count(tmp_path: Any) 
 
 
 def test_evolution_image_rows_are_bounded() -> None:
-    from lightning_cam.callbacks import History
+    from lightning_cam.callbacks.probe import History
 
     h = History()
     for e in range(100):

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_cam import CAMCallback, CAMMixin
-from lightning_cam.callbacks import EVOLUTION_ROWS
+from lightning_cam.callbacks.images import EVOLUTION_ROWS
 from lightning_cam.methods import get_method
 
 MiB = 1024 * 1024

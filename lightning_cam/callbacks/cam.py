@@ -72,9 +72,12 @@ from lightning_cam.callbacks.schedule import (
     setup_warnings,
 )
 from lightning_cam.callbacks.sinks import image_sinks
-from lightning_cam.callbacks.views import CAMViews
+from lightning_cam.callbacks.state import STATE_VERSION, migrate_state
+from lightning_cam.callbacks.views import DEFAULT_VIEWS, CAMViews, ViewContext, resolve_views
+from lightning_cam.callbacks.views.collection import ViewsSpec
+from lightning_cam.callbacks.views.per_class import class_names_of
 from lightning_cam.methods import BaseCAM
-from lightning_cam.metrics.names import DEFAULT_METRICS, check_metric_names
+from lightning_cam.metrics.registry import DEFAULT_METRICS, check_metric_names
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step, stage_name
 
@@ -106,33 +109,45 @@ class CAMCallback(CallbackBase):
 
     What it does, step by step, is in the module docstring (:mod:`lightning_cam.callbacks.cam`).
 
-    Args:
+    Args (in groups, as its ``__init__`` checks them; every value is checked at construction):
+
+    *What to compute*
+
         methods: CAM method names (see :func:`lightning_cam.methods.get_method`; aliases accepted) or
             ``BaseCAM`` subclasses.
-        metrics: metric names (:data:`lightning_cam.metrics.METRICS`); localization metrics only on batches
-            with masks or boxes.
-        every_n_epochs: work at validation runs ``0, n, 2n, ...`` of ``fit`` (the runs that happen).
-        max_samples: samples per epoch over all ranks for the metrics (``None``: all).
-        num_images: size of the probe set shown in the grids (``0``: no images).
+        metrics: metric names (:data:`lightning_cam.metrics.registry.METRIC_SPECS`); localization metrics only
+            on batches with masks or boxes.
         target: explain the predicted class (``"pred"``) or the true label (``"label"``).
-        colormap: matplotlib colormap name of the overlays.
-        alpha: weight of the heatmap in the overlays, in ``[0, 1]``.
-        on_error: ``"warn"`` (count, report, continue) or ``"raise"``.
-        skip_sanity_check: do nothing during the sanity check.
-        dataloader_idx: the validation dataloader to use.
         method_kwargs: extra constructor arguments per method name, e.g. ``{"scorecam": {"batch_size": 64}}``.
         metric_kwargs: extra keyword options passed to ``evaluate_batch`` (e.g. ``steps`` for insertion).
-        log_evolution: log and save the evolution image at the end of ``fit``.
-        tile_size: pixel size of the longer side of each image in the grids.
-        progress: progress lines: ``None`` when an epoch's CAM work takes over 10 s, ``True``, ``False``.
+
+    *When and how much*
+
+        every_n_epochs: work at validation runs ``0, n, 2n, ...`` of ``fit`` (the runs that happen).
+        max_samples: samples per epoch over all ranks for the metrics (``None``: all).
         stages: where to work: ``"fit"`` (its validation runs), ``"validate"`` (``trainer.validate()``),
             ``"test"`` (``trainer.test()``, opt-in, keys ``cam_test/<method>/...``).
-        num_worst: size of the worst-case gallery ``cam/<method>/worst`` (``0``: off; see
-            :mod:`lightning_cam.callbacks.views` for these views).
-        log_drift: log ``cam/<method>/drift``, 1 − mean Pearson of the probe maps with the previous run's.
-        log_agreement: log ``cam/agreement/<a>__<b>``, the mean Pearson between two methods' maps.
-        per_class: log every metric per class, ``cam/<method>/<metric>/<class name>`` (opt-in).
-        log_summary: the custom-scalars layout at the start of ``fit``, the summary figure at its end.
+        skip_sanity_check: do nothing during the sanity check.
+        dataloader_idx: the validation dataloader to use.
+
+    *What to show*
+
+        num_images: size of the probe set shown in the grids (``0``: no images).
+        colormap: matplotlib colormap name of the overlays.
+        alpha: weight of the heatmap in the overlays, in ``[0, 1]``.
+        tile_size: pixel size of the longer side of each image in the grids.
+        log_evolution: log and save the evolution image at the end of ``fit``.
+        views: the views beyond scalars and grids (:mod:`lightning_cam.callbacks.views`), by name or name ->
+            options: ``"worst"`` (gallery, option ``k``), ``"drift"``, ``"agreement"``, ``"summary"`` (the
+            default four) and ``"per_class"`` (opt-in). ``()`` turns them all off.
+
+    *How to run*
+
+        on_error: ``"warn"`` (count, report, continue) or ``"raise"``.
+        progress: progress lines: ``None`` when an epoch's CAM work takes over 10 s, ``True``, ``False``.
+
+    *Deprecated* (a ``FutureWarning``; they adjust ``views``): ``num_worst`` (``"worst"``'s ``k``, 0: off),
+    ``log_drift``, ``log_agreement``, ``per_class``, ``log_summary``.
 
     Raises:
         ValueError: at construction, for any argument out of its range (the message names the fix).
@@ -167,55 +182,69 @@ class CAMCallback(CallbackBase):
         tile_size: int = 128,
         progress: bool | None = None,
         stages: str | Sequence[str] = DEFAULT_STAGES,
-        num_worst: int = 8,
-        log_drift: bool = True,
-        log_agreement: bool = True,
-        per_class: bool = False,
-        log_summary: bool = True,
+        views: ViewsSpec | None = DEFAULT_VIEWS,
+        num_worst: int | None = None,
+        log_drift: bool | None = None,
+        log_agreement: bool | None = None,
+        per_class: bool | None = None,
+        log_summary: bool | None = None,
     ) -> None:
         super().__init__()
+        self._faults = Faults(on_error)
+        self.on_error = on_error
+        self.__init_work(methods, metrics, target, method_kwargs, metric_kwargs)
+        self.__init_schedule(every_n_epochs, max_samples, stages, skip_sanity_check, dataloader_idx)
+        self.__init_display(num_images, colormap, alpha, tile_size, log_evolution, progress)
+        self.views = resolve_views(views, {"num_worst": num_worst, "log_drift": log_drift, "log_agreement":
+                                           log_agreement, "per_class": per_class, "log_summary": log_summary})
+        self.__init_parts()
+
+    def __init_work(self, methods: Any, metrics: Any, target: str, method_kwargs: Any, metric_kwargs: Any) -> None:
+        """What to compute: methods as classes under their canonical names, metrics, target, options."""
         self._method_classes = options.resolve_methods(methods)
+        self.methods: tuple[str, ...] = tuple(self._method_classes)
         self.metrics: tuple[str, ...] = check_metric_names(metrics)
-        options.check_schedule(every_n_epochs, max_samples, num_images)
-        options.check_target_and_policy(target, on_error)
-        options.check_display(colormap, alpha, tile_size)
+        options.check_target(target)
+        self.target = target
         self.method_kwargs = options.resolve_method_kwargs(method_kwargs, self._method_classes)
         self.metric_kwargs = options.check_metric_kwargs(metric_kwargs)
-        options.check_views(num_worst, log_drift, log_agreement, per_class, log_summary)
 
-        self.methods: tuple[str, ...] = tuple(self._method_classes)
-        self.every_n_epochs = every_n_epochs
-        self.max_samples, self.num_images, self.target = max_samples, num_images, target
-        self.colormap, self.alpha, self.tile_size = colormap, float(alpha), tile_size
-        self.on_error, self.skip_sanity_check, self.dataloader_idx = on_error, skip_sanity_check, dataloader_idx
-        self.log_evolution, self.progress = log_evolution, progress
+    def __init_schedule(self, every_n_epochs: int, max_samples: int | None, stages: Any, skip_sanity_check: bool,
+                        dataloader_idx: int) -> None:
+        """When and how much: the runs that get CAM work and the sample quota."""
+        options.check_schedule(every_n_epochs, max_samples, 0)
+        self.every_n_epochs, self.max_samples = every_n_epochs, max_samples
+        self.skip_sanity_check, self.dataloader_idx = skip_sanity_check, dataloader_idx
         self.stages = check_stages(stages)
-
-        # persistent state (checkpointed)
-        self.probe = ProbeSet(capacity=num_images)
-        self.history = History()
-        self.epochs_logged: list[int] = []
         self._schedule = Schedule(every_n_epochs, skip_sanity_check, self.stages)
         self._runs_loaded = True  # False after loading a checkpoint of the first format (no run count)
-        # per-run / per-epoch state
-        self._runner = CAMRunner(self._method_classes, self.method_kwargs, on_error)
-        self._faults = Faults(on_error)
-        self._accumulator = MetricAccumulator(self.methods, self.metrics, max_samples, self._faults,
+
+    def __init_display(self, num_images: int, colormap: str, alpha: float, tile_size: int, log_evolution: bool,
+                       progress: bool | None) -> None:
+        """What to show: the probe set's size and the images' look."""
+        options.check_schedule(1, None, num_images)
+        options.check_display(colormap, alpha, tile_size)
+        self.num_images, self.colormap, self.alpha, self.tile_size = num_images, colormap, float(alpha), tile_size
+        self.log_evolution, self.progress = log_evolution, progress
+
+    def __init_parts(self) -> None:
+        """The small objects the hooks call, and the checkpointed state."""
+        self.probe = ProbeSet(capacity=self.num_images)
+        self.history = History()
+        self.epochs_logged: list[int] = []
+        self._runner = CAMRunner(self._method_classes, self.method_kwargs, self.on_error)
+        self._accumulator = MetricAccumulator(self.methods, self.metrics, self.max_samples, self._faults,
                                               self.metric_kwargs)
-        self._probe_pass = ProbePass(self.probe, self.history, ProbeImages(colormap, self.alpha, tile_size,
-                                                                           self._faults), num_images, target)
+        images = ProbeImages(self.colormap, self.alpha, self.tile_size, self._faults)
+        self._probe_pass = ProbePass(self.probe, self.history, images, self.num_images, self.target)
         self._warnings = WarnOnce()
-        self._progress = Progress(progress)
-        self._active = False
-        self._prefix = "cam"
-        self._when = When(0, 0, 0)
-        self.num_worst, self.log_drift, self.log_agreement = num_worst, log_drift, log_agreement
-        self.per_class, self.log_summary = per_class, log_summary
-        self._views = CAMViews(self.methods, self.metrics, num_worst, log_drift, log_agreement, per_class,
-                               log_summary, tile_size, colormap, self.alpha, self._faults)
+        self._progress = Progress(self.progress)
+        self._active, self._prefix, self._when = False, "cam", When(0, 0, 0)
+        context = ViewContext(self.methods, self.metrics, self.tile_size, self.colormap, self.alpha, self._faults)
+        self._views = CAMViews(context, self.views)
         self._accumulator.observe = self._views.observe
-        self._batch = BatchPass(self._accumulator, self.probe, self._runner, self._faults, self._warnings, target,
-                                after=self._views.batch_end)
+        self._batch = BatchPass(self._accumulator, self.probe, self._runner, self._faults, self._warnings,
+                                self.target, after=self._views.batch_end)
 
     # ------------------------------------------------------------------ identity & state
     @property
@@ -226,7 +255,7 @@ class CAMCallback(CallbackBase):
     @override
     def state_dict(self) -> dict[str, Any]:
         return {
-            "version": 2,
+            "version": STATE_VERSION,
             "probe": self.probe.state_dict(),
             "history": self.history.state_dict(),
             "epochs_logged": list(self.epochs_logged),
@@ -236,6 +265,7 @@ class CAMCallback(CallbackBase):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = migrate_state(state_dict)
         self.probe.load_state_dict(state_dict.get("probe", {}))
         self.history.load_state_dict(state_dict.get("history", {}))
         self.epochs_logged = [int(e) for e in state_dict.get("epochs_logged", [])]
@@ -254,7 +284,9 @@ class CAMCallback(CallbackBase):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._views.write_layout(trainer, pl_module, with_probe=self.num_images > 0)
+        if trainer.is_global_zero:  # e.g. the custom-scalars layout of every key the callback can log
+            keys = self._views.keys(class_names_of(trainer, pl_module), with_probe=self.num_images > 0)
+            self._views.fit_start(trainer, pl_module, keys)
 
     @override
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -290,10 +322,9 @@ class CAMCallback(CallbackBase):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        if self.log_summary:  # the figure of all cam/ curves (callbacks/views.py), at the last CAM run's step
-            step = scalar_step(trainer) if self._when.step is None else self._when.step
-            with self._faults.reporting("while saving or logging the CAM summary figure"):
-                self._views.log_summary_figure(image_sinks(trainer), step)
+        step = scalar_step(trainer) if self._when.step is None else self._when.step  # the last CAM run's step
+        with self._faults.reporting("while saving or logging the CAM views' final images"):
+            self._views.fit_end(image_sinks(trainer), step)
         if self.log_evolution and self.probe.size:
             with self._faults.reporting("while saving or logging the CAM evolution images"):
                 self._probe_pass.evolution(trainer, cam_module(pl_module), self.methods)
@@ -330,7 +361,7 @@ class CAMCallback(CallbackBase):
         log = self._views.scalar_log(pl_module, epoch, record=fitting, prefix=self._prefix)
         self._accumulator.log(log)
         zero = trainer.is_global_zero
-        self._views.log_epoch(trainer, log, step, image_sinks(trainer) if zero else [],
+        self._views.epoch_end(trainer, log, step, image_sinks(trainer) if zero else [],
                               getattr(pl_module, "cam_class_names", None), prefix=self._prefix)
         if zero:
             if fitting and epoch not in self.epochs_logged:
@@ -340,7 +371,7 @@ class CAMCallback(CallbackBase):
         self._probe_pass.grids(trainer, cam_module(pl_module), self._runner, self._when, fitting, self._prefix,
                                self._progress)
         if zero and fitting:
-            self._views.log_drift(self.history, self._when.row, log)
+            self._views.probe_logged(self.history, self._when.row, log)
         self._probe_pass.freeze(trainer, self._warnings)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:

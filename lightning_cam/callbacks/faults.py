@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from lightning_cam.utilities.checks import check_on_error
 from lightning_cam.utilities.lightning import rank_zero_warn
 
 __all__ = [
@@ -57,8 +58,7 @@ class Faults:
     """
 
     def __init__(self, on_error: OnError) -> None:
-        if on_error not in ("warn", "raise"):
-            raise ValueError(f"`on_error` must be 'warn' or 'raise', got {on_error!r}.")
+        check_on_error(on_error)
         self.on_error: OnError = on_error
         self._counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self._first: str | None = None

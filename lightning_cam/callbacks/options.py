@@ -13,7 +13,7 @@ from torch import nn
 
 from lightning_cam.methods import BaseCAM, get_method
 from lightning_cam.methods.registry import check_tag_name
-from lightning_cam.utilities.checks import check_colormap
+from lightning_cam.utilities.checks import check_alpha, colormap_table
 from lightning_cam.utilities.checks import check_options as check_metric_options
 
 __all__ = [
@@ -22,8 +22,7 @@ __all__ = [
     "check_display",
     "check_metric_kwargs",
     "check_schedule",
-    "check_target_and_policy",
-    "check_views",
+    "check_target",
     "resolve_method_kwargs",
     "resolve_methods",
 ]
@@ -122,12 +121,10 @@ def check_schedule(every_n_epochs: int, max_samples: int | None, num_images: int
         raise ValueError(f"`num_images` must be an int >= 0, got {num_images!r}.")
 
 
-def check_target_and_policy(target: str, on_error: str) -> None:
-    """``target`` is ``'pred'`` or ``'label'``; ``on_error`` is ``'warn'`` or ``'raise'``."""
+def check_target(target: str) -> None:
+    """``target`` is ``'pred'`` or ``'label'``."""
     if target not in ("pred", "label"):
         raise ValueError(f"`target` must be 'pred' (explain the prediction) or 'label', got {target!r}.")
-    if on_error not in ("warn", "raise"):
-        raise ValueError(f"`on_error` must be 'warn' or 'raise', got {on_error!r}.")
 
 
 def check_display(colormap: str, alpha: float, tile_size: int) -> None:
@@ -139,9 +136,8 @@ def check_display(colormap: str, alpha: float, tile_size: int) -> None:
         ...
         ValueError: `alpha` (the heatmap's weight in the overlay) must be in [0, 1], got 1.5.
     """
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"`alpha` (the heatmap's weight in the overlay) must be in [0, 1], got {alpha}.")
-    check_colormap(colormap)  # unknown colormap -> ValueError now, not at the first epoch
+    check_alpha(alpha)
+    colormap_table(colormap)  # unknown colormap -> ValueError now, not at the first epoch
     if tile_size < 16:
         raise ValueError(f"`tile_size` must be at least 16 pixels, got {tile_size}.")
 
@@ -152,23 +148,3 @@ def check_metric_kwargs(metric_kwargs: Mapping[str, Any] | None) -> dict[str, An
     options = dict(metric_kwargs or {})
     check_metric_options(dict(options))
     return options
-
-
-def check_views(num_worst: int, log_drift: bool, log_agreement: bool, per_class: bool, log_summary: bool) -> None:
-    """The switches of :mod:`lightning_cam.callbacks.views`: ``num_worst`` an int ``>= 0`` (0: no gallery),
-    the others booleans.
-
-    Example:
-        >>> check_views(-1, True, True, False, True)
-        Traceback (most recent call last):
-        ...
-        ValueError: `num_worst` (samples in the worst-case gallery) must be an int >= 0 (0: off), got -1.
-    """
-    if isinstance(num_worst, bool) or not isinstance(num_worst, int) or num_worst < 0:
-        raise ValueError(f"`num_worst` (samples in the worst-case gallery) must be an int >= 0 (0: off), got "
-                         f"{num_worst!r}.")
-    switches = {"log_drift": log_drift, "log_agreement": log_agreement, "per_class": per_class,
-                "log_summary": log_summary}
-    for name, value in switches.items():
-        if not isinstance(value, bool):
-            raise ValueError(f"`{name}` must be True or False, got {value!r}.")

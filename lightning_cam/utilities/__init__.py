@@ -8,11 +8,11 @@ from lightning_cam.utilities.checks import (
     check_baseline,
     check_batch_size,
     check_boxes,
-    check_colormap,
     check_images,
     check_logits,
     check_maps,
     check_masks,
+    check_on_error,
     check_options,
     check_same_shape,
     check_sigma,
@@ -21,6 +21,7 @@ from lightning_cam.utilities.checks import (
     check_targets,
     check_threshold,
     check_tolerance,
+    colormap_table,
 )
 from lightning_cam.utilities.modes import eval_mode
 
@@ -28,10 +29,11 @@ __all__ = [
     "BASELINES",
     "DEFAULT_OPTIONS",
     "check_alpha",
+    "check_on_error",
     "check_baseline",
     "check_batch_size",
     "check_boxes",
-    "check_colormap",
+    "colormap_table",
     "check_images",
     "check_logits",
     "check_maps",

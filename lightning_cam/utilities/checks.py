@@ -24,7 +24,7 @@ __all__ = [
     "check_baseline",
     "check_batch_size",
     "check_boxes",
-    "check_colormap",
+    "colormap_table",
     "check_images",
     "check_logits",
     "check_maps",
@@ -331,6 +331,20 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------- rendering
+def check_on_error(on_error: object) -> str:
+    """The fault policy: ``"warn"`` (count, report, continue) or ``"raise"``.
+
+    Example:
+        >>> check_on_error("stop")
+        Traceback (most recent call last):
+        ...
+        ValueError: `on_error` must be 'warn' (count, report, continue) or 'raise', got 'stop'.
+    """
+    if on_error not in ("warn", "raise"):
+        raise ValueError(f"`on_error` must be 'warn' (count, report, continue) or 'raise', got {on_error!r}.")
+    return str(on_error)
+
+
 def check_alpha(alpha: object) -> float:
     """Overlay: the heatmap's weight, a number in ``[0, 1]``.
 
@@ -344,11 +358,12 @@ def check_alpha(alpha: object) -> float:
 
 
 @lru_cache(maxsize=32)
-def check_colormap(colormap: str) -> Tensor:
-    """A matplotlib colormap name -> its ``(256, 3)`` float32 RGB lookup table (cached, on the CPU).
+def colormap_table(colormap: str) -> Tensor:
+    """A matplotlib colormap name -> its ``(256, 3)`` float32 RGB lookup table (cached, on the CPU); the check
+    of the name (an unknown one is a ``ValueError`` listing some valid ones) is the look-up itself.
 
     Example:
-        >>> check_colormap("gray")[[0, -1]]
+        >>> colormap_table("gray")[[0, -1]]
         tensor([[0., 0., 0.],
                 [1., 1., 1.]])
     """

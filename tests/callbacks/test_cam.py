@@ -344,8 +344,8 @@ def test_nan_maps_are_left_out_and_counted(tmp_path: Any) -> None:
 
 def test_a_failing_logger_is_counted_and_training_completes(tmp_path: Any) -> None:
     dm = make_data()
-    # num_worst=0: one image per epoch (the grid), so one logger fault per epoch (the gallery would add one)
-    trainer = make_trainer(tmp_path, [CAMCallback(num_images=2, num_worst=0)],
+    # no gallery: one image per epoch (the grid), so one logger fault per epoch (the gallery would add one)
+    trainer = make_trainer(tmp_path, [CAMCallback(num_images=2, views=("drift", "agreement", "summary"))],
                            logger=FailingTB(str(tmp_path), name="fail"))
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")

@@ -78,9 +78,19 @@ class _Ranks:
 
 
 def _net() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, 3))
+    """The same network on every call, from a private generator (never the global RNG: the "ranks" are
+    threads, and a global seed set in one thread can be consumed by another under load)."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 3))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.rand(p.shape, generator=g) - 0.5)
+    return net
+
+
+def _randn(*shape: int) -> Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
 
 
 Work = Callable[[], object] | None
@@ -89,9 +99,10 @@ Work = Callable[[], object] | None
 def _run_ranks(work_of_rank: Callable[[int, nn.Module], Work], world: int = 2) -> tuple[_Ranks, list[object]]:
     ranks = _Ranks(world)
     results: list[object] = [None] * world
+    nets = [_net() for _ in range(world)]  # built before the threads start
 
     def body(rank: int) -> None:
-        net = _net()
+        net = nets[rank]
         net.register_forward_pre_hook(lambda module, args: ranks.forwards[rank].append(args[0].shape[0]))
         lock = LockStep(net, ranks.reduce(rank), torch.device("cpu"))
         try:
@@ -112,7 +123,7 @@ def _run_ranks(work_of_rank: Callable[[int, nn.Module], Work], world: int = 2) -
 def test_every_rank_makes_as_many_forwards_whatever_its_share_and_faults() -> None:
     def work(rank: int, net: nn.Module) -> Work:
         if rank == 0:  # Score-CAM over 5 images in chunks of 4: capture, dead channels, chunks
-            return lambda: ScoreCAM(net, "1", batch_size=4).explain(torch.randn(5, 3, 8, 8))
+            return lambda: ScoreCAM(net, "1", batch_size=4).explain(_randn(5, 3, 8, 8))
         if rank == 1:  # raises before any forward
             def fail() -> None:
                 raise RuntimeError("local fault")
@@ -141,7 +152,7 @@ def test_grad_forwards_are_paid_with_grad_forwards() -> None:
 
     def work(rank: int, net: nn.Module) -> Work:
         net[3].register_full_backward_hook(lambda *args: grads.append(rank))
-        return (lambda: GradCAM(net, "1").explain(torch.randn(2, 3, 8, 8))) if rank == 0 else None
+        return (lambda: GradCAM(net, "1").explain(_randn(2, 3, 8, 8))) if rank == 0 else None
 
     ranks, _ = _run_ranks(work)
     assert len(ranks.forwards[0]) == len(ranks.forwards[1]) == 1

@@ -30,7 +30,7 @@ def test_raise_reraises_the_error_or_raises_a_runtime_error_naming_the_detail() 
 
 
 def test_bad_policy_or_kind_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="`on_error` must be 'warn' or 'raise', got 'ignore'"):
+    with pytest.raises(ValueError, match=r"`on_error` must be 'warn' \(count, .*\) or 'raise', got 'ignore'"):
         Faults("ignore")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"unknown fault kind 'oops'.*'error', 'nonfinite', 'blank', 'logger'"):
         Faults("warn").record("oops", "x")  # type: ignore[arg-type]

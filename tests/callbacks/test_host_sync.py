@@ -72,7 +72,7 @@ def _reads(tmp_path: Any, num_val: int, methods: tuple[str, ...], metrics: tuple
         monkeypatch.setattr(cam_module.CAMCallback, hook, active)
     dm = make_data(num_val=num_val)
     model = make_model(dm)
-    off = {} if views else {"num_worst": 0, "log_agreement": False, "log_drift": False, "log_summary": False}
+    off = {} if views else {"views": ()}
     cb = CAMCallback(methods=methods, metrics=metrics, num_images=0, max_samples=None, on_error="warn", **off)
     trainer = make_trainer(tmp_path, [cb], logger=False)
     with count_host_reads(counter):

@@ -12,7 +12,6 @@ from lightning_cam.utilities.checks import (
     check_baseline,
     check_batch_size,
     check_boxes,
-    check_colormap,
     check_images,
     check_logits,
     check_maps,
@@ -25,6 +24,7 @@ from lightning_cam.utilities.checks import (
     check_targets,
     check_threshold,
     check_tolerance,
+    colormap_table,
 )
 
 CPU = torch.device("cpu")
@@ -57,7 +57,7 @@ CPU = torch.device("cpu")
         (lambda: check_baseline("noise"), ValueError, r"unknown baseline 'noise'.*\['zeros', 'blur', 'mean'\]"),
         (lambda: check_sigma(0), ValueError, r"`sigma`.*> 0, got 0"),
         (lambda: check_alpha(1.5), ValueError, r"`alpha`.*\[0, 1\], got 1.5"),
-        (lambda: check_colormap("nope"), ValueError, r"unknown colormap 'nope'.*matplotlib.colormaps"),
+        (lambda: colormap_table("nope"), ValueError, r"unknown colormap 'nope'.*matplotlib.colormaps"),
         (lambda: check_options({"stpes": 3}), TypeError, r"unknown option\(s\) \['stpes'\].*valid options"),
     ],
 )
@@ -75,8 +75,8 @@ def test_valid_values_come_back_in_the_form_callers_use() -> None:
     assert check_threshold(0.25) == 0.25 and check_sigma(2) == 2.0 and check_alpha(1) == 1.0
     base = torch.zeros(3, 1, 1)
     assert check_baseline(base) is base
-    lut = check_colormap("viridis")
-    assert lut.shape == (256, 3) and lut.dtype == torch.float32 and check_colormap("viridis") is lut  # cached
+    lut = colormap_table("viridis")
+    assert lut.shape == (256, 3) and lut.dtype == torch.float32 and colormap_table("viridis") is lut  # cached
 
 
 def test_check_options_fills_defaults_and_checks_every_option() -> None:

@@ -1,4 +1,5 @@
-r"""Drift ``cam/<method>/drift``: how much the probe maps changed since the previous CAM validation run.
+r"""Drift ``cam/<method>/drift`` (view ``"drift"``): how much the probe maps changed since the previous CAM
+validation run.
 
 .. math:: \mathrm{drift}_e = 1 - \frac{1}{N} \sum_{i=1}^{N} \rho(\mathrm{map}_{e}(x_i), \mathrm{map}_{e'}(x_i))
 
@@ -10,10 +11,15 @@ for the ``N`` probe images ``x_i``, ``e'`` the previous recorded epoch and ``ρ`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
+
 from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, register_view
 from lightning_cam.functional.adcc import pearson
 
-__all__ = ["probe_drift"]
+__all__ = ["DriftView", "probe_drift"]
 
 
 def probe_drift(history: History, method: str, row: int) -> float | None:
@@ -40,3 +46,30 @@ def probe_drift(history: History, method: str, row: int) -> float | None:
     if now.shape != before.shape:
         return None
     return float(1.0 - pearson(now, before).double().mean())
+
+
+@register_view
+class DriftView(View):
+    """View ``"drift"``: ``cam/<method>/drift`` after each recorded probe grid of ``fit`` (rank zero, logged with
+    ``rank_zero_only=True``: no collective, so it cannot be a ``monitor`` in a multi-process run).
+
+    Example:
+        >>> DriftView.chart("cam/gradcam/drift")
+        ('CAM agreement and drift', 'drift', 'gradcam')
+    """
+
+    name = "drift"
+
+    def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
+        return [f"cam/{m}/drift" for m in self.ctx.methods] if with_probe else []
+
+    @classmethod
+    def chart(cls, key: str) -> Chart | None:
+        parts = key.split("/")
+        return ("CAM agreement and drift", "drift", parts[1]) if len(parts) == 3 and parts[2] == "drift" else None
+
+    def probe_logged(self, history: History, row: int, log: ScalarLog) -> None:
+        for name in self.ctx.methods:
+            value = probe_drift(history, name, row)
+            if value is not None:
+                log(f"cam/{name}/drift", torch.tensor(value), rank_zero_only=True)

@@ -1,5 +1,5 @@
-"""The callback's views (issue 12): worst-case gallery, drift, method agreement, per-class curves, the
-custom-scalars layout and the summary figure; each part on its own, then read back from TensorBoard."""
+"""views/collection.py and the views through the callback: `views=` checked (names, options, the deprecated
+switches), every view read back from TensorBoard, all off, and a 2-process run equal to one process."""
 
 from __future__ import annotations
 
@@ -15,105 +15,39 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_cam import CAMCallback
-from lightning_cam.callbacks.agreement import MethodAgreement
-from lightning_cam.callbacks.drift import probe_drift
-from lightning_cam.callbacks.gallery import WorstCases
-from lightning_cam.callbacks.per_class import PerClassMetrics
-from lightning_cam.callbacks.probe import History
-from lightning_cam.callbacks.summary import Curves, summary_figure
-from lightning_cam.methods.result import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.callbacks.views import DEFAULT_VIEWS, VIEWS, resolve_views
 from tests.callbacks.test_cam import make_data, make_model, make_trainer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
-def _batch(n: int, seed: int) -> tuple[CAMBatch, CAMResult, dict[str, torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
-    images = torch.rand(n, 3, 12, 12, generator=g)
-    maps = torch.rand(n, 12, 12, generator=g)
-    logits = torch.randn(n, 4, generator=g)
-    labels = torch.randint(0, 4, (n,), generator=g)
-    values = {"pointing_game": (torch.rand(n, generator=g) > 0.5).float(),  # many ties: content breaks them
-              "complexity": torch.rand(n, generator=g)}
-    return CAMBatch(images, labels), CAMResult(maps, maps, logits, logits.argmax(1)), values
+def test_views_are_checked_by_name_and_option() -> None:
+    assert CAMCallback().views == {name: {} for name in DEFAULT_VIEWS}
+    assert set(VIEWS) == {"worst", "drift", "agreement", "per_class", "summary"}
+    with pytest.raises(ValueError, match=r"unknown view 'gallery'.*valid views are \['agreement'"):
+        CAMCallback(views=("gallery",))
+    with pytest.raises(ValueError, match="view 'worst' is listed twice"):
+        CAMCallback(views=("worst", "worst"))
+    with pytest.raises(ValueError, match=r"view 'drift' has no option\(s\) \['k'\]; its options are none"):
+        CAMCallback(views={"drift": {"k": 3}})
+    with pytest.raises(ValueError, match=r"`k` \(samples in the worst-case gallery\) must be an int >= 1, got 0"):
+        CAMCallback(views={"worst": {"k": 0}})
+    with pytest.raises(ValueError, match="options of view 'worst' must be a mapping"):
+        CAMCallback(views={"worst": 4})  # type: ignore[dict-item]
+    assert CAMCallback(views=()).views == {} and CAMCallback(views=None).views == {}
 
 
-def _gallery(batches: list[tuple[CAMBatch, CAMResult, dict[str, torch.Tensor]]], k: int) -> WorstCases:
-    wc = WorstCases(["gradcam"], k=k, tile_size=16)
-    wc.start(torch.device("cpu"), denormalize=lambda x: x)
-    for parts, result, values in batches:
-        wc.update("gradcam", parts, result, values)
-    return wc
-
-
-def test_gallery_of_two_ranks_equals_one_rank_over_the_same_samples() -> None:
-    batches = [_batch(6, s) for s in range(4)]
-    (single,) = _gallery(batches, k=5).gather(lambda t: t)
-    rank0, rank1 = _gallery(batches[0::2], k=5), _gallery(batches[1::2], k=5)
-    # what all_gather does: every rank's packed slots, concatenated
-    packed: list[torch.Tensor] = []
-    rank1.gather(lambda t: packed.append(t) or t)
-    (both,) = rank0.gather(lambda t: torch.cat([t, packed[0]]))
-    assert [s.value for s in single[1]] == [s.value for s in both[1]] == [0.0] * 5
-    assert all(torch.equal(a.image, b.image) and torch.equal(a.cam, b.cam) for a, b in zip(single[1], both[1]))
-    # the worst are the global worst: no pointing-game hit in the gallery while misses remain elsewhere
-    misses = sum(int((v["pointing_game"] == 0).sum()) for _, _, v in batches)
-    assert misses >= 5
-
-
-def test_gallery_falls_back_to_average_drop_and_skips_missing_values() -> None:
-    parts, result, _ = _batch(4, 0)
-    wc = WorstCases(["gradcam"], k=3, tile_size=16)
-    wc.start(torch.device("cpu"), denormalize=lambda x: x)
-    wc.update("gradcam", parts, result, {"average_drop": torch.tensor([10.0, float("nan"), 90.0, 50.0])})
-    ((_, samples),) = wc.gather(lambda t: t)
-    assert [(s.score_name, s.value) for s in samples] == [("drop %", 90.0), ("drop %", 50.0), ("drop %", 10.0)]
-
-
-def test_agreement_and_per_class_states_add_up_like_one_process() -> None:
-    x, y = torch.rand(6, 8, 8), torch.rand(6, 8, 8)
-    whole, half0, half1 = MethodAgreement(["a", "b"]), MethodAgreement(["a", "b"]), MethodAgreement(["a", "b"])
-    for metric, rows in ((whole, slice(0, 6)), (half0, slice(0, 3)), (half1, slice(3, 6))):
-        metric.add("a", x[rows])
-        metric.add("b", y[rows])
-        metric.update()
-    half0.total += half1.total  # what the sum-reduce of the states does across ranks
-    half0.count += half1.count
-    assert half0.values()["cam/agreement/a__b"] == pytest.approx(float(whole.values()["cam/agreement/a__b"]))
-    # a sample one method left out (index) drops out of the pair
-    left = MethodAgreement(["a", "b"])
-    left.add("a", x[[0, 2]], index=torch.tensor([0, 2]), batch_size=3)
-    left.add("b", y[:3])
-    left.update()
-    assert int(left.count[0]) == 2
-
-    pc = PerClassMetrics(["complexity"], ["circle", "square/big"])
-    pc.update({"complexity": torch.tensor([0.2, 0.4, 0.9])}, torch.tensor([0, 0, 1]))
-    values = {k: round(float(v), 4) for k, v in pc.values("gradcam").items()}
-    assert values == {"cam/gradcam/complexity/circle": 0.3, "cam/gradcam/complexity/square_big": 0.9}
-
-
-def test_drift_and_summary_figure() -> None:
-    h = History()
-    maps = torch.rand(4, 16, 16)
-    h.add("gradcam", 0, maps, torch.zeros(4))
-    h.add("gradcam", 2, maps.flip(-1), torch.zeros(4))
-    assert probe_drift(h, "gradcam", 0) is None
-    assert 0.5 < probe_drift(h, "gradcam", 2) < 1.5  # type: ignore[operator]
-    curves = Curves()
-    for key in ("cam/gradcam/adcc", "cam/gradcam/drift", "cam/agreement/a__b", "cam/gradcam/iou/circle"):
-        curves.add(key, 0, 0.5)
-    image = summary_figure(curves)
-    assert image is not None and image.shape[0] == 3 and image.shape[2] == 3 * 400  # 4 charts, 3 per row
-
-
-def test_switches_are_checked() -> None:
+def test_the_former_switches_still_work_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match=r"`num_worst=...`\) is deprecated.*views=\{'worst': \{'k': 3\}\}"):
+        cb = CAMCallback(num_worst=3, per_class=True)
+    assert cb.views == {**{n: {} for n in DEFAULT_VIEWS}, "worst": {"k": 3}, "per_class": {}}
+    with pytest.warns(FutureWarning, match=r"`log_drift=...`\) is deprecated"):
+        assert "drift" not in CAMCallback(log_drift=False, num_worst=0).views
+    assert resolve_views(("drift",), {"log_summary": None}) == {"drift": {}}  # None: not given
     with pytest.raises(ValueError, match="num_worst"):
         CAMCallback(num_worst=-1)
     with pytest.raises(ValueError, match="per_class"):
@@ -130,8 +64,9 @@ def test_views_read_back_from_tensorboard(tmp_path: Any) -> None:
     dm = make_data()
     model = make_model(dm)
     metrics = ("complexity", "pointing_game", "energy_pointing_game")
-    cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=metrics, num_images=4, num_worst=3, per_class=True,
-                     on_error="raise", tile_size=32)
+    cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=metrics, num_images=4,
+                     views={**{v: {} for v in DEFAULT_VIEWS}, "worst": {"k": 3}, "per_class": {}}, on_error="raise",
+                     tile_size=32)
     trainer = make_trainer(tmp_path, [cb], max_epochs=2)
     trainer.fit(model, dm)
     log_dir = trainer.logger.log_dir  # type: ignore[union-attr]
@@ -151,13 +86,13 @@ def test_views_read_back_from_tensorboard(tmp_path: Any) -> None:
     assert "custom_scalars__config__" in tags["tensors"]
     assert [s.step for s in acc.Images("cam/summary")] == [acc.Scalars("cam/gradcam/complexity")[-1].step]
     assert os.path.exists(os.path.join(log_dir, "cam_summary.png"))
-    assert set(cb.state_dict()["views"]["curves"]) >= {"cam/gradcam/drift", agree, "cam/gradcam/complexity"}
+    assert set(cb.state_dict()["views"]["summary"]["curves"]) >= {"cam/gradcam/drift", agree, "cam/gradcam/complexity"}
 
 
 def test_views_off(tmp_path: Any) -> None:
     dm = make_data()
-    cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=("complexity",), num_images=2, num_worst=0,
-                     log_drift=False, log_agreement=False, log_summary=False, on_error="raise")
+    cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=("complexity",), num_images=2, views=(),
+                     on_error="raise")
     trainer = make_trainer(tmp_path, [cb], max_epochs=2)
     trainer.fit(make_model(dm), dm)
     tags = _events(trainer.logger.log_dir).Tags()  # type: ignore[union-attr]
@@ -207,7 +142,8 @@ VIEWS_DDP_SCRIPT = textwrap.dedent(
         model = GAPClassifier(num_classes=5, channels=(8, 16), class_names=dm.class_names, mean=dm.hparams.mean,
                               std=dm.hparams.std)
         cam = CAMCallback(methods=("gradcam", "eigencam"), metrics=("complexity", "average_drop", "pointing_game",
-                          "energy_pointing_game"), max_samples=None, num_images=4, num_worst=5, per_class=True,
+                          "energy_pointing_game"), max_samples=None, num_images=4,
+                          views={"worst": {"k": 5}, "drift": {}, "agreement": {}, "summary": {}, "per_class": {}},
                           on_error="raise", tile_size=32)
         trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
                              max_epochs=2, limit_train_batches=1, logger=TensorBoardLogger(out, name=f"p{devices}"),

@@ -1,5 +1,5 @@
-"""The worst-case gallery ``cam/<method>/worst``: per CAM epoch and method, the ``k`` scored samples with the
-worst score, gathered across ranks.
+"""The worst-case gallery ``cam/<method>/worst`` (view ``"worst"``, option ``k``: gallery size, default 8): per
+CAM epoch and method, the ``k`` scored samples with the worst score, gathered across ranks.
 
 The score of a sample (its *badness*, higher is worse, in ``[0, 1]``) is the first of these that the batch
 has a finite value of (:data:`SCORES`): ``1 − energy pointing game``, ``1 − pointing game``, ``1 − IoU``
@@ -18,17 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from lightning_cam.callbacks.images import send_image
+from lightning_cam.callbacks.sinks import ImageSink
+from lightning_cam.callbacks.views.base import ScalarLog, View, ViewContext, register_view
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
 from lightning_cam.render import CORRECT_COLOR, UNKNOWN_COLOR, WRONG_COLOR, add_border, overlay, text_tiles
 
-__all__ = ["SCORES", "WorstCases", "WorstSample", "badness", "gallery_image", "letterbox", "worst_first"]
+__all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "gallery_image", "letterbox", "worst_first"]
 
 #: ``(metric name, caption label, lower_is_worse)`` in order of preference for the gallery's score.
 SCORES: tuple[tuple[str, str, bool], ...] = (
@@ -230,3 +234,47 @@ def gallery_image(samples: Sequence[WorstSample], class_names: Sequence[str] | N
              for s in samples]
     captions = text_tiles(texts, max(24, t // 3), t, colors=colors)
     return make_grid(torch.cat([images, over, captions], dim=2), nrow=len(samples), padding=2, pad_value=0.08)
+
+
+@register_view
+class WorstView(View):
+    """View ``"worst"``: the gallery ``cam/<method>/worst`` of the ``k`` worst scored samples per CAM run.
+
+    Example:
+        >>> from lightning_cam.callbacks.faults import Faults
+        >>> WorstView(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")), k=4).cases.k
+        4
+    """
+
+    name = "worst"
+
+    def __init__(self, ctx: ViewContext, k: int = 8) -> None:
+        super().__init__(ctx)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"view 'worst': `k` (samples in the worst-case gallery) must be an int >= 1, got {k!r}; "
+                             "leave 'worst' out of `views` to turn the gallery off.")
+        self.cases = WorstCases(ctx.methods, k, ctx.tile_size)
+
+    def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
+        self.cases.start(pl_module.device, denormalize)
+
+    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
+                index: Tensor | None, batch_size: int) -> None:
+        self.cases.update(method, parts, result, values)
+
+    def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
+                  class_names: Sequence[str] | None, prefix: str) -> None:
+        """Every rank: the one gather; rank zero renders each method's gallery."""
+        with torch.inference_mode(False):
+            gathered = self.cases.gather(lambda t: trainer.strategy.all_gather(t).reshape(-1, *t.shape[1:]))
+        if not trainer.is_global_zero:
+            return
+        for name, samples in gathered:
+            if not samples:
+                continue
+            try:
+                image = gallery_image(samples, class_names, self.ctx.colormap, self.ctx.alpha)
+            except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+                self.ctx.faults.record("error", f"{name} worst-case gallery raised {type(err).__name__}: {err}", err)
+                continue
+            send_image(self.ctx.faults, sinks, f"{prefix}/{name}/worst", image, step)

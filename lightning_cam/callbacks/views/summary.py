@@ -1,17 +1,19 @@
-"""One picture per metric: the TensorBoard custom-scalars layout written at the start of ``fit`` (every
-method's curve of a metric on one chart) and, at the end of ``fit``, a matplotlib figure of every ``cam/``
-curve the callback logged.
+"""View ``"summary"``: one picture per metric: the TensorBoard custom-scalars layout written at the start of
+``fit`` (every method's curve of a metric on one chart) and, at the end of ``fit``, a matplotlib figure of
+every ``cam/`` curve the callback logged (``cam/summary``, kept as ``cam_summary.png`` by every sink).
 
-Both group keys the same way (:func:`chart_of`): ``cam/<method>/<metric>`` on the chart of ``<metric>``,
-``cam/<method>/drift`` on ``drift``, ``cam/agreement/<a>__<b>`` on ``agreement``, and the per-class
-``cam/<method>/<metric>/<class>`` on ``<metric> per class (<method>)``.
+Both group keys the same way (:func:`chart_of`): ``cam/<method>/<metric>`` on the chart of ``<metric>``, and
+every other key where the view that logs it places it (:meth:`View.chart
+<lightning_cam.callbacks.views.base.View.chart>`): ``cam/<method>/drift`` on ``drift``,
+``cam/agreement/<a>__<b>`` on ``agreement``, the per-class ``cam/<method>/<metric>/<class>`` on
+``<metric> per class (<method>)``.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,10 +23,18 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
-__all__ = ["Curves", "chart_of", "custom_scalars_layout", "summary_figure"]
+from lightning_cam.callbacks.images import publish_final
+from lightning_cam.callbacks.sinks import ImageSink
+from lightning_cam.callbacks.views.base import VIEWS, Chart, View, register_view
+from lightning_cam.utilities.lightning import TENSORBOARD_LOGGERS
+
+__all__ = ["SUMMARY_PNG", "Curves", "SummaryView", "chart_of", "custom_scalars_layout", "summary_figure"]
+
+#: file name of the summary figure, next to the evolution images.
+SUMMARY_PNG = "cam_summary.png"
 
 
-def chart_of(key: str) -> tuple[str, str, str] | None:
+def chart_of(key: str) -> Chart | None:
     """``(category, chart title, series label)`` of a logged key; ``None`` for keys outside ``cam/``.
 
     Example:
@@ -36,13 +46,11 @@ def chart_of(key: str) -> tuple[str, str, str] | None:
     parts = key.split("/")
     if len(parts) < 3 or parts[0] != "cam":
         return None
-    if parts[1] == "agreement":
-        return "CAM agreement and drift", "agreement", "/".join(parts[2:])
-    if len(parts) == 3:
-        if parts[2] == "drift":
-            return "CAM agreement and drift", "drift", parts[1]
-        return "CAM metrics", parts[2], parts[1]
-    return "CAM per class", f"{parts[2]} per class ({parts[1]})", "/".join(parts[3:])
+    for view in VIEWS.values():
+        chart = view.chart(key)
+        if chart is not None:
+            return chart
+    return ("CAM metrics", parts[2], parts[1]) if len(parts) == 3 else None
 
 
 def custom_scalars_layout(keys: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
@@ -133,3 +141,52 @@ def summary_figure(curves: Curves, columns: int = 3, panel: tuple[float, float] 
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())
     return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+@register_view
+class SummaryView(View):
+    """View ``"summary"``: the custom-scalars layout at the start of ``fit`` (every TensorBoard logger), the
+    curves of every ``cam/`` scalar of ``fit`` (checkpointed) and their figure at its end.
+
+    Example:
+        >>> from lightning_cam.callbacks.faults import Faults
+        >>> from lightning_cam.callbacks.views.base import ViewContext
+        >>> view = SummaryView(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")))
+        >>> view.scalar("cam/gradcam/adcc", 0, 0.5)
+        >>> view.state_dict()
+        {'curves': {'cam/gradcam/adcc': {0: 0.5}}}
+    """
+
+    name = "summary"
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.curves = Curves()
+
+    def fit_start(self, trainer: Any, pl_module: Any, keys: Sequence[str]) -> None:
+        layout = custom_scalars_layout(keys)
+        loggers: list[Any] = [lg for lg in trainer.loggers if isinstance(lg, TENSORBOARD_LOGGERS)]
+        for logger in loggers:
+            try:
+                logger.experiment.add_custom_scalars(layout)
+            except Exception as err:  # noqa: BLE001 - a failing logger is a reported fault, never fatal
+                self.ctx.faults.record("logger", f"cannot write the custom-scalars layout: {type(err).__name__}: {err}",
+                                       err)
+
+    def scalar(self, key: str, epoch: int, value: float) -> None:
+        self.curves.add(key, epoch, value)
+
+    def fit_end(self, sinks: Sequence[ImageSink], step: int) -> None:
+        try:
+            image = summary_figure(self.curves)
+        except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+            self.ctx.faults.record("error", f"the CAM summary figure raised {type(err).__name__}: {err}", err)
+            return
+        if image is not None:
+            publish_final(self.ctx.faults, sinks, "cam/summary", image, step, SUMMARY_PNG)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"curves": self.curves.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.curves.load_state_dict(dict(state.get("curves", {})))

@@ -1,0 +1,152 @@
+"""The view contract: what a view of :class:`~lightning_cam.CAMCallback` may do at each moment of a run, and
+the table of views by name.
+
+A view is one class in one file of this package, registered with :func:`register_view` and imported by the
+package's ``__init__`` (that import is its one registry line). It overrides only the hooks it needs; every
+hook is a documented no-op here, and the callback calls them all (the Lightning ``Callback`` pattern):
+
+============================  ==================================  =========================================
+hook                          when, on which ranks                what it may do
+============================  ==================================  =========================================
+:meth:`View.keys`             setup; rank zero                    name the scalar keys it logs (layout)
+:meth:`View.chart`            any time (class method)             place one of its keys on a summary chart
+:meth:`View.fit_start`        start of ``fit``; rank zero         write something once (layout)
+:meth:`View.start`            a CAM run starts; every rank        reset its device states
+:meth:`View.observe`          one method's scored samples; all    update device tensors only (no host sync)
+:meth:`View.batch_end`        every method ran on a batch; all    close the batch (pairs across methods)
+:meth:`View.epoch_end`        the run ends; every rank            collectives, scalars; images on rank zero
+:meth:`View.probe_logged`     probe maps recorded; rank zero      read the probe history (drift)
+:meth:`View.scalar`           every scalar logged during ``fit``  record curves
+:meth:`View.fit_end`          end of ``fit``; rank zero           final images
+============================  ==================================  =========================================
+
+A view's options are the keyword arguments of its constructor after the context
+(``views={"worst": {"k": 16}}``); a wrong name or value is a ``ValueError`` when the callback is built. Its
+state (``state_dict``) is saved in the callback's checkpoint under its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from torch import Tensor
+
+from lightning_cam.callbacks.faults import Faults
+from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.sinks import ImageSink
+from lightning_cam.methods import CAMResult
+from lightning_cam.mixin import CAMBatch
+
+__all__ = ["VIEWS", "Chart", "ScalarLog", "View", "ViewContext", "register_view"]
+
+#: ``log(key, value, rank_zero_only=False)``: how views log a scalar (``pl_module.log`` underneath; ``cam/``
+#: keys are moved under the stage's prefix, e.g. ``cam_test/`` in ``trainer.test()``).
+ScalarLog = Callable[..., None]
+#: ``(category, chart title, series label)`` of a logged key on the summary charts.
+Chart = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class ViewContext:
+    """What every view is built with: the callback's methods and metrics, its display settings and its faults.
+
+    Example:
+        >>> ViewContext(("gradcam",), ("adcc",), 64, "jet", 0.5, Faults("warn")).methods
+        ('gradcam',)
+    """
+
+    methods: tuple[str, ...]
+    metrics: tuple[str, ...]
+    tile_size: int
+    colormap: str
+    alpha: float
+    faults: Faults
+
+
+class View:
+    """Base class of the callback's views: every hook a no-op (see the module docstring for when each runs).
+
+    Example:
+        >>> class Count(View):
+        ...     name = "count"
+        ...     def start(self, trainer, pl_module, denormalize): self.n = 0
+        ...     def observe(self, method, parts, result, values, index, batch_size): self.n += len(result.maps)
+        >>> view = Count(ViewContext(("gradcam",), ("adcc",), 64, "jet", 0.5, Faults("warn")))
+        >>> view.keys(None, with_probe=True), view.state_dict()
+        ([], {})
+    """
+
+    #: the name in ``views=`` (letters, digits, ``_``)
+    name: ClassVar[str] = ""
+
+    def __init__(self, ctx: ViewContext) -> None:
+        self.ctx = ctx
+
+    def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
+        """The scalar keys (``cam/...``) this view logs, for the custom-scalars layout."""
+        return []
+
+    @classmethod
+    def chart(cls, key: str) -> Chart | None:
+        """Where one of this view's keys goes on the summary charts; ``None`` for keys it does not log."""
+        return None
+
+    def fit_start(self, trainer: Any, pl_module: Any, keys: Sequence[str]) -> None:
+        """Rank zero, start of ``fit``; ``keys``: every scalar key of the callback and its views."""
+
+    def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
+        """Every rank, a CAM run starts (``denormalize`` makes model inputs displayable)."""
+
+    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
+                index: Tensor | None, batch_size: int) -> None:
+        """Every rank: ``method``'s scored samples of a batch (left-out samples NaN in maps and values;
+        ``index``: their positions in the batch of ``batch_size``). Device tensors only: no host sync."""
+
+    def batch_end(self) -> None:
+        """Every rank: every method ran on the current batch."""
+
+    def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
+                  class_names: Sequence[str] | None, prefix: str) -> None:
+        """Every rank, the run ends: collectives and scalars; images (rank zero) to ``sinks`` at ``step``,
+        tagged under ``prefix`` (``cam`` or ``cam_test``)."""
+
+    def probe_logged(self, history: History, row: int, log: ScalarLog) -> None:
+        """Rank zero, ``fit``: the probe maps of history row ``row`` were recorded."""
+
+    def scalar(self, key: str, epoch: int, value: float) -> None:
+        """A ``cam/`` scalar logged during ``fit`` (every rank)."""
+
+    def fit_end(self, sinks: Sequence[ImageSink], step: int) -> None:
+        """Rank zero, end of ``fit``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the checkpoint keeps of this view."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+#: view name -> class, filled by :func:`register_view` (the package ``__init__`` imports every view module).
+VIEWS: dict[str, type[View]] = {}
+V = TypeVar("V", bound=type[View])
+
+
+def register_view(cls: V) -> V:
+    """Class decorator: add a :class:`View` subclass to :data:`VIEWS` under its ``name``.
+
+    Example:
+        >>> @register_view
+        ... class Nothing(View):
+        ...     name = "nothing_doc"
+        >>> VIEWS.pop("nothing_doc") is Nothing
+        True
+    """
+    if not cls.name or not cls.name.replace("_", "").isalnum():
+        raise ValueError(f"view {cls.__name__} needs a `name` of letters, digits and '_', got {cls.name!r}.")
+    if cls.name in VIEWS and VIEWS[cls.name] is not cls:
+        raise ValueError(f"two views are named {cls.name!r}: {VIEWS[cls.name].__name__} and {cls.__name__}.")
+    VIEWS[cls.name] = cls
+    return cls

@@ -1,0 +1,197 @@
+"""``CAMViews``: the views a callback was given (``views=``), built once and called at each hook.
+
+The views are named in ``views=`` like the stages in ``stages=``: a sequence of names
+(``("worst", "drift")``), or a mapping of name to options (``{"worst": {"k": 16}, "drift": {}}``);
+:func:`resolve_views` checks both against :data:`~lightning_cam.callbacks.views.base.VIEWS`. Every per-batch
+hook only updates device tensors (no host sync); at a run's end every rank calls :meth:`CAMViews.epoch_end`
+(the gallery's one gather and the metric states' syncs).
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.sinks import ImageSink
+from lightning_cam.callbacks.views.base import VIEWS, ScalarLog, View, ViewContext
+from lightning_cam.methods import CAMResult
+from lightning_cam.mixin import CAMBatch
+
+__all__ = ["DEFAULT_VIEWS", "LEGACY_VIEW_ARGUMENTS", "CAMViews", "ViewsSpec", "resolve_views"]
+
+#: the views on by default: worst-case gallery, drift, method agreement, summary (``per_class`` is opt-in).
+DEFAULT_VIEWS: tuple[str, ...] = ("worst", "drift", "agreement", "summary")
+#: ``views=``: names, or name -> options.
+ViewsSpec = Sequence[str] | Mapping[str, Mapping[str, Any] | None]
+#: the former switches, still accepted with a ``FutureWarning``: argument -> its view.
+LEGACY_VIEW_ARGUMENTS: dict[str, str] = {"num_worst": "worst", "log_drift": "drift", "log_agreement": "agreement",
+                                         "per_class": "per_class", "log_summary": "summary"}
+
+
+def _legacy(views: dict[str, dict[str, Any]], legacy: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``views`` with the former switches applied (each a ``FutureWarning`` naming the new form)."""
+    for arg, value in legacy.items():
+        if value is None:
+            continue
+        name = LEGACY_VIEW_ARGUMENTS[arg]
+        wrong = isinstance(value, bool) == (arg == "num_worst")
+        if wrong or (arg == "num_worst" and (not isinstance(value, int) or value < 0)):
+            kind = "an int >= 0 (0: off)" if arg == "num_worst" else "True or False"
+            raise ValueError(f"`{arg}` must be {kind}, got {value!r}; it is deprecated: use `views=` instead.")
+        on = bool(value)
+        example = f"{{'{name}': {{'k': {value}}}}}" if arg == "num_worst" and on else f"('{name}', ...)"
+        warnings.warn(f"CAMCallback(`{arg}=...`) is deprecated; name the view in `views=` instead: views={example} "
+                      f"turns it on, leaving '{name}' out turns it off.", FutureWarning, stacklevel=4)
+        if not on:
+            views.pop(name, None)
+        else:
+            views[name] = {"k": value} if arg == "num_worst" else views.get(name, {})
+    return views
+
+
+def resolve_views(views: ViewsSpec | str | None, legacy: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """``views=`` as ``{name: options}`` in the order given, checked against the registered views (and the
+    deprecated switches of ``legacy`` applied).
+
+    Raises:
+        ValueError: an unknown view (the valid ones are listed), a view listed twice, options that are not a
+            mapping.
+
+    Example:
+        >>> resolve_views(("worst", "drift"))
+        {'worst': {}, 'drift': {}}
+        >>> resolve_views({"worst": {"k": 16}})
+        {'worst': {'k': 16}}
+        >>> resolve_views(("gallery",))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown view 'gallery' in `views`; valid views are ['agreement', 'drift', ...].
+    """
+    if views is None:
+        views = ()
+    names = [views] if isinstance(views, str) else list(views)
+    options = views if isinstance(views, Mapping) else {}
+    resolved: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name not in VIEWS:
+            raise ValueError(f"unknown view {name!r} in `views`; valid views are {sorted(VIEWS)}.")
+        if name in resolved:
+            raise ValueError(f"view {name!r} is listed twice in `views`; list each view once.")
+        opts = options.get(name) or {}
+        if not isinstance(opts, Mapping):
+            raise ValueError(f"the options of view {name!r} must be a mapping of argument names to values, got "
+                             f"{opts!r}; e.g. views={{'worst': {{'k': 16}}}}.")
+        resolved[name] = dict(opts)
+    return _legacy(resolved, legacy or {})
+
+
+def build_view(name: str, ctx: ViewContext, options: Mapping[str, Any]) -> View:
+    """The view ``name`` with its options; an option its constructor does not take is a ``ValueError`` naming
+    the ones it does."""
+    cls = VIEWS[name]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "ctx")]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise ValueError(f"view {name!r} has no option(s) {unknown}; its options are {accepted or 'none'}.")
+    return cls(ctx, **options)
+
+
+@contextmanager
+def _guard(ctx: ViewContext, what: str) -> Iterator[None]:
+    """Outside inference mode (the views' states are updated there); a view's exception is a fault."""
+    try:
+        with torch.inference_mode(False):
+            yield
+    except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+        ctx.faults.record("error", f"CAM view {what} raised {type(err).__name__}: {err}", err)
+
+
+class CAMViews:
+    """The views of one callback (see the module docstring), each hook called on every view.
+
+    Example:
+        >>> from lightning_cam.callbacks.faults import Faults
+        >>> ctx = ViewContext(("gradcam",), ("complexity",), 32, "jet", 0.5, Faults("raise"))
+        >>> views = CAMViews(ctx, resolve_views(("worst", "drift", "summary")))
+        >>> list(views.views), views.keys(class_names=None, with_probe=True)
+        (['worst', 'drift', 'summary'], ['cam/gradcam/complexity', 'cam/gradcam/drift'])
+    """
+
+    def __init__(self, ctx: ViewContext, views: Mapping[str, Mapping[str, Any]]) -> None:
+        self.ctx = ctx
+        self.views: dict[str, View] = {name: build_view(name, ctx, options) for name, options in views.items()}
+
+    def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
+        """Every scalar key of the callback and its views, in chart order."""
+        keys = [f"cam/{m}/{k}" for k in self.ctx.metrics for m in self.ctx.methods]
+        for view in self.views.values():
+            keys += view.keys(class_names, with_probe)
+        return keys
+
+    def fit_start(self, trainer: Any, pl_module: Any, keys: Sequence[str]) -> None:
+        for name, view in self.views.items():
+            with _guard(self.ctx, name):
+                view.fit_start(trainer, pl_module, keys)
+
+    def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
+        for name, view in self.views.items():
+            with _guard(self.ctx, name):
+                view.start(trainer, pl_module, denormalize)
+
+    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
+                index: Tensor | None, batch_size: int) -> None:
+        """One method's scored samples of a batch; called by
+        :class:`~lightning_cam.callbacks.accumulate.MetricAccumulator`."""
+        for name, view in self.views.items():
+            with _guard(self.ctx, f"{name} ({method})"):
+                view.observe(method, parts, result, values, index, batch_size)
+
+    def batch_end(self) -> None:
+        for name, view in self.views.items():
+            with _guard(self.ctx, name):
+                view.batch_end()
+
+    def scalar_log(self, pl_module: Any, epoch: int, record: bool, prefix: str = "cam") -> ScalarLog:
+        """``log(key, value, rank_zero_only=False)`` through ``pl_module.log`` (an epoch value, identical on
+        every rank after the metrics' own sync; ``cam/`` keys under ``prefix``, e.g. ``cam_test`` in
+        ``trainer.test()``), passed to every view's :meth:`~View.scalar` when ``record`` (fitting)."""
+
+        def log(key: str, value: Tensor, rank_zero_only: bool = False) -> None:
+            pl_module.log(key.replace("cam/", f"{prefix}/", 1), value, on_step=False, on_epoch=True, sync_dist=True,
+                          reduce_fx="max", rank_zero_only=rank_zero_only)
+            if record:
+                for view in self.views.values():
+                    view.scalar(key, epoch, float(value))
+
+        return log
+
+    def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
+                  class_names: Sequence[str] | None, prefix: str = "cam") -> None:
+        """Every rank (each view's collectives); images from rank zero to ``sinks`` at ``step``."""
+        for name, view in self.views.items():
+            with _guard(self.ctx, name):
+                view.epoch_end(trainer, log, step, sinks, class_names, prefix)
+
+    def probe_logged(self, history: History, row: int, log: ScalarLog) -> None:
+        for name, view in self.views.items():
+            with _guard(self.ctx, name):
+                view.probe_logged(history, row, log)
+
+    def fit_end(self, sinks: Sequence[ImageSink], step: int) -> None:
+        for name, view in self.views.items():
+            with _guard(self.ctx, name):
+                view.fit_end(sinks, step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: view.state_dict() for name, view in self.views.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name, view in self.views.items():
+            view.load_state_dict(state.get(name, {}))

@@ -1,0 +1,99 @@
+"""Per-class curves ``cam/<method>/<metric>/<class name>`` (view ``"per_class"``, opt-in): every metric's mean
+per true class (the predicted class when the batch has no labels), from the per-sample values the callback
+already computes, in ``torchmetrics`` sum states (:class:`~lightning_cam.metrics.per_class.PerClassMetrics`,
+so DDP-safe).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_cam.callbacks.sinks import ImageSink
+from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, ViewContext, register_view
+from lightning_cam.methods import CAMResult
+from lightning_cam.metrics.per_class import PerClassMetrics
+from lightning_cam.mixin import CAMBatch
+from lightning_cam.utilities.lightning import rank_zero_warn
+
+__all__ = ["PerClassView", "class_names_of", "class_tag"]
+
+
+def class_tag(name: str) -> str:
+    """A class name as a key part: letters, digits, ``_`` and ``.`` kept, anything else ``_``.
+
+    Example:
+        >>> class_tag("traffic light/red")
+        'traffic_light_red'
+    """
+    return re.sub(r"[^A-Za-z0-9_.]", "_", str(name)) or "_"
+
+
+def class_names_of(trainer: Any, pl_module: Any) -> list[str] | None:
+    """The class names for per-class keys: the module's ``cam_class_names``, else the datamodule's
+    ``class_names``; ``None`` when neither has any."""
+    for owner in (pl_module, getattr(trainer, "datamodule", None)):
+        names = getattr(owner, "cam_class_names", None) or getattr(owner, "class_names", None)
+        if names:
+            return [str(n) for n in names]
+    return None
+
+
+@register_view
+class PerClassView(View):
+    """View ``"per_class"``: ``cam/<method>/<metric>/<class>`` for every class with samples.
+
+    Example:
+        >>> PerClassView.chart("cam/gradcam/iou/circle")
+        ('CAM per class', 'iou per class (gradcam)', 'circle')
+    """
+
+    name = "per_class"
+
+    def __init__(self, ctx: ViewContext) -> None:
+        super().__init__(ctx)
+        self.classes: dict[str, PerClassMetrics] = {}
+        self.class_names: list[str] | None = None
+        self._warned = False
+
+    def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
+        return [f"cam/{m}/{k}/{class_tag(c)}" for m in self.ctx.methods for k in self.ctx.metrics
+                for c in class_names or ()]
+
+    @classmethod
+    def chart(cls, key: str) -> Chart | None:
+        parts = key.split("/")
+        if len(parts) < 4 or parts[1] == "agreement":
+            return None
+        return "CAM per class", f"{parts[2]} per class ({parts[1]})", "/".join(parts[3:])
+
+    def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
+        if not self.classes:
+            self.class_names = class_names_of(trainer, pl_module)
+            if self.class_names is None:
+                if not self._warned:
+                    self._warned = True
+                    rank_zero_warn("CAMCallback view 'per_class' found no class names (neither the module's "
+                                   "`cam_class_names` nor the datamodule's `class_names`); no per-class curves.")
+                return
+            self.classes = {m: PerClassMetrics(self.ctx.metrics, len(self.class_names)) for m in self.ctx.methods}
+        for metric in self.classes.values():
+            metric.to(pl_module.device)
+            metric.reset()
+
+    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
+                index: Tensor | None, batch_size: int) -> None:
+        if method in self.classes:
+            self.classes[method].update(values, parts.labels if parts.labels is not None else result.targets)
+
+    def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
+                  class_names: Sequence[str] | None, prefix: str) -> None:
+        names = [class_tag(c) for c in self.class_names or ()]
+        with torch.inference_mode(False):
+            for method, metric in self.classes.items():
+                for key, value in metric.values(lambda k, c, m=method: f"cam/{m}/{k}/{names[c]}").items():
+                    log(key, value)

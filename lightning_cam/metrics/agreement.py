@@ -1,0 +1,65 @@
+r"""Method agreement: the mean per-sample Pearson correlation between the maps of two methods on the same
+scored samples, for every pair of methods.
+
+.. math:: \mathrm{agreement}(a, b) = \frac{1}{|S|} \sum_{i \in S} \rho(\mathrm{map}_a(x_i), \mathrm{map}_b(x_i))
+
+over the samples ``S`` both methods scored (a sample a method left out, e.g. a blank or non-finite map, is
+NaN in its maps and drops out of its pairs). ``ρ`` is :func:`lightning_cam.functional.adcc.pearson`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_cam.functional.adcc import pearson
+from lightning_cam.metrics.grouped import GroupedMean
+
+__all__ = ["MethodAgreement"]
+
+
+class MethodAgreement(GroupedMean):
+    """Mean per-sample Pearson correlation of each pair of methods' maps (a :class:`GroupedMean` over pairs).
+
+    Batches are added method by method with :meth:`add_maps` and closed with :meth:`update` (all on the device,
+    no host sync); :meth:`values` names the pairs with ``tag(a, b)``.
+
+    Example:
+        >>> agree = MethodAgreement(["gradcam", "eigencam"])
+        >>> x = torch.rand(4, 8, 8)
+        >>> agree.add_maps("gradcam", x)
+        >>> agree.add_maps("eigencam", 2 * x + 1)
+        >>> agree.update()
+        >>> {k: round(float(v), 4) for k, v in agree.values(lambda a, b: f"{a}__{b}").items()}
+        {'gradcam__eigencam': 1.0}
+    """
+
+    def __init__(self, methods: Sequence[str], **kwargs: Any) -> None:
+        self.pairs = list(itertools.combinations(tuple(methods), 2))
+        super().__init__((len(self.pairs),), **kwargs)
+        self._batch: dict[str, Tensor] = {}
+
+    def add_maps(self, method: str, maps: Tensor, index: Tensor | None = None, batch_size: int | None = None) -> None:
+        """``method``'s maps of the current batch: ``(B, H, W)``, or ``(n, H, W)`` for the samples ``index``
+        (``(n,)`` long) of a batch of ``batch_size`` (the others count as left out)."""
+        maps = maps.detach().float()
+        if index is not None and batch_size is not None:
+            full = maps.new_full((batch_size, *maps.shape[1:]), float("nan"))
+            maps = full.index_copy(0, index.to(maps.device), maps)
+        self._batch[method] = maps
+
+    def update(self) -> None:
+        """Add the current batch's pairs (those whose two methods both added maps) and clear it."""
+        batch, self._batch = self._batch, {}
+        for i, (a, b) in enumerate(self.pairs):
+            if a in batch and b in batch and batch[a].shape == batch[b].shape:
+                r = pearson(batch[a], batch[b])
+                self.add(torch.full_like(r, i, dtype=torch.long), r)
+
+    def values(self, tag: Any) -> dict[str, Tensor]:
+        """``{tag(a, b): mean}`` for the pairs with samples on some rank (a collective in DDP)."""
+        return self.named([(tag(a, b), (i,)) for i, (a, b) in enumerate(self.pairs)])

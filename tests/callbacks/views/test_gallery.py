@@ -1,0 +1,52 @@
+"""views/gallery.py: the worst-case gallery's slots, its gather across ranks and its score fall-back."""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_cam.callbacks.views.gallery import WorstCases
+from lightning_cam.methods.result import CAMResult
+from lightning_cam.mixin import CAMBatch
+
+
+def _batch(n: int, seed: int) -> tuple[CAMBatch, CAMResult, dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, 12, 12, generator=g)
+    maps = torch.rand(n, 12, 12, generator=g)
+    logits = torch.randn(n, 4, generator=g)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    values = {"pointing_game": (torch.rand(n, generator=g) > 0.5).float(),  # many ties: content breaks them
+              "complexity": torch.rand(n, generator=g)}
+    return CAMBatch(images, labels), CAMResult(maps, maps, logits, logits.argmax(1)), values
+
+
+def _gallery(batches: list[tuple[CAMBatch, CAMResult, dict[str, torch.Tensor]]], k: int) -> WorstCases:
+    wc = WorstCases(["gradcam"], k=k, tile_size=16)
+    wc.start(torch.device("cpu"), denormalize=lambda x: x)
+    for parts, result, values in batches:
+        wc.update("gradcam", parts, result, values)
+    return wc
+
+
+def test_gallery_of_two_ranks_equals_one_rank_over_the_same_samples() -> None:
+    batches = [_batch(6, s) for s in range(4)]
+    (single,) = _gallery(batches, k=5).gather(lambda t: t)
+    rank0, rank1 = _gallery(batches[0::2], k=5), _gallery(batches[1::2], k=5)
+    # what all_gather does: every rank's packed slots, concatenated
+    packed: list[torch.Tensor] = []
+    rank1.gather(lambda t: packed.append(t) or t)
+    (both,) = rank0.gather(lambda t: torch.cat([t, packed[0]]))
+    assert [s.value for s in single[1]] == [s.value for s in both[1]] == [0.0] * 5
+    assert all(torch.equal(a.image, b.image) and torch.equal(a.cam, b.cam) for a, b in zip(single[1], both[1]))
+    # the worst are the global worst: no pointing-game hit in the gallery while misses remain elsewhere
+    misses = sum(int((v["pointing_game"] == 0).sum()) for _, _, v in batches)
+    assert misses >= 5
+
+
+def test_gallery_falls_back_to_average_drop_and_skips_missing_values() -> None:
+    parts, result, _ = _batch(4, 0)
+    wc = WorstCases(["gradcam"], k=3, tile_size=16)
+    wc.start(torch.device("cpu"), denormalize=lambda x: x)
+    wc.update("gradcam", parts, result, {"average_drop": torch.tensor([10.0, float("nan"), 90.0, 50.0])})
+    ((_, samples),) = wc.gather(lambda t: t)
+    assert [(s.score_name, s.value) for s in samples] == [("drop %", 90.0), ("drop %", 50.0), ("drop %", 10.0)]
