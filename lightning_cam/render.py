@@ -23,32 +23,85 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from lightning_cam.utilities.checks import check_alpha, check_maps, colormap_table
+from lightning_cam.utilities.checks import check_alpha, check_maps, check_shape, colormap_table
 
 __all__ = [
+    "BACKGROUND",
+    "BORDER",
+    "CAPTION_MIN_HEIGHT",
     "CORRECT_COLOR",
-    "WRONG_COLOR",
+    "PADDING",
     "UNKNOWN_COLOR",
-    "apply_colormap",
-    "overlay",
+    "WRONG_COLOR",
     "add_border",
-    "text_tiles",
+    "apply_colormap",
     "cam_grid",
     "evolution_grid",
+    "fit_longer_side",
+    "letterbox",
+    "overlay",
+    "overlay_columns",
+    "text_tiles",
+    "to_uint8",
 ]
 
 #: border/caption colours (RGB in ``[0, 1]``) of a correct, a wrong and an unlabelled prediction.
 CORRECT_COLOR: tuple[float, float, float] = (0.15, 0.85, 0.25)
 WRONG_COLOR: tuple[float, float, float] = (0.95, 0.2, 0.15)
 UNKNOWN_COLOR: tuple[float, float, float] = (0.85, 0.85, 0.85)
-_BACKGROUND = 0.08  # dark grey behind captions and between tiles
-def _check_images(images: Tensor) -> None:
-    if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(
-            f"images must be a (B, 3, H, W) RGB tensor in [0, 1], got {shape}; use "
-            "CAMMixin.cam_denormalize(images) to turn model inputs into displayable RGB."
-        )
+#: dark grey behind captions and between tiles.
+BACKGROUND = 0.08
+#: smallest caption height in pixels (two lines of text); larger tiles get a third of their height.
+CAPTION_MIN_HEIGHT = 24
+#: frame width of the overlays, in pixels.
+BORDER = 3
+#: pixels between tiles.
+PADDING = 2
+
+
+def _check_images(images: Tensor) -> Tensor:
+    return check_shape(images, ("B", 3, "H", "W"), "images",
+                       "RGB in [0, 1]; use CAMMixin.cam_denormalize(images) to turn model inputs into displayable RGB")
+
+
+def fit_longer_side(images: Tensor, size: int) -> Tensor:
+    """``(B, C, H, W)`` resized (bilinear) so that the longer side is ``size``, float32; the same tensor as
+    float32 when it already is.
+
+    Example:
+        >>> fit_longer_side(torch.ones(1, 3, 8, 4), 16).shape
+        torch.Size([1, 3, 16, 8])
+    """
+    h, w = images.shape[-2:]
+    scale = size / max(h, w)
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if new == (h, w):
+        return images.float()
+    return F.interpolate(images.float(), size=new, mode="bilinear", align_corners=False)
+
+
+def letterbox(images: Tensor, size: int) -> Tensor:
+    """``(B, C, H, W)`` resized so that the longer side is ``size`` and padded with zeros to
+    ``(B, C, size, size)``, centred: every tile has one shape whatever the images' sizes.
+
+    Example:
+        >>> letterbox(torch.ones(1, 1, 4, 8), 16).shape
+        torch.Size([1, 1, 16, 16])
+    """
+    x = fit_longer_side(images, size)
+    nh, nw = x.shape[-2:]
+    top, left = (size - nh) // 2, (size - nw) // 2
+    return F.pad(x, (left, size - nw - left, top, size - nh - top))
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """Values in ``[0, 1]`` as ``uint8`` ``round(255 · clamp(x, 0, 1))`` (NaN as 0), same shape and device.
+
+    Example:
+        >>> to_uint8(torch.tensor([0.0, 0.5, 1.0, float("nan"), 2.0])).tolist()
+        [0, 128, 255, 0, 255]
+    """
+    return (torch.nan_to_num(x.detach().float(), nan=0.0).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def apply_colormap(maps: Tensor, colormap: str = "jet") -> Tensor:
@@ -181,7 +234,7 @@ def text_tiles(
         fontsize = max(5.0, min(11.0, 0.8 * height / max_lines * 72.0 / dpi / 1.25))
     char_px = 0.62 * fontsize * dpi / 72.0
     max_chars = max(3, int(width / char_px))
-    fig = Figure(figsize=(n * width / dpi, height / dpi), dpi=dpi, facecolor=(_BACKGROUND,) * 3)
+    fig = Figure(figsize=(n * width / dpi, height / dpi), dpi=dpi, facecolor=(BACKGROUND,) * 3)
     canvas = FigureCanvasAgg(fig)
     for i, text in enumerate(texts):
         color = tuple(colors[i]) if colors is not None else (1.0, 1.0, 1.0)
@@ -198,14 +251,33 @@ def text_tiles(
     return img.reshape(height, n, width, 3).permute(1, 3, 0, 2).contiguous()
 
 
-def _resize(images: Tensor, size: int) -> Tensor:
-    """Resize ``(B, C, H, W)`` so that the longer side is ``size`` (bilinear; identity if equal)."""
-    h, w = images.shape[-2:]
-    scale = size / max(h, w)
-    new = (max(1, round(h * scale)), max(1, round(w * scale)))
-    if new == (h, w):
-        return images.float()
-    return F.interpolate(images.float(), size=new, mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[float]], texts: Sequence[str],
+                    colormap: str = "jet", alpha: float = 0.5, border: int = BORDER,
+                    padding: int = PADDING) -> Tensor:
+    """The column layout of the probe grid and the worst-case gallery: per image, the input, its overlay framed
+    in ``colors[b]``, and a caption ``texts[b]`` in that colour, laid out with ``make_grid``.
+
+    Args:
+        images: ``(B, 3, h_t, w_t)`` displayable RGB tiles in ``[0, 1]`` (already at tile size).
+        maps: ``(B, h, w)`` maps in ``[0, 1]`` (resized to the tiles).
+        colors: ``B`` RGB triples of frame and caption.
+        texts: ``B`` captions.
+
+    Returns:
+        ``(3, 2 * h_t + caption + 2 * padding, B * (w_t + padding) + padding)`` float32 in ``[0, 1]`` with
+        ``caption = max(CAPTION_MIN_HEIGHT, h_t // 3)``.
+
+    Example:
+        >>> overlay_columns(torch.rand(2, 3, 32, 32), torch.rand(2, 8, 8), [CORRECT_COLOR] * 2, ["a", "b"]).shape
+        torch.Size([3, 92, 70])
+    """
+    th, tw = images.shape[-2:]
+    over = overlay(images, maps, colormap, alpha)
+    palette = torch.tensor([list(c) for c in colors], dtype=torch.float32)
+    over = add_border(over, palette, width=min(border, (min(th, tw) - 1) // 2))
+    captions = text_tiles(texts, max(CAPTION_MIN_HEIGHT, th // 3), tw, colors=colors)
+    columns = torch.cat([images.float(), over, captions], dim=2)
+    return make_grid(columns, nrow=images.shape[0], padding=padding, pad_value=BACKGROUND)
 
 
 def _name(classes: Sequence[str] | None, index: int) -> str:
@@ -223,8 +295,8 @@ def cam_grid(
     colormap: str = "jet",
     alpha: float = 0.5,
     tile_size: int = 128,
-    border: int = 3,
-    padding: int = 2,
+    border: int = BORDER,
+    padding: int = PADDING,
 ) -> Tensor:
     """A grid with one column per image: the input, its CAM overlay framed green (right) or red (wrong), and
     a caption with the predicted and the true class.
@@ -263,9 +335,7 @@ def cam_grid(
             f"images ({b}), maps ({maps.shape[0]}), preds ({preds.shape[0]}) and labels "
             f"({None if labels is None else labels.shape[0]}) must hold one entry per image."
         )
-    imgs = _resize(images.detach().cpu(), tile_size)
-    th, tw = imgs.shape[-2:]
-    over = overlay(imgs, maps.detach().cpu().float(), colormap, alpha)
+    imgs = fit_longer_side(images.detach().cpu(), tile_size).clamp(0.0, 1.0)
     preds_l = [int(p) for p in preds.detach().cpu().tolist()]
     labels_l = None if labels is None else [int(t) for t in labels.detach().cpu().tolist()]
     if labels_l is None:
@@ -274,12 +344,7 @@ def cam_grid(
     else:
         colors = [CORRECT_COLOR if p == t else WRONG_COLOR for p, t in zip(preds_l, labels_l)]
         texts = [f"pred: {_name(class_names, p)}\ntrue: {_name(class_names, t)}" for p, t in zip(preds_l, labels_l)]
-    border = min(border, (min(th, tw) - 1) // 2)
-    over = add_border(over, torch.tensor(colors, dtype=torch.float32), width=border)
-    caption_h = max(24, th // 3)
-    captions = text_tiles(texts, caption_h, tw, colors=colors)
-    columns = torch.cat([imgs, over, captions], dim=2)  # (B, 3, 2*th + caption_h, tw)
-    return make_grid(columns, nrow=b, padding=padding, pad_value=_BACKGROUND)
+    return overlay_columns(imgs, maps.detach().cpu().float(), colors, texts, colormap, alpha, border, padding)
 
 
 def evolution_grid(
@@ -289,7 +354,7 @@ def evolution_grid(
     colormap: str = "jet",
     alpha: float = 0.5,
     tile_size: int = 96,
-    padding: int = 2,
+    padding: int = PADDING,
     title: str = "input",
 ) -> Tensor:
     """How the maps of the same images change: the inputs on top, then one row of overlays per entry of
@@ -322,7 +387,7 @@ def evolution_grid(
     e, b = maps.shape[:2]
     if len(row_labels) != e:
         raise ValueError(f"got {e} rows of maps but {len(row_labels)} row labels; pass one label per row.")
-    imgs = _resize(images.detach().cpu(), tile_size)
+    imgs = fit_longer_side(images.detach().cpu(), tile_size).clamp(0.0, 1.0)
     th, tw = imgs.shape[-2:]
     rows = [imgs]
     flat = maps.detach().cpu().float().reshape(e * b, *maps.shape[-2:])
@@ -330,5 +395,5 @@ def evolution_grid(
     rows.extend(over.reshape(e, b, 3, th, tw).unbind(0))
     labels = text_tiles([title, *row_labels], th, tw)
     tiles = torch.cat([torch.cat([labels[i : i + 1], row]) for i, row in enumerate(rows)])
-    return make_grid(tiles, nrow=b + 1, padding=padding, pad_value=_BACKGROUND)
+    return make_grid(tiles, nrow=b + 1, padding=padding, pad_value=BACKGROUND)
 

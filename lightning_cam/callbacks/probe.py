@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_cam.methods import ExtraInputs
+from lightning_cam.render import fit_longer_side, to_uint8
 
 __all__ = ["History", "ProbeSet", "When", "input_dtype"]
 
@@ -171,12 +171,9 @@ class History:
         """Record ``(N, H, W)`` maps in ``[0, 1]`` and ``(N,)`` predictions of ``method`` as ``row`` (replacing
         an earlier record of the same row), made at ``epoch`` (default: ``row``) and logger ``step``."""
         x = maps.detach().float().cpu()
-        h, w = x.shape[-2:]
-        if max(h, w) > self.max_size:
-            scale = self.max_size / max(h, w)
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            x = F.interpolate(x[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-        q = (torch.nan_to_num(x, nan=0.0).clamp(0, 1) * 255).round().to(torch.uint8)
+        if max(x.shape[-2:]) > self.max_size:
+            x = fit_longer_side(x[:, None], self.max_size)[:, 0]
+        q = to_uint8(x)
         self.maps.setdefault(method, {})[int(row)] = q
         self.preds.setdefault(method, {})[int(row)] = preds.detach().cpu().long()
         self.whens[int(row)] = When(int(row), int(row if epoch is None else epoch), None if step is None else int(step))

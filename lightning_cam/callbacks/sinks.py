@@ -33,10 +33,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 from torchvision.utils import save_image
 
+from lightning_cam.render import to_uint8
 from lightning_cam.utilities.lightning import (
     COMET_LOGGERS,
     DUMMY_LOGGERS,
@@ -86,8 +86,7 @@ def to_hwc_uint8(image: Tensor) -> np.ndarray:
         >>> to_hwc_uint8(torch.ones(3, 2, 4)).shape
         (2, 4, 3)
     """
-    x = image.detach().float().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
-    return x.permute(1, 2, 0).numpy()
+    return to_uint8(image.cpu()).permute(1, 2, 0).numpy()
 
 
 class ImageSink(ABC):

@@ -8,7 +8,7 @@ uses (a ``(B,)`` long tensor, an ``int``, a ``float``, ...). The CAM methods, th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal, overload
 
@@ -31,6 +31,7 @@ __all__ = [
     "check_masks",
     "check_options",
     "check_same_shape",
+    "check_shape",
     "check_sigma",
     "check_steps",
     "check_target_range",
@@ -61,6 +62,29 @@ def _is_int(value: object) -> bool:
 
 def _shape(value: object) -> object:
     return tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+
+
+def check_shape(x: object, dims: Sequence[str | int], name: str, hint: str = "") -> Tensor:
+    """The one shape check (kornia's style): ``x`` is a tensor with one dimension per entry of ``dims``; an
+    ``int`` entry fixes that dimension's size, a ``str`` names a free one. The message names the layout, the
+    shape received and ``hint`` (the fix).
+
+    Example:
+        >>> check_shape(torch.zeros(2, 3, 4, 4), ("B", 3, "H", "W"), "images").shape
+        torch.Size([2, 3, 4, 4])
+        >>> check_shape(torch.zeros(2, 4, 4, 4), ("B", 3, "H", "W"), "images", "RGB in [0, 1]")
+        Traceback (most recent call last):
+        ...
+        ValueError: `images` must be a (B, 3, H, W) tensor, got shape (2, 4, 4, 4); RGB in [0, 1].
+    """
+    ok = isinstance(x, Tensor) and x.ndim == len(dims) and all(
+        isinstance(d, str) or x.shape[i] == d for i, d in enumerate(dims))
+    if not ok:
+        layout = "(" + ", ".join(str(d) for d in dims) + ")"
+        got = f"shape {_shape(x)}" if isinstance(x, Tensor) else f"a {_shape(x)}"
+        raise ValueError(f"`{name}` must be a {layout} tensor, got {got}{'; ' + hint if hint else ''}.")
+    assert isinstance(x, Tensor)
+    return x
 
 
 # ----------------------------------------------------------------------------------------- model inputs
@@ -170,12 +194,8 @@ def check_maps(maps: object, name: str = "maps") -> Tensor:
         >>> check_maps(torch.zeros(2, 4, 4)).shape
         torch.Size([2, 4, 4])
     """
-    if not isinstance(maps, Tensor) or maps.ndim != 3:
-        raise ValueError(
-            f"`{name}` must be a (B, H, W) tensor of maps, got {_shape(maps)}; add the batch dimension with "
-            f"`{name}.unsqueeze(0)` or squeeze extra dimensions."
-        )
-    return maps
+    return check_shape(maps, ("B", "H", "W"), name,
+                       f"add the batch dimension with `{name}.unsqueeze(0)` or squeeze extra dimensions")
 
 
 def check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:

@@ -21,18 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torchvision.utils import make_grid
 
 from lightning_cam.callbacks.images import send_image
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import ScalarLog, View, ViewContext, register_view
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
-from lightning_cam.render import CORRECT_COLOR, UNKNOWN_COLOR, WRONG_COLOR, add_border, overlay, text_tiles
+from lightning_cam.render import CORRECT_COLOR, UNKNOWN_COLOR, WRONG_COLOR, letterbox, overlay_columns, to_uint8
 
-__all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "gallery_image", "letterbox", "worst_first"]
+__all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "gallery_image", "worst_first"]
 
 #: ``(metric name, caption label, lower_is_worse)`` in order of preference for the gallery's score.
 SCORES: tuple[tuple[str, str, bool], ...] = (
@@ -72,27 +70,6 @@ def worst_first(bad: Tensor, content: Tensor) -> Tensor:
     """
     order = torch.argsort(content, descending=True, stable=True)
     return order[torch.argsort(bad[order], descending=True, stable=True)]
-
-
-def letterbox(x: Tensor, size: int) -> Tensor:
-    """``(B, C, H, W)`` resized so that the longer side is ``size`` (bilinear) and padded with zeros to
-    ``(B, C, size, size)``, centred: every tile has one shape whatever the images' sizes.
-
-    Example:
-        >>> letterbox(torch.ones(1, 1, 4, 8), 16).shape
-        torch.Size([1, 1, 16, 16])
-    """
-    h, w = x.shape[-2:]
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    if (nh, nw) != (h, w):
-        x = F.interpolate(x.float(), size=(nh, nw), mode="bilinear", align_corners=False)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    return F.pad(x.float(), (left, size - nw - left, top, size - nh - top))
-
-
-def _to_uint8(x: Tensor) -> Tensor:
-    return (torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 @dataclass
@@ -159,8 +136,8 @@ class WorstCases:
         meta = torch.stack([bad, content, values[key].detach().float().reshape(-1), labels.float(),
                             preds.float(), torch.full_like(bad, float(kind))], dim=1)[pick]
         with torch.no_grad():
-            tiles = _to_uint8(letterbox(self.denormalize(images[pick]).float(), self.tile))
-            maps = _to_uint8(letterbox(result.maps.detach()[pick][:, None], self.tile)[:, 0])
+            tiles = to_uint8(letterbox(self.denormalize(images[pick]).float(), self.tile))
+            maps = to_uint8(letterbox(result.maps.detach()[pick][:, None], self.tile)[:, 0])
         old = self.slots[method]
         meta, tiles, maps = torch.cat([old.meta, meta]), torch.cat([old.tiles, tiles]), torch.cat([old.maps, maps])
         keep = worst_first(meta[:, 0], meta[:, 1])[: self.k]
@@ -225,15 +202,11 @@ def gallery_image(samples: Sequence[WorstSample], class_names: Sequence[str] | N
     def name(i: int) -> str:
         return str(class_names[i]) if class_names is not None and 0 <= i < len(class_names) else str(i)
 
-    images = torch.stack([s.image for s in samples])
-    t = images.shape[-1]
-    over = overlay(images, torch.stack([s.cam for s in samples]), colormap, alpha)
     colors = [UNKNOWN_COLOR if s.label < 0 else CORRECT_COLOR if s.label == s.pred else WRONG_COLOR for s in samples]
-    over = add_border(over, torch.tensor(colors, dtype=torch.float32), width=min(3, (t - 1) // 2))
     texts = [f"{s.score_name} {s.value:.3g}\npred: {name(s.pred)}" + ("" if s.label < 0 else f" / {name(s.label)}")
              for s in samples]
-    captions = text_tiles(texts, max(24, t // 3), t, colors=colors)
-    return make_grid(torch.cat([images, over, captions], dim=2), nrow=len(samples), padding=2, pad_value=0.08)
+    return overlay_columns(torch.stack([s.image for s in samples]), torch.stack([s.cam for s in samples]), colors,
+                           texts, colormap, alpha)
 
 
 @register_view
