@@ -125,3 +125,23 @@ def trained_shapes_model(num_val: int) -> tuple[GAPClassifier, torch.Tensor, tor
             loss.backward()
             opt.step()
     return model.eval(), val.normalize(val.images), val.labels
+
+
+class MethodOptions(dict[str, dict[str, Any]]):
+    """Constructor options per method, keyed by canonical method names only (a key that is an alias or names no
+    method fails at import, instead of silently dropping the options), read with :meth:`of`."""
+
+    def __init__(self, table: dict[str, dict[str, Any]]) -> None:
+        from lightning_cam.methods import METHODS
+
+        names = {cls.name for cls in METHODS}
+        wrong = sorted(k for k in table if k not in names)
+        if wrong:
+            raise KeyError(f"method options keyed by {wrong}, which are not canonical method names {sorted(names)}.")
+        super().__init__(table)
+
+    def of(self, name: str) -> dict[str, Any]:
+        """The options of method ``name`` (canonical name or alias), ``{}`` when it has none."""
+        from lightning_cam.methods import get_method
+
+        return dict(self.get(get_method(name).name, {}))

@@ -39,6 +39,7 @@ def fit(package: str, tmp_path: Path, loggers: Any, with_callback: bool = True, 
     return trainer, model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
 def test_every_logger_gets_scalars_grids_and_evolution(package: str, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,6 +110,7 @@ def test_every_logger_gets_scalars_grids_and_evolution(package: str, tmp_path: P
     assert not list((tmp_path / "mlruns").glob("*.png"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("package", PACKAGES)
 def test_training_is_bit_identical_with_and_without_the_callback_under_both_packages(package: str,
                                                                                      tmp_path: Path) -> None:

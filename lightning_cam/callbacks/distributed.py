@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_cam.utilities.lightning import classes
 from lightning_cam.utilities.lockstep import LockStep, StepFailed, all_reduce_max
 
 __all__ = ["ShardedWork", "params_sharded", "sharded_strategy_types"]
@@ -25,22 +26,10 @@ __all__ = ["ShardedWork", "params_sharded", "sharded_strategy_types"]
 
 def sharded_strategy_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
     """``(always sharded, sharded at ZeRO stage 3)``: the strategy classes of every installed Lightning package
-    (``pytorch_lightning`` and ``lightning.pytorch`` are distinct class hierarchies)."""
-    always: list[type] = []
-    stage3: list[type] = []
-    for package in ("pytorch_lightning.strategies", "lightning.pytorch.strategies"):
-        try:
-            module = __import__(package, fromlist=["FSDPStrategy"])
-        except ImportError:
-            continue
-        for name in ("FSDPStrategy", "ModelParallelStrategy"):
-            cls = getattr(module, name, None)
-            if isinstance(cls, type):
-                always.append(cls)
-        deepspeed = getattr(module, "DeepSpeedStrategy", None)
-        if isinstance(deepspeed, type):
-            stage3.append(deepspeed)
-    return tuple(always), tuple(stage3)
+    (``pytorch_lightning`` and ``lightning.pytorch`` are distinct class hierarchies; see
+    :func:`lightning_cam.utilities.lightning.classes`)."""
+    always = classes("strategies.FSDPStrategy") + classes("strategies.ModelParallelStrategy")
+    return always, classes("strategies.DeepSpeedStrategy")
 
 
 def params_sharded(strategy: object) -> bool:

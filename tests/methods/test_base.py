@@ -19,15 +19,16 @@ from lightning_cam.methods import (
     available_methods,
     get_method,
 )
+from tests.helpers import MethodOptions
 
 from .conftest import make_vgg, structured_images
 
-KW = {"scorecam": {"batch_size": 64}, "smoothgradcam++": {"num_samples": 3}}
+KW = MethodOptions({"scorecam": {"batch_size": 64}, "smoothgradcam_pp": {"num_samples": 3}})
 LAYER = "features.9"
 
 
 def _make(name: str, model: nn.Module, layer: str = LAYER, **extra: object):
-    return get_method(name)(model, layer, **{**KW.get(name, {}), **extra})
+    return get_method(name)(model, layer, **{**KW.of(name), **extra})
 
 
 def _snapshot(model: nn.Module) -> dict[str, object]:

@@ -9,6 +9,7 @@ from torch import nn
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import available_methods, get_method
+from tests.helpers import MethodOptions
 
 from .conftest import structured_images
 
@@ -47,7 +48,7 @@ def test_every_method_passes_extra_inputs_per_sample(name: str) -> None:
     x = structured_images(3, 16, seed=2)
     meta = torch.tensor([0, 3, 1])
     cls = get_method(name)
-    kwargs = {"batch_size": 5} if name in ("scorecam", "smoothgradcam++") else {}
+    kwargs = MethodOptions({"scorecam": {"batch_size": 5}, "smoothgradcam_pp": {"batch_size": 5}}).of(name)
     together = cls(model, "features.1", **kwargs).explain(x, extra=(meta,))
     for i in range(3):  # one sample at a time through a model with that sample's meta bound
         alone = cls(Bound(model, meta[i : i + 1]), "model.features.1", **kwargs).explain(x[i : i + 1])

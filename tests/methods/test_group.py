@@ -11,8 +11,9 @@ from torch import nn
 
 from lightning_cam.methods import METHODS, BaseCAM, CAMResult, GradCAM, MethodGroup, explain_many
 from lightning_cam.methods.extra import ExtraInputs
+from tests.helpers import MethodOptions
 
-SMALL = {"scorecam": {"batch_size": 7}, "smoothgradcam++": {"num_samples": 3, "batch_size": 4}}
+SMALL = MethodOptions({"scorecam": {"batch_size": 7}, "smoothgradcam_pp": {"num_samples": 3, "batch_size": 4}})
 
 
 class MetaNet(nn.Module):
@@ -33,7 +34,7 @@ class MetaNet(nn.Module):
 
 def build(model: nn.Module) -> dict[str, BaseCAM]:
     torch.manual_seed(0)
-    return {cls.name: cls(model, "conv2", **SMALL.get(cls.name, {})) for cls in METHODS}  # type: ignore[arg-type]
+    return {cls.name: cls(model, "conv2", **SMALL.of(cls.name)) for cls in METHODS}  # type: ignore[arg-type]
 
 
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from lightning_cam.methods import available_methods, get_method
+from tests.helpers import MethodOptions
 
 from .conftest import structured_images
 
-KW = {"scorecam": {"batch_size": 128, "top_k": 16}, "smoothgradcam++": {"num_samples": 2}}
+KW = MethodOptions({"scorecam": {"batch_size": 128, "top_k": 16}, "smoothgradcam_pp": {"num_samples": 2}})
 
 
 @pytest.mark.parametrize("name", available_methods())
@@ -17,7 +18,7 @@ KW = {"scorecam": {"batch_size": 128, "top_k": 16}, "smoothgradcam++": {"num_sam
 def test_contract(name: str, model_name: str, layer: str, request: pytest.FixtureRequest) -> None:
     model = request.getfixturevalue(model_name)
     x = structured_images(3, 32, seed=1)
-    res = get_method(name)(model, layer, **KW.get(name, {})).explain(x)
+    res = get_method(name)(model, layer, **KW.of(name)).explain(x)
     assert res.maps.shape == (3, 32, 32) and res.maps.dtype == torch.float32
     assert res.maps.device == x.device
     assert torch.isfinite(res.maps).all()
