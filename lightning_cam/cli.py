@@ -89,5 +89,11 @@ def main(args: ArgsType = None, run: bool = True) -> CAMLightningCLI:
     )
 
 
-if __name__ == "__main__":  # pragma: no cover
+def run() -> None:
+    """The ``lightning-cam`` console script: :func:`main` on ``sys.argv``, exit status 0 on success (a console
+    script exits with what its function returns, and :func:`main` returns the CLI object)."""
     main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

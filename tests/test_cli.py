@@ -164,3 +164,21 @@ def test_fit_shapes_ddp_config_on_two_cpu_processes(tmp_path: Path) -> None:
     scalars = set(events.Tags()["scalars"])
     assert {"val_acc", "cam/gradcam/adcc", "cam/eigencam/iou"} <= scalars
     assert "cam/gradcam/grid" in events.Tags()["images"]
+
+
+@pytest.mark.slow
+def test_the_console_script_exits_0_after_a_successful_run(tmp_path: Path) -> None:
+    """What `lightning-cam fit ...` does: the installed entry point, called as a console script calls it."""
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="lightning-cam")
+    assert script.value == "lightning_cam.cli:run"
+    code = (f"import sys; from {script.module} import {script.attr} as entry; sys.argv = sys.argv[:1] + "
+            f"sys.argv[1:]; sys.exit(entry())")
+    args = ["fit", "--config", str(ROOT / "configs" / "shapes.yaml"), "--trainer.max_epochs=1", *QUIET,
+            "--trainer.enable_checkpointing=false", f"--trainer.default_root_dir={tmp_path}", "--data.num_train=16",
+            "--data.num_val=16", "--data.num_test=8", "--data.image_size=32", "--data.batch_size=16",
+            "--model.channels=[8, 8]"]
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]

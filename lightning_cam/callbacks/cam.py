@@ -14,9 +14,10 @@ At every ``every_n_epochs``-th validation run of ``fit`` (counting the runs that
   parameters: see :mod:`lightning_cam.callbacks.distributed`), tag ``cam/<method>/grid``
   (``cam_test/...`` in ``test``), at the step of those scalars, to every logger that can keep images
   (one sink per logger kind, :mod:`~lightning_cam.callbacks.sinks`: TensorBoard, W&B, MLflow, Comet,
-  Neptune, PNG files in the ``log_dir`` of any other): a fixed probe set of ``num_images`` validation
-  images (the first ones rank zero sees at the first logged run, then kept in the callback's state so
-  that every run shows the same images), each with its colormap overlay
+  Neptune, PNG files in the ``log_dir`` of any other): a fixed probe set of ``num_images`` images of the
+  stage's own data (validation images for ``fit``/``validate``, test images for ``test``: the first ones
+  rank zero sees at the stage's first logged run, then kept in the callback's state so that every run
+  shows the same images), each with its colormap overlay
   (:func:`lightning_cam.render.cam_grid`), framed green when the prediction is right and red when wrong,
   captioned with the predicted and the true class.
 * **an evolution image** at the end of ``fit``: the probe overlays of every CAM validation of ``fit``,
@@ -229,7 +230,8 @@ class CAMCallback(CallbackBase):
 
     def __init_parts(self) -> None:
         """The small objects the hooks call, and the checkpointed state."""
-        self.probe = ProbeSet(capacity=self.num_images)
+        self.probe = ProbeSet(capacity=self.num_images)  # validation images (fit and validate)
+        self.test_probe = ProbeSet(capacity=self.num_images)  # test images, captured in trainer.test()
         self.history = History()
         self.epochs_logged: list[int] = []
         self._runner = CAMRunner(self._method_classes, self.method_kwargs, self.on_error)
@@ -257,6 +259,7 @@ class CAMCallback(CallbackBase):
         return {
             "version": STATE_VERSION,
             "probe": self.probe.state_dict(),
+            "probe_test": self.test_probe.state_dict(),
             "history": self.history.state_dict(),
             "epochs_logged": list(self.epochs_logged),
             "validation_runs": self._schedule.runs,
@@ -267,6 +270,7 @@ class CAMCallback(CallbackBase):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = migrate_state(state_dict)
         self.probe.load_state_dict(state_dict.get("probe", {}))
+        self.test_probe.load_state_dict(state_dict.get("probe_test", {}))
         self.history.load_state_dict(state_dict.get("history", {}))
         self.epochs_logged = [int(e) for e in state_dict.get("epochs_logged", [])]
         self._schedule.runs = int(state_dict.get("validation_runs", 0))
@@ -338,6 +342,8 @@ class CAMCallback(CallbackBase):
         if not self._active:
             return
         self._prefix = key_prefix(loop)
+        # a probe set per stage: test grids show test images, with the test labels in the captions
+        self._batch.probe = self._probe_pass.probe = self.test_probe if loop == "test" else self.probe
         self._runner.build(cam_module(pl_module))
         self._accumulator.start(pl_module.device, trainer.world_size)
         self._views.start(trainer, pl_module, cam_module(pl_module).cam_denormalize)

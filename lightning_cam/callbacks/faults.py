@@ -183,7 +183,7 @@ def fault_report(counts: Mapping[str, int], first: str | None, during: str) -> s
     if not total:
         return None
     detail = ", ".join(f"{int(v)} {k}" for k, v in counts.items() if v)
-    head = f"; first on rank 0: {first}" if first else ""
+    head = f"; first on rank 0: {first.rstrip('. ')}" if first else ""
     return (
         f"CAMCallback: {total} fault(s) {during} ({detail}){head}. The affected samples/images were skipped; "
         "pass on_error='raise' to stop at the first one."

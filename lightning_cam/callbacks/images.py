@@ -78,9 +78,11 @@ class ProbeImages:
             result = cam.explain(images, targets, extra=extra) if extra else cam.explain(images, targets)
             preds = result.logits.argmax(-1)
             maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
-            if not (torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all()):
-                self.faults.record("nonfinite", f"{name}: non-finite probe map or logit at epoch {when.epoch}")
-            if history is not None:
+            finite = bool(torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all())
+            if not finite:  # drawn as 0 in the grid; never compared (drift) nor shown as a real row (evolution)
+                self.faults.record("nonfinite", f"{name}: non-finite probe map or logit at epoch {when.epoch}; the "
+                                   "grid draws it as 0, drift and the evolution image leave this run out")
+            if history is not None and finite:
                 history.add(name, when.row, maps, preds, epoch=when.epoch, step=when.step)
             grid = cam_grid(display, maps.cpu(), preds.cpu(), None if labels is None else labels.cpu(),
                             class_names, self.colormap, self.alpha, self.tile_size)

@@ -5,7 +5,8 @@ version    what it holds
 =========  ==========================================================================================
 1          ``probe``, ``history``, ``epochs_logged`` (one validation run per epoch assumed)
 2          + ``validation_runs`` (the runs counted), ``views``: ``{"curves": ...}`` (the summary curves)
-3          ``views``: ``{<view name>: <its state>}``, e.g. ``{"summary": {"curves": ...}}``
+3          ``views``: ``{<view name>: <its state>}``, e.g. ``{"summary": {"curves": ...}}``; ``probe_test``,
+           the test stage's probe set (earlier versions have none: it is captured at the next test)
 =========  ==========================================================================================
 """
 

@@ -18,7 +18,7 @@ from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, resolve_layer
 from lightning_cam.utilities.checks import check_batch_size
-from lightning_cam.utilities.chunking import chunk_size, run_chunks
+from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
 
@@ -227,6 +227,7 @@ class ScoreCAM(BaseCAM):
         self.fill = fill
         self.batch_size = check_batch_size(batch_size, allow_none=True)
         self.top_k = None if top_k is None else int(top_k)
+        self.chunks = ChunkMemory()  # an out-of-memory back-off is remembered for the later calls
 
     def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         acts, targets = cap.activations, cap.targets
@@ -291,5 +292,5 @@ class ScoreCAM(BaseCAM):
             more = extra.take(sample[:1], b)
             self._logits(torch.zeros_like(x[:1]), more) if more else self._logits(torch.zeros_like(x[:1]))
 
-        run_chunks(n, proposed, step, x.device, pad=pad)
+        self.chunks.run(n, proposed, step, x.device, pad=pad, key=size[0] * size[1])
         return out.view(b, k)

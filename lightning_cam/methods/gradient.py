@@ -18,7 +18,7 @@ from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.utilities.checks import check_batch_size
-from lightning_cam.utilities.chunking import chunk_size, run_chunks
+from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "SmoothGradCAMPlusPlus", "XGradCAM"]
 
@@ -200,6 +200,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         self.std = float(std)
         self.seed = int(seed)
         self.batch_size = check_batch_size(batch_size, allow_none=True)
+        self.chunks = ChunkMemory()  # an out-of-memory back-off is remembered for the later calls
 
     def noise(self, x: Tensor) -> Tensor:
         """The ``(n, C, H, W)`` standard-normal noise patterns of one call (before scaling)."""
@@ -238,6 +239,6 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
             self._capture(x[:1], targets[:1], "grad", extra=extra.take(targets.new_zeros(1), b), trusted=True)
 
-        run_chunks(jobs, chunk, step, x.device, pad=pad)
+        self.chunks.run(jobs, chunk, step, x.device, pad=pad, key=x.shape[-2] * x.shape[-1])
         assert total[0] is not None
         return total[0] / n

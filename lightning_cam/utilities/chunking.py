@@ -28,7 +28,7 @@ import torch
 
 from lightning_cam.utilities.lockstep import chunk_plan
 
-__all__ = ["OOM_ERRORS", "PIXELS_PER_FORWARD", "chunk_size", "run_chunks"]
+__all__ = ["OOM_ERRORS", "PIXELS_PER_FORWARD", "ChunkMemory", "chunk_size", "run_chunks"]
 
 #: input pixels (H * W, all channels) per forward at which a CPU forward is efficient; see the module doc.
 PIXELS_PER_FORWARD = 2**19
@@ -109,3 +109,31 @@ def run_chunks(
         pad()
         runs += 1
     return chunk
+
+
+class ChunkMemory:
+    """The chunk size an out-of-memory back-off of :func:`run_chunks` came down to, remembered for the later
+    calls of the same method (per image size): a method that ran out of memory once does not start every
+    batch at the full size again (and pay the same errors).
+
+    Example:
+        >>> memory = ChunkMemory()
+        >>> def step(start, stop):
+        ...     if stop - start > 2:
+        ...         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        >>> memory.run(8, 8, step, key=64), memory.run(8, 8, step, key=64), memory.caps
+        (2, 2, {64: 2})
+    """
+
+    def __init__(self) -> None:
+        self.caps: dict[int, int] = {}
+
+    def run(self, total: int, chunk: int, step: Callable[[int, int], None], device: torch.device | None = None,
+            pad: Callable[[], None] | None = None, key: int = 0) -> int:
+        """:func:`run_chunks` starting from ``chunk`` or the size remembered for ``key`` (the smaller); a
+        smaller size reached by a back-off is remembered."""
+        proposed = min(int(chunk), self.caps.get(key, int(chunk)))
+        used = run_chunks(total, proposed, step, device, pad)
+        if used < proposed:
+            self.caps[key] = used
+        return used

@@ -175,5 +175,17 @@ def test_test_stage_is_opt_in_and_has_keys_of_its_own(tmp_path: Any) -> None:
     assert images(tb.log_dir, "cam/gradcam/grid") == [3]  # fit: 4 training batches, logged at step 3
     assert images(tb.log_dir, "cam_test/gradcam/grid") == [4]  # test: after the 4 optimizer steps
     assert cb.history.rows("gradcam") == [0]  # test runs are not rows of the fit's evolution
+    # a probe set per stage: the test grid shows the first test images with their labels, not validation's
+    test_batch, val_batch = next(iter(dm.test_dataloader())), next(iter(dm.val_dataloader()))
+    test_parts, val_parts = model.cam_inputs(test_batch), model.cam_inputs(val_batch)
+    assert torch.equal(cb.test_probe.images, test_parts.images[:2].float())
+    assert torch.equal(cb.probe.images, val_parts.images[:2].float())
+    assert not torch.equal(cb.test_probe.images, cb.probe.images)
+    assert torch.equal(cb.test_probe.labels, test_parts.labels[:2])
+    state = cb.state_dict()
+    restored = CAMCallback(num_images=2, stages=("fit", "validate", "test"))
+    restored.load_state_dict(state)  # checkpointed separately
+    assert torch.equal(restored.test_probe.images, cb.test_probe.images)
+    assert torch.equal(restored.probe.images, cb.probe.images)
     with open(os.path.join(csv_logger.log_dir, "metrics.csv")) as f:
         assert "cam_test/gradcam/adcc" in next(csv.reader(f))

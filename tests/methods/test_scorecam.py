@@ -86,6 +86,30 @@ def test_memory_cap_is_respected_and_oom_halves_the_chunk() -> None:
     assert seen["calls"] == (2 if _live_channels(model, x) < 64 else 1 + 3)
 
 
+def test_an_out_of_memory_back_off_is_remembered_for_the_later_calls() -> None:
+    model = make_vgg()
+    x = structured_images(2, 32, seed=11)
+    sizes: list[int] = []
+
+    def cap(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        sizes.append(args[0].shape[0])
+        if args[0].shape[0] > 5:
+            raise torch.OutOfMemoryError("simulated: chunk too large")
+
+    cam = ScoreCAM(model, LAYER, batch_size=24)
+    handle = model.register_forward_pre_hook(cap)
+    try:
+        first = cam.explain(x)
+        failed_first = sum(s > 5 for s in sizes[1:])
+        sizes.clear()
+        second = cam.explain(x)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(first.low_res, second.low_res)
+    assert failed_first == 3 and max(sizes[1:]) <= 5  # 24, 12, 6 failed once; the second call starts at 3
+    assert cam.chunks.caps == {32 * 32: 3}
+
+
 def test_top_k_fast_mode_stays_close_to_exact() -> None:
     """The docstring's claim on the VGG test model: top_k = C/2 keeps per-sample Pearson >= 0.95."""
     model = make_vgg()

@@ -4,7 +4,7 @@
 * ``"worst"``: the worst-case gallery ``cam/<method>/worst`` (:mod:`.gallery`, option ``k``);
 * ``"drift"``: the drift of the probe maps ``cam/<method>/drift`` (:mod:`.drift`);
 * ``"agreement"``: method agreement ``cam/agreement/<a>__<b>`` (:mod:`.agreement`);
-* ``"per_class"``: per-class curves ``cam/<method>/<metric>/<class>`` (:mod:`.per_class`, opt-in);
+* ``"per_class"``: per-class curves ``cam/<method>/per_class/<metric>/<class>`` (:mod:`.per_class`, opt-in);
 * ``"summary"``: the custom-scalars layout and the summary figure of all ``cam/`` curves (:mod:`.summary`).
 
 **Adding a view** is one new module with a :class:`~.base.View` subclass decorated with

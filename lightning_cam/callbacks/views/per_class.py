@@ -1,7 +1,10 @@
-"""Per-class curves ``cam/<method>/<metric>/<class name>`` (view ``"per_class"``, opt-in): every metric's mean
+"""Per-class curves ``cam/<method>/per_class/<metric>/<class name>`` (view ``"per_class"``, opt-in): every metric's mean
 per true class (the predicted class when the batch has no labels), from the per-sample values the callback
 already computes, in ``torchmetrics`` sum states (:class:`~lightning_cam.metrics.per_class.PerClassMetrics`,
 so DDP-safe).
+
+The keys live under their own branch ``per_class/``: no logged key is a prefix path of another, so loggers
+that store keys as paths (MLflow's file store: ``cam/<method>/<metric>`` is a file) keep them all.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from lightning_cam.metrics.per_class import PerClassMetrics
 from lightning_cam.mixin import CAMBatch
 from lightning_cam.utilities.lightning import rank_zero_warn
 
-__all__ = ["PerClassView", "class_names_of", "class_tag"]
+__all__ = ["PerClassView", "class_names_of", "class_tag", "per_class_tag"]
 
 
 def class_tag(name: str) -> str:
@@ -31,6 +34,16 @@ def class_tag(name: str) -> str:
         'traffic_light_red'
     """
     return re.sub(r"[^A-Za-z0-9_.]", "_", str(name)) or "_"
+
+
+def per_class_tag(method: str, metric: str, class_name: str) -> str:
+    """The logged key of one method's metric on one class.
+
+    Example:
+        >>> per_class_tag("gradcam", "iou", "traffic light")
+        'cam/gradcam/per_class/iou/traffic_light'
+    """
+    return f"cam/{method}/per_class/{metric}/{class_tag(class_name)}"
 
 
 def class_names_of(trainer: Any, pl_module: Any) -> list[str] | None:
@@ -45,10 +58,10 @@ def class_names_of(trainer: Any, pl_module: Any) -> list[str] | None:
 
 @register_view
 class PerClassView(View):
-    """View ``"per_class"``: ``cam/<method>/<metric>/<class>`` for every class with samples.
+    """View ``"per_class"``: ``cam/<method>/per_class/<metric>/<class>`` for every class with samples.
 
     Example:
-        >>> PerClassView.chart("cam/gradcam/iou/circle")
+        >>> PerClassView.chart("cam/gradcam/per_class/iou/circle")
         ('CAM per class', 'iou per class (gradcam)', 'circle')
     """
 
@@ -61,15 +74,14 @@ class PerClassView(View):
         self._warned = False
 
     def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
-        return [f"cam/{m}/{k}/{class_tag(c)}" for m in self.ctx.methods for k in self.ctx.metrics
-                for c in class_names or ()]
+        return [per_class_tag(m, k, c) for m in self.ctx.methods for k in self.ctx.metrics for c in class_names or ()]
 
     @classmethod
     def chart(cls, key: str) -> Chart | None:
         parts = key.split("/")
-        if len(parts) < 4 or parts[1] == "agreement":
+        if len(parts) < 5 or parts[2] != "per_class":
             return None
-        return "CAM per class", f"{parts[2]} per class ({parts[1]})", "/".join(parts[3:])
+        return "CAM per class", f"{parts[3]} per class ({parts[1]})", "/".join(parts[4:])
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
         if not self.classes:
@@ -87,13 +99,21 @@ class PerClassView(View):
 
     def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
                 index: Tensor | None, batch_size: int) -> None:
-        if method in self.classes:
-            self.classes[method].update(values, parts.labels if parts.labels is not None else result.targets)
+        if method not in self.classes:
+            return
+        scored = torch.isfinite(result.maps.flatten(1)).all(1)  # left-out samples come as NaN: not this view's
+        classes = parts.labels if parts.labels is not None else result.targets
+        classes = torch.where(scored.to(classes.device), classes, torch.zeros_like(classes))
+        outside = self.classes[method].update(values, classes)
+        k = len(self.class_names or ())
+        self.ctx.faults.add("error", outside, lambda n: f"{method}: {n} scored sample(s) whose class is outside the "
+                            f"{k} class names, left out of the per-class curves; name every class in the module's "
+                            "`cam_class_names` (or the datamodule's `class_names`)")
 
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str) -> None:
         names = [class_tag(c) for c in self.class_names or ()]
         with torch.inference_mode(False):
             for method, metric in self.classes.items():
-                for key, value in metric.values(lambda k, c, m=method: f"cam/{m}/{k}/{names[c]}").items():
+                for key, value in metric.values(lambda k, c, m=method: per_class_tag(m, k, names[c])).items():
                     log(key, value)

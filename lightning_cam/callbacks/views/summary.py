@@ -5,7 +5,7 @@ every ``cam/`` curve the callback logged (``cam/summary``, kept as ``cam_summary
 Both group keys the same way (:func:`chart_of`): ``cam/<method>/<metric>`` on the chart of ``<metric>``, and
 every other key where the view that logs it places it (:meth:`View.chart
 <lightning_cam.callbacks.views.base.View.chart>`): ``cam/<method>/drift`` on ``drift``,
-``cam/agreement/<a>__<b>`` on ``agreement``, the per-class ``cam/<method>/<metric>/<class>`` on
+``cam/agreement/<a>__<b>`` on ``agreement``, the per-class ``cam/<method>/per_class/<metric>/<class>`` on
 ``<metric> per class (<method>)``.
 """
 
@@ -40,7 +40,7 @@ def chart_of(key: str) -> Chart | None:
     Example:
         >>> chart_of("cam/gradcam/adcc"), chart_of("cam/agreement/gradcam__eigencam")
         (('CAM metrics', 'adcc', 'gradcam'), ('CAM agreement and drift', 'agreement', 'gradcam__eigencam'))
-        >>> chart_of("cam/gradcam/iou/circle")
+        >>> chart_of("cam/gradcam/per_class/iou/circle")
         ('CAM per class', 'iou per class (gradcam)', 'circle')
     """
     parts = key.split("/")

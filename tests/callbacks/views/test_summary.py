@@ -7,7 +7,7 @@ from lightning_cam.callbacks.views.summary import Curves, chart_of, summary_figu
 
 def test_every_key_on_its_chart_and_the_figure() -> None:
     curves = Curves()
-    keys = ("cam/gradcam/adcc", "cam/gradcam/drift", "cam/agreement/a__b", "cam/gradcam/iou/circle")
+    keys = ("cam/gradcam/adcc", "cam/gradcam/drift", "cam/agreement/a__b", "cam/gradcam/per_class/iou/circle")
     for key in keys:
         curves.add(key, 0, 0.5)
     assert [chart_of(k)[1] for k in keys] == ["adcc", "drift", "agreement", "iou per class (gradcam)"]  # type: ignore[index]
