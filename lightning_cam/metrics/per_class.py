@@ -30,16 +30,15 @@ class PerClassMetrics(GroupedMean):
         self.num_classes = int(num_classes)
         super().__init__((len(self.metric_names), self.num_classes), **kwargs)
 
-    def update(self, values: Mapping[str, Tensor], classes: Tensor) -> Tensor:
+    def update(self, values: Mapping[str, Tensor], classes: Tensor) -> None:
         """``values``: metric name -> ``(B,)`` (NaN: left out); ``classes``: ``(B,)`` long. Classes outside
-        ``[0, K)`` are left out; returns how many (a 0-d device tensor: no host sync)."""
+        ``[0, K)`` are left out. No host sync."""
         classes = classes.detach().to(self.total.device).long().reshape(-1)
         k = self.num_classes
         valid = (classes >= 0) & (classes < k)
         for m, key in enumerate(self.metric_names):
             if key in values:
                 self.add(m * k + classes.clamp(0, k - 1), values[key], valid)
-        return (~valid).sum()
 
     def values(self, tag: Any) -> dict[str, Tensor]:
         """``{tag(metric, class index): mean}`` for every (metric, class) with samples on some rank (a collective

@@ -104,8 +104,9 @@ class PerClassView(View):
         scored = torch.isfinite(result.maps.flatten(1)).all(1)  # left-out samples come as NaN: not this view's
         classes = parts.labels if parts.labels is not None else result.targets
         classes = torch.where(scored.to(classes.device), classes, torch.zeros_like(classes))
-        outside = self.classes[method].update(values, classes)
+        self.classes[method].update(values, classes)
         k = len(self.class_names or ())
+        outside = ((classes < 0) | (classes >= k)).sum()  # a device tally: no host sync
         self.ctx.faults.add("error", outside, lambda n: f"{method}: {n} scored sample(s) whose class is outside the "
                             f"{k} class names, left out of the per-class curves; name every class in the module's "
                             "`cam_class_names` (or the datamodule's `class_names`)")
