@@ -20,6 +20,7 @@ from lightning_cam.mixin import CAMBatch
 
 __all__ = [
     "MetricAccumulator",
+    "rank_quota",
     "applicable_metrics",
     "finite_samples",
 ]
@@ -37,6 +38,18 @@ def finite_samples(result: CAMResult) -> Tensor:
     return torch.isfinite(result.maps).flatten(1).all(1) & torch.isfinite(result.logits).flatten(1).all(1)
 
 
+def rank_quota(max_samples: int, world_size: int, rank: int) -> int:
+    """How many samples rank ``rank`` of ``world_size`` scores so that the ranks together score ``max_samples``:
+    its share of the first ``max_samples`` positions under a distributed sampler (``r, r + W, ...``).
+
+    Example:
+        >>> [rank_quota(5, 2, r) for r in range(2)], [rank_quota(24, 5, r) for r in range(5)]
+        ([3, 2], [5, 5, 5, 5, 4])
+    """
+    world = max(1, int(world_size))
+    return len(range(int(rank) % world, int(max_samples), world))
+
+
 def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(wanted, skipped)``: localization metrics need masks or boxes in the batch; the others always apply.
 
@@ -51,7 +64,9 @@ def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[s
 
 class MetricAccumulator:
     """One ``torchmetrics`` object per method and metric, fed the per-sample values of each batch, and the
-    per-rank sample quota ``ceil(max_samples / world_size)`` (``max_samples=None``: no limit).
+    per-rank sample quota (``max_samples=None``: no limit), :func:`rank_quota`: the total over ranks is
+    ``max_samples``, and with Lightning's distributed sampler (rank ``r`` gets samples ``r, r + W, ...`` in
+    order) the ranks score exactly the first ``max_samples`` samples, those a 1-process run scores.
 
     Non-finite values enter the metrics as NaN (which they skip) and are not counted; the per-(method, metric)
     counts of finite samples, summed over ranks in :meth:`reduce`, decide what :meth:`log` logs, the same way
@@ -61,8 +76,8 @@ class MetricAccumulator:
 
     Example:
         >>> acc = MetricAccumulator(["gradcam"], ["complexity"], max_samples=6, faults=Faults("warn"))
-        >>> acc.start(torch.device("cpu"), world_size=2)
-        >>> acc.take(4), acc.take(4)  # quota ceil(6 / 2) = 3 per rank
+        >>> acc.start(torch.device("cpu"), world_size=2, rank=0)
+        >>> acc.take(4), acc.take(4)  # rank 0 of 2 scores samples 0, 2, 4 of the first 6
         (3, 0)
         >>> acc.update("gradcam", {"complexity": torch.tensor([0.2, float("nan"), 0.4])})
         tensor(1)
@@ -100,7 +115,7 @@ class MetricAccumulator:
         """Finite samples added per ``(method, metric)`` on this rank (read back from the device: not per batch)."""
         return {k: int(v) for k, v in self._counts.items()}
 
-    def start(self, device: torch.device, world_size: int) -> None:
+    def start(self, device: torch.device, world_size: int, rank: int = 0) -> None:
         """A new epoch: metric objects created (once) and reset on ``device``, quota and counts cleared."""
         with torch.inference_mode(False):  # states must not be inference tensors: updates run outside it
             if not self.objects:
@@ -109,8 +124,7 @@ class MetricAccumulator:
                 for metric in per_method.values():
                     metric.to(device)
                     metric.reset()
-        world = max(1, int(world_size))
-        self.quota = math.inf if self.max_samples is None else float(math.ceil(self.max_samples / world))
+        self.quota = math.inf if self.max_samples is None else float(rank_quota(self.max_samples, world_size, rank))
         self.seen = 0
         with torch.inference_mode(False):
             zero = torch.zeros((), dtype=torch.long, device=device)

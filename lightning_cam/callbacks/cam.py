@@ -4,8 +4,9 @@ At every ``every_n_epochs``-th validation run of ``fit`` (counting the runs that
 ``check_val_every_n_epoch`` and ``val_check_interval``), in every ``trainer.validate()``, and in every
 ``trainer.test()`` with ``"test"`` in ``stages``, for each method:
 
-* **metrics** on each rank's own share of the data (at most ``ceil(max_samples / world_size)`` samples
-  per rank and run, from ``dataloader_idx`` only): the CAM and the per-sample values of
+* **metrics** on each rank's own share of the data (``max_samples`` over all ranks: the first samples of
+  each rank's share, together the first ``max_samples`` a 1-process run scores under Lightning's
+  distributed sampler; from ``dataloader_idx`` only): the CAM and the per-sample values of
   :func:`lightning_cam.evaluate_batch`, accumulated in the ``torchmetrics`` classes of
   :data:`lightning_cam.metrics.METRICS` (sum states, synchronised across ranks) and logged at the run's
   end as ``cam/<method>/<metric>`` (``cam_test/<method>/<metric>`` in ``test``) through ``pl_module.log``.
@@ -56,6 +57,7 @@ from typing_extensions import override
 from lightning_cam.callbacks import options
 from lightning_cam.callbacks.accumulate import MetricAccumulator
 from lightning_cam.callbacks.batch import BatchPass
+from lightning_cam.callbacks.distributed import all_gather_objects
 from lightning_cam.callbacks.faults import (
     Faults,
     WarnOnce,
@@ -345,7 +347,7 @@ class CAMCallback(CallbackBase):
         # a probe set per stage: test grids show test images, with the test labels in the captions
         self._batch.probe = self._probe_pass.probe = self.test_probe if loop == "test" else self.probe
         self._runner.build(cam_module(pl_module))
-        self._accumulator.start(pl_module.device, trainer.world_size)
+        self._accumulator.start(pl_module.device, trainer.world_size, trainer.global_rank)
         self._views.start(trainer, pl_module, cam_module(pl_module).cam_denormalize)
         self._runner.start(trainer, pl_module.device)
         self._faults.reset()
@@ -360,6 +362,8 @@ class CAMCallback(CallbackBase):
         totals = self._accumulator.reduce(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
                                           pl_module.device, extra=self._faults.tally())
         self._faults.set_totals(dict(zip(self._faults.counts, totals)))
+        if self._faults.total and trainer.world_size > 1:  # equal on every rank: each rank's messages to all
+            self._faults.share(all_gather_objects)
         epoch, step = trainer.current_epoch, scalar_step(trainer)
         fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
         # pl_module.log(..., sync_dist=True, reduce_fx="max"): the value is identical on every rank after the

@@ -21,7 +21,22 @@ from torch import Tensor, nn
 from lightning_cam.utilities.lightning import classes
 from lightning_cam.utilities.lockstep import LockStep, StepFailed, all_reduce_max
 
-__all__ = ["ShardedWork", "params_sharded", "sharded_strategy_types"]
+__all__ = ["ShardedWork", "all_gather_objects", "params_sharded", "sharded_strategy_types"]
+
+
+def all_gather_objects(obj: object) -> list[object]:
+    """Every rank's ``obj`` (picklable), in rank order: ``[obj]`` outside a process group. A collective: every
+    rank calls it (the callback does so only when the summed fault counts, equal on every rank, say so).
+
+    Example:
+        >>> all_gather_objects({"error": "boom"})  # one process
+        [{'error': 'boom'}]
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [obj]
+    out: list[object] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(out, obj)
+    return out
 
 
 def sharded_strategy_types() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -23,6 +23,7 @@ from lightning_cam.utilities.lightning import rank_zero_warn
 
 __all__ = [
     "FAULT_KINDS",
+    "REPORTED_FIRSTS",
     "MISSING_LABELS",
     "FaultKind",
     "Faults",
@@ -38,6 +39,8 @@ __all__ = [
 #: left out); ``blank``: a constant map that explains nothing (left out, so it can never score like a real
 #: map); ``logger``: an image that a logger or the file system did not take.
 FAULT_KINDS: tuple[str, ...] = ("error", "nonfinite", "blank", "logger")
+#: most (rank, kind) first messages a report names (the rest are counted).
+REPORTED_FIRSTS = 8
 FaultKind = Literal["error", "nonfinite", "blank", "logger"]
 OnError = Literal["warn", "raise"]
 
@@ -62,6 +65,8 @@ class Faults:
         self.on_error: OnError = on_error
         self._counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self._first: str | None = None
+        self._firsts: dict[str, str] = {}  # the first message of each kind on this rank
+        self._shared: list[tuple[int, str, str]] = []  # (rank, kind, first message) of every rank, see `share`
         # per-batch tallies still on the device: (kind, count tensor, message for a count); see `add`
         self._pending: list[tuple[str, Tensor, Callable[[int], str]]] = []
 
@@ -69,6 +74,7 @@ class Faults:
         """Forget the counts and the first message (at the start of each epoch's work)."""
         self._counts = dict.fromkeys(FAULT_KINDS, 0)
         self._first = None
+        self._firsts, self._shared = {}, []
         self._pending = []
 
     def record(self, kind: FaultKind, detail: str, err: BaseException | None = None, fatal: bool = True) -> None:
@@ -83,9 +89,7 @@ class Faults:
                 raise err
             raise RuntimeError(f"CAMCallback: {detail}")
         self._settle()  # keep the order of events: earlier device tallies come first
-        self._counts[kind] += 1
-        if self._first is None:
-            self._first = detail
+        self._note(kind, detail)
 
     def add(
         self, kind: FaultKind, count: Tensor, message: Callable[[int], str], fatal: Callable[[int], bool] | None = None
@@ -122,9 +126,13 @@ class Faults:
         values = torch.stack([c.to(pending[0][1].device, torch.long) for _, c, _ in pending]).tolist()
         for (kind, _, message), n in zip(pending, values):
             if n:
-                self._counts[kind] += 1
-                if self._first is None:
-                    self._first = message(int(n))
+                self._note(kind, message(int(n)))
+
+    def _note(self, kind: str, detail: str) -> None:
+        self._counts[kind] += 1
+        if self._first is None:
+            self._first = detail
+        self._firsts.setdefault(kind, detail)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -152,9 +160,28 @@ class Faults:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def share(self, gather: Callable[[object], list[object]]) -> None:
+        """Every rank, after :meth:`set_totals` found faults somewhere (the same decision on every rank): collect
+        every rank's first message of each kind with ``gather`` (an all-gather of Python objects), so that the
+        report names each fault where it happened, whatever the rank."""
+        self._settle()
+        everyone = gather(dict(self._firsts))
+        self._shared = [(rank, kind, str(text)) for rank, firsts in enumerate(everyone)
+                        for kind, text in dict(firsts or {}).items()]  # type: ignore[call-overload]
+
+    def firsts(self) -> list[tuple[int, str, str]]:
+        """``(rank, kind, message)``: the first fault of each kind on every rank (after :meth:`share`; this
+        rank's own, as rank 0, before it or for faults recorded after it)."""
+        self._settle()
+        out = list(self._shared)
+        ranks_kinds = {(r, k) for r, k, _ in out}
+        own = 0 if not out else min(r for r, _, _ in out)
+        out += [(own, k, t) for k, t in self._firsts.items() if (own, k) not in ranks_kinds]
+        return out
+
     def report(self, during: str) -> str | None:
         """The warning for the faults counted so far (:func:`fault_report`), ``None`` without faults."""
-        return fault_report(self.counts, self.first, during)
+        return fault_report(self.counts, self.first, during, self.firsts())
 
     @contextlib.contextmanager
     def reporting(self, during: str) -> Iterator[None]:
@@ -167,15 +194,19 @@ class Faults:
             rank_zero_warn(report)
 
 
-def fault_report(counts: Mapping[str, int], first: str | None, during: str) -> str | None:
-    """The one warning for the faults of a piece of work (``None`` without faults).
+def fault_report(counts: Mapping[str, int], first: str | None, during: str,
+                 firsts: Sequence[tuple[int, str, str]] = ()) -> str | None:
+    """The one warning for the faults of a piece of work (``None`` without faults): the counts by kind, then
+    the first fault of each kind on each rank (``firsts``: ``(rank, kind, message)``; at most
+    :data:`REPORTED_FIRSTS` of them), else ``first``.
 
     Example:
-        >>> print(fault_report({"error": 2, "nonfinite": 0, "logger": 1}, "cam raised ValueError: no head",
-        ...                    "in CAM work at epoch 3"))  # doctest: +NORMALIZE_WHITESPACE
-        CAMCallback: 3 fault(s) in CAM work at epoch 3 (2 error, 1 logger); first on rank 0: cam raised
-        ValueError: no head. The affected samples/images were skipped; pass on_error='raise' to stop at the
-        first one.
+        >>> print(fault_report({"error": 2, "nonfinite": 0, "logger": 1}, None, "in CAM work at epoch 3",
+        ...                    [(1, "error", "cam raised ValueError: no head."), (0, "logger", "a logger failed")]))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        CAMCallback: 3 fault(s) in CAM work at epoch 3 (2 error, 1 logger); first error on rank 1: cam raised
+        ValueError: no head; first logger on rank 0: a logger failed. The affected samples/images were skipped;
+        pass on_error='raise' to stop at the first one.
         >>> fault_report({"error": 0}, None, "in CAM work at epoch 0") is None
         True
     """
@@ -183,7 +214,13 @@ def fault_report(counts: Mapping[str, int], first: str | None, during: str) -> s
     if not total:
         return None
     detail = ", ".join(f"{int(v)} {k}" for k, v in counts.items() if v)
-    head = f"; first on rank 0: {first.rstrip('. ')}" if first else ""
+    if firsts:
+        ordered = sorted(firsts, key=lambda f: (FAULT_KINDS.index(f[1]) if f[1] in FAULT_KINDS else 99, f[0]))
+        shown = [f"first {kind} on rank {rank}: {text.rstrip('. ')}" for rank, kind, text in ordered[:REPORTED_FIRSTS]]
+        more = len(ordered) - len(shown)
+        head = "; " + "; ".join(shown) + (f"; and {more} more rank(s)/kind(s)" if more > 0 else "")
+    else:
+        head = f"; first on rank 0: {first.rstrip('. ')}" if first else ""
     return (
         f"CAMCallback: {total} fault(s) {during} ({detail}){head}. The affected samples/images were skipped; "
         "pass on_error='raise' to stop at the first one."

@@ -436,4 +436,4 @@ def test_evolution_faults_go_through_the_same_policy(tmp_path: Any) -> None:
         trainer.fit(make_model(dm), dm)
     (msg,) = cam_warnings(record, "evolution images")
     assert msg.startswith("CAMCallback: 1 fault(s) while saving or logging the CAM evolution images (1 logger); "
-                          "first on rank 0: a logger failed to write cam/gradcam/evolution: OSError: disk full")
+                          "first logger on rank 0: a logger failed to write cam/gradcam/evolution: OSError: disk full")

@@ -103,7 +103,7 @@ def test_faults_found_in_batches_still_reported_with_their_first_message(tmp_pat
         for p in model.parameters():
             p.zero_()  # every activation 0: every map blank
     cb = CAMCallback(methods=("gradcam",), metrics=ADCC, num_images=0, on_error="warn")
-    with pytest.warns(UserWarning, match=r"2 fault\(s\).*\(2 blank\); first on rank 0: gradcam: 16 blank "
+    with pytest.warns(UserWarning, match=r"2 fault\(s\).*\(2 blank\); first blank on rank 0: gradcam: 16 blank "
                                          r"\(constant\) map\(s\) left out of the metrics; GradCAM: blank"):
         make_trainer(tmp_path, [cb], logger=False).validate(model, dm, verbose=False)
 
