@@ -120,3 +120,56 @@ def test_training_is_bit_identical_with_and_without_the_callback_under_both_pack
     assert "cam/gradcam_pp/adcc" in trainer.callback_metrics  # the callback really worked
     for key, value in plain.state_dict().items():
         assert torch.equal(value, watched.state_dict()[key]), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["file", "sqlite"])
+def test_every_key_the_callback_can_log_survives_every_logger(store: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every view (per class included) in fit and test: each scalar key reaches TensorBoard, CSV, W&B and MLflow
+    (file or sqlite store), and no key is a prefix path of another (MLflow's file store keeps a key as a file)."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+                        "MLFLOW_ALLOW_FILE_STORE": "true"}.items():
+        monkeypatch.setenv(name, value)
+    import pytorch_lightning as pl
+    import wandb
+    from mlflow import MlflowClient
+    from pytorch_lightning.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
+
+    uri = f"file:{tmp_path / 'mlruns'}" if store == "file" else f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tb = TensorBoardLogger(str(tmp_path), name="tb")
+    csv_logger = CSVLogger(str(tmp_path), name="csv")
+    wb = WandbLogger(save_dir=str(tmp_path), offline=True, project="cam")
+    ml = MLFlowLogger(experiment_name="cam", tracking_uri=uri, artifact_location=str(tmp_path / "artifacts"))
+    dm = ShapesDataModule(num_train=32, num_val=32, num_test=16, image_size=32, batch_size=16, seed=0)
+    torch.manual_seed(0)
+    model = tiny_classifier(pl.LightningModule)(mean=dm.hparams.mean, std=dm.hparams.std)
+    model.cam_class_names = dm.class_names
+    cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=("complexity", "average_drop", "pointing_game"),
+                     num_images=2, stages=("fit", "validate", "test"), on_error="raise",
+                     views=("worst", "drift", "agreement", "per_class", "summary"))
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=2, logger=[tb, csv_logger, wb, ml], callbacks=[cb],
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         default_root_dir=str(tmp_path), log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer.fit(model, dm)
+    trainer.test(model, dm, verbose=False)
+    run_dir = os.path.dirname(wb.experiment.dir)
+    wandb.finish()
+
+    acc = EventAccumulator(tb.log_dir, size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    keys = {k for k in acc.Tags()["scalars"] if k.startswith(("cam/", "cam_test/"))}
+    kinds = {"drift", "agreement", "per_class"}
+    assert all(any(f"/{kind}/" in k or k.endswith(f"/{kind}") for k in keys) for kind in kinds), sorted(keys)
+    assert any(k.startswith("cam_test/gradcam/per_class/") for k in keys)
+    assert not [(a, b) for a in keys for b in keys if b.startswith(a + "/")]  # no key a folder of another
+    with open(os.path.join(csv_logger.log_dir, "metrics.csv")) as f:
+        assert keys <= set(next(csv.reader(f)))
+    logged = {k for row in wandb_history(run_dir) for k in row}
+    assert keys <= logged, sorted(keys - logged)
+    client = MlflowClient(uri)
+    stored = set(client.get_run(ml.run_id).data.metrics)
+    assert keys <= stored, sorted(keys - stored)
+    for tag in ("cam/gradcam/grid", "cam/gradcam/worst", "cam_test/gradcam/grid", "cam/summary"):
+        assert acc.Images(tag), tag
