@@ -16,6 +16,7 @@ from lightning_cam.callbacks.probe import ProbeSet
 from lightning_cam.callbacks.runner import CAMRunner
 from lightning_cam.methods import BaseCAM
 from lightning_cam.mixin import CAMBatch, CAMMixin
+from lightning_cam.utilities.checks import check_images, check_targets
 
 __all__ = ["BatchPass"]
 
@@ -92,6 +93,9 @@ class BatchPass:
         """``cam_inputs(batch)``, or ``None`` after a fault (it raised, or no labels for ``target='label'``)."""
         try:
             parts = module.cam_inputs(batch)
+            check_images(parts.images, allow_empty=True)  # before any slicing, by the one rule of each
+            if parts.labels is not None:  # one label per image
+                check_targets(parts.labels, int(parts.images.shape[0]), parts.images.device)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"cam_inputs(batch) raised {type(err).__name__}: {err}", err)
             return None
