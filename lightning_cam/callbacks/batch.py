@@ -65,10 +65,14 @@ class BatchPass:
         n = 0 if parts is None else acc.take(parts.images.shape[0])
         sub = None if parts is None or n <= 0 else parts
         local = None if sub is None else tuple(sub.images.shape[1:])
-        # sharded: every rank joins while any rank has samples (a rank without any joins the others' forwards)
-        shape = local if sharded is None else sharded.agree_shape(local, error)
-        if shape is None:
+        dtype = None if sub is None else sub.images.dtype
+        # sharded: every rank joins while any rank has samples (a rank without any joins the others' forwards
+        # with throw-away inputs of the agreed shape and dtype: what a real input of this precision would be)
+        agreed = (None if local is None or dtype is None else (local, dtype)) if sharded is None else \
+            sharded.agree_inputs(local, dtype, error)
+        if agreed is None:
             return
+        shape, dtype = agreed
         with self.runner.context(trainer):
             sub = None if sub is None else sub.take(torch.arange(n, device=sub.images.device))
             targets = None if sub is None or self.target != "label" else sub.labels
@@ -77,7 +81,7 @@ class BatchPass:
             else:  # lock-step: one agreed step per method, every rank the same forwards
                 for name, cam in self.runner.cams.items():
                     work = None if sub is None else functools.partial(self.measure, name, cam, sub, targets)
-                    self.runner.run(work, shape, cam, torch.float32 if sub is None else sub.images.dtype)
+                    self.runner.run(work, shape, cam, dtype)
             if self.after is not None:
                 self.after()
 

@@ -236,7 +236,7 @@ class CAMCallback(CallbackBase):
         self.test_probe = ProbeSet(capacity=self.num_images)  # test images, captured in trainer.test()
         self.history = History()
         self.epochs_logged: list[int] = []
-        self._runner = CAMRunner(self._method_classes, self.method_kwargs, self.on_error)
+        self._runner = CAMRunner(self._method_classes, self.method_kwargs, self.on_error, self._faults)
         self._accumulator = MetricAccumulator(self.methods, self.metrics, self.max_samples, self._faults,
                                               self.metric_kwargs)
         images = ProbeImages(self.colormap, self.alpha, self.tile_size, self._faults)

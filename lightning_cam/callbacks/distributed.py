@@ -19,9 +19,12 @@ import torch
 from torch import Tensor, nn
 
 from lightning_cam.utilities.lightning import classes
-from lightning_cam.utilities.lockstep import LockStep, StepFailed, all_reduce_max
+from lightning_cam.utilities.lockstep import LockStep, StepFailed, protocol_reduce
 
-__all__ = ["ShardedWork", "all_gather_objects", "params_sharded", "sharded_strategy_types"]
+__all__ = ["INPUT_DTYPES", "ShardedWork", "all_gather_objects", "params_sharded", "sharded_strategy_types"]
+
+#: the floating dtypes a model input can have, in the order the ranks' agreement encodes them.
+INPUT_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def all_gather_objects(obj: object) -> list[object]:
@@ -76,12 +79,16 @@ class ShardedWork:
         model: ``pl_module.cam_model()``, the module every CAM forward goes through.
         device: the rank's device (message tensors and throw-away inputs live there).
         on_error: ``"raise"``: after a step in which any rank failed, every rank raises.
-        reduce: ``all_reduce(MAX)`` of a 1-D tensor over ranks (default: the default process group).
+        reduce: ``all_reduce(MAX)`` of a 1-D tensor over ranks (default:
+            :func:`~lightning_cam.utilities.lockstep.protocol_reduce`, bounded by a timeout).
+        describe: this rank's first fault message (for the error when the lock-step breaks).
     """
 
     def __init__(self, model: nn.Module, device: torch.device, on_error: str,
-                 reduce: Callable[[Tensor], Tensor] | None = None) -> None:
-        self.lock = LockStep(model, reduce or all_reduce_max(), device)
+                 reduce: Callable[[Tensor], Tensor] | None = None,
+                 describe: Callable[[], str | None] | None = None) -> None:
+        self.lock = LockStep(model, reduce or protocol_reduce(), device)
+        self.lock.describe = describe
         self.on_error = on_error
         self.reduce = self.lock.reduce
         self.device = device
@@ -89,24 +96,31 @@ class ShardedWork:
     def attached(self) -> contextlib.AbstractContextManager[None]:
         return self.lock.attached()
 
-    def agree_shape(self, shape: tuple[int, ...] | None, error: BaseException | None = None) -> tuple[int, ...] | None:
+    def agree_inputs(self, shape: tuple[int, ...] | None, dtype: torch.dtype | None,
+                     error: BaseException | None = None) -> tuple[tuple[int, ...], torch.dtype] | None:
         """One collective per validation batch: ``None`` when no rank has samples to score in it, else the
-        ``(C, H, W)`` of the throw-away inputs (the element-wise largest over the ranks with samples).
+        ``(C, H, W)`` and the dtype of the throw-away inputs (the element-wise largest shape over the ranks with
+        samples, and their inputs' dtype), so that a rank without samples feeds the sharded model what a real
+        input would be, whatever the precision.
 
         ``error``: this rank could not unpack its batch under ``on_error="raise"``; it is raised here, after
         the collective, and every other rank raises :class:`StepFailed`."""
-        local = torch.zeros(5, dtype=torch.float64, device=self.device)
+        local = torch.zeros(6, dtype=torch.float64, device=self.device)
         if shape is not None:
             local[0] = 1.0
             local[1:4] = torch.tensor([float(s) for s in shape[:3]], dtype=torch.float64)
+            local[5] = float(INPUT_DTYPES.index(dtype) + 1) if dtype in INPUT_DTYPES else 0.0
         local[4] = float(error is not None)
-        agreed = self.reduce(local).cpu().tolist()
+        agreed = self.lock.exchange(local)
         if error is not None:
             raise error
         if agreed[4] > 0:
             raise StepFailed("CAMCallback: cam_inputs(batch) failed on another rank (on_error='raise'); that rank "
                              "raised the error itself. Every rank stops so that none is left waiting.")
-        return None if agreed[0] <= 0 else tuple(int(s) for s in agreed[1:4])
+        if agreed[0] <= 0:
+            return None
+        code = int(agreed[5])
+        return tuple(int(s) for s in agreed[1:4]), INPUT_DTYPES[code - 1] if code else torch.float32
 
     def run(self, work: Callable[[], Any] | None, shape: tuple[int, ...], cam: Any,
             dtype: torch.dtype = torch.float32) -> None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from lightning_cam.callbacks import options
 from lightning_cam.callbacks.distributed import ShardedWork, params_sharded
+from lightning_cam.callbacks.faults import Faults
 from lightning_cam.methods import BaseCAM
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.compiled import eager_compiled
@@ -36,6 +37,7 @@ class CAMRunner:
         classes: canonical method name -> method class (:func:`~lightning_cam.callbacks.options.resolve_methods`).
         method_kwargs: constructor arguments per canonical name.
         on_error: the fault policy, which the lock-step protocol applies on every rank.
+        faults: the callback's faults (their first message names this rank's failure if the lock-step breaks).
 
     Example:
         >>> from lightning_cam.methods import GradCAM
@@ -45,8 +47,9 @@ class CAMRunner:
     """
 
     def __init__(self, classes: Mapping[str, type[BaseCAM]], method_kwargs: Mapping[str, Mapping[str, Any]],
-                 on_error: str) -> None:
+                 on_error: str, faults: Faults | None = None) -> None:
         self.classes = dict(classes)
+        self.faults = faults
         self.method_kwargs = dict(method_kwargs)
         self.on_error = on_error
         self.cams: dict[str, BaseCAM] = {}
@@ -69,7 +72,9 @@ class CAMRunner:
         lockstep = params_sharded(trainer.strategy) if self.lockstep is None else self.lockstep
         self.sharded = None
         if lockstep and trainer.world_size > 1 and self.model is not None:
-            self.sharded = ShardedWork(self.model, device, self.on_error)
+            faults = self.faults
+            self.sharded = ShardedWork(self.model, device, self.on_error,
+                                       describe=None if faults is None else (lambda: faults.first))
 
     @contextlib.contextmanager
     def context(self, trainer: Any) -> Iterator[None]:

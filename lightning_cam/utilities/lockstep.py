@@ -22,9 +22,17 @@ throw-away forward of the same kind on a one-image dummy input and then repeats 
 plans and none forwards, the non-planners repeat theirs; when every rank is ``DONE`` the step is over and
 all ranks know whether any rank failed (``on_error="raise"`` then raises on all of them). So a rank that
 raised before its forward, had nothing left to score, or backed off to smaller chunks after running out of
-memory, still takes part in every forward of the others. A forward that fails *between* the parameter
-gathers of its layers cannot be paired any more (the sharding library's own collectives are out of step);
-that case is outside what any callback can repair and is left to the process-group timeout.
+memory, still takes part in every forward of the others.
+
+**A forward that fails between the parameter gathers of its layers** leaves the sharding library's own
+collectives out of step: the other ranks wait in a gather this rank will never make. No callback can pair
+them again, but none may leave the run hanging until the process group's timeout (30 minutes by default)
+either. So the rounds run on a process group of their own (gloo, CPU messages) with a short timeout
+(:func:`round_timeout`, ``LIGHTNING_CAM_ROUND_TIMEOUT`` seconds, default 300): when a rank's round times out
+or fails, it aborts the default process group, so that every rank stuck in a sharded collective fails at
+once, and raises :class:`LockStepBroken` naming its rank and its own failure; a rank whose collective failed
+that way raises it too, saying that another rank stopped. A failure that left the ranks in step (e.g. an
+out-of-memory error before the first gather) is paired by the next round as before.
 
 Outside :meth:`LockStep.step` (one process, DDP, no sharding) the module-level hooks are no-ops:
 :func:`chunk_plan` returns the local plan.
@@ -37,15 +45,31 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["DONE", "FORWARD", "FORWARD_GRAD", "PLAN", "LockStep", "StepFailed", "all_reduce_max", "chunk_plan"]
+__all__ = [
+    "DONE",
+    "FORWARD",
+    "FORWARD_GRAD",
+    "PLAN",
+    "LockStep",
+    "LockStepBroken",
+    "StepFailed",
+    "abort_default_group",
+    "all_reduce_max",
+    "chunk_plan",
+    "protocol_reduce",
+    "round_timeout",
+]
 
 DONE, PLAN, FORWARD, FORWARD_GRAD = 1.0, 2.0, 3.0, 4.0
 
@@ -76,6 +100,58 @@ class StepFailed(RuntimeError):
     """Raised on every rank after a lock-step step in which another rank failed (``on_error="raise"``)."""
 
 
+class LockStepBroken(RuntimeError):
+    """Raised on a rank whose lock-step round timed out or failed: the ranks' sharded collectives can no longer
+    be paired, so the run stops on every rank (see the module docstring)."""
+
+
+def round_timeout() -> datetime.timedelta:
+    """How long a rank waits in one lock-step round: ``LIGHTNING_CAM_ROUND_TIMEOUT`` seconds (default 300),
+    far below a process group's usual timeout (30 minutes) and far above one forward of a model.
+
+    Example:
+        >>> round_timeout().total_seconds() > 0
+        True
+    """
+    seconds = float(os.environ.get("LIGHTNING_CAM_ROUND_TIMEOUT", "300"))
+    if not seconds > 0:
+        raise ValueError(f"LIGHTNING_CAM_ROUND_TIMEOUT must be a number of seconds > 0, got {seconds!r}.")
+    return datetime.timedelta(seconds=seconds)
+
+
+_GROUPS: dict[tuple[int, float], Any] = {}
+
+
+def protocol_reduce() -> Reduce:
+    """``all_reduce(MAX)`` of the rounds on a gloo process group of their own with :func:`round_timeout`
+    (created once per default group and timeout, a collective: every rank calls this together)."""
+    timeout = round_timeout()
+    key = (id(dist.group.WORLD), timeout.total_seconds())
+    if key not in _GROUPS:
+        _GROUPS[key] = dist.new_group(backend="gloo", timeout=timeout)
+    group = _GROUPS[key]
+
+    def reduce(t: Tensor) -> Tensor:
+        cpu = t.detach().to("cpu", copy=True)
+        dist.all_reduce(cpu, op=dist.ReduceOp.MAX, group=group)
+        return cpu
+
+    return reduce
+
+
+def abort_default_group() -> None:
+    """Abort the default process group (every rank waiting in one of its collectives fails at once) and
+    forget the protocol groups. Used only when the ranks can no longer be paired."""
+    _GROUPS.clear()
+    with contextlib.suppress(Exception):
+        abort = getattr(dist.distributed_c10d, "_abort_process_group", None)
+        if abort is not None:
+            abort()
+            return
+    with contextlib.suppress(Exception):
+        dist.destroy_process_group()
+
+
 class LockStep:
     """The protocol above for one CAM model; ``reduce`` is ``all_reduce(MAX)`` of a 1-D float64 tensor.
 
@@ -104,16 +180,52 @@ class LockStep:
         self._dtype = torch.float32
         self._base_hooks = 0
         self._idle = False  # inside a throw-away forward: the pre-hook stays quiet
+        self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        #: what this rank knows of its own failure, for the message when the lock-step breaks
+        self.forward_error: str | None = None
+        self.describe: Callable[[], str | None] | None = None
 
     # ------------------------------------------------------------------ rounds
     def _round(self, kind: float, a: float = 0.0, b: float = 0.0, failed: bool = False) -> list[float]:
-        msg = torch.tensor([kind, a, b, float(failed)], dtype=torch.float64, device=self.device)
         self.rounds += 1
-        return [float(v) for v in self.reduce(msg).cpu().tolist()]
+        return self.exchange(torch.tensor([kind, a, b, float(failed)], dtype=torch.float64, device=self.device))
+
+    def exchange(self, message: Tensor) -> list[float]:
+        """The element-wise maximum of ``message`` over the ranks (a collective); a timeout or a peer gone
+        aborts the default group and raises :class:`LockStepBroken` (see the module docstring)."""
+        try:
+            return [float(v) for v in self.reduce(message).cpu().tolist()]
+        except Exception as err:
+            raise self._broken(err) from err
+
+    def _broken(self, err: BaseException) -> LockStepBroken:
+        """Abort the default group (no rank waits for its timeout) and the error this rank raises."""
+        abort_default_group()
+        rank = self.rank
+        # a round that timed out: this rank arrived and the others did not (they wait in a sharded collective);
+        # any other failure: a peer left (it aborted the group, or crashed)
+        timed_out = "timed out" in str(err).lower() or "timeout" in type(err).__name__.lower()
+        own = (self.forward_error or (self.describe() if self.describe is not None else None)) if timed_out else None
+        if own:
+            why = (f"this rank's CAM work failed ({own}), most likely inside a sharded forward, between the "
+                   "parameter gathers of its layers, so the other ranks wait in a gather it never makes")
+        elif timed_out:
+            why = (f"the other ranks did not reach the round within {round_timeout().total_seconds():.0f} s "
+                   "(LIGHTNING_CAM_ROUND_TIMEOUT): they wait in a sharded collective this rank will not make")
+        else:
+            why = ("another rank stopped the CAM lock-step (its own error, with its rank, is in its log): the "
+                   "process group was aborted so that no rank waits for its timeout")
+        return LockStepBroken(
+            f"CAMCallback on rank {rank}: the lock-step of the sharded CAM work broke ({type(err).__name__}: "
+            f"{str(err)[:300]}): {why}. The sharded collectives cannot be paired again, so the run stops on every "
+            "rank (on_error='warn' cannot skip this). Fix the failure above, or leave this model's CAM work off "
+            "(CAMCallback(stages=()))."
+        )
 
     def _pay(self, kind: float) -> None:
-        """A throw-away forward of ``kind`` on a one-image zero input, results discarded. An exception is
-        swallowed: this rank must stay in the protocol (its own fault, if any, is already recorded)."""
+        """A throw-away forward of ``kind`` on a one-image zero input (the agreed shape and dtype), results
+        discarded. An exception is kept for the message, not raised: this rank must stay in the protocol (if the
+        failure left the collectives out of step, the next round times out and says why)."""
         x = torch.zeros((1, *self._shape), device=self.device, dtype=self._dtype)
         self._idle = True
         try:
@@ -123,8 +235,8 @@ class LockStep:
                 else:
                     with torch.no_grad():
                         self.model(x)
-        except Exception:  # noqa: BLE001 - see the docstring
-            pass
+        except Exception as err:  # noqa: BLE001 - see the docstring; a desync shows as a round timeout
+            self.forward_error = f"a throw-away forward of shape {tuple(x.shape)} raised {type(err).__name__}: {err}"
         finally:
             self._idle = False
 
@@ -213,6 +325,7 @@ class LockStep:
                     work()
                 except Exception as err:  # noqa: BLE001 - re-raised below, once the other ranks are done
                     error = err
+                    self.forward_error = f"{type(err).__name__}: {err}"
             while True:  # DONE rounds: pay the forwards of the ranks still working
                 top, _, _, failed = self._round(DONE, failed=error is not None)
                 if top >= FORWARD:
@@ -227,7 +340,8 @@ class LockStep:
 
 
 def all_reduce_max() -> Reduce:
-    """``reduce`` for :class:`LockStep` over the default process group."""
+    """``reduce`` for :class:`LockStep` over the default process group (no timeout of its own: the callback
+    uses :func:`protocol_reduce`)."""
     def reduce(t: Tensor) -> Tensor:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t

@@ -4,6 +4,11 @@ Never imported by the test suite: each run is a subprocess the test kills hard o
 the test quickly instead of blocking the suite.
 
     python tests/callbacks/sharded_worker.py OUT MODE [--methods a,b] [--fault-rank R] [--on-error warn]
+        [--fault-where method|inputs|forward] [--precision 32-true]
+
+``--fault-where``: on rank ``--fault-rank``, the method ``faultygradcam`` raises before any forward
+(``method``, with it in ``--methods``), ``cam_inputs`` raises (``inputs``: that rank has nothing to score), or
+the model's forward raises inside a CAM pass, after the parameter gathers (``forward``).
 
 ``MODE``:
   ``fsdp2``   2 gloo CPU processes, ``ModelParallelStrategy`` with FSDP2 ``fully_shard`` in ``configure_model``:
@@ -22,6 +27,7 @@ import argparse
 import faulthandler
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -53,7 +59,27 @@ class FaultyGradCAM(GradCAM):
 
 
 class ShardedClassifier(GAPClassifier):
-    """The Shapes GAP classifier, sharded with FSDP2 ``fully_shard`` (each block, then the root)."""
+    """The Shapes GAP classifier, sharded with FSDP2 ``fully_shard`` (each block, then the root); it can fail on
+    one rank (``fault_rank``) in ``cam_inputs`` or inside a CAM forward (``fault_where``)."""
+
+    fault_rank = -1
+    fault_where = "method"
+
+    def _faulty(self, where: str) -> bool:
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        return self.fault_where == where and rank == self.fault_rank
+
+    def cam_inputs(self, batch: Any) -> Any:
+        called_by_callback = sys._getframe(1).f_code.co_filename.endswith(os.path.join("callbacks", "batch.py"))
+        if self._faulty("inputs") and called_by_callback:  # the training steps unpack with cam_inputs too
+            raise RuntimeError(f"injected cam_inputs fault on rank {self.fault_rank}")
+        return super().cam_inputs(batch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.features(x)  # every block's parameters gathered
+        if self._faulty("forward") and not self.training and torch.is_grad_enabled():  # a CAM capture pass
+            raise RuntimeError(f"injected fault inside the sharded forward on rank {self.fault_rank}")
+        return self.fc(self.dropout(self.gap(features).flatten(1)))
 
     def configure_model(self) -> None:
         from torch.distributed.fsdp import FSDPModule, fully_shard
@@ -124,12 +150,15 @@ def main() -> None:
     parser.add_argument("--backend", default="inductor")
     parser.add_argument("--num-images", type=int, default=4)
     parser.add_argument("--lockstep", action="store_true", help="the sharded (all-ranks) path even under DDP")
+    parser.add_argument("--fault-where", default="method", choices=["method", "inputs", "forward"])
+    parser.add_argument("--precision", default="32-true")
     args = parser.parse_args()
     if os.environ.get("CAM_WORKER_DUMP"):  # debugging a hang: every thread's stack after that many seconds
         faulthandler.dump_traceback_later(float(os.environ["CAM_WORKER_DUMP"]), exit=True)
     torch.set_num_threads(1)
     out, mode = args.out, args.mode
     methods = args.methods.split(",")
+    ShardedClassifier.fault_rank, ShardedClassifier.fault_where = args.fault_rank, args.fault_where
     dm, model = build(mode, args.backend)
     cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
     cb.num_images = args.num_images
@@ -137,7 +166,8 @@ def main() -> None:
     cb._runner.lockstep = True if args.lockstep else None
     timed(cb)
     common: dict[str, Any] = {"enable_progress_bar": False, "enable_model_summary": False,
-                              "enable_checkpointing": False, "num_sanity_val_steps": 0, "callbacks": [cb]}
+                              "enable_checkpointing": False, "num_sanity_val_steps": 0, "callbacks": [cb],
+                              "precision": args.precision}
     if mode == "single":
         model.load_state_dict(torch.load(os.path.join(out, "weights.pt")))
         trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, **common)

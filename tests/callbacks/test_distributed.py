@@ -190,11 +190,13 @@ def test_batch_agreement_raises_on_every_rank_after_a_failure() -> None:
         return torch.maximum(t, torch.tensor([1.0, 3, 8, 8, 1], dtype=t.dtype))
 
     work = ShardedWork(_net(), torch.device("cpu"), "raise", reduce=lambda t: t)
-    assert work.agree_shape((3, 16, 16)) == (3, 16, 16) and work.agree_shape(None) is None
+    assert work.agree_inputs((3, 16, 16), torch.bfloat16) == ((3, 16, 16), torch.bfloat16)
+    assert work.agree_inputs(None, None) is None
     with pytest.raises(ValueError, match="mine"):
-        work.agree_shape(None, ValueError("mine"))
+        work.agree_inputs(None, None, ValueError("mine"))
     with pytest.raises(StepFailed, match="failed on another rank"):
-        ShardedWork(_net(), torch.device("cpu"), "raise", reduce=other_rank_failed).agree_shape((3, 8, 8))
+        failing = ShardedWork(_net(), torch.device("cpu"), "raise", reduce=other_rank_failed)
+        failing.agree_inputs((3, 8, 8), torch.float32)
 
 
 # ----------------------------------------------------------------------------- compiled modules
@@ -285,6 +287,44 @@ def test_fsdp2_on_error_raise_stops_every_rank(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "injected fault on rank 1" in proc.stderr
     assert "failed on another rank" in proc.stderr  # rank zero raised too, after the agreement
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["bf16-true", "16-true", "32-true"])
+def test_fsdp2_a_rank_with_nothing_to_score_joins_in_the_models_precision(tmp_path: Path, precision: str) -> None:
+    """Rank 1's cam_inputs fails at every batch: it joins rank 0's forwards with throw-away inputs, which must
+    have the dtype of the real inputs (float32 stand-ins in a bf16 model failed between the gathers: a hang)."""
+    proc = run_worker(tmp_path, "fsdp2", "--precision", precision, "--fault-rank", "1", "--fault-where", "inputs",
+                      "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "first error on rank 1: cam_inputs(batch) raised RuntimeError: injected cam_inputs fault on rank 1" \
+        in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_fsdp2_the_sample_quota_running_out_on_one_rank_does_not_hang(tmp_path: Path) -> None:
+    # max_samples=1: rank 1's share of the first sample is empty, so it only ever joins rank 0's forwards
+    proc = run_worker(tmp_path, "fsdp2", "--precision", "bf16-true", "--max-samples", "1", "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_fsdp2_a_forward_failing_between_the_gathers_stops_every_rank_with_its_message(tmp_path: Path,
+                                                                                      monkeypatch: pytest.MonkeyPatch
+                                                                                      ) -> None:
+    """Rank 1's forward raises after the parameter gathers: rank 0 waits in the backward's collectives. The round
+    times out on rank 1 (20 s here, not the process group's 30 minutes), which aborts the group: both ranks stop
+    with their own message."""
+    monkeypatch.setenv("LIGHTNING_CAM_ROUND_TIMEOUT", "20")
+    proc = run_worker(tmp_path, "fsdp2", "--fault-rank", "1", "--fault-where", "forward", "--epochs", "1",
+                      timeout=150)
+    assert proc.returncode != 0
+    rank1 = [line for line in proc.stderr.splitlines() if line.startswith("[rank1]: lightning_cam") and
+             "LockStepBroken: CAMCallback on rank 1" in line]
+    rank0 = [line for line in proc.stderr.splitlines() if line.startswith("[rank0]: lightning_cam") and
+             "LockStepBroken: CAMCallback on rank 0" in line]
+    assert rank1 and "injected fault inside the sharded forward on rank 1" in rank1[0], proc.stderr[-4000:]
+    assert rank0 and "another rank stopped the CAM lock-step" in rank0[0], proc.stderr[-4000:]
 
 
 @pytest.mark.slow
