@@ -187,7 +187,7 @@ def test_chunk_plan_outside_a_lock_step_is_local() -> None:
 
 def test_batch_agreement_raises_on_every_rank_after_a_failure() -> None:
     def other_rank_failed(t: Tensor) -> Tensor:
-        return torch.maximum(t, torch.tensor([1.0, 3, 8, 8, 1], dtype=t.dtype))
+        return torch.maximum(t, torch.tensor([1.0, 3, 8, 8, 1, 3], dtype=t.dtype))
 
     work = ShardedWork(_net(), torch.device("cpu"), "raise", reduce=lambda t: t)
     assert work.agree_inputs((3, 16, 16), torch.bfloat16) == ((3, 16, 16), torch.bfloat16)
