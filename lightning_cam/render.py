@@ -229,9 +229,11 @@ def text_tiles(
     if colors is not None and len(colors) != n:
         raise ValueError(f"got {n} texts but {len(colors)} colors; pass one colour per text.")
     dpi = 100.0
-    if fontsize is None:
+    if fontsize is None:  # fit the lines into the height and, down to 5 pt, the longest line into the width
         max_lines = max(t.count("\n") + 1 for t in texts)
-        fontsize = max(5.0, min(11.0, 0.8 * height / max_lines * 72.0 / dpi / 1.25))
+        longest = max(len(line) for t in texts for line in str(t).split("\n")) or 1
+        by_width = width / (longest * 0.62 * dpi / 72.0)
+        fontsize = max(5.0, min(11.0, 0.8 * height / max_lines * 72.0 / dpi / 1.25, by_width))
     char_px = 0.62 * fontsize * dpi / 72.0
     max_chars = max(3, int(width / char_px))
     fig = Figure(figsize=(n * width / dpi, height / dpi), dpi=dpi, facecolor=(BACKGROUND,) * 3)

@@ -122,3 +122,17 @@ def test_evolution_grid_rows_follow_the_maps() -> None:
     assert torch.equal(row(2), torch.ones(3, 16, 16))  # map 1 in gray = white
     with pytest.raises(ValueError, match="one label per row"):
         evolution_grid(images, maps, ["epoch 0"])
+
+
+def test_captions_of_narrow_tiles_are_shrunk_to_fit_not_cut() -> None:
+    """Two validations of one epoch (val_check_interval=0.5) must not read the same in the evolution image."""
+    from lightning_cam.callbacks.probe import History
+
+    h = History()
+    for row, step in enumerate((15, 31)):
+        h.add("gradcam", row, torch.rand(2, 8, 8), torch.zeros(2), epoch=0, step=step)
+    labels = [h.caption(0), h.caption(1)]
+    assert labels == ["epoch 0\nstep 15", "epoch 0\nstep 31"]
+    for texts, size in ((labels, 48), (["epoch 0, step 15", "epoch 0, step 31"], 96)):
+        tiles = text_tiles(texts, height=size, width=size)
+        assert not torch.equal(tiles[0], tiles[1])  # the steps differ in the pixels: nothing was cut

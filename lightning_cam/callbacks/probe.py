@@ -153,7 +153,7 @@ class History:
         >>> h.add("gradcam", h.next_row(), torch.rand(2, 8, 8), torch.zeros(2), epoch=0, step=3)
         >>> h.add("gradcam", h.next_row(), torch.rand(2, 8, 8), torch.zeros(2), epoch=0, step=7)
         >>> h.rows("gradcam"), h.epochs("gradcam"), h.caption(1)
-        ([0, 1], [0, 0], 'epoch 0, step 7')
+        ([0, 1], [0, 0], 'epoch 0\\nstep 7')
     """
 
     max_size: int = 64
@@ -183,9 +183,10 @@ class History:
         return self.whens.get(int(row), When(int(row), int(row)))
 
     def caption(self, row: int) -> str:
-        """``"epoch E, step S"`` (``"epoch E"`` without a step): the label of ``row`` in the evolution image."""
+        """``"epoch E\\nstep S"`` (``"epoch E"`` without a step): the label of ``row`` in the evolution image, on
+        two lines so that a narrow tile shows it whole (two validations of one epoch differ by their step)."""
         w = self.when(row)
-        return f"epoch {w.epoch}" if w.step is None else f"epoch {w.epoch}, step {w.step}"
+        return f"epoch {w.epoch}" if w.step is None else f"epoch {w.epoch}\nstep {w.step}"
 
     def rows(self, method: str) -> list[int]:
         """The rows recorded for ``method``, ascending."""
