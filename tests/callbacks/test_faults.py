@@ -60,3 +60,11 @@ def test_warn_once_per_key() -> None:
         assert once.warn("a", "message a again") is False
         assert once.warn("b", "message b") is True
     assert [str(w.message) for w in record] == ["message a", "message b"]
+
+
+def test_a_message_ending_in_a_period_gets_no_second_one() -> None:
+    from lightning_cam.callbacks.faults import fault_report
+
+    report = fault_report({"blank": 1}, "GradCAM: blank (constant) map, samples [0]: no explanation.", "at epoch 0",
+                          [(0, "blank", "GradCAM: blank (constant) map, samples [0]: no explanation.")])
+    assert report is not None and ".." not in report and "no explanation. The affected" in report
