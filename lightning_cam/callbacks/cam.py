@@ -75,7 +75,7 @@ from lightning_cam.callbacks.schedule import (
     setup_warnings,
 )
 from lightning_cam.callbacks.sinks import image_sinks
-from lightning_cam.callbacks.state import STATE_VERSION, migrate_state
+from lightning_cam.callbacks.state import CallbackState
 from lightning_cam.callbacks.views import DEFAULT_VIEWS, CAMViews, ViewContext, resolve_views
 from lightning_cam.callbacks.views.collection import ViewsSpec
 from lightning_cam.callbacks.views.per_class import class_names_of
@@ -110,44 +110,29 @@ class CAMCallback(CallbackBase):
     whichever are installed: :mod:`lightning_cam.utilities.lightning`), so either package's ``Trainer`` and
     ``LightningCLI`` (``class_path: lightning_cam.CAMCallback``) take it.
 
-    What it does, step by step, is in the module docstring (:mod:`lightning_cam.callbacks.cam`).
+    What it does, step by step, is in the module docstring. Args, in the groups ``__init__`` checks them in
+    (every value is checked at construction):
 
-    Args (in groups, as its ``__init__`` checks them; every value is checked at construction):
+    *What to compute*: ``methods``: CAM method names (:func:`lightning_cam.methods.get_method`, aliases
+    accepted) or ``BaseCAM`` subclasses; ``metrics``: metric names
+    (:data:`lightning_cam.metrics.registry.METRIC_SPECS`; localization ones only on batches with masks or
+    boxes); ``target``: explain the predicted class (``"pred"``) or the true ``"label"``; ``method_kwargs``:
+    constructor arguments per method, e.g. ``{"scorecam": {"batch_size": 64}}``; ``metric_kwargs``: options
+    of ``evaluate_batch`` (e.g. ``steps`` for insertion).
 
-    *What to compute*
+    *When and how much*: ``every_n_epochs``: work at validation runs ``0, n, 2n, ...`` of ``fit`` (the runs
+    that happen); ``max_samples``: samples per run over all ranks (``None``: all); ``stages``: ``"fit"`` (its
+    validation runs), ``"validate"``, ``"test"`` (opt-in, keys ``cam_test/<method>/...``);
+    ``skip_sanity_check``; ``dataloader_idx``: the validation dataloader to use.
 
-        methods: CAM method names (see :func:`lightning_cam.methods.get_method`; aliases accepted) or
-            ``BaseCAM`` subclasses.
-        metrics: metric names (:data:`lightning_cam.metrics.registry.METRIC_SPECS`); localization metrics only
-            on batches with masks or boxes.
-        target: explain the predicted class (``"pred"``) or the true label (``"label"``).
-        method_kwargs: extra constructor arguments per method name, e.g. ``{"scorecam": {"batch_size": 64}}``.
-        metric_kwargs: extra keyword options passed to ``evaluate_batch`` (e.g. ``steps`` for insertion).
+    *What to show*: ``num_images``: probe images in the grids (``0``: none); ``colormap``, ``alpha``
+    (heatmap weight in ``[0, 1]``), ``tile_size`` (longer side of a tile); ``log_evolution``: the evolution
+    image at the end of ``fit``; ``views``: the views beyond scalars and grids
+    (:mod:`lightning_cam.callbacks.views`) by name or name -> options: ``"worst"`` (option ``k``),
+    ``"drift"``, ``"agreement"``, ``"summary"`` (the default four), ``"per_class"`` (opt-in); ``()``: none.
 
-    *When and how much*
-
-        every_n_epochs: work at validation runs ``0, n, 2n, ...`` of ``fit`` (the runs that happen).
-        max_samples: samples per epoch over all ranks for the metrics (``None``: all).
-        stages: where to work: ``"fit"`` (its validation runs), ``"validate"`` (``trainer.validate()``),
-            ``"test"`` (``trainer.test()``, opt-in, keys ``cam_test/<method>/...``).
-        skip_sanity_check: do nothing during the sanity check.
-        dataloader_idx: the validation dataloader to use.
-
-    *What to show*
-
-        num_images: size of the probe set shown in the grids (``0``: no images).
-        colormap: matplotlib colormap name of the overlays.
-        alpha: weight of the heatmap in the overlays, in ``[0, 1]``.
-        tile_size: pixel size of the longer side of each image in the grids.
-        log_evolution: log and save the evolution image at the end of ``fit``.
-        views: the views beyond scalars and grids (:mod:`lightning_cam.callbacks.views`), by name or name ->
-            options: ``"worst"`` (gallery, option ``k``), ``"drift"``, ``"agreement"``, ``"summary"`` (the
-            default four) and ``"per_class"`` (opt-in). ``()`` turns them all off.
-
-    *How to run*
-
-        on_error: ``"warn"`` (count, report, continue) or ``"raise"``.
-        progress: progress lines: ``None`` when an epoch's CAM work takes over 10 s, ``True``, ``False``.
+    *How to run*: ``on_error``: ``"warn"`` (count, report, continue) or ``"raise"``; ``progress``: progress
+    lines (``None``: when an epoch's CAM work takes over 10 s).
 
     *Deprecated* (a ``FutureWarning``; they adjust ``views``): ``num_worst`` (``"worst"``'s ``k``, 0: off),
     ``log_drift``, ``log_agreement``, ``per_class``, ``log_summary``.
@@ -220,7 +205,6 @@ class CAMCallback(CallbackBase):
         self.skip_sanity_check, self.dataloader_idx = skip_sanity_check, dataloader_idx
         self.stages = check_stages(stages)
         self._schedule = Schedule(every_n_epochs, skip_sanity_check, self.stages)
-        self._runs_loaded = True  # False after loading a checkpoint of the first format (no run count)
 
     def __init_display(self, num_images: int, colormap: str, alpha: float, tile_size: int, log_evolution: bool,
                        progress: bool | None) -> None:
@@ -249,6 +233,8 @@ class CAMCallback(CallbackBase):
         self._accumulator.observe = self._views.observe
         self._batch = BatchPass(self._accumulator, self.probe, self._runner, self._faults, self._warnings,
                                 self.target, after=self._views.batch_end)
+        self._state = CallbackState(self.probe, self.test_probe, self.history, self._schedule, self._views,
+                                    self.epochs_logged)
 
     # ------------------------------------------------------------------ identity & state
     @property
@@ -258,26 +244,11 @@ class CAMCallback(CallbackBase):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "probe": self.probe.state_dict(),
-            "probe_test": self.test_probe.state_dict(),
-            "history": self.history.state_dict(),
-            "epochs_logged": list(self.epochs_logged),
-            "validation_runs": self._schedule.runs,
-            "views": self._views.state_dict(),
-        }
+        return self._state.state_dict()
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = migrate_state(state_dict)
-        self.probe.load_state_dict(state_dict.get("probe", {}))
-        self.test_probe.load_state_dict(state_dict.get("probe_test", {}))
-        self.history.load_state_dict(state_dict.get("history", {}))
-        self.epochs_logged = [int(e) for e in state_dict.get("epochs_logged", [])]
-        self._schedule.runs = int(state_dict.get("validation_runs", 0))
-        self._runs_loaded = "validation_runs" in state_dict
-        self._views.load_state_dict(state_dict.get("views", {}))
+        self._state.load_state_dict(state_dict)
 
     # ------------------------------------------------------------------ hooks
     @override
@@ -309,20 +280,13 @@ class CAMCallback(CallbackBase):
             self._batch.step(trainer, cam_module(pl_module), batch)
             self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
-    @override
-    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                          batch_idx: int, dataloader_idx: int = 0) -> None:
-        if self._active and dataloader_idx == self.dataloader_idx:
-            self._batch.step(trainer, cam_module(pl_module), batch)
-            self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
+    on_test_batch_end = on_validation_batch_end  # the same step on the test loop's batches
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._end(trainer, pl_module)
 
-    @override
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._end(trainer, pl_module)
+    on_test_epoch_end = on_validation_epoch_end
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -338,8 +302,8 @@ class CAMCallback(CallbackBase):
     # ------------------------------------------------------------------ steps
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
         """A validation or test run starts: decide whether it gets CAM work, and prepare it."""
-        if not self._runs_loaded and trainer.state.fn == "fit":  # first-format checkpoint: one run per epoch
-            self._schedule.runs, self._runs_loaded = trainer.current_epoch, True
+        if not self._state.runs_loaded and trainer.state.fn == "fit":  # first-version checkpoint: a run per epoch
+            self._schedule.runs, self._state.runs_loaded = trainer.current_epoch, True
         self._active = self._schedule.begin(trainer.state.fn, trainer.sanity_checking, loop)
         if not self._active:
             return
@@ -361,9 +325,8 @@ class CAMCallback(CallbackBase):
         # one collective for every rank, whatever happened locally: sample counts and fault counts
         totals = self._accumulator.reduce(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
                                           pl_module.device, extra=self._faults.tally())
-        self._faults.set_totals(dict(zip(self._faults.counts, totals)))
-        if self._faults.total and trainer.world_size > 1:  # equal on every rank: each rank's messages to all
-            self._faults.share(all_gather_objects)
+        self._faults.set_totals(dict(zip(self._faults.counts, totals)),
+                                share=all_gather_objects if trainer.world_size > 1 else None)
         epoch, step = trainer.current_epoch, scalar_step(trainer)
         fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
         # pl_module.log(..., sync_dist=True, reduce_fx="max"): the value is identical on every rank after the

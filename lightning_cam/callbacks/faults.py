@@ -151,10 +151,14 @@ class Faults:
         counts = self.counts
         return [counts[k] for k in FAULT_KINDS]
 
-    def set_totals(self, totals: Mapping[str, float]) -> None:
-        """Replace the counts by ``totals`` (the sums over ranks); the first message stays this rank's."""
+    def set_totals(self, totals: Mapping[str, float], share: Callable[[object], list[object]] | None = None) -> None:
+        """Replace the counts by ``totals`` (the sums over ranks); when they hold a fault and ``share`` (an
+        all-gather of Python objects) is given, every rank's first messages are collected (:meth:`share`): a
+        collective decided by the totals, so the same on every rank."""
         self._settle()
         self._counts = {k: int(totals.get(k, 0)) for k in FAULT_KINDS}
+        if share is not None and self.total:
+            self.share(share)
 
     @property
     def total(self) -> int:

@@ -53,14 +53,10 @@ class BaseCAM:
     and ``torch.autocast`` (the model runs in the autocast dtype, the CAM maths in float32). Hooks are
     removed, and every module's train/eval flag restored, even when the call raises.
 
-    Blank maps: a sample whose map is constant (all zero after normalisation) carries no explanation;
-    ``CAMResult.blank`` flags it and ``CAMResult.blank_reason`` names the likely cause (a zero gradient,
-    e.g. a transformer block output whose patch tokens do not reach the head; a zero activation; or a
-    weighted sum that ReLU removes everywhere). :func:`~lightning_cam.evaluate_batch` gives such samples
-    NaN in every metric, so the metric classes skip and count them instead of scoring them.
-
-    Extra model inputs (``forward(x, meta)``): ``explain(images, extra=(meta,))`` passes them to every
-    forward, per sample (see :class:`~lightning_cam.methods.extra.ExtraInputs`).
+    Blank maps (constant, no explanation) are flagged in ``CAMResult.blank`` with their likely cause in
+    ``blank_reason`` (:mod:`lightning_cam.methods.blank`); :func:`~lightning_cam.evaluate_batch` gives them
+    NaN in every metric. Extra model inputs: ``explain(images, extra=(meta,))`` passes them to every
+    forward, per sample (:class:`~lightning_cam.methods.extra.ExtraInputs`).
 
     **Writing a method** (the contract :class:`~lightning_cam.methods.group.MethodGroup` relies on): override
     one of these protected hooks, never ``explain``:
