@@ -40,6 +40,7 @@ from lightning_cam.metrics.registry import (
 )
 from lightning_cam.utilities.checks import check_boxes, check_images, check_masks, check_options, check_targets
 from lightning_cam.utilities.modes import eval_mode
+from lightning_cam.utilities.outputs import select_logits
 
 __all__ = ["evaluate_batch"]
 
@@ -74,14 +75,19 @@ def _check_result(result: CAMResult, images: Tensor, targets: Tensor | None) -> 
         raise ValueError("`targets` differ from `result.targets`; pass targets=None to use the result's targets.")
 
 
-def _sample_forward(model: nn.Module, extra: ExtraInputs, batch: int) -> Callable[[Tensor, Tensor], Tensor]:
-    """``model(x, *extra)`` with each row of ``x`` given the extra inputs of its own sample."""
+def _logits_of(cam: _Explainer) -> Callable[[Tensor, ExtraInputs], Tensor]:
+    """How the evaluator's extra passes read logits: the method's own ``forward_logits`` (its ``output`` rule),
+    else :func:`~lightning_cam.utilities.outputs.select_logits` on ``cam.model``'s output."""
+    own = getattr(cam, "forward_logits", None)
+    if own is not None:
+        return lambda x, more: own(x, more)
+    return lambda x, more: select_logits(cam.model(x, *more.args, **dict(more.kwargs)), model=cam.model)
 
-    def forward(x: Tensor, samples: Tensor) -> Tensor:
-        more = extra.take(samples, batch)
-        return model(x, *more.args, **more.kwargs)
 
-    return forward
+def _sample_forward(forward: Callable[[Tensor, ExtraInputs], Tensor], extra: ExtraInputs,
+                    batch: int) -> Callable[[Tensor, Tensor], Tensor]:
+    """``forward(x)`` with each row of ``x`` given the extra inputs of its own sample."""
+    return lambda x, samples: forward(x, extra.take(samples, batch))
 
 
 def evaluate_batch(
@@ -166,6 +172,7 @@ def evaluate_batch(
     if b == 0:  # an empty batch: nothing to explain, empty per-sample values
         return {n: torch.empty(0, device=images.device) for n in names}
     more = ExtraInputs.of(extra)
+    forward = _logits_of(cam)
     kw: dict[str, Any] = {"extra": more} if more else {}  # duck-typed explainers need not know `extra`
     if result is None:
         result = cam.explain(images, targets_t, **kw)
@@ -190,14 +197,14 @@ def evaluate_batch(
                 masked_logits = second.logits
                 inputs.masked_maps = second.maps.detach().to(images.device, torch.float32)
             else:
-                masked_logits = cam.model(masked, *more.args, **more.kwargs)
+                masked_logits = forward(masked, more)
             inputs.masked_probs = target_probability(masked_logits.detach().to(images.device), tgt)
         if "curves" in needs:
             inputs.curves = functools.cache(functools.partial(
                 insertion_deletion, cam.model, images.detach(), clean, tgt, probs,
                 {s.name for s in specs if "curves" in s.needs}, steps=opts["steps"], baseline=opts["baseline"],
                 sigma=opts["sigma"], batch_size=opts["batch_size"],
-                sample_forward=_sample_forward(cam.model, more, b) if more else None,
+                sample_forward=_sample_forward(forward, more, b),
             ))
         for spec in specs:
             inputs.values[spec.name] = spec.compute(inputs)

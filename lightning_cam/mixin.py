@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from lightning_cam.methods.extra import ExtraInputs
-from lightning_cam.methods.layers import Reshape, check_reshape, default_target_layer
+from lightning_cam.methods.layers import Reshape, check_reshape
+from lightning_cam.render import as_rgb
+from lightning_cam.utilities.outputs import Output, check_output
 
 __all__ = ["CAMBatch", "CAMMixin", "as_class_indices"]
 
-log = logging.getLogger("lightning_cam")
 
 
 @dataclass
@@ -108,15 +107,20 @@ class CAMMixin:
     No constructor arguments are required; override what differs from the defaults:
 
     * :attr:`cam_target_layer`: dotted module name (or module) whose activation is explained. ``None``
-      (default) picks one per model family (:func:`~lightning_cam.methods.default_target_layer`: the last
-      convolutional block of a CNN, the last transformer block's pre-norm of a ViT/DeiT/Swin) and logs the
-      choice once on rank zero.
+      (default): chosen on the first CAM batch by what the model does
+      (:func:`~lightning_cam.methods.choose.choose_target_layer`: the latest module whose output has a
+      spatial grid, carries everything that reaches the logits and has a gradient at its positions), logged
+      once with its reason on the ``lightning_cam`` logger.
+    * :attr:`cam_output`: where the logits are in the model's output (``None``: a tensor, ``.logits`` of a
+      HuggingFace ``ModelOutput`` or ``["logits"]``; a key, an index or a callable otherwise; see
+      :mod:`lightning_cam.utilities.outputs`).
     * :attr:`cam_reshape`: the target layer's output layout for every method (``None`` detects it;
       ``"nchw"``, ``"nhwc"``, ``"tokens"``, ``"vit"`` or a callable to ``(B, C, h, w)``), handed to the
       methods through :meth:`cam_method_kwargs`.
     * :meth:`cam_inputs`: unpack a batch into a :class:`CAMBatch`. Handles ``(x, y)``/``(x, y, mask)``
       tuples and dicts with image/label/mask/box keys; one-hot/soft labels become class indices.
-    * :meth:`cam_denormalize`: map a model-space image back to displayable ``[0, 1]`` RGB.
+    * :meth:`cam_denormalize`: map a model-space image back to displayable ``[0, 1]`` values;
+      :meth:`cam_display`: what the images show (three channels of it, any input channel count).
     * :meth:`cam_model`: the module whose forward returns the logits (default: ``self``).
     * :attr:`cam_class_names`: optional class names for grid captions.
 
@@ -131,6 +135,8 @@ class CAMMixin:
     cam_target_layer: str | nn.Module | None = None
     #: layout of the target layer's output for every method (see :mod:`lightning_cam.methods.layers`)
     cam_reshape: Reshape = None
+    #: where the logits are in the model's output (see :mod:`lightning_cam.utilities.outputs`)
+    cam_output: Output = None
     cam_class_names: Sequence[str] | None = None
     #: per-channel mean/std used by :meth:`cam_denormalize`; ``None`` means no normalisation.
     cam_mean: Sequence[float] | None = None
@@ -152,29 +158,18 @@ class CAMMixin:
         """The module whose ``forward(images)`` returns ``(B, num_classes)`` logits."""
         return self  # type: ignore[return-value]
 
-    def cam_layer(self) -> str | nn.Module:
-        """The target layer: :attr:`cam_target_layer`, or the family default of :meth:`cam_model`.
-
-        The default (:func:`~lightning_cam.methods.default_target_layer`) is logged once, on rank zero, on
-        the ``lightning_cam`` logger, naming the layer and why it was chosen.
-        """
+    def cam_layer(self) -> str | nn.Module | None:
+        """The target layer: :attr:`cam_target_layer`; ``None`` lets each method choose it by the rule of
+        :mod:`lightning_cam.methods.choose` at its first call (the same layer for all: the choice is cached per
+        model)."""
         target = self.cam_target_layer
         if target is None:  # a module registered by nn.Module.__setattr__ (mixin listed after nn.Module)
             target = self.__dict__.get("_modules", {}).get("cam_target_layer")
-        if target is not None:
-            return target
-        model = self.cam_model()
-        try:
-            name, why = default_target_layer(model)
-        except ValueError as err:
-            raise ValueError(str(err).replace(type(model).__name__, type(self).__name__, 1)) from None
-        if self.__dict__.get("_cam_default_logged") != name:
-            self.__dict__["_cam_default_logged"] = name
-            _log_default(type(self).__name__, name, why)
-        return name
+        return target
 
     def cam_method_kwargs(self) -> dict[str, Any]:
-        """Constructor arguments every CAM method gets from this model: ``{"reshape": cam_reshape}``.
+        """Constructor arguments every CAM method gets from this model: ``{"reshape": cam_reshape}``, and
+        ``"output": cam_output`` when it is set.
 
         The callback merges them under its per-method ``method_kwargs`` (which win).
 
@@ -184,7 +179,10 @@ class CAMMixin:
             >>> Swin().cam_method_kwargs()
             {'reshape': 'nhwc'}
         """
-        return {"reshape": check_reshape(self.cam_reshape)}
+        kwargs: dict[str, Any] = {"reshape": check_reshape(self.cam_reshape)}
+        if self.cam_output is not None:
+            kwargs["output"] = check_output(self.cam_output)
+        return kwargs
 
     def cam_inputs(self, batch: Any) -> CAMBatch:
         """Unpack ``batch`` into images, labels and optional masks/boxes.
@@ -236,17 +234,8 @@ class CAMMixin:
             x = x.expand(-1, 3, -1, -1)
         return x.clamp(0.0, 1.0)
 
-
-def _is_rank_zero() -> bool:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    return all(os.environ.get(key, "0") in ("", "0") for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
-
-
-def _log_default(owner: str, name: str, why: str) -> None:
-    if not _is_rank_zero():
-        return
-    log.info(
-        "%s: cam_target_layer is None, explaining %r by default: %s. Set `cam_target_layer` to choose another.",
-        owner, name, why,
-    )
+    def cam_display(self, images: Tensor) -> Tensor:
+        """What the grids and the gallery show of ``(B, C, H, W)`` model inputs: :meth:`cam_denormalize`, then
+        :func:`~lightning_cam.render.as_rgb` (any channel count as ``(B, 3, H, W)``: grey for one or two
+        channels, the first three of four or more). Override it to show other bands."""
+        return as_rgb(self.cam_denormalize(images))

@@ -35,6 +35,7 @@ __all__ = [
     "WRONG_COLOR",
     "add_border",
     "apply_colormap",
+    "as_rgb",
     "cam_grid",
     "evolution_grid",
     "fit_longer_side",
@@ -62,6 +63,24 @@ PADDING = 2
 def _check_images(images: Tensor) -> Tensor:
     return check_shape(images, ("B", 3, "H", "W"), "images",
                        "RGB in [0, 1]; use CAMMixin.cam_denormalize(images) to turn model inputs into displayable RGB")
+
+
+def as_rgb(images: Tensor) -> Tensor:
+    """``(B, C, H, W)`` displayable images of any channel count as ``(B, 3, H, W)``: one channel as grey, two
+    channels as the first one in grey (the second has no colour of its own), three as they are, four or more as
+    their first three (RGBA's alpha, a depth or infrared band dropped). Override
+    :meth:`~lightning_cam.CAMMixin.cam_display` to show other bands.
+
+    Example:
+        >>> as_rgb(torch.rand(2, 1, 4, 4)).shape, as_rgb(torch.rand(2, 4, 4, 4)).shape
+        (torch.Size([2, 3, 4, 4]), torch.Size([2, 3, 4, 4]))
+    """
+    c = check_shape(images, ("B", "C", "H", "W"), "images").shape[1]
+    if c == 3:
+        return images
+    if c < 3:
+        return images[:, :1].expand(-1, 3, -1, -1)
+    return images[:, :3]
 
 
 def fit_longer_side(images: Tensor, size: int) -> Tensor:

@@ -17,7 +17,7 @@ from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.functional.adcc import target_probability
 from lightning_cam.functional.perturbation import make_baseline
-from lightning_cam.methods import available_methods, get_method
+from lightning_cam.methods import GradCAM, available_methods, get_method
 from lightning_cam.metrics.registry import DEFAULT_METRICS, METRIC_NAMES
 
 H = W = 16
@@ -309,3 +309,32 @@ def test_ground_truth_is_only_checked_for_localization_metrics() -> None:
     assert values["complexity"].shape == (2,)
     with pytest.raises(ValueError, match="`masks` must be"):
         evaluate_batch(GradCAM(net, "1"), x, masks=indices, metrics=("pointing_game",))
+
+
+def test_models_returning_a_model_output_or_a_dict_are_evaluated_without_a_wrapper() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Out:
+        logits: torch.Tensor
+
+    class Net(nn.Module):
+        def __init__(self, kind: str) -> None:
+            super().__init__()
+            self.kind = kind
+            self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU())
+            self.fc = nn.Linear(6, 4)
+
+        def forward(self, x: torch.Tensor) -> object:
+            logits = self.fc(self.features(x).mean(dim=(2, 3)))
+            return {"tensor": logits, "dict": {"logits": logits}, "output": Out(logits)}[self.kind]
+
+    x = torch.randn(3, 3, 10, 10, generator=torch.Generator().manual_seed(0))
+    values = {}
+    for kind in ("tensor", "dict", "output"):
+        torch.manual_seed(0)
+        values[kind] = evaluate_batch(GradCAM(Net(kind).eval()), x, metrics=("average_drop", "coherency", "insertion"),
+                                      steps=4)
+    for kind in ("dict", "output"):
+        for name, v in values[kind].items():
+            torch.testing.assert_close(v, values["tensor"][name])

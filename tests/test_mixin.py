@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from lightning_cam.methods import GradCAM
 from lightning_cam.mixin import CAMBatch, CAMMixin
 
 
@@ -99,8 +100,18 @@ def test_cam_denormalize_without_stats_keeps_dtype_float32() -> None:
     assert out.dtype == torch.float32 and torch.all(out == 0.5)
 
 
-def test_cam_layer_default_is_last_conv() -> None:
-    assert Plain().cam_layer() == "features.2"
+class Forwarding(Plain):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def test_cam_layer_default_is_chosen_by_the_rule_at_the_first_call() -> None:
+    model = Forwarding()
+    assert model.cam_layer() is None  # no table of names: each method chooses on its first batch
+    cam = GradCAM(model, model.cam_layer(), **model.cam_method_kwargs())
+    cam.explain(torch.randn(2, 3, 12, 12))
+    # the features' output (the Sequential, which returns the same tensor as its last ReLU) is the latest cut
+    assert cam.target_layer_name == "features" and "features: the latest module" in cam.target_layer_reason
 
 
 def test_cam_layer_explicit_target_wins() -> None:
@@ -111,9 +122,13 @@ def test_cam_layer_explicit_target_wins() -> None:
     assert model.cam_layer() is model.features[1]
 
 
-def test_cam_layer_without_conv_raises() -> None:
-    with pytest.raises(ValueError, match="no nn.Conv2d.*cam_target_layer"):
-        NoConv().cam_layer()
+def test_a_model_without_a_spatial_layer_gets_an_error_naming_cam_target_layer() -> None:
+    class Flat(NoConv):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.mean(dim=(2, 3)))
+
+    with pytest.raises(ValueError, match=r"no layer of Flat satisfies the default-layer rule.*cam_target_layer"):
+        GradCAM(Flat()).explain(torch.randn(2, 3, 8, 8))
 
 
 def test_cam_model_default_is_self() -> None:
@@ -175,14 +190,15 @@ def test_cam_method_kwargs_carry_the_layout() -> None:
 
 
 def test_default_layer_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    model = Plain()
+    model = Forwarding()
+    x = torch.randn(2, 3, 12, 12)
     with caplog.at_level("INFO", logger="lightning_cam"):
-        assert model.cam_layer() == "features.2"
-        assert model.cam_layer() == "features.2"
-    assert [r.getMessage() for r in caplog.records if "by default" in r.getMessage()] == [
-        ("Plain: cam_target_layer is None, explaining 'features.2' by default: the last nn.Conv2d features.2. "
-        "Set `cam_target_layer` to choose another.")
-    ]
+        for _ in range(2):
+            cam = GradCAM(model)
+            cam.explain(x)
+            cam.explain(x)
+    messages = [r.getMessage() for r in caplog.records if "explains layer" in r.getMessage()]
+    assert len(messages) == 2 and messages[0].startswith("lightning_cam: GradCAM explains layer features: the latest")
 
 
 def test_cambatch_extra_defaults_to_none() -> None:

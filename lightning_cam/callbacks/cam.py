@@ -312,7 +312,7 @@ class CAMCallback(CallbackBase):
         self._batch.probe = self._probe_pass.probe = self.test_probe if loop == "test" else self.probe
         self._runner.build(cam_module(pl_module))
         self._accumulator.start(pl_module.device, trainer.world_size, trainer.global_rank)
-        self._views.start(trainer, pl_module, cam_module(pl_module).cam_denormalize)
+        self._views.start(trainer, pl_module, cam_module(pl_module).cam_display)
         self._runner.start(trainer, pl_module.device)
         self._faults.reset()
         self._progress.restart()

@@ -95,7 +95,7 @@ def resolve_method_kwargs(
 
 
 def build_methods(
-    classes: Mapping[str, type[BaseCAM]], model: nn.Module, layer: str | nn.Module,
+    classes: Mapping[str, type[BaseCAM]], model: nn.Module, layer: str | nn.Module | None,
     method_kwargs: Mapping[str, Mapping[str, Any]],
     shared: Mapping[str, Any] | None = None,
 ) -> dict[str, BaseCAM]:

@@ -67,7 +67,7 @@ class ProbePass:
             labels = None if probe[1] is None else probe[1].to(device).clone()
             extra = None if probe[2] is None else probe[2].apply(lambda t: t.to(device).clone())
             targets = labels if self.target == "label" else None
-            display = module.cam_denormalize(probe[0].to(device)).float().cpu()
+            display = module.cam_display(probe[0].to(device)).float().cpu()
             names = getattr(module, "cam_class_names", None)
             for name, cam in runner.cams.items():
                 progress.step(f"CAM probe grid of {name}")
@@ -88,7 +88,7 @@ class ProbePass:
     def evolution(self, trainer: Any, module: CAMMixin, methods: tuple[str, ...]) -> None:
         """Rank zero, end of ``fit``: each method's evolution image to every sink, kept as a file by each."""
         sinks = image_sinks(trainer)
-        display = module.cam_denormalize(self.probe.inputs(torch.device("cpu"))).float().cpu()
+        display = module.cam_display(self.probe.inputs(torch.device("cpu"))).float().cpu()
         for name in methods:
             self.images.evolution(name, self.history, display, sinks, scalar_step(trainer))
 

@@ -11,10 +11,10 @@ Example:
 """
 
 from lightning_cam.methods.base import BaseCAM
+from lightning_cam.methods.choose import LayerChoice, choose_target_layer
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.group import MethodGroup, explain_many
 from lightning_cam.methods.layers import (
-    default_target_layer,
     infer_layout,
     resolve_layer,
 )
@@ -52,7 +52,8 @@ __all__ = [
     "SmoothGradCAMPlusPlus",
     "XGradCAM",
     "available_methods",
-    "default_target_layer",
+    "LayerChoice",
+    "choose_target_layer",
     "explain_many",
     "get_method",
     "infer_layout",

@@ -19,6 +19,7 @@ from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, resolve_layer
 from lightning_cam.utilities.checks import check_batch_size
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
+from lightning_cam.utilities.outputs import Output
 
 __all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
 
@@ -47,11 +48,13 @@ class CAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layer: str | nn.Module,
+        target_layer: str | nn.Module | None = None,
         reshape: Reshape = None,
         fc_layer: str | nn.Module | None = None,
+        *,
+        output: Output = None,
     ) -> None:
-        super().__init__(model, target_layer, reshape)
+        super().__init__(model, target_layer, reshape, output=output)
         if fc_layer is None:
             linears: list[tuple[str, nn.Module]] = [
                 (n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)
@@ -146,8 +149,9 @@ class FakeCAM(BaseCAM):
     can_be_blank = False
     layer_optional = True
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None) -> None:
-        super().__init__(model, target_layer, reshape)
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, *,
+                 output: Output = None) -> None:
+        super().__init__(model, target_layer, reshape, output=output)
 
     def _needs(self) -> Need:
         return "logits" if self.target_layer is None else "activation"
@@ -210,13 +214,15 @@ class ScoreCAM(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layer: str | nn.Module,
+        target_layer: str | nn.Module | None = None,
         reshape: Reshape = None,
         batch_size: int | None = None,
         top_k: int | None = None,
         fill: str = "mean",
+        *,
+        output: Output = None,
     ) -> None:
-        super().__init__(model, target_layer, reshape)
+        super().__init__(model, target_layer, reshape, output=output)
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be None (score every channel) or >= 1, got {top_k}.")
         if fill not in ("mean", "zero"):

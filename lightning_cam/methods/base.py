@@ -8,7 +8,8 @@ The contract is in :class:`BaseCAM`'s docstring.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -18,6 +19,7 @@ from lightning_cam.functional.cam import weighted_sum
 from lightning_cam.functional.normalize import postprocess_maps
 from lightning_cam.methods.blank import BlankDiagnosis, describe_blank
 from lightning_cam.methods.capture import Capture, LayerRecorder, not_on_path
+from lightning_cam.methods.choose import choose_target_layer
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import (
     Reshape,
@@ -30,8 +32,11 @@ from lightning_cam.methods.result import CAMResult
 from lightning_cam.methods.targets import is_checked, mark_checked
 from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
 from lightning_cam.utilities.modes import eval_mode
+from lightning_cam.utilities.outputs import Output, check_output, select_logits
 
 __all__ = ["BaseCAM", "Need"]
+
+log = logging.getLogger("lightning_cam")
 
 #: what a method's clean pass captures: activation and gradient, the activation, or the logits only.
 Need = Literal["grad", "activation", "logits"]
@@ -74,13 +79,17 @@ class BaseCAM:
     defined (its ``explain`` must never be bypassed), unless it sets ``shares_capture`` itself.
 
     Args:
-        model: the classifier; ``model(images)`` must return ``(B, K)`` logits.
+        model: the classifier; ``model(images)`` returns ``(B, K)`` logits, or an output they are read from
+            (``output``).
         target_layer: dotted module name (``"layer4"``, ``"features.28"``) or the module itself. A unique
-            suffix of a dotted name is accepted (``"layer4"`` for ``"net.layer4"``).
+            suffix of a dotted name is accepted (``"layer4"`` for ``"net.layer4"``). ``None``: chosen at the
+            first call by what the model does (:func:`~lightning_cam.methods.choose.choose_target_layer`).
         reshape: the layout of the layer output (see :mod:`lightning_cam.methods.layers`): ``None`` detects
             it from the model (``(B, C, h, w)``, channels-last ``(B, h, w, C)`` or ``(B, N, C)`` tokens) and
             raises when the model does not settle it; ``"nchw"``, ``"nhwc"``, ``"tokens"``, ``"vit"`` (drop
             the class token, square grid) name it; a callable maps the output to ``(B, C, h, w)``.
+        output: where the logits are in the model's output (:mod:`lightning_cam.utilities.outputs`): ``None``
+            reads a tensor, ``.logits`` or ``["logits"]``; a key, an index or a callable for anything else.
 
     Example:
         >>> from lightning_cam.methods import GradCAM
@@ -108,18 +117,23 @@ class BaseCAM:
         if "explain" in cls.__dict__ and "shares_capture" not in cls.__dict__:
             cls.shares_capture = False  # a group's shared pass would bypass the overridden explain
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None, reshape: Reshape = None) -> None:
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, *,
+                 output: Output = None) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         self.model = model
         self.target_layer: nn.Module | None
+        #: ``target_layer=None`` on a method that needs a layer: chosen at the first call by the rule of
+        #: :mod:`lightning_cam.methods.choose`, which explains itself in :attr:`target_layer_reason`
+        self.auto_layer = target_layer is None and not type(self).layer_optional
+        self.target_layer_reason = ""
+        self.prefix: int | None = None  # prefix tokens at an auto-chosen token layer (decided with the layer)
         if target_layer is None:
-            if not type(self).layer_optional:
-                raise TypeError(f"{type(self).__name__} needs a target_layer (a dotted module name or the module).")
             self.target_layer_name, self.target_layer = "", None
         else:
             self.target_layer_name, self.target_layer = resolve_layer(model, target_layer)
         self.reshape = check_reshape(reshape)
+        self.output = check_output(output)
         self._layouts: dict[tuple[Any, ...], str] = {}
 
     def __repr__(self) -> str:
@@ -190,17 +204,28 @@ class BaseCAM:
             return self._forward(x, extra)
 
     def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
-        """``model(x, *extra.args, **extra.kwargs)``, checked to be ``(B, K)`` logits."""
+        """``model(x, *extra.args, **extra.kwargs)``, its logits read by :attr:`output` and checked to be ``(B, K)``."""
         extra = extra or ExtraInputs()
-        out = self.model(x, *extra.args, **dict(extra.kwargs))
-        if isinstance(out, (Mapping, tuple, list)) and not isinstance(out, Tensor):
-            kind = f"dict (keys {sorted(out)})" if isinstance(out, Mapping) else type(out).__name__
-            raise TypeError(
-                f"{type(self.model).__name__}.forward returned {kind}; CAM methods need the (B, num_classes) logits "
-                "tensor. Override `cam_model()` on your LightningModule (CAMMixin) to return a module whose forward "
-                "returns only the logits (e.g. a small wrapper that picks out['logits'])."
-            )
+        out = select_logits(self.model(x, *extra.args, **dict(extra.kwargs)), self.output, self.model)
         return check_logits(out, x.shape[0], self.model)
+
+    def forward_logits(self, x: Tensor, extra: object = None) -> Tensor:
+        """The model's logits for ``x`` (no hooks, no autograd), read as every pass of this method reads them."""
+        return self._logits(x, ExtraInputs.of(extra))
+
+    def ensure_layer(self, x: Tensor, extra: ExtraInputs | None = None) -> None:
+        """With ``target_layer=None``: choose the layer on ``x`` (once; cached per model and input shape) and
+        log the choice with its reason on the ``lightning_cam`` logger."""
+        if self.target_layer is not None or not self.auto_layer:
+            return
+        choice = choose_target_layer(self.model, x, extra, self.output)
+        self.target_layer_name, self.target_layer = resolve_layer(self.model, choice.name)
+        self.prefix = choice.prefix
+        rank_zero = not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
+            torch.distributed.get_rank() == 0
+        if self.target_layer_reason != choice.reason and rank_zero:
+            log.info("lightning_cam: %s explains layer %s", type(self).__name__, choice.reason)
+        self.target_layer_reason = choice.reason
 
     def _targets(self, logits: Tensor, targets: Tensor | None, trusted: bool) -> Tensor:
         """The classes to explain: the argmax of ``logits``, or ``targets`` range-checked (a host sync) unless
@@ -219,6 +244,8 @@ class BaseCAM:
         Given ``targets`` are range-checked (a host sync) unless ``trusted`` (derived from an earlier pass's
         logits); ``None`` takes the argmax, always in range."""
         need = "grad" if need is True else "activation" if need is False else need
+        if need != "logits":
+            self.ensure_layer(x, extra)
         if need == "logits" or self.target_layer is None:
             logits = self._logits(x, extra).detach()
             return Capture(x.new_empty(0), None, logits, self._targets(logits, targets, trusted))
@@ -254,7 +281,8 @@ class BaseCAM:
 
         def to_grid(t: Tensor) -> Tensor:
             name = self.target_layer_name
-            return reshape_activation(t.detach(), reshape, name, model=self.model, image_size=size).float()
+            return reshape_activation(t.detach(), reshape, name, model=self.model, image_size=size,
+                                      prefix=self.prefix).float()
 
         acts = to_grid(act)
         grads = None if grad is None else to_grid(grad)

@@ -29,26 +29,39 @@ class BlankDiagnosis:
     layout: str | None
     zero_grad: Tensor
     zero_act: Tensor
+    grid: tuple[int, int] = (0, 0)
 
     @classmethod
     def of(cls, layout: str | None, activations: Tensor, grads: Tensor | None) -> BlankDiagnosis:
         """The diagnosis of ``(B, C, h, w)`` activations and their gradients (device tensors, no host sync)."""
         zero_act = activations.flatten(1).abs().amax(dim=1) == 0
         zero_grad = grads.flatten(1).abs().amax(dim=1) == 0 if grads is not None else torch.zeros_like(zero_act)
-        return cls(layout, zero_grad, zero_act)
+        grid = (int(activations.shape[-2]), int(activations.shape[-1])) if activations.ndim == 4 else (0, 0)
+        return cls(layout, zero_grad, zero_act, grid)
 
     def without_grad(self) -> BlankDiagnosis:
         """The diagnosis a gradient-free capture of the same pass would give."""
-        return BlankDiagnosis(self.layout, torch.zeros_like(self.zero_act), self.zero_act)
+        return BlankDiagnosis(self.layout, torch.zeros_like(self.zero_act), self.zero_act, self.grid)
 
 
-def blank_reason(layer_name: str, layout: str | None, zero_grad: bool, zero_act: bool) -> str:
-    """The likely cause of a blank (constant) map, for reports and the callback's ``blank`` fault.
+def blank_reason(layer_name: str, layout: str | None, zero_grad: bool, zero_act: bool,
+                 grid: tuple[int, int] = (0, 0)) -> str:
+    """The cause of a blank (constant) map, told from the numbers that caused it, for reports and the
+    callback's ``blank`` fault: a 1x1 grid, a zero activation, a zero gradient, or a weighted activation that
+    ReLU removes everywhere.
 
     Example:
         >>> blank_reason("blocks.11", "tokens", zero_grad=True, zero_act=False)[:50]
         'the gradient of the target score w.r.t. target lay'
+        >>> blank_reason("layer4", "nchw", zero_grad=False, zero_act=False, grid=(1, 1))[:44]
+        "target layer 'layer4' has a 1x1 grid at this"
     """
+    if grid == (1, 1):
+        return (
+            f"target layer {layer_name!r} has a 1x1 grid at this input size (it follows global pooling, or the "
+            "input is too small for its stride): a map of one cell cannot show where; choose an earlier layer with "
+            "a spatial grid (target_layer=None chooses one), or feed larger images"
+        )
     if zero_act:
         return (
             f"target layer {layer_name!r} outputs all zeros for these samples (dead ReLUs, a zero-initialised "
@@ -87,6 +100,7 @@ def describe_blank(cls_name: str, layer_name: str, diagnosis: BlankDiagnosis | N
     for i in blank.nonzero().flatten().tolist():
         zg = bool(zero_grad[i]) if zero_grad is not None and i < len(zero_grad) else False
         za = bool(zero_act[i]) if zero_act is not None and i < len(zero_act) else False
-        causes.setdefault(blank_reason(layer_name, layout, zg, za), []).append(i)
+        grid = diagnosis.grid if diagnosis is not None else (0, 0)
+        causes.setdefault(blank_reason(layer_name, layout, zg, za, grid), []).append(i)
     text = "; ".join(f"samples {idx[:8]}{'...' if len(idx) > 8 else ''}: {why}" for why, idx in causes.items())
     return f"{cls_name}: blank (constant) map, {text}."

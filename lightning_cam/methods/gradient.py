@@ -19,6 +19,7 @@ from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.utilities.checks import check_batch_size
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
+from lightning_cam.utilities.outputs import Output
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "SmoothGradCAMPlusPlus", "XGradCAM"]
 
@@ -76,9 +77,10 @@ class GradCAMPlusPlus(BaseCAM):
     aliases = ("gradcam++", "gradcampp", "gradcamplusplus", "grad-cam++")
 
     def __init__(
-        self, model: nn.Module, target_layer: str | nn.Module, reshape: Reshape = None, eps: float = 0.0
+        self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, eps: float = 0.0,
+        *, output: Output = None,
     ) -> None:
-        super().__init__(model, target_layer, reshape)
+        super().__init__(model, target_layer, reshape, output=output)
         if not eps >= 0:
             raise ValueError(f"eps must be >= 0, got {eps}.")
         self.eps = float(eps)
@@ -184,14 +186,16 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     def __init__(
         self,
         model: nn.Module,
-        target_layer: str | nn.Module,
+        target_layer: str | nn.Module | None = None,
         reshape: Reshape = None,
         num_samples: int = 8,
         std: float = 0.15,
         seed: int = 0,
         batch_size: int | None = None,
+        *,
+        output: Output = None,
     ) -> None:
-        super().__init__(model, target_layer, reshape)
+        super().__init__(model, target_layer, reshape, output=output)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         if not std >= 0:

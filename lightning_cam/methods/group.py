@@ -101,6 +101,9 @@ class MethodGroup:
             if target_t is not None and target_t.is_inference():
                 target_t = target_t.clone()
             trusted = False
+            for cam in shared.values():  # a layer chosen by the rule is known before the grouping by layer
+                if cam._needs() != "logits":
+                    cam.ensure_layer(x, extra_in)
             # one capture per target layer (a logits-only pass last, if no layer is needed at all); layers with a
             # gradient method first: their pass gives the logits and the targets of all the others
             layers: dict[tuple[int, int, Any] | None, list[str]] = {}

@@ -1,5 +1,5 @@
-"""Target layers and activation layouts: find the layer, pick a default per model family, and bring its
-output to ``(B, C, h, w)``.
+"""Target layers and activation layouts: find the layer by name and bring its output to ``(B, C, h, w)``
+(the default layer is chosen by :mod:`lightning_cam.methods.choose`).
 
 Layouts a target layer can produce, and the ``reshape`` value that names each one:
 
@@ -39,7 +39,6 @@ __all__ = [
     "LAYOUTS",
     "Reshape",
     "check_reshape",
-    "default_target_layer",
     "infer_layout",
     "prefix_tokens",
     "reshape_activation",
@@ -116,79 +115,6 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
         f"unknown target_layer {layer!r} in {type(model).__name__}. Closest module names: "
         f"{_close(layer, names, n=5)}. See dict(model.named_modules()) for all names."
     )
-
-
-# ---------------------------------------------------------------- default target layer per family
-def _is_attention_block(module: nn.Module) -> nn.Module | None:
-    """The pre-norm of a transformer block (``norm1`` timm/torchvision Swin, ``ln_1`` torchvision ViT)."""
-    norm = getattr(module, "norm1", None) or getattr(module, "ln_1", None)
-    if not isinstance(norm, nn.LayerNorm):
-        return None
-    has_attention = any(
-        isinstance(m, nn.MultiheadAttention)
-        or "attention" in type(m).__name__.lower()
-        or type(m).__name__ == "Attention"
-        for m in module.children()
-    )
-    return norm if has_attention else None
-
-
-def default_target_layer(model: nn.Module) -> tuple[str, str]:
-    """The default target layer of ``model`` and why it was chosen -> ``(dotted name, reason)``.
-
-    * Transformers (ViT, DeiT, Swin in torchvision and timm; any block holding an attention module and a
-      ``norm1``/``ln_1`` LayerNorm): the last block's pre-norm (``blocks.11.norm1``, ``layers.3.blocks.1.norm1``,
-      ``features.7.1.norm1``, ``encoder.layers.encoder_layer_11.ln_1``), as pytorch-grad-cam's
-      documentation recommends. The last block's *output* cannot be used: only the class token reaches
-      the head from there, so the gradient over the patch tokens is exactly zero. The patch-embedding
-      convolution is never chosen.
-    * CNNs: the last ``nn.Conv2d``'s enclosing block (the nearest ancestor that is not a plain
-      ``Sequential``/``ModuleList`` and sits in one: ``layer4.1``, ``features.12``, ``stages.3.blocks.1``)
-      or, when there is none, the last ``nn.Conv2d`` itself followed by the normalisation layers right
-      after it (timm EfficientNet's ``conv_head`` -> ``bn2``).
-
-    Raises:
-        ValueError: when the model has neither an attention block nor an ``nn.Conv2d``.
-
-    Example:
-        >>> import torchvision
-        >>> default_target_layer(torchvision.models.resnet18(weights=None))[0]
-        'layer4.1'
-    """
-    named = list(model.named_modules())
-    index = {name: i for i, (name, _) in enumerate(named)}
-    blocks = [(n, m) for n, m in named if n and _is_attention_block(m) is not None]
-    convs = [n for n, m in named if isinstance(m, nn.Conv2d)]
-    if blocks and (not convs or index[blocks[-1][0]] > index[convs[-1]]):
-        name, block = blocks[-1]
-        norm = _is_attention_block(block)
-        norm_name = next(n for n, m in block.named_children() if m is norm)
-        return f"{name}.{norm_name}", (
-            f"the last transformer block's pre-norm {name}.{norm_name} (its output's patch tokens would get a "
-            "zero gradient: only the class token reaches the head)"
-        )
-    if not convs:
-        raise ValueError(
-            f"{type(model).__name__} has no nn.Conv2d and no transformer block to explain by default; set "
-            "`cam_target_layer` to the dotted name of the layer whose activation to explain."
-        )
-    modules = dict(named)
-    last = convs[-1]
-    parts = last.split(".")
-    for depth in range(len(parts) - 1, 0, -1):
-        ancestor, parent = ".".join(parts[:depth]), ".".join(parts[: depth - 1])
-        if type(modules[ancestor]) not in _PLAIN and type(modules[parent]) in _PLAIN:
-            return ancestor, f"the block {ancestor} that holds the last nn.Conv2d {last}"
-    # no block: the conv itself, extended over the normalisation layers that follow it in its parent
-    parent_name = ".".join(parts[:-1])
-    siblings = list(modules[parent_name].named_children())
-    names = [n for n, _ in siblings]
-    chosen = last
-    for child_name, child in siblings[names.index(parts[-1]) + 1 :]:
-        if not isinstance(child, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
-            break
-        chosen = f"{parent_name}.{child_name}" if parent_name else child_name
-    return chosen, f"the last nn.Conv2d {last}" + (f" and its normalisation {chosen}" if chosen != last else "")
 
 
 # ---------------------------------------------------------------- layouts
@@ -345,17 +271,24 @@ def infer_layout(
 
 
 def _token_grid(
-    n: int, prefix: int | None, image_size: tuple[int, int] | None, layer_name: str, shape: tuple[int, ...]
+    n: int, prefix: int | None, image_size: tuple[int, int] | None, layer_name: str, shape: tuple[int, ...],
+    exact: int | None = None,
 ) -> tuple[int, int, int]:
-    """``(prefix, h, w)`` for ``n`` tokens: the model's prefix count, else the only one giving a grid."""
-    candidates = [prefix] if prefix is not None else list(range(_MAX_PREFIX + 1))
-    found = [(p, *g) for p in candidates if (g := _grid(n - p, image_size)) is not None]
+    """``(prefix, h, w)`` for ``n`` tokens at this layer: ``exact`` when given (decided for the layer), else the
+    only prefix-token count ``P <= 8`` that leaves a grid of the image's aspect ratio (a layer before the class
+    token is added has none, whatever the model says); a tie goes to the grid that divides the image size
+    exactly (patch grids do), then to the model's own count."""
+    found = [(p, *g) for p in ([exact] if exact is not None else range(_MAX_PREFIX + 1))
+             if (g := _grid(n - p, image_size)) is not None]
+    if len(found) > 1 and image_size is not None:
+        found = [f for f in found if image_size[0] % f[1] == 0 and image_size[1] % f[2] == 0] or found
+    if len(found) > 1 and prefix is not None:
+        found = [f for f in found if f[0] == prefix] or found
     if len(found) == 1:
         return found[0]
     aspect = f"the image's {image_size[0]}x{image_size[1]} aspect ratio" if image_size else "a square grid"
     if not found:
-        prefixes = prefix if prefix is not None else f"0..{_MAX_PREFIX}"
-        why = f"{n} tokens minus {prefixes} prefix tokens give no grid of {aspect}"
+        why = f"{n} tokens minus 0..{_MAX_PREFIX} prefix tokens give no grid of {aspect}"
     else:
         why = f"{n} tokens fit several prefix-token counts: " + ", ".join(f"{p} (+{h}x{w})" for p, h, w in found)
     raise ValueError(
@@ -404,12 +337,14 @@ def reshape_activation(
     *,
     model: nn.Module | None = None,
     image_size: tuple[int, int] | None = None,
+    prefix: int | None = None,
 ) -> Tensor:
     """Bring a target-layer output (or its gradient) to ``(B, C, h, w)``.
 
     ``reshape`` is a layout name (see the module docstring), a callable applied as is, or ``None``: the
     layout is detected with :func:`infer_layout` (which needs ``model``; without it ``None`` means
-    ``"nchw"``). ``image_size`` ``(H, W)`` fixes the token grid's aspect ratio.
+    ``"nchw"``). ``image_size`` ``(H, W)`` fixes the token grid's aspect ratio; ``prefix`` the number of
+    prefix tokens when it was decided for the layer (else it is read from the token count).
 
     Example:
         >>> reshape_activation(torch.zeros(2, 5, 7, 3), "nhwc", "layer").shape
@@ -432,8 +367,8 @@ def reshape_activation(
             raise ValueError(
                 f"reshape='tokens' expects (B, N, C) tokens from target layer {layer_name!r}, got shape {shape}."
             )
-        prefix = prefix_tokens(model) if model is not None else None
-        p, h, w = _token_grid(shape[1], prefix, image_size, layer_name, shape)
+        stated = prefix_tokens(model) if model is not None else None
+        p, h, w = _token_grid(shape[1], stated, image_size, layer_name, shape, exact=prefix)
         out = value[:, p:].reshape(shape[0], h, w, shape[2]).permute(0, 3, 1, 2)
     elif layout == "nhwc":
         if value.ndim != 4:

@@ -54,8 +54,8 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         ...         return self.fc(self.conv(x).mean((2, 3)))
         >>> model = Tiny()
         >>> loss = model.training_step({"image": torch.zeros(2, 3, 8, 8), "label": torch.tensor([0, 1])}, 0)
-        >>> loss.shape, model.cam_layer()
-        (torch.Size([]), 'conv')
+        >>> loss.shape, model.cam_layer()  # None: chosen by the rule at the first CAM batch
+        (torch.Size([]), None)
     """
 
     def __init__(

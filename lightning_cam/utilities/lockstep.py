@@ -56,6 +56,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from lightning_cam.utilities.outputs import select_logits
+
 __all__ = [
     "DONE",
     "FORWARD",
@@ -256,6 +258,8 @@ class LockStep:
         try:
             with torch.no_grad():
                 logits = self.model(x)
+                with contextlib.suppress(TypeError):  # a ModelOutput or a {"logits": ...} mapping
+                    logits = select_logits(logits)
                 if store and isinstance(logits, Tensor) and logits.requires_grad:
                     torch.autograd.grad(logits.float().sum(), store[0], allow_unused=True)
         finally:

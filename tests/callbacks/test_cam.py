@@ -9,6 +9,7 @@ import csv
 import math
 import os
 import random
+import re
 import warnings
 from typing import Any
 
@@ -21,7 +22,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from lightning_cam import CAMBatch, CAMCallback
+from lightning_cam import CAMBatch, CAMCallback, CAMMixin
 from lightning_cam.data import ShapesDataModule
 from lightning_cam.methods import GradCAM
 from lightning_cam.methods.result import CAMResult
@@ -437,3 +438,77 @@ def test_evolution_faults_go_through_the_same_policy(tmp_path: Any) -> None:
     (msg,) = cam_warnings(record, "evolution images")
     assert msg.startswith("CAMCallback: 1 fault(s) while saving or logging the CAM evolution images (1 logger); "
                           "first logger on rank 0: a logger failed to write cam/gradcam/evolution: OSError: disk full")
+
+
+# ----------------------------------------------------------------------------- any model (issue 16)
+class _AnyModel(CAMMixin, pl.LightningModule):
+    """A user's module around any network: no target layer named (the rule chooses), logits read from whatever
+    the network returns (a tensor, a HuggingFace ModelOutput, a dict)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.net(x)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        out = self(x)
+        return out if isinstance(out, torch.Tensor) else out.logits if hasattr(out, "logits") else out["logits"]
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return nn.functional.cross_entropy(self._logits(batch[0]), batch[1])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val_loss", nn.functional.cross_entropy(self._logits(batch[0]), batch[1]))
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def _loaders(channels: int, size: int = 32) -> tuple[Any, Any]:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.rand(16, channels, size, size, generator=g), torch.randint(0, 3, (16,), generator=g))
+    return DataLoader(data, batch_size=8), DataLoader(data, batch_size=8)
+
+
+class _DictNet(nn.Module):
+    def __init__(self, channels: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(channels, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                                      nn.ReLU())
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": self.fc(self.features(x).mean(dim=(2, 3))), "aux": x.mean()}
+
+
+def _hf_vit() -> nn.Module:
+    import transformers as hf
+
+    config = hf.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, num_labels=3)
+    return hf.ViTForImageClassification(config)
+
+
+@pytest.mark.parametrize(("net", "channels", "layer"), [
+    (_DictNet, 3, r"net\.features"), (lambda: _DictNet(4), 4, r"net\.features"),
+    (_hf_vit, 3, r"net\.vit\.(encoder\.layer|layers)\.0"),  # the first of 2 blocks: the last one's output fails (c)
+], ids=["dict-output", "4-channels", "huggingface-vit"])
+def test_any_model_works_in_the_callback_without_a_wrapper(tmp_path: Any, net: Any, channels: int,
+                                                           layer: str) -> None:
+    torch.manual_seed(0)
+    model = _AnyModel(net())
+    cb = CAMCallback(metrics=("complexity", "average_drop", "adcc"), num_images=2, on_error="raise")
+    trainer = make_trainer(tmp_path, [cb], max_epochs=1)
+    train, val = _loaders(channels)
+    trainer.fit(model, train, val)
+    assert all(math.isfinite(float(trainer.callback_metrics[f"cam/gradcam/{k}"])) for k in ("complexity", "adcc"))
+    cam = cb._runner.cams["gradcam"]
+    assert re.fullmatch(layer, cam.target_layer_name), cam.target_layer_reason  # chosen by the rule, first batch
+    acc = EventAccumulator(trainer.logger.log_dir, size_guidance={"images": 0})  # type: ignore[union-attr]
+    acc.Reload()
+    (grid,) = acc.Images("cam/gradcam/grid")  # the grid is written whatever the channel count
+    assert grid.width > 0 and acc.Images("cam/gradcam/worst")

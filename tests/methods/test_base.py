@@ -322,16 +322,16 @@ def test_input_errors() -> None:
 
 
 def test_model_output_and_unused_layer_errors() -> None:
-    class DictOut(nn.Module):
+    class TupleOut(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.conv = nn.Conv2d(3, 2, 3)
 
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"logits": self.conv(x).mean(dim=(2, 3))}
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.conv(x).mean(dim=(2, 3)), x
 
-    with pytest.raises(TypeError, match="returned dict.*logits tensor"):
-        GradCAM(DictOut(), "conv")(torch.randn(1, 3, 8, 8))
+    with pytest.raises(TypeError, match=r"returned a tuple of 2; CAM methods need .*output=0"):
+        GradCAM(TupleOut(), "conv")(torch.randn(1, 3, 8, 8))
 
     class Unused(nn.Module):
         def __init__(self) -> None:

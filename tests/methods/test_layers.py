@@ -10,9 +10,8 @@ import torchvision
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lightning_cam.methods import GradCAM
+from lightning_cam.methods import GradCAM, choose_target_layer
 from lightning_cam.methods.layers import (
-    default_target_layer,
     infer_layout,
     reshape_activation,
     resolve_layer,
@@ -72,9 +71,9 @@ def test_vit_block_output_is_blank_with_reason_and_norm1_is_not() -> None:
     out = GradCAM(vit, "encoder.layers.encoder_layer_1").explain(x)
     assert bool(out.blank.all()) and "patch tokens do not reach the head" in out.blank_reason
     assert (out.maps == 0).all()
-    name, _ = default_target_layer(vit)
-    assert name == "encoder.layers.encoder_layer_1.ln_1"
-    good = GradCAM(vit, name).explain(x)
+    choice = choose_target_layer(vit, x)  # the last block's output fails (c); its input is the latest cut
+    assert choice.name == "encoder.layers.encoder_layer_0" and choice.layout == "tokens", choice.reason
+    good = GradCAM(vit).explain(x)
     assert not bool(good.blank.any()) and good.blank_reason == ""
 
 
@@ -106,14 +105,39 @@ def test_reentrant_checkpoint_is_named_and_non_reentrant_works() -> None:
     assert GradCAM(Checkpointed(False).eval(), "block")(x).shape == (2, 8, 8)
 
 
-def test_dict_output_names_cam_model() -> None:
-    class DictOut(nn.Module):
-        def __init__(self) -> None:
+def test_model_outputs_are_read_by_one_rule() -> None:
+    """A tensor, `.logits` (HuggingFace ModelOutput), a mapping's "logits"; anything else through `output=`."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Output:  # what a HuggingFace ImageClassifierOutput offers
+        logits: torch.Tensor
+        hidden_states: tuple[torch.Tensor, ...] | None = None
+
+    class Net(nn.Module):
+        def __init__(self, kind: str) -> None:
             super().__init__()
-            self.conv = nn.Conv2d(3, 2, 3)
+            self.conv, self.kind = nn.Conv2d(3, 2, 3), kind
 
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            return {"logits": self.conv(x).mean(dim=(2, 3))}
+        def forward(self, x: torch.Tensor) -> object:
+            logits = self.conv(x).mean(dim=(2, 3))
+            return {"tensor": logits, "dict": {"logits": logits, "aux": logits}, "model_output": Output(logits),
+                    "tuple": (logits, logits * 0), "other_key": {"scores": logits}}[self.kind]
 
-    with pytest.raises(TypeError, match=r"returned dict \(keys \['logits'\]\).*cam_model\(\)"):
-        GradCAM(DictOut(), "conv")(torch.randn(1, 3, 8, 8))
+    def net(kind: str) -> Net:
+        torch.manual_seed(0)  # the same weights for every kind
+        return Net(kind).eval()
+
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    reference = GradCAM(net("tensor"), "conv").explain(x)
+    read = [GradCAM(net(kind), "conv").explain(x) for kind in ("dict", "model_output")]
+    read += [GradCAM(net(kind), "conv", output=output).explain(x)
+             for kind, output in (("tuple", 0), ("other_key", "scores"), ("dict", lambda out: out["logits"]))]
+    for result in read:
+        torch.testing.assert_close(result.maps, reference.maps)
+        torch.testing.assert_close(result.logits, reference.logits)
+    for kind in ("tuple", "other_key"):
+        with pytest.raises(TypeError, match=r"Net.forward returned a .*; CAM methods need .* `output=`"):
+            GradCAM(net(kind), "conv")(x)
+    with pytest.raises(ValueError, match="`output` must be None"):
+        GradCAM(net("tuple"), "conv", output=1.5)  # type: ignore[arg-type]

@@ -54,3 +54,16 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_a_1x1_grid_is_named_as_the_cause_not_untrained_weights() -> None:
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=5).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    res = GradCAM(model, "layer4").explain(x)  # layer4 is 1x1 at 32 px
+    assert bool(res.blank.all()) and "has a 1x1 grid at this input size" in res.blank_reason
+    assert "untrained" not in res.blank_reason
+    auto = GradCAM(model).explain(x)  # the rule skips it: layer3 has a 2x2 grid
+    assert auto.low_res.shape[-2:] == (2, 2)
