@@ -2,7 +2,21 @@
 
 A method supplies only its channel weights (``_weights``), its raw map (``_map``) or, when it needs more
 passes, its derivation from the clean pass (``_derive``); the maths lives in :mod:`lightning_cam.functional`.
-The contract is in :class:`BaseCAM`'s docstring.
+
+**Writing a method** (the contract :class:`~lightning_cam.methods.group.MethodGroup` relies on): override
+one of these protected hooks, never ``explain``:
+
+* :meth:`_weights` ``(Capture) -> (B, C)``: channel weights; the map is ``Σ_k w_k A^k`` (Grad-CAM family);
+* :meth:`_map` ``(Capture) -> (B, h, w)``: the raw map from the activation and gradient (Layer-CAM);
+* :meth:`_derive` ``(Capture, x, extra) -> (B, h, w)``: when the map needs more forwards than the clean
+  pass (Score-CAM, Smooth Grad-CAM++); it may call :meth:`_capture` and :meth:`_logits`;
+* :meth:`_needs`: what the clean pass must capture (``"grad"``, ``"activation"`` or ``"logits"``),
+  by default from the class attribute ``needs_grad``.
+
+The engine does the rest: one capture (:meth:`_capture`), ReLU, upsampling, normalisation and the blank
+flags (:meth:`_result`). A class that cannot work from a shared clean pass sets ``shares_capture = False``
+and is then called on its own by a group; a class that overrides ``explain`` gets that setting when it is
+defined (its ``explain`` must never be bypassed), unless it sets ``shares_capture`` itself.
 """
 
 from __future__ import annotations
@@ -38,6 +52,11 @@ __all__ = ["BaseCAM", "Need"]
 
 log = logging.getLogger("lightning_cam")
 
+
+def _rank_zero() -> bool:
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
 #: what a method's clean pass captures: activation and gradient, the activation, or the logits only.
 Need = Literal["grad", "activation", "logits"]
 
@@ -45,14 +64,11 @@ Need = Literal["grad", "activation", "logits"]
 class BaseCAM:
     """Base class of the CAM methods: ``cam(images, targets=None)`` -> ``(B, H, W)`` maps in ``[0, 1]``.
 
-    Pipeline of one call: validate the inputs; put the model in eval mode; one forward with a hook on the
-    target layer that captures its output :math:`A`. Gradient methods run the layers *before* the target
-    layer without autograd, restart autograd from a detached copy of :math:`A` (so a frozen model works and
-    nothing before the target layer is differentiated) and take
-    ``torch.autograd.grad(sum_b y_b^{c_b}, A)`` -- parameter ``.grad`` is never written, and samples stay
-    independent because eval mode removes every cross-sample interaction. The method turns :math:`A` (and the
-    gradient) into a raw ``(B, h, w)`` map; the base class applies ReLU, bilinear upsampling to ``(H, W)`` and
-    per-sample min-max normalisation (a constant map becomes zeros, never NaN), all in float32.
+    One call: the model in eval mode, one forward hooking the target layer's output :math:`A`; gradient methods
+    run the layers before it without autograd and take ``torch.autograd.grad(sum_b y_b^{c_b}, A)`` from a
+    detached copy (no parameter ``.grad``, samples independent). The method turns :math:`A` (and the gradient)
+    into a raw ``(B, h, w)`` map; ReLU, bilinear upsampling to ``(H, W)`` and per-sample min-max normalisation
+    (a constant map becomes zeros, never NaN) follow, in float32.
 
     Works under ``torch.no_grad()``, ``torch.inference_mode()`` (the input is cloned out of inference mode)
     and ``torch.autocast`` (the model runs in the autocast dtype, the CAM maths in float32). Hooks are
@@ -63,20 +79,7 @@ class BaseCAM:
     NaN in every metric. Extra model inputs: ``explain(images, extra=(meta,))`` passes them to every
     forward, per sample (:class:`~lightning_cam.methods.extra.ExtraInputs`).
 
-    **Writing a method** (the contract :class:`~lightning_cam.methods.group.MethodGroup` relies on): override
-    one of these protected hooks, never ``explain``:
-
-    * :meth:`_weights` ``(Capture) -> (B, C)``: channel weights; the map is ``Σ_k w_k A^k`` (Grad-CAM family);
-    * :meth:`_map` ``(Capture) -> (B, h, w)``: the raw map from the activation and gradient (Layer-CAM);
-    * :meth:`_derive` ``(Capture, x, extra) -> (B, h, w)``: when the map needs more forwards than the clean
-      pass (Score-CAM, Smooth Grad-CAM++); it may call :meth:`_capture` and :meth:`_logits`;
-    * :meth:`_needs`: what the clean pass must capture (``"grad"``, ``"activation"`` or ``"logits"``),
-      by default from the class attribute ``needs_grad``.
-
-    The engine does the rest: one capture (:meth:`_capture`), ReLU, upsampling, normalisation and the blank
-    flags (:meth:`_result`). A class that cannot work from a shared clean pass sets ``shares_capture = False``
-    and is then called on its own by a group; a class that overrides ``explain`` gets that setting when it is
-    defined (its ``explain`` must never be bypassed), unless it sets ``shares_capture`` itself.
+    Subclasses override the protected hooks of the contract in the module docstring, never ``explain``.
 
     Args:
         model: the classifier; ``model(images)`` returns ``(B, K)`` logits, or an output they are read from
@@ -123,8 +126,7 @@ class BaseCAM:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         self.model = model
         self.target_layer: nn.Module | None
-        #: ``target_layer=None`` on a method that needs a layer: chosen at the first call by the rule of
-        #: :mod:`lightning_cam.methods.choose`, which explains itself in :attr:`target_layer_reason`
+        #: ``target_layer=None``: chosen at the first call (:mod:`lightning_cam.methods.choose`), reason kept
         self.auto_layer = target_layer is None and not type(self).layer_optional
         self.target_layer_reason = ""
         self.prefix: int | None = None  # prefix tokens at an auto-chosen token layer (decided with the layer)
@@ -221,15 +223,12 @@ class BaseCAM:
         choice = choose_target_layer(self.model, x, extra, self.output)
         self.target_layer_name, self.target_layer = resolve_layer(self.model, choice.name)
         self.prefix = choice.prefix
-        rank_zero = not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
-            torch.distributed.get_rank() == 0
-        if self.target_layer_reason != choice.reason and rank_zero:
+        if self.target_layer_reason != choice.reason and _rank_zero():
             log.info("lightning_cam: %s explains layer %s", type(self).__name__, choice.reason)
         self.target_layer_reason = choice.reason
 
     def _targets(self, logits: Tensor, targets: Tensor | None, trusted: bool) -> Tensor:
-        """The classes to explain: the argmax of ``logits``, or ``targets`` range-checked (a host sync) unless
-        ``trusted`` or already checked; marked checked for later passes."""
+        """The argmax of ``logits``, or ``targets`` range-checked (a host sync) unless ``trusted``/checked."""
         if targets is None:
             return mark_checked(logits.detach().argmax(dim=1))
         if not (trusted or is_checked(targets)):
@@ -307,11 +306,8 @@ class BaseCAM:
                          blank=blank, blank_reason=reason)
 
     def _blank(self, maps: Tensor, diagnosis: BlankDiagnosis | None) -> tuple[Tensor, Callable[[], str] | str]:
-        """Per-sample blank flags (a constant map normalises to all zeros) and the likely cause.
-
-        The cause is returned as a function formatted only when read (``CAMResult.blank_reason``): deciding
-        whether any sample is blank would be a host-device sync on every call.
-        """
+        """Per-sample blank flags (a constant map normalises to all zeros) and the likely cause, as a function
+        formatted only when read (deciding whether any sample is blank is a host sync)."""
         if not type(self).can_be_blank:
             return torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device), ""
         blank = maps.flatten(1).amax(dim=1) <= 0
