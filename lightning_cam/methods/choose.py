@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_cam.methods.capture import LayerRecorder
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import infer_layout, reshape_activation
 from lightning_cam.utilities.modes import eval_mode
@@ -95,11 +96,16 @@ def _record(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> tup
         handles.append(module.register_forward_hook(hook))
     try:
         with torch.enable_grad():
-            logits = select_logits(model(x, *extra.args, **dict(extra.kwargs)), output, model)
+            logits = _logits(model, x, extra, output)
     finally:
         for handle in handles:
             handle.remove()
     return [seen[k] for k in order], logits
+
+
+def _logits(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> Tensor:
+    """``model(x, *extra)``'s logits, read by the one output rule."""
+    return select_logits(model(x, *extra.args, **dict(extra.kwargs)), output, model)
 
 
 def _reaches(root: Any, target: Any, blocked: Any) -> bool:
@@ -145,22 +151,15 @@ def _spatial_gradient(model: nn.Module, module: nn.Module, name: str, layout: st
     """Where the target scores (the argmax classes) have a gradient at the module's output: ``"grid"`` (at its
     grid positions), ``"prefix"`` (only at prefix tokens: the class token) or ``"none"`` (nowhere: the logits
     do not vary, e.g. a zero-initialised head)."""
-    store: list[Tensor] = []
-
-    def hook(mod: nn.Module, args: object, out: Tensor) -> Tensor:
-        act = out.detach().requires_grad_(True)
-        store.append(act)
-        torch.set_grad_enabled(True)
-        return act.clone()
-
-    handle = module.register_forward_hook(hook)
+    recorder = LayerRecorder(name, need_grad=True)  # the capture's own hook: a leaf to differentiate to
+    handle = module.register_forward_hook(recorder)
     try:
         with torch.no_grad():
-            logits = select_logits(model(x, *extra.args, **dict(extra.kwargs)), output, model)
+            logits = _logits(model, x, extra, output)
             grad = None
-            if store and logits.requires_grad:
+            if recorder.outputs and logits.requires_grad:
                 score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
-                (grad,) = torch.autograd.grad(score, store[0], allow_unused=True)
+                (grad,) = torch.autograd.grad(score, recorder.output, allow_unused=True)
     finally:
         handle.remove()
     if grad is None or not bool(grad.ne(0).any()):
