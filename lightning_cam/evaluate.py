@@ -26,9 +26,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.functional.adcc import target_probability
-from lightning_cam.functional.localization import boxes_to_masks
+from lightning_cam.functional.localization import class_ground_truth
 from lightning_cam.functional.perturbation import insertion_deletion
+from lightning_cam.functional.task import Task, check_task, target_probability
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.metrics.registry import (
@@ -38,7 +38,7 @@ from lightning_cam.metrics.registry import (
     check_metric_names,
     metric_needs,
 )
-from lightning_cam.utilities.checks import check_boxes, check_images, check_masks, check_options, check_targets
+from lightning_cam.utilities.checks import check_images, check_options, check_targets
 from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.outputs import select_logits
 
@@ -50,16 +50,6 @@ class _Explainer(Protocol):
     def explain(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> CAMResult: ...
 
 
-def _ground_truth(masks: Tensor | None, boxes: Tensor | None, images: Tensor) -> Tensor | None:
-    """``(B, H, W)`` object masks from ``masks`` (preferred) or ``boxes``; ``None`` without either."""
-    b, _, h, w = images.shape
-    if masks is not None:
-        return check_masks(masks.to(images.device), (b, h, w))
-    if boxes is not None:
-        return boxes_to_masks(check_boxes(boxes, b).to(images.device), h, w)
-    return None
-
-
 def _check_result(result: CAMResult, images: Tensor, targets: Tensor | None) -> None:
     b, _, h, w = images.shape
     if tuple(result.maps.shape) != (b, h, w):
@@ -69,7 +59,7 @@ def _check_result(result: CAMResult, images: Tensor, targets: Tensor | None) -> 
         )
     if result.logits.ndim != 2 or result.logits.shape[0] != b or tuple(result.targets.shape) != (b,):
         raise ValueError("`result` does not belong to this batch (logits (B, K) and targets (B,) expected).")
-    if targets is not None and targets is not result.targets and not torch.equal(
+    if targets is not None and targets.ndim == 1 and targets is not result.targets and not torch.equal(
         targets, result.targets.to(targets.device).long()
     ):  # (the callback passes the result's own targets: no comparison, no host sync)
         raise ValueError("`targets` differ from `result.targets`; pass targets=None to use the result's targets.")
@@ -104,8 +94,10 @@ def evaluate_batch(
 ) -> dict[str, Tensor]:
     r"""Per-sample CAM metrics of one batch, computed with the fewest model passes.
 
-    With ``Y_c = softmax(f(x))_c`` and ``O_c = softmax(f(x ⊙ map))_c`` (see
-    :mod:`lightning_cam.functional.adcc` for the formulas and their edge cases):
+    With ``Y_c`` the probability of class ``c`` on ``x`` and ``O_c`` on ``x ⊙ map`` under the method's output kind
+    (``cam.task``: ``softmax(f(x))_c``, or ``sigmoid(f(x)_c)`` for ``multilabel`` and ``binary``; see
+    :mod:`lightning_cam.functional.task`, and :mod:`lightning_cam.functional.adcc` for the formulas and their
+    edge cases):
 
     ============================  =====================================================  ========
     name                          per-sample value                                       better
@@ -128,11 +120,17 @@ def evaluate_batch(
     Args:
         cam: a CAM method (anything with ``explain(images, targets) -> CAMResult`` and ``.model``).
         images: ``(B, C, H, W)`` inputs in the model's input space (normalised).
-        targets: classes to explain, ``(B,)`` or one int; ``None`` = the predicted class.
-        masks: ``(B, H, W)`` ground-truth object masks (bool, or float > 0.5), for localization.
+        targets: classes to explain, ``(B,)`` or one int; ``None`` = the predicted class. Under
+            ``task="multilabel"``, a ``(B, K)`` multi-hot matrix or ``None`` explains (image, class) pairs
+            (each positive label, or each predicted positive): the values are then per pair, in the order of
+            ``result.samples`` (image by image, classes ascending).
+        masks: ``(B, H, W)`` ground-truth object masks (bool, or float > 0.5), or ``(B, K, H, W)`` a mask per
+            class (each sample or pair is scored against its target class's mask), for localization.
         metrics: names to compute (see the table and :mod:`lightning_cam.metrics.registry`); an unknown name
             raises a ``ValueError`` listing the valid ones, and so does a name listed twice.
-        boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, used as masks when ``masks`` is None.
+        boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, or ``(B, N, 5)`` rows ``(x0, y0, x1, y1, class)``
+            (padded with class ``-1``), used as masks when ``masks`` is None
+            (:func:`~lightning_cam.functional.localization.class_ground_truth`).
         result: a :class:`~lightning_cam.methods.result.CAMResult` already computed by ``cam`` for these
             images and targets; saves the first pass.
         extra: further model inputs (tuple, dict or ``ExtraInputs``) passed to every forward, per sample.
@@ -143,7 +141,8 @@ def evaluate_batch(
             :func:`~lightning_cam.utilities.checks.check_options`.
 
     Returns:
-        ``{name: (B,) float32 tensor}`` on ``images.device``, in the order requested.
+        ``{name: (B,) float32 tensor}`` on ``images.device``, in the order requested (``(P,)`` for the ``P``
+        pairs of a multi-label call).
 
     Example:
         >>> from lightning_cam.methods.result import CAMResult
@@ -161,11 +160,11 @@ def evaluate_batch(
     names = check_metric_names(metrics)
     opts = check_options(options)
     images = check_images(images, allow_empty=True)
+    task: Task = check_task(getattr(cam, "task", None))
     b = images.shape[0]
-    targets_t = check_targets(targets, b, images.device)
+    targets_t = check_targets(targets, b, images.device, multi_hot=task.multilabel)
     wanted_loc = [n for n in names if n in LOCALIZATION_METRICS]
-    gt = _ground_truth(masks, boxes, images) if wanted_loc else None  # unused ground truth is not validated
-    if wanted_loc and gt is None:
+    if wanted_loc and masks is None and boxes is None:
         raise ValueError(
             f"localization metric(s) {wanted_loc} need ground truth: pass `masks` (B, H, W) or `boxes` (B, 4)."
         )
@@ -176,9 +175,19 @@ def evaluate_batch(
     kw: dict[str, Any] = {"extra": more} if more else {}  # duck-typed explainers need not know `extra`
     if result is None:
         result = cam.explain(images, targets_t, **kw)
-    else:
-        _check_result(result, images, targets_t)
+    if result.samples is not None:  # multi-label pairs: every per-image input follows its pairs
+        pairs = result.samples.to(images.device)
+        images = images[pairs]
+        masks = None if masks is None else masks[pairs.to(masks.device)]
+        boxes = None if boxes is None else boxes[pairs.to(boxes.device)]
+        more = more.take(pairs, b) if more else more
+        kw = {"extra": more} if more else {}
+        result, targets_t = result.paired(None), None
+        if images.shape[0] == 0:  # no pair to explain (no positive label, no predicted positive)
+            return {n: torch.empty(0, device=images.device) for n in names}
+    _check_result(result, images, targets_t)
     tgt = result.targets.to(images.device).long()
+    gt = class_ground_truth(masks, boxes, tgt, (int(images.shape[-2]), int(images.shape[-1]))) if wanted_loc else None
 
     specs, needs = metric_needs(names)
     with torch.no_grad(), eval_mode(cam.model):  # as in `explain`: no BatchNorm updates, no dropout draws
@@ -188,7 +197,7 @@ def evaluate_batch(
         if blank is not None:
             bad = bad | blank.to(images.device)  # a blank map is a counted fault, never a score
         clean = maps.nan_to_num(nan=0.0)
-        probs = target_probability(result.logits.detach().to(images.device), tgt)
+        probs = target_probability(result.logits.detach().to(images.device), tgt, task)
         inputs = MetricInputs(clean, probs, truth=gt, options=opts)
         if "masked" in needs:  # one pass on x * map: with the CAM when a metric needs its maps
             masked = images.detach() * clean.unsqueeze(1).to(images.dtype)
@@ -198,12 +207,12 @@ def evaluate_batch(
                 inputs.masked_maps = second.maps.detach().to(images.device, torch.float32)
             else:
                 masked_logits = forward(masked, more)
-            inputs.masked_probs = target_probability(masked_logits.detach().to(images.device), tgt)
+            inputs.masked_probs = target_probability(masked_logits.detach().to(images.device), tgt, task)
         if "curves" in needs:
             inputs.curves = functools.cache(functools.partial(
                 insertion_deletion, cam.model, images.detach(), clean, tgt, probs,
                 {s.name for s in specs if "curves" in s.needs}, steps=opts["steps"], baseline=opts["baseline"],
-                sigma=opts["sigma"], batch_size=opts["batch_size"],
+                sigma=opts["sigma"], batch_size=opts["batch_size"], task=task,
                 sample_forward=_sample_forward(forward, more, b),
             ))
         for spec in specs:

@@ -15,7 +15,7 @@ from torch import nn
 from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
 
 from lightning_cam.evaluate import evaluate_batch
-from lightning_cam.functional.adcc import target_probability
+from lightning_cam.functional.task import target_probability
 from lightning_cam.functional.perturbation import make_baseline
 from lightning_cam.methods import GradCAM, available_methods, get_method
 from lightning_cam.metrics.registry import DEFAULT_METRICS, METRIC_NAMES

@@ -3,7 +3,8 @@
 CAM maths: :mod:`~lightning_cam.functional.cam`, :mod:`~lightning_cam.functional.normalize`. Metric
 formulas: :mod:`~lightning_cam.functional.adcc` (ADCC family),
 :mod:`~lightning_cam.functional.localization` (pointing games, IoU) and
-:mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves and their AUC per batch). Each
+:mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves and their AUC per batch). The output
+kind (softmax, sigmoid per class, one binary logit): :mod:`~lightning_cam.functional.task`. Each
 formula module has the same name as its metric-class module in :mod:`lightning_cam.metrics`.
 """
 
@@ -14,7 +15,6 @@ from lightning_cam.functional.adcc import (
     complexity,
     increase_in_confidence,
     pearson,
-    target_probability,
 )
 from lightning_cam.functional.cam import (
     cam_weights,
@@ -40,12 +40,25 @@ from lightning_cam.functional.perturbation import (
     perturbation_counts,
     rank_positions,
 )
+from lightning_cam.functional.task import (
+    TASKS,
+    Task,
+    check_task,
+    predicted_class,
+    predicted_positives,
+    select_pairs,
+    target_probability,
+    target_score,
+)
 
 __all__ = [
+    "TASKS",
+    "Task",
     "adcc",
     "average_drop",
     "boxes_to_masks",
     "cam_weights",
+    "check_task",
     "coherency",
     "complexity",
     "curve_auc",
@@ -67,10 +80,14 @@ __all__ = [
     "perturbation_counts",
     "pointing_game",
     "postprocess_maps",
+    "predicted_class",
+    "predicted_positives",
     "rank_positions",
     "scorecam_masks",
     "scorecam_weights",
+    "select_pairs",
     "target_probability",
+    "target_score",
     "upsample_maps",
     "weighted_sum",
     "xgradcam_weights",

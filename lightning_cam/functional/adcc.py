@@ -1,6 +1,7 @@
 """Pure per-sample formulas of the ADCC family (Poppi et al., CVPRW 2021) and its components.
 
-Notation: ``Y_c`` is the softmax probability of the target class on the image ``x``; ``O_c`` the same on
+Notation: ``Y_c`` is the probability of the target class on the image ``x`` under the output kind (softmax,
+or the class's sigmoid: :func:`~lightning_cam.functional.task.target_probability`); ``O_c`` the same on
 the explanation map ``x ⊙ map`` (formed in the model's input space). Every function maps batched tensors
 to a ``(B,)`` float32 tensor of per-sample values, works on any device and never loops in Python.
 
@@ -23,35 +24,10 @@ __all__ = [
     "complexity",
     "increase_in_confidence",
     "pearson",
-    "target_probability",
 ]
 
 #: added to the product of standard deviations in :func:`pearson` (the value grad-cam uses).
 PEARSON_EPS = 1e-8
-
-
-def target_probability(logits: Tensor, targets: Tensor) -> Tensor:
-    r"""Softmax probability of each sample's target class.
-
-    .. math:: Y_c = \mathrm{softmax}(z)_c
-
-    Args:
-        logits: ``(B, K)`` logits.
-        targets: ``(B,)`` long class indices.
-
-    Returns:
-        ``(B,)`` float32 probabilities.
-
-    Example:
-        >>> target_probability(torch.tensor([[0.0, 0.0], [0.0, 1e4]]), torch.tensor([0, 1]))
-        tensor([0.5000, 1.0000])
-    """
-    if logits.ndim != 2 or targets.shape != logits.shape[:1]:
-        raise ValueError(
-            f"expected logits (B, K) and targets (B,), got {tuple(logits.shape)} and {tuple(targets.shape)}."
-        )
-    probs = torch.softmax(logits.float(), dim=1)
-    return probs.gather(1, targets.long().view(-1, 1)).squeeze(1)
 
 
 def average_drop(probs: Tensor, masked_probs: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from lightning_cam.utilities.checks import check_boxes, check_maps, check_masks, check_threshold, check_tolerance
 
-__all__ = ["boxes_to_masks", "energy_pointing_game", "iou", "pointing_game"]
+__all__ = ["boxes_to_masks", "class_ground_truth", "energy_pointing_game", "iou", "pointing_game"]
 
 
 def _binary(masks: Tensor) -> Tensor:
@@ -47,6 +47,49 @@ def boxes_to_masks(boxes: Tensor, height: int, width: int) -> Tensor:
     in_x = (xs[None, :] >= b[:, 0:1]) & (xs[None, :] <= b[:, 2:3])  # (B, W)
     in_y = (ys[None, :] >= b[:, 1:2]) & (ys[None, :] <= b[:, 3:4])  # (B, H)
     return in_y[:, :, None] & in_x[:, None, :]
+
+
+def class_ground_truth(masks: Tensor | None, boxes: Tensor | None, targets: Tensor, size: tuple[int, int]
+                       ) -> Tensor | None:
+    """``(B, H, W)`` bool: the object of each sample's target class, from ``masks`` (preferred) or ``boxes``.
+
+    ==========================  ==============================================================
+    ground truth                the object of sample ``b``
+    ==========================  ==============================================================
+    masks ``(B, H, W)``         ``masks[b]`` (one object per image; ``(B, 1, H, W)`` too)
+    masks ``(B, K, H, W)``      ``masks[b, targets[b]]`` (a mask per class, e.g. multi-label)
+    boxes ``(B, 4)``            the box ``(x0, y0, x1, y1)``, rasterised (:func:`boxes_to_masks`)
+    boxes ``(B, N, 5)``         the union of the rows ``(x0, y0, x1, y1, class)`` whose class is
+                                ``targets[b]`` (pad with class ``-1``)
+    ==========================  ==============================================================
+
+    A class without an object in the image gets an empty mask (which scores 0, see the module docstring).
+    ``None`` without ground truth.
+
+    Example:
+        >>> per_class = torch.zeros(1, 3, 2, 2, dtype=torch.bool)
+        >>> per_class[0, 2, 0, 0] = True
+        >>> class_ground_truth(per_class, None, torch.tensor([2]), (2, 2)).int().tolist()
+        [[[1, 0], [0, 0]]]
+        >>> rows = torch.tensor([[[0.0, 0.0, 1.0, 1.0, 1.0], [1.0, 1.0, 2.0, 2.0, 1.0], [0.0, 0.0, 2.0, 2.0, -1.0]]])
+        >>> class_ground_truth(None, rows, torch.tensor([1]), (2, 2)).int().tolist()
+        [[[1, 0], [0, 1]]]
+    """
+    b, (h, w) = int(targets.shape[0]), size
+    if masks is not None:
+        masks = masks.to(targets.device)
+        if masks.ndim == 4 and masks.shape[1] > 1 and masks.shape[0] == b and tuple(masks.shape[2:]) == (h, w):
+            masks = masks[torch.arange(b, device=masks.device), targets.long()]
+        return _binary(check_masks(masks, (b, h, w)))
+    if boxes is None:
+        return None
+    boxes = boxes.to(targets.device)
+    if boxes.ndim == 3 and boxes.shape[0] == b and boxes.shape[2] == 5:
+        n = int(boxes.shape[1])
+        rows = boxes_to_masks(boxes[..., :4].reshape(b * n, 4), h, w).view(b, n, h, w)
+        mine = boxes[..., 4].round().long() == targets.long().view(-1, 1)  # (B, N)
+        return (rows & mine[:, :, None, None]).any(dim=1)
+    return boxes_to_masks(check_boxes(boxes, b), h, w)
 
 
 def pointing_game(maps: Tensor, masks: Tensor, tolerance: int = 0) -> Tensor:

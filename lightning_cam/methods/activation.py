@@ -13,6 +13,7 @@ from lightning_cam.functional.cam import (
     scorecam_weights,
     weighted_sum,
 )
+from lightning_cam.functional.task import Task
 from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
@@ -53,8 +54,9 @@ class CAM(BaseCAM):
         fc_layer: str | nn.Module | None = None,
         *,
         output: Output = None,
+        task: Task | str = "multiclass",
     ) -> None:
-        super().__init__(model, target_layer, reshape, output=output)
+        super().__init__(model, target_layer, reshape, output=output, task=task)
         if fc_layer is None:
             linears: list[tuple[str, nn.Module]] = [
                 (n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)
@@ -99,7 +101,7 @@ class CAM(BaseCAM):
                 f"{hint}, but the logits differ from {self.fc_layer_name}(mean over positions of the activation): "
                 "the model has no GAP->Linear head after this layer. Use GradCAM instead."
             )
-        return cam_weights(weight, cap.targets)
+        return cam_weights(weight, cap.targets, self.task)
 
 
 class EigenCAM(BaseCAM):
@@ -150,8 +152,8 @@ class FakeCAM(BaseCAM):
     layer_optional = True
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, *,
-                 output: Output = None) -> None:
-        super().__init__(model, target_layer, reshape, output=output)
+                 output: Output = None, task: Task | str = "multiclass") -> None:
+        super().__init__(model, target_layer, reshape, output=output, task=task)
 
     def _needs(self) -> Need:
         return "logits" if self.target_layer is None else "activation"
@@ -221,8 +223,9 @@ class ScoreCAM(BaseCAM):
         fill: str = "mean",
         *,
         output: Output = None,
+        task: Task | str = "multiclass",
     ) -> None:
-        super().__init__(model, target_layer, reshape, output=output)
+        super().__init__(model, target_layer, reshape, output=output, task=task)
         if top_k is not None and int(top_k) < 1:
             raise ValueError(f"top_k must be None (score every channel) or >= 1, got {top_k}.")
         if fill not in ("mean", "zero"):
@@ -279,7 +282,7 @@ class ScoreCAM(BaseCAM):
             else:
                 zero_logits = self._logits(torch.zeros_like(x[:1]))  # (1, K)
                 zero = zero_logits.expand(int(dead.sum()), -1)[:, None, :]
-            out[dead] = scorecam_weights(zero, targets[sample[dead]])[:, 0]
+            out[dead] = scorecam_weights(zero, targets[sample[dead]], self.task)[:, 0]
         live = (~dead).nonzero().squeeze(1)
         n = int(live.numel())
         # gradient-free forwards keep no activations: the memory unit is 64 images (the former fixed default)
@@ -292,7 +295,7 @@ class ScoreCAM(BaseCAM):
             masked = (x[sample[idx]] * masks).to(x.dtype)
             more = extra.take(sample[idx], b)
             logits = self._logits(masked, more) if more else self._logits(masked)
-            out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]])[:, 0]
+            out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]], self.task)[:, 0]
 
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
             more = extra.take(sample[:1], b)

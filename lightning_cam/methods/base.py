@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from lightning_cam.functional.cam import weighted_sum
 from lightning_cam.functional.normalize import postprocess_maps
+from lightning_cam.functional.task import Task, check_task, check_task_logits, predicted_class, target_score
 from lightning_cam.methods.blank import BlankDiagnosis, describe_blank
 from lightning_cam.methods.capture import Capture, LayerRecorder, not_on_path
 from lightning_cam.methods.choose import choose_target_layer
@@ -42,6 +43,7 @@ from lightning_cam.methods.layers import (
     reshape_activation,
     resolve_layer,
 )
+from lightning_cam.methods.pairs import Paired, pair_up
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.methods.targets import is_checked, mark_checked
 from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
@@ -93,6 +95,10 @@ class BaseCAM:
             the class token, square grid) name it; a callable maps the output to ``(B, C, h, w)``.
         output: where the logits are in the model's output (:mod:`lightning_cam.utilities.outputs`): ``None``
             reads a tensor, ``.logits`` or ``["logits"]``; a key, an index or a callable for anything else.
+        task: the output kind (:mod:`lightning_cam.functional.task`): ``"multiclass"`` (softmax, default),
+            ``"multilabel"`` (a sigmoid per class: one map per (image, class) pair, :mod:`~lightning_cam.methods.pairs`)
+            or ``"binary"`` (one logit; class 1 explains it, class 0 its negation); a
+            :class:`~lightning_cam.functional.task.Task` sets the multi-label ``threshold`` and ``max_labels``.
 
     Example:
         >>> from lightning_cam.methods import GradCAM
@@ -121,7 +127,7 @@ class BaseCAM:
             cls.shares_capture = False  # a group's shared pass would bypass the overridden explain
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, *,
-                 output: Output = None) -> None:
+                 output: Output = None, task: Task | str = "multiclass") -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         self.model = model
@@ -136,6 +142,7 @@ class BaseCAM:
             self.target_layer_name, self.target_layer = resolve_layer(model, target_layer)
         self.reshape = check_reshape(reshape)
         self.output = check_output(output)
+        self.task = check_task(task)
         self._layouts: dict[tuple[Any, ...], str] = {}
 
     def __repr__(self) -> str:
@@ -150,7 +157,10 @@ class BaseCAM:
 
         Args:
             images: ``(B, C, H, W)`` float tensor in the model's input space.
-            targets: ``(B,)`` integer classes to explain (an int applies to all); ``None`` = argmax of the logits.
+            targets: ``(B,)`` integer classes to explain (an int applies to all); ``None`` = the predicted class
+                (:func:`~lightning_cam.functional.task.predicted_class`). Under ``task="multilabel"``, a ``(B, K)``
+                multi-hot matrix or ``None`` gives one map per (image, class) pair: each positive label, or each
+                predicted positive (``result.samples`` names each map's image).
             extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
                 (keyword) or :class:`~lightning_cam.methods.extra.ExtraInputs`; per-sample tensors follow the
                 images of every forward.
@@ -158,18 +168,37 @@ class BaseCAM:
         Returns:
             :class:`~lightning_cam.methods.result.CAMResult` with ``maps`` ``(B, H, W)`` in ``[0, 1]``,
             ``low_res`` ``(B, h, w)`` (ReLU'd, not normalised), detached float32 ``logits`` ``(B, K)``,
-            ``targets`` ``(B,)``, ``blank`` ``(B,)`` bool and ``blank_reason``.
+            ``targets`` ``(B,)``, ``blank`` ``(B,)`` bool and ``blank_reason`` (``B``: the number of pairs of a
+            multi-label call, with ``samples``).
         """
         images = check_images(images)
         extra_in = ExtraInputs.of(extra)
-        target_t = check_targets(targets, images.shape[0], images.device)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         with torch.inference_mode(False), eval_mode(self.model):
-            x = images.clone() if images.is_inference() else images.detach()
-            if target_t is not None and target_t.is_inference():
-                target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
-            cap = self._capture(x, target_t, self._needs(), extra_in)
-            return self._result(self._derive(cap, x, extra_in), cap, size)
+            job = self._pairs(images, targets, extra_in)
+            if job.images.shape[0] == 0:
+                return self._empty(job, size)
+            cap = self._capture(job.images, job.targets, self._needs(), job.extra)
+            return self._result(self._derive(cap, job.images, job.extra), cap, size).paired(job.samples)
+
+    def _pairs(self, images: Tensor, targets: object, extra: ExtraInputs) -> Paired:
+        """The checked targets and what to explain: the images, or a multi-label call's (image, class) pairs
+        (:func:`~lightning_cam.methods.pairs.pair_up`), out of inference mode (usable with autograd)."""
+        target_t = check_targets(targets, images.shape[0], images.device, multi_hot=self.task.multilabel)
+        x = images.clone() if images.is_inference() else images.detach()
+        if target_t is not None and target_t.is_inference():
+            target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
+        if self.task.multilabel and (target_t is None or target_t.ndim == 2):
+            self.ensure_layer(x, extra)  # chosen on the images, not on the pairs (which may be none)
+        return pair_up(self.task, x, target_t, extra, self._logits)
+
+    def _empty(self, job: Paired, size: tuple[int, int]) -> CAMResult:
+        """The result of a multi-label call without any pair (no positive label, no predicted positive)."""
+        x = job.images
+        k = job.num_classes or 1
+        empty = x.new_zeros((0, *size), dtype=torch.float32)
+        return CAMResult(empty, empty, x.new_zeros((0, k), dtype=torch.float32),
+                         torch.zeros(0, dtype=torch.long, device=x.device), samples=job.samples)
 
     # ------------------------------------------------------------------ the hooks a method overrides
     def _needs(self) -> Need:
@@ -206,10 +235,11 @@ class BaseCAM:
             return self._forward(x, extra)
 
     def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
-        """``model(x, *extra.args, **extra.kwargs)``, its logits read by :attr:`output` and checked to be ``(B, K)``."""
+        """``model(x, *extra.args, **extra.kwargs)``, its logits read by :attr:`output` and checked to be ``(B, K)``
+        (``(B, 1)`` exactly when the task is ``binary``)."""
         extra = extra or ExtraInputs()
         out = select_logits(self.model(x, *extra.args, **dict(extra.kwargs)), self.output, self.model)
-        return check_logits(out, x.shape[0], self.model)
+        return check_task_logits(check_logits(out, x.shape[0], self.model), self.task)
 
     def forward_logits(self, x: Tensor, extra: object = None) -> Tensor:
         """The model's logits for ``x`` (no hooks, no autograd), read as every pass of this method reads them."""
@@ -228,11 +258,11 @@ class BaseCAM:
         self.target_layer_reason = choice.reason
 
     def _targets(self, logits: Tensor, targets: Tensor | None, trusted: bool) -> Tensor:
-        """The argmax of ``logits``, or ``targets`` range-checked (a host sync) unless ``trusted``/checked."""
+        """The predicted class of ``logits``, or ``targets`` range-checked (a host sync) unless ``trusted``/checked."""
         if targets is None:
-            return mark_checked(logits.detach().argmax(dim=1))
+            return mark_checked(predicted_class(logits, self.task))
         if not (trusted or is_checked(targets)):
-            check_target_range(targets, logits.shape[1])
+            check_target_range(targets, self.task.num_classes(logits))
         return mark_checked(targets)
 
     def _capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
@@ -265,8 +295,9 @@ class BaseCAM:
         return self._captured(recorder.output, grad, logits, targets, (int(x.shape[-2]), int(x.shape[-1])))
 
     def _gradient(self, logits: Tensor, targets: Tensor, recorder: LayerRecorder) -> Tensor:
-        """:math:`\\partial \\sum_b y_b^{c_b} / \\partial A` for the recorded activation ``A``."""
-        score = logits.gather(1, targets.view(-1, 1)).sum()
+        """:math:`\\partial \\sum_b y_b^{c_b} / \\partial A` for the recorded activation ``A`` (the score of the
+        output kind, :func:`~lightning_cam.functional.task.target_score`)."""
+        score = target_score(logits, targets, self.task).sum()
         grad = torch.autograd.grad(score, recorder.output, allow_unused=True)[0] if score.requires_grad else None
         if grad is None:
             raise not_on_path(self.target_layer_name, recorder.reentrant)

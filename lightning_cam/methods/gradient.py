@@ -13,6 +13,7 @@ from lightning_cam.functional.cam import (
     weighted_sum,
     xgradcam_weights,
 )
+from lightning_cam.functional.task import Task
 from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
@@ -78,9 +79,9 @@ class GradCAMPlusPlus(BaseCAM):
 
     def __init__(
         self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, eps: float = 0.0,
-        *, output: Output = None,
+        *, output: Output = None, task: Task | str = "multiclass",
     ) -> None:
-        super().__init__(model, target_layer, reshape, output=output)
+        super().__init__(model, target_layer, reshape, output=output, task=task)
         if not eps >= 0:
             raise ValueError(f"eps must be >= 0, got {eps}.")
         self.eps = float(eps)
@@ -194,8 +195,9 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         batch_size: int | None = None,
         *,
         output: Output = None,
+        task: Task | str = "multiclass",
     ) -> None:
-        super().__init__(model, target_layer, reshape, output=output)
+        super().__init__(model, target_layer, reshape, output=output, task=task)
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
         if not std >= 0:

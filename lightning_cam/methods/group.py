@@ -79,6 +79,11 @@ class MethodGroup:
                 f"the methods of a MethodGroup must explain the same model, got {len(models)} different models; "
                 "make one group per model."
             )
+        tasks = {getattr(cam, "task", None) for cam in named.values()} - {None}
+        if len(tasks) > 1:
+            raise ValueError(
+                f"the methods of a MethodGroup must share the output kind (task), got {sorted(map(str, tasks))}."
+            )
         self.methods: dict[str, BaseCAM] = named
         self.model = next(iter(named.values())).model
 
@@ -89,17 +94,22 @@ class MethodGroup:
         self, images: Tensor, targets: Tensor | int | None = None, extra: object = None
     ) -> dict[str, CAMResult]:
         """``{name: CAMResult}`` for every method, as ``method.explain(images, targets, extra=extra)`` would give,
-        all explaining the same targets (the given ones, or the predicted class of the first pass)."""
+        all explaining the same targets (the given ones, or the predicted class of the first pass; multi-label
+        pairs found once, by the first method)."""
         images = check_images(images)
         extra_in = ExtraInputs.of(extra)
-        target_t = check_targets(targets, images.shape[0], images.device)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         shared = {name: cam for name, cam in self.methods.items() if _shares(cam)}
         out: dict[str, CAMResult] = {}
+        lead = next(iter(shared.values()), None)
         with torch.inference_mode(False), eval_mode(self.model):
-            x = images.clone() if images.is_inference() else images.detach()
-            if target_t is not None and target_t.is_inference():
-                target_t = target_t.clone()
+            job = lead._pairs(images, targets, extra_in) if lead is not None else None
+            if job is not None and (job.samples is not None or job.images.shape[0] == 0):
+                images, targets, extra_in = job.images, job.targets, job.extra
+            if job is not None and job.images.shape[0] == 0:
+                return {name: lead._empty(job, size) for name in self.methods}  # type: ignore[union-attr]
+            x = job.images if job is not None else images.detach()
+            target_t = job.targets if job is not None else check_targets(targets, images.shape[0], images.device)
             trusted = False
             for cam in shared.values():  # a layer chosen by the rule is known before the grouping by layer
                 if cam._needs() != "logits":
@@ -130,7 +140,8 @@ class MethodGroup:
                 kw: dict[str, Any] = {"extra": extra_in} if extra_in else {}
                 out[name] = cam.explain(images, target_t, **kw)
                 target_t = out[name].targets if target_t is None else target_t
-        return {name: out[name] for name in self.methods}
+        samples = None if job is None else job.samples
+        return {name: out[name].paired(samples) if samples is not None else out[name] for name in self.methods}
 
 
 def explain_many(

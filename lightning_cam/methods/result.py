@@ -27,6 +27,9 @@ class CAMResult:
             gradient at a transformer block output whose patch tokens do not reach the head. It may be given
             as a function returning that text: it is then formatted at the first read (whether any sample
             is blank is a host-device sync, which the per-batch path of the callback avoids).
+        samples: ``(B,)`` long, the image each map explains, for a multi-label call that gives one map per
+            (image, class) pair (:mod:`lightning_cam.functional.task`); ``None`` when map ``i`` explains
+            image ``i``.
 
     Example:
         >>> r = CAMResult(torch.zeros(2, 4, 4), torch.zeros(2, 2, 2), torch.zeros(2, 3), torch.tensor([0, 1]))
@@ -34,11 +37,12 @@ class CAMResult:
         (tensor([False, False]), tensor([1]))
     """
 
-    __slots__ = ("_reason", "blank", "logits", "low_res", "maps", "targets")
+    __slots__ = ("_reason", "blank", "logits", "low_res", "maps", "samples", "targets")
 
     def __init__(self, maps: Tensor, low_res: Tensor, logits: Tensor, targets: Tensor, blank: Tensor | None = None,
-                 blank_reason: str | Callable[[], str] = "") -> None:
+                 blank_reason: str | Callable[[], str] = "", samples: Tensor | None = None) -> None:
         self.maps, self.low_res, self.logits, self.targets = maps, low_res, logits, targets
+        self.samples = samples
         self.blank: Tensor = (torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device) if blank is None
                               else blank)
         self._reason = blank_reason
@@ -62,9 +66,23 @@ class CAMResult:
         targets = self.targets[index.to(self.targets.device)]
         if is_checked(self.targets):
             mark_checked(targets)
+        samples = None if self.samples is None else self.samples[index.to(self.samples.device)]
         return CAMResult(self.maps[index], self.low_res[index], self.logits[index], targets, self.blank[index],
-                         lambda: self.blank_reason)
+                         lambda: self.blank_reason, samples)
+
+    def paired(self, samples: Tensor | None) -> CAMResult:
+        """The same maps with ``samples`` (the image of each map; ``None``: map ``i`` is image ``i``): a
+        multi-label result seen as a batch of its own pairs (``paired(None)``), or one given its images.
+
+        Example:
+            >>> r = CAMResult(torch.rand(2, 2, 2), torch.rand(2, 1, 1), torch.rand(2, 3), torch.tensor([0, 2]))
+            >>> r.paired(torch.tensor([0, 0])).samples.tolist(), r.paired(None).samples
+            ([0, 0], None)
+        """
+        return CAMResult(self.maps, self.low_res, self.logits, self.targets, self.blank, lambda: self.blank_reason,
+                         samples)
 
     def __repr__(self) -> str:
+        pairs = "" if self.samples is None else f", samples={tuple(self.samples.shape)}"
         return (f"CAMResult(maps={tuple(self.maps.shape)}, low_res={tuple(self.low_res.shape)}, "
-                f"logits={tuple(self.logits.shape)}, targets={tuple(self.targets.shape)})")
+                f"logits={tuple(self.logits.shape)}, targets={tuple(self.targets.shape)}{pairs})")

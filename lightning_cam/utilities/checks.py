@@ -110,14 +110,20 @@ def check_images(images: object, *, allow_empty: bool = False) -> Tensor:
     return images
 
 
-def check_targets(targets: object, batch: int, device: torch.device) -> Tensor | None:
+def check_targets(targets: object, batch: int, device: torch.device, multi_hot: bool = False) -> Tensor | None:
     """Classes to explain: ``None``, an int, or ``B`` integer class indices -> ``(B,)`` long (or ``None``).
+
+    With ``multi_hot`` (the ``multilabel`` output kind, :mod:`lightning_cam.functional.task`), a ``(B, K)``
+    matrix of labels is accepted too and returned as bool (``True`` for a positive: non-zero integers, floats
+    above 0.5): every positive is one (image, class) pair to explain.
 
     Example:
         >>> check_targets([1, 2], 2, torch.device("cpu"))
         tensor([1, 2])
         >>> check_targets(3, 2, torch.device("cpu"))
         tensor([3, 3])
+        >>> check_targets(torch.tensor([[1.0, 0.0, 1.0]]), 1, torch.device("cpu"), multi_hot=True)
+        tensor([[ True, False,  True]])
     """
     if targets is None:
         return None
@@ -133,6 +139,17 @@ def check_targets(targets: object, batch: int, device: torch.device) -> Tensor |
         targets = torch.tensor(list(targets), dtype=torch.long)
     if not isinstance(targets, Tensor):
         raise TypeError(f"targets must be None, an int or a LongTensor of shape (B,), got {type(targets).__name__}.")
+    if targets.ndim == 2 and targets.shape[1] > 1:
+        if targets.shape[0] != batch:
+            raise ValueError(f"targets has {targets.shape[0]} rows but the batch has {batch} images.")
+        if multi_hot:
+            positive = targets > 0.5 if targets.is_floating_point() else targets != 0
+            return positive.to(device)
+        raise ValueError(
+            f"targets must be 1-D (B,) class indices, got shape {tuple(targets.shape)}. Several labels per image "
+            "(multi-hot, a sigmoid per class) are the task='multilabel' output kind (on CAMMixin: `cam_task = "
+            "'multilabel'`); for one-hot rows of a softmax classifier pass targets.argmax(1)."
+        )
     if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool:
         raise ValueError(
             f"targets must be integer class indices (a LongTensor of shape (B,)), got dtype {targets.dtype}; "
@@ -221,8 +238,9 @@ def check_masks(masks: Tensor, shape: tuple[int, ...]) -> Tensor:
     m = masks[:, 0] if masks.ndim == 4 and masks.shape[1] == 1 else masks
     if tuple(m.shape) != tuple(shape):
         raise ValueError(
-            f"`masks` must be (B, H, W) = {tuple(shape)} like the maps, got {tuple(masks.shape)}; resize the "
-            "masks to the input size (maps are upsampled to it), or pass boxes instead."
+            f"`masks` must be (B, H, W) = {tuple(shape)} like the maps (or (B, K, H, W), a mask per class), got "
+            f"{tuple(masks.shape)}; resize the masks to the input size (maps are upsampled to it), or pass boxes "
+            "instead."
         )
     return m
 
@@ -237,8 +255,8 @@ def check_boxes(boxes: Tensor, batch: int | None = None) -> Tensor:
     if boxes.ndim != 2 or boxes.shape[1] != 4 or (batch is not None and boxes.shape[0] != batch):
         expected = "(B, 4)" if batch is None else f"(B, 4) = ({batch}, 4)"
         raise ValueError(
-            f"`boxes` must be {expected} as (x0, y0, x1, y1) pixels, one box per image, got shape "
-            f"{tuple(boxes.shape)}."
+            f"`boxes` must be {expected} as (x0, y0, x1, y1) pixels, one box per image, or (B, N, 5) rows "
+            f"(x0, y0, x1, y1, class) padded with class -1; got shape {tuple(boxes.shape)}."
         )
     return boxes
 

@@ -17,21 +17,9 @@ from lightning_cam.functional.adcc import (
     complexity,
     increase_in_confidence,
     pearson,
-    target_probability,
 )
 
 NAN = float("nan")
-
-
-def test_target_probability_hand_computed() -> None:
-    logits = torch.tensor([[0.0, math.log(3.0)], [2.0, 2.0]])
-    got = target_probability(logits, torch.tensor([1, 0]))
-    torch.testing.assert_close(got, torch.tensor([0.75, 0.5]))
-
-
-def test_target_probability_rejects_bad_shapes() -> None:
-    with pytest.raises(ValueError, match="logits"):
-        target_probability(torch.zeros(2, 3), torch.zeros(3, dtype=torch.long))
 
 
 def test_average_drop_hand_computed_and_edges() -> None:

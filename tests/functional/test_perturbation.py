@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_cam.functional.adcc import target_probability
+from lightning_cam.functional.task import target_probability
 from lightning_cam.functional.perturbation import (
     curve_auc,
     insertion_deletion,

@@ -1,0 +1,61 @@
+"""Multi-label calls: one map per (image, class) pair.
+
+Under the ``multilabel`` output kind (:mod:`lightning_cam.functional.task`) a method explains an image once
+per class: for every positive label when ``targets`` is a ``(B, K)`` multi-hot matrix, for every predicted
+positive (sigmoid above the task's ``threshold``, one extra forward to find them) when ``targets`` is
+``None``, at most ``max_labels`` per image. The pairs' images are repeated and explained as a batch of their
+own, so every pass, metric and reduction treats a pair as a sample; ``CAMResult.samples`` names the image of
+each map. ``(B,)`` class indices keep one map per image, as for the other kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from lightning_cam.functional.task import Task, predicted_positives, select_pairs
+from lightning_cam.methods.extra import ExtraInputs
+from lightning_cam.methods.targets import mark_checked
+
+__all__ = ["Paired", "pair_up"]
+
+
+@dataclass
+class Paired:
+    """What a method explains after the pairing: ``images`` ``(P, C, H, W)``, their ``targets`` ``(P,)`` (or
+    ``None``: the predicted class), their ``extra`` inputs, and ``samples`` ``(P,)`` (the image of each pair;
+    ``None``: no pairing, ``P == B``). ``num_classes`` is the number of logits when the pairing learnt it."""
+
+    images: Tensor
+    targets: Tensor | None
+    extra: ExtraInputs
+    samples: Tensor | None = None
+    num_classes: int | None = None
+
+
+def pair_up(task: Task, images: Tensor, targets: Tensor | None, extra: ExtraInputs,
+            logits: Callable[[Tensor, ExtraInputs], Tensor]) -> Paired:
+    """The pairs to explain (see the module docstring); ``logits(images, extra)`` is called only to find
+    predicted positives.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+        >>> hot = torch.tensor([[True, False, True], [False, True, False]])
+        >>> p = pair_up(Task("multilabel"), torch.rand(2, 1, 2, 2), hot, ExtraInputs(), lambda x, e: net(x))
+        >>> p.images.shape, p.samples.tolist(), p.targets.tolist()
+        (torch.Size([3, 1, 2, 2]), [0, 0, 1], [0, 2, 1])
+    """
+    if not task.multilabel or (targets is not None and targets.ndim == 1):
+        return Paired(images, targets, extra)
+    num_classes = None
+    if targets is None:
+        z = logits(images, extra).detach()
+        samples, classes = select_pairs(predicted_positives(z, task), z, task.max_labels)
+        classes, num_classes = mark_checked(classes), int(z.shape[1])  # column indices of the logits: in range
+    else:
+        samples, classes = select_pairs(targets, None, task.max_labels)
+        num_classes = int(targets.shape[1])
+    return Paired(images[samples], classes, extra.take(samples, int(images.shape[0])), samples, num_classes)
