@@ -15,8 +15,8 @@ from torch import nn
 from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
 
 from lightning_cam.evaluate import evaluate_batch
-from lightning_cam.functional.task import target_probability
 from lightning_cam.functional.perturbation import make_baseline
+from lightning_cam.functional.task import target_probability
 from lightning_cam.methods import GradCAM, available_methods, get_method
 from lightning_cam.metrics.registry import DEFAULT_METRICS, METRIC_NAMES
 
@@ -338,3 +338,82 @@ def test_models_returning_a_model_output_or_a_dict_are_evaluated_without_a_wrapp
     for kind in ("dict", "output"):
         for name, v in values[kind].items():
             torch.testing.assert_close(v, values["tensor"][name])
+
+
+class _MeanHead(nn.Module):
+    """Logits from the mean pixel ``m`` of the image: ``z = w * m + b`` (a model whose answers are known)."""
+
+    def __init__(self, w: list[float], b: list[float]) -> None:
+        super().__init__()
+        self.w, self.b = torch.tensor(w), torch.tensor(b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2, 3))[:, None] * self.w + self.b
+
+
+class _GivenMaps:
+    """An explainer handing out fixed maps for a model and an output kind."""
+
+    def __init__(self, model: nn.Module, maps: torch.Tensor, task: str) -> None:
+        self.model, self.maps, self.task = model, maps, task
+
+    def explain(self, images: torch.Tensor, targets: torch.Tensor | None = None):
+        from lightning_cam.methods import CAMResult
+
+        logits = self.model(images).detach()
+        return CAMResult(self.maps[: images.shape[0]], self.maps[: images.shape[0]], logits, targets)
+
+
+def _half_map(b: int, size: int = 8) -> torch.Tensor:
+    maps = torch.zeros(b, size, size)
+    maps[:, :, : size // 2] = 1.0
+    return maps
+
+
+def test_multilabel_drop_uses_the_class_sigmoid() -> None:
+    # class 0's logit stays at 10 on x and on x * map; class 1's rises from 0 to 10 as the map hides half the
+    # image. Class 0's sigmoid does not move (a perfect map: drop 0); its softmax halves (a 50 % "drop").
+    net = _MeanHead([0.0, -20.0, 0.0], [10.0, 20.0, -5.0])
+    x, maps = torch.ones(2, 3, 8, 8), _half_map(2)
+    t = torch.tensor([0, 0])
+    values = evaluate_batch(_GivenMaps(net, maps, "multilabel"), x, t, metrics=("average_drop", "increase"))
+    assert values["average_drop"].tolist() == [0.0, 0.0] and values["increase"].tolist() == [0.0, 0.0]
+    soft = evaluate_batch(_GivenMaps(net, maps, "multiclass"), x, t, metrics=("average_drop",))
+    y, o = torch.softmax(torch.tensor([10.0, 0.0, -5.0]), 0)[0], torch.softmax(torch.tensor([10.0, 10.0, -5.0]), 0)[0]
+    torch.testing.assert_close(soft["average_drop"], torch.full((2,), float(100 * (y - o) / y)))
+    assert float(soft["average_drop"][0]) > 49.0
+
+
+def test_binary_one_logit_probabilities_by_hand() -> None:
+    net = _MeanHead([4.0], [-1.0])  # z = 3 on ones, 1 on the half-masked image
+    x, maps = torch.ones(2, 3, 8, 8), _half_map(2)
+    values = evaluate_batch(_GivenMaps(net, maps, "binary"), x, torch.tensor([1, 0]),
+                            metrics=("average_drop", "increase"))
+    sig = torch.sigmoid
+    y1, o1 = sig(torch.tensor(3.0)), sig(torch.tensor(1.0))
+    assert float(values["average_drop"][0]) == pytest.approx(float(100 * (y1 - o1) / y1), rel=1e-5)
+    assert values["increase"].tolist() == [0.0, 100.0]  # class 0: 1 - sigmoid(z) rises from sig(-3) to sig(-1)
+    with pytest.raises(ValueError, match="task='binary'"):
+        evaluate_batch(GradCAM(nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                             nn.Flatten(), nn.Linear(2, 1)), "1"), x)
+
+
+def test_multilabel_pairs_are_scored_against_their_class_masks() -> None:
+    from lightning_cam.functional.localization import pointing_game
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 3))
+    cam = GradCAM(net, "1", task="multilabel")
+    x = _images(3, seed=11)
+    hot = torch.tensor([[1, 0, 1], [0, 1, 0], [1, 1, 1]])
+    masks = torch.rand(3, 3, *x.shape[-2:]) > 0.5
+    values = evaluate_batch(cam, x, hot, masks, metrics=("pointing_game", "complexity", "average_drop"))
+    res = cam.explain(x, hot)
+    assert values["pointing_game"].shape == (6,)
+    torch.testing.assert_close(values["pointing_game"], pointing_game(res.maps, masks[res.samples, res.targets]))
+    y = target_probability(res.logits, res.targets, "multilabel")
+    o = target_probability(net(x[res.samples] * res.maps[:, None]).detach(), res.targets, "multilabel")
+    torch.testing.assert_close(values["average_drop"], 100 * (y - o).clamp(min=0) / y)
+    with pytest.raises(ValueError, match="task='multilabel'"):
+        evaluate_batch(GradCAM(net, "1"), x, hot)
