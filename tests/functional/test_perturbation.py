@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_cam.functional.task import target_probability
 from lightning_cam.functional.perturbation import (
     curve_auc,
     insertion_deletion,
@@ -14,6 +13,7 @@ from lightning_cam.functional.perturbation import (
     perturbation_counts,
     rank_positions,
 )
+from lightning_cam.functional.task import target_probability
 
 
 def test_counts_schedule() -> None:
