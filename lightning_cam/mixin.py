@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_cam.functional.task import NO_CLASS, Task, check_task
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, check_reshape
 from lightning_cam.render import as_rgb
@@ -24,9 +25,11 @@ class CAMBatch:
 
     Attributes:
         images: ``(B, C, H, W)`` float tensor, in the model's input space (already normalised).
-        labels: ``(B,)`` long tensor of true classes, or ``None``.
-        masks: ``(B, H, W)`` bool/float ground-truth object masks, or ``None``.
-        boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, or ``None``.
+        labels: ``(B,)`` long tensor of true classes, a ``(B, K)`` bool multi-hot matrix (``multilabel``), or
+            ``None``.
+        masks: ``(B, H, W)`` bool/float ground-truth object masks, ``(B, K, H, W)`` a mask per class, or ``None``.
+        boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, ``(B, N, 5)`` rows ``(x0, y0, x1, y1, class)``, or
+            ``None`` (:func:`~lightning_cam.functional.localization.class_ground_truth`).
         extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
             (keyword) or :class:`~lightning_cam.methods.ExtraInputs`; ``None`` for ``forward(images)``.
             Per-sample tensors (first dimension ``B``) follow the images through every forward.
@@ -56,6 +59,26 @@ class CAMBatch:
         return CAMBatch(images, pick(self.labels), pick(self.masks), pick(self.boxes), extra)
 
 
+    def pairs(self, samples: Tensor, classes: Tensor) -> CAMBatch:
+        """The batch of a multi-label call's (image, class) pairs (``CAMResult.samples`` and ``.targets``): every
+        part follows its image (:meth:`take`; per-class masks and class boxes are narrowed to the pair's class
+        by the evaluator), and the labels become the pair's class where the image's labels hold it, else
+        :data:`~lightning_cam.functional.task.NO_CLASS`.
+
+        Example:
+            >>> parts = CAMBatch(torch.rand(2, 3, 4, 4), torch.tensor([[True, False], [True, True]]))
+            >>> parts.pairs(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1])).labels.tolist()
+            [0, -2, 1]
+        """
+        part = self.take(samples)
+        labels = part.labels
+        if labels is not None:
+            cls = classes.to(labels.device).long()
+            held = labels[torch.arange(cls.shape[0], device=cls.device), cls] if labels.ndim == 2 else labels == cls
+            part.labels = torch.where(held.bool(), cls, torch.full_like(cls, NO_CLASS))
+        return part
+
+
 _IMAGE_KEYS = ("image", "images", "x", "input", "inputs", "img", "pixel_values")
 _LABEL_KEYS = ("label", "labels", "y", "target", "targets")
 _MASK_KEYS = ("mask", "masks", "segmentation")
@@ -69,34 +92,61 @@ def _first(batch: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
-def as_class_indices(labels: object) -> Tensor | None:
-    """Labels as ``(B,)`` class indices: one-hot or soft (mixup/cutmix, label smoothing) ``(B, K)`` rows
-    become their argmax (the dominant class), ``(B, 1)`` is flattened, integer-valued floats become long.
-    Anything else (not a tensor, fractional ``(B,)`` floats) is returned as it is (``None`` for non-tensors).
+def as_class_indices(labels: object, task: Task | str = "multiclass") -> Tensor | None:
+    """Labels as the output kind explains them (:mod:`lightning_cam.functional.task`).
+
+    * ``multiclass``: ``(B,)`` class indices. One-hot or soft (mixup/cutmix, label smoothing) ``(B, K)`` rows
+      become their argmax (the dominant class). A row with two or more entries above 0.5 is a multi-hot
+      label of a multi-label classifier: a ``ValueError`` naming ``cam_task = "multilabel"`` (never an argmax).
+    * ``multilabel``: ``(B, K)`` rows become a bool multi-hot matrix (entries above 0.5, or non-zero
+      integers); ``(B,)`` class indices stay one label per image.
+    * ``binary``: ``(B,)`` 0/1 classes (floats above 0.5 are 1).
+
+    ``(B, 1)`` is flattened and integer-valued floats become long. Anything else (fractional ``(B,)`` floats)
+    is returned as it is, and ``None`` for non-tensors. Deciding whether 2-D or float labels are whole numbers
+    reads them back to the host (a device sync); ``(B,)`` integer labels are returned without one.
 
     Example:
         >>> as_class_indices(torch.tensor([[0.1, 0.7, 0.2], [1.0, 0.0, 0.0]]))
         tensor([1, 0])
+        >>> as_class_indices(torch.tensor([[1.0, 0.0, 1.0]]), "multilabel")
+        tensor([[ True, False,  True]])
     """
     if not isinstance(labels, Tensor):
         return None
+    kind = check_task(task).kind
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
-    if labels.ndim == 2 and labels.shape[1] > 1 and labels.dtype != torch.bool:
-        return labels.argmax(dim=1)
-    if labels.ndim == 1 and labels.is_floating_point() and bool((labels == labels.round()).all()):
-        return labels.long()
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        positive = labels if labels.dtype == torch.bool else (
+            labels > 0.5 if labels.is_floating_point() else labels != 0)
+        if kind == "multilabel":
+            return positive
+        if bool((positive.sum(dim=1) > 1).any()):
+            raise ValueError(
+                f"the labels are multi-hot ({tuple(labels.shape)}, several positive classes per image), but the output "
+                f"kind is {kind!r}: an argmax would silently keep one of them. For a multi-label classifier (a "
+                "sigmoid per class) set `cam_task = 'multilabel'` on the module; for a softmax classifier pass one "
+                "class index per image."
+            )
+        return labels.float().argmax(dim=1) if labels.dtype == torch.bool else labels.argmax(dim=1)
+    if labels.ndim == 1 and labels.is_floating_point():
+        if kind == "binary":
+            return (labels > 0.5).long()
+        if bool((labels == labels.round()).all()):
+            return labels.long()
     return labels
 
 
 def _ground_truth_kind(part: object, images: Tensor) -> str | None:
-    """``"mask"`` for ``(B, H, W)`` / ``(B, 1, H, W)``, ``"box"`` for ``(B, 4)``, else ``None`` (e.g. indices)."""
+    """``"mask"`` for ``(B, H, W)`` / ``(B, K, H, W)``, ``"box"`` for ``(B, 4)`` / ``(B, N, 5)``, else ``None``
+    (e.g. indices)."""
     if not isinstance(part, Tensor) or part.ndim == 0 or part.shape[0] != images.shape[0]:
         return None
     h, w = images.shape[-2:]
-    if tuple(part.shape[1:]) in ((h, w), (1, h, w)):
+    if tuple(part.shape[1:]) == (h, w) or (part.ndim == 4 and tuple(part.shape[2:]) == (h, w)):
         return "mask"
-    if tuple(part.shape[1:]) == (4,) and part.dtype != torch.bool:
+    if part.dtype != torch.bool and (tuple(part.shape[1:]) == (4,) or (part.ndim == 3 and part.shape[2] == 5)):
         return "box"
     return None
 
@@ -111,6 +161,10 @@ class CAMMixin:
       (:func:`~lightning_cam.methods.choose.choose_target_layer`: the latest module whose output has a
       spatial grid, carries everything that reaches the logits and has a gradient at its positions), logged
       once with its reason on the ``lightning_cam`` logger.
+    * :attr:`cam_task`: the output kind (:mod:`lightning_cam.functional.task`): ``"multiclass"`` (softmax,
+      default), ``"multilabel"`` (a sigmoid per class: one map per (image, label) pair) or ``"binary"`` (one
+      logit), or a :class:`~lightning_cam.functional.task.Task` with the multi-label ``threshold`` and
+      ``max_labels``; every method, metric and view of the callback follows it.
     * :attr:`cam_output`: where the logits are in the model's output (``None``: a tensor, ``.logits`` of a
       HuggingFace ``ModelOutput`` or ``["logits"]``; a key, an index or a callable otherwise; see
       :mod:`lightning_cam.utilities.outputs`).
@@ -137,6 +191,8 @@ class CAMMixin:
     cam_reshape: Reshape = None
     #: where the logits are in the model's output (see :mod:`lightning_cam.utilities.outputs`)
     cam_output: Output = None
+    #: the output kind (see :mod:`lightning_cam.functional.task`)
+    cam_task: Task | str = "multiclass"
     cam_class_names: Sequence[str] | None = None
     #: per-channel mean/std used by :meth:`cam_denormalize`; ``None`` means no normalisation.
     cam_mean: Sequence[float] | None = None
@@ -169,7 +225,7 @@ class CAMMixin:
 
     def cam_method_kwargs(self) -> dict[str, Any]:
         """Constructor arguments every CAM method gets from this model: ``{"reshape": cam_reshape}``, and
-        ``"output": cam_output`` when it is set.
+        ``"output": cam_output`` and ``"task": cam_task`` when they are set.
 
         The callback merges them under its per-method ``method_kwargs`` (which win).
 
@@ -182,6 +238,9 @@ class CAMMixin:
         kwargs: dict[str, Any] = {"reshape": check_reshape(self.cam_reshape)}
         if self.cam_output is not None:
             kwargs["output"] = check_output(self.cam_output)
+        task = check_task(self.cam_task)
+        if task != Task():
+            kwargs["task"] = task
         return kwargs
 
     def cam_inputs(self, batch: Any) -> CAMBatch:
@@ -191,8 +250,9 @@ class CAMMixin:
         mapping with keys such as ``image``/``label``/``mask``/``box``. In a tuple, the third and fourth
         items are taken as ground truth only when their shape says so: a mask is ``(B, H, W)`` or
         ``(B, 1, H, W)`` like the images, a box ``(B, 4)``; anything else (sample indices, file names,
-        metadata) is ignored. Labels go through :func:`as_class_indices` (one-hot and soft labels become
-        the argmax class). Override for any other layout, and to pass extra model inputs
+        metadata) is ignored. Labels go through :func:`as_class_indices` under :attr:`cam_task` (one-hot and
+        soft labels become the argmax class; multi-hot labels stay multi-hot for ``multilabel`` and are an
+        error otherwise). Override for any other layout, and to pass extra model inputs
         (``CAMBatch(images, labels, extra=(meta,))`` for ``forward(images, meta)``).
         """
         if isinstance(batch, CAMBatch):
@@ -206,11 +266,11 @@ class CAMMixin:
                     f"cannot find images in a batch dict with keys {sorted(batch)}; expected one of "
                     f"{list(_IMAGE_KEYS)}, or override `cam_inputs(batch)` on {type(self).__name__}."
                 )
-            labels = as_class_indices(_first(batch, _LABEL_KEYS))
+            labels = as_class_indices(_first(batch, _LABEL_KEYS), self.cam_task)
             return CAMBatch(images, labels, _first(batch, _MASK_KEYS), _first(batch, _BOX_KEYS))
         if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
             images = batch[0]
-            labels = as_class_indices(batch[1]) if len(batch) > 1 else None
+            labels = as_class_indices(batch[1], self.cam_task) if len(batch) > 1 else None
             found: dict[str, Tensor] = {}
             for part in batch[2:4]:
                 kind = _ground_truth_kind(part, images)

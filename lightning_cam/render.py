@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from lightning_cam.functional.task import NO_CLASS
 from lightning_cam.utilities.checks import check_alpha, check_maps, check_shape, colormap_table
 
 __all__ = [
@@ -301,10 +302,17 @@ def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[floa
     return make_grid(columns, nrow=images.shape[0], padding=padding, pad_value=BACKGROUND)
 
 
-def _name(classes: Sequence[str] | None, index: int) -> str:
+def class_name(classes: Sequence[str] | None, index: int) -> str:
+    """The caption of a class index: its name, ``"none"`` for a multi-label pair's absent class
+    (:data:`~lightning_cam.functional.task.NO_CLASS`), else the index.
+
+    Example:
+        >>> class_name(["circle"], 0), class_name(["circle"], -2), class_name(None, 3)
+        ('circle', 'none', '3')
+    """
     if classes is not None and 0 <= index < len(classes):
         return str(classes[index])
-    return str(index)
+    return "none" if index == NO_CLASS else str(index)
 
 
 def cam_grid(
@@ -325,7 +333,9 @@ def cam_grid(
     Layout: column ``b`` holds ``images[b]`` (resized so its longer side is ``tile_size``), below it
     ``overlay(images[b], maps[b])`` with a ``border``-pixel frame in :data:`CORRECT_COLOR` if
     ``preds[b] == labels[b]``, :data:`WRONG_COLOR` if not, :data:`UNKNOWN_COLOR` without labels; below that
-    a caption tile ``"pred: <name>\\ntrue: <name>"``. Columns are laid out with ``make_grid``.
+    a caption tile ``"pred: <name>\\ntrue: <name>"``. Columns are laid out with ``make_grid``. A multi-label
+    pair's column names its class, or ``none`` where the model does not predict it (``pred``) or the labels do
+    not hold it (``true``), see :func:`~lightning_cam.functional.task.predicted_for`.
 
     Args:
         images: ``(B, 3, H, W)`` displayable RGB in ``[0, 1]``.
@@ -361,10 +371,11 @@ def cam_grid(
     labels_l = None if labels is None else [int(t) for t in labels.detach().cpu().tolist()]
     if labels_l is None:
         colors = [UNKNOWN_COLOR] * b
-        texts = [f"pred: {_name(class_names, p)}" for p in preds_l]
+        texts = [f"pred: {class_name(class_names, p)}" for p in preds_l]
     else:
         colors = [CORRECT_COLOR if p == t else WRONG_COLOR for p, t in zip(preds_l, labels_l)]
-        texts = [f"pred: {_name(class_names, p)}\ntrue: {_name(class_names, t)}" for p, t in zip(preds_l, labels_l)]
+        texts = [f"pred: {class_name(class_names, p)}\ntrue: {class_name(class_names, t)}"
+                 for p, t in zip(preds_l, labels_l)]
     return overlay_columns(imgs, maps.detach().cpu().float(), colors, texts, colormap, alpha, border, padding)
 
 

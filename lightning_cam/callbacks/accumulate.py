@@ -180,6 +180,8 @@ class MetricAccumulator:
                 # `extra=` only when there is some: a user's BaseCAM subclass may override explain(images, targets)
                 result = (cam.explain(parts.images, targets, extra=extra) if extra
                           else cam.explain(parts.images, targets))
+            if result.samples is not None:  # multi-label: the (image, class) pairs are the samples from here on
+                parts, result = parts.pairs(result.samples, result.targets), result.paired(None)
             ok = finite_samples(result)
             self.faults.add("nonfinite", (~ok).sum(), lambda n: f"{name}: {n} sample(s) with a non-finite map or logit")
             if result.blank is not None:

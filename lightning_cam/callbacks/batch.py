@@ -14,6 +14,7 @@ from lightning_cam.callbacks.accumulate import MetricAccumulator
 from lightning_cam.callbacks.faults import MISSING_LABELS, Faults, WarnOnce, missing_masks
 from lightning_cam.callbacks.probe import ProbeSet
 from lightning_cam.callbacks.runner import CAMRunner
+from lightning_cam.functional.task import check_task
 from lightning_cam.methods import BaseCAM
 from lightning_cam.mixin import CAMBatch, CAMMixin
 from lightning_cam.utilities.checks import check_images, check_targets
@@ -98,8 +99,9 @@ class BatchPass:
         try:
             parts = module.cam_inputs(batch)
             check_images(parts.images, allow_empty=True)  # before any slicing, by the one rule of each
-            if parts.labels is not None:  # one label per image
-                check_targets(parts.labels, int(parts.images.shape[0]), parts.images.device)
+            if parts.labels is not None:  # one label per image (a multi-hot row for a multi-label model)
+                multi = check_task(getattr(module, "cam_task", None)).multilabel
+                check_targets(parts.labels, int(parts.images.shape[0]), parts.images.device, multi_hot=multi)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"cam_inputs(batch) raised {type(err).__name__}: {err}", err)
             return None

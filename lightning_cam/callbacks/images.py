@@ -19,10 +19,12 @@ from lightning_cam.callbacks.sinks import (
     log_to_all,
     safe_name,
 )
-from lightning_cam.methods import BaseCAM, ExtraInputs
+from lightning_cam.functional.task import predicted_class, predicted_for
+from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs
+from lightning_cam.mixin import CAMBatch
 from lightning_cam.render import cam_grid, evolution_grid
 
-__all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages", "publish_final", "send_image"]
+__all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages", "explain_probe", "publish_final", "send_image"]
 
 #: most epochs drawn in the evolution image (evenly spaced, first and last always included).
 EVOLUTION_ROWS = 32
@@ -75,8 +77,11 @@ class ProbeImages:
         this in the CAM context: gradients on, eval mode, ``images`` in the model's dtype; ``extra``: the
         model's further inputs of the probe images)."""
         try:
-            result = cam.explain(images, targets, extra=extra) if extra else cam.explain(images, targets)
-            preds = result.logits.argmax(-1)
+            result = explain_probe(cam, images, targets, extra)
+            if result.samples is not None:  # multi-label: one column per (probe image, class) pair
+                paired = CAMBatch(display, labels).pairs(result.samples.cpu(), result.targets.cpu())
+                display, labels = paired.images, paired.labels
+            preds = predicted_for(result.logits, result.targets, cam.task)
             maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
             finite = bool(torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all())
             if not finite:  # drawn as 0 in the grid; never compared (drift) nor shown as a real row (evolution)
@@ -117,6 +122,17 @@ class ProbeImages:
     ) -> None:
         """``image`` to every sink; each sink that fails is a ``logger`` fault."""
         send_image(self.faults, sinks, tag, image, step, caption)
+
+
+def explain_probe(cam: BaseCAM, images: Tensor, targets: Tensor | None, extra: ExtraInputs | None = None) -> CAMResult:
+    """``cam.explain`` of the probe images (the same forwards on every rank of a sharded run).
+
+    A multi-label model's probe explains fixed pairs, so the grid and the evolution image compare the same
+    columns every epoch: each probe image's labels (``targets``, ``(N, K)``), or without labels its top class.
+    """
+    if targets is None and cam.task.multilabel:
+        targets = predicted_class(cam.forward_logits(images, extra), cam.task)
+    return cam.explain(images, targets, extra=extra) if extra else cam.explain(images, targets)
 
 
 def send_image(faults: Faults, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int,

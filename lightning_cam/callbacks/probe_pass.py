@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from lightning_cam.callbacks.faults import WarnOnce, short_probe
-from lightning_cam.callbacks.images import ProbeImages
+from lightning_cam.callbacks.images import ProbeImages, explain_probe
 from lightning_cam.callbacks.probe import History, ProbeSet, When, input_dtype
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.runner import CAMRunner
@@ -66,7 +66,8 @@ class ProbePass:
             images = probe[0].to(device, input_dtype(runner.model)).clone()
             labels = None if probe[1] is None else probe[1].to(device).clone()
             extra = None if probe[2] is None else probe[2].apply(lambda t: t.to(device).clone())
-            targets = labels if self.target == "label" else None
+            # a multi-label probe always explains its labels' pairs (fixed columns, see `explain_probe`)
+            targets = labels if self.target == "label" or (labels is not None and labels.ndim == 2) else None
             display = module.cam_display(probe[0].to(device)).float().cpu()
             names = getattr(module, "cam_class_names", None)
             for name, cam in runner.cams.items():
@@ -94,11 +95,8 @@ class ProbePass:
 
 
 def _explain(cam: BaseCAM, images: torch.Tensor, targets: torch.Tensor | None, extra: ExtraInputs | None) -> None:
-    """``cam.explain`` with the probe's extra model inputs, if any."""
-    if extra:
-        cam.explain(images, targets, extra=extra)
-    else:
-        cam.explain(images, targets)
+    """The probe's forwards on a rank that does not render (:func:`explain_probe`, the result dropped)."""
+    explain_probe(cam, images, targets, extra)
 
 
 def _quiet(fn: Callable[..., Any], *args: Any) -> None:

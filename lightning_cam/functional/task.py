@@ -39,11 +39,13 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "NO_CLASS",
     "TASKS",
     "Task",
     "check_task",
     "check_task_logits",
     "predicted_class",
+    "predicted_for",
     "predicted_positives",
     "select_pairs",
     "target_probability",
@@ -52,6 +54,9 @@ __all__ = [
 
 #: the output kinds, in the order of the module's table.
 TASKS: tuple[str, ...] = ("multiclass", "multilabel", "binary")
+#: a multi-label pair's class that the model does not predict (:func:`predicted_for`) or the labels do not hold
+#: (captions show it as "none"); ``-1`` stays "unknown" (no labels).
+NO_CLASS = -2
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,23 @@ def predicted_class(logits: Tensor, task: Task | str = "multiclass") -> Tensor:
     if check_task(task).kind == "binary":
         return (logits.detach()[:, 0] > 0).long()
     return logits.detach().argmax(dim=1)
+
+
+def predicted_for(logits: Tensor, targets: Tensor, task: Task | str = "multiclass") -> Tensor:
+    """``(B,)`` long: what the model predicts about each explained target, as captions compare it with the truth.
+
+    ``multiclass`` and ``binary``: the predicted class (:func:`predicted_class`); ``multilabel`` (a pair
+    explains one class): the target when its sigmoid exceeds the threshold, else :data:`NO_CLASS`.
+
+    Example:
+        >>> predicted_for(torch.tensor([[3.0, -3.0], [3.0, -3.0]]), torch.tensor([0, 1]), "multilabel").tolist()
+        [0, -2]
+    """
+    t = check_task(task)
+    if not t.multilabel:
+        return predicted_class(logits, t)
+    hit = target_probability(logits.detach(), targets, t) > t.threshold
+    return torch.where(hit, targets.long(), torch.full_like(targets.long(), NO_CLASS))
 
 
 def select_pairs(positive: Tensor, rank: Tensor | None = None, max_per_image: int | None = None

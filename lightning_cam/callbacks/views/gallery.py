@@ -26,9 +26,18 @@ from torch import Tensor
 from lightning_cam.callbacks.images import send_image
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import ScalarLog, View, ViewContext, register_view
+from lightning_cam.functional.task import Task, check_task, predicted_for
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
-from lightning_cam.render import CORRECT_COLOR, UNKNOWN_COLOR, WRONG_COLOR, letterbox, overlay_columns, to_uint8
+from lightning_cam.render import (
+    CORRECT_COLOR,
+    UNKNOWN_COLOR,
+    WRONG_COLOR,
+    class_name,
+    letterbox,
+    overlay_columns,
+    to_uint8,
+)
 
 __all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "gallery_image", "worst_first"]
 
@@ -85,7 +94,8 @@ class WorstCases:
     """Keep, per method, the ``k`` worst scored samples of this rank; gather and render them at epoch end.
 
     Example:
-        >>> from lightning_cam.methods import CAMResult
+        >>> from lightning_cam.functional.task import Task, check_task, predicted_for
+from lightning_cam.methods import CAMResult
         >>> wc = WorstCases(["gradcam"], k=2, tile_size=16)
         >>> wc.start(torch.device("cpu"), denormalize=lambda x: x.clamp(0, 1))
         >>> images = torch.linspace(0.1, 0.3, 3).view(3, 1, 1, 1).expand(3, 3, 8, 8)  # ties: by content
@@ -101,6 +111,8 @@ class WorstCases:
         self.methods = tuple(methods)
         self.k = int(k)
         self.tile = int(tile_size)
+        #: the model's output kind (what "predicted" means in the captions), set by the view at each start
+        self.task = Task()
         self.slots: dict[str, _Slots] = {}
         self.denormalize: Callable[[Tensor], Tensor] = lambda x: x
         self.device = torch.device("cpu")
@@ -132,7 +144,7 @@ class WorstCases:
         content = images.flatten(1).float().sum(1)
         pick = worst_first(bad, content)[: min(self.k, bad.shape[0])]
         labels = parts.labels if parts.labels is not None else torch.full_like(result.targets, -1)
-        preds = result.logits.detach().argmax(-1)
+        preds = predicted_for(result.logits, result.targets, self.task)
         meta = torch.stack([bad, content, values[key].detach().float().reshape(-1), labels.float(),
                             preds.float(), torch.full_like(bad, float(kind))], dim=1)[pick]
         with torch.no_grad():
@@ -200,10 +212,10 @@ def gallery_image(samples: Sequence[WorstSample], class_names: Sequence[str] | N
     """
 
     def name(i: int) -> str:
-        return str(class_names[i]) if class_names is not None and 0 <= i < len(class_names) else str(i)
+        return class_name(class_names, i)
 
-    colors = [UNKNOWN_COLOR if s.label < 0 else CORRECT_COLOR if s.label == s.pred else WRONG_COLOR for s in samples]
-    texts = [f"{s.score_name} {s.value:.3g}\npred: {name(s.pred)}" + ("" if s.label < 0 else f" / {name(s.label)}")
+    colors = [UNKNOWN_COLOR if s.label == -1 else CORRECT_COLOR if s.label == s.pred else WRONG_COLOR for s in samples]
+    texts = [f"{s.score_name} {s.value:.3g}\npred: {name(s.pred)}" + ("" if s.label == -1 else f" / {name(s.label)}")
              for s in samples]
     return overlay_columns(torch.stack([s.image for s in samples]), torch.stack([s.cam for s in samples]), colors,
                            texts, colormap, alpha)
@@ -229,6 +241,7 @@ class WorstView(View):
         self.cases = WorstCases(ctx.methods, k, ctx.tile_size)
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
+        self.cases.task = check_task(getattr(pl_module, "cam_task", None))
         self.cases.start(pl_module.device, denormalize)
 
     def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],

@@ -1,7 +1,7 @@
 """Per-class curves ``cam/<method>/per_class/<metric>/<class name>`` (view ``"per_class"``, opt-in): every metric's mean
-per true class (the predicted class when the batch has no labels), from the per-sample values the callback
-already computes, in ``torchmetrics`` sum states (:class:`~lightning_cam.metrics.per_class.PerClassMetrics`,
-so DDP-safe).
+per true class (the explained class when the batch has no labels; a multi-label pair's own class), from the
+per-sample values the callback already computes, in ``torchmetrics`` sum states
+(:class:`~lightning_cam.metrics.per_class.PerClassMetrics`, so DDP-safe).
 
 The keys live under their own branch ``per_class/``: no logged key is a prefix path of another, so loggers
 that store keys as paths (MLflow's file store: ``cam/<method>/<metric>`` is a file) keep them all.
@@ -102,7 +102,9 @@ class PerClassView(View):
         if method not in self.classes:
             return
         scored = torch.isfinite(result.maps.flatten(1)).all(1)  # left-out samples come as NaN: not this view's
-        classes = parts.labels if parts.labels is not None else result.targets
+        # the true class (the explained one without labels, or for a multi-label pair: its own class)
+        targets = result.targets.to(result.maps.device)
+        classes = targets if parts.labels is None else torch.where(parts.labels >= 0, parts.labels, targets)
         classes = torch.where(scored.to(classes.device), classes, torch.zeros_like(classes))
         self.classes[method].update(values, classes)
         k = len(self.class_names or ())
