@@ -5,10 +5,10 @@ are the same. Subcommands: ``fit``, ``validate``, ``test``, ``predict``; ``--pri
 resolved configuration. ``--model`` and ``--data`` take a ``class_path`` (subclass mode), defaulting to
 :class:`~lightning_cam.models.GAPClassifier` on :class:`~lightning_cam.data.ShapesDataModule`.
 
-The datamodule's ``num_classes``, ``in_channels``, ``class_names``, ``mean`` and ``std`` are passed to
+The datamodule's ``num_classes``, ``in_channels``, ``class_names``, ``mean``, ``std`` and ``task`` are passed to
 the model when both are instantiated (``link_arguments(..., apply_on="instantiate")``), so configs
 never repeat them; a model whose constructor lacks some of those arguments simply does not get
-them (the bundled :class:`~lightning_cam.models.ImageClassifier` subclasses take all five). Pass
+them (the bundled :class:`~lightning_cam.models.ImageClassifier` subclasses take all six). Pass
 ``link=False`` to :class:`CAMLightningCLI` to drop the links altogether.
 """
 
@@ -23,7 +23,7 @@ from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCL
 __all__ = ["LINKED_ATTRIBUTES", "CAMLightningCLI", "main"]
 
 #: Datamodule attributes given to the model's constructor argument of the same name.
-LINKED_ATTRIBUTES: tuple[str, ...] = ("num_classes", "in_channels", "class_names", "mean", "std")
+LINKED_ATTRIBUTES: tuple[str, ...] = ("num_classes", "in_channels", "class_names", "mean", "std", "task")
 
 
 def _plain(value: Any) -> Any:

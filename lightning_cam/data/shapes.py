@@ -129,16 +129,24 @@ def _generate_chunk(
     max_distractors: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
     labels = torch.randint(0, num_classes, (n,), generator=g)
+    images, base = background(n, s, g, max_distractors)
 
-    # Background: a tinted base colour, a low-frequency texture and (later) pixel noise.
+    # The object: half-size r, centre kept at least r from the border so the object is whole.
+    r = (min_scale + (max_scale - min_scale) * torch.rand(n, generator=g)) * s / 2
+    cx = r + torch.rand(n, generator=g) * (s - 2 * r)
+    cy = r + torch.rand(n, generator=g) * (s - 2 * r)
+    masks = place_shapes(labels, r, cx, cy, s, num_classes)
+    images = torch.where(masks.unsqueeze(1), object_paint(base, s, g), images)
+    return finish(images, noise_std, g), labels, masks
+
+
+def background(n: int, s: int, g: torch.Generator, max_distractors: int) -> tuple[Tensor, Tensor]:
+    """``(images (n, 3, s, s) float, base colours (n, 3, 1, 1))``: a tinted base colour, a low-frequency
+    texture and up to ``max_distractors`` class-neutral soft Gaussian blobs of random colour."""
     base = 0.25 + 0.5 * torch.rand(n, 3, 1, 1, generator=g)
     texture = _smooth_noise(n, 3, s, 5, g) - 0.5
     images = base + 0.35 * texture
-
-    ys = torch.arange(s, dtype=torch.float32).view(1, s, 1) + 0.5
-    xs = torch.arange(s, dtype=torch.float32).view(1, 1, s) + 0.5
-
-    # Class-neutral distractors: soft Gaussian blobs of random colour, drawn under the object.
+    ys, xs = _grid(s)
     if max_distractors > 0:
         num_blobs = torch.randint(0, max_distractors + 1, (n,), generator=g)
         for j in range(max_distractors):
@@ -149,31 +157,45 @@ def _generate_chunk(
             d2 = (xs - c[:, 0].view(n, 1, 1)) ** 2 + (ys - c[:, 1].view(n, 1, 1)) ** 2
             alpha = torch.exp(-d2 / (2 * sigma.view(n, 1, 1) ** 2)).unsqueeze(1) * 0.8 * present
             images = images * (1 - alpha) + colour * alpha
+    return images, base
 
-    # The object: half-size r, centre kept at least r from the border so the object is whole.
-    r = (min_scale + (max_scale - min_scale) * torch.rand(n, generator=g)) * s / 2
-    cx = r + torch.rand(n, generator=g) * (s - 2 * r)
-    cy = r + torch.rand(n, generator=g) * (s - 2 * r)
+
+def _grid(s: int) -> tuple[Tensor, Tensor]:
+    """Pixel-centre coordinates ``(ys (1, s, 1), xs (1, 1, s))``."""
+    ys = torch.arange(s, dtype=torch.float32).view(1, s, 1) + 0.5
+    xs = torch.arange(s, dtype=torch.float32).view(1, 1, s) + 0.5
+    return ys, xs
+
+
+def place_shapes(kinds: Tensor, r: Tensor, cx: Tensor, cy: Tensor, s: int, num_classes: int) -> Tensor:
+    """``(n, s, s)`` bool masks: shape ``kinds[i]`` of half-size ``r[i]`` centred at ``(cx[i], cy[i])``."""
+    n = kinds.shape[0]
+    ys, xs = _grid(s)
     u = (xs - cx.view(n, 1, 1)) / r.view(n, 1, 1)
     v = (ys - cy.view(n, 1, 1)) / r.view(n, 1, 1)
     masks = torch.zeros(n, s, s, dtype=torch.bool)
     for k in range(num_classes):
-        idx = (labels == k).nonzero().squeeze(1)
+        idx = (kinds == k).nonzero().squeeze(1)
         if idx.numel():
             masks[idx] = shape_masks(u[idx], v[idx], k % len(SHAPES_CLASSES))
+    return masks
 
-    # Object colour: the background base shifted by a clear contrast, same sign on every channel,
-    # plus a little per-channel hue jitter; a faint texture keeps the object from being flat.
+
+def object_paint(base: Tensor, s: int, g: torch.Generator) -> Tensor:
+    """``(n, 3, s, s)`` object colour: the background base shifted by a clear contrast, same sign on every
+    channel, plus a little per-channel hue jitter; a faint texture keeps the object from being flat."""
+    n = base.shape[0]
     sign = torch.where(base.mean(1, keepdim=True) > 0.5, -1.0, 1.0)
     contrast = 0.3 + 0.2 * torch.rand(n, 1, 1, 1, generator=g)
     hue = 0.15 * (torch.rand(n, 3, 1, 1, generator=g) - 0.5)
     colour = (base + sign * contrast + hue).clamp(0.0, 1.0)
-    obj = colour + 0.1 * (_smooth_noise(n, 1, s, 4, g) - 0.5)
-    images = torch.where(masks.unsqueeze(1), obj, images)
+    return colour + 0.1 * (_smooth_noise(n, 1, s, 4, g) - 0.5)
 
+
+def finish(images: Tensor, noise_std: float, g: torch.Generator) -> Tensor:
+    """Per-pixel Gaussian noise, then ``uint8`` in ``[0, 255]``."""
     images = images + noise_std * torch.randn(images.shape, generator=g)
-    images_u8 = (images.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-    return images_u8, labels, masks
+    return (images.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
 
 
 def masks_to_boxes(masks: Tensor) -> Tensor:
@@ -290,7 +312,10 @@ class ShapesDataset(Dataset):
     """In-memory synthetic shapes; ``dataset[i]`` is a dict sample.
 
     Each sample: ``{"image": (3, S, S) float32 normalised with mean/std, "label": () long,
-    "mask": (S, S) bool object mask, "box": (4,) float half-open (x0, y0, x1, y1) pixel box}``.
+    "mask": (S, S) bool object mask, "box": (4,) float half-open (x0, y0, x1, y1) pixel box}``; with
+    ``multilabel=True`` (two or three objects of distinct classes,
+    :mod:`lightning_cam.data.shapes_multilabel`): ``"label": (K,) float32`` multi-hot, ``"mask": (K, S, S)``
+    a mask per class and ``"box": (3, 5)`` rows ``(x0, y0, x1, y1, class)``, class ``-1`` for no object.
     Pixel values before normalisation are in ``[0, 1]`` (stored as uint8, ``k / 255``), so the
     normalised values lie in ``[(0 - mean) / std, (1 - mean) / std]``.
 
@@ -309,6 +334,7 @@ class ShapesDataset(Dataset):
         shortcut_variant: ``"same"`` (the marker's colour is the image's label) or ``"shuffled"``
             (the colour of a random other class); only used when ``shortcut > 0``.
         shortcut_size: marker side as a fraction of ``S``.
+        multilabel: several objects per image and multi-hot labels (no shortcut markers).
 
     Attributes:
         markers: ``(N,)`` long, the class whose marker each image carries, ``-1`` for none.
@@ -342,6 +368,7 @@ class ShapesDataset(Dataset):
         shortcut: float = 0.0,
         shortcut_variant: str = "same",
         shortcut_size: float = 0.25,
+        multilabel: bool = False,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -361,6 +388,20 @@ class ShapesDataset(Dataset):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.transform = transform
+        self._mean = torch.tensor(self.mean).view(3, 1, 1)
+        self._scale = 1.0 / (255.0 * torch.tensor(self.std).view(3, 1, 1))
+        self.multilabel = bool(multilabel)
+        if self.multilabel:
+            if shortcut:
+                raise ValueError("the shortcut markers code one label per image; use shortcut=0 with multilabel=True")
+            from lightning_cam.data.shapes_multilabel import generate_multilabel  # (it builds on this module)
+
+            self.images, self.labels, self.masks, self.boxes = generate_multilabel(
+                num_samples, image_size, num_classes, seed, min_scale, max_scale, noise_std, max_distractors
+            )
+            self.markers = torch.full((num_samples,), -1, dtype=torch.long)
+            self.shortcut, self.shortcut_variant = 0.0, shortcut_variant
+            return
         self.images, self.labels, self.masks, self.boxes = _generate(
             num_samples, image_size, num_classes, seed, min_scale, max_scale, noise_std, max_distractors
         )
@@ -370,8 +411,6 @@ class ShapesDataset(Dataset):
             self.images, self.labels, self.masks, shortcut, shortcut_variant, num_classes,
             seed=seed + _MARKER_STREAM, size=shortcut_size,
         )
-        self._mean = torch.tensor(self.mean).view(3, 1, 1)
-        self._scale = 1.0 / (255.0 * torch.tensor(self.std).view(3, 1, 1))
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -383,7 +422,7 @@ class ShapesDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         sample = {
             "image": self.normalize(self.images[index]),
-            "label": self.labels[index],
+            "label": self.labels[index].float() if self.multilabel else self.labels[index],
             "mask": self.masks[index],
             "box": self.boxes[index],
         }

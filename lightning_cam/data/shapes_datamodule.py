@@ -14,6 +14,7 @@ from lightning_cam.data.shapes import (
     ShapesDataset,
     check_shortcut,
 )
+from lightning_cam.functional.task import TASKS
 
 __all__ = ["SPLIT_SHORTCUTS", "ShapesDataModule"]
 
@@ -53,6 +54,11 @@ class ShapesDataModule(SplitDataModule):
         shortcut: fraction of images with a marker, in ``[0, 1]`` (``0``: the clean data).
         val_shortcut, test_shortcut: ``"same"``, ``"shuffled"`` or ``"none"`` (see above).
         shortcut_size: marker side as a fraction of ``image_size``.
+        task: the output kind the data are for (linked to the model by the CLI): ``"multiclass"`` (one object
+            per image), ``"multilabel"`` (two or three objects of distinct classes per image: multi-hot
+            ``label`` ``(B, K)``, ``mask`` ``(B, K, S, S)`` per class, ``box`` ``(B, 3, 5)`` rows
+            ``(x0, y0, x1, y1, class)``; see :mod:`lightning_cam.data.shapes_multilabel`) or ``"binary"``
+            (``num_classes=2``: square is class 0, circle class 1, for a one-logit model).
 
     Example:
         >>> dm = ShapesDataModule(num_train=8, num_val=8, image_size=32, batch_size=4)
@@ -90,8 +96,16 @@ class ShapesDataModule(SplitDataModule):
         val_shortcut: str = "same",
         test_shortcut: str = "same",
         shortcut_size: float = 0.25,
+        task: str = "multiclass",
     ) -> None:
         super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+        if task == "binary" and num_classes != 2:
+            raise ValueError(f"task='binary' needs num_classes=2 (class 1, circle, is the positive one), got "
+                             f"{num_classes}")
+        if task == "multilabel" and shortcut:
+            raise ValueError("the shortcut markers code one label per image; use shortcut=0 with task='multilabel'")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         check_shortcut(shortcut, "same", shortcut_size)
@@ -111,10 +125,11 @@ class ShapesDataModule(SplitDataModule):
         self.num_workers = num_workers
         self.mean, self.std = tuple(mean), tuple(std)
         self.class_names = list(SHAPES_CLASSES[:num_classes])
+        self.task = task
         self._options: dict[str, Any] = {
             "image_size": image_size, "num_classes": num_classes, "min_scale": min_scale, "max_scale": max_scale,
             "noise_std": noise_std, "max_distractors": max_distractors, "mean": self.mean, "std": self.std,
-            "shortcut_size": shortcut_size,
+            "shortcut_size": shortcut_size, "multilabel": task == "multilabel",
         }
         self.shortcut = float(shortcut)
         self.split_shortcuts = {"train": "same", "val": val_shortcut, "test": test_shortcut}

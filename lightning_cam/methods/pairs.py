@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from lightning_cam.functional.task import Task, predicted_positives, select_pairs
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.targets import mark_checked
 
-__all__ = ["Paired", "pair_up"]
+__all__ = ["Paired", "label_pairs", "pair_up"]
 
 
 @dataclass
@@ -56,6 +57,19 @@ def pair_up(task: Task, images: Tensor, targets: Tensor | None, extra: ExtraInpu
         samples, classes = select_pairs(predicted_positives(z, task), z, task.max_labels)
         classes, num_classes = mark_checked(classes), int(z.shape[1])  # column indices of the logits: in range
     else:
-        samples, classes = select_pairs(targets, None, task.max_labels)
+        samples, classes = label_pairs(task, targets)
         num_classes = int(targets.shape[1])
     return Paired(images[samples], classes, extra.take(samples, int(images.shape[0])), samples, num_classes)
+
+
+def label_pairs(task: Task, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """``(samples, classes)``: the pairs a ``(B, K)`` multi-hot ``labels`` matrix gives (the first
+    ``task.max_labels`` positives of each image, in class order).
+
+    Example:
+        >>> import torch
+        >>> s, c = label_pairs(Task("multilabel", max_labels=1), torch.tensor([[0, 1, 1], [1, 0, 0]]))
+        >>> s.tolist(), c.tolist()
+        ([0, 1], [1, 0])
+    """
+    return select_pairs(labels != 0 if labels.dtype != torch.bool else labels, None, task.max_labels)

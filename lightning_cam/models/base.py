@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_cam.functional.task import Task, check_task, predicted_class, predicted_positives
 from lightning_cam.mixin import CAMMixin
 
 __all__ = ["ImageClassifier", "as_list"]
@@ -27,7 +28,13 @@ def as_list(values: Sequence[Any] | None) -> list[Any] | None:
 
 
 class ImageClassifier(CAMMixin, pl.LightningModule):
-    """Cross-entropy classifier base: subclasses build the network and implement ``forward``.
+    """Classifier base for the three output kinds: subclasses build the network (with :meth:`num_outputs`
+    logits) and implement ``forward``.
+
+    The loss follows ``task`` (:mod:`lightning_cam.functional.task`): cross-entropy for ``multiclass``,
+    binary cross-entropy with logits for ``multilabel`` (a sigmoid per class, multi-hot labels) and
+    ``binary`` (one logit, 0/1 labels). Accuracy is the share of correct predictions: the argmax, the
+    ``z > 0`` decision, or for ``multilabel`` every label's decision (sigmoid > 0.5) against the truth.
 
     Batches are unpacked with :meth:`~lightning_cam.CAMMixin.cam_inputs`, so both dict batches
     (``{"image", "label", ...}``) and ``(images, labels)`` tuples work. Logs ``train_loss`` per step,
@@ -42,6 +49,8 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         class_names: optional names shown in CAM grid captions (``cam_class_names``).
         mean, std: per-channel normalisation of the inputs, used by ``cam_denormalize`` to show the
             images; ``None`` means the inputs are shown as they are (clamped to ``[0, 1]``).
+        task: the output kind, ``"multiclass"``, ``"multilabel"`` or ``"binary"``; also the module's
+            ``cam_task``, which the CAM callback follows.
 
     Example:
         >>> from torch import nn
@@ -66,8 +75,10 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         class_names: Sequence[str] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        task: str = "multiclass",
     ) -> None:
         super().__init__()
+        self.cam_task = check_task(task)
         if (mean is None) != (std is None):
             raise ValueError("pass both `mean` and `std` (the input normalisation) or neither")
         self.lr = lr
@@ -82,8 +93,7 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         if parts.labels is None:
             raise TypeError(f"{stage} batches need labels; got a batch without any ({type(batch).__name__})")
         logits = self(parts.images)
-        loss = F.cross_entropy(logits, parts.labels)
-        acc = (logits.argmax(1) == parts.labels).float().mean()
+        loss, acc = self._loss_and_accuracy(logits, parts.labels)
         sync = stage != "train"
         bs = parts.labels.shape[0]
         self.log(f"{stage}_loss", loss, prog_bar=stage != "test", sync_dist=sync, batch_size=bs)
@@ -91,6 +101,28 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         self.log(f"{stage}_acc", acc, prog_bar=stage != "train", sync_dist=True, batch_size=bs,
                  on_step=False, on_epoch=True)
         return loss
+
+    def _loss_and_accuracy(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        task = check_task(self.cam_task)
+        if task.kind == "multiclass":
+            return F.cross_entropy(logits, labels), (predicted_class(logits) == labels).float().mean()
+        if task.kind == "binary":
+            truth = labels.view(-1).float()
+            return (F.binary_cross_entropy_with_logits(logits[:, 0], truth),
+                    (predicted_class(logits, task) == labels.view(-1)).float().mean())
+        truth = labels.float() if labels.ndim == 2 else F.one_hot(labels, logits.shape[1]).float()
+        loss = F.binary_cross_entropy_with_logits(logits, truth)
+        return loss, (predicted_positives(logits, Task("multilabel")) == truth.bool()).float().mean()
+
+    def num_outputs(self, num_classes: int) -> int:
+        """The logits the network needs: ``num_classes``, or one for ``binary`` (whose two classes are 0 and 1)."""
+        if check_task(self.cam_task).kind != "binary":
+            return num_classes
+        if num_classes != 2:
+            raise ValueError(
+                f"task='binary' is one logit for two classes (0 and 1): pass num_classes=2, got {num_classes}"
+            )
+        return 1
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._step(batch, "train")
@@ -102,7 +134,8 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         return self._step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self(self.cam_inputs(batch).images).softmax(1)
+        logits = self(self.cam_inputs(batch).images)
+        return logits.softmax(1) if check_task(self.cam_task).kind == "multiclass" else logits.sigmoid()
 
     def configure_optimizers(self) -> Any:
         """Adam(``lr``, ``weight_decay``); with ``cosine=True`` the learning rate follows a per-step

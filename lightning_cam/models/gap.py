@@ -25,11 +25,11 @@ class GAPClassifier(ImageClassifier):
     ``logits = fc(mean_ij A_ij)``, so CAM's ``map = Σ_k w_k^c A^k`` is exact.
 
     Args:
-        num_classes: number of classes.
+        num_classes: number of classes (one logit for ``task="binary"``, which needs ``num_classes=2``).
         in_channels: input channels (3 for RGB, 1 for MNIST).
         channels: output channels of each conv block.
         dropout: dropout before ``fc``.
-        lr, weight_decay, cosine, class_names, mean, std: see :class:`ImageClassifier`.
+        lr, weight_decay, cosine, class_names, mean, std, task: see :class:`ImageClassifier`.
 
     Example:
         >>> import torch
@@ -50,8 +50,10 @@ class GAPClassifier(ImageClassifier):
         class_names: Sequence[str] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        task: str = "multiclass",
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std)
+        super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std,
+                         task=task)
         if num_classes < 2 or in_channels < 1 or not channels or min(channels) < 1:
             raise ValueError(
                 f"need num_classes >= 2, in_channels >= 1 and a non-empty list of positive channels; got "
@@ -71,9 +73,9 @@ class GAPClassifier(ImageClassifier):
         self.features = nn.Sequential(*layers)
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(cin, num_classes)
+        self.fc = nn.Linear(cin, self.num_outputs(num_classes))
         self.cam_target_layer = f"features.{len(channels) - 1}"
 
     def forward(self, images: Tensor) -> Tensor:
-        """``(B, C, H, W)`` images -> ``(B, num_classes)`` logits."""
+        """``(B, C, H, W)`` images -> ``(B, num_classes)`` logits (``(B, 1)`` for ``task="binary"``)."""
         return self.fc(self.dropout(self.gap(self.features(images)).flatten(1)))

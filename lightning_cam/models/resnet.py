@@ -29,7 +29,7 @@ class ResNetClassifier(ImageClassifier):
         arch: one of ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``, ``resnet152``.
         pretrained: load the torchvision ImageNet weights (downloads them once; off by default).
         small_input: CIFAR-style stem for small images.
-        lr, weight_decay, cosine, class_names, mean, std: see :class:`ImageClassifier`.
+        lr, weight_decay, cosine, class_names, mean, std, task: see :class:`ImageClassifier`.
 
     Example:
         >>> import torch
@@ -51,8 +51,10 @@ class ResNetClassifier(ImageClassifier):
         class_names: Sequence[str] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        task: str = "multiclass",
     ) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std)
+        super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std,
+                         task=task)
         if arch not in _ARCHS:
             raise ValueError(f"unknown arch {arch!r}; expected one of {list(_ARCHS)}")
         if num_classes < 2 or in_channels < 1:
@@ -73,11 +75,11 @@ class ResNetClassifier(ImageClassifier):
                 grey = old.weight.detach().sum(1, keepdim=True) / in_channels
                 conv.weight.data.copy_(grey.expand(-1, in_channels, -1, -1))
             model.conv1 = conv
-        if model.fc.out_features != num_classes:
-            model.fc = nn.Linear(model.fc.in_features, num_classes)
+        if model.fc.out_features != self.num_outputs(num_classes):
+            model.fc = nn.Linear(model.fc.in_features, self.num_outputs(num_classes))
         self.model = model
         self.cam_target_layer = "model.layer4"
 
     def forward(self, images: Tensor) -> Tensor:
-        """``(B, C, H, W)`` images -> ``(B, num_classes)`` logits."""
+        """``(B, C, H, W)`` images -> ``(B, num_classes)`` logits (``(B, 1)`` for ``task="binary"``)."""
         return self.model(images)
