@@ -203,3 +203,47 @@ def test_default_layer_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_cambatch_extra_defaults_to_none() -> None:
     assert CAMBatch(X).extra is None and CAMBatch(X, extra=(Y,)).extra == (Y,)
+
+
+# ------------------------------------------------------------------ output kinds (cam_task)
+def test_multi_hot_labels_under_softmax_are_a_clear_error_not_an_argmax() -> None:
+    from lightning_cam.mixin import as_class_indices
+
+    hot = torch.tensor([[1, 1, 0], [0, 1, 1], [1, 0, 1]])
+    with pytest.raises(ValueError, match="cam_task = 'multilabel'"):
+        CAMMixin().cam_inputs((torch.zeros(3, 3, 4, 4), hot))
+    with pytest.raises(ValueError, match="multi-hot"):
+        as_class_indices(hot.float())
+    # one-hot and soft labels of a softmax classifier still become their class
+    assert as_class_indices(torch.tensor([[0.1, 0.8, 0.1], [0.0, 0.0, 1.0]])).tolist() == [1, 2]
+    assert as_class_indices(torch.tensor([[False, True], [True, False]])).tolist() == [1, 0]
+
+
+def test_cam_task_keeps_multi_hot_labels_and_reaches_every_method() -> None:
+    class Multi(CAMMixin, nn.Module):
+        cam_task = "multilabel"
+
+    hot = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    parts = Multi().cam_inputs({"image": torch.zeros(2, 3, 4, 4), "label": hot,
+                                "mask": torch.zeros(2, 3, 4, 4, dtype=torch.bool), "box": torch.zeros(2, 3, 5)})
+    assert parts.labels.tolist() == [[True, True, False], [False, False, True]]
+    assert parts.masks.shape == (2, 3, 4, 4) and parts.boxes.shape == (2, 3, 5)
+    assert Multi().cam_method_kwargs()["task"].kind == "multilabel"
+    assert "task" not in CAMMixin().cam_method_kwargs()  # the default kind is not passed
+
+
+def test_binary_labels_become_zero_or_one() -> None:
+    class Binary(CAMMixin, nn.Module):
+        cam_task = "binary"
+
+    parts = Binary().cam_inputs((torch.zeros(3, 3, 4, 4), torch.tensor([[1.0], [0.0], [0.9]])))
+    assert parts.labels.tolist() == [1, 0, 1]
+
+
+def test_pairs_follow_their_images_and_name_absent_classes() -> None:
+    parts = CAMBatch(torch.arange(2.0).view(2, 1, 1, 1).expand(2, 3, 2, 2), torch.tensor([[True, False], [True, True]]),
+                     masks=torch.zeros(2, 2, 2, 2), extra=(torch.tensor([10, 20]),))
+    pairs = parts.pairs(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1]))
+    assert pairs.images[:, 0, 0, 0].tolist() == [0.0, 0.0, 1.0]
+    assert pairs.labels.tolist() == [0, -2, 1]  # class 1 is not a label of image 0
+    assert pairs.masks.shape == (3, 2, 2, 2) and pairs.extra.args[0].tolist() == [10, 10, 20]

@@ -289,3 +289,38 @@ def test_datamodule_shortcut_variants_per_split() -> None:
             ShapesDataModule(**bad)
     with pytest.raises(ValueError, match="shortcut"):
         ShapesDataModule(shortcut=2.0)
+
+
+def test_multilabel_shapes_are_deterministic_and_consistent() -> None:
+    from lightning_cam.data.shapes_multilabel import generate_multilabel
+
+    a = ShapesDataset(num_samples=70, image_size=32, seed=4, multilabel=True)
+    b = ShapesDataset(num_samples=70, image_size=32, seed=4, multilabel=True)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    counts = a.labels.sum(1)
+    assert bool(((counts >= 2) & (counts <= 3)).all()) and set(counts.tolist()) == {2, 3}
+    assert torch.equal(a.masks.flatten(2).any(2), a.labels)  # a visible mask exactly for each label
+    assert int(a.masks.sum(1).max()) == 1  # objects never overlap
+    for i in range(5):  # each box row bounds its class's mask tightly
+        for row in a.boxes[i]:
+            if row[4] < 0:
+                continue
+            ys, xs = a.masks[i, int(row[4])].nonzero(as_tuple=True)
+            assert row[:4].tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+    sample = a[0]
+    assert sample["label"].dtype == torch.float32 and sample["mask"].shape == (5, 32, 32)
+    assert generate_multilabel(3, 32, 2, seed=0)[1].sum(1).tolist() == [2, 2, 2]  # two classes: both, always
+
+
+def test_datamodule_task_options() -> None:
+    dm = ShapesDataModule(num_train=8, num_val=8, num_test=8, image_size=32, task="multilabel")
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    assert dm.task == "multilabel" and batch["label"].shape == (8, 5) and batch["mask"].shape == (8, 5, 32, 32)
+    assert ShapesDataModule(num_classes=2, task="binary").task == "binary"
+    with pytest.raises(ValueError, match="num_classes=2"):
+        ShapesDataModule(task="binary")
+    with pytest.raises(ValueError, match="task must be one of"):
+        ShapesDataModule(task="sigmoid")
+    with pytest.raises(ValueError, match="shortcut"):
+        ShapesDataModule(task="multilabel", shortcut=0.5)

@@ -83,3 +83,21 @@ def test_boxes_to_masks_inverts_shapes_masks_to_boxes() -> None:
     torch.testing.assert_close(boxes_to_masks(boxes, 8, 9), masks)
     with pytest.raises(ValueError, match=r"\(B, 4\)"):
         boxes_to_masks(torch.zeros(3), 8, 9)
+
+
+def test_class_ground_truth_per_class_masks_and_class_boxes() -> None:
+    from lightning_cam.functional.localization import class_ground_truth
+
+    masks = torch.zeros(2, 3, 4, 4, dtype=torch.bool)
+    masks[0, 1, 0, 0] = masks[1, 2, 3, 3] = True
+    got = class_ground_truth(masks, None, torch.tensor([1, 2]), (4, 4))
+    assert got[0, 0, 0] and got[1, 3, 3] and int(got.sum()) == 2
+    assert int(class_ground_truth(masks, None, torch.tensor([0, 0]), (4, 4)).sum()) == 0  # absent class: empty
+    rows = torch.tensor([[[0.0, 0.0, 2.0, 2.0, 1.0], [2.0, 2.0, 4.0, 4.0, 0.0], [0.0, 0.0, 0.0, 0.0, -1.0]]])
+    one = class_ground_truth(None, rows, torch.tensor([1]), (4, 4))
+    assert one[0, :2, :2].all() and int(one.sum()) == 4
+    # one mask per image keeps today's meaning whatever the target
+    single = torch.ones(2, 4, 4, dtype=torch.bool)
+    assert class_ground_truth(single, None, torch.tensor([0, 4]), (4, 4)).all()
+    with pytest.raises(ValueError, match="a mask per class"):
+        class_ground_truth(torch.zeros(2, 4, 5), None, torch.tensor([0, 1]), (4, 4))

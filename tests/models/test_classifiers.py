@@ -132,3 +132,26 @@ def test_gap_classifier_learns_shapes(one_thread) -> None:
     chance = 1 / dm.num_classes
     val_acc = trainer.callback_metrics["val_acc"]
     assert val_acc > 0.85, f"val_acc {val_acc} (chance {chance})"
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel", "binary"])
+def test_losses_and_accuracy_follow_the_output_kind(task: str) -> None:
+    import torch.nn.functional as F
+
+    k = 2 if task == "binary" else 3
+    model = GAPClassifier(num_classes=k, channels=(4,), task=task)
+    assert model.fc.out_features == (1 if task == "binary" else k) and model.cam_task.kind == task
+    x = torch.randn(4, 3, 16, 16)
+    labels = {"multiclass": torch.tensor([0, 1, 2, 0]), "binary": torch.tensor([1, 0, 1, 1]),
+              "multilabel": torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])}[task]
+    loss = model.training_step({"image": x, "label": labels}, 0)
+    logits = model(x)
+    want = {"multiclass": lambda: F.cross_entropy(logits, labels),
+            "binary": lambda: F.binary_cross_entropy_with_logits(logits[:, 0], labels.float()),
+            "multilabel": lambda: F.binary_cross_entropy_with_logits(logits, labels)}[task]()
+    torch.testing.assert_close(loss, want)
+    probs = model.predict_step({"image": x}, 0)
+    torch.testing.assert_close(probs, logits.softmax(1) if task == "multiclass" else logits.sigmoid())
+    if task == "binary":
+        with pytest.raises(ValueError, match="num_classes=2"):
+            GAPClassifier(num_classes=3, task="binary")
