@@ -100,11 +100,11 @@ class CompiledSub(GAPClassifier):
         self.features = torch.compile(self.features, backend=backend)  # type: ignore[assignment]
 
 
-def build(mode: str, backend: str) -> tuple[ShapesDataModule, pl.LightningModule]:
-    dm = ShapesDataModule(num_train=64, num_val=32, image_size=32, batch_size=8, seed=0)
+def build(mode: str, backend: str, task: str = "multiclass") -> tuple[ShapesDataModule, pl.LightningModule]:
+    dm = ShapesDataModule(num_train=64, num_val=32, image_size=32, batch_size=8, seed=0, task=task)
     torch.manual_seed(0)
     kwargs: dict[str, Any] = {"num_classes": 5, "channels": (8, 16), "class_names": dm.class_names,
-                              "mean": dm.hparams.mean, "std": dm.hparams.std, "cosine": False}
+                              "mean": dm.hparams.mean, "std": dm.hparams.std, "cosine": False, "task": task}
     model: pl.LightningModule
     if mode == "fsdp2":
         model = ShardedClassifier(**kwargs)
@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--lockstep", action="store_true", help="the sharded (all-ranks) path even under DDP")
     parser.add_argument("--fault-where", default="method", choices=["method", "inputs", "forward"])
     parser.add_argument("--precision", default="32-true")
+    parser.add_argument("--task", default="multiclass", help="the Shapes data's and the model's output kind")
     args = parser.parse_args()
     if os.environ.get("CAM_WORKER_DUMP"):  # debugging a hang: every thread's stack after that many seconds
         faulthandler.dump_traceback_later(float(os.environ["CAM_WORKER_DUMP"]), exit=True)
@@ -159,7 +160,7 @@ def main() -> None:
     out, mode = args.out, args.mode
     methods = args.methods.split(",")
     ShardedClassifier.fault_rank, ShardedClassifier.fault_where = args.fault_rank, args.fault_where
-    dm, model = build(mode, args.backend)
+    dm, model = build(mode, args.backend, args.task)
     cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
     cb.num_images = args.num_images
     cb.probe.capacity = args.num_images

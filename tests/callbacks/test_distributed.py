@@ -239,10 +239,10 @@ def _events(log_dir: str) -> EventAccumulator:
     return acc
 
 
-def _sharded_vs_single(tmp_path: Path, methods: str, *extra: str) -> tuple[dict, dict, str]:
-    sharded = run_worker(tmp_path, "fsdp2", "--methods", methods, *extra)
+def _sharded_vs_single(tmp_path: Path, methods: str, *extra: str, task: str = "multiclass") -> tuple[dict, dict, str]:
+    sharded = run_worker(tmp_path, "fsdp2", "--methods", methods, "--task", task, *extra)
     assert sharded.returncode == 0, sharded.stderr[-4000:]
-    single = run_worker(tmp_path, "single", "--methods", methods)
+    single = run_worker(tmp_path, "single", "--methods", methods, "--task", task)
     assert single.returncode == 0, single.stderr[-4000:]
     return (json.loads((tmp_path / "fsdp2.json").read_text()), json.loads((tmp_path / "single.json").read_text()),
             sharded.stderr)
@@ -263,6 +263,20 @@ def test_fsdp2_fit_finishes_with_grids_and_the_values_of_one_process(tmp_path: P
             assert math.isfinite(sharded["validate"][tag])
             assert sharded["validate"][tag] == pytest.approx(single["validate"][tag], abs=1e-6), tag
     assert not (tmp_path / "tb" / "version_1").exists()  # only rank zero wrote
+
+
+@pytest.mark.slow
+def test_fsdp2_multilabel_pairs_of_predicted_positives_equal_one_process(tmp_path: Path) -> None:
+    # each rank finds its own images' predicted positives (one more forward, a different number of pairs per
+    # rank and batch): the lock-step pairs every forward, and the synced values are those of one process
+    sharded, single, _ = _sharded_vs_single(tmp_path, "gradcam,scorecam", task="multilabel")
+    acc = _events(sharded["log_dir"])
+    for method in ("gradcam", "scorecam"):
+        assert len(acc.Images(f"cam/{method}/grid")) == 3
+        for metric in METRICS:
+            tag = f"cam/{method}/{metric}"
+            assert math.isfinite(sharded["validate"][tag])
+            assert sharded["validate"][tag] == pytest.approx(single["validate"][tag], abs=1e-5), tag
 
 
 @pytest.mark.slow
