@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lightning_cam.callbacks import CAMCallback
     from lightning_cam.evaluate import evaluate_batch
+    from lightning_cam.functional.task import Task
     from lightning_cam.methods.result import CAMResult
     from lightning_cam.mixin import CAMBatch, CAMMixin
 
 __version__ = "0.1.0"
-__all__ = ["CAMBatch", "CAMCallback", "CAMMixin", "CAMResult", "evaluate_batch"]
+__all__ = ["CAMBatch", "CAMCallback", "CAMMixin", "CAMResult", "Task", "evaluate_batch"]
 
 # Lazy so that `import lightning_cam` stays cheap and the Lightning side is only imported when used.
 _LAZY = {
@@ -21,6 +22,7 @@ _LAZY = {
     "CAMCallback": "lightning_cam.callbacks",
     "CAMResult": "lightning_cam.methods.result",
     "evaluate_batch": "lightning_cam.evaluate",
+    "Task": "lightning_cam.functional.task",
 }
 
 

@@ -94,8 +94,7 @@ class WorstCases:
     """Keep, per method, the ``k`` worst scored samples of this rank; gather and render them at epoch end.
 
     Example:
-        >>> from lightning_cam.functional.task import Task, check_task, predicted_for
-from lightning_cam.methods import CAMResult
+        >>> from lightning_cam.methods import CAMResult
         >>> wc = WorstCases(["gradcam"], k=2, tile_size=16)
         >>> wc.start(torch.device("cpu"), denormalize=lambda x: x.clamp(0, 1))
         >>> images = torch.linspace(0.1, 0.3, 3).view(3, 1, 1, 1).expand(3, 3, 8, 8)  # ties: by content

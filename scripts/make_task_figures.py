@@ -1,0 +1,78 @@
+"""Regenerate the README's pictures and numbers of a multi-label and a binary classifier from two real runs.
+
+Trains ``configs/shapes_multilabel.yaml`` (two or three objects per image, a sigmoid per class) and
+``configs/shapes_binary.yaml`` (square against circle, one logit) through the project's own CLI, reads
+their TensorBoard event files back and writes, under ``docs/``:
+
+* ``task_grids.png``: each run's last Grad-CAM grid (the multi-label grid has one column per (probe
+  image, label) pair, captioned with the class its map explains);
+* ``task_numbers.json``: per epoch, validation accuracy and the Grad-CAM curves (pointing game overall
+  and per class, Average Drop, ADCC), with the per-class chance level of the pointing game (the share of
+  the image the class's object covers).
+
+Usage (a few CPU minutes; ``--reuse`` reads existing runs in ``--logdir``)::
+
+    python scripts/make_task_figures.py [--logdir /tmp/lightning_cam_tasks] [--reuse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from make_docs_figures import draw_grids, read_events
+
+from lightning_cam.cli import main
+from lightning_cam.data import ShapesDataModule
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+RUNS = {"multi-label": "configs/shapes_multilabel.yaml", "binary": "configs/shapes_binary.yaml"}
+
+
+def fit(config: str, logdir: Path) -> str:
+    """Fit one config through the CLI; returns its TensorBoard log directory."""
+    shutil.rmtree(logdir / Path(config).stem / "docs", ignore_errors=True)  # one event file per run
+    cli = main([
+        "fit", "--config", str(REPO / config), f"--trainer.logger.init_args.save_dir={logdir}",
+        "--trainer.logger.init_args.version=docs", f"--trainer.default_root_dir={logdir}",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_checkpointing=false",
+    ])
+    return str(cli.trainer.logger.log_dir)
+
+
+def curves(acc: Any) -> dict[str, list[float]]:
+    tags = [t for t in acc.Tags()["scalars"] if t == "val_acc" or (t.startswith("cam/gradcam/") and any(
+        m in t for m in ("/pointing_game", "/average_drop", "/adcc")))]
+    return {t: [round(e.value, 4) for e in acc.Scalars(t)] for t in sorted(tags)}
+
+
+def main_script() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logdir", default="/tmp/lightning_cam_tasks", help="where the two runs are written")
+    parser.add_argument("--reuse", action="store_true", help="read runs already in --logdir (no training)")
+    args = parser.parse_args()
+    logdir = Path(args.logdir)
+    dirs = {}
+    for name, config in RUNS.items():
+        found = glob.glob(str(logdir / Path(config).stem / "docs"))
+        dirs[name] = found[0] if args.reuse and found else fit(config, logdir)
+    events = {name: read_events(d) for name, d in dirs.items()}
+    DOCS.mkdir(exist_ok=True)
+    draw_grids(events, DOCS / "task_grids.png")
+    val = ShapesDataModule(task="multilabel")  # the config's validation split: its objects' areas
+    val.setup("validate")
+    area = val.val_set.masks.float().flatten(2).mean(2).sum(0) / val.val_set.labels.sum(0).clamp(min=1)
+    numbers = {name: curves(acc) for name, acc in events.items()}
+    numbers["multi-label chance of the pointing game per class"] = {  # type: ignore[assignment]
+        n: round(float(a), 4) for n, a in zip(val.class_names, area)}
+    (DOCS / "task_numbers.json").write_text(json.dumps(numbers, indent=1) + "\n")
+    print(json.dumps(numbers, indent=1))
+
+
+if __name__ == "__main__":
+    main_script()
