@@ -116,7 +116,10 @@ class CAMCallback(CallbackBase):
     *What to compute*: ``methods``: CAM method names (:func:`lightning_cam.methods.get_method`, aliases
     accepted) or ``BaseCAM`` subclasses; ``metrics``: metric names
     (:data:`lightning_cam.metrics.registry.METRIC_SPECS`; localization ones only on batches with masks or
-    boxes); ``target``: explain the predicted class (``"pred"``) or the true ``"label"``; ``method_kwargs``:
+    boxes); ``target``: explain the predicted class (``"pred"``) or the true ``"label"`` (under the module's
+    ``cam_task``, :mod:`lightning_cam.functional.task`: a multi-label model is explained per (image, class)
+    pair, every predicted positive or every true label, and the pairs are the scored samples; ``max_samples``
+    still counts images); ``method_kwargs``:
     constructor arguments per method, e.g. ``{"scorecam": {"batch_size": 64}}``; ``metric_kwargs``: options
     of ``evaluate_batch`` (e.g. ``steps`` for insertion).
 
