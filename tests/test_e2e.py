@@ -124,7 +124,8 @@ DDP_SCRIPT = textwrap.dedent(
 
     def callback(ddp):
         methods = ("gradcam", "eigencam", Rank1Broken) if ddp else ("gradcam", "eigencam")
-        return CAMCallback(methods=methods, metrics=METRICS, num_images=4, on_error="warn")
+        views = {{"worst": {{}}, "drift": {{}}, "agreement": {{}}, "strategies": {{"min_maps": 4}}, "summary": {{}}}}
+        return CAMCallback(methods=methods, metrics=METRICS, num_images=4, on_error="warn", views=views)
 
     def capped():
         # max_samples is the total over ranks: 5 on 2 ranks (3 + 2) are the first 5 samples of one process
@@ -179,6 +180,12 @@ def test_ddp_two_processes_same_tags_and_values_as_one_process(tmp_path: Path) -
             # the 2 ranks' shares (16 samples each) synced == one process over all 32 samples
             assert ddp["validate"][tag] == pytest.approx(single[tag], rel=1e-5, abs=1e-6), tag
     assert not glob.glob(str(tmp_path / "tb" / "version_1"))  # one run directory: only rank zero wrote
+    # the strategies of each class (issue 19): the maps gathered from both ranks give the clusters of one process
+    strategy = [k for k in single if "/strategy/" in k and not k.startswith("cam/rank1broken/")]
+    assert any("/strategy/count/" in k for k in strategy) and any("/strategy/same/" in k for k in strategy)
+    for tag in strategy:
+        assert ddp["validate"][tag] == pytest.approx(single[tag], rel=1e-5, abs=1e-6), tag
+    assert len(acc.Images("cam/gradcam/strategies")) == 3
     # the method failing on rank 1 only: every epoch (2 fit + 1 validate) reports rank 1's 2 failed batches,
     # summed across ranks, and logs the values of rank 0's share; the other methods are unaffected (above)
     for epoch in (0, 1, 2):  # with rank 1's own message (issue 18), gathered at the epoch's end

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lightning_cam.data.watermark import plant_watermark
+
 __all__ = [
     "MARKER_COLOURS",
     "SHAPES_CLASSES",
@@ -335,6 +337,12 @@ class ShapesDataset(Dataset):
             (the colour of a random other class); only used when ``shortcut > 0``.
         shortcut_size: marker side as a fraction of ``S``.
         multilabel: several objects per image and multi-hot labels (no shortcut markers).
+        watermark: fraction of the images that carry a fixed tag in the bottom-left corner and are labelled
+            ``watermark_class`` whatever shape they show (a second kind of cue,
+            :mod:`lightning_cam.data.watermark`); ``0``: none.
+        watermark_class, watermark_size: the tagged class and the tag's side as a fraction of ``S``.
+        ground_truth: include ``"mask"`` and ``"box"`` in the samples (``False``: labels only, as most real
+            datasets are).
 
     Attributes:
         markers: ``(N,)`` long, the class whose marker each image carries, ``-1`` for none.
@@ -369,6 +377,10 @@ class ShapesDataset(Dataset):
         shortcut_variant: str = "same",
         shortcut_size: float = 0.25,
         multilabel: bool = False,
+        watermark: float = 0.0,
+        watermark_class: int = 0,
+        watermark_size: float = 0.16,
+        ground_truth: bool = True,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -390,10 +402,12 @@ class ShapesDataset(Dataset):
         self.transform = transform
         self._mean = torch.tensor(self.mean).view(3, 1, 1)
         self._scale = 1.0 / (255.0 * torch.tensor(self.std).view(3, 1, 1))
-        self.multilabel = bool(multilabel)
+        self.multilabel, self.ground_truth = bool(multilabel), bool(ground_truth)
+        self.tagged = torch.zeros(num_samples, dtype=torch.bool)
         if self.multilabel:
-            if shortcut:
-                raise ValueError("the shortcut markers code one label per image; use shortcut=0 with multilabel=True")
+            if shortcut or watermark:
+                raise ValueError("the planted cues code one label per image; use shortcut=0 and watermark=0 with "
+                                 "multilabel=True")
             from lightning_cam.data.shapes_multilabel import generate_multilabel  # (it builds on this module)
 
             self.images, self.labels, self.masks, self.boxes = generate_multilabel(
@@ -411,6 +425,8 @@ class ShapesDataset(Dataset):
             self.images, self.labels, self.masks, shortcut, shortcut_variant, num_classes,
             seed=seed + _MARKER_STREAM, size=shortcut_size,
         )
+        self.images, self.labels, self.tagged = plant_watermark(
+            self.images, self.labels, self.masks, watermark, watermark_class, seed=seed, size=watermark_size)
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -423,9 +439,9 @@ class ShapesDataset(Dataset):
         sample = {
             "image": self.normalize(self.images[index]),
             "label": self.labels[index].float() if self.multilabel else self.labels[index],
-            "mask": self.masks[index],
-            "box": self.boxes[index],
         }
+        if self.ground_truth:
+            sample["mask"], sample["box"] = self.masks[index], self.boxes[index]
         return self.transform(sample) if self.transform is not None else sample
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ from lightning_cam.data.shapes import (
     ShapesDataset,
     check_shortcut,
 )
+from lightning_cam.data.watermark import check_watermark
 from lightning_cam.functional.task import TASKS
 
 __all__ = ["SPLIT_SHORTCUTS", "ShapesDataModule"]
@@ -59,6 +60,11 @@ class ShapesDataModule(SplitDataModule):
             ``label`` ``(B, K)``, ``mask`` ``(B, K, S, S)`` per class, ``box`` ``(B, 3, 5)`` rows
             ``(x0, y0, x1, y1, class)``; see :mod:`lightning_cam.data.shapes_multilabel`) or ``"binary"``
             (``num_classes=2``: square is class 0, circle class 1, for a one-logit model).
+        watermark, watermark_class, watermark_size: a fixed tag in the bottom-left corner of a fraction of the
+            images, each tagged image labelled ``watermark_class``, in every split
+            (:mod:`lightning_cam.data.watermark`); ``0``: none.
+        ground_truth: ``False`` leaves ``"mask"`` and ``"box"`` out of the batches (labels only, as most real
+            datasets are: what the callback can still find without them).
 
     Example:
         >>> dm = ShapesDataModule(num_train=8, num_val=8, image_size=32, batch_size=4)
@@ -97,6 +103,10 @@ class ShapesDataModule(SplitDataModule):
         test_shortcut: str = "same",
         shortcut_size: float = 0.25,
         task: str = "multiclass",
+        watermark: float = 0.0,
+        watermark_class: int = 0,
+        watermark_size: float = 0.16,
+        ground_truth: bool = True,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -104,8 +114,10 @@ class ShapesDataModule(SplitDataModule):
         if task == "binary" and num_classes != 2:
             raise ValueError(f"task='binary' needs num_classes=2 (class 1, circle, is the positive one), got "
                              f"{num_classes}")
-        if task == "multilabel" and shortcut:
-            raise ValueError("the shortcut markers code one label per image; use shortcut=0 with task='multilabel'")
+        if task == "multilabel" and (shortcut or watermark):
+            raise ValueError("the planted cues code one label per image; use shortcut=0 and watermark=0 with "
+                             "task='multilabel'")
+        check_watermark(watermark, watermark_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         check_shortcut(shortcut, "same", shortcut_size)
@@ -129,7 +141,8 @@ class ShapesDataModule(SplitDataModule):
         self._options: dict[str, Any] = {
             "image_size": image_size, "num_classes": num_classes, "min_scale": min_scale, "max_scale": max_scale,
             "noise_std": noise_std, "max_distractors": max_distractors, "mean": self.mean, "std": self.std,
-            "shortcut_size": shortcut_size, "multilabel": task == "multilabel",
+            "shortcut_size": shortcut_size, "multilabel": task == "multilabel", "watermark": watermark,
+            "watermark_class": watermark_class, "watermark_size": watermark_size, "ground_truth": ground_truth,
         }
         self.shortcut = float(shortcut)
         self.split_shortcuts = {"train": "same", "val": val_shortcut, "test": test_shortcut}

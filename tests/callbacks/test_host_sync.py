@@ -18,6 +18,7 @@ import torch
 
 from lightning_cam import CAMCallback
 from lightning_cam.callbacks import cam as cam_module
+from lightning_cam.callbacks.views import DEFAULT_VIEWS
 from tests.callbacks.test_cam import ADCC, make_data, make_model, make_trainer
 
 CONVERSIONS = ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "nonzero")
@@ -31,8 +32,9 @@ def count_host_reads(counter: dict[str, int]) -> Iterator[None]:
 
     def wrap(name: str, fn: Any) -> Any:
         def counted(*args: Any, **kwargs: Any) -> Any:
-            if counter["active"]:
-                counter[name] = counter.get(name, 0) + 1
+            if counter["active"]:  # reads in the per-batch hook are keyed "batch:<name>"
+                key = name if counter["active"] == 2 else f"batch:{name}"
+                counter[key] = counter.get(key, 0) + 1
             return fn(*args, **kwargs)
 
         return counted
@@ -51,14 +53,14 @@ def count_host_reads(counter: dict[str, int]) -> Iterator[None]:
 
 
 def reads_per_epoch(tmp_path: Any, num_val: int, methods: tuple[str, ...], metrics: tuple[str, ...],
-                    monkeypatch: pytest.MonkeyPatch, views: bool = True) -> dict[str, int]:
+                    monkeypatch: pytest.MonkeyPatch, views: object = None) -> dict[str, int]:
     counter: dict[str, int] = {"active": 0}
     with monkeypatch.context() as mp:
         return _reads(tmp_path, num_val, methods, metrics, mp, counter, views)
 
 
 def _reads(tmp_path: Any, num_val: int, methods: tuple[str, ...], metrics: tuple[str, ...],
-           monkeypatch: pytest.MonkeyPatch, counter: dict[str, int], views: bool) -> dict[str, int]:
+           monkeypatch: pytest.MonkeyPatch, counter: dict[str, int], views: object) -> dict[str, int]:
     for hook in ("on_validation_batch_end", "on_validation_epoch_end"):
         original = getattr(cam_module.CAMCallback, hook)
 
@@ -72,7 +74,7 @@ def _reads(tmp_path: Any, num_val: int, methods: tuple[str, ...], metrics: tuple
         monkeypatch.setattr(cam_module.CAMCallback, hook, active)
     dm = make_data(num_val=num_val)
     model = make_model(dm)
-    off = {} if views else {"views": ()}
+    off = {} if views is None else {"views": views}
     cb = CAMCallback(methods=methods, metrics=metrics, num_images=0, max_samples=None, on_error="warn", **off)
     trainer = make_trainer(tmp_path, [cb], logger=False)
     with count_host_reads(counter):
@@ -86,12 +88,18 @@ def _reads(tmp_path: Any, num_val: int, methods: tuple[str, ...], metrics: tuple
 def test_host_reads_do_not_grow_with_the_number_of_batches(tmp_path: Any, methods: tuple[str, ...],
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     metrics = (*ADCC, "pointing_game", "iou")
-    two = reads_per_epoch(tmp_path / "a", 32, methods, metrics, monkeypatch)  # 2 batches of 16
-    six = reads_per_epoch(tmp_path / "b", 96, methods, metrics, monkeypatch)  # 6 batches
+    views = tuple(v for v in DEFAULT_VIEWS if v != "strategies")
+    two = reads_per_epoch(tmp_path / "a", 32, methods, metrics, monkeypatch, views)  # 2 batches of 16
+    six = reads_per_epoch(tmp_path / "b", 96, methods, metrics, monkeypatch, views)  # 6 batches
     assert two == six, (two, six)  # with the default views (gallery gather, agreement) on
+    assert not [k for k in six if k.startswith("batch:")], six  # nothing read in the per-batch hook
+    # the strategies view reads nothing per batch either: its epoch end clusters a host copy of its one gather
+    # (conversions of CPU tensors, as many as the clustering needs, none a device sync)
+    full = reads_per_epoch(tmp_path / "d", 96, methods, metrics, monkeypatch)
+    assert not [k for k in full if k.startswith("batch:")], full
     # without the views, epoch end only: the one reduce and the fault tallies (one read each), and each
     # metric's compute()
-    two = reads_per_epoch(tmp_path / "c", 32, methods, metrics, monkeypatch, views=False)
+    two = reads_per_epoch(tmp_path / "c", 32, methods, metrics, monkeypatch, views=())
     assert two.get("tolist", 0) <= 2 and sum(two.values()) <= 2 + len(methods) * len(metrics), two
 
 

@@ -324,3 +324,23 @@ def test_datamodule_task_options() -> None:
         ShapesDataModule(task="sigmoid")
     with pytest.raises(ValueError, match="shortcut"):
         ShapesDataModule(task="multilabel", shortcut=0.5)
+
+
+def test_watermark_tags_a_fraction_labels_it_and_leaves_the_rest_alone() -> None:
+    clean = ShapesDataset(num_samples=200, image_size=32, seed=6)
+    tagged = ShapesDataset(num_samples=200, image_size=32, seed=6, watermark=0.3, watermark_class=2)
+    assert 30 < int(tagged.tagged.sum()) < 90
+    assert bool((tagged.labels[tagged.tagged] == 2).all())  # every tagged image is of the tagged class
+    assert torch.equal(tagged.labels[~tagged.tagged], clean.labels[~tagged.tagged])
+    assert torch.equal(tagged.images[~tagged.tagged], clean.images[~tagged.tagged])
+    assert torch.equal(tagged.masks, clean.masks)  # the objects are those of the clean data
+    corner = tagged.images[tagged.tagged][:, :, -5:-1, 1:5]
+    assert bool((corner == 255).any()) and bool((corner == 0).any())  # the white frame and its black inside
+    with pytest.raises(ValueError, match="watermark"):
+        ShapesDataset(num_samples=4, watermark=1.5)
+
+
+def test_ground_truth_can_be_left_out_of_the_batches() -> None:
+    dm = ShapesDataModule(num_train=8, num_val=8, num_test=8, image_size=32, ground_truth=False)
+    dm.setup("fit")
+    assert sorted(next(iter(dm.val_dataloader()))) == ["image", "label"]

@@ -27,7 +27,7 @@ from lightning_cam.mixin import CAMBatch
 __all__ = ["DEFAULT_VIEWS", "LEGACY_VIEW_ARGUMENTS", "CAMViews", "ViewsSpec", "resolve_views"]
 
 #: the views on by default: worst-case gallery, drift, method agreement, summary (``per_class`` is opt-in).
-DEFAULT_VIEWS: tuple[str, ...] = ("worst", "drift", "agreement", "summary")
+DEFAULT_VIEWS: tuple[str, ...] = ("worst", "drift", "agreement", "strategies", "summary")
 #: ``views=``: names, or name -> options.
 ViewsSpec = Sequence[str] | Mapping[str, Mapping[str, Any] | None]
 #: the former switches, still accepted with a ``FutureWarning``: argument -> its view.

@@ -1,0 +1,306 @@
+"""The strategies of each class, found in the maps themselves (view ``"strategies"``, on by default): a Clever
+Hans detector that needs no masks or boxes.
+
+Every CAM run, each method's maps of the scored samples (already computed for the metrics: no extra forward)
+are kept downscaled to ``size x size`` with a 32-pixel thumbnail of their image; at the run's end they are
+gathered from every rank (one collective), and per class (the true class; the explained one without labels;
+a multi-label pair's own class) clustered by spectral relevance analysis
+(:func:`~lightning_cam.functional.spray.spectral_clusters`). Each cluster is a *strategy*, described by
+
+* its share of the class's maps;
+* its *focus* (:func:`~lightning_cam.functional.spray.focus`): 1 when every map looks at the same place;
+* its *sameness* (:func:`~lightning_cam.functional.spray.sameness`): 1 when the pixels at the peak of its mean
+  map are the same in every member image (a watermark, a tag, a marker), near 0 when they vary like any
+  image's pixels there (an object: its colour, size and place change from image to image).
+
+A strategy is *fixed-place* when it holds at least ``min_share`` of the class, with a focus of at least
+``focus`` (0.8) and a sameness of at least ``same`` (0.4): the model looks at one place, and what it sees there
+is the same thing in every image, whatever the image shows. Focus alone does not tell a shortcut: the maps of
+objects at similar places cluster together with a focus of 0.8-0.9 on clean data, but their pixels vary
+(sameness at most 0.3 on the clean Shapes runs, 0.6-1.0 on the runs with a cue: README, Catching a shortcut
+without masks).
+
+Logged, per method and class (keys ``cam/<method>/strategy/<stat>/<class>``): ``count`` (the number of
+strategies, the eigengap's choice), ``fixed`` (the share of the class's maps in fixed-place strategies),
+``focus`` and ``same`` (the largest among the strategies of at least ``min_share``); and
+``cam/<method>/strategy/alarm``, the number of classes with a fixed-place strategy. When a class gains one, a
+warning names the class, its share and where to look: the image ``cam/<method>/strategies`` (per class, each
+strategy's mean map over the mean of its images with its share, focus and sameness, framed red when fixed-place,
+then a few of its members). ``views={"strategies": {"alarm": False}}`` keeps the scalars and the image but not
+the warning.
+
+The canonical order of the gathered maps (by class, then by the maps' own values) makes the clusters those of
+one process over the same samples, whatever the ranks' shares. Classes with fewer than ``min_maps`` maps are
+not clustered (too few to say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lightning_cam.callbacks.images import send_image
+from lightning_cam.callbacks.sinks import ImageSink
+from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, ViewContext, register_view
+from lightning_cam.callbacks.views.per_class import class_names_of, class_tag
+from lightning_cam.functional.spray import focus, sameness, spectral_clusters
+from lightning_cam.methods import CAMResult
+from lightning_cam.mixin import CAMBatch
+from lightning_cam.render import UNKNOWN_COLOR, WRONG_COLOR, class_name, letterbox, overlay_columns, to_uint8
+from lightning_cam.utilities.lightning import rank_zero_warn
+
+__all__ = ["ClassStrategies", "Strategy", "StrategiesView", "strategy_tag"]
+
+#: the per-class statistics, in the order of the module docstring
+STATS = ("count", "fixed", "focus", "same")
+_THUMB = 32  # thumbnail side kept per scored map (for the member overlays)
+
+
+def strategy_tag(method: str, stat: str, class_name: str | None = None) -> str:
+    """The logged key of a statistic (per class, or the method's alarm count).
+
+    Example:
+        >>> strategy_tag("gradcam", "fixed", "horse"), strategy_tag("gradcam", "alarm")
+        ('cam/gradcam/strategy/fixed/horse', 'cam/gradcam/strategy/alarm')
+    """
+    return f"cam/{method}/strategy/{stat}" + ("" if class_name is None else f"/{class_tag(class_name)}")
+
+
+@dataclass
+class Strategy:
+    """One cluster of a class's maps: its members (row indices), share of the class, focus and mean map; whether
+    it is large enough to count (``counted``: at least ``min_share``) and fixed-place (counted, and focused)."""
+
+    members: Tensor
+    share: float
+    focus: float
+    same: float
+    mean: Tensor
+    counted: bool = True
+    fixed: bool = False
+
+
+@dataclass
+class ClassStrategies:
+    """A class's strategies, largest first, and its statistics."""
+
+    cls: int
+    size: int
+    strategies: list[Strategy] = field(default_factory=list)
+
+    def stats(self) -> dict[str, float]:
+        """``{"count", "fixed", "focus"}`` (see the module docstring)."""
+        counted = [s for s in self.strategies if s.counted]
+        return {"count": float(len(self.strategies)),
+                "fixed": float(sum(s.share for s in self.strategies if s.fixed)),
+                "focus": float(max((s.focus for s in counted), default=0.0)),
+                "same": float(max((s.same for s in counted), default=0.0))}
+
+
+def analyse(maps: Tensor, classes: Tensor, images: Tensor, min_maps: int, neighbors: int, max_clusters: int,
+            min_share: float, fixed_focus: float, fixed_same: float) -> list[ClassStrategies]:
+    """Per class with at least ``min_maps`` maps, its strategies (the module docstring's rule); ``maps``
+    ``(n, s, s)`` float in ``[0, 1]`` in canonical order, ``classes`` ``(n,)``, ``images`` ``(n, 3, t, t)``
+    float thumbnails in ``[0, 1]`` (every class's: the reference of :func:`sameness`)."""
+    out = []
+    for cls in sorted(set(classes.tolist())):
+        rows = (classes == cls).nonzero().squeeze(1)
+        if rows.numel() < min_maps:
+            continue
+        mine = maps[rows]
+        labels, count, _ = spectral_clusters(mine, neighbors=neighbors, max_clusters=max_clusters)
+        found = ClassStrategies(int(cls), int(rows.numel()))
+        for j in range(count):
+            members = rows[labels == j]
+            if members.numel() == 0:
+                continue
+            share = members.numel() / rows.numel()
+            mean = maps[members].mean(dim=0)
+            f, same = float(focus(maps[members])), float(sameness(images[members], images, mean))
+            counted = share >= min_share
+            found.strategies.append(Strategy(members, share, f, same, mean, counted,
+                                             fixed=counted and f >= fixed_focus and same >= fixed_same))
+        found.strategies.sort(key=lambda s: -s.share)
+        out.append(found)
+    return out
+
+
+@register_view
+class StrategiesView(View):
+    """View ``"strategies"``: per class, the strategies found by clustering its maps (see the module docstring).
+
+    Options: ``size`` (side of the downscaled maps, 16), ``neighbors`` (10), ``max_clusters`` (6),
+    ``min_maps`` (a class's fewest maps to cluster, 12), ``min_share`` (a strategy's smallest share to count,
+    0.1), ``focus`` (a fixed-place strategy's smallest focus, 0.8), ``same`` (its smallest sameness, 0.4), ``alarm``
+    (warn when a class gains one).
+
+    Example:
+        >>> from lightning_cam.callbacks.faults import Faults
+        >>> view = StrategiesView(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")))
+        >>> view.keys(["cat"], with_probe=False)
+        ['cam/gradcam/strategy/alarm', 'cam/gradcam/strategy/count/cat', 'cam/gradcam/strategy/fixed/cat', \
+'cam/gradcam/strategy/focus/cat']
+    """
+
+    name = "strategies"
+
+    def __init__(self, ctx: ViewContext, size: int = 16, neighbors: int = 10, max_clusters: int = 6,
+                 min_maps: int = 12, min_share: float = 0.1, focus: float = 0.8, same: float = 0.4,
+                 alarm: bool = True) -> None:
+        super().__init__(ctx)
+        for option, value, low in (("size", size, 2), ("neighbors", neighbors, 1), ("max_clusters", max_clusters, 1),
+                                   ("min_maps", min_maps, 2)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"view 'strategies': `{option}` must be an int >= {low}, got {value!r}.")
+        for option, fraction in (("min_share", min_share), ("focus", focus), ("same", same)):
+            if not 0.0 < float(fraction) <= 1.0:
+                raise ValueError(f"view 'strategies': `{option}` must lie in (0, 1], got {fraction!r}.")
+        self.size, self.neighbors, self.max_clusters, self.min_maps = size, neighbors, max_clusters, min_maps
+        self.min_share, self.focus, self.same, self.alarm = float(min_share), float(focus), float(same), bool(alarm)
+        self.rows: dict[str, list[Tensor]] = {}
+        self.denormalize: Callable[[Tensor], Tensor] = lambda x: x
+        self.class_names: list[str] | None = None
+        #: the classes with a fixed-place strategy at the previous run, per method (a class *gaining* one warns)
+        self.alarmed: dict[str, set[int]] = {}
+
+    def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
+        out = []
+        for m in self.ctx.methods:
+            out.append(strategy_tag(m, "alarm"))
+            out += [strategy_tag(m, stat, c) for c in class_names or () for stat in STATS]
+        return out
+
+    @classmethod
+    def chart(cls, key: str) -> Chart | None:
+        parts = key.split("/")
+        if parts[2:3] != ["strategy"]:
+            return None
+        return ("CAM strategies", f"{parts[1]} {parts[3]}", parts[4] if len(parts) > 4 else parts[3])
+
+    def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
+        self.rows = {m: [] for m in self.ctx.methods}
+        self.denormalize = denormalize
+        self.class_names = class_names_of(trainer, pl_module)
+
+    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
+                index: Tensor | None, batch_size: int) -> None:
+        if method not in self.rows:
+            return
+        maps = result.maps.detach().float()
+        ok = torch.isfinite(maps).flatten(1).all(dim=1)  # left-out samples come as NaN: not this view's
+        small = F.adaptive_avg_pool2d(maps.nan_to_num(0.0)[:, None], self.size)[:, 0]
+        targets = result.targets.to(maps.device).long()
+        classes = targets if parts.labels is None else torch.where(parts.labels.to(maps.device) >= 0,
+                                                                    parts.labels.to(maps.device).long(), targets)
+        with torch.no_grad():
+            thumbs = to_uint8(letterbox(self.denormalize(parts.images.detach()).float(), _THUMB))
+        packed = torch.cat([ok.to(torch.uint8)[:, None], classes[:, None].contiguous().view(torch.uint8),
+                            to_uint8(small).flatten(1), thumbs.flatten(1)], dim=1)
+        self.rows[method].append(packed)
+
+    def _gather(self, trainer: Any, method: str) -> tuple[Tensor, Tensor, Tensor]:
+        """Every rank: all ranks' rows (one collective for the counts, one for the rows), kept ones only, in the
+        canonical order: ``(maps (n, s, s) float, classes (n,), thumbs (n, 3, t, t) uint8)`` on the CPU."""
+        width = 1 + 8 + self.size * self.size + 3 * _THUMB * _THUMB
+        device = trainer.strategy.root_device
+        local = torch.cat(self.rows[method]) if self.rows[method] else torch.zeros(0, width, dtype=torch.uint8)
+        local = local.to(device)
+        world = max(1, int(trainer.world_size))
+        with torch.inference_mode(False):
+            counts = trainer.strategy.all_gather(torch.tensor([local.shape[0]], device=device)).reshape(-1)
+            top = int(counts.max())
+            padded = torch.zeros(top, width, dtype=torch.uint8, device=device)
+            padded[: local.shape[0]] = local
+            everything = trainer.strategy.all_gather(padded).reshape(world, top, width).cpu()
+        rows = torch.cat([everything[r, : int(n)] for r, n in enumerate(counts.tolist())])
+        rows = rows[rows[:, 0] == 1]
+        classes = rows[:, 1:9].reshape(-1).clone().view(torch.int64)  # (a 1-D copy: viewable as int64)
+        maps_u8 = rows[:, 9 : 9 + self.size * self.size]
+        thumbs = rows[:, 9 + self.size * self.size :].reshape(-1, 3, _THUMB, _THUMB)
+        # canonical order: by class, then by a fixed projection of the map (identical maps are interchangeable)
+        probe = torch.linspace(1.0, 2.0, maps_u8.shape[1], dtype=torch.float64).sin()
+        key = maps_u8.double() @ probe
+        order = torch.argsort(key, stable=True)
+        order = order[torch.argsort(classes[order], stable=True)]
+        maps = maps_u8[order].float().reshape(-1, self.size, self.size) / 255.0
+        return maps, classes[order], thumbs[order]
+
+    def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
+                  class_names: Sequence[str] | None, prefix: str) -> None:
+        names = self.class_names or ([str(n) for n in class_names] if class_names else None)
+        for method in self.ctx.methods:
+            maps, classes, thumbs = self._gather(trainer, method)
+            found = analyse(maps, classes, thumbs.float() / 255.0, self.min_maps, self.neighbors, self.max_clusters,
+                            self.min_share, self.focus, self.same)
+            alarmed = {f.cls for f in found if any(s.fixed for s in f.strategies)}
+            with torch.inference_mode(False):
+                for f in found:
+                    for stat, value in f.stats().items():
+                        log(strategy_tag(method, stat, class_name(names, f.cls)), torch.tensor(value))
+                log(strategy_tag(method, "alarm"), torch.tensor(float(len(alarmed))))
+            new = alarmed - self.alarmed.get(method, set())
+            self.alarmed[method] = alarmed
+            if not trainer.is_global_zero:
+                continue
+            if self.alarm and new:
+                rank_zero_warn(alarm_message(method, [f for f in found if f.cls in new], names, prefix))
+            if found:
+                try:
+                    image = strategies_image(found, maps, thumbs, names, self.ctx.colormap, self.ctx.alpha,
+                                             tile=max(_THUMB, self.ctx.tile_size // 2))
+                except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
+                    self.ctx.faults.record("error", f"{method} strategies image raised {type(err).__name__}: {err}",
+                                           err)
+                    continue
+                send_image(self.ctx.faults, sinks, f"{prefix}/{method}/strategies", image, step)
+        self.rows = {m: [] for m in self.ctx.methods}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"alarmed": {m: sorted(c) for m, c in self.alarmed.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.alarmed = {m: set(c) for m, c in state.get("alarmed", {}).items()}
+
+
+def alarm_message(method: str, found: Sequence[ClassStrategies], names: Sequence[str] | None, prefix: str) -> str:
+    """The warning of classes that gained a fixed-place strategy."""
+    parts = []
+    for f in found:
+        fixed = [s for s in f.strategies if s.fixed]
+        share = sum(s.share for s in fixed)
+        parts.append(f"class {class_name(names, f.cls)!r}: {100 * share:.0f} % of its {f.size} scored maps look at one "
+                     f"fixed place (focus {max(s.focus for s in fixed):.2f})")
+    return (f"CAMCallback: {method}: {'; '.join(parts)}, whatever the image shows. A model that looks at the same "
+            "place in many images of a class often relies on a cue there (a watermark, a tag, a ruler, a border) "
+            f"instead of the object: see the image {prefix}/{method}/strategies. Turn this warning off with "
+            "views={'strategies': {'alarm': False}}.")
+
+
+def strategies_image(found: Sequence[ClassStrategies], maps: Tensor, thumbs: Tensor, names: Sequence[str] | None,
+                     colormap: str, alpha: float, members: int = 3, most: int = 3, tile: int = 64) -> Tensor:
+    """One row per class: for each of its ``most`` largest strategies, the mean map over the mean of its images
+    (captioned with the class, share and focus; framed red when fixed-place), then ``members`` of its maps.
+    ``(3, H, W)`` float in ``[0, 1]``."""
+    rows = []
+    for f in found:
+        images, cams, colors, texts = [], [], [], []
+        for s in f.strategies[:most]:
+            frame = WRONG_COLOR if s.fixed else UNKNOWN_COLOR
+            images.append(thumbs[s.members].float().mean(dim=0) / 255.0)
+            cams.append(s.mean / s.mean.max().clamp(min=1e-12))
+            colors.append(frame)
+            texts.append(f"{class_name(names, f.cls)} {100 * s.share:.0f} %\nf {s.focus:.2f} s {s.same:.2f}")
+            for i in s.members[:members].tolist():
+                images.append(thumbs[i].float() / 255.0)
+                cams.append(maps[i])
+                colors.append(frame)
+                texts.append("member")
+        shown = letterbox(torch.stack(images), tile) if tile != images[0].shape[-1] else torch.stack(images)
+        rows.append(overlay_columns(shown, torch.stack(cams), colors, texts, colormap, alpha))
+    width = max(r.shape[-1] for r in rows)
+    return torch.cat([F.pad(r, (0, width - r.shape[-1]), value=0.08) for r in rows], dim=1)
