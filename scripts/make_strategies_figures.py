@@ -20,6 +20,7 @@ Each run logs to TensorBoard; the script reads the event files back and writes, 
 Usage (about 2 CPU minutes per run)::
 
     python scripts/make_strategies_figures.py [--seeds 0 1 2] [--epochs 3] [--logdir /tmp/lightning_cam_spray]
+    python scripts/make_strategies_figures.py --watermark-size 0.16 --out strategies_tag10   # the smaller tag
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ KINDS: dict[str, dict[str, Any]] = {
 METRICS = ("average_drop", "increase", "coherency", "complexity", "adcc")
 
 
-def run(kind: str, seed: int, epochs: int, logdir: Path) -> tuple[str, int]:
+def run(kind: str, seed: int, epochs: int, logdir: Path, tag: float) -> tuple[str, int]:
     """One run; returns its log directory and the number of alarm warnings it gave."""
     shutil.rmtree(logdir / f"{kind}_{seed}", ignore_errors=True)
     pl.seed_everything(seed)
-    dm = ShapesDataModule(num_train=4000, num_val=512, seed=seed, ground_truth=False, **KINDS[kind])
+    options = {**KINDS[kind], "watermark_size": tag} if kind == "watermark" else KINDS[kind]
+    dm = ShapesDataModule(num_train=4000, num_val=512, seed=seed, ground_truth=False, **options)
     model = GAPClassifier(channels=(16, 32, 64, 64), lr=0.003, cosine=True, class_names=list(dm.class_names),
                           mean=list(dm.mean), std=list(dm.std))
     callback = CAMCallback(methods=("gradcam",), metrics=METRICS, max_samples=256, num_images=8,
@@ -74,13 +76,15 @@ def main_script() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--logdir", default="/tmp/lightning_cam_spray")
+    parser.add_argument("--watermark-size", type=float, default=0.25, help="the tag's side / the image side")
+    parser.add_argument("--out", default="strategies", help="file stem under docs/ (numbers, image)")
     args = parser.parse_args()
     logdir = Path(args.logdir)
     numbers: dict[str, Any] = {}
     dirs: dict[str, str] = {}
     for seed in args.seeds:
         for kind in KINDS:
-            log_dir, alarms = run(kind, seed, args.epochs, logdir)
+            log_dir, alarms = run(kind, seed, args.epochs, logdir, args.watermark_size)
             acc = read_events(log_dir)
             tags = [t for t in acc.Tags()["scalars"] if "/strategy/" in t or t == "val_acc"]
             numbers[f"{kind} seed {seed}"] = {"alarm warnings": alarms, **{
@@ -89,7 +93,7 @@ def main_script() -> None:
             print(kind, seed, "alarm per epoch", numbers[f"{kind} seed {seed}"]["cam/gradcam/strategy/alarm"],
                   "warnings", alarms, flush=True)
     DOCS.mkdir(exist_ok=True)
-    (DOCS / "strategies_numbers.json").write_text(json.dumps(numbers, indent=1) + "\n")
+    (DOCS / f"{args.out}_numbers.json").write_text(json.dumps(numbers, indent=1) + "\n")
     first = args.seeds[0]
     images = [last_grid(read_events(dirs[f"{k}_{first}"]), "cam/gradcam/strategies") for k in ("marker", "watermark")]
     width = max(i.width for i in images)
@@ -98,7 +102,7 @@ def main_script() -> None:
     for image in images:
         sheet.paste(image, (0, y))
         y += image.height + 8
-    sheet.quantize(256, dither=Image.Dither.NONE).save(DOCS / "strategies_image.png", optimize=True)
+    sheet.quantize(256, dither=Image.Dither.NONE).save(DOCS / f"{args.out}_image.png", optimize=True)
 
 
 if __name__ == "__main__":

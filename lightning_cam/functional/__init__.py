@@ -4,7 +4,8 @@ CAM maths: :mod:`~lightning_cam.functional.cam`, :mod:`~lightning_cam.functional
 formulas: :mod:`~lightning_cam.functional.adcc` (ADCC family),
 :mod:`~lightning_cam.functional.localization` (pointing games, IoU) and
 :mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves and their AUC per batch). The output
-kind (softmax, sigmoid per class, one binary logit): :mod:`~lightning_cam.functional.task`. Each
+kind (softmax, sigmoid per class, one binary logit): :mod:`~lightning_cam.functional.task`. Strategies found
+by clustering maps (SpRAy): :mod:`~lightning_cam.functional.spray`. Each
 formula module has the same name as its metric-class module in :mod:`lightning_cam.metrics`.
 """
 
