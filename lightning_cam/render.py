@@ -275,7 +275,7 @@ def text_tiles(
 
 def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[float]], texts: Sequence[str],
                     colormap: str = "jet", alpha: float = 0.5, border: int = BORDER,
-                    padding: int = PADDING) -> Tensor:
+                    padding: int = PADDING, nrow: int | None = None) -> Tensor:
     """The column layout of the probe grid and the worst-case gallery: per image, the input, its overlay framed
     in ``colors[b]``, and a caption ``texts[b]`` in that colour, laid out with ``make_grid``.
 
@@ -284,10 +284,11 @@ def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[floa
         maps: ``(B, h, w)`` maps in ``[0, 1]`` (resized to the tiles).
         colors: ``B`` RGB triples of frame and caption.
         texts: ``B`` captions.
+        nrow: columns per row (default all ``B`` in one row; ``make_grid``'s ``nrow``).
 
     Returns:
         ``(3, 2 * h_t + caption + 2 * padding, B * (w_t + padding) + padding)`` float32 in ``[0, 1]`` with
-        ``caption = max(CAPTION_MIN_HEIGHT, h_t // 3)``.
+        ``caption = max(CAPTION_MIN_HEIGHT, h_t // 3)`` (one row; ``ceil(B / nrow)`` rows of ``nrow`` otherwise).
 
     Example:
         >>> overlay_columns(torch.rand(2, 3, 32, 32), torch.rand(2, 8, 8), [CORRECT_COLOR] * 2, ["a", "b"]).shape
@@ -299,7 +300,7 @@ def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[floa
     over = add_border(over, palette, width=min(border, (min(th, tw) - 1) // 2))
     captions = text_tiles(texts, max(CAPTION_MIN_HEIGHT, th // 3), tw, colors=colors)
     columns = torch.cat([images.float(), over, captions], dim=2)
-    return make_grid(columns, nrow=images.shape[0], padding=padding, pad_value=BACKGROUND)
+    return make_grid(columns, nrow=nrow or images.shape[0], padding=padding, pad_value=BACKGROUND)
 
 
 def class_name(classes: Sequence[str] | None, index: int) -> str:

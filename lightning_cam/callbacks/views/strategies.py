@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_cam.callbacks.accumulate import rank_quota
 from lightning_cam.callbacks.images import send_image
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, ViewContext, register_view
@@ -51,7 +52,15 @@ from lightning_cam.callbacks.views.per_class import class_names_of, class_tag
 from lightning_cam.functional.spray import focus, sameness, spectral_clusters
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
-from lightning_cam.render import UNKNOWN_COLOR, WRONG_COLOR, class_name, letterbox, overlay_columns, to_uint8
+from lightning_cam.render import (
+    BACKGROUND,
+    UNKNOWN_COLOR,
+    WRONG_COLOR,
+    class_name,
+    letterbox,
+    overlay_columns,
+    to_uint8,
+)
 from lightning_cam.utilities.lightning import rank_zero_warn
 
 __all__ = ["ClassStrategies", "Strategy", "StrategiesView", "strategy_tag"]
@@ -137,7 +146,8 @@ class StrategiesView(View):
     Options: ``size`` (side of the downscaled maps, 16), ``neighbors`` (10), ``max_clusters`` (6),
     ``min_maps`` (a class's fewest maps to cluster, 12), ``min_share`` (a strategy's smallest share to count,
     0.1), ``focus`` (a fixed-place strategy's smallest focus, 0.8), ``same`` (its smallest sameness, 0.4), ``alarm``
-    (warn when a class gains one).
+    (warn when a class gains one), ``max_maps`` (the most maps kept per method and run over all ranks, the
+    first ones scored: 4096, about 13 MB per method).
 
     Example:
         >>> from lightning_cam.callbacks.faults import Faults
@@ -151,10 +161,10 @@ class StrategiesView(View):
 
     def __init__(self, ctx: ViewContext, size: int = 16, neighbors: int = 10, max_clusters: int = 6,
                  min_maps: int = 12, min_share: float = 0.1, focus: float = 0.8, same: float = 0.4,
-                 alarm: bool = True) -> None:
+                 alarm: bool = True, max_maps: int = 4096) -> None:
         super().__init__(ctx)
         for option, value, low in (("size", size, 2), ("neighbors", neighbors, 1), ("max_clusters", max_clusters, 1),
-                                   ("min_maps", min_maps, 2)):
+                                   ("min_maps", min_maps, 2), ("max_maps", max_maps, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"view 'strategies': `{option}` must be an int >= {low}, got {value!r}.")
         for option, fraction in (("min_share", min_share), ("focus", focus), ("same", same)):
@@ -162,7 +172,9 @@ class StrategiesView(View):
                 raise ValueError(f"view 'strategies': `{option}` must lie in (0, 1], got {fraction!r}.")
         self.size, self.neighbors, self.max_clusters, self.min_maps = size, neighbors, max_clusters, min_maps
         self.min_share, self.focus, self.same, self.alarm = float(min_share), float(focus), float(same), bool(alarm)
+        self.max_maps = max_maps
         self.rows: dict[str, list[Tensor]] = {}
+        self.room: dict[str, int] = {}  # maps this rank may still keep per method (its share of ``max_maps``)
         self.denormalize: Callable[[Tensor], Tensor] = lambda x: x
         self.class_names: list[str] | None = None
         #: the classes with a fixed-place strategy at the previous run, per method (a class *gaining* one warns)
@@ -184,13 +196,20 @@ class StrategiesView(View):
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
         self.rows = {m: [] for m in self.ctx.methods}
+        quota = rank_quota(self.max_maps, getattr(trainer, "world_size", 1), getattr(trainer, "global_rank", 0))
+        self.room = dict.fromkeys(self.ctx.methods, quota)
         self.denormalize = denormalize
         self.class_names = class_names_of(trainer, pl_module)
 
     def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
                 index: Tensor | None, batch_size: int) -> None:
-        if method not in self.rows:
+        n = min(self.room.get(method, 0), int(result.maps.shape[0]))  # shapes only: no host sync
+        if n <= 0:
             return
+        self.room[method] -= n
+        if n < result.maps.shape[0]:
+            keep = torch.arange(n, device=result.maps.device)
+            parts, result = parts.take(keep), result.take(keep)
         maps = result.maps.detach().float()
         ok = torch.isfinite(maps).flatten(1).all(dim=1)  # left-out samples come as NaN: not this view's
         small = F.adaptive_avg_pool2d(maps.nan_to_num(0.0)[:, None], self.size)[:, 0]
@@ -284,23 +303,25 @@ def alarm_message(method: str, found: Sequence[ClassStrategies], names: Sequence
 def strategies_image(found: Sequence[ClassStrategies], maps: Tensor, thumbs: Tensor, names: Sequence[str] | None,
                      colormap: str, alpha: float, members: int = 3, most: int = 3, tile: int = 64) -> Tensor:
     """One row per class: for each of its ``most`` largest strategies, the mean map over the mean of its images
-    (captioned with the class, share and focus; framed red when fixed-place), then ``members`` of its maps.
-    ``(3, H, W)`` float in ``[0, 1]``."""
-    rows = []
+    (captioned with the class, share, focus ``f`` and sameness ``s``; framed red when fixed-place), then
+    ``members`` of its maps. All captions in one drawing. ``(3, H, W)`` float in ``[0, 1]``."""
+    width = most * (1 + members)
+    images, cams, colors, texts = [], [], [], []
+    blank_image, blank_map = torch.zeros(3, _THUMB, _THUMB), torch.zeros_like(maps[0])
     for f in found:
-        images, cams, colors, texts = [], [], [], []
+        row = 0
         for s in f.strategies[:most]:
             frame = WRONG_COLOR if s.fixed else UNKNOWN_COLOR
-            images.append(thumbs[s.members].float().mean(dim=0) / 255.0)
-            cams.append(s.mean / s.mean.max().clamp(min=1e-12))
-            colors.append(frame)
-            texts.append(f"{class_name(names, f.cls)} {100 * s.share:.0f} %\nf {s.focus:.2f} s {s.same:.2f}")
-            for i in s.members[:members].tolist():
-                images.append(thumbs[i].float() / 255.0)
-                cams.append(maps[i])
-                colors.append(frame)
-                texts.append("member")
-        shown = letterbox(torch.stack(images), tile) if tile != images[0].shape[-1] else torch.stack(images)
-        rows.append(overlay_columns(shown, torch.stack(cams), colors, texts, colormap, alpha))
-    width = max(r.shape[-1] for r in rows)
-    return torch.cat([F.pad(r, (0, width - r.shape[-1]), value=0.08) for r in rows], dim=1)
+            picked = s.members[:members].tolist()
+            images += [thumbs[s.members].float().mean(dim=0) / 255.0, *(thumbs[i].float() / 255.0 for i in picked)]
+            cams += [s.mean / s.mean.max().clamp(min=1e-12), *(maps[i] for i in picked)]
+            colors += [frame] * (1 + len(picked))
+            texts += [f"{class_name(names, f.cls)} {100 * s.share:.0f} %\nf {s.focus:.2f} s {s.same:.2f}",
+                      *([""] * len(picked))]
+            row += 1 + len(picked)
+        images += [blank_image] * (width - row)  # a row per class: pad it to the common width
+        cams += [blank_map] * (width - row)
+        colors += [(BACKGROUND,) * 3] * (width - row)
+        texts += [""] * (width - row)
+    shown = letterbox(torch.stack(images), tile) if tile != _THUMB else torch.stack(images)
+    return overlay_columns(shown, torch.stack(cams), colors, texts, colormap, alpha, nrow=width)

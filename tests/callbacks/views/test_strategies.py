@@ -131,3 +131,10 @@ def test_a_method_without_any_map_logs_no_class_and_raises_nothing() -> None:
     logged: dict[str, float] = {}
     view.epoch_end(_trainer(), lambda key, value: logged.update({key: float(value)}), 0, [], None, "cam")
     assert logged == {strategy_tag("gradcam", "alarm"): 0.0}
+
+
+def test_max_maps_keeps_the_first_maps_scored() -> None:
+    parts, result = _batch(seed=3)
+    capped = _run(_view(alarm=False, max_maps=32), parts, result, [], chunks=4)  # the 32 square maps only
+    first = _run(_view(alarm=False), parts.take(torch.arange(32)), result.take(torch.arange(32)), [])
+    assert capped == first and not [k for k in capped if k.endswith("/circle")]
