@@ -54,6 +54,7 @@ from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
 from lightning_cam.render import (
     BACKGROUND,
+    PADDING,
     UNKNOWN_COLOR,
     WRONG_COLOR,
     class_name,
@@ -152,9 +153,8 @@ class StrategiesView(View):
     Example:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> view = StrategiesView(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")))
-        >>> view.keys(["cat"], with_probe=False)
-        ['cam/gradcam/strategy/alarm', 'cam/gradcam/strategy/count/cat', 'cam/gradcam/strategy/fixed/cat', \
-'cam/gradcam/strategy/focus/cat']
+        >>> view.keys(["cat"], with_probe=False)[:3]
+        ['cam/gradcam/strategy/alarm', 'cam/gradcam/strategy/count/cat', 'cam/gradcam/strategy/fixed/cat']
     """
 
     name = "strategies"
@@ -270,8 +270,7 @@ class StrategiesView(View):
                 rank_zero_warn(alarm_message(method, [f for f in found if f.cls in new], names, prefix))
             if found:
                 try:
-                    image = strategies_image(found, maps, thumbs, names, self.ctx.colormap, self.ctx.alpha,
-                                             tile=max(_THUMB, self.ctx.tile_size // 2))
+                    image = strategies_image(found, maps, thumbs, names, self.ctx.colormap, self.ctx.alpha)
                 except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
                     self.ctx.faults.record("error", f"{method} strategies image raised {type(err).__name__}: {err}",
                                            err)
@@ -301,13 +300,12 @@ def alarm_message(method: str, found: Sequence[ClassStrategies], names: Sequence
 
 
 def strategies_image(found: Sequence[ClassStrategies], maps: Tensor, thumbs: Tensor, names: Sequence[str] | None,
-                     colormap: str, alpha: float, members: int = 3, most: int = 3, tile: int = 64) -> Tensor:
+                     colormap: str, alpha: float, members: int = 2, most: int = 3, tile: int = 56) -> Tensor:
     """One row per class: for each of its ``most`` largest strategies, the mean map over the mean of its images
     (captioned with the class, share, focus ``f`` and sameness ``s``; framed red when fixed-place), then
     ``members`` of its maps. All captions in one drawing. ``(3, H, W)`` float in ``[0, 1]``."""
     width = most * (1 + members)
-    images, cams, colors, texts = [], [], [], []
-    blank_image, blank_map = torch.zeros(3, _THUMB, _THUMB), torch.zeros_like(maps[0])
+    images, cams, colors, texts, blank = [], [], [], [], []
     for f in found:
         row = 0
         for s in f.strategies[:most]:
@@ -316,12 +314,19 @@ def strategies_image(found: Sequence[ClassStrategies], maps: Tensor, thumbs: Ten
             images += [thumbs[s.members].float().mean(dim=0) / 255.0, *(thumbs[i].float() / 255.0 for i in picked)]
             cams += [s.mean / s.mean.max().clamp(min=1e-12), *(maps[i] for i in picked)]
             colors += [frame] * (1 + len(picked))
-            texts += [f"{class_name(names, f.cls)} {100 * s.share:.0f} %\nf {s.focus:.2f} s {s.same:.2f}",
-                      *([""] * len(picked))]
+            scores = f"f{s.focus:.2f} s{s.same:.2f}".replace("0.", ".")
+            texts += [f"{class_name(names, f.cls)} {100 * s.share:.0f}%\n{scores}", *([""] * len(picked))]
             row += 1 + len(picked)
-        images += [blank_image] * (width - row)  # a row per class: pad it to the common width
-        cams += [blank_map] * (width - row)
+        blank += list(range(len(images), len(images) + width - row))  # pad the row to the common width
+        images += [torch.zeros(3, _THUMB, _THUMB)] * (width - row)
+        cams += [torch.zeros_like(maps[0])] * (width - row)
         colors += [(BACKGROUND,) * 3] * (width - row)
         texts += [""] * (width - row)
-    shown = letterbox(torch.stack(images), tile) if tile != _THUMB else torch.stack(images)
-    return overlay_columns(shown, torch.stack(cams), colors, texts, colormap, alpha, nrow=width)
+    grid = overlay_columns(letterbox(torch.stack(images), tile), torch.stack(cams), colors, texts, colormap, alpha,
+                           nrow=width, padding=PADDING)
+    cell_w = (grid.shape[-1] - PADDING) // width  # make_grid's cells: tile plus padding
+    cell_h = (grid.shape[-2] - PADDING) // len(found)
+    for i in blank:  # the padding cells: background, not an overlay of nothing
+        r, c = divmod(i, width)
+        grid[:, r * cell_h + PADDING : (r + 1) * cell_h, c * cell_w + PADDING : (c + 1) * cell_w] = BACKGROUND
+    return grid

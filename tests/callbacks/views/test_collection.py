@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_views_are_checked_by_name_and_option() -> None:
     assert CAMCallback().views == {name: {} for name in DEFAULT_VIEWS}
-    assert set(VIEWS) == {"worst", "drift", "agreement", "per_class", "summary"}
+    assert set(VIEWS) == {"worst", "drift", "agreement", "per_class", "strategies", "summary"}
     with pytest.raises(ValueError, match=r"unknown view 'gallery'.*valid views are \['agreement'"):
         CAMCallback(views=("gallery",))
     with pytest.raises(ValueError, match="view 'worst' is listed twice"):
