@@ -189,10 +189,14 @@ class StrategiesView(View):
 
     @classmethod
     def chart(cls, key: str) -> Chart | None:
+        """On the summary charts: each method's fixed-place share per class and the classes alarmed (the other
+        statistics stay in the logger: every chart costs its drawing at the end of ``fit``)."""
         parts = key.split("/")
         if parts[2:3] != ["strategy"]:
             return None
-        return ("CAM strategies", f"{parts[1]} {parts[3]}", parts[4] if len(parts) > 4 else parts[3])
+        if parts[3] == "alarm":
+            return ("CAM strategies", "classes with a fixed-place strategy", parts[1])
+        return ("CAM strategies", f"{parts[1]}: fixed-place share", parts[4]) if parts[3] == "fixed" else None
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
         self.rows = {m: [] for m in self.ctx.methods}
