@@ -173,9 +173,9 @@ def sameness(members: Tensor, reference: Tensor, weight: Tensor, peak: float = 0
     if not bool(region.any()):
         return torch.zeros((), dtype=torch.float64)
 
-    def spread(x: Tensor) -> Tensor:
+    def spread(x: Tensor) -> Tensor:  # unbiased: a small group's spread is not smaller by its size alone
         v = x.double()[..., region].flatten(1)
-        return (v - v.mean(dim=0)).square().sum(dim=1).mean()
+        return (v - v.mean(dim=0)).square().sum(dim=1).sum() / max(v.shape[0] - 1, 1)
 
     ref = spread(reference)
     if not ref > 0:

@@ -2,7 +2,8 @@
 Hans detector that needs no masks or boxes.
 
 Every CAM run, each method's maps of the scored samples (already computed for the metrics: no extra forward)
-are kept downscaled to ``size x size`` with a 32-pixel thumbnail of their image; at the run's end they are
+are kept downscaled to ``size x size`` with 32-pixel thumbnails of their image (as shown, and as the model sees
+it: the sameness below reads the latter, unclamped); at the run's end they are
 gathered from every rank (one collective), and per class (the true class; the explained one without labels;
 a multi-label pair's own class) clustered by spectral relevance analysis
 (:func:`~lightning_cam.functional.spray.spectral_clusters`). Each cluster is a *strategy*, described by
@@ -13,7 +14,8 @@ a multi-label pair's own class) clustered by spectral relevance analysis
   map are the same in every member image (a watermark, a tag, a marker), near 0 when they vary like any
   image's pixels there (an object: its colour, size and place change from image to image).
 
-A strategy is *fixed-place* when it holds at least ``min_share`` of the class, with a focus of at least
+A strategy is *fixed-place* when it holds at least ``min_share`` of the class and ``min_members`` maps (10), with
+a focus of at least
 ``focus`` (0.8) and a sameness of at least ``same`` (0.4): the model looks at one place, and what it sees there
 is the same thing in every image, whatever the image shows. Focus alone does not tell a shortcut: the maps of
 objects at similar places cluster together with a focus of 0.8-0.9 on clean data, but their pixels vary
@@ -57,6 +59,7 @@ from lightning_cam.render import (
     PADDING,
     UNKNOWN_COLOR,
     WRONG_COLOR,
+    as_rgb,
     class_name,
     letterbox,
     overlay_columns,
@@ -113,10 +116,10 @@ class ClassStrategies:
 
 
 def analyse(maps: Tensor, classes: Tensor, images: Tensor, min_maps: int, neighbors: int, max_clusters: int,
-            min_share: float, fixed_focus: float, fixed_same: float) -> list[ClassStrategies]:
+            min_share: float, fixed_focus: float, fixed_same: float, min_members: int = 10) -> list[ClassStrategies]:
     """Per class with at least ``min_maps`` maps, its strategies (the module docstring's rule); ``maps``
     ``(n, s, s)`` float in ``[0, 1]`` in canonical order, ``classes`` ``(n,)``, ``images`` ``(n, 3, t, t)``
-    float thumbnails in ``[0, 1]`` (every class's: the reference of :func:`sameness`)."""
+    float thumbnails of the model's inputs (every class's: the reference of :func:`sameness`)."""
     out = []
     for cls in sorted(set(classes.tolist())):
         rows = (classes == cls).nonzero().squeeze(1)
@@ -133,8 +136,8 @@ def analyse(maps: Tensor, classes: Tensor, images: Tensor, min_maps: int, neighb
             mean = maps[members].mean(dim=0)
             f, same = float(focus(maps[members])), float(sameness(images[members], images, mean))
             counted = share >= min_share
-            found.strategies.append(Strategy(members, share, f, same, mean, counted,
-                                             fixed=counted and f >= fixed_focus and same >= fixed_same))
+            fixed = counted and members.numel() >= min_members and f >= fixed_focus and same >= fixed_same
+            found.strategies.append(Strategy(members, share, f, same, mean, counted, fixed))
         found.strategies.sort(key=lambda s: -s.share)
         out.append(found)
     return out
@@ -148,7 +151,8 @@ class StrategiesView(View):
     ``min_maps`` (a class's fewest maps to cluster, 12), ``min_share`` (a strategy's smallest share to count,
     0.1), ``focus`` (a fixed-place strategy's smallest focus, 0.8), ``same`` (its smallest sameness, 0.4), ``alarm``
     (warn when a class gains one), ``max_maps`` (the most maps kept per method and run over all ranks, the
-    first ones scored: 4096, about 13 MB per method).
+    first ones scored: 2048, about 19 MB per method), ``min_members`` (a fixed-place strategy's fewest maps, 10:
+    the sameness of a handful of images is noise).
 
     Example:
         >>> from lightning_cam.callbacks.faults import Faults
@@ -161,10 +165,11 @@ class StrategiesView(View):
 
     def __init__(self, ctx: ViewContext, size: int = 16, neighbors: int = 10, max_clusters: int = 6,
                  min_maps: int = 12, min_share: float = 0.1, focus: float = 0.8, same: float = 0.4,
-                 alarm: bool = True, max_maps: int = 4096) -> None:
+                 alarm: bool = True, max_maps: int = 2048, min_members: int = 10) -> None:
         super().__init__(ctx)
         for option, value, low in (("size", size, 2), ("neighbors", neighbors, 1), ("max_clusters", max_clusters, 1),
-                                   ("min_maps", min_maps, 2), ("max_maps", max_maps, 2)):
+                                   ("min_maps", min_maps, 2), ("max_maps", max_maps, 2),
+                                   ("min_members", min_members, 2)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"view 'strategies': `{option}` must be an int >= {low}, got {value!r}.")
         for option, fraction in (("min_share", min_share), ("focus", focus), ("same", same)):
@@ -172,7 +177,7 @@ class StrategiesView(View):
                 raise ValueError(f"view 'strategies': `{option}` must lie in (0, 1], got {fraction!r}.")
         self.size, self.neighbors, self.max_clusters, self.min_maps = size, neighbors, max_clusters, min_maps
         self.min_share, self.focus, self.same, self.alarm = float(min_share), float(focus), float(same), bool(alarm)
-        self.max_maps = max_maps
+        self.max_maps, self.min_members = max_maps, min_members
         self.rows: dict[str, list[Tensor]] = {}
         self.room: dict[str, int] = {}  # maps this rank may still keep per method (its share of ``max_maps``)
         self.denormalize: Callable[[Tensor], Tensor] = lambda x: x
@@ -221,15 +226,20 @@ class StrategiesView(View):
         classes = targets if parts.labels is None else torch.where(parts.labels.to(maps.device) >= 0,
                                                                     parts.labels.to(maps.device).long(), targets)
         with torch.no_grad():
-            thumbs = to_uint8(letterbox(self.denormalize(parts.images.detach()).float(), _THUMB))
+            images = parts.images.detach().float()
+            thumbs = to_uint8(letterbox(self.denormalize(images).float(), _THUMB))  # what the image shows
+            # what the model sees, unclamped (a display clamps whatever it cannot show), for the sameness
+            content = letterbox(as_rgb(images), _THUMB).to(torch.float16).flatten(1).contiguous()
         packed = torch.cat([ok.to(torch.uint8)[:, None], classes[:, None].contiguous().view(torch.uint8),
-                            to_uint8(small).flatten(1), thumbs.flatten(1)], dim=1)
+                            to_uint8(small).flatten(1), thumbs.flatten(1), content.view(torch.uint8)], dim=1)
         self.rows[method].append(packed)
 
-    def _gather(self, trainer: Any, method: str) -> tuple[Tensor, Tensor, Tensor]:
+    def _gather(self, trainer: Any, method: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Every rank: all ranks' rows (one collective for the counts, one for the rows), kept ones only, in the
-        canonical order: ``(maps (n, s, s) float, classes (n,), thumbs (n, 3, t, t) uint8)`` on the CPU."""
-        width = 1 + 8 + self.size * self.size + 3 * _THUMB * _THUMB
+        canonical order, on the CPU: ``maps`` ``(n, s, s)`` float, ``classes`` ``(n,)``, ``thumbs`` ``(n, 3, t, t)``
+        uint8 (displayed) and ``content`` ``(n, 3, t, t)`` float (the model's inputs, unclamped)."""
+        pixels = 3 * _THUMB * _THUMB
+        width = 1 + 8 + self.size * self.size + pixels + 2 * pixels
         device = trainer.strategy.root_device
         local = torch.cat(self.rows[method]) if self.rows[method] else torch.zeros(0, width, dtype=torch.uint8)
         local = local.to(device)
@@ -244,22 +254,24 @@ class StrategiesView(View):
         rows = rows[rows[:, 0] == 1]
         classes = rows[:, 1:9].reshape(-1).clone().view(torch.int64)  # (a 1-D copy: viewable as int64)
         maps_u8 = rows[:, 9 : 9 + self.size * self.size]
-        thumbs = rows[:, 9 + self.size * self.size :].reshape(-1, 3, _THUMB, _THUMB)
+        start = 9 + self.size * self.size
+        thumbs = rows[:, start : start + pixels].reshape(-1, 3, _THUMB, _THUMB)
+        content = rows[:, start + pixels :].reshape(-1).clone().view(torch.float16).reshape(-1, 3, _THUMB, _THUMB)
         # canonical order: by class, then by a fixed projection of the map (identical maps are interchangeable)
         probe = torch.linspace(1.0, 2.0, maps_u8.shape[1], dtype=torch.float64).sin()
         key = maps_u8.double() @ probe
         order = torch.argsort(key, stable=True)
         order = order[torch.argsort(classes[order], stable=True)]
         maps = maps_u8[order].float().reshape(-1, self.size, self.size) / 255.0
-        return maps, classes[order], thumbs[order]
+        return maps, classes[order], thumbs[order], content[order].float()
 
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str) -> None:
         names = self.class_names or ([str(n) for n in class_names] if class_names else None)
         for method in self.ctx.methods:
-            maps, classes, thumbs = self._gather(trainer, method)
-            found = analyse(maps, classes, thumbs.float() / 255.0, self.min_maps, self.neighbors, self.max_clusters,
-                            self.min_share, self.focus, self.same)
+            maps, classes, thumbs, content = self._gather(trainer, method)
+            found = analyse(maps, classes, content, self.min_maps, self.neighbors, self.max_clusters,
+                            self.min_share, self.focus, self.same, self.min_members)
             alarmed = {f.cls for f in found if any(s.fixed for s in f.strategies)}
             with torch.inference_mode(False):
                 for f in found:
