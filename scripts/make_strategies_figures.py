@@ -20,7 +20,7 @@ Each run logs to TensorBoard; the script reads the event files back and writes, 
 Usage (about 2 CPU minutes per run)::
 
     python scripts/make_strategies_figures.py [--seeds 0 1 2] [--epochs 3] [--logdir /tmp/lightning_cam_spray]
-    python scripts/make_strategies_figures.py --watermark-size 0.16 --out strategies_tag10   # the smaller tag
+    python scripts/make_strategies_figures.py --watermark-size 0.16 --kinds watermark --out strategies_tag10
 """
 
 from __future__ import annotations
@@ -78,12 +78,13 @@ def main_script() -> None:
     parser.add_argument("--logdir", default="/tmp/lightning_cam_spray")
     parser.add_argument("--watermark-size", type=float, default=0.25, help="the tag's side / the image side")
     parser.add_argument("--out", default="strategies", help="file stem under docs/ (numbers, image)")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS), help="the runs to make")
     args = parser.parse_args()
     logdir = Path(args.logdir)
     numbers: dict[str, Any] = {}
     dirs: dict[str, str] = {}
     for seed in args.seeds:
-        for kind in KINDS:
+        for kind in args.kinds:
             log_dir, alarms = run(kind, seed, args.epochs, logdir, args.watermark_size)
             acc = read_events(log_dir)
             tags = [t for t in acc.Tags()["scalars"] if "/strategy/" in t or t == "val_acc"]
@@ -95,7 +96,8 @@ def main_script() -> None:
     DOCS.mkdir(exist_ok=True)
     (DOCS / f"{args.out}_numbers.json").write_text(json.dumps(numbers, indent=1) + "\n")
     first = args.seeds[0]
-    images = [last_grid(read_events(dirs[f"{k}_{first}"]), "cam/gradcam/strategies") for k in ("marker", "watermark")]
+    shown = [k for k in ("marker", "watermark") if k in args.kinds]
+    images = [last_grid(read_events(dirs[f"{k}_{first}"]), "cam/gradcam/strategies") for k in shown]
     width = max(i.width for i in images)
     sheet = Image.new("RGB", (width, sum(i.height for i in images) + 8), (20, 20, 20))
     y = 0
