@@ -13,6 +13,7 @@ from lightning_cam.functional.task import NO_CLASS, Task, check_task
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, check_reshape
 from lightning_cam.render import as_rgb
+from lightning_cam.utilities.checks import as_multi_hot
 from lightning_cam.utilities.outputs import Output, check_output
 
 __all__ = ["CAMBatch", "CAMMixin", "as_class_indices"]
@@ -118,8 +119,7 @@ def as_class_indices(labels: object, task: Task | str = "multiclass") -> Tensor 
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim == 2 and labels.shape[1] > 1:
-        positive = labels if labels.dtype == torch.bool else (
-            labels > 0.5 if labels.is_floating_point() else labels != 0)
+        positive = as_multi_hot(labels)
         if kind == "multilabel":
             return positive
         if bool((positive.sum(dim=1) > 1).any()):

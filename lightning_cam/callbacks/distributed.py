@@ -21,7 +21,8 @@ from torch import Tensor, nn
 from lightning_cam.utilities.lightning import classes
 from lightning_cam.utilities.lockstep import LockStep, StepFailed, protocol_reduce
 
-__all__ = ["INPUT_DTYPES", "ShardedWork", "all_gather_objects", "params_sharded", "sharded_strategy_types"]
+__all__ = ["INPUT_DTYPES", "ShardedWork", "all_gather_objects", "all_gather_rows", "params_sharded",
+           "sharded_strategy_types"]
 
 #: the floating dtypes a model input can have, in the order the ranks' agreement encodes them.
 INPUT_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -40,6 +41,27 @@ def all_gather_objects(obj: object) -> list[object]:
     out: list[object] = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(out, obj)
     return out
+
+
+def all_gather_rows(trainer: Any, rows: Tensor) -> Tensor:
+    """Every rank: all ranks' ``(n_r, width)`` rows, in rank order, on the CPU. Two collectives through
+    ``trainer.strategy.all_gather`` (the counts, then the rows padded to the largest count), whatever each rank
+    holds (none included).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> one = SimpleNamespace(world_size=1, strategy=SimpleNamespace(all_gather=lambda t: t))
+        >>> all_gather_rows(one, torch.ones(2, 3, dtype=torch.uint8)).shape
+        torch.Size([2, 3])
+    """
+    world = max(1, int(trainer.world_size))
+    with torch.inference_mode(False):
+        counts = trainer.strategy.all_gather(torch.tensor([rows.shape[0]], device=rows.device)).reshape(-1)
+        top = int(counts.max())
+        padded = rows.new_zeros((top, *rows.shape[1:]))
+        padded[: rows.shape[0]] = rows
+        everything = trainer.strategy.all_gather(padded).reshape(world, top, *rows.shape[1:]).cpu()
+    return torch.cat([everything[r, : int(n)] for r, n in enumerate(counts.tolist())])
 
 
 def sharded_strategy_types() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -21,9 +21,7 @@ defined (its ``explain`` must never be bypassed), unless it sets ``shares_captur
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -31,8 +29,8 @@ from torch import Tensor, nn
 
 from lightning_cam.functional.cam import weighted_sum
 from lightning_cam.functional.normalize import postprocess_maps
-from lightning_cam.functional.task import Task, check_task, check_task_logits, predicted_class, target_score
-from lightning_cam.methods.blank import BlankDiagnosis, describe_blank
+from lightning_cam.functional.task import Task, check_task, check_task_logits, target_score
+from lightning_cam.methods.blank import BlankDiagnosis, blank_flags
 from lightning_cam.methods.capture import Capture, LayerRecorder, not_on_path
 from lightning_cam.methods.choose import choose_target_layer
 from lightning_cam.methods.extra import ExtraInputs
@@ -43,10 +41,10 @@ from lightning_cam.methods.layers import (
     reshape_activation,
     resolve_layer,
 )
-from lightning_cam.methods.pairs import Paired, pair_up
+from lightning_cam.methods.pairs import empty_result, prepare
 from lightning_cam.methods.result import CAMResult
-from lightning_cam.methods.targets import is_checked, mark_checked
-from lightning_cam.utilities.checks import check_images, check_logits, check_target_range, check_targets
+from lightning_cam.methods.targets import resolve_targets
+from lightning_cam.utilities.checks import check_images, check_logits
 from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.outputs import Output, check_output, select_logits
 
@@ -175,30 +173,11 @@ class BaseCAM:
         extra_in = ExtraInputs.of(extra)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         with torch.inference_mode(False), eval_mode(self.model):
-            job = self._pairs(images, targets, extra_in)
+            job = prepare(self.task, images, targets, extra_in, self._logits, self.ensure_layer)
             if job.images.shape[0] == 0:
-                return self._empty(job, size)
+                return empty_result(job, size)
             cap = self._capture(job.images, job.targets, self._needs(), job.extra)
             return self._result(self._derive(cap, job.images, job.extra), cap, size).paired(job.samples)
-
-    def _pairs(self, images: Tensor, targets: object, extra: ExtraInputs) -> Paired:
-        """The checked targets and what to explain: the images, or a multi-label call's (image, class) pairs
-        (:func:`~lightning_cam.methods.pairs.pair_up`), out of inference mode (usable with autograd)."""
-        target_t = check_targets(targets, images.shape[0], images.device, multi_hot=self.task.multilabel)
-        x = images.clone() if images.is_inference() else images.detach()
-        if target_t is not None and target_t.is_inference():
-            target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
-        if self.task.multilabel and (target_t is None or target_t.ndim == 2):
-            self.ensure_layer(x, extra)  # chosen on the images, not on the pairs (which may be none)
-        return pair_up(self.task, x, target_t, extra, self._logits)
-
-    def _empty(self, job: Paired, size: tuple[int, int]) -> CAMResult:
-        """The result of a multi-label call without any pair (no positive label, no predicted positive)."""
-        x = job.images
-        k = job.num_classes or 1
-        empty = x.new_zeros((0, *size), dtype=torch.float32)
-        return CAMResult(empty, empty, x.new_zeros((0, k), dtype=torch.float32),
-                         torch.zeros(0, dtype=torch.long, device=x.device), samples=job.samples)
 
     # ------------------------------------------------------------------ the hooks a method overrides
     def _needs(self) -> Need:
@@ -258,12 +237,8 @@ class BaseCAM:
         self.target_layer_reason = choice.reason
 
     def _targets(self, logits: Tensor, targets: Tensor | None, trusted: bool) -> Tensor:
-        """The predicted class of ``logits``, or ``targets`` range-checked (a host sync) unless ``trusted``/checked."""
-        if targets is None:
-            return mark_checked(predicted_class(logits, self.task))
-        if not (trusted or is_checked(targets)):
-            check_target_range(targets, self.task.num_classes(logits))
-        return mark_checked(targets)
+        """The classes the pass explains (:func:`~lightning_cam.methods.targets.resolve_targets`)."""
+        return resolve_targets(logits, targets, self.task, trusted)
 
     def _capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
                  trusted: bool = False) -> Capture:
@@ -332,14 +307,7 @@ class BaseCAM:
         the method group)."""
         with torch.autocast(device_type=raw.device.type, enabled=False):
             maps, low_res = self._postprocess(raw, size)
-        blank, reason = self._blank(maps, cap.diagnosis)
+        blank, reason = blank_flags(maps, type(self).can_be_blank, type(self).__name__, self.target_layer_name,
+                                    cap.diagnosis)
         return CAMResult(maps=maps, low_res=low_res, logits=cap.logits.detach().float(), targets=cap.targets,
                          blank=blank, blank_reason=reason)
-
-    def _blank(self, maps: Tensor, diagnosis: BlankDiagnosis | None) -> tuple[Tensor, Callable[[], str] | str]:
-        """Per-sample blank flags (a constant map normalises to all zeros) and the likely cause, as a function
-        formatted only when read (deciding whether any sample is blank is a host sync)."""
-        if not type(self).can_be_blank:
-            return torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device), ""
-        blank = maps.flatten(1).amax(dim=1) <= 0
-        return blank, functools.partial(describe_blank, type(self).__name__, self.target_layer_name, diagnosis, blank)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["BlankDiagnosis", "blank_reason", "describe_blank"]
+__all__ = ["BlankDiagnosis", "blank_flags", "blank_reason", "describe_blank"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +106,20 @@ def describe_blank(cls_name: str, layer_name: str, diagnosis: BlankDiagnosis | N
         causes.setdefault(blank_reason(layer_name, layout, zg, za, grid), []).append(i)
     text = "; ".join(f"samples {idx[:8]}{'...' if len(idx) > 8 else ''}: {why}" for why, idx in causes.items())
     return f"{cls_name}: blank (constant) map, {text}."
+
+
+def blank_flags(maps: Tensor, can_be_blank: bool, method: str, layer: str, diagnosis: BlankDiagnosis | None
+                ) -> tuple[Tensor, Callable[[], str] | str]:
+    """Per-sample blank flags of ``(B, H, W)`` normalised maps (a constant map normalises to all zeros; never for
+    a method whose pattern is fixed) and the likely cause, as a function formatted only when read (deciding
+    whether any sample is blank is a host sync).
+
+    Example:
+        >>> flags, reason = blank_flags(torch.zeros(2, 2, 2), True, "GradCAM", "layer4", None)
+        >>> flags.tolist(), callable(reason)
+        ([True, True], True)
+    """
+    if not can_be_blank:
+        return torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device), ""
+    blank = maps.flatten(1).amax(dim=1) <= 0
+    return blank, functools.partial(describe_blank, method, layer, diagnosis, blank)

@@ -25,6 +25,7 @@ from torch import Tensor
 from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
+from lightning_cam.methods.pairs import empty_result, prepare
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.utilities.checks import check_images, check_targets
 from lightning_cam.utilities.modes import eval_mode
@@ -103,11 +104,12 @@ class MethodGroup:
         out: dict[str, CAMResult] = {}
         lead = next(iter(shared.values()), None)
         with torch.inference_mode(False), eval_mode(self.model):
-            job = lead._pairs(images, targets, extra_in) if lead is not None else None
+            job = (None if lead is None
+                   else prepare(lead.task, images, targets, extra_in, lead._logits, lead.ensure_layer))
             if job is not None and (job.samples is not None or job.images.shape[0] == 0):
                 images, targets, extra_in = job.images, job.targets, job.extra
             if job is not None and job.images.shape[0] == 0:
-                return {name: lead._empty(job, size) for name in self.methods}  # type: ignore[union-attr]
+                return {name: empty_result(job, size) for name in self.methods}
             x = job.images if job is not None else images.detach()
             target_t = job.targets if job is not None else check_targets(targets, images.shape[0], images.device)
             trusted = False

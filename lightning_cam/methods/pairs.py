@@ -18,9 +18,11 @@ from torch import Tensor
 
 from lightning_cam.functional.task import Task, predicted_positives, select_pairs
 from lightning_cam.methods.extra import ExtraInputs
+from lightning_cam.methods.result import CAMResult
 from lightning_cam.methods.targets import mark_checked
+from lightning_cam.utilities.checks import as_multi_hot, check_targets
 
-__all__ = ["Paired", "label_pairs", "pair_up"]
+__all__ = ["Paired", "empty_result", "label_pairs", "pair_up", "prepare"]
 
 
 @dataclass
@@ -72,4 +74,27 @@ def label_pairs(task: Task, labels: Tensor) -> tuple[Tensor, Tensor]:
         >>> s.tolist(), c.tolist()
         ([0, 1], [1, 0])
     """
-    return select_pairs(labels != 0 if labels.dtype != torch.bool else labels, None, task.max_labels)
+    return select_pairs(as_multi_hot(labels), None, task.max_labels)
+
+
+def prepare(task: Task, images: Tensor, targets: object, extra: ExtraInputs,
+            logits: Callable[[Tensor, ExtraInputs], Tensor], ensure_layer: Callable[[Tensor, ExtraInputs], None]
+            ) -> Paired:
+    """A method call's checked targets and what it explains (:func:`pair_up`), out of inference mode (usable
+    with autograd); with multi-label pairs to find, the target layer is chosen on the images first (the pairs
+    may be none)."""
+    target_t = check_targets(targets, images.shape[0], images.device, multi_hot=task.multilabel)
+    x = images.clone() if images.is_inference() else images.detach()
+    if target_t is not None and target_t.is_inference():
+        target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
+    if task.multilabel and (target_t is None or target_t.ndim == 2):
+        ensure_layer(x, extra)
+    return pair_up(task, x, target_t, extra, logits)
+
+
+def empty_result(job: Paired, size: tuple[int, int]) -> CAMResult:
+    """The result of a multi-label call without any pair (no positive label, no predicted positive)."""
+    x = job.images
+    empty = x.new_zeros((0, *size), dtype=torch.float32)
+    return CAMResult(empty, empty, x.new_zeros((0, job.num_classes or 1), dtype=torch.float32),
+                     torch.zeros(0, dtype=torch.long, device=x.device), samples=job.samples)

@@ -7,7 +7,10 @@ import weakref
 
 from torch import Tensor
 
-__all__ = ["is_checked", "mark_checked"]
+from lightning_cam.functional.task import Task, predicted_class
+from lightning_cam.utilities.checks import check_target_range
+
+__all__ = ["is_checked", "mark_checked", "resolve_targets"]
 
 # Target tensors known to be in range (an argmax, or already checked), by id: checking again would read the
 # tensor back to the host (a device sync) at every pass, e.g. the evaluator's second pass on x * map.
@@ -32,3 +35,19 @@ def mark_checked(targets: Tensor) -> Tensor:
 def is_checked(targets: Tensor) -> bool:
     """Whether ``targets`` was marked by :func:`mark_checked`."""
     return _CHECKED.get(id(targets)) is targets
+
+
+def resolve_targets(logits: Tensor, targets: Tensor | None, task: Task, trusted: bool = False) -> Tensor:
+    """The classes a pass explains: the predicted class of ``logits`` under ``task``, or ``targets`` range-checked
+    against the task's classes (a host sync) unless ``trusted`` or already checked; marked as checked.
+
+    Example:
+        >>> import torch
+        >>> resolve_targets(torch.tensor([[0.2, 0.9]]), None, Task()).tolist()
+        [1]
+    """
+    if targets is None:
+        return mark_checked(predicted_class(logits, task))
+    if not (trusted or is_checked(targets)):
+        check_target_range(targets, task.num_classes(logits))
+    return mark_checked(targets)

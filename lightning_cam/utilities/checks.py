@@ -35,6 +35,7 @@ __all__ = [
     "check_sigma",
     "check_steps",
     "check_target_range",
+    "as_multi_hot",
     "check_targets",
     "check_threshold",
     "check_tolerance",
@@ -110,6 +111,18 @@ def check_images(images: object, *, allow_empty: bool = False) -> Tensor:
     return images
 
 
+def as_multi_hot(labels: Tensor) -> Tensor:
+    """``(B, K)`` labels as bool positives: bool as they are, floats above 0.5, non-zero integers.
+
+    Example:
+        >>> as_multi_hot(torch.tensor([[0.9, 0.1], [0.0, 1.0]])).tolist(), as_multi_hot(torch.tensor([[2, 0]])).tolist()
+        ([[True, False], [False, True]], [[True, False]])
+    """
+    if labels.dtype == torch.bool:
+        return labels
+    return labels > 0.5 if labels.is_floating_point() else labels != 0
+
+
 def check_targets(targets: object, batch: int, device: torch.device, multi_hot: bool = False) -> Tensor | None:
     """Classes to explain: ``None``, an int, or ``B`` integer class indices -> ``(B,)`` long (or ``None``).
 
@@ -143,8 +156,7 @@ def check_targets(targets: object, batch: int, device: torch.device, multi_hot: 
         if targets.shape[0] != batch:
             raise ValueError(f"targets has {targets.shape[0]} rows but the batch has {batch} images.")
         if multi_hot:
-            positive = targets > 0.5 if targets.is_floating_point() else targets != 0
-            return positive.to(device)
+            return as_multi_hot(targets).to(device)
         raise ValueError(
             f"targets must be 1-D (B,) class indices, got shape {tuple(targets.shape)}. Several labels per image "
             "(multi-hot, a sigmoid per class) are the task='multilabel' output kind (on CAMMixin: `cam_task = "

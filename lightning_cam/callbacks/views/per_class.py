@@ -23,7 +23,7 @@ from lightning_cam.metrics.per_class import PerClassMetrics
 from lightning_cam.mixin import CAMBatch
 from lightning_cam.utilities.lightning import rank_zero_warn
 
-__all__ = ["PerClassView", "class_names_of", "class_tag", "per_class_tag"]
+__all__ = ["PerClassView", "class_names_of", "class_tag", "per_class_tag", "scored_class"]
 
 
 def class_tag(name: str) -> str:
@@ -44,6 +44,22 @@ def per_class_tag(method: str, metric: str, class_name: str) -> str:
         'cam/gradcam/per_class/iou/traffic_light'
     """
     return f"cam/{method}/per_class/{metric}/{class_tag(class_name)}"
+
+
+def scored_class(parts: CAMBatch, result: CAMResult) -> Tensor:
+    """``(B,)`` long: the class a scored sample counts for: its true class, the explained one without labels, a
+    multi-label pair's own class (its label is then the class, or ``NO_CLASS``, which falls back to it).
+
+    Example:
+        >>> r = CAMResult(torch.zeros(2, 2, 2), torch.zeros(2, 1, 1), torch.zeros(2, 3), torch.tensor([2, 1]))
+        >>> scored_class(CAMBatch(torch.zeros(2, 3, 2, 2), torch.tensor([0, -2])), r).tolist()
+        [0, 1]
+    """
+    targets = result.targets.to(result.maps.device).long()
+    if parts.labels is None:
+        return targets
+    labels = parts.labels.to(targets.device).long()
+    return torch.where(labels >= 0, labels, targets)
 
 
 def class_names_of(trainer: Any, pl_module: Any) -> list[str] | None:
@@ -102,9 +118,7 @@ class PerClassView(View):
         if method not in self.classes:
             return
         scored = torch.isfinite(result.maps.flatten(1)).all(1)  # left-out samples come as NaN: not this view's
-        # the true class (the explained one without labels, or for a multi-label pair: its own class)
-        targets = result.targets.to(result.maps.device)
-        classes = targets if parts.labels is None else torch.where(parts.labels >= 0, parts.labels, targets)
+        classes = scored_class(parts, result)
         classes = torch.where(scored.to(classes.device), classes, torch.zeros_like(classes))
         self.classes[method].update(values, classes)
         k = len(self.class_names or ())

@@ -47,10 +47,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_cam.callbacks.accumulate import rank_quota
+from lightning_cam.callbacks.distributed import all_gather_rows
 from lightning_cam.callbacks.images import send_image
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, ViewContext, register_view
-from lightning_cam.callbacks.views.per_class import class_names_of, class_tag
+from lightning_cam.callbacks.views.per_class import class_names_of, class_tag, scored_class
 from lightning_cam.functional.spray import focus, sameness, spectral_clusters
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
@@ -222,9 +223,7 @@ class StrategiesView(View):
         maps = result.maps.detach().float()
         ok = torch.isfinite(maps).flatten(1).all(dim=1)  # left-out samples come as NaN: not this view's
         small = F.adaptive_avg_pool2d(maps.nan_to_num(0.0)[:, None], self.size)[:, 0]
-        targets = result.targets.to(maps.device).long()
-        classes = targets if parts.labels is None else torch.where(parts.labels.to(maps.device) >= 0,
-                                                                    parts.labels.to(maps.device).long(), targets)
+        classes = scored_class(parts, result)
         with torch.no_grad():
             images = parts.images.detach().float()
             thumbs = to_uint8(letterbox(self.denormalize(images).float(), _THUMB))  # what the image shows
@@ -242,15 +241,7 @@ class StrategiesView(View):
         width = 1 + 8 + self.size * self.size + pixels + 2 * pixels
         device = trainer.strategy.root_device
         local = torch.cat(self.rows[method]) if self.rows[method] else torch.zeros(0, width, dtype=torch.uint8)
-        local = local.to(device)
-        world = max(1, int(trainer.world_size))
-        with torch.inference_mode(False):
-            counts = trainer.strategy.all_gather(torch.tensor([local.shape[0]], device=device)).reshape(-1)
-            top = int(counts.max())
-            padded = torch.zeros(top, width, dtype=torch.uint8, device=device)
-            padded[: local.shape[0]] = local
-            everything = trainer.strategy.all_gather(padded).reshape(world, top, width).cpu()
-        rows = torch.cat([everything[r, : int(n)] for r, n in enumerate(counts.tolist())])
+        rows = all_gather_rows(trainer, local.to(device))
         rows = rows[rows[:, 0] == 1]
         classes = rows[:, 1:9].reshape(-1).clone().view(torch.int64)  # (a 1-D copy: viewable as int64)
         maps_u8 = rows[:, 9 : 9 + self.size * self.size]
