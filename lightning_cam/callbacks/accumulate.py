@@ -220,19 +220,23 @@ class MetricAccumulator:
         self.observe(name, parts, shown, kept, order, int(ok.shape[0]))
 
     def measure_all(
-        self, cams: Mapping[str, BaseCAM], parts: CAMBatch, targets: Tensor | None
+        self, cams: Mapping[str, BaseCAM], parts: CAMBatch, targets: Tensor | None,
+        shared: Callable[[Mapping[str, CAMResult]], None] | None = None,
     ) -> tuple[str, ...]:
         """Every method on one batch, their maps from one shared pass (:class:`~lightning_cam.methods.MethodGroup`:
         one forward and backward per target layer instead of one per method), then :meth:`measure` per method
         with its result. If the shared pass raises, each method runs alone so that a failing method is a fault
-        of its own. Returns the metrics skipped for want of masks or boxes."""
+        of its own. ``shared`` is handed the shared pass's results when it succeeded (e.g. the probe's maps,
+        :class:`~lightning_cam.callbacks.probe_reuse.ProbeReuse`). Returns the metrics skipped for want of masks
+        or boxes."""
         results: dict[str, CAMResult] | None = None
-        if len(cams) > 1:
-            try:
-                extra = ExtraInputs.of(parts.extra)
-                results = MethodGroup(cams).explain(parts.images, targets, extra=extra if extra else None)
-            except Exception:  # noqa: BLE001 - each method alone below reports (or raises) its own fault
-                results = None
+        try:
+            extra = ExtraInputs.of(parts.extra)
+            results = MethodGroup(cams).explain(parts.images, targets, extra=extra if extra else None)
+        except Exception:  # noqa: BLE001 - each method alone below reports (or raises) its own fault
+            results = None
+        if results is not None and shared is not None:
+            shared(results)
         skipped: tuple[str, ...] = ()
         for name, cam in cams.items():
             skipped = self.measure(name, cam, parts, targets, None if results is None else results[name]) or skipped

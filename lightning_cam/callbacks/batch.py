@@ -13,6 +13,7 @@ from torch import Tensor
 from lightning_cam.callbacks.accumulate import MetricAccumulator
 from lightning_cam.callbacks.faults import MISSING_LABELS, Faults, WarnOnce, missing_masks
 from lightning_cam.callbacks.probe import ProbeSet
+from lightning_cam.callbacks.probe_reuse import ProbeReuse
 from lightning_cam.callbacks.runner import CAMRunner
 from lightning_cam.functional.task import check_task
 from lightning_cam.methods import BaseCAM
@@ -42,9 +43,12 @@ class BatchPass:
     """
 
     def __init__(self, accumulator: MetricAccumulator, probe: ProbeSet, runner: CAMRunner, faults: Faults,
-                 warnings: WarnOnce, target: str, after: Callable[[], None] | None = None) -> None:
+                 warnings: WarnOnce, target: str, after: Callable[[], None] | None = None,
+                 reuse: ProbeReuse | None = None) -> None:
         self.accumulator, self.probe, self.runner = accumulator, probe, runner
         self.faults, self.warnings, self.target = faults, warnings, target
+        #: the probe's maps taken from the run's first scored batch on rank zero (the grid's forwards saved)
+        self.reuse = reuse
         #: called inside the CAM context after every method ran on a batch (e.g. the views' pairing)
         self.after = after
 
@@ -78,7 +82,10 @@ class BatchPass:
             sub = None if sub is None else sub.take(torch.arange(n, device=sub.images.device))
             targets = None if sub is None or self.target != "label" else sub.labels
             if sharded is None and sub is not None:  # one shared pass for every method (MethodGroup)
-                self.warn_missing(acc.measure_all(self.runner.cams, sub, targets))
+                reuse = self.reuse if trainer.is_global_zero and self.reuse is not None and self.reuse.wanted \
+                    else None
+                offer = None if reuse is None else functools.partial(reuse.offer, self.probe, sub)
+                self.warn_missing(acc.measure_all(self.runner.cams, sub, targets, shared=offer))
             else:  # lock-step: one agreed step per method, every rank the same forwards
                 for name, cam in self.runner.cams.items():
                     work = None if sub is None else functools.partial(self.measure, name, cam, sub, targets)

@@ -235,7 +235,7 @@ class CAMCallback(CallbackBase):
         self._views = CAMViews(context, self.views)
         self._accumulator.observe = self._views.observe
         self._batch = BatchPass(self._accumulator, self.probe, self._runner, self._faults, self._warnings,
-                                self.target, after=self._views.batch_end)
+                                self.target, after=self._views.batch_end, reuse=self._probe_pass.reuse)
         self._state = CallbackState(self.probe, self.test_probe, self.history, self._schedule, self._views,
                                     self.epochs_logged)
 
@@ -317,6 +317,7 @@ class CAMCallback(CallbackBase):
         self._accumulator.start(pl_module.device, trainer.world_size, trainer.global_rank)
         self._views.start(trainer, pl_module, cam_module(pl_module).cam_display)
         self._runner.start(trainer, pl_module.device)
+        self._probe_pass.reuse.start()
         self._faults.reset()
         self._progress.restart()
 

@@ -24,7 +24,8 @@ from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs
 from lightning_cam.mixin import CAMBatch
 from lightning_cam.render import cam_grid, evolution_grid
 
-__all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages", "explain_probe", "publish_final", "send_image"]
+__all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages", "explain_probe", "explain_targets", "publish_final",
+           "send_image"]
 
 #: most epochs drawn in the evolution image (evenly spaced, first and last always included).
 EVOLUTION_ROWS = 32
@@ -71,13 +72,16 @@ class ProbeImages:
         history: History | None = None,
         prefix: str = "cam",
         extra: ExtraInputs | None = None,
+        result: CAMResult | None = None,
     ) -> None:
         """``cam``'s maps of the probe ``images`` as the grid ``<prefix>/<name>/grid`` at ``when.step``,
         captioned with ``when.epoch``, recorded in ``history`` as row ``when.row`` when given (the caller runs
         this in the CAM context: gradients on, eval mode, ``images`` in the model's dtype; ``extra``: the
-        model's further inputs of the probe images)."""
+        model's further inputs of the probe images; ``result``: those maps when already computed, e.g. by a
+        shared pass)."""
         try:
-            result = explain_probe(cam, images, targets, extra)
+            if result is None:
+                result = explain_probe(cam, images, targets, extra)
             if result.samples is not None:  # multi-label: one column per (probe image, class) pair
                 paired = CAMBatch(display, labels).pairs(result.samples.cpu(), result.targets.cpu())
                 display, labels = paired.images, paired.labels
@@ -131,8 +135,13 @@ def explain_probe(cam: BaseCAM, images: Tensor, targets: Tensor | None, extra: E
     columns every epoch: each probe image's labels (``targets``, ``(N, K)``), or without labels its top class.
     """
     if targets is None and cam.task.multilabel:
-        targets = predicted_class(cam.forward_logits(images, extra), cam.task)
+        targets = explain_targets(cam, images, extra)
     return cam.explain(images, targets, extra=extra) if extra else cam.explain(images, targets)
+
+
+def explain_targets(cam: BaseCAM, images: Tensor, extra: ExtraInputs | None = None) -> Tensor:
+    """The probe's targets for a multi-label model without labels: each image's top class (one forward)."""
+    return predicted_class(cam.forward_logits(images, extra), cam.task)
 
 
 def send_image(faults: Faults, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int,

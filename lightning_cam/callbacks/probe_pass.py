@@ -14,13 +14,14 @@ from typing import Any
 import torch
 
 from lightning_cam.callbacks.faults import WarnOnce, short_probe
-from lightning_cam.callbacks.images import ProbeImages, explain_probe
+from lightning_cam.callbacks.images import ProbeImages, explain_probe, explain_targets
 from lightning_cam.callbacks.probe import History, ProbeSet, When, input_dtype
+from lightning_cam.callbacks.probe_reuse import ProbeReuse
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.runner import CAMRunner
 from lightning_cam.callbacks.sinks import image_sinks
 from lightning_cam.functional.task import check_task
-from lightning_cam.methods import BaseCAM, ExtraInputs
+from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
 from lightning_cam.methods.pairs import label_pairs
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.lightning import scalar_step
@@ -48,6 +49,8 @@ class ProbePass:
     def __init__(self, probe: ProbeSet, history: History, images: ProbeImages, num_images: int, target: str) -> None:
         self.probe, self.history, self.images = probe, history, images
         self.num_images, self.target = num_images, target
+        #: the probe's maps from the run's first scored batch, when it held the probe (no forward for the grids)
+        self.reuse = ProbeReuse()
 
     def grids(self, trainer: Any, module: CAMMixin, runner: CAMRunner, when: When, record: bool, prefix: str,
               progress: Progress) -> None:
@@ -72,13 +75,16 @@ class ProbePass:
             targets = labels if self.target == "label" or (labels is not None and labels.ndim == 2) else None
             display = module.cam_display(probe[0].to(device)).float().cpu()
             names = getattr(module, "cam_class_names", None)
+            # unsharded: the scored pass's maps of the probe, else one shared pass of every method over it
+            shared = None if sharded is not None else self.reuse.results or _shared(runner.cams, images, targets,
+                                                                                    extra)
             for name, cam in runner.cams.items():
                 progress.step(f"CAM probe grid of {name}")
                 work: Callable[[], Any]
                 if zero:
                     work = functools.partial(self.images.grid, name, cam, images, targets, display, labels, names,
                                              when, sinks, self.history if record else None, prefix=prefix,
-                                             extra=extra)
+                                             extra=extra, result=None if shared is None else shared.get(name))
                 else:  # the same forwards; rank zero reports the probe's faults
                     work = functools.partial(_quiet, _explain, cam, images, targets, extra)
                 runner.run(work, tuple(images.shape[1:]), cam, images.dtype)
@@ -97,6 +103,20 @@ class ProbePass:
             display = display[label_pairs(task, labels)[0]]
         for name in methods:
             self.images.evolution(name, self.history, display, sinks, scalar_step(trainer))
+
+
+def _shared(cams: dict[str, BaseCAM], images: torch.Tensor, targets: torch.Tensor | None,
+            extra: ExtraInputs | None) -> dict[str, CAMResult] | None:
+    """Every method's probe maps from one shared pass, or ``None`` if it raised (each method then runs alone,
+    a failing one a fault of its own). A multi-label probe without labels explains each image's top class
+    (:func:`~lightning_cam.callbacks.images.explain_probe`)."""
+    try:
+        lead = next(iter(cams.values()))
+        if targets is None and lead.task.multilabel:
+            targets = explain_targets(lead, images, extra)
+        return MethodGroup(cams).explain(images, targets, extra=extra if extra else None)
+    except Exception:  # noqa: BLE001 - each method alone reports (or raises) its own fault
+        return None
 
 
 def _explain(cam: BaseCAM, images: torch.Tensor, targets: torch.Tensor | None, extra: ExtraInputs | None) -> None:

@@ -216,8 +216,9 @@ def test_every_n_epochs_and_sample_budget(tmp_path: Any, caplog: pytest.LogCaptu
     assert cb.epochs_logged == [0, 2]
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[lightning_cam] CAM work")]
     assert len(progress) == 2 and "epoch 0 (20 samples" in progress[0] and "epoch 2 (20 samples" in progress[1]
-    # per logged epoch: 16 + 4 samples for the metrics (max_samples=20), then the 3 probe images
-    assert [n for n, _ in Recording.calls] == [16, 4, 3, 16, 4, 3]
+    # per logged epoch: 16 + 4 samples for the metrics (max_samples=20); the 3 probe images are the first 3 of
+    # the first scored batch, so the grid shows those maps without explaining the probe again (ProbeReuse)
+    assert [n for n, _ in Recording.calls] == [16, 4, 16, 4]
     acc = events(trainer.loggers[0].log_dir)
     # images at the step of the scalars logged with them (issue 9: no longer the epoch)
     assert [e.step for e in acc.Images("cam/recording/grid")] == [1, 5]
@@ -228,15 +229,17 @@ def test_every_n_epochs_and_sample_budget(tmp_path: Any, caplog: pytest.LogCaptu
 def test_target_label_explains_the_true_class(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     dm = make_data()
     Recording.calls = []
-    trainer = make_trainer(tmp_path, [cam(methods=(Recording,), metrics=("complexity",), target="label",
-                                          num_images=3, progress=False)])
+    cb = cam(methods=(Recording,), metrics=("complexity",), target="label", num_images=3, progress=False)
+    trainer = make_trainer(tmp_path, [cb])
     with caplog.at_level("INFO"):
         trainer.validate(make_model(dm), dm, verbose=False)
     assert not [r for r in caplog.records if "[lightning_cam]" in r.getMessage()]  # progress=False: silent
     labels = torch.cat([b["label"] for b in dm.val_dataloader()])
     targets = [t for _, t in Recording.calls]
-    assert torch.equal(targets[0], labels[:16]) and torch.equal(targets[1], labels[16:32])
-    assert torch.equal(targets[2], labels[:3])  # the probe set: the first images of the val dataloader
+    assert len(targets) == 2 and torch.equal(targets[0], labels[:16]) and torch.equal(targets[1], labels[16:32])
+    # the probe set, the first images of the val dataloader: its grid shows the scored pass's maps of them
+    reused = cb._probe_pass.reuse.results
+    assert reused is not None and torch.equal(reused["recording"].targets, labels[:3])
 
 
 # ----------------------------------------------------------------------------- loggers
