@@ -57,8 +57,9 @@ def _rank_zero() -> bool:
     dist = torch.distributed
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
-#: what a method's clean pass captures: activation and gradient, the activation, or the logits only.
-Need = Literal["grad", "activation", "logits"]
+#: what a method's clean pass captures: activation and gradient, the activation, the logits only, or only the
+#: targets (no clean forward when they are given: the logits are computed if read, e.g. Smooth Grad-CAM++).
+Need = Literal["grad", "activation", "logits", "targets"]
 
 
 class BaseCAM:
@@ -183,8 +184,9 @@ class BaseCAM:
     def _needs(self) -> Need:
         """What the clean pass on ``x`` must capture for :meth:`_derive`: ``"grad"`` (activation and gradient),
         ``"activation"`` (the activation only) or ``"logits"`` (only the logits and targets). Default: from
-        ``needs_grad``. A method group runs one capture per target layer for all its methods, with the gradient
-        when one of them needs it."""
+        ``needs_grad``. ``"targets"``: the maps need no clean pass at all (only the classes to explain): with given
+        targets no clean forward runs, and the result's logits are computed when read. A method group runs one
+        capture per target layer for all its methods, with the gradient when one of them needs it."""
         return "grad" if type(self).needs_grad else "activation"
 
     def _weights(self, cap: Capture) -> Tensor:
@@ -212,6 +214,12 @@ class BaseCAM:
         """A plain forward without hooks or autograd (for extra passes such as Score-CAM's masked inputs)."""
         with torch.no_grad():
             return self._forward(x, extra)
+
+    def _clean_logits(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
+        """The logits of a deferred clean pass (read after ``explain`` returned): in eval mode, as ``explain``
+        runs, whatever mode the model is in by then (a BatchNorm in train mode would change its statistics)."""
+        with eval_mode(self.model):
+            return self._logits(x, extra).detach()
 
     def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
         """``model(x, *extra.args, **extra.kwargs)``, its logits read by :attr:`output` and checked to be ``(B, K)``
@@ -248,9 +256,11 @@ class BaseCAM:
         Given ``targets`` are range-checked (a host sync) unless ``trusted`` (derived from an earlier pass's
         logits); ``None`` takes the argmax, always in range."""
         need = "grad" if need is True else "activation" if need is False else need
-        if need != "logits":
+        if need == "targets" and targets is not None:  # no forward: the clean logits only if someone reads them
+            return Capture(x.new_empty(0), None, lambda: self._clean_logits(x, extra), targets)
+        if need not in ("logits", "targets"):
             self.ensure_layer(x, extra)
-        if need == "logits" or self.target_layer is None:
+        if need in ("logits", "targets") or self.target_layer is None:
             logits = self._logits(x, extra).detach()
             return Capture(x.new_empty(0), None, logits, self._targets(logits, targets, trusted))
         recorder = LayerRecorder(self.target_layer_name, need_grad=need == "grad")
@@ -309,5 +319,7 @@ class BaseCAM:
             maps, low_res = self._postprocess(raw, size)
         blank, reason = blank_flags(maps, type(self).can_be_blank, type(self).__name__, self.target_layer_name,
                                     cap.diagnosis)
-        return CAMResult(maps=maps, low_res=low_res, logits=cap.logits.detach().float(), targets=cap.targets,
-                         blank=blank, blank_reason=reason)
+        clean = cap.lazy_logits
+        logits = (lambda: clean().detach().float()) if callable(clean) else clean.detach().float()
+        return CAMResult(maps=maps, low_res=low_res, logits=logits, targets=cap.targets, blank=blank,
+                         blank_reason=reason)

@@ -4,6 +4,7 @@ output (:class:`LayerRecorder`), with the errors that name why a layer cannot be
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -20,8 +21,10 @@ class Capture:
         activations: ``(B, C, h, w)`` float32 target-layer output (after ``reshape``), detached; empty for a
             logits-only pass.
         grads: ``(B, C, h, w)`` float32 :math:`\\partial \\sum_b y_b^{c_b} / \\partial A`, or ``None``.
-        logits: ``(B, K)`` logits of that forward, detached (model dtype).
-        targets: ``(B,)`` long classes explained (valid indices: checked, or an argmax).
+        logits: ``(B, K)`` logits of that forward, detached (model dtype); for a ``"targets"`` capture (given
+            targets, no forward), a function that runs the clean forward when the logits are read.
+        targets: ``(B,)`` long classes explained (valid indices: checked, or an argmax; a ``"targets"`` capture's
+            given targets are range-checked by the method's first pass).
         diagnosis: what explains blank maps of this pass (:class:`~lightning_cam.methods.blank.BlankDiagnosis`),
             ``None`` for a logits-only pass.
 
@@ -31,25 +34,38 @@ class Capture:
         (torch.Size([1, 2, 3, 3]), None)
     """
 
-    __slots__ = ("activations", "diagnosis", "grads", "logits", "targets")
+    __slots__ = ("_logits", "activations", "diagnosis", "grads", "targets")
 
-    def __init__(self, activations: Tensor, grads: Tensor | None, logits: Tensor, targets: Tensor,
-                 diagnosis: BlankDiagnosis | None = None) -> None:
+    def __init__(self, activations: Tensor, grads: Tensor | None, logits: Tensor | Callable[[], Tensor],
+                 targets: Tensor, diagnosis: BlankDiagnosis | None = None) -> None:
         self.activations = activations
         self.grads = grads
-        self.logits = logits
+        self._logits = logits
         self.targets = targets
         self.diagnosis = diagnosis
 
+    @property
+    def logits(self) -> Tensor:
+        """The pass's logits (the clean forward runs at the first read for a ``"targets"`` capture)."""
+        if callable(self._logits):
+            self._logits = self._logits()
+        return self._logits
+
+    @property
+    def lazy_logits(self) -> Tensor | Callable[[], Tensor]:
+        """The logits, or the function that computes them when they were not needed yet (not run here)."""
+        return self._logits
+
     def as_needed(self, need: str) -> Capture:
-        """This pass as a method that needs only ``need`` (``"grad"``, ``"activation"``, ``"logits"``) would have
-        captured it: without the gradient (and its diagnosis), or the logits and targets alone."""
+        """This pass as a method that needs only ``need`` (``"grad"``, ``"activation"``, ``"logits"``,
+        ``"targets"``) would have captured it: without the gradient (and its diagnosis), or the logits and targets
+        alone."""
         if need == "grad":
             return self
-        if need == "logits":
-            return Capture(self.activations.new_empty(0), None, self.logits, self.targets)
+        if need in ("logits", "targets"):
+            return Capture(self.activations.new_empty(0), None, self._logits, self.targets)
         diagnosis = None if self.diagnosis is None else self.diagnosis.without_grad()
-        return Capture(self.activations, None, self.logits, self.targets, diagnosis)
+        return Capture(self.activations, None, self._logits, self.targets, diagnosis)
 
 
 class LayerRecorder:

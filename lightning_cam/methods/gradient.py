@@ -18,7 +18,8 @@ from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
-from lightning_cam.utilities.checks import check_batch_size
+from lightning_cam.methods.targets import is_checked, mark_checked
+from lightning_cam.utilities.checks import check_batch_size, check_target_range
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
 from lightning_cam.utilities.outputs import Output
 
@@ -161,14 +162,17 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     .. math:: L = \mathrm{ReLU}\Big(\frac1n\sum_{m=1}^{n} \sum_k w_k(x + \varepsilon_m)\,A^k(x + \varepsilon_m)\Big),
               \qquad \varepsilon_m \sim \mathcal N(0, (\sigma \cdot (\max x - \min x))^2)
 
-    i.e. the mean of the raw Grad-CAM++ maps of the noisy copies (``std`` :math:`\sigma` is a fraction of
-    each sample's value range), all explaining the class chosen on the clean input. The logits returned
-    are those of the clean input. The noise comes from a private ``torch.Generator`` seeded with ``seed``
-    at every call (the global RNG is never touched), and the same ``n`` noise patterns are used for every
-    sample, so a sample's map does not depend on the rest of the batch and repeated calls agree. The
-    ``B * n`` noisy images are made and run chunk by chunk: ``batch_size`` per forward, or with ``None`` (the
-    default) the size :func:`~lightning_cam.utilities.chunking.chunk_size` picks from the batch and image size
-    (at most ``B`` images per forward: peak memory within 2x a forward); an out-of-memory chunk is halved.
+    i.e. the mean of the raw Grad-CAM++ maps of the noisy copies (``std`` :math:`\sigma` is a fraction of each
+    sample's value range), all explaining the class chosen on the clean input, or the given ``targets``. The logits
+    returned are those of the clean input. The maps need no clean pass: with given targets the clean forward runs
+    only when the result's ``logits`` are read (``explain(x, targets)`` costs ``num_samples`` forwards and
+    backwards); without targets it runs first, to pick the predicted class. The noise comes from a private
+    ``torch.Generator`` seeded with ``seed`` at every call (the global RNG is never touched), and the same ``n``
+    noise patterns are used for every sample, so a sample's map does not depend on the rest of the batch and
+    repeated calls agree. The ``B * n`` noisy images are made and run chunk by chunk: ``batch_size`` per forward, or
+    with ``None`` (the default) the size :func:`~lightning_cam.utilities.chunking.chunk_size` picks from the batch
+    and image size (at most ``B`` images per forward: peak memory within 2x a forward); an out-of-memory chunk is
+    halved.
 
     Definition differences: torchcam's ``SmoothGradCAMpp`` averages :math:`g^2, g^3` over the copies and keeps
     the clean activations (and its last copy's gradient); pytorch-grad-cam has no Smooth Grad-CAM++.
@@ -214,7 +218,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         return torch.randn((self.num_samples, *x.shape[1:]), generator=gen, device=x.device, dtype=torch.float32)
 
     def _needs(self) -> Need:
-        return "logits"  # the clean pass only picks the targets; the maps come from the noisy copies
+        return "targets"  # the clean pass only picks the targets (or gives the logits, when read)
 
     def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         """Mean raw Grad-CAM++ map over the noisy copies, explaining ``cap.targets``.
@@ -229,14 +233,21 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         noise = self.noise(x)
         jobs = n * b
         total: list[Tensor | None] = [None]
+        unchecked = [not is_checked(targets)]  # given targets, no clean pass: range-checked at the first chunk
         chunk = chunk_size(b, x.shape[-2] * x.shape[-1], requested=self.batch_size, device=x.device)
 
         def step(start: int, stop: int) -> None:
             j = torch.arange(start, stop, device=x.device)
             copy, sample = j // b, j % b
             noisy = (x.float()[sample] + scale[sample].view(-1, 1, 1, 1) * noise[copy]).to(x.dtype)
-            # cap.targets are valid indices (checked or an argmax by the clean pass): no range check per chunk
-            cap_n = self._capture(noisy, targets[sample], "grad", extra=extra.take(sample, b), trusted=True)
+            # cap.targets are valid indices (checked or an argmax by the clean pass): no range check per chunk; given
+            # targets without a clean pass: the first chunk checks its own before its gradient, then all of them
+            cap_n = self._capture(noisy, targets[sample], "grad", extra=extra.take(sample, b),
+                                  trusted=not unchecked[0])
+            if unchecked[0]:
+                check_target_range(targets, self.task.num_classes(cap_n.logits))
+                mark_checked(targets)
+                unchecked[0] = False
             with torch.autocast(device_type=x.device.type, enabled=False):
                 part = weighted_sum(gradcampp_weights(cap_n.activations, _grads(cap_n)), cap_n.activations)
             acc = total[0] if total[0] is not None else part.new_zeros((b, *part.shape[1:]))

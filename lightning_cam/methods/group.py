@@ -120,16 +120,17 @@ class MethodGroup:
             # gradient method first: their pass gives the logits and the targets of all the others
             layers: dict[tuple[int, int, Any] | None, list[str]] = {}
             for name, cam in shared.items():
-                layers.setdefault(None if cam._needs() == "logits" else _layer_key(cam), []).append(name)
-            rank = {"grad": 0, "activation": 1, "logits": 2}
+                layers.setdefault(None if cam._needs() in ("logits", "targets") else _layer_key(cam), []).append(name)
+            rank = {"grad": 0, "activation": 1, "logits": 2, "targets": 3}
             order = sorted(layers.values(), key=lambda ns: min(rank[shared[n]._needs()] for n in ns))
             first: Capture | None = None
             for names in order:
                 needs = {shared[n]._needs() for n in names}
-                if "logits" in needs and first is not None:
+                if needs <= {"logits", "targets"} and first is not None:
                     cap = first  # the logits-only methods reuse the first pass's logits and targets
                 else:
-                    need: Need = "grad" if "grad" in needs else "activation" if "activation" in needs else "logits"
+                    need: Need = ("grad" if "grad" in needs else "activation" if "activation" in needs
+                                  else "logits" if "logits" in needs else "targets")
                     cap = shared[names[0]]._capture(x, target_t, need, extra=extra_in, trusted=trusted)
                 target_t, trusted = cap.targets, True
                 first = first or cap

@@ -18,7 +18,10 @@ class CAMResult:
     Attributes:
         maps: ``(B, H, W)`` float32 maps in ``[0, 1]``, upsampled to the input size.
         low_res: ``(B, h, w)`` float32 maps at the target layer's resolution (ReLU'd, not normalised).
-        logits: ``(B, K)`` float32 logits of the forward pass the maps were computed from (detached).
+        logits: ``(B, K)`` float32 logits of the forward pass the maps were computed from (detached). They may be
+            given as a function returning them: they are then computed at the first read (a method that needs
+            no clean pass for its maps, e.g. Smooth Grad-CAM++ with given targets, runs that forward only
+            when someone reads them; :attr:`logits_known` tells without forcing it).
         targets: ``(B,)`` long tensor of the classes explained.
         blank: ``(B,)`` bool, True where the map is constant (all zero after normalisation) and so carries
             no explanation; :func:`~lightning_cam.evaluate_batch` gives such samples NaN in every metric.
@@ -37,15 +40,38 @@ class CAMResult:
         (tensor([False, False]), tensor([1]))
     """
 
-    __slots__ = ("_reason", "blank", "logits", "low_res", "maps", "samples", "targets")
+    __slots__ = ("_logits", "_reason", "blank", "low_res", "maps", "samples", "targets")
 
-    def __init__(self, maps: Tensor, low_res: Tensor, logits: Tensor, targets: Tensor, blank: Tensor | None = None,
-                 blank_reason: str | Callable[[], str] = "", samples: Tensor | None = None) -> None:
-        self.maps, self.low_res, self.logits, self.targets = maps, low_res, logits, targets
+    def __init__(self, maps: Tensor, low_res: Tensor, logits: Tensor | Callable[[], Tensor], targets: Tensor,
+                 blank: Tensor | None = None, blank_reason: str | Callable[[], str] = "",
+                 samples: Tensor | None = None) -> None:
+        self.maps, self.low_res, self._logits, self.targets = maps, low_res, logits, targets
         self.samples = samples
         self.blank: Tensor = (torch.zeros(maps.shape[0], dtype=torch.bool, device=maps.device) if blank is None
                               else blank)
         self._reason = blank_reason
+
+    @property
+    def logits(self) -> Tensor:
+        """``(B, K)`` float32 logits (computed at the first read when they were given as a function)."""
+        if callable(self._logits):
+            self._logits = self._logits()
+        return self._logits
+
+    @logits.setter
+    def logits(self, value: Tensor) -> None:
+        self._logits = value
+
+    @property
+    def logits_known(self) -> bool:
+        """Whether the logits are computed (reading :attr:`logits` otherwise runs the forward that gives them)."""
+        return not callable(self._logits)
+
+    def _lazy_logits(self, index: Tensor | None = None) -> Tensor | Callable[[], Tensor]:
+        """The logits (of the rows ``index``), still lazy when they are."""
+        if not callable(self._logits):
+            return self._logits if index is None else self._logits[index]
+        return (lambda: self.logits) if index is None else (lambda: self.logits[index])
 
     @property
     def blank_reason(self) -> str:
@@ -67,7 +93,7 @@ class CAMResult:
         if is_checked(self.targets):
             mark_checked(targets)
         samples = None if self.samples is None else self.samples[index.to(self.samples.device)]
-        return CAMResult(self.maps[index], self.low_res[index], self.logits[index], targets, self.blank[index],
+        return CAMResult(self.maps[index], self.low_res[index], self._lazy_logits(index), targets, self.blank[index],
                          lambda: self.blank_reason, samples)
 
     def paired(self, samples: Tensor | None) -> CAMResult:
@@ -79,10 +105,11 @@ class CAMResult:
             >>> r.paired(torch.tensor([0, 0])).samples.tolist(), r.paired(None).samples
             ([0, 0], None)
         """
-        return CAMResult(self.maps, self.low_res, self.logits, self.targets, self.blank, lambda: self.blank_reason,
-                         samples)
+        return CAMResult(self.maps, self.low_res, self._lazy_logits(), self.targets, self.blank,
+                         lambda: self.blank_reason, samples)
 
     def __repr__(self) -> str:
         pairs = "" if self.samples is None else f", samples={tuple(self.samples.shape)}"
         return (f"CAMResult(maps={tuple(self.maps.shape)}, low_res={tuple(self.low_res.shape)}, "
-                f"logits={tuple(self.logits.shape)}, targets={tuple(self.targets.shape)}{pairs})")
+                f"logits={tuple(self.logits.shape) if self.logits_known else 'lazy'}, "
+                f"targets={tuple(self.targets.shape)}{pairs})")
