@@ -13,6 +13,7 @@ engine (Agg) in one figure per call; the layout is :func:`torchvision.utils.make
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -244,10 +245,21 @@ def text_tiles(
     n = len(texts)
     if height < 4 or width < 4:
         raise ValueError(f"caption tiles need at least 4x4 pixels, got {height}x{width}.")
-    if n == 0:
-        return torch.zeros(0, 3, height, width)
     if colors is not None and len(colors) != n:
         raise ValueError(f"got {n} texts but {len(colors)} colors; pass one colour per text.")
+    if n == 0:
+        return torch.zeros(0, 3, height, width)
+    palette = None if colors is None else tuple(tuple(float(c) for c in color) for color in colors)
+    return _drawn_tiles(tuple(str(t) for t in texts), height, width, palette, fontsize).float().div_(255.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _drawn_tiles(texts: tuple[str, ...], height: int, width: int, colors: tuple[tuple[float, ...], ...] | None,
+                 fontsize: float | None) -> Tensor:
+    """:func:`text_tiles`, drawn once per distinct set of captions (matplotlib's text rendering is the slow part of
+    a grid: the methods of one run share their probe captions, and the captions repeat from run to run). Kept as
+    ``uint8`` ``(B, 3, height, width)``: at most 32 sets of a few hundred kilobytes each."""
+    n = len(texts)
     dpi = 100.0
     if fontsize is None:  # fit the lines into the height and, down to 5 pt, the longest line into the width
         max_lines = max(t.count("\n") + 1 for t in texts)
@@ -266,10 +278,10 @@ def text_tiles(
         )
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())  # (height, n*width, 4) uint8
-    img = torch.from_numpy(rgba[..., :3].copy()).float().div_(255.0)
-    img = img[: height, : n * width]
+    img = torch.from_numpy(rgba[..., :3].copy())[: height, : n * width]
     if img.shape[0] != height or img.shape[1] != n * width:  # rounding of figure size in inches
-        img = F.interpolate(img.permute(2, 0, 1)[None], size=(height, n * width), mode="bilinear")[0].permute(1, 2, 0)
+        img = F.interpolate(img.permute(2, 0, 1)[None].float(), size=(height, n * width), mode="bilinear")[0]
+        img = img.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
     return img.reshape(height, n, width, 3).permute(1, 3, 0, 2).contiguous()
 
 

@@ -136,3 +136,16 @@ def test_captions_of_narrow_tiles_are_shrunk_to_fit_not_cut() -> None:
     for texts, size in ((labels, 48), (["epoch 0, step 15", "epoch 0, step 31"], 96)):
         tiles = text_tiles(texts, height=size, width=size)
         assert not torch.equal(tiles[0], tiles[1])  # the steps differ in the pixels: nothing was cut
+
+
+def test_text_tiles_are_drawn_once_per_set_of_captions_and_callers_cannot_change_the_kept_ones() -> None:
+    from lightning_cam import render
+
+    render._drawn_tiles.cache_clear()
+    first = render.text_tiles(["pred: circle", "pred: square"], 24, 96, colors=[(1.0, 0.0, 0.0)] * 2)
+    first.zero_()  # a caller drawing over its tiles
+    again = render.text_tiles(["pred: circle", "pred: square"], 24, 96, colors=[(1.0, 0.0, 0.0)] * 2)
+    info = render._drawn_tiles.cache_info()
+    assert (info.hits, info.misses) == (1, 1) and again.max() > 0.5
+    other = render.text_tiles(["pred: circle", "pred: square"], 24, 96)  # another colour: drawn anew
+    assert render._drawn_tiles.cache_info().misses == 2 and not torch.equal(other, again)

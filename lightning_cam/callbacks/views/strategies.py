@@ -2,8 +2,9 @@
 Hans detector that needs no masks or boxes.
 
 Every CAM run, each method's maps of the scored samples (already computed for the metrics: no extra forward)
-are kept downscaled to ``size x size`` with 32-pixel thumbnails of their image (as shown, and as the model sees
-it: the sameness below reads the latter, unclamped); at the run's end they are
+are kept downscaled to ``size x size`` with 32-pixel thumbnails of their image (as the model sees it: the sameness
+below reads it, unclamped; and as shown: the module's ``cam_display`` of that thumbnail, one downscale per batch
+instead of a display of the full image); at the run's end they are
 gathered from every rank (one collective), and per class (the true class; the explained one without labels;
 a multi-label pair's own class) clustered by spectral relevance analysis
 (:func:`~lightning_cam.functional.spray.spectral_clusters`). Each cluster is a *strategy*, described by
@@ -62,6 +63,7 @@ from lightning_cam.render import (
     WRONG_COLOR,
     as_rgb,
     class_name,
+    fit_longer_side,
     letterbox,
     overlay_columns,
     to_uint8,
@@ -78,7 +80,7 @@ _THUMB = 32  # thumbnail side kept per scored map (for the member overlays)
 def strategy_tag(method: str, stat: str, class_name: str | None = None) -> str:
     """The logged key of a statistic (per class, or the method's alarm count).
 
-    Example:
+    Examples:
         >>> strategy_tag("gradcam", "fixed", "horse"), strategy_tag("gradcam", "alarm")
         ('cam/gradcam/strategy/fixed/horse', 'cam/gradcam/strategy/alarm')
     """
@@ -155,7 +157,7 @@ class StrategiesView(View):
     first ones scored: 2048, about 19 MB per method), ``min_members`` (a fixed-place strategy's fewest maps, 10:
     the sameness of a handful of images is noise).
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> view = StrategiesView(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")))
         >>> view.keys(["cat"], with_probe=False)[:3]
@@ -224,11 +226,11 @@ class StrategiesView(View):
         ok = torch.isfinite(maps).flatten(1).all(dim=1)  # left-out samples come as NaN: not this view's
         small = F.adaptive_avg_pool2d(maps.nan_to_num(0.0)[:, None], self.size)[:, 0]
         classes = scored_class(parts, result)
-        with torch.no_grad():
-            images = parts.images.detach().float()
-            thumbs = to_uint8(letterbox(self.denormalize(images).float(), _THUMB))  # what the image shows
+        with torch.no_grad():  # one downscale of the inputs, then the display of the thumbnail (not of the image)
+            fitted = fit_longer_side(parts.images.detach().float(), _THUMB)
+            thumbs = to_uint8(letterbox(self.denormalize(fitted).float(), _THUMB))  # what the image shows
             # what the model sees, unclamped (a display clamps whatever it cannot show), for the sameness
-            content = letterbox(as_rgb(images), _THUMB).to(torch.float16).flatten(1).contiguous()
+            content = letterbox(as_rgb(fitted), _THUMB).to(torch.float16).flatten(1).contiguous()
         packed = torch.cat([ok.to(torch.uint8)[:, None], classes[:, None].contiguous().view(torch.uint8),
                             to_uint8(small).flatten(1), thumbs.flatten(1), content.view(torch.uint8)], dim=1)
         self.rows[method].append(packed)
