@@ -71,7 +71,7 @@ def main(args: ArgsType = None, run: bool = True) -> CAMLightningCLI:
     Returns:
         The CLI object (``cli.model``, ``cli.datamodule``, ``cli.trainer``).
 
-    Example:
+    Examples:
         >>> cli = main(["--data.num_train=8", "--data.num_val=8", "--trainer.logger=false",
         ...             "--trainer.enable_checkpointing=false"], run=False)  # doctest: +SKIP
         >>> cli.model.fc.out_features  # doctest: +SKIP

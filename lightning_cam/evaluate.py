@@ -144,7 +144,7 @@ def evaluate_batch(
         ``{name: (B,) float32 tensor}`` on ``images.device``, in the order requested (``(P,)`` for the ``P``
         pairs of a multi-label call).
 
-    Example:
+    Examples:
         >>> from lightning_cam.methods.result import CAMResult
         >>> class Ones:  # a stand-in CAM method whose map is all ones
         ...     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))

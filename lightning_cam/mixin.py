@@ -35,7 +35,7 @@ class CAMBatch:
             (keyword) or :class:`~lightning_cam.methods.ExtraInputs`; ``None`` for ``forward(images)``.
             Per-sample tensors (first dimension ``B``) follow the images through every forward.
 
-    Example:
+    Examples:
         >>> parts = CAMBatch(torch.rand(3, 3, 4, 4), torch.tensor([0, 1, 2]), extra=(torch.arange(3),))
         >>> part = parts.take(torch.tensor([2, 0]))
         >>> part.labels.tolist(), part.extra.args[0].tolist()
@@ -66,7 +66,7 @@ class CAMBatch:
         by the evaluator), and the labels become the pair's class where the image's labels hold it, else
         :data:`~lightning_cam.functional.task.NO_CLASS`.
 
-        Example:
+        Examples:
             >>> parts = CAMBatch(torch.rand(2, 3, 4, 4), torch.tensor([[True, False], [True, True]]))
             >>> parts.pairs(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1])).labels.tolist()
             [0, -2, 1]
@@ -107,7 +107,7 @@ def as_class_indices(labels: object, task: Task | str = "multiclass") -> Tensor 
     is returned as it is, and ``None`` for non-tensors. Deciding whether 2-D or float labels are whole numbers
     reads them back to the host (a device sync); ``(B,)`` integer labels are returned without one.
 
-    Example:
+    Examples:
         >>> as_class_indices(torch.tensor([[0.1, 0.7, 0.2], [1.0, 0.0, 0.0]]))
         tensor([1, 0])
         >>> as_class_indices(torch.tensor([[1.0, 0.0, 1.0]]), "multilabel")
@@ -178,7 +178,7 @@ class CAMMixin:
     * :meth:`cam_model`: the module whose forward returns the logits (default: ``self``).
     * :attr:`cam_class_names`: optional class names for grid captions.
 
-    Example:
+    Examples:
         >>> import pytorch_lightning as pl
         >>> class Net(CAMMixin, pl.LightningModule):
         ...     cam_target_layer = "features.3"
@@ -229,7 +229,7 @@ class CAMMixin:
 
         The callback merges them under its per-method ``method_kwargs`` (which win).
 
-        Example:
+        Examples:
             >>> class Swin(CAMMixin, torch.nn.Module):
             ...     cam_reshape = "nhwc"
             >>> Swin().cam_method_kwargs()

@@ -29,7 +29,7 @@ __all__ = [
 def finite_samples(result: CAMResult) -> Tensor:
     """``(B,)`` bool: the samples whose map and logits are all finite.
 
-    Example:
+    Examples:
         >>> maps, logits = torch.rand(3, 4, 4), torch.zeros(3, 5)
         >>> maps[0, 1, 1], logits[2, 0] = float("nan"), float("inf")
         >>> finite_samples(CAMResult(maps, maps, logits, torch.zeros(3, dtype=torch.long)))
@@ -42,7 +42,7 @@ def rank_quota(max_samples: int, world_size: int, rank: int) -> int:
     """How many samples rank ``rank`` of ``world_size`` scores so that the ranks together score ``max_samples``:
     its share of the first ``max_samples`` positions under a distributed sampler (``r, r + W, ...``).
 
-    Example:
+    Examples:
         >>> [rank_quota(5, 2, r) for r in range(2)], [rank_quota(24, 5, r) for r in range(5)]
         ([3, 2], [5, 5, 5, 5, 4])
     """
@@ -53,7 +53,7 @@ def rank_quota(max_samples: int, world_size: int, rank: int) -> int:
 def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(wanted, skipped)``: localization metrics need masks or boxes in the batch; the others always apply.
 
-    Example:
+    Examples:
         >>> applicable_metrics(("adcc", "iou"), CAMBatch(torch.zeros(1, 3, 8, 8)))
         (('adcc',), ('iou',))
     """
@@ -74,7 +74,7 @@ class MetricAccumulator:
 
     Faults (an exception, a non-finite map, logit or value) go to ``faults``, under its ``on_error`` policy.
 
-    Example:
+    Examples:
         >>> acc = MetricAccumulator(["gradcam"], ["complexity"], max_samples=6, faults=Faults("warn"))
         >>> acc.start(torch.device("cpu"), world_size=2, rank=0)
         >>> acc.take(4), acc.take(4)  # rank 0 of 2 scores samples 0, 2, 4 of the first 6

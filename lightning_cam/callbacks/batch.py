@@ -31,7 +31,7 @@ class BatchPass:
     Without sharding, every method's maps come from one shared pass; with sharded parameters, every rank
     joins each method's step in lock-step, a rank without samples with throw-away forwards.
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> from lightning_cam.methods import GradCAM
         >>> faults = Faults("warn")

@@ -144,7 +144,7 @@ class CAMCallback(CallbackBase):
         ValueError: at construction, for any argument out of its range (the message names the fix).
         TypeError: at ``setup``, for a module without ``CAMMixin`` or a method rejecting its ``method_kwargs``.
 
-    Example:
+    Examples:
         >>> cb = CAMCallback(methods=("gradcam", "gradcam++"), max_samples=64, num_images=4)
         >>> cb.methods
         ('gradcam', 'gradcam_pp')

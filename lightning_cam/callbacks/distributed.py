@@ -32,7 +32,7 @@ def all_gather_objects(obj: object) -> list[object]:
     """Every rank's ``obj`` (picklable), in rank order: ``[obj]`` outside a process group. A collective: every
     rank calls it (the callback does so only when the summed fault counts, equal on every rank, say so).
 
-    Example:
+    Examples:
         >>> all_gather_objects({"error": "boom"})  # one process
         [{'error': 'boom'}]
     """
@@ -48,7 +48,7 @@ def all_gather_rows(trainer: Any, rows: Tensor) -> Tensor:
     ``trainer.strategy.all_gather`` (the counts, then the rows padded to the largest count), whatever each rank
     holds (none included).
 
-    Example:
+    Examples:
         >>> from types import SimpleNamespace
         >>> one = SimpleNamespace(world_size=1, strategy=SimpleNamespace(all_gather=lambda t: t))
         >>> all_gather_rows(one, torch.ones(2, 3, dtype=torch.uint8)).shape
@@ -79,7 +79,7 @@ def params_sharded(strategy: object) -> bool:
     happens not to shard); ``DeepSpeedStrategy`` only at ZeRO stage 3 (stages 1-2 shard optimizer state and
     gradients, not the parameters a forward uses).
 
-    Example:
+    Examples:
         >>> from pytorch_lightning.strategies import DDPStrategy, ModelParallelStrategy
         >>> params_sharded(ModelParallelStrategy()), params_sharded(DDPStrategy())
         (True, False)

@@ -48,7 +48,7 @@ OnError = Literal["warn", "raise"]
 class Faults:
     """Fault counts by kind and the first fault's message, under the ``on_error`` policy.
 
-    Example:
+    Examples:
         >>> faults = Faults("warn")
         >>> faults.record("nonfinite", "gradcam: 1 sample(s) with a non-finite map or logit")
         >>> faults.record("error", "gradcam raised RuntimeError: boom", RuntimeError("boom"))
@@ -102,7 +102,7 @@ class Faults:
         epoch end). Under ``"raise"`` the count is read at once (the policy must stop at the first fault) and
         ``fatal(count)`` (default: always) decides whether it raises.
 
-        Example:
+        Examples:
             >>> faults = Faults("warn")
             >>> faults.add("nonfinite", torch.tensor(0), lambda n: f"{n} bad")  # no fault
             >>> faults.add("nonfinite", torch.tensor(2), lambda n: f"{n} bad")
@@ -204,7 +204,7 @@ def fault_report(counts: Mapping[str, int], first: str | None, during: str,
     the first fault of each kind on each rank (``firsts``: ``(rank, kind, message)``; at most
     :data:`REPORTED_FIRSTS` of them), else ``first``.
 
-    Example:
+    Examples:
         >>> print(fault_report({"error": 2, "nonfinite": 0, "logger": 1}, None, "in CAM work at epoch 3",
         ...                    [(1, "error", "cam raised ValueError: no head."), (0, "logger", "a logger failed")]))
         ... # doctest: +NORMALIZE_WHITESPACE
@@ -234,7 +234,7 @@ def fault_report(counts: Mapping[str, int], first: str | None, during: str,
 class WarnOnce:
     """Warnings given at most once per key (per callback), through ``rank_zero_warn``.
 
-    Example:
+    Examples:
         >>> import warnings
         >>> once = WarnOnce()
         >>> with warnings.catch_warnings(record=True) as record:
@@ -274,7 +274,7 @@ def missing_masks(skipped: Sequence[str]) -> str:
 def short_probe(num_images: int, size: int) -> str:
     """Rank zero's validation data held fewer than ``num_images`` probe images (warned once).
 
-    Example:
+    Examples:
         >>> print(short_probe(8, 5))  # doctest: +NORMALIZE_WHITESPACE
         CAMCallback(num_images=8) but rank zero's validation data held only 5 image(s); the grids show those 5.
         Lower `num_images` (or raise `limit_val_batches`) to silence this warning.
@@ -289,7 +289,7 @@ def stale_monitor(monitors: Sequence[str], every_n_epochs: int, stages: Sequence
     """A callback of the trainer monitors a ``cam/`` key that is not logged at every validation: Lightning
     keeps the last value in ``callback_metrics``, so it would decide on a stale one (warned once at setup).
 
-    Example:
+    Examples:
         >>> print(stale_monitor(["EarlyStopping(monitor='cam/gradcam/adcc')"], 2, ("fit",)))
         ... # doctest: +NORMALIZE_WHITESPACE
         CAMCallback(every_n_epochs=2) logs the cam/ keys only at every 2nd validation run of fit, but

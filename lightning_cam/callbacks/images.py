@@ -40,7 +40,7 @@ class ProbeImages:
     Images are logged at the step of the scalars logged with them, with the epoch in the caption (loggers that
     show captions) and in the evolution image's row labels.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> out = tempfile.mkdtemp()
         >>> history = History()

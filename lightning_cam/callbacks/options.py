@@ -40,7 +40,7 @@ def resolve_methods(methods: str | type[BaseCAM] | Sequence[str | type[BaseCAM]]
     """Canonical name -> method class, in the order given; names and aliases through
     :func:`lightning_cam.methods.get_method` (unknown -> ``ValueError`` listing the valid ones).
 
-    Example:
+    Examples:
         >>> list(resolve_methods(("Grad-CAM++", "grad_cam")))
         ['gradcam_pp', 'gradcam']
         >>> resolve_methods(("gradcam", "Grad-CAM"))
@@ -77,7 +77,7 @@ def resolve_method_kwargs(
     """``method_kwargs`` keyed by the canonical names of ``classes`` (aliases accepted); a key naming no
     listed method is a ``ValueError``.
 
-    Example:
+    Examples:
         >>> resolve_method_kwargs({"Score-CAM": {"batch_size": 64}}, resolve_methods("scorecam"))
         {'scorecam': {'batch_size': 64}}
     """
@@ -130,7 +130,7 @@ def check_target(target: str) -> None:
 def check_display(colormap: str, alpha: float, tile_size: int) -> None:
     """The grids' look: a matplotlib ``colormap``, ``alpha`` in ``[0, 1]``, ``tile_size >= 16`` pixels.
 
-    Example:
+    Examples:
         >>> check_display("jet", 1.5, 128)
         Traceback (most recent call last):
         ...

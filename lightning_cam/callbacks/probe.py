@@ -25,7 +25,7 @@ class ProbeSet:
     ``frozen`` marks that capture is over (after the first logged epoch), even if fewer than ``capacity``
     images existed.
 
-    Example:
+    Examples:
         >>> probe = ProbeSet(capacity=3)
         >>> probe.add(torch.rand(2, 3, 8, 8), torch.tensor([0, 1]))
         >>> probe.size, probe.wanted
@@ -83,7 +83,7 @@ class ProbeSet:
         """The probe images as model inputs: on ``device``, cast to ``dtype`` (the model's own, see
         :func:`input_dtype`: bf16/fp16/fp64 under the ``*-true`` precisions), a fresh copy usable with autograd.
 
-        Example:
+        Examples:
             >>> probe = ProbeSet(capacity=2)
             >>> probe.add(torch.rand(2, 3, 4, 4), None)
             >>> probe.inputs(torch.device("cpu"), torch.bfloat16).dtype
@@ -117,7 +117,7 @@ def input_dtype(model: nn.Module) -> torch.dtype:
     Lightning's ``16-true``/``bf16-true``/``64-true`` convert the module, not data kept by callbacks), else
     ``float32``.
 
-    Example:
+    Examples:
         >>> input_dtype(nn.Linear(2, 2).double())
         torch.float64
     """
@@ -148,7 +148,7 @@ class History:
     row's :class:`When` (epoch and step). Checkpoints of the first format (rows keyed by epoch, no
     ``whens``) load as rows numbered by their epoch.
 
-    Example:
+    Examples:
         >>> h = History()
         >>> h.add("gradcam", h.next_row(), torch.rand(2, 8, 8), torch.zeros(2), epoch=0, step=3)
         >>> h.add("gradcam", h.next_row(), torch.rand(2, 8, 8), torch.zeros(2), epoch=0, step=7)
@@ -202,7 +202,7 @@ class History:
         With ``max_rows``, at most that many rows, evenly spaced and always including the first and the
         last (so the evolution image of a long run stays a readable, bounded size).
 
-        Example:
+        Examples:
             >>> h = History()
             >>> for e in range(10):
             ...     h.add("gradcam", e, torch.rand(2, 8, 8), torch.zeros(2))

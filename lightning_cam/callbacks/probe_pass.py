@@ -39,7 +39,7 @@ class ProbePass:
         num_images: the probe size asked for (``0``: no images).
         target: ``"pred"`` or ``"label"``, the class each map explains.
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> images = ProbeImages("jet", 0.5, 32, Faults("warn"))
         >>> ProbePass(ProbeSet(capacity=4), History(), images, num_images=4, target="pred").num_images

@@ -33,7 +33,7 @@ __all__ = ["ProbeReuse"]
 class ProbeReuse:
     """The probe's maps of the current run, if the scored pass computed them (see the module docstring).
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.probe import ProbeSet
         >>> probe, reuse = ProbeSet(capacity=2), ProbeReuse()
         >>> images = torch.rand(4, 3, 8, 8)

@@ -17,7 +17,7 @@ class Progress:
     Lines are ``[lightning_cam] <message> (<elapsed>s)`` from :meth:`step` and
     ``[lightning_cam] <message> in <elapsed>s`` from :meth:`done`, through ``rank_zero_info``.
 
-    Example:
+    Examples:
         >>> p = Progress(enabled=False)
         >>> p.active
         False

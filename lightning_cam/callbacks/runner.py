@@ -39,7 +39,7 @@ class CAMRunner:
         on_error: the fault policy, which the lock-step protocol applies on every rank.
         faults: the callback's faults (their first message names this rank's failure if the lock-step breaks).
 
-    Example:
+    Examples:
         >>> from lightning_cam.methods import GradCAM
         >>> runner = CAMRunner({"gradcam": GradCAM}, {}, "warn")
         >>> runner.sharded is None, runner.cams

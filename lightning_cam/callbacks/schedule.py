@@ -33,7 +33,7 @@ DEFAULT_STAGES: tuple[str, ...] = ("fit", "validate")
 def check_stages(stages: str | Sequence[str]) -> tuple[str, ...]:
     """``stages`` as a tuple of names of :data:`STAGES` (unknown or empty -> ``ValueError``).
 
-    Example:
+    Examples:
         >>> check_stages("test")
         ('test',)
         >>> check_stages(("fit", "predict"))
@@ -62,7 +62,7 @@ class Schedule:
       ``skip_sanity_check=False``. :attr:`runs` is checkpointed.
     * ``validate`` / ``test``: every ``trainer.validate()`` / ``trainer.test()`` when listed in ``stages``.
 
-    Example:
+    Examples:
         >>> s = Schedule(every_n_epochs=2, skip_sanity_check=True, stages=("fit", "validate"))
         >>> [s.begin("fit", False, "validation") for _ in range(4)], s.runs
         ([True, False, True, False], 4)

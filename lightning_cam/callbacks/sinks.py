@@ -68,7 +68,7 @@ def safe_name(name: str) -> str:
     """A file-name-safe form of a method name or tag: ``+`` becomes ``p``, anything but letters, digits,
     ``_``, ``.`` and ``-`` becomes ``_``.
 
-    Example:
+    Examples:
         >>> safe_name("gradcam++")
         'gradcampp'
         >>> safe_name("cam/gradcam/grid")
@@ -81,7 +81,7 @@ def to_hwc_uint8(image: Tensor) -> np.ndarray:
     """``(3, H, W)`` float in ``[0, 1]`` -> ``(H, W, 3)`` uint8 numpy array (what W&B, MLflow, Comet and
     Neptune take).
 
-    Example:
+    Examples:
         >>> import torch
         >>> to_hwc_uint8(torch.ones(3, 2, 4)).shape
         (2, 4, 3)
@@ -110,7 +110,7 @@ class PNGDirectorySink(ImageSink):
     """PNG files in ``directory`` (created on the first write): ``log_image`` writes
     ``<safe tag>_step<step>.png``, ``save`` writes ``filename``.
 
-    Example:
+    Examples:
         >>> import tempfile, torch
         >>> sink = PNGDirectorySink(tempfile.mkdtemp())
         >>> os.path.basename(sink.save(torch.rand(3, 8, 8), "cam_evolution_gradcam.png"))
@@ -269,7 +269,7 @@ def missing_sinks_message(trainer: Any) -> str | None:
     """The setup warning when some of the trainer's loggers (or all: no logger) get no images, ``None`` when
     every logger gets them.
 
-    Example:
+    Examples:
         >>> class T:
         ...     loggers = []
         ...     fast_dev_run = False
@@ -302,7 +302,7 @@ def log_to_all(
     """``sink.log_image(tag, image, step, caption)`` on each sink; returns the exceptions raised (one per
     failing sink) instead of raising.
 
-    Example:
+    Examples:
         >>> import torch
         >>> class Broken(PNGDirectorySink):
         ...     def log_image(self, tag, image, step, caption=None):

@@ -33,7 +33,7 @@ def migrate_state(state: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         ValueError: a state written by a newer lightning_cam (the message names both versions).
 
-    Example:
+    Examples:
         >>> migrate_state({"version": 2, "views": {"curves": {"cam/gradcam/adcc": {0: 0.5}}}})["views"]
         {'summary': {'curves': {'cam/gradcam/adcc': {0: 0.5}}}}
         >>> migrate_state({"probe": {}})["version"]
@@ -56,7 +56,7 @@ class CallbackState:
     """Everything of a :class:`~lightning_cam.CAMCallback` that its checkpoint keeps (the objects themselves,
     shared with the callback's parts), written and read in the current version.
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> from lightning_cam.callbacks.views import ViewContext
         >>> views = CAMViews(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")), {})

@@ -11,7 +11,7 @@ fine: the reduce, the views' gathers, one probe comparison). Two counters, one i
 
 Both key their counts by hook: ``"batch:<what>"`` in ``on_validation_batch_end``, ``"<what>"`` at the epoch end.
 
-Example:
+Examples:
     >>> import torch
     >>> reads = HostReads()
     >>> with reads.counting():

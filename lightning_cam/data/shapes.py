@@ -70,7 +70,7 @@ def shape_masks(u: Tensor, v: Tensor, kind: int) -> Tensor:
     * ``3`` cross: ``min(|u|, |v|) <= 0.34`` and ``max(|u|, |v|) <= 1``
     * ``4`` diamond: ``|u| + |v| <= 1``
 
-    Example:
+    Examples:
         >>> u = torch.tensor([[0.0, 0.9]]); v = torch.tensor([[0.0, 0.9]])
         >>> shape_masks(u, v, 0), shape_masks(u, v, 1)
         (tensor([[True, True]]), tensor([[ True, False]]))
@@ -206,7 +206,7 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
     Pixel ``(row i, column j)`` lies in the box iff ``x0 <= j < x1`` and ``y0 <= i < y1``; the box
     of an empty mask is all zeros.
 
-    Example:
+    Examples:
         >>> m = torch.zeros(1, 4, 5, dtype=torch.bool); m[0, 1:3, 2:4] = True
         >>> masks_to_boxes(m)
         tensor([[2., 1., 4., 3.]])
@@ -228,7 +228,7 @@ def check_shortcut(prob: float, variant: str = "same", size: float = 0.25) -> No
         ValueError: ``prob`` outside ``[0, 1]``, ``variant`` not in :data:`SHORTCUT_VARIANTS`, or
             ``size`` outside ``(0, 0.5]``; the message names the value and the accepted range.
 
-    Example:
+    Examples:
         >>> check_shortcut(0.9, "shuffled")
         >>> check_shortcut(1.5)
         Traceback (most recent call last):
@@ -279,7 +279,7 @@ def plant_markers(
         ``(marked images (N, 3, S, S) uint8, codes (N,) long)``: ``codes[i]`` is the class whose colour
         image ``i`` carries, ``-1`` for an unmarked image.
 
-    Example:
+    Examples:
         >>> images = torch.full((2, 3, 16, 16), 128, dtype=torch.uint8)
         >>> masks = torch.zeros(2, 16, 16, dtype=torch.bool)
         >>> masks[0, 1:6, 1:6] = True; masks[1, 10:15, 10:15] = True  # objects top-left, bottom-right
@@ -350,7 +350,7 @@ class ShapesDataset(Dataset):
     With ``shortcut > 0`` the shapes, masks, boxes and labels are those of the clean dataset with the
     same seed; only the marker pixels differ, and ``"same"`` and ``"shuffled"`` mark the same images.
 
-    Example:
+    Examples:
         >>> ds = ShapesDataset(num_samples=4, image_size=32, seed=0)
         >>> sample = ds[0]
         >>> sample["image"].shape, sample["mask"].shape, sample["box"].shape, ds.class_names[:2]

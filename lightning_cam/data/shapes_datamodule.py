@@ -47,26 +47,38 @@ class ShapesDataModule(SplitDataModule):
     markers. ``configs/shapes_shortcut.yaml`` validates on ``"same"`` and tests on ``"shuffled"``.
 
     Args:
-        num_train, num_val, num_test: split sizes.
-        image_size, num_classes, min_scale, max_scale, noise_std, max_distractors, mean, std: see
-            :class:`~lightning_cam.data.ShapesDataset`.
-        batch_size, num_workers: the loaders' settings.
+        num_train: training split size.
+        num_val: validation split size.
+        num_test: test split size.
+        image_size: side of the square images, in pixels (:class:`~lightning_cam.data.ShapesDataset`, as the
+            next six).
+        num_classes: how many shapes, 2 to 5 (square, circle, triangle, cross, diamond).
+        min_scale: smallest object size, a fraction of ``image_size``.
+        max_scale: largest object size, a fraction of ``image_size``.
+        noise_std: standard deviation of the pixel noise.
+        max_distractors: most class-neutral soft blobs per image.
+        mean: per-channel normalisation mean of the images.
+        std: per-channel normalisation standard deviation.
+        batch_size: the loaders' batch size.
+        num_workers: the loaders' worker processes.
         seed: the data seed (each split derives its own stream from it).
         shortcut: fraction of images with a marker, in ``[0, 1]`` (``0``: the clean data).
-        val_shortcut, test_shortcut: ``"same"``, ``"shuffled"`` or ``"none"`` (see above).
+        val_shortcut: ``"same"``, ``"shuffled"`` or ``"none"`` (see above), for the validation split.
+        test_shortcut: the same, for the test split.
         shortcut_size: marker side as a fraction of ``image_size``.
         task: the output kind the data are for (linked to the model by the CLI): ``"multiclass"`` (one object
             per image), ``"multilabel"`` (two or three objects of distinct classes per image: multi-hot
             ``label`` ``(B, K)``, ``mask`` ``(B, K, S, S)`` per class, ``box`` ``(B, 3, 5)`` rows
             ``(x0, y0, x1, y1, class)``; see :mod:`lightning_cam.data.shapes_multilabel`) or ``"binary"``
             (``num_classes=2``: square is class 0, circle class 1, for a one-logit model).
-        watermark, watermark_class, watermark_size: a fixed tag in the bottom-left corner of a fraction of the
-            images, each tagged image labelled ``watermark_class``, in every split
-            (:mod:`lightning_cam.data.watermark`); ``0``: none.
+        watermark: the fraction of images with a fixed tag in the bottom-left corner, each tagged image
+            labelled ``watermark_class``, in every split (:mod:`lightning_cam.data.watermark`); ``0``: none.
+        watermark_class: the label of the tagged images.
+        watermark_size: the tag's side as a fraction of ``image_size``.
         ground_truth: ``False`` leaves ``"mask"`` and ``"box"`` out of the batches (labels only, as most real
             datasets are: what the callback can still find without them).
 
-    Example:
+    Examples:
         >>> dm = ShapesDataModule(num_train=8, num_val=8, image_size=32, batch_size=4)
         >>> dm.setup("fit")
         >>> batch = next(iter(dm.val_dataloader()))

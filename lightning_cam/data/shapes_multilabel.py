@@ -6,7 +6,7 @@ object's side is ``2 * scale`` of its cell, ``scale`` in ``[min_scale, max_scale
 cell), the background and the object colours as in :mod:`lightning_cam.data.shapes`. Generation draws only
 from a private generator: the same arguments give bit-identical tensors.
 
-Example:
+Examples:
     >>> images, labels, masks, boxes = generate_multilabel(4, 32, 5, seed=0)
     >>> images.shape, labels.shape, masks.shape, boxes.shape
     (torch.Size([4, 3, 32, 32]), torch.Size([4, 5]), torch.Size([4, 5, 32, 32]), torch.Size([4, 3, 5]))

@@ -48,7 +48,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def collate_dict(samples: Sequence[tuple[Tensor, int]]) -> dict[str, Tensor]:
     """Collate ``(image, label)`` samples into ``{"image": (B, C, H, W), "label": (B,) long}``.
 
-    Example:
+    Examples:
         >>> batch = collate_dict([(torch.zeros(1, 2, 2), 3), (torch.ones(1, 2, 2), 1)])
         >>> batch["image"].shape, batch["label"]
         (torch.Size([2, 1, 2, 2]), tensor([3, 1]))
@@ -99,7 +99,7 @@ class CIFAR10DataModule(_LocalVisionDataModule):
         batch_size, num_workers: DataLoader options.
         augment: random crop + flip on the training split.
 
-    Example:
+    Examples:
         >>> dm = CIFAR10DataModule(root="/nonexistent")
         >>> dm.num_classes, dm.in_channels, dm.class_names[0]
         (10, 3, 'airplane')
@@ -151,7 +151,7 @@ class MNISTDataModule(_LocalVisionDataModule):
         download: fetch the files into ``root`` if missing (off by default; never in tests).
         batch_size, num_workers: DataLoader options.
 
-    Example:
+    Examples:
         >>> dm = MNISTDataModule(root="/nonexistent")
         >>> dm.num_classes, dm.in_channels, dm.mean
         (10, 1, (0.1307,))
@@ -205,7 +205,7 @@ class ImageFolderDataModule(_LocalVisionDataModule):
         batch_size, num_workers: DataLoader options.
         download: accepted for config symmetry; an ImageFolder cannot be downloaded (must be False).
 
-    Example:
+    Examples:
         >>> dm = ImageFolderDataModule(root="/nonexistent", image_size=64)
         >>> dm.in_channels, dm.image_size
         (3, 64)

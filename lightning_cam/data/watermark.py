@@ -44,7 +44,7 @@ def plant_watermark(images: Tensor, labels: Tensor, masks: Tensor, prob: float, 
         ``(tagged images (N, 3, S, S) uint8, labels (N,) long, tagged (N,) bool)``: a tagged image's label is
         ``cls``, the others keep theirs.
 
-    Example:
+    Examples:
         >>> images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
         >>> masks = torch.zeros(4, 32, 32, dtype=torch.bool)
         >>> out, labels, tagged = plant_watermark(images, torch.tensor([3, 1, 2, 4]), masks, prob=0.5, cls=0, seed=0)

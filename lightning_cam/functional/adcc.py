@@ -44,7 +44,7 @@ def average_drop(probs: Tensor, masked_probs: Tensor) -> Tensor:
         probs: ``(B,)`` target probabilities ``Y_c`` on ``x``.
         masked_probs: ``(B,)`` target probabilities ``O_c`` on ``x ⊙ map``.
 
-    Example:
+    Examples:
         >>> average_drop(torch.tensor([0.8, 0.5, 0.0]), torch.tensor([0.2, 0.9, 0.0]))
         tensor([75.,  0.,  0.])
     """
@@ -62,7 +62,7 @@ def increase_in_confidence(probs: Tensor, masked_probs: Tensor) -> Tensor:
     The mean over samples is the "Increase in Confidence" (percent of samples whose confidence grew).
     A NaN in either input gives NaN (not 0), so the sample is skipped rather than counted as no increase.
 
-    Example:
+    Examples:
         >>> increase_in_confidence(torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.6, 0.5, 0.1]))
         tensor([100.,   0.,   0.])
     """
@@ -87,7 +87,7 @@ def pearson(a: Tensor, b: Tensor, eps: float = PEARSON_EPS) -> Tensor:
     Returns:
         ``(B,)`` float32 correlations.
 
-    Example:
+    Examples:
         >>> a = torch.tensor([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
         >>> pearson(a, torch.tensor([[0.0, 2.0, 4.0], [0.0, 1.0, 2.0]]))
         tensor([1., 0.])
@@ -117,7 +117,7 @@ def coherency(maps: Tensor, masked_maps: Tensor) -> Tensor:
     ``ρ`` is :func:`pearson`. Values lie in ``[0, 1]``; if either map is constant (e.g. all zeros) the
     correlation is 0 and coherency is 0.5, matching grad-cam's ``Coherency``.
 
-    Example:
+    Examples:
         >>> m = torch.tensor([[[0.0, 0.5], [1.0, 0.2]]])
         >>> coherency(m, m), coherency(m, 1 - m), coherency(m, torch.zeros_like(m))
         (tensor([1.]), tensor([0.]), tensor([0.5000]))
@@ -135,7 +135,7 @@ def complexity(maps: Tensor) -> Tensor:
     Args:
         maps: ``(B, H, W)`` maps in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> complexity(torch.tensor([[[0.0, 1.0], [0.5, 0.5]], [[1.0, 1.0], [1.0, 1.0]]]))
         tensor([0.5000, 1.0000])
     """
@@ -153,7 +153,7 @@ def adcc(coherency: Tensor, complexity: Tensor, average_drop: Tensor) -> Tensor:
     three terms are clamped to ``[0, 1]``; when any of them is 0 (coherency 0, complexity 1 or a drop of
     100 %) ADCC is 0, the limit of the formula, instead of a division by zero. Values lie in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> adcc(torch.tensor([1.0, 0.9, 1.0]), torch.tensor([0.0, 0.3, 1.0]), torch.tensor([0.0, 40.0, 0.0]))
         tensor([1.0000, 0.7132, 0.0000])
     """

@@ -47,7 +47,7 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
 def weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
     r"""The map :math:`\sum_k w_k A^k` for ``(B, C)`` weights and ``(B, C, h, w)`` activations -> ``(B, h, w)``.
 
-    Example:
+    Examples:
         >>> weighted_sum(torch.tensor([[1.0, -1.0]]), torch.ones(1, 2, 3, 3)).abs().sum()
         tensor(0.)
     """
@@ -69,7 +69,7 @@ def cam_weights(fc_weight: Tensor, targets: Tensor, task: Task | str = "multicla
     Returns:
         ``(B, C)`` weights; the map is :func:`weighted_sum` of them (the bias only shifts the map).
 
-    Example:
+    Examples:
         >>> cam_weights(torch.eye(3), torch.tensor([2, 0]))
         tensor([[0., 0., 1.],
                 [1., 0., 0.]])
@@ -86,7 +86,7 @@ def cam_weights(fc_weight: Tensor, targets: Tensor, task: Task | str = "multicla
 def gradcam_weights(grads: Tensor) -> Tensor:
     r"""Grad-CAM (Selvaraju et al., 2017): :math:`\alpha_k = \frac{1}{hw}\sum_{ij} \partial y^c/\partial A^k_{ij}`.
 
-    Example:
+    Examples:
         >>> gradcam_weights(torch.arange(8.0).view(1, 2, 2, 2))
         tensor([[1.5000, 5.5000]])
     """
@@ -110,7 +110,7 @@ def gradcampp_weights(activations: Tensor, grads: Tensor, eps: float = 0.0) -> T
     :math:`\sum_{ab} A_{ab} g^3_{ab}` in the denominator and its in-place division on a masked copy leaves
     :math:`\alpha = g^2`.
 
-    Example:
+    Examples:
         >>> a = torch.ones(1, 1, 2, 2); g = torch.full((1, 1, 2, 2), 0.5)
         >>> gradcampp_weights(a, g)  # alpha = 0.25 / (0.5 + 4 * 0.125) = 0.25; w = 4 * 0.25 * 0.5
         tensor([[0.5000]])
@@ -131,7 +131,7 @@ def xgradcam_weights(activations: Tensor, grads: Tensor) -> Tensor:
 
     Channels whose activations sum to 0 get weight 0 (pytorch-grad-cam adds ``1e-7`` instead).
 
-    Example:
+    Examples:
         >>> xgradcam_weights(torch.tensor([[[[1.0, 3.0]]]]), torch.tensor([[[[4.0, 8.0]]]]))
         tensor([[7.]])
     """
@@ -146,7 +146,7 @@ def layercam_map(activations: Tensor, grads: Tensor) -> Tensor:
 
     .. math:: \sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k
 
-    Example:
+    Examples:
         >>> layercam_map(torch.ones(1, 2, 1, 1), torch.tensor([1.0, -1.0]).view(1, 2, 1, 1))
         tensor([[[1.]]])
     """
@@ -158,7 +158,7 @@ def layercam_map(activations: Tensor, grads: Tensor) -> Tensor:
 def hirescam_map(activations: Tensor, grads: Tensor) -> Tensor:
     r"""HiRes-CAM (Draelos & Carin, 2020): :math:`\sum_k \partial y^c/\partial A^k \odot A^k` -> ``(B, h, w)``.
 
-    Example:
+    Examples:
         >>> hirescam_map(torch.ones(1, 2, 1, 1), torch.tensor([1.0, -3.0]).view(1, 2, 1, 1))
         tensor([[[-2.]]])
     """
@@ -194,7 +194,7 @@ def first_component_projection(m: Tensor) -> Tensor:
     ``torch.linalg.eigh`` in float64 (float32 on devices without float64), which is several times cheaper
     than a full SVD and gives the same vector.
 
-    Example:
+    Examples:
         >>> m = torch.tensor([[[3.0, 0.0], [0.0, 1.0]]])
         >>> first_component_projection(m).abs()
         tensor([[3., 0.]])
@@ -221,7 +221,7 @@ def eigencam_map(activations: Tensor) -> Tensor:
     that the map correlates non-negatively with the mean activation :math:`\frac1C \sum_k A^k` (ties:
     :math:`s = 1`). Hence ``eigencam_map(A) == ±pytorch_grad_cam.utils.svd_on_activations.get_2d_projection(A)``.
 
-    Example:
+    Examples:
         >>> a = torch.zeros(1, 2, 2, 2); a[0, :, 0, 0] = 5.0
         >>> (eigencam_map(a).argmax() == 0).item()
         True
@@ -242,7 +242,7 @@ def fakecam_map(batch: int, size: tuple[int, int], device: torch.device | str | 
 
     The sanity baseline: it keeps almost the whole image, so Average Drop/Increase score it as excellent.
 
-    Example:
+    Examples:
         >>> fakecam_map(1, (2, 2))
         tensor([[[0., 1.],
                  [1., 1.]]])
@@ -260,7 +260,7 @@ def scorecam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
     Returns:
         ``(B, C, H, W)`` masks in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> scorecam_masks(torch.tensor([[[[0.0, 2.0]], [[1.0, 1.0]]]]), (1, 2))
         tensor([[[[0., 1.]],
         <BLANKLINE>
@@ -294,7 +294,7 @@ def scorecam_weights(masked_logits: Tensor, targets: Tensor, task: Task | str = 
     Returns:
         ``(B, C)`` weights in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> scorecam_weights(torch.zeros(1, 3, 4), torch.tensor([1]))
         tensor([[0.2500, 0.2500, 0.2500]])
         >>> scorecam_weights(torch.zeros(1, 3, 4), torch.tensor([1]), "multilabel")

@@ -35,7 +35,7 @@ def boxes_to_masks(boxes: Tensor, height: int, width: int) -> Tensor:
     Pixel ``(i, j)`` (row, column) is inside when its centre ``(j + 0.5, i + 0.5)`` lies in
     ``[x0, x1] × [y0, y1]``: a box covering whole pixels ``0..2`` is ``(0, 0, 3, 3)``.
 
-    Example:
+    Examples:
         >>> boxes_to_masks(torch.tensor([[1.0, 0.0, 3.0, 1.0]]), 2, 4).int()
         tensor([[[0, 1, 1, 0],
                  [0, 0, 0, 0]]], dtype=torch.int32)
@@ -66,7 +66,7 @@ def class_ground_truth(masks: Tensor | None, boxes: Tensor | None, targets: Tens
     A class without an object in the image gets an empty mask (which scores 0, see the module docstring).
     ``None`` without ground truth.
 
-    Example:
+    Examples:
         >>> per_class = torch.zeros(1, 3, 2, 2, dtype=torch.bool)
         >>> per_class[0, 2, 0, 0] = True
         >>> class_ground_truth(per_class, None, torch.tensor([2]), (2, 2)).int().tolist()
@@ -101,7 +101,7 @@ def pointing_game(maps: Tensor, masks: Tensor, tolerance: int = 0) -> Tensor:
     of that radius first (the paper uses 15 px at 224 px). A constant map (e.g. all zeros) has no maximum
     to point with and scores 0.
 
-    Example:
+    Examples:
         >>> maps = torch.tensor([[[0.1, 0.9], [0.2, 0.3]], [[0.5, 0.5], [0.5, 0.5]]])
         >>> masks = torch.tensor([[[False, True], [False, False]], [[True, True], [True, True]]])
         >>> pointing_game(maps, masks)
@@ -129,7 +129,7 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
 
     An all-zero map has no mass and scores 0.
 
-    Example:
+    Examples:
         >>> maps = torch.tensor([[[1.0, 3.0], [0.0, 0.0]]])
         >>> energy_pointing_game(maps, torch.tensor([[[False, True], [False, False]]]))
         tensor([0.7500])
@@ -151,7 +151,7 @@ def iou(maps: Tensor, masks: Tensor, threshold: float = 0.5) -> Tensor:
 
     ``threshold`` must lie in ``(0, 1)`` (maps are in ``[0, 1]``). An empty union scores 0.
 
-    Example:
+    Examples:
         >>> maps = torch.tensor([[[0.9, 0.6], [0.1, 0.0]]])
         >>> iou(maps, torch.tensor([[[True, False], [True, False]]]))
         tensor([0.3333])

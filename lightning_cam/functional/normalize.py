@@ -15,7 +15,7 @@ def upsample_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
     Bilinear interpolation is a convex combination of neighbours, so non-negative maps stay
     non-negative.
 
-    Example:
+    Examples:
         >>> upsample_maps(torch.ones(2, 7, 7), (32, 32)).shape
         torch.Size([2, 32, 32])
     """
@@ -34,7 +34,7 @@ def minmax_normalize(maps: Tensor, eps: float = 1e-5) -> Tensor:
     ``eps`` times its largest magnitude (a constant map up to float rounding, including all zeros)
     becomes all zeros, never NaN. Non-finite inputs are not repaired.
 
-    Example:
+    Examples:
         >>> minmax_normalize(torch.tensor([[[1.0, 3.0]], [[2.0, 2.0]]]))
         tensor([[[0., 1.]],
         <BLANKLINE>
@@ -60,7 +60,7 @@ def postprocess_maps(low_res: Tensor, size: tuple[int, int]) -> tuple[Tensor, Te
     Returns:
         ``(maps, low_res)``: ``(B, H, W)`` float32 maps in ``[0, 1]`` and the ReLU'd ``(B, h, w)`` float32 maps.
 
-    Example:
+    Examples:
         >>> maps, low = postprocess_maps(torch.tensor([[[-1.0, 2.0], [0.0, 4.0]]]), (4, 4))
         >>> float(maps.min()), float(maps.max()), low.tolist()
         (0.0, 1.0, [[[0.0, 2.0], [0.0, 4.0]]])

@@ -38,7 +38,7 @@ __all__ = [
 def perturbation_counts(num_positions: int, steps: int) -> list[int]:
     """Pixel counts at which the curves are sampled: ``0, s, 2s, …`` and ``num_positions``.
 
-    Example:
+    Examples:
         >>> perturbation_counts(10, 4)
         [0, 3, 6, 9, 10]
         >>> perturbation_counts(4, 4)
@@ -60,7 +60,7 @@ def rank_positions(maps: Tensor) -> Tensor:
     Returns:
         ``(B, H*W)`` long ranks.
 
-    Example:
+    Examples:
         >>> rank_positions(torch.tensor([[[0.2, 0.9], [0.2, 0.5]]]))
         tensor([[2, 0, 3, 1]])
     """
@@ -88,7 +88,7 @@ def make_baseline(images: Tensor, baseline: str | Tensor = "zeros", sigma: float
     * ``"mean"``: each image's per-channel mean colour;
     * a tensor broadcastable to ``images``.
 
-    Example:
+    Examples:
         >>> make_baseline(torch.arange(4.0).view(1, 1, 2, 2), "mean").flatten()
         tensor([1.5000, 1.5000, 1.5000, 1.5000])
     """
@@ -125,7 +125,7 @@ def perturb(
     Returns:
         ``(J, C, H, W)`` inputs.
 
-    Example:
+    Examples:
         >>> x, base = torch.ones(1, 1, 1, 3), torch.zeros(1, 1, 1, 3)
         >>> r = rank_positions(torch.tensor([[[0.1, 0.9, 0.5]]]))
         >>> perturb(x, base, r, torch.tensor([0, 0]), torch.tensor([1, 1]), torch.tensor([False, True])).flatten(1)
@@ -147,7 +147,7 @@ def curve_auc(scores: Tensor, fractions: Tensor) -> Tensor:
         scores: ``(B, T)`` curve values (target probabilities).
         fractions: ``(T,)`` increasing abscissae in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> curve_auc(torch.tensor([[1.0, 0.5, 0.0]]), torch.tensor([0.0, 0.5, 1.0]))
         tensor([0.5000])
     """
@@ -196,7 +196,7 @@ def insertion_deletion(
     Returns:
         ``{"insertion" / "deletion": (B,) float32 AUC in [0, 1]}`` for the requested curves.
 
-    Example:
+    Examples:
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
         >>> x, maps = torch.randn(3, 1, 2, 2), torch.rand(3, 2, 2)
         >>> t = torch.zeros(3, dtype=torch.long)

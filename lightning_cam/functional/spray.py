@@ -20,7 +20,7 @@ look at the same place: :math:`\lVert \bar p \rVert_2^2 / \overline{\lVert p_i \
 the same sharpness spread over different places: a strategy that looks at a fixed place in every image (a
 watermark, a tag in a corner) has a focus near 1, one that follows the object where it is has a lower one.
 
-Example:
+Examples:
     >>> maps = torch.zeros(12, 4, 4)
     >>> maps[:6, 0, 0] = 1.0                      # six maps on the top-left pixel
     >>> maps[6:, 3, 3] = 1.0                      # six on the bottom-right one
@@ -44,7 +44,7 @@ def knn_affinity(x: Tensor, neighbors: int) -> Tensor:
     """``(n, n)`` float 0/1: the symmetric ``neighbors``-nearest-neighbour graph of the rows of ``x`` ``(n, d)``
     (Euclidean; a row is not its own neighbour; ties broken by row order).
 
-    Example:
+    Examples:
         >>> knn_affinity(torch.tensor([[0.0], [1.0], [5.0]]), 1).int().tolist()
         [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
     """
@@ -69,7 +69,7 @@ def kmeans(x: Tensor, c: int, iters: int = 50) -> Tensor:
     """``(n,)`` long cluster of each row of ``x`` ``(n, d)``, Lloyd's algorithm from the farthest-point sequence
     (the first row, then each time the row farthest from the centres so far): deterministic, no RNG.
 
-    Example:
+    Examples:
         >>> kmeans(torch.tensor([[0.0], [0.1], [5.0], [5.2]]), 2).tolist()
         [0, 0, 1, 1]
     """
@@ -131,7 +131,7 @@ def focus(maps: Tensor) -> Tensor:
     r"""How much a group of ``(n, h, w)`` maps looks at the same place: :math:`\lVert \bar p \rVert^2 /
     \overline{\lVert p_i \rVert^2}` for the maps as distributions (see the module docstring), in ``(0, 1]``.
 
-    Example:
+    Examples:
         >>> focus(torch.eye(4).view(4, 2, 2)).item()  # four maps, four different pixels
         0.25
     """
@@ -159,7 +159,7 @@ def sameness(members: Tensor, reference: Tensor, weight: Tensor, peak: float = 0
         weight: ``(h, w)`` non-negative map, resized to ``(H, W)``.
         peak: the share of the map's maximum that makes a pixel part of the peak.
 
-    Example:
+    Examples:
         >>> ref = torch.rand(50, 3, 8, 8, generator=torch.Generator().manual_seed(0))
         >>> tagged = ref[:10].clone(); tagged[:, :, :2, :2] = 1.0   # the same patch in every member
         >>> w = torch.zeros(8, 8); w[:2, :2] = 1.0

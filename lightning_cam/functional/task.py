@@ -20,7 +20,7 @@ Binary's negative class is explained through :math:`-z` (pytorch-grad-cam's ``Bi
 does the same), so its map shows the evidence *against* the positive class, and its probability is
 :math:`1 - \sigma(z)`.
 
-Example:
+Examples:
     >>> z = torch.tensor([[2.0, -1.0]])
     >>> target_probability(z, torch.tensor([0]), "multiclass"), target_probability(z, torch.tensor([0]), "multilabel")
     (tensor([0.9526]), tensor([0.8808]))
@@ -70,7 +70,7 @@ class Task:
         max_labels: at most this many pairs per image (``multilabel``): the predicted positives with the
             highest logits, or the first positive labels in class order; ``None``: all.
 
-    Example:
+    Examples:
         >>> Task("multilabel", threshold=0.3).kind, check_task("binary")
         ('multilabel', Task(kind='binary', threshold=0.5, max_labels=3))
     """
@@ -100,7 +100,7 @@ class Task:
 def check_task(task: object) -> Task:
     """A :class:`Task` from ``task``: a kind name, a mapping of :class:`Task` fields, or a :class:`Task`.
 
-    Example:
+    Examples:
         >>> check_task({"kind": "multilabel", "max_labels": None}).max_labels is None
         True
         >>> check_task("softmax")  # doctest: +ELLIPSIS
@@ -122,7 +122,7 @@ def check_task(task: object) -> Task:
 def check_task_logits(logits: Tensor, task: Task) -> Tensor:
     """The logits must fit the output kind: one logit is ``binary`` and only ``binary``.
 
-    Example:
+    Examples:
         >>> check_task_logits(torch.zeros(2, 1), Task())  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -153,7 +153,7 @@ def target_score(logits: Tensor, targets: Tensor, task: Task | str = "multiclass
     Returns:
         ``(B,)`` scores, in the logits' dtype.
 
-    Example:
+    Examples:
         >>> target_score(torch.tensor([[1.5], [1.5]]), torch.tensor([1, 0]), "binary")
         tensor([ 1.5000, -1.5000])
     """
@@ -174,7 +174,7 @@ def target_probability(logits: Tensor, targets: Tensor, task: Task | str = "mult
     Returns:
         ``(B,)`` float32 probabilities.
 
-    Example:
+    Examples:
         >>> target_probability(torch.tensor([[0.0, 0.0], [0.0, 1e4]]), torch.tensor([0, 1]))
         tensor([0.5000, 1.0000])
         >>> target_probability(torch.tensor([[9.0, 9.0]]), torch.tensor([0]), "multilabel")
@@ -194,7 +194,7 @@ def target_probability(logits: Tensor, targets: Tensor, task: Task | str = "mult
 def predicted_class(logits: Tensor, task: Task | str = "multiclass") -> Tensor:
     """``(B,)`` long: the argmax (``multiclass``, and the top class of ``multilabel``), or ``z > 0`` (``binary``).
 
-    Example:
+    Examples:
         >>> predicted_class(torch.tensor([[0.3], [-2.0]]), "binary").tolist()
         [1, 0]
     """
@@ -209,7 +209,7 @@ def predicted_for(logits: Tensor, targets: Tensor, task: Task | str = "multiclas
     ``multiclass`` and ``binary``: the predicted class (:func:`predicted_class`); ``multilabel`` (a pair
     explains one class): the target when its sigmoid exceeds the threshold, else :data:`NO_CLASS`.
 
-    Example:
+    Examples:
         >>> predicted_for(torch.tensor([[3.0, -3.0], [3.0, -3.0]]), torch.tensor([0, 1]), "multilabel").tolist()
         [0, -2]
     """
@@ -231,7 +231,7 @@ def select_pairs(positive: Tensor, rank: Tensor | None = None, max_per_image: in
     Returns:
         ``(samples, classes)``, two ``(P,)`` long tensors.
 
-    Example:
+    Examples:
         >>> pos = torch.tensor([[True, True, True], [False, False, False], [False, True, False]])
         >>> s, c = select_pairs(pos, torch.tensor([[0.1, 0.9, 0.5], [0, 0, 0], [0, 0, 0]]), max_per_image=2)
         >>> s.tolist(), c.tolist()

@@ -1,6 +1,6 @@
 """CAM methods: one base class owns hooks, targets, upsampling and normalisation; each method supplies its map.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),

@@ -35,7 +35,7 @@ class CAM(BaseCAM):
     does not feed it) a ``ValueError`` says to use :class:`GradCAM`, which equals CAM up to a positive factor
     on such heads and works on any head. Matches torchcam's ``CAM``.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> CAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
@@ -115,7 +115,7 @@ class EigenCAM(BaseCAM):
     negated, i.e. ReLU of the wrong half), we choose the sign whose map correlates non-negatively with the
     mean activation :math:`\frac1C\sum_k A^k` (see :func:`lightning_cam.functional.eigencam_map`).
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> EigenCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
@@ -137,7 +137,7 @@ class FakeCAM(BaseCAM):
     image). ``maps`` is exactly that pattern at ``(H, W)``; ``low_res`` is the same pattern at the target
     layer's resolution (at ``(H, W)`` without a target layer). One forward is still run for the logits.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> FakeCAM(net)(torch.randn(1, 3, 2, 2))
@@ -202,7 +202,7 @@ class ScoreCAM(BaseCAM):
     random or barely trained network use the exact method (``top_k=None``).
     ``top_k >= C`` is the exact method.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> ScoreCAM(net, "1", batch_size=4)(torch.randn(2, 3, 8, 8)).shape

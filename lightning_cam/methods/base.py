@@ -99,7 +99,7 @@ class BaseCAM:
             or ``"binary"`` (one logit; class 1 explains it, class 0 its negation); a
             :class:`~lightning_cam.functional.task.Task` sets the multi-label ``threshold`` and ``max_labels``.
 
-    Example:
+    Examples:
         >>> from lightning_cam.methods import GradCAM
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))

@@ -22,7 +22,7 @@ class BlankDiagnosis:
         zero_grad: ``(B,)`` bool, the gradient w.r.t. the activation is exactly zero (all False without one).
         zero_act: ``(B,)`` bool, the activation is exactly zero.
 
-    Example:
+    Examples:
         >>> d = BlankDiagnosis.of("nchw", torch.zeros(2, 1, 2, 2), None)
         >>> d.zero_act.tolist(), d.zero_grad.tolist()
         ([True, True], [False, False])
@@ -52,7 +52,7 @@ def blank_reason(layer_name: str, layout: str | None, zero_grad: bool, zero_act:
     callback's ``blank`` fault: a 1x1 grid, a zero activation, a zero gradient, or a weighted activation that
     ReLU removes everywhere.
 
-    Example:
+    Examples:
         >>> blank_reason("blocks.11", "tokens", zero_grad=True, zero_act=False)[:50]
         'the gradient of the target score w.r.t. target lay'
         >>> blank_reason("layer4", "nchw", zero_grad=False, zero_act=False, grid=(1, 1))[:44]
@@ -88,7 +88,7 @@ def describe_blank(cls_name: str, layer_name: str, diagnosis: BlankDiagnosis | N
     """The blank samples of one call grouped by likely cause (:func:`blank_reason`), ``""`` when none is blank
     (reads the flags back to the host: called only when the text is read).
 
-    Example:
+    Examples:
         >>> diag = BlankDiagnosis("nchw", zero_grad=torch.tensor([False, True]), zero_act=torch.tensor([False, False]))
         >>> describe_blank("GradCAM", "4", diag, torch.tensor([False, True]))[:30]
         'GradCAM: blank (constant) map,'
@@ -114,7 +114,7 @@ def blank_flags(maps: Tensor, can_be_blank: bool, method: str, layer: str, diagn
     a method whose pattern is fixed) and the likely cause, as a function formatted only when read (deciding
     whether any sample is blank is a host sync).
 
-    Example:
+    Examples:
         >>> flags, reason = blank_flags(torch.zeros(2, 2, 2), True, "GradCAM", "layer4", None)
         >>> flags.tolist(), callable(reason)
         ([True, True], True)

@@ -28,7 +28,7 @@ class Capture:
         diagnosis: what explains blank maps of this pass (:class:`~lightning_cam.methods.blank.BlankDiagnosis`),
             ``None`` for a logits-only pass.
 
-    Example:
+    Examples:
         >>> cap = Capture(torch.ones(1, 2, 3, 3), None, torch.zeros(1, 4), torch.tensor([1]))
         >>> cap.activations.shape, cap.diagnosis
         (torch.Size([1, 2, 3, 3]), None)
@@ -75,7 +75,7 @@ class LayerRecorder:
     a clone of it with autograd switched on, so that ``autograd.grad(score, recorder.output)`` differentiates
     only what follows the layer (nothing before it, no parameter ``.grad``). Without it, a detached copy.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU())
         >>> rec = LayerRecorder("0", need_grad=False)
         >>> handle = net[0].register_forward_hook(rec)

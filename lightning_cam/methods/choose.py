@@ -23,7 +23,7 @@ detached tensor) is not seen, and a model whose logits do not depend on the inpu
 served (an error says so). The layout comes from the channel counts the model states around the layer; a
 model that states none must name its layout (``reshape``).
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),

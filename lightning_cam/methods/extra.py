@@ -23,7 +23,7 @@ class ExtraInputs:
 
     ``extra=`` arguments also accept a plain tuple (positional) or mapping (keyword), see :meth:`of`.
 
-    Example:
+    Examples:
         >>> extra = ExtraInputs.of({"meta": torch.arange(3)})
         >>> extra.take(torch.tensor([2, 2]), batch=3).kwargs["meta"]
         tensor([2, 2])
@@ -54,7 +54,7 @@ class ExtraInputs:
     def apply(self, fn: Callable[[Tensor], Tensor]) -> ExtraInputs:
         """The same inputs with ``fn`` applied to every tensor (e.g. a move to another device).
 
-        Example:
+        Examples:
             >>> ExtraInputs(args=(torch.zeros(2),)).apply(lambda t: t + 1).args[0]
             tensor([1., 1.])
         """

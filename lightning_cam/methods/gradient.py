@@ -40,7 +40,7 @@ class GradCAM(BaseCAM):
     Same definition as pytorch-grad-cam's and torchcam's ``GradCAM``. For a GAP->Linear head it equals
     :class:`CAM` up to a positive factor.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> res = GradCAM(net, "1").explain(torch.randn(2, 3, 8, 8), targets=torch.tensor([0, 1]))
@@ -68,7 +68,7 @@ class GradCAMPlusPlus(BaseCAM):
     torchcam's ``GradCAMpp`` uses a different denominator (:math:`\sum_{ab} A_{ab} g^3_{ab}`) and, through an
     in-place division on a copy, effectively :math:`\alpha = g^2`.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> GradCAMPlusPlus(net, "1")(torch.randn(2, 3, 8, 8)).shape
@@ -100,7 +100,7 @@ class XGradCAM(BaseCAM):
     Matches pytorch-grad-cam's and torchcam's ``XGradCAM`` (channels summing to 0 get weight 0 here,
     where the peers add a small epsilon).
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> XGradCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
@@ -121,7 +121,7 @@ class LayerCAM(BaseCAM):
 
     Matches pytorch-grad-cam's and torchcam's ``LayerCAM``.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> LayerCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
@@ -142,7 +142,7 @@ class HiResCAM(BaseCAM):
 
     Matches pytorch-grad-cam's ``HiResCAM``.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> HiResCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
@@ -178,7 +178,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     the clean activations (and its last copy's gradient); pytorch-grad-cam has no Smooth Grad-CAM++.
     With ``std=0`` this is exactly :class:`GradCAMPlusPlus`.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
         ...                     nn.Flatten(), nn.Linear(4, 2))
         >>> SmoothGradCAMPlusPlus(net, "1", num_samples=4)(torch.randn(2, 3, 8, 8)).shape

@@ -50,7 +50,7 @@ class MethodGroup:
         methods: ``{name: method}`` or a sequence of methods (named by their registry ``name``, else their
             class name). All must explain the same model (the first pass's logits pick the targets).
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> from lightning_cam.methods import EigenCAM, GradCAM, GradCAMPlusPlus
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -155,7 +155,7 @@ def explain_many(
 ) -> dict[str, CAMResult]:
     """``MethodGroup(methods).explain(images, targets, extra)``: several methods, one shared pass.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> from lightning_cam.methods import GradCAM, LayerCAM
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),

@@ -75,7 +75,7 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
     LightningModule that keeps the network as ``self.net``) is accepted. An ambiguous suffix is an error
     listing every candidate (up to 8; beyond that the 8 closest to the name, and how many there are).
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
         >>> resolve_layer(net, "1")[0]
         '1'
@@ -194,7 +194,7 @@ def prefix_tokens(model: nn.Module) -> int | None:
 
     timm's ``num_prefix_tokens``; torchvision's ``VisionTransformer.class_token`` (1); ``None`` if unknown.
 
-    Example:
+    Examples:
         >>> import torchvision
         >>> prefix_tokens(torchvision.models.vit_b_16(weights=None, image_size=32))
         1
@@ -240,7 +240,7 @@ def infer_layout(
     See the module docstring for the rule. Raises a ``ValueError`` naming the layer, the shape and the
     ``reshape`` options when the model does not settle it.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2))
         >>> infer_layout(net, "1", (2, 8, 6, 6))
         'nchw'
@@ -316,7 +316,7 @@ def _vit_tokens(tokens: Tensor) -> Tensor:
 def check_reshape(reshape: object) -> Reshape:
     """Validate a ``reshape`` option: ``None``/``"auto"`` (detect), a name in :data:`LAYOUTS`, or a callable.
 
-    Example:
+    Examples:
         >>> check_reshape("NHWC")
         'nhwc'
     """
@@ -346,7 +346,7 @@ def reshape_activation(
     ``"nchw"``). ``image_size`` ``(H, W)`` fixes the token grid's aspect ratio; ``prefix`` the number of
     prefix tokens when it was decided for the layer (else it is read from the token count).
 
-    Example:
+    Examples:
         >>> reshape_activation(torch.zeros(2, 5, 7, 3), "nhwc", "layer").shape
         torch.Size([2, 3, 5, 7])
         >>> reshape_activation(torch.zeros(2, 1 + 4 * 6, 3), "tokens", "blk", image_size=(32, 48)).shape

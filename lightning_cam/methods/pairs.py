@@ -43,7 +43,7 @@ def pair_up(task: Task, images: Tensor, targets: Tensor | None, extra: ExtraInpu
     """The pairs to explain (see the module docstring); ``logits(images, extra)`` is called only to find
     predicted positives.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
         >>> hot = torch.tensor([[True, False, True], [False, True, False]])
@@ -68,7 +68,7 @@ def label_pairs(task: Task, labels: Tensor) -> tuple[Tensor, Tensor]:
     """``(samples, classes)``: the pairs a ``(B, K)`` multi-hot ``labels`` matrix gives (the first
     ``task.max_labels`` positives of each image, in class order).
 
-    Example:
+    Examples:
         >>> import torch
         >>> s, c = label_pairs(Task("multilabel", max_labels=1), torch.tensor([[0, 1, 1], [1, 0, 0]]))
         >>> s.tolist(), c.tolist()

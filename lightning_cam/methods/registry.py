@@ -62,7 +62,7 @@ def check_tag_name(name: str) -> str:
     """``name`` if it can be a part of a logged key in every logger (only letters, digits, ``_``, ``.``, ``/``),
     else ``ValueError`` naming the fix.
 
-    Example:
+    Examples:
         >>> check_tag_name("gradcam_pp")
         'gradcam_pp'
         >>> check_tag_name("my+cam")  # doctest: +ELLIPSIS
@@ -92,7 +92,7 @@ for _cls in METHODS:
 def available_methods() -> list[str]:
     """Canonical method names, in the order of the design table.
 
-    Example:
+    Examples:
         >>> available_methods()[:4]
         ['cam', 'gradcam', 'gradcam_pp', 'smoothgradcam_pp']
     """
@@ -106,7 +106,7 @@ def get_method(name: str | type[BaseCAM]) -> type[BaseCAM]:
     ``"GradCAMPlusPlus"`` all work). A class is returned as is. Unknown names raise ``ValueError``
     listing the valid ones.
 
-    Example:
+    Examples:
         >>> get_method("Grad-CAM++").__name__
         'GradCAMPlusPlus'
     """

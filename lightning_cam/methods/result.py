@@ -34,7 +34,7 @@ class CAMResult:
             (image, class) pair (:mod:`lightning_cam.functional.task`); ``None`` when map ``i`` explains
             image ``i``.
 
-    Example:
+    Examples:
         >>> r = CAMResult(torch.zeros(2, 4, 4), torch.zeros(2, 2, 2), torch.zeros(2, 3), torch.tensor([0, 1]))
         >>> r.blank, r.take(torch.tensor([1])).targets
         (tensor([False, False]), tensor([1]))
@@ -84,7 +84,7 @@ class CAMResult:
         """The samples ``index`` (``(n,)`` long, any order, no host sync) of every per-sample field; the blank
         reason stays lazy, and targets marked as checked stay marked (no second range check).
 
-        Example:
+        Examples:
             >>> r = CAMResult(torch.rand(3, 2, 2), torch.rand(3, 1, 1), torch.rand(3, 4), torch.tensor([2, 0, 1]))
             >>> r.take(torch.tensor([2, 0])).targets.tolist()
             [1, 2]
@@ -100,7 +100,7 @@ class CAMResult:
         """The same maps with ``samples`` (the image of each map; ``None``: map ``i`` is image ``i``): a
         multi-label result seen as a batch of its own pairs (``paired(None)``), or one given its images.
 
-        Example:
+        Examples:
             >>> r = CAMResult(torch.rand(2, 2, 2), torch.rand(2, 1, 1), torch.rand(2, 3), torch.tensor([0, 2]))
             >>> r.paired(torch.tensor([0, 0])).samples.tolist(), r.paired(None).samples
             ([0, 0], None)

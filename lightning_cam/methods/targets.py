@@ -22,7 +22,7 @@ def mark_checked(targets: Tensor) -> Tensor:
 
     Only for tensors derived from checked ones (an argmax of the logits, a reordering of checked targets).
 
-    Example:
+    Examples:
         >>> import torch
         >>> t = mark_checked(torch.tensor([0, 2]))
         >>> is_checked(t), is_checked(t.clone())
@@ -41,7 +41,7 @@ def resolve_targets(logits: Tensor, targets: Tensor | None, task: Task, trusted:
     """The classes a pass explains: the predicted class of ``logits`` under ``task``, or ``targets`` range-checked
     against the task's classes (a host sync) unless ``trusted`` or already checked; marked as checked.
 
-    Example:
+    Examples:
         >>> import torch
         >>> resolve_targets(torch.tensor([[0.2, 0.9]]), None, Task()).tolist()
         [1]

@@ -23,7 +23,7 @@ class AverageDrop(PerSampleMetric):
     ``update(probs, masked_probs)`` with ``Y_c`` and ``O_c``
     (see :func:`lightning_cam.functional.adcc.average_drop`).
 
-    Example:
+    Examples:
         >>> m = AverageDrop()
         >>> m.update(torch.tensor([0.8, 0.5]), torch.tensor([0.2, 0.9]))
         >>> m.compute()
@@ -44,7 +44,7 @@ class IncreaseInConfidence(PerSampleMetric):
     ``update(values)`` with per-sample values in ``{0, 100}`` (``evaluate_batch(...)["increase"]``), or
     ``update(probs, masked_probs)``.
 
-    Example:
+    Examples:
         >>> m = IncreaseInConfidence()
         >>> m.update(torch.tensor([0.5, 0.5, 0.5, 0.5]), torch.tensor([0.6, 0.4, 0.1, 0.9]))
         >>> m.compute()
@@ -65,7 +65,7 @@ class Coherency(PerSampleMetric):
     ``update(values)``, or ``update(maps, masked_maps)`` with both ``(B, H, W)`` maps
     (see :func:`lightning_cam.functional.adcc.coherency`).
 
-    Example:
+    Examples:
         >>> m = Coherency()
         >>> maps = torch.tensor([[[0.0, 0.5], [1.0, 0.2]]])
         >>> m.update(maps, maps); m.update(maps, 1 - maps)
@@ -86,7 +86,7 @@ class Complexity(PerSampleMetric):
     ``update(values)`` with ``(B,)`` values, or ``update(maps)`` with ``(B, H, W)`` maps: a batch of maps
     is told apart from per-sample values by its number of dimensions (the one formula with a single input).
 
-    Example:
+    Examples:
         >>> m = Complexity()
         >>> m.update(torch.tensor([[[0.0, 1.0], [0.5, 0.5]]]))
         >>> m.compute()
@@ -107,7 +107,7 @@ class ADCC(PerSampleMetric):
     ``update(values)``, or ``update(coherency, complexity, average_drop)`` with the per-sample components
     (drop in percent; see :func:`lightning_cam.functional.adcc.adcc` for the edges).
 
-    Example:
+    Examples:
         >>> m = ADCC()
         >>> m.update(torch.tensor([1.0, 1.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0]))
         >>> m.compute()

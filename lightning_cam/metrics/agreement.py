@@ -28,7 +28,7 @@ class MethodAgreement(GroupedMean):
     Batches are added method by method with :meth:`add_maps` and closed with :meth:`update` (all on the device,
     no host sync); :meth:`values` names the pairs with ``tag(a, b)``.
 
-    Example:
+    Examples:
         >>> agree = MethodAgreement(["gradcam", "eigencam"])
         >>> x = torch.rand(4, 8, 8)
         >>> agree.add_maps("gradcam", x)

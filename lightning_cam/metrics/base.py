@@ -78,7 +78,7 @@ class PerSampleMetric(Metric):
     def plot(self, val: Tensor | list[Tensor] | None = None, ax: Any = None) -> Any:
         """Plot one value or a sequence of values (torchmetrics' plotting, with this metric's bounds).
 
-        Example:
+        Examples:
             >>> m = PerSampleMean(); m.update(torch.tensor([0.5]))
             >>> fig, ax = m.plot()
         """
@@ -91,7 +91,7 @@ class PerSampleMean(PerSampleMetric):
     ``values`` is the ``(B,)`` tensor that :func:`lightning_cam.evaluate_batch` returns under the metric's
     name. Passing more than one tensor is an error naming the expected form.
 
-    Example:
+    Examples:
         >>> m = PerSampleMean()
         >>> m.update(torch.tensor([1.0, float("nan"), 3.0]))
         >>> m.compute(), int(m.num_skipped)

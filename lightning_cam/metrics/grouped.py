@@ -22,7 +22,7 @@ class GroupedMean(Metric):
     Subclasses add values with :meth:`add` (device tensors only, no host sync) and name the groups in
     :meth:`named`.
 
-    Example:
+    Examples:
         >>> m = GroupedMean((2,))
         >>> m.add(torch.tensor([0, 0, 1]), torch.tensor([1.0, 3.0, float("nan")]))
         >>> m.means()

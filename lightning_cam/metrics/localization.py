@@ -24,7 +24,7 @@ class PointingGame(PerSampleMetric):
     Args:
         tolerance: pixels by which the object is grown before the check (raw-input form only).
 
-    Example:
+    Examples:
         >>> m = PointingGame()
         >>> m.update(torch.tensor([[[0.1, 0.9], [0.2, 0.3]]]), torch.tensor([[[False, True], [False, False]]]))
         >>> m.compute()
@@ -47,7 +47,7 @@ class EnergyPointingGame(PerSampleMetric):
 
     ``update(values)``, or ``update(maps, masks)``.
 
-    Example:
+    Examples:
         >>> m = EnergyPointingGame()
         >>> m.update(torch.tensor([[[1.0, 3.0], [0.0, 0.0]]]), torch.tensor([[[False, True], [False, False]]]))
         >>> m.compute()
@@ -69,7 +69,7 @@ class IoU(PerSampleMetric):
     Args:
         threshold: in ``(0, 1)``, used by the raw-input form.
 
-    Example:
+    Examples:
         >>> m = IoU(threshold=0.5)
         >>> m.update(torch.tensor([[[0.9, 0.6], [0.1, 0.0]]]), torch.tensor([[[True, False], [True, False]]]))
         >>> m.compute()

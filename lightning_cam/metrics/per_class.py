@@ -18,7 +18,7 @@ class PerClassMetrics(GroupedMean):
     r"""Per metric ``m`` and class ``k``: the mean of the per-sample values of the samples of class ``k``
     (a :class:`GroupedMean` of shape ``(M, K)``).
 
-    Example:
+    Examples:
         >>> pc = PerClassMetrics(["complexity"], 2)
         >>> pc.update({"complexity": torch.tensor([0.2, 0.4, float("nan")])}, torch.tensor([0, 0, 1]))
         >>> {k: round(float(v), 4) for k, v in pc.values(lambda m, c: f"{m}/{c}").items()}

@@ -17,7 +17,7 @@ class Insertion(PerSampleMean):
     ``update(values)`` with ``evaluate_batch(..., metrics=("insertion",))["insertion"]``
     (see :func:`lightning_cam.functional.perturbation.insertion_deletion`).
 
-    Example:
+    Examples:
         >>> m = Insertion(); m.update(torch.tensor([0.75, 0.25])); m.compute()
         tensor(0.5000)
     """
@@ -29,7 +29,7 @@ class Deletion(PerSampleMean):
     r"""Deletion AUC in ``[0, 1]`` (lower is better): the target probability as the most salient pixels
     are removed into a baseline, integrated over the removed fraction.
 
-    Example:
+    Examples:
         >>> m = Deletion(); m.update(torch.tensor([0.1, 0.3])); m.compute()
         tensor(0.2000)
     """

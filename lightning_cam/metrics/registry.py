@@ -17,7 +17,7 @@ what some requested metric needs):
 ``"curves"``   the insertion/deletion perturbation passes (shared by both): ``curves()``
 ============== =========================================================================================
 
-Example:
+Examples:
     >>> [s.name for s in METRIC_SPECS.values() if s.default]
     ['average_drop', 'increase', 'coherency', 'complexity', 'adcc']
     >>> sorted(METRIC_SPECS["coherency"].needs), METRIC_SPECS["adcc"].requires
@@ -153,7 +153,7 @@ def check_metric_names(metrics: str | Iterable[str]) -> tuple[str, ...]:
     Raises:
         ValueError: an unknown name (the valid ones are listed), an empty selection, or a name listed twice.
 
-    Example:
+    Examples:
         >>> check_metric_names(["iou", "adcc"])
         ('iou', 'adcc')
     """
@@ -172,7 +172,7 @@ def metric_needs(names: Iterable[str]) -> tuple[tuple[MetricSpec, ...], frozense
     """``(specs to compute, in dependency order, their needs combined)`` for the requested ``names``: each
     spec's :attr:`~MetricSpec.requires` come before it.
 
-    Example:
+    Examples:
         >>> specs, needs = metric_needs(["adcc"])
         >>> [s.name for s in specs], sorted(needs)
         (['average_drop', 'coherency', 'complexity', 'adcc'], ['masked', 'remap'])

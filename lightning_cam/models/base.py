@@ -20,7 +20,7 @@ def as_list(values: Sequence[Any] | None) -> list[Any] | None:
     """``None`` or a plain list: hparams recorded by a model and a datamodule must compare equal
     (Lightning refuses to merge ``mean=(0.5,)`` with ``mean=[0.5]``), and YAML gives lists.
 
-    Example:
+    Examples:
         >>> as_list((0.5, 0.25)), as_list(None)
         ([0.5, 0.25], None)
     """
@@ -47,12 +47,13 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         weight_decay: Adam weight decay.
         cosine: decay the learning rate to 0 along a cosine over the run (needs a Trainer).
         class_names: optional names shown in CAM grid captions (``cam_class_names``).
-        mean, std: per-channel normalisation of the inputs, used by ``cam_denormalize`` to show the
-            images; ``None`` means the inputs are shown as they are (clamped to ``[0, 1]``).
+        mean: per-channel normalisation mean of the inputs, used by ``cam_denormalize`` to show the images;
+            ``None`` means the inputs are shown as they are (clamped to ``[0, 1]``).
+        std: per-channel normalisation standard deviation, likewise.
         task: the output kind, ``"multiclass"``, ``"multilabel"`` or ``"binary"``; also the module's
             ``cam_task``, which the CAM callback follows.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> class Tiny(ImageClassifier):
         ...     def __init__(self) -> None:

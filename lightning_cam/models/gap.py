@@ -29,9 +29,15 @@ class GAPClassifier(ImageClassifier):
         in_channels: input channels (3 for RGB, 1 for MNIST).
         channels: output channels of each conv block.
         dropout: dropout before ``fc``.
-        lr, weight_decay, cosine, class_names, mean, std, task: see :class:`ImageClassifier`.
+        lr: Adam learning rate (as every argument below: see :class:`ImageClassifier`).
+        weight_decay: Adam weight decay.
+        cosine: cosine learning-rate decay.
+        class_names: names in the grid captions.
+        mean: normalisation mean of the inputs.
+        std: normalisation standard deviation of the inputs.
+        task: the output kind.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = GAPClassifier(num_classes=5, channels=(8, 16))
         >>> model(torch.zeros(2, 3, 32, 32)).shape, model.cam_layer()

@@ -29,9 +29,15 @@ class ResNetClassifier(ImageClassifier):
         arch: one of ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``, ``resnet152``.
         pretrained: load the torchvision ImageNet weights (downloads them once; off by default).
         small_input: CIFAR-style stem for small images.
-        lr, weight_decay, cosine, class_names, mean, std, task: see :class:`ImageClassifier`.
+        lr: Adam learning rate (as every argument below: see :class:`ImageClassifier`).
+        weight_decay: Adam weight decay.
+        cosine: cosine learning-rate decay.
+        class_names: names in the grid captions.
+        mean: normalisation mean of the inputs.
+        std: normalisation standard deviation of the inputs.
+        task: the output kind.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = ResNetClassifier(num_classes=10, in_channels=1, small_input=True)
         >>> model(torch.zeros(2, 1, 28, 28)).shape, model.cam_layer()

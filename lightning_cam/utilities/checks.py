@@ -70,7 +70,7 @@ def check_shape(x: object, dims: Sequence[str | int], name: str, hint: str = "")
     ``int`` entry fixes that dimension's size, a ``str`` names a free one. The message names the layout, the
     shape received and ``hint`` (the fix).
 
-    Example:
+    Examples:
         >>> check_shape(torch.zeros(2, 3, 4, 4), ("B", 3, "H", "W"), "images").shape
         torch.Size([2, 3, 4, 4])
         >>> check_shape(torch.zeros(2, 4, 4, 4), ("B", 3, "H", "W"), "images", "RGB in [0, 1]")
@@ -92,7 +92,7 @@ def check_shape(x: object, dims: Sequence[str | int], name: str, hint: str = "")
 def check_images(images: object, *, allow_empty: bool = False) -> Tensor:
     """Model inputs: a ``(B, C, H, W)`` floating-point tensor, non-empty unless ``allow_empty``.
 
-    Example:
+    Examples:
         >>> check_images(torch.zeros(1, 3, 8, 8)).shape
         torch.Size([1, 3, 8, 8])
     """
@@ -114,7 +114,7 @@ def check_images(images: object, *, allow_empty: bool = False) -> Tensor:
 def as_multi_hot(labels: Tensor) -> Tensor:
     """``(B, K)`` labels as bool positives: bool as they are, floats above 0.5, non-zero integers.
 
-    Example:
+    Examples:
         >>> as_multi_hot(torch.tensor([[0.9, 0.1], [0.0, 1.0]])).tolist(), as_multi_hot(torch.tensor([[2, 0]])).tolist()
         ([[True, False], [False, True]], [[True, False]])
     """
@@ -130,7 +130,7 @@ def check_targets(targets: object, batch: int, device: torch.device, multi_hot: 
     matrix of labels is accepted too and returned as bool (``True`` for a positive: non-zero integers, floats
     above 0.5): every positive is one (image, class) pair to explain.
 
-    Example:
+    Examples:
         >>> check_targets([1, 2], 2, torch.device("cpu"))
         tensor([1, 2])
         >>> check_targets(3, 2, torch.device("cpu"))
@@ -184,7 +184,7 @@ def check_targets(targets: object, batch: int, device: torch.device, multi_hot: 
 def check_logits(logits: object, batch: int, model: nn.Module) -> Tensor:
     """The model output must be a ``(B, K)`` tensor of class scores.
 
-    Example:
+    Examples:
         >>> check_logits(torch.zeros(2, 5), 2, nn.Identity()).shape
         torch.Size([2, 5])
     """
@@ -204,7 +204,7 @@ def check_logits(logits: object, batch: int, model: nn.Module) -> Tensor:
 def check_target_range(targets: Tensor, num_classes: int) -> None:
     """Every target must index one of the ``num_classes`` logits.
 
-    Example:
+    Examples:
         >>> check_target_range(torch.tensor([0, 4]), 5)
     """
     bad = (targets < 0) | (targets >= num_classes)
@@ -219,7 +219,7 @@ def check_target_range(targets: Tensor, num_classes: int) -> None:
 def check_maps(maps: object, name: str = "maps") -> Tensor:
     """A batch of maps: a ``(B, H, W)`` tensor.
 
-    Example:
+    Examples:
         >>> check_maps(torch.zeros(2, 4, 4)).shape
         torch.Size([2, 4, 4])
     """
@@ -230,7 +230,7 @@ def check_maps(maps: object, name: str = "maps") -> Tensor:
 def check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     """Two per-sample inputs of one formula must have the same shape.
 
-    Example:
+    Examples:
         >>> check_same_shape(torch.zeros(3), torch.ones(3), "probs", "masked_probs")
     """
     if a.shape != b.shape:
@@ -243,7 +243,7 @@ def check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
 def check_masks(masks: Tensor, shape: tuple[int, ...]) -> Tensor:
     """Ground-truth object masks of the maps' ``(B, H, W)`` ``shape`` (a ``(B, 1, H, W)`` mask is squeezed).
 
-    Example:
+    Examples:
         >>> check_masks(torch.ones(2, 1, 4, 4, dtype=torch.bool), (2, 4, 4)).shape
         torch.Size([2, 4, 4])
     """
@@ -260,7 +260,7 @@ def check_masks(masks: Tensor, shape: tuple[int, ...]) -> Tensor:
 def check_boxes(boxes: Tensor, batch: int | None = None) -> Tensor:
     """Ground-truth boxes: ``(B, 4)`` as ``(x0, y0, x1, y1)`` pixels, ``B = batch`` when given.
 
-    Example:
+    Examples:
         >>> check_boxes(torch.tensor([[0.0, 0.0, 2.0, 2.0]]), batch=1).shape
         torch.Size([1, 4])
     """
@@ -277,7 +277,7 @@ def check_boxes(boxes: Tensor, batch: int | None = None) -> Tensor:
 def check_steps(steps: object) -> int:
     """Insertion/deletion: the number of perturbation steps, an integer ``>= 1``.
 
-    Example:
+    Examples:
         >>> check_steps(20)
         20
     """
@@ -293,7 +293,7 @@ def check_batch_size(batch_size: object, *, allow_none: bool) -> int | None: ...
 def check_batch_size(batch_size: object, *, allow_none: bool = False) -> int | None:
     """Images per forward (a memory cap): an integer ``>= 1`` (or ``None`` when ``allow_none``).
 
-    Example:
+    Examples:
         >>> check_batch_size(32), check_batch_size(None, allow_none=True)
         (32, None)
     """
@@ -308,7 +308,7 @@ def check_batch_size(batch_size: object, *, allow_none: bool = False) -> int | N
 def check_threshold(threshold: object) -> float:
     """IoU: the map threshold, a number in ``(0, 1)`` (maps are in ``[0, 1]``).
 
-    Example:
+    Examples:
         >>> check_threshold(0.5)
         0.5
     """
@@ -320,7 +320,7 @@ def check_threshold(threshold: object) -> float:
 def check_tolerance(tolerance: object) -> int:
     """Pointing game: pixels by which the object is grown, an integer ``>= 0``.
 
-    Example:
+    Examples:
         >>> check_tolerance(15)
         15
     """
@@ -332,7 +332,7 @@ def check_tolerance(tolerance: object) -> int:
 def check_baseline(baseline: object) -> str | Tensor:
     """Insertion/deletion baseline: one of :data:`BASELINES` or a tensor (its shape is checked on use).
 
-    Example:
+    Examples:
         >>> check_baseline("blur")
         'blur'
     """
@@ -346,7 +346,7 @@ def check_baseline(baseline: object) -> str | Tensor:
 def check_sigma(sigma: object) -> float:
     """Blur baseline: the Gaussian's standard deviation, a number ``> 0`` (pixels).
 
-    Example:
+    Examples:
         >>> check_sigma(5)
         5.0
     """
@@ -362,7 +362,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         TypeError: an unknown option name (the valid ones are listed).
         ValueError: an option out of range (see the ``check_*`` of that option).
 
-    Example:
+    Examples:
         >>> check_options({"steps": 10})["steps"], check_options({})["threshold"]
         (10, 0.5)
     """
@@ -384,7 +384,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
 def check_on_error(on_error: object) -> str:
     """The fault policy: ``"warn"`` (count, report, continue) or ``"raise"``.
 
-    Example:
+    Examples:
         >>> check_on_error("stop")
         Traceback (most recent call last):
         ...
@@ -398,7 +398,7 @@ def check_on_error(on_error: object) -> str:
 def check_alpha(alpha: object) -> float:
     """Overlay: the heatmap's weight, a number in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> check_alpha(0.5)
         0.5
     """
@@ -412,7 +412,7 @@ def colormap_table(colormap: str) -> Tensor:
     """A matplotlib colormap name -> its ``(256, 3)`` float32 RGB lookup table (cached, on the CPU); the check
     of the name (an unknown one is a ``ValueError`` listing some valid ones) is the look-up itself.
 
-    Example:
+    Examples:
         >>> colormap_table("gray")[[0, -1]]
         tensor([[0., 0., 0.],
                 [1., 1., 1.]])

@@ -56,7 +56,7 @@ def chunk_size(
         memory_factor: images per forward at most ``memory_factor * batch``.
         device: on ``cuda`` the pixel budget is not applied (larger batches stay efficient on a GPU).
 
-    Example:
+    Examples:
         >>> chunk_size(32, 224 * 224), chunk_size(32, 64 * 64), chunk_size(4, 64 * 64), chunk_size(32, 1, requested=7)
         (10, 32, 4, 7)
     """
@@ -84,7 +84,7 @@ def run_chunks(
     starts from the same agreed chunk size and pads its loop with ``pad()`` (a throw-away forward) up to the
     agreed number of chunks; a local back-off adds forwards that the lock-step protocol pays for.
 
-    Example:
+    Examples:
         >>> seen = []
         >>> run_chunks(5, 2, lambda a, b: seen.append((a, b)))
         2
@@ -116,7 +116,7 @@ class ChunkMemory:
     calls of the same method (per image size): a method that ran out of memory once does not start every
     batch at the full size again (and pay the same errors).
 
-    Example:
+    Examples:
         >>> memory = ChunkMemory()
         >>> def step(start, stop):
         ...     if stop - start > 2:

@@ -24,7 +24,7 @@ _ORIG = "_orig_mod"
 def strip_compiled(name: str) -> str:
     """``name`` without the ``_orig_mod`` components that ``torch.compile`` wrappers add.
 
-    Example:
+    Examples:
         >>> strip_compiled("net._orig_mod.2"), strip_compiled("_orig_mod.features.1"), strip_compiled("fc")
         ('net.2', 'features.1', 'fc')
     """
@@ -35,7 +35,7 @@ def compiled_aliases(named: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
     """The extra names of ``named`` (``dict(model.named_modules())``) that skip ``_orig_mod`` components, for
     the modules inside compiled wrappers; names already in ``named`` are never shadowed.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
         >>> model = nn.Sequential(torch.compile(net, backend="eager"))
         >>> sorted(compiled_aliases(dict(model.named_modules())))
@@ -54,7 +54,7 @@ def compiled_aliases(named: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
 def eager_compiled() -> Iterator[None]:
     """Run every compiled module eagerly (its original code, hooks included) inside the block.
 
-    Example:
+    Examples:
         >>> net = torch.compile(nn.Linear(2, 2), backend="eager")
         >>> calls = []
         >>> _ = net._orig_mod.register_forward_hook(lambda *args: calls.append(1))

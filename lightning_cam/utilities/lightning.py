@@ -7,7 +7,7 @@ classes of *every* installed package, and the logger and callback checks below u
 every installed package. Lightning's enums (``TrainerFn``) are ``str`` enums, so they are compared with plain
 strings here (``"fit"``, ``"validate"``, ``"test"``), which is the same for both packages.
 
-Example:
+Examples:
     >>> import pytorch_lightning
     >>> issubclass(CallbackBase, pytorch_lightning.Callback)
     True
@@ -67,7 +67,7 @@ def classes(path: str, fabric: bool = False) -> tuple[type, ...]:
     """The class at the dotted ``path`` (e.g. ``"loggers.WandbLogger"``) of every installed package (and of
     ``lightning_fabric``/``lightning.fabric`` with ``fabric=True``); missing ones are left out.
 
-    Example:
+    Examples:
         >>> [c.__module__.split(".")[0] for c in classes("callbacks.EarlyStopping")][:1]
         ['pytorch_lightning']
     """
@@ -106,7 +106,7 @@ rank_zero_info = _utilities.rank_zero_info
 def stage_name(fn: Any) -> str:
     """A trainer function or stage (``TrainerFn.FITTING`` of either package, or ``"fit"``) as its plain name.
 
-    Example:
+    Examples:
         >>> from pytorch_lightning.trainer.states import TrainerFn
         >>> stage_name(TrainerFn.TESTING), stage_name("fit")
         ('test', 'fit')

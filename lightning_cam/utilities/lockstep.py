@@ -37,7 +37,7 @@ out-of-memory error before the first gather) is paired by the next round as befo
 Outside :meth:`LockStep.step` (one process, DDP, no sharding) the module-level hooks are no-ops:
 :func:`chunk_plan` returns the local plan.
 
-Example:
+Examples:
     >>> chunk_plan(10, 4)  # no lock-step in force: the local plan, (chunk, number of chunks)
     (4, 3)
 """
@@ -87,7 +87,7 @@ def chunk_plan(items: int, chunk: int) -> tuple[int, int]:
     chunks of all ranks; a rank pads its loop with throw-away forwards (see :mod:`lightning_cam.utilities.
     lockstep`). Outside, ``(chunk, ceil(items / chunk))``.
 
-    Example:
+    Examples:
         >>> chunk_plan(0, 8), chunk_plan(17, 8)
         ((8, 0), (8, 3))
     """
@@ -111,7 +111,7 @@ def round_timeout() -> datetime.timedelta:
     """How long a rank waits in one lock-step round: ``LIGHTNING_CAM_ROUND_TIMEOUT`` seconds (default 300),
     far below a process group's usual timeout (30 minutes) and far above one forward of a model.
 
-    Example:
+    Examples:
         >>> round_timeout().total_seconds() > 0
         True
     """

@@ -15,7 +15,7 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     """Run ``model`` in eval mode (BatchNorm/Dropout must not couple samples, update running statistics or
     draw random numbers); restore every module's own train/eval flag afterwards, even on an exception.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.BatchNorm1d(2)).train()
         >>> with eval_mode(net):
         ...     net.training

@@ -13,7 +13,7 @@ anything else (tuples, other keys)     ``output=`` says where: a key or attribut
 
 A model output with none of these, and no ``output=``, is a ``TypeError`` that names the option.
 
-Example:
+Examples:
     >>> import torch
     >>> select_logits({"logits": torch.zeros(2, 3), "aux": 1}).shape
     torch.Size([2, 3])
@@ -37,7 +37,7 @@ Output = str | int | Callable[[Any], Tensor] | None
 def check_output(output: object) -> Output:
     """The ``output`` option: ``None``, a ``str``, an ``int`` or a callable.
 
-    Example:
+    Examples:
         >>> check_output(1.5)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...

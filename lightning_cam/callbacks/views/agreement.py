@@ -27,7 +27,7 @@ __all__ = ["AgreementView", "agreement_tag"]
 def agreement_tag(a: str, b: str) -> str:
     """The logged key of a pair of methods.
 
-    Example:
+    Examples:
         >>> agreement_tag("gradcam", "eigencam")
         'cam/agreement/gradcam__eigencam'
     """
@@ -39,7 +39,7 @@ class AgreementView(View):
     """View ``"agreement"``: ``cam/agreement/<a>__<b>`` for every pair of the callback's methods (nothing with
     one method).
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> view = AgreementView(ViewContext(("gradcam", "eigencam"), ("adcc",), 32, "jet", 0.5, Faults("warn")))
         >>> view.keys(None, with_probe=False), AgreementView.chart("cam/agreement/gradcam__eigencam")

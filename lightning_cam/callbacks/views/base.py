@@ -52,7 +52,7 @@ Chart = tuple[str, str, str]
 class ViewContext:
     """What every view is built with: the callback's methods and metrics, its display settings and its faults.
 
-    Example:
+    Examples:
         >>> ViewContext(("gradcam",), ("adcc",), 64, "jet", 0.5, Faults("warn")).methods
         ('gradcam',)
     """
@@ -68,7 +68,7 @@ class ViewContext:
 class View:
     """Base class of the callback's views: every hook a no-op (see the module docstring for when each runs).
 
-    Example:
+    Examples:
         >>> class Count(View):
         ...     name = "count"
         ...     def start(self, trainer, pl_module, denormalize): self.n = 0
@@ -137,7 +137,7 @@ V = TypeVar("V", bound=type[View])
 def register_view(cls: V) -> V:
     """Class decorator: add a :class:`View` subclass to :data:`VIEWS` under its ``name``.
 
-    Example:
+    Examples:
         >>> @register_view
         ... class Nothing(View):
         ...     name = "nothing_doc"

@@ -64,7 +64,7 @@ def resolve_views(views: ViewsSpec | str | None, legacy: Mapping[str, Any] | Non
         ValueError: an unknown view (the valid ones are listed), a view listed twice, options that are not a
             mapping.
 
-    Example:
+    Examples:
         >>> resolve_views(("worst", "drift"))
         {'worst': {}, 'drift': {}}
         >>> resolve_views({"worst": {"k": 16}})
@@ -116,7 +116,7 @@ def _guard(ctx: ViewContext, what: str) -> Iterator[None]:
 class CAMViews:
     """The views of one callback (see the module docstring), each hook called on every view.
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> ctx = ViewContext(("gradcam",), ("complexity",), 32, "jet", 0.5, Faults("raise"))
         >>> views = CAMViews(ctx, resolve_views(("worst", "drift", "summary")))

@@ -26,7 +26,7 @@ def probe_drift(history: History, method: str, row: int) -> float | None:
     """The drift of ``method``'s probe maps at history row ``row`` (one recorded validation run) against the
     latest earlier recorded row; ``None`` when either is missing or their shapes differ.
 
-    Example:
+    Examples:
         >>> import torch
         >>> h = History()
         >>> maps = torch.rand(3, 8, 8)
@@ -53,7 +53,7 @@ class DriftView(View):
     """View ``"drift"``: ``cam/<method>/drift`` after each recorded probe grid of ``fit`` (rank zero, logged with
     ``rank_zero_only=True``: no collective, so it cannot be a ``monitor`` in a multi-process run).
 
-    Example:
+    Examples:
         >>> DriftView.chart("cam/gradcam/drift")
         ('CAM agreement and drift', 'drift', 'gradcam')
     """

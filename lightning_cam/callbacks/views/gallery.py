@@ -55,7 +55,7 @@ def badness(values: Mapping[str, Tensor]) -> tuple[Tensor, int] | None:
     """``(badness (B,), kind)``: the per-sample badness from the first metric of :data:`SCORES` in
     ``values`` (``kind`` is its index there), ``-inf`` where the value is not finite; ``None`` if none is.
 
-    Example:
+    Examples:
         >>> badness({"average_drop": torch.tensor([10.0, 90.0]), "pointing_game": torch.tensor([1.0, 0.0])})
         (tensor([0., 1.]), 1)
         >>> badness({"complexity": torch.tensor([0.5])}) is None
@@ -73,7 +73,7 @@ def worst_first(bad: Tensor, content: Tensor) -> Tensor:
     """Indices ordering samples worst first: by ``bad`` descending, ties by ``content`` descending (a total
     order on distinct images, so each rank's ``k`` worst merge into the global ``k`` worst). No host sync.
 
-    Example:
+    Examples:
         >>> worst_first(torch.tensor([0.0, 1.0, 1.0]), torch.tensor([5.0, 1.0, 2.0])).tolist()
         [2, 1, 0]
     """
@@ -93,7 +93,7 @@ class _Slots:
 class WorstCases:
     """Keep, per method, the ``k`` worst scored samples of this rank; gather and render them at epoch end.
 
-    Example:
+    Examples:
         >>> from lightning_cam.methods import CAMResult
         >>> wc = WorstCases(["gradcam"], k=2, tile_size=16)
         >>> wc.start(torch.device("cpu"), denormalize=lambda x: x.clamp(0, 1))
@@ -204,7 +204,7 @@ def gallery_image(samples: Sequence[WorstSample], class_names: Sequence[str] | N
     """The grid of a method's worst cases, worst first: input on top, overlay framed green (right) or red
     (wrong) below, and a caption with the score and the classes. ``(3, H, W)`` float in ``[0, 1]``.
 
-    Example:
+    Examples:
         >>> s = WorstSample("EPG", 0.125, 1, 0, torch.rand(3, 32, 32), torch.rand(32, 32))
         >>> gallery_image([s, s], ["circle", "square"], "jet", 0.5).shape
         torch.Size([3, 92, 70])
@@ -224,7 +224,7 @@ def gallery_image(samples: Sequence[WorstSample], class_names: Sequence[str] | N
 class WorstView(View):
     """View ``"worst"``: the gallery ``cam/<method>/worst`` of the ``k`` worst scored samples per CAM run.
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> WorstView(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")), k=4).cases.k
         4

@@ -29,7 +29,7 @@ __all__ = ["PerClassView", "class_names_of", "class_tag", "per_class_tag", "scor
 def class_tag(name: str) -> str:
     """A class name as a key part: letters, digits, ``_`` and ``.`` kept, anything else ``_``.
 
-    Example:
+    Examples:
         >>> class_tag("traffic light/red")
         'traffic_light_red'
     """
@@ -39,7 +39,7 @@ def class_tag(name: str) -> str:
 def per_class_tag(method: str, metric: str, class_name: str) -> str:
     """The logged key of one method's metric on one class.
 
-    Example:
+    Examples:
         >>> per_class_tag("gradcam", "iou", "traffic light")
         'cam/gradcam/per_class/iou/traffic_light'
     """
@@ -50,7 +50,7 @@ def scored_class(parts: CAMBatch, result: CAMResult) -> Tensor:
     """``(B,)`` long: the class a scored sample counts for: its true class, the explained one without labels, a
     multi-label pair's own class (its label is then the class, or ``NO_CLASS``, which falls back to it).
 
-    Example:
+    Examples:
         >>> r = CAMResult(torch.zeros(2, 2, 2), torch.zeros(2, 1, 1), torch.zeros(2, 3), torch.tensor([2, 1]))
         >>> scored_class(CAMBatch(torch.zeros(2, 3, 2, 2), torch.tensor([0, -2])), r).tolist()
         [0, 1]
@@ -76,7 +76,7 @@ def class_names_of(trainer: Any, pl_module: Any) -> list[str] | None:
 class PerClassView(View):
     """View ``"per_class"``: ``cam/<method>/per_class/<metric>/<class>`` for every class with samples.
 
-    Example:
+    Examples:
         >>> PerClassView.chart("cam/gradcam/per_class/iou/circle")
         ('CAM per class', 'iou per class (gradcam)', 'circle')
     """

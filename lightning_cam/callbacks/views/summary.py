@@ -37,7 +37,7 @@ SUMMARY_PNG = "cam_summary.png"
 def chart_of(key: str) -> Chart | None:
     """``(category, chart title, series label)`` of a logged key; ``None`` for keys outside ``cam/``.
 
-    Example:
+    Examples:
         >>> chart_of("cam/gradcam/adcc"), chart_of("cam/agreement/gradcam__eigencam")
         (('CAM metrics', 'adcc', 'gradcam'), ('CAM agreement and drift', 'agreement', 'gradcam__eigencam'))
         >>> chart_of("cam/gradcam/per_class/iou/circle")
@@ -57,7 +57,7 @@ def custom_scalars_layout(keys: Sequence[str]) -> dict[str, dict[str, list[Any]]
     """The layout of ``SummaryWriter.add_custom_scalars`` (TensorBoard's ``custom_scalar`` plugin): one
     ``Multiline`` chart per :func:`chart_of` title, its series the exact keys (anchored, escaped regexes).
 
-    Example:
+    Examples:
         >>> custom_scalars_layout(["cam/gradcam/adcc", "cam/gradcam++/adcc"])
         {'CAM metrics': {'adcc': ['Multiline', ['^cam/gradcam/adcc$', '^cam/gradcam\\\\+\\\\+/adcc$']]}}
     """
@@ -74,7 +74,7 @@ def custom_scalars_layout(keys: Sequence[str]) -> dict[str, dict[str, list[Any]]
 class Curves:
     """Every ``cam/`` scalar logged during ``fit``: ``values[key][epoch] = value`` (checkpointed).
 
-    Example:
+    Examples:
         >>> curves = Curves()
         >>> curves.add("cam/gradcam/adcc", 0, 0.5)
         >>> curves.add("cam/gradcam/adcc", 1, float("nan"))  # not finite: not kept
@@ -100,7 +100,7 @@ def summary_figure(curves: Curves, columns: int = 3, panel: tuple[float, float] 
     """All curves of ``curves``, one panel per :func:`chart_of` title (one line per series, value against
     epoch), as a ``(3, H, W)`` float image in ``[0, 1]``; ``None`` without any curve.
 
-    Example:
+    Examples:
         >>> curves = Curves()
         >>> for e in range(3):
         ...     curves.add("cam/gradcam/adcc", e, 0.1 * e)
@@ -148,7 +148,7 @@ class SummaryView(View):
     """View ``"summary"``: the custom-scalars layout at the start of ``fit`` (every TensorBoard logger), the
     curves of every ``cam/`` scalar of ``fit`` (checkpointed) and their figure at its end.
 
-    Example:
+    Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> from lightning_cam.callbacks.views.base import ViewContext
         >>> view = SummaryView(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")))
