@@ -15,16 +15,9 @@ default to ``configs/shapes.yaml``.
     python benchmarks/bench_callback.py                 # the defaults (1 epoch per fit, 2 repeats)
     python benchmarks/bench_callback.py --epochs 2 --repeats 3
     python benchmarks/bench_callback.py --views-only --epochs 2   # the cost of the views of issue 12 only
-    python benchmarks/bench_callback.py --realistic [--quick]      # ResNet-18 at 224 px, 1 / 3 / 5 methods
 
-``--realistic``: torchvision ResNet-18 (random weights, :class:`~lightning_cam.models.ResNetClassifier`) on
-224 px Shapes, every validation sample scored (``--num-val``, default 256; ``--quick`` 32 and a 64-image
-train set), the callback's default metrics and views, with 1 (``gradcam``), 3 (+ ``gradcam_pp``,
-``eigencam``) and 5 (+ ``xgradcam``, ``layercam``) methods. Printed: the **CAM cost per scored sample, in
-forwards** (``trainer.validate`` with minus without the callback, over ``trainer.validate`` without it: one
-forward per sample, run interleaved so it is the steadier unit on a loaded machine; also over a plain
-``no_grad`` forward pass over the same samples) next to the fit overhead (one epoch). With CUDA the runs use the GPU and
-the absolute milliseconds per scored sample are printed too.
+The realistic setting (ResNet-18 at 224 px, the cost per scored sample against its floor, a real training
+epoch) is ``benchmarks/bench_realistic.py``.
 
 The views (worst-case gallery, drift, agreement, strategies, per-class curves, custom-scalars layout and
 summary figure) are measured as the ratio of ``fit`` with the ``configs/shapes.yaml`` callback with them
@@ -49,7 +42,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from lightning_cam import CAMCallback
 from lightning_cam.callbacks.views import DEFAULT_VIEWS
 from lightning_cam.data import ShapesDataModule
-from lightning_cam.models import GAPClassifier, ResNetClassifier
+from lightning_cam.models import GAPClassifier
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "shapes.yaml"
 
@@ -72,11 +65,8 @@ def _trainer(args: argparse.Namespace, callbacks: list[pl.Callback]) -> pl.Train
                       num_sanity_val_steps=0)
 
 
-def _model(dm: ShapesDataModule, realistic: bool = False) -> GAPClassifier | ResNetClassifier:
+def _model(dm: ShapesDataModule) -> GAPClassifier:
     torch.manual_seed(0)
-    if realistic:
-        return ResNetClassifier(num_classes=5, arch="resnet18", class_names=dm.class_names, mean=dm.hparams.mean,
-                                std=dm.hparams.std)
     return GAPClassifier(num_classes=5, channels=(16, 32, 64, 64), lr=0.003, class_names=dm.class_names,
                          mean=dm.hparams.mean, std=dm.hparams.std)
 
@@ -91,7 +81,7 @@ def _since(start: tuple[float, float]) -> tuple[float, float]:
 
 
 def _fit_time(args: argparse.Namespace, dm: ShapesDataModule, callback: CAMCallback | None) -> tuple[float, float]:
-    model = _model(dm, args.realistic)
+    model = _model(dm)
     trainer = _trainer(args, [callback] if callback is not None else [])
     start = _clock()
     trainer.fit(model, dm)
@@ -117,49 +107,6 @@ def _forward_time(dm: ShapesDataModule, model: pl.LightningModule) -> tuple[floa
     if device.type == "cuda":
         torch.cuda.synchronize()
     return _since(start)
-
-
-#: the method sets of the realistic setting
-REALISTIC_METHODS: dict[int, tuple[str, ...]] = {
-    1: ("gradcam",), 3: ("gradcam", "gradcam_pp", "eigencam"),
-    5: ("gradcam", "gradcam_pp", "eigencam", "xgradcam", "layercam"),
-}
-
-
-def _realistic(args: argparse.Namespace) -> None:
-    """ResNet-18 at 224 px, every validation sample scored: CAM cost per scored sample and fit overhead."""
-    dm = ShapesDataModule(num_train=args.num_train, num_val=args.num_val, image_size=224,
-                          batch_size=args.batch_size, seed=0)
-    dm.prepare_data()
-    dm.setup("fit")
-    device = "GPU " + torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"# realistic: ResNet-18 (random weights) on 224px Shapes, {args.num_train} train / {args.num_val} val "
-          f"images, all {args.num_val} val samples scored, batch {args.batch_size}, callback defaults otherwise; "
-          f"{device}, torch threads {torch.get_num_threads()}, min of {args.repeats} interleaved runs")
-    model = _model(dm, realistic=True)
-    _forward_time(dm, model)  # warm-up
-    fwd, _ = _min([_forward_time(dm, model) for _ in range(max(2, args.repeats))])
-    print(f"one plain forward over the {args.num_val} scored samples: {fwd:.2f}s "
-          f"({1e3 * fwd / args.num_val:.1f} ms per sample)")
-    _validate_time(args, dm, model, CAMCallback(max_samples=args.num_val))  # warm-up
-    for n, methods in REALISTIC_METHODS.items():
-        plain, watched = [], []
-        for _ in range(args.repeats):
-            plain.append(_validate_time(args, dm, model, None))
-            watched.append(_validate_time(args, dm, model, CAMCallback(methods=methods,
-                                                                          max_samples=args.num_val)))
-        (base, _), (cam, _) = _min(plain), _min(watched)
-        per = (cam - base) / args.num_val
-        print(f"CAM cost per scored sample [{n} method(s): {', '.join(methods)}]: {(cam - base) / base:.2f} forwards "
-              f"(validation loops without the callback; {(cam - base) / fwd:.2f} plain no_grad forwards), "
-              f"{1e3 * per:.1f} ms per sample on {device}; validate {base:.2f}s -> {cam:.2f}s")
-        plain, watched = [], []
-        for _ in range(args.repeats):
-            plain.append(_fit_time(args, dm, None))
-            watched.append(_fit_time(args, dm, CAMCallback(methods=methods, max_samples=args.num_val)))
-        (base, _), (cam, _) = _min(plain), _min(watched)
-        print(f"fit overhead [{n} method(s)], {args.epochs} epoch: wall {base:.2f}s -> {cam:.2f}s = "
-              f"+{100 * (cam / base - 1):.0f}%")
 
 
 #: every view of lightning_cam.callbacks.views off
@@ -206,22 +153,11 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--views-only", action="store_true", help="only the cost of the views (issue 12)")
-    parser.add_argument("--realistic", action="store_true", help="only ResNet-18 at 224 px, 1 / 3 / 5 methods")
-    parser.add_argument("--quick", action="store_true", help="with --realistic: 64 train / 32 val images, 1 repeat")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import logging
 
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    if args.realistic:
-        defaults = {"num_train": 64 if args.quick else 512, "num_val": 32 if args.quick else 256,
-                    "batch_size": 32, "repeats": 1 if args.quick else args.repeats}
-        for key, value in defaults.items():
-            if getattr(args, key) == parser.get_default(key):  # not set on the command line
-                setattr(args, key, value)
-        _realistic(args)
-        return
-
     dm = ShapesDataModule(num_train=args.num_train, num_val=args.num_val, image_size=args.image_size,
                           batch_size=args.batch_size, seed=0)
     dm.prepare_data()

@@ -12,7 +12,8 @@ hits both alike. When CUDA is present the model runs there and absolute GPU mill
 
 * group: Grad-CAM + Grad-CAM++ + Eigen-CAM with the five ADCC metrics, each method alone (``evaluate_batch``
   per method, as the callback did) vs one ``MethodGroup`` pass then ``evaluate_batch(result=...)``.
-* smooth: Smooth Grad-CAM++ (8 copies) with the default chunking vs all copies at once; floor: 8 forwards.
+* smooth: Smooth Grad-CAM++ (8 copies) with the default chunking, with given targets (no clean forward) and
+  all copies at once; floor: 8 forwards.
 * insdel: insertion + deletion at ``steps=20`` with the default chunking vs ``batch_size=32``; floor: 40.
 * scorecam: per-sample Pearson of fast-mode maps with the exact maps, for several channel selections and
   budgets (masked forwards relative to exact).
@@ -144,7 +145,10 @@ def main() -> None:
     if "smooth" in args.sections:
         default = SmoothGradCAMPlusPlus(model, "layer4", num_samples=8)
         at_once = SmoothGradCAMPlusPlus(model, "layer4", num_samples=8, batch_size=8 * args.batch)
+        with torch.no_grad():
+            known = model(x).argmax(1)  # targets given: no clean forward (its logits only if read)
         t = _median_times({"forward": forward, "smoothgradcam++ n=8, default chunks": lambda: default(x),
+                           "smoothgradcam++ n=8, targets given": lambda: default(x, known.clone()),
                            "smoothgradcam++ n=8, all copies at once": lambda: at_once(x)}, args.repeats, device)
         _report("Smooth Grad-CAM++ (floor: 8 forwards)", t, device)
 
