@@ -24,18 +24,14 @@ class GAPClassifier(ImageClassifier):
     ``features.<n-1>`` (the last block's ReLU output; 8x8 for 64x64 inputs and 4 blocks). Then
     ``logits = fc(mean_ij A_ij)``, so CAM's ``map = Σ_k w_k^c A^k`` is exact.
 
+    The arguments ``lr``, ``weight_decay``, ``cosine``, ``class_names``, ``mean``, ``std`` and ``task`` are those
+    of :class:`ImageClassifier`.
+
     Args:
         num_classes: number of classes (one logit for ``task="binary"``, which needs ``num_classes=2``).
         in_channels: input channels (3 for RGB, 1 for MNIST).
         channels: output channels of each conv block.
         dropout: dropout before ``fc``.
-        lr: Adam learning rate (as every argument below: see :class:`ImageClassifier`).
-        weight_decay: Adam weight decay.
-        cosine: cosine learning-rate decay.
-        class_names: names in the grid captions.
-        mean: normalisation mean of the inputs.
-        std: normalisation standard deviation of the inputs.
-        task: the output kind.
 
     Examples:
         >>> import torch

@@ -23,19 +23,15 @@ class ResNetClassifier(ImageClassifier):
     ``small_input=True`` swaps the stem for a 3x3 stride-1 ``conv1`` without the max-pool (the usual
     CIFAR variant), so 32x32 images give a 4x4 ``layer4`` map instead of 1x1.
 
+    The arguments ``lr``, ``weight_decay``, ``cosine``, ``class_names``, ``mean``, ``std`` and ``task`` are those
+    of :class:`ImageClassifier`.
+
     Args:
         num_classes: number of classes (``model.fc`` is replaced when it differs from 1000).
         in_channels: input channels.
         arch: one of ``resnet18``, ``resnet34``, ``resnet50``, ``resnet101``, ``resnet152``.
         pretrained: load the torchvision ImageNet weights (downloads them once; off by default).
         small_input: CIFAR-style stem for small images.
-        lr: Adam learning rate (as every argument below: see :class:`ImageClassifier`).
-        weight_decay: Adam weight decay.
-        cosine: cosine learning-rate decay.
-        class_names: names in the grid captions.
-        mean: normalisation mean of the inputs.
-        std: normalisation standard deviation of the inputs.
-        task: the output kind.
 
     Examples:
         >>> import torch
