@@ -98,7 +98,7 @@ def test_no_synchronizing_cuda_call_in_the_batch_hook(tmp_path: Any) -> None:
             make_trainer(tmp_path / str(num_val), [cb], logger=False, accelerator="gpu").validate(
                 make_model(dm), dm, verbose=False)
         counts.append(syncs.counts.get("batch:sync", 0))
-    assert counts[0] == counts[1] <= 2, counts
+    assert counts[0] == counts[1], counts  # a sync per batch would make 6 batches count more than 2
 
 
 _ = pl  # the trainer type of the helpers
