@@ -187,10 +187,10 @@ class MetricAccumulator:
             if result.blank is not None:
                 blank = ok & result.blank.to(ok.device)
                 size = int(ok.shape[0])
-                reason = result  # its blank_reason is formatted only when the fault's text is read
+                why = result.lazy_blank_reason  # formatted only when the fault's text is read; holds no maps
                 # fatal under on_error="raise" only when no sample has a map: a misconfiguration
                 self.faults.add("blank", blank.sum(), lambda n: f"{name}: {n} blank (constant) map(s) left out of the "
-                                f"metrics; {reason.blank_reason}", fatal=lambda n: n == size)
+                                f"metrics; {why()}", fatal=lambda n: n == size)
                 ok = ok & ~blank
             order = torch.argsort((~ok).to(torch.uint8), stable=True)  # kept samples first, in their order
             result, parts = result.take(order), parts.take(order)
@@ -215,7 +215,7 @@ class MetricAccumulator:
         assert self.observe is not None
         nan = torch.tensor(float("nan"), device=ok.device)
         shown = CAMResult(torch.where(ok.view(-1, 1, 1), result.maps.float(), nan), result.low_res, result.logits,
-                          result.targets, result.blank, lambda: result.blank_reason)
+                          result.targets, result.blank, result.lazy_blank_reason)
         kept = {key: torch.where(ok, value.float(), nan) for key, value in values.items()}
         self.observe(name, parts, shown, kept, order, int(ok.shape[0]))
 

@@ -80,6 +80,13 @@ class CAMResult:
             self._reason = str(self._reason())
         return self._reason
 
+    @property
+    def lazy_blank_reason(self) -> Callable[[], str]:
+        """A function giving :attr:`blank_reason` that does not keep this result (its maps) alive: what a report
+        read later, e.g. at the epoch's end, should hold."""
+        reason = self._reason
+        return reason if callable(reason) else (lambda: reason)
+
     def take(self, index: Tensor) -> CAMResult:
         """The samples ``index`` (``(n,)`` long, any order, no host sync) of every per-sample field; the blank
         reason stays lazy, and targets marked as checked stay marked (no second range check).
@@ -94,7 +101,7 @@ class CAMResult:
             mark_checked(targets)
         samples = None if self.samples is None else self.samples[index.to(self.samples.device)]
         return CAMResult(self.maps[index], self.low_res[index], self._lazy_logits(index), targets, self.blank[index],
-                         lambda: self.blank_reason, samples)
+                         self._reason, samples)
 
     def paired(self, samples: Tensor | None) -> CAMResult:
         """The same maps with ``samples`` (the image of each map; ``None``: map ``i`` is image ``i``): a
@@ -105,8 +112,8 @@ class CAMResult:
             >>> r.paired(torch.tensor([0, 0])).samples.tolist(), r.paired(None).samples
             ([0, 0], None)
         """
-        return CAMResult(self.maps, self.low_res, self._lazy_logits(), self.targets, self.blank,
-                         lambda: self.blank_reason, samples)
+        return CAMResult(self.maps, self.low_res, self._lazy_logits(), self.targets, self.blank, self._reason,
+                         samples)
 
     def __repr__(self) -> str:
         pairs = "" if self.samples is None else f", samples={tuple(self.samples.shape)}"

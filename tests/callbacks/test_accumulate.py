@@ -112,3 +112,26 @@ def test_measure_a_real_method_skips_bad_samples_and_reports_missing_masks() -> 
     strict = accumulator(("complexity",), on_error="raise")
     with pytest.raises(RuntimeError, match="CAMCallback: m: 1 sample"):
         strict.measure("m", NaNFirst(Net(), target_layer="conv"), parts, None)
+
+
+def test_a_scored_batch_leaves_nothing_of_its_maps_behind_until_the_epoch_ends() -> None:
+    """The fault tallies of a batch wait for the epoch's end (no host sync per batch), but they must not hold the
+    batch's maps: on a GPU, with ``max_samples=None``, that memory would grow with every batch of the epoch."""
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    acc = accumulator(("complexity",))
+    net = Net()
+    with torch.no_grad():
+        net.conv.weight.zero_()  # every map blank: the blank fault's message is pending, formatted at the end
+        net.conv.bias.zero_()
+    cam = GradCAM(net, target_layer="conv")
+    parts = CAMBatch(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
+    result = cam.explain(parts.images)
+    kept = weakref.ref(result.maps)
+    acc.measure("m", cam, parts, None, result)
+    del result
+    gc.collect()
+    assert kept() is None  # no pending message holds the maps
+    assert acc.faults.counts["blank"] == 1 and "blank (constant) map" in str(acc.faults.first)
