@@ -1,0 +1,56 @@
+"""Every code example of the README and the documentation site runs, extracted from the pages themselves.
+
+The ```python blocks of ``README.md`` and ``docs/*.md`` are read here, a ``--8<-- "file"`` line replaced by that
+file as the site's snippets extension does, and each distinct block is run in a fresh namespace in an empty
+working directory (what a reader pasting it would get). The site itself is built by ``mkdocs build --strict``
+in ``scripts/run.sh test``, so a renamed name or argument in an API page breaks the build.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.M)
+#: the README is the newcomer's page: longer than this, it belongs on the site
+README_MAX_LINES = 300
+
+
+def python_blocks(page: Path) -> list[str]:
+    """The page's ```python blocks, snippet lines replaced by the files they name (paths from the repository)."""
+    text = page.read_text()
+    return [SNIPPET.sub(lambda m: (ROOT / m.group(1)).read_text().rstrip("\n"), block) for block in
+            BLOCK.findall(text)]
+
+
+def examples() -> list[tuple[str, str]]:
+    """``(where, code)`` for each distinct block (a block on two pages runs once)."""
+    seen: dict[str, str] = {}
+    for page in PAGES:
+        for i, code in enumerate(python_blocks(page)):
+            seen.setdefault(code.strip(), f"{page.relative_to(ROOT)}#{i + 1}")
+    return [(where, code) for code, where in seen.items()]
+
+
+def test_every_page_has_its_examples_found() -> None:
+    found = {str(page.relative_to(ROOT)) for page in PAGES if python_blocks(page)}
+    assert {"README.md", "docs/index.md", "docs/methods.md", "docs/metrics.md", "docs/tasks.md"} <= found, found
+
+
+def test_the_readme_is_one_page_and_its_example_is_the_sites() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= README_MAX_LINES
+    quickstart = (ROOT / "docs" / "examples" / "quickstart.py").read_text().strip()
+    assert quickstart in [block.strip() for block in python_blocks(ROOT / "README.md")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("where", "code"), examples(), ids=[where for where, _ in examples()])
+def test_example_runs(where: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, where, "exec"), {"__name__": "__main__"})  # the documented example itself
