@@ -1,7 +1,7 @@
 """The callback at the realistic setting: cost per scored sample against its floor, and a real training epoch.
 
-Two sections, each measured side by side in one process (runs interleaved, the minimum of ``--repeats`` kept,
-so a busy machine hurts every side alike):
+Two sections, each measured side by side in one process (runs interleaved; in ``sample`` each repeat's ratios
+from its adjacent runs, then the median over ``--repeats``, so a busy machine hurts every side alike):
 
 ``sample`` (ResNet-18, random weights, 224 px Shapes, ``--num-val`` scored samples, default 256; the callback's
 defaults otherwise: the default metrics and views, the 8-image probe grid, TensorBoard):
@@ -21,11 +21,13 @@ defaults otherwise: the default metrics and views, the 8-image probe grid, Tenso
 images, batch 64, one epoch): ``fit`` with the callback's defaults over ``fit`` without it, next to the overhead
 the formula predicts from the per-sample cost::
 
-    overhead = (S · c · t_f + F) / T_epoch
+    overhead = (S · c · t_f + F + F_fit / E) / T_epoch
 
 with ``S`` the samples scored per validation (``max_samples``, 256), ``c`` the CAM cost per scored sample in
 forwards and ``F`` the fixed cost per run (both measured here at the epoch's image size, like the ``sample``
-section), ``t_f`` one inference forward per sample and ``T_epoch`` the epoch without the callback.
+section), ``t_f`` one inference forward per sample, ``F_fit`` the once-per-fit work (the evolution and summary
+images at the end of ``fit``, timed in the callback's hooks) spread over ``E`` epochs (1 here) and ``T_epoch``
+the epoch without the callback.
 
     python benchmarks/bench_realistic.py                        # both sections (CPU: about 30 minutes)
     python benchmarks/bench_realistic.py --sections sample --methods 1 3
@@ -37,10 +39,12 @@ With CUDA the runs use the GPU and everything is printed in one command.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytorch_lightning as pl
@@ -70,12 +74,14 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _timed(fn: Callable[[], Any]) -> float:
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Wall and process CPU time of ``fn()`` (CPU time, all threads: the steadier on a machine shared with other
+    jobs, whose load slows the wall clock but not this process's work)."""
     _sync()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
     _sync()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _trainer(callbacks: list[pl.Callback], epochs: int = 1) -> pl.Trainer:
@@ -144,32 +150,61 @@ def sample_section(args: argparse.Namespace) -> None:
     device = f"GPU {torch.cuda.get_device_name()}" if CUDA else f"CPU, torch threads {torch.get_num_threads()}"
     print(f"# sample: ResNet-18 (random weights) on {args.size}px Shapes, {n} val samples all scored, batch "
           f"{args.batch_size}, callback defaults otherwise (metrics {', '.join(DEFAULT_METRICS)}; default views; "
-          f"8-image probe grid; TensorBoard); {device}; min of {args.repeats} interleaved runs")
+          f"8-image probe grid; TensorBoard); {device}; median of {args.repeats} interleaved repeats")
     _validate(dm, model, CAMCallback(max_samples=n))()  # warm-up
     for k in args.methods:
         methods = METHODS[k]
         small = max(1, n // 4)
-        runs: dict[str, list[float]] = {"plain": [], "engine": [], "callback": [], "small": []}
+        runs: dict[str, list[tuple[float, float]]] = {"plain": [], "engine": [], "callback": [], "small": []}
         for _ in range(args.repeats):
             runs["plain"].append(_timed(_validate(dm, model, None)))
             runs["engine"].append(_timed(_engine(dm, model, methods)))
             runs["callback"].append(_timed(_validate(dm, model, CAMCallback(methods=methods, max_samples=n))))
             runs["small"].append(_timed(_validate(dm, model, CAMCallback(methods=methods, max_samples=small))))
-        best = {key: min(v) for key, v in runs.items()}
-        base = best["plain"]
-        cost, floor = best["callback"] - base, best["engine"]
-        per = (cost - (best["small"] - base)) / (n - small)  # seconds per scored sample (the slope)
-        fixed = cost - n * per
-        print(f"{k} method(s) [{', '.join(methods)}]: callback {cost / base:.2f} forwards per scored sample, floor "
-              f"{floor / base:.2f} (MethodGroup + evaluate_batch on the same batches), excess "
-              f"{(cost - floor) / base:+.2f}; {1e3 * cost / n:.1f} ms per scored sample ({1e3 * base / n:.1f} ms "
-              f"per validation forward); fixed cost per run F = {fixed:.2f}s, slope c = {per * n / base:.2f} "
-              f"forwards")
+        for clock, i in (("wall", 0), ("CPU", 1)):
+            # each repeat's own ratios (its runs were adjacent), then the median over repeats: load that drifts
+            # between repeats cancels within each
+            plain = [r[i] for r in runs["plain"]]
+            cost = statistics.median((c[i] - p) / p for c, p in zip(runs["callback"], plain))
+            floor = statistics.median(e[i] / p for e, p in zip(runs["engine"], plain))
+            small_cost = statistics.median((c[i] - p) / p for c, p in zip(runs["small"], plain))
+            per = (cost - small_cost) / (n - small)  # forwards per scored sample (the slope c)
+            base = statistics.median(plain)
+            fixed = (cost - n * per) * base  # seconds per run
+            print(f"{k} method(s) [{', '.join(methods)}], {clock} time: callback {cost:.2f} forwards per scored "
+                  f"sample, floor {floor:.2f} (MethodGroup + evaluate_batch on the same batches), excess "
+                  f"{cost - floor:+.2f}; {1e3 * cost * base / n:.1f} ms per scored sample ({1e3 * base / n:.1f} ms "
+                  f"per validation forward); fixed cost per run F = {fixed:.2f}s, slope c = {n * per:.2f} forwards")
         if CUDA:
             ratio = _peak(_validate(dm, model, CAMCallback(methods=methods, max_samples=n))) / _peak(
                 _validate(dm, model, None))
             print(f"    peak memory: {ratio:.2f}x a plain validation's")
         print(f"    {_syncs(dm, model, methods, n)}")
+
+
+@contextlib.contextmanager
+def _fit_hooks_timed() -> Iterator[list[float]]:
+    """Seconds spent in ``CAMCallback.on_fit_start`` and ``on_fit_end`` (the once-per-fit work), in ``[0]``."""
+    spent = [0.0]
+    originals = {hook: getattr(CAMCallback, hook) for hook in ("on_fit_start", "on_fit_end")}
+
+    def timed(original: Callable[..., Any]) -> Callable[..., Any]:
+        def run(self: Any, *args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(self, *args)
+            finally:
+                spent[0] += time.perf_counter() - start
+
+        return run
+
+    try:
+        for hook, original in originals.items():
+            setattr(CAMCallback, hook, timed(original))
+        yield spent
+    finally:
+        for hook, original in originals.items():
+            setattr(CAMCallback, hook, original)
 
 
 def epoch_section(args: argparse.Namespace) -> None:
@@ -178,25 +213,29 @@ def epoch_section(args: argparse.Namespace) -> None:
           f"batch 64, 1 epoch; CAMCallback() defaults (gradcam, max_samples=256, default metrics and views, probe "
           f"grid, TensorBoard) vs no callback; {'GPU' if CUDA else 'CPU'}, min of {args.epoch_repeats} runs")
     fits: dict[str, list[float]] = {"plain": [], "callback": []}
+    per_fit: list[float] = []
     for _ in range(args.epoch_repeats):
-        fits["plain"].append(_timed(lambda: _trainer([]).fit(_model(dm), dm)))
-        fits["callback"].append(_timed(lambda: _trainer([CAMCallback()]).fit(_model(dm), dm)))
-    plain, watched = min(fits["plain"]), min(fits["callback"])
+        fits["plain"].append(_timed(lambda: _trainer([]).fit(_model(dm), dm))[0])
+        with _fit_hooks_timed() as spent:
+            fits["callback"].append(_timed(lambda: _trainer([CAMCallback()]).fit(_model(dm), dm))[0])
+        per_fit.append(spent[0])
+    plain, watched, once = min(fits["plain"]), min(fits["callback"]), min(per_fit)
     # the formula's terms at this image size: t_f, c and F from validations of 256 and 64 scored samples
     val = _data(64, 256, args.epoch_size, 64)
     model = _model(val)
     _validate(val, model, None)()  # warm-up
-    base = min(_timed(_validate(val, model, None)) for _ in range(2))
-    full = min(_timed(_validate(val, model, CAMCallback(max_samples=256))) for _ in range(2))
-    quarter = min(_timed(_validate(val, model, CAMCallback(max_samples=64))) for _ in range(2))
+    base = min(_timed(_validate(val, model, None))[0] for _ in range(2))
+    full = min(_timed(_validate(val, model, CAMCallback(max_samples=256)))[0] for _ in range(2))
+    quarter = min(_timed(_validate(val, model, CAMCallback(max_samples=64)))[0] for _ in range(2))
     t_f = base / 256
     c = (full - quarter) / (256 - 64) / t_f
     fixed = (full - base) - 256 * c * t_f
-    predicted = (256 * c * t_f + fixed) / plain
+    predicted = (256 * c * t_f + fixed + once) / plain
     print(f"fit: {plain:.1f}s -> {watched:.1f}s with the callback = {watched / plain:.3f}x "
           f"(+{100 * (watched / plain - 1):.1f}%)")
-    print(f"formula: (S * c * t_f + F) / T_epoch = (256 * {c:.2f} * {1e3 * t_f:.1f} ms + {fixed:.2f}s) / {plain:.1f}s "
-          f"= +{100 * predicted:.1f}% predicted, +{100 * (watched / plain - 1):.1f}% measured")
+    print(f"formula: (S * c * t_f + F + F_fit) / T_epoch = (256 * {c:.2f} * {1e3 * t_f:.1f} ms + {fixed:.2f}s + "
+          f"{once:.2f}s) / {plain:.1f}s = +{100 * predicted:.1f}% predicted, +{100 * (watched / plain - 1):.1f}% "
+          f"measured (F_fit: the callback's start and end of fit, once per fit: the evolution and summary images)")
 
 
 def main() -> None:
