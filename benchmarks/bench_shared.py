@@ -31,8 +31,8 @@ import torch
 import torchvision
 
 from lightning_cam import evaluate_batch
-from lightning_cam.functional.adcc import target_probability
 from lightning_cam.functional.perturbation import insertion_deletion
+from lightning_cam.functional.task import target_probability
 from lightning_cam.methods import EigenCAM, GradCAM, GradCAMPlusPlus, MethodGroup, ScoreCAM, SmoothGradCAMPlusPlus
 from lightning_cam.methods.base import Need
 from lightning_cam.methods.capture import Capture
