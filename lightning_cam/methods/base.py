@@ -182,11 +182,8 @@ class BaseCAM:
 
     # ------------------------------------------------------------------ the hooks a method overrides
     def _needs(self) -> Need:
-        """What the clean pass on ``x`` must capture for :meth:`_derive`: ``"grad"`` (activation and gradient),
-        ``"activation"`` (the activation only) or ``"logits"`` (only the logits and targets). Default: from
-        ``needs_grad``. ``"targets"``: the maps need no clean pass at all (only the classes to explain): with given
-        targets no clean forward runs, and the result's logits are computed when read. A method group runs one
-        capture per target layer for all its methods, with the gradient when one of them needs it."""
+        """What the clean pass on ``x`` must capture for :meth:`_derive` (:data:`Need`; default from ``needs_grad``).
+        A method group runs one capture per target layer for all its methods, with the gradient if one needs it."""
         return "grad" if type(self).needs_grad else "activation"
 
     def _weights(self, cap: Capture) -> Tensor:
@@ -214,12 +211,6 @@ class BaseCAM:
         """A plain forward without hooks or autograd (for extra passes such as Score-CAM's masked inputs)."""
         with torch.no_grad():
             return self._forward(x, extra)
-
-    def _clean_logits(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
-        """The logits of a deferred clean pass (read after ``explain`` returned): in eval mode, as ``explain``
-        runs, whatever mode the model is in by then (a BatchNorm in train mode would change its statistics)."""
-        with eval_mode(self.model):
-            return self._logits(x, extra).detach()
 
     def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
         """``model(x, *extra.args, **extra.kwargs)``, its logits read by :attr:`output` and checked to be ``(B, K)``
@@ -250,14 +241,12 @@ class BaseCAM:
 
     def _capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
                  trusted: bool = False) -> Capture:
-        """One forward: the logits and targets and, unless ``need == "logits"``, the target layer's activation
-        (with ``need == "grad"`` or ``True``, also ``dy^c/dA`` via ``autograd.grad``, never parameter ``.grad``).
-
-        Given ``targets`` are range-checked (a host sync) unless ``trusted`` (derived from an earlier pass's
-        logits); ``None`` takes the argmax, always in range."""
+        """One forward: the logits, targets and (``need`` "activation"/"grad") the target layer's activation, with
+        "grad" also ``dy^c/dA`` via ``autograd.grad`` (never parameter ``.grad``); "targets" with given targets: no
+        forward. Given ``targets`` are range-checked (a host sync) unless ``trusted``; ``None`` takes the argmax."""
         need = "grad" if need is True else "activation" if need is False else need
         if need == "targets" and targets is not None:  # no forward: the clean logits only if someone reads them
-            return Capture(x.new_empty(0), None, lambda: self._clean_logits(x, extra), targets)
+            return Capture(x.new_empty(0), None, lambda: _deferred_logits(self, x, extra), targets)
         if need not in ("logits", "targets"):
             self.ensure_layer(x, extra)
         if need in ("logits", "targets") or self.target_layer is None:
@@ -323,3 +312,11 @@ class BaseCAM:
         logits = (lambda: clean().detach().float()) if callable(clean) else clean.detach().float()
         return CAMResult(maps=maps, low_res=low_res, logits=logits, targets=cap.targets, blank=blank,
                          blank_reason=reason)
+
+
+def _deferred_logits(cam: BaseCAM, x: Tensor, extra: ExtraInputs | None) -> Tensor:
+    """The logits of a deferred clean pass (a ``"targets"`` capture, read after ``explain`` returned): in eval mode,
+    as ``explain`` runs, whatever mode the model is in by then (a BatchNorm in train mode would change its
+    statistics)."""
+    with eval_mode(cam.model):
+        return cam._logits(x, extra).detach()
