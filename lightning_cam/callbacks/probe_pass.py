@@ -76,8 +76,8 @@ class ProbePass:
             display = module.cam_display(probe[0].to(device)).float().cpu()
             names = getattr(module, "cam_class_names", None)
             # unsharded: the scored pass's maps of the probe, else one shared pass of every method over it
-            shared = None if sharded is not None else self.reuse.results or _shared(runner.cams, images, targets,
-                                                                                    extra)
+            reused = self.reuse.results_for(int(images.shape[0]))
+            shared = None if sharded is not None else reused or _shared(runner.cams, images, targets, extra)
             for name, cam in runner.cams.items():
                 progress.step(f"CAM probe grid of {name}")
                 work: Callable[[], Any]

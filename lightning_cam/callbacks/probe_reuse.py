@@ -54,6 +54,13 @@ class ProbeReuse:
         """A new CAM run: nothing kept; the run's first scored batch will be compared."""
         self.results, self._offered = None, False
 
+    def results_for(self, size: int) -> dict[str, CAMResult] | None:
+        """The kept maps if they cover a probe of ``size`` images (the probe may still have grown after the
+        comparison, in its first run, from later batches), else ``None``."""
+        if self.results is None or any(int(r.maps.shape[0]) != size for r in self.results.values()):
+            return None
+        return self.results
+
     @property
     def wanted(self) -> bool:
         """Whether the next scored batch should be offered (only the run's first one is compared)."""

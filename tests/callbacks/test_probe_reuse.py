@@ -63,6 +63,19 @@ def test_nothing_is_kept_unless_the_batch_starts_with_the_probe(case: str) -> No
     assert reuse.results is None
 
 
+def test_kept_maps_serve_only_a_probe_of_their_size() -> None:
+    """A probe larger than the first batch grows after the comparison (its first run): the kept maps then cover
+    only part of it and are not used."""
+    images = torch.rand(4, 3, 8, 8)
+    probe, reuse = ProbeSet(capacity=8), ProbeReuse()
+    probe.add(images, None)
+    reuse.start()
+    reuse.offer(probe, CAMBatch(images), {"gradcam": _result(4)})
+    assert reuse.results_for(4) is not None
+    probe.add(torch.rand(4, 3, 8, 8), None)  # the second batch completes the probe
+    assert reuse.results_for(probe.size) is None
+
+
 def test_only_the_first_scored_batch_of_a_run_is_compared() -> None:
     images = torch.rand(4, 3, 8, 8)
     reuse = ProbeReuse()
