@@ -250,15 +250,17 @@ def text_tiles(
     if n == 0:
         return torch.zeros(0, 3, height, width)
     palette = None if colors is None else tuple(tuple(float(c) for c in color) for color in colors)
-    return _drawn_tiles(tuple(str(t) for t in texts), height, width, palette, fontsize).float().div_(255.0)
+    drawn = _drawn_tiles(tuple(str(t) for t in texts), height, width, palette, fontsize)
+    return torch.from_numpy(drawn).float().div_(255.0)  # a fresh tensor: the kept array is never handed out
 
 
 @functools.lru_cache(maxsize=32)
 def _drawn_tiles(texts: tuple[str, ...], height: int, width: int, colors: tuple[tuple[float, ...], ...] | None,
-                 fontsize: float | None) -> Tensor:
+                 fontsize: float | None) -> np.ndarray:
     """:func:`text_tiles`, drawn once per distinct set of captions (matplotlib's text rendering is the slow part of
     a grid: the methods of one run share their probe captions, and the captions repeat from run to run). Kept as
-    ``uint8`` ``(B, 3, height, width)``: at most 32 sets of a few hundred kilobytes each."""
+    a ``uint8`` ``(B, 3, height, width)`` array (not a tensor: a bounded cache, not live tensors): at most 32 sets
+    of a few hundred kilobytes each."""
     n = len(texts)
     dpi = 100.0
     if fontsize is None:  # fit the lines into the height and, down to 5 pt, the longest line into the width
@@ -282,7 +284,7 @@ def _drawn_tiles(texts: tuple[str, ...], height: int, width: int, colors: tuple[
     if img.shape[0] != height or img.shape[1] != n * width:  # rounding of figure size in inches
         img = F.interpolate(img.permute(2, 0, 1)[None].float(), size=(height, n * width), mode="bilinear")[0]
         img = img.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
-    return img.reshape(height, n, width, 3).permute(1, 3, 0, 2).contiguous()
+    return img.reshape(height, n, width, 3).permute(1, 3, 0, 2).numpy().copy()  # owns its memory: no tensor kept
 
 
 def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[float]], texts: Sequence[str],
