@@ -40,7 +40,7 @@ import yaml
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from lightning_cam import CAMCallback
-from lightning_cam.callbacks.views import DEFAULT_VIEWS
+from lightning_cam.callbacks.views import default_views
 from lightning_cam.data import ShapesDataModule
 from lightning_cam.models import GAPClassifier
 
@@ -117,9 +117,9 @@ def _views_cost(args: argparse.Namespace, dm: ShapesDataModule) -> None:
     """``fit`` time with the config's callback: views off, default views, default views + per-class."""
     base = _config_callback()
     variants = {"views off": {**base, **VIEWS_OFF}, "default views": base,
-                "default views without strategies": {**base, "views": tuple(v for v in DEFAULT_VIEWS
+                "default views without strategies": {**base, "views": tuple(v for v in default_views()
                                                                            if v != "strategies")},
-                "default views + per_class": {**base, "views": (*DEFAULT_VIEWS, "per_class")}}
+                "default views + per_class": {**base, "views": (*default_views(), "per_class")}}
     runs: dict[str, list[tuple[float, float]]] = {label: [] for label in ["no callback", *variants]}
     for _ in range(args.repeats):  # interleaved: a busy machine hurts every variant alike
         runs["no callback"].append(_fit_time(args, dm, None))

@@ -20,7 +20,7 @@ import torchvision
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import GradCAM
-from lightning_cam.metrics.registry import DEFAULT_METRICS
+from lightning_cam.metrics.registry import default_metrics
 
 
 def _time(fn: Callable[[], object]) -> float:
@@ -50,7 +50,7 @@ def main() -> None:
             return model(x)
 
     def ours() -> dict[str, torch.Tensor]:
-        return evaluate_batch(ours_cam, x, metrics=DEFAULT_METRICS)
+        return evaluate_batch(ours_cam, x, metrics=default_metrics())
 
     from pytorch_grad_cam import GradCAM as GCGradCAM
     from pytorch_grad_cam.metrics.arcc import Coherency, Complexity

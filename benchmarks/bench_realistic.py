@@ -13,8 +13,8 @@ defaults otherwise: the default metrics and views, the 8-image probe grid, Tenso
   pass, then :func:`~lightning_cam.evaluate_batch` with the same metrics per method), and the **excess** (the
   callback's cost above the floor: probe grid, views, rendering, bookkeeping);
 * the fixed cost per run ``F`` (from a second callback run scoring ``--num-val / 4`` samples: cost = F + S·c);
-* milliseconds per scored sample, the host reads (CPU: :class:`~lightning_cam.callbacks.syncs.HostReads`) or
-  synchronizing CUDA calls (GPU: :class:`~lightning_cam.callbacks.syncs.CudaSyncs`) per batch and per run,
+* milliseconds per scored sample, the host reads (CPU: `benchmarks/syncs.py`) or
+  synchronizing CUDA calls (GPU: `CudaSyncs`) per batch and per run,
   and on a GPU the peak memory of the validation with the callback over that of a plain one.
 
 ``epoch`` (ResNet-18 on ``--epoch-train`` synthetic images, default 10 000, of ``--epoch-size`` px, 1 000 validation
@@ -41,10 +41,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -53,12 +55,14 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from lightning_cam import CAMCallback, evaluate_batch
 from lightning_cam.callbacks.options import build_methods, resolve_methods
-from lightning_cam.callbacks.syncs import CudaSyncs, HostReads, watch_hooks
 from lightning_cam.data import ShapesDataModule
 from lightning_cam.methods import MethodGroup
-from lightning_cam.metrics import DEFAULT_METRICS
+from lightning_cam.metrics import default_metrics
 from lightning_cam.models import ResNetClassifier
 from lightning_cam.utilities.modes import eval_mode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: benchmarks.syncs
+from benchmarks.syncs import CudaSyncs, HostReads, watch_hooks
 
 #: the method sets of the realistic setting, by count
 METHODS: dict[int, tuple[str, ...]] = {
@@ -121,7 +125,7 @@ def _engine(dm: ShapesDataModule, model: ResNetClassifier, methods: tuple[str, .
                 parts = model.cam_inputs(pl.utilities.move_data_to_device(batch, DEVICE))
                 results = group.explain(parts.images)
                 for name, cam in cams.items():
-                    evaluate_batch(cam, parts.images, results[name].targets, parts.masks, metrics=DEFAULT_METRICS,
+                    evaluate_batch(cam, parts.images, results[name].targets, parts.masks, metrics=default_metrics(),
                                    boxes=parts.boxes, result=results[name])
 
     return run
@@ -149,7 +153,7 @@ def sample_section(args: argparse.Namespace) -> None:
     model = _model(dm)
     device = f"GPU {torch.cuda.get_device_name()}" if CUDA else f"CPU, torch threads {torch.get_num_threads()}"
     print(f"# sample: ResNet-18 (random weights) on {args.size}px Shapes, {n} val samples all scored, batch "
-          f"{args.batch_size}, callback defaults otherwise (metrics {', '.join(DEFAULT_METRICS)}; default views; "
+          f"{args.batch_size}, callback defaults otherwise (metrics {', '.join(default_metrics())}; default views; "
           f"8-image probe grid; TensorBoard); {device}; median of {args.repeats} interleaved repeats")
     _validate(dm, model, CAMCallback(max_samples=n))()  # warm-up
     for k in args.methods:

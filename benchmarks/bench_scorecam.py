@@ -66,7 +66,7 @@ def train_gap(epochs: int, size: int) -> nn.Module:
 def scores(cam: ScoreCAM, x: Tensor) -> dict[str, Tensor]:
     """The clean pass (activation, gradient) and every channel's exact Score-CAM weight."""
     with torch.inference_mode(False):
-        cap = cam._capture(x, None, "grad")
+        cap = cam.capture(x, None, "grad")
         weights = cam._score(x, cap.activations, cap.targets, ExtraInputs())
     acts, grads = cap.activations, cap.grads
     assert grads is not None
@@ -99,7 +99,7 @@ def study(name: str, cam: ScoreCAM, x: Tensor, ks: list[int]) -> None:
     t0 = time.perf_counter()
     s = scores(cam, x)
     size = (x.shape[-2], x.shape[-1])
-    exact = cam._postprocess(weighted_sum(s["weights"], s["acts"]), size)[0]
+    exact = cam.postprocess(weighted_sum(s["weights"], s["acts"]), size)[0]
     c = s["acts"].shape[1]
     print(f"{name}: {c} channels, {x.shape[0]} images, exact weights in {time.perf_counter() - t0:.1f} s; "
           "min per-sample Pearson with the exact maps")
@@ -109,7 +109,7 @@ def study(name: str, cam: ScoreCAM, x: Tensor, ks: list[int]) -> None:
         for fill in FILLS:
             row = []
             for k in ks:
-                maps = cam._postprocess(weighted_sum(approx_weights(s, sel, fill, k), s["acts"]), size)[0]
+                maps = cam.postprocess(weighted_sum(approx_weights(s, sel, fill, k), s["acts"]), size)[0]
                 row.append(f"{float(pearson(maps, exact).min()):.3f} ")
             print(f"  {sel:>8}/{fill:<5} " + "  ".join(f"{r:<6}" for r in row))
 

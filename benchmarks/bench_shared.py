@@ -80,7 +80,7 @@ class _Selected(ScoreCAM):
         super().__init__(model, layer, top_k=top_k)
         self.how = how
 
-    def _needs(self) -> Need:
+    def needs(self) -> Need:
         return "grad" if self.how == "gradcam" else "activation"
 
     def select(self, cap: Capture) -> torch.Tensor:

@@ -7,7 +7,7 @@ Passes, for a batch ``x`` with targets ``c`` (each only when a requested metric 
    metric needs the maps of that image (``"remap"``: coherency, ADCC; its logits give ``O_c`` too, in one
    pass), else one plain forward under ``no_grad`` for ``O_c`` only (``"masked"``). Complexity and the
    localization metrics need no second pass at all. What each metric needs is declared once, in
-   :data:`lightning_cam.metrics.registry.METRIC_SPECS`.
+   the metric registry (`lightning_cam.metrics.registry`).
 3. Insertion / Deletion: the perturbed inputs of all samples and steps, ``batch_size`` (or auto) images per
    forward under ``no_grad``; deletion's last and insertion's first point (the full baseline) are
    shared, the unperturbed end points reuse ``Y_c``.
@@ -32,10 +32,9 @@ from lightning_cam.functional.task import Task, check_task, target_probability
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.metrics.registry import (
-    DEFAULT_METRICS,
-    LOCALIZATION_METRICS,
     MetricInputs,
     check_metric_names,
+    localization_metrics,
     metric_needs,
 )
 from lightning_cam.utilities.checks import check_images, check_options, check_targets
@@ -85,7 +84,7 @@ def evaluate_batch(
     images: Tensor,
     targets: Tensor | int | Sequence[int] | None = None,
     masks: Tensor | None = None,
-    metrics: str | Iterable[str] = DEFAULT_METRICS,
+    metrics: str | Iterable[str] | None = None,
     *,
     boxes: Tensor | None = None,
     result: CAMResult | None = None,
@@ -163,7 +162,7 @@ def evaluate_batch(
     task: Task = check_task(getattr(cam, "task", None))
     b = images.shape[0]
     targets_t = check_targets(targets, b, images.device, multi_hot=task.multilabel)
-    wanted_loc = [n for n in names if n in LOCALIZATION_METRICS]
+    wanted_loc = [n for n in names if n in localization_metrics()]
     if wanted_loc and masks is None and boxes is None:
         raise ValueError(
             f"localization metric(s) {wanted_loc} need ground truth: pass `masks` (B, H, W) or `boxes` (B, 4)."

@@ -132,9 +132,9 @@ class MethodOptions(dict[str, dict[str, Any]]):
     method fails at import, instead of silently dropping the options), read with :meth:`of`."""
 
     def __init__(self, table: dict[str, dict[str, Any]]) -> None:
-        from lightning_cam.methods import METHODS
+        from lightning_cam.methods import available_methods
 
-        names = {cls.name for cls in METHODS}
+        names = set(available_methods())
         wrong = sorted(k for k in table if k not in names)
         if wrong:
             raise KeyError(f"method options keyed by {wrong}, which are not canonical method names {sorted(names)}.")

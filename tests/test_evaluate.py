@@ -18,7 +18,7 @@ from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.functional.perturbation import make_baseline
 from lightning_cam.functional.task import target_probability
 from lightning_cam.methods import GradCAM, available_methods, get_method
-from lightning_cam.metrics.registry import DEFAULT_METRICS, METRIC_NAMES
+from lightning_cam.metrics.registry import default_metrics, metric_names
 
 H = W = 16
 
@@ -58,9 +58,9 @@ def test_adcc_uses_exactly_two_forwards_and_two_cam_calls() -> None:
     explain = cam.explain
     cam.explain = lambda imgs, targets=None: (calls.append(imgs.shape[0]), explain(imgs, targets))[1]  # type: ignore[method-assign]
     counter = _Counter(net)
-    values = evaluate_batch(cam, x, metrics=DEFAULT_METRICS)
+    values = evaluate_batch(cam, x, metrics=default_metrics())
     assert counter.sizes == [4, 4] and calls == [4, 4]
-    assert list(values) == list(DEFAULT_METRICS)
+    assert list(values) == list(default_metrics())
 
 
 def test_result_reuse_and_skipped_second_pass() -> None:
@@ -97,7 +97,7 @@ def test_insertion_deletion_forwards_respect_batch_cap() -> None:
 def test_values_match_the_definitions_step_by_step() -> None:
     net, x = _net(), _images()
     cam = _gradcam(net)
-    values = evaluate_batch(cam, x, metrics=DEFAULT_METRICS)
+    values = evaluate_batch(cam, x, metrics=default_metrics())
     first = cam.explain(x)
     second = cam.explain(x * first.maps.unsqueeze(1), first.targets)
     y = torch.softmax(first.logits, 1).gather(1, first.targets[:, None])[:, 0]
@@ -188,8 +188,8 @@ def test_every_method_gives_finite_values_in_range(name: str) -> None:
     masks = torch.zeros(2, H, W, dtype=torch.bool)
     masks[:, 4:12, 4:12] = True
     with torch.no_grad():
-        values = evaluate_batch(cam, x, masks=masks, metrics=METRIC_NAMES, steps=2, batch_size=8)
-    assert list(values) == list(METRIC_NAMES)
+        values = evaluate_batch(cam, x, masks=masks, metrics=metric_names(), steps=2, batch_size=8)
+    assert list(values) == list(metric_names())
     for key, v in values.items():
         assert v.shape == (2,) and v.dtype == torch.float32 and torch.isfinite(v).all(), key
         upper = 100.0 if key in ("average_drop", "increase") else 1.0
@@ -203,7 +203,7 @@ def test_inference_mode_caller_and_device_dtype() -> None:
     net, x = _net(), _images(2)
     cam = _gradcam(net)
     with torch.inference_mode():
-        values = evaluate_batch(cam, x, metrics=DEFAULT_METRICS)
+        values = evaluate_batch(cam, x, metrics=default_metrics())
     assert all(torch.isfinite(v).all() for v in values.values())
     assert not any(p.grad is not None for p in net.parameters())
 
@@ -213,7 +213,7 @@ def test_nan_map_marks_only_that_sample() -> None:
     cam = _gradcam(net)
     result = cam.explain(x)
     result.maps[1, 3, 3] = float("nan")
-    values = evaluate_batch(cam, x, masks=torch.ones(3, H, W, dtype=torch.bool), metrics=METRIC_NAMES,
+    values = evaluate_batch(cam, x, masks=torch.ones(3, H, W, dtype=torch.bool), metrics=metric_names(),
                             result=result, steps=2)
     for key, v in values.items():
         assert torch.isnan(v[1]) and torch.isfinite(v[[0, 2]]).all(), key
@@ -224,7 +224,7 @@ def test_zero_maps_are_finite() -> None:
     cam = _gradcam(net)
     result = cam.explain(x)
     result.maps.zero_()
-    values = evaluate_batch(cam, x, metrics=DEFAULT_METRICS, result=result)
+    values = evaluate_batch(cam, x, metrics=default_metrics(), result=result)
     assert all(torch.isfinite(v).all() for v in values.values())
     torch.testing.assert_close(values["complexity"], torch.zeros(2))
 
@@ -294,7 +294,7 @@ def test_mismatched_result_is_a_clear_error() -> None:
 def test_empty_batch_gives_empty_values_without_a_pass() -> None:
     net = _net()
     counter = _Counter(net)
-    values = evaluate_batch(_gradcam(net), torch.zeros(0, 3, H, W), metrics=METRIC_NAMES[:5])
+    values = evaluate_batch(_gradcam(net), torch.zeros(0, 3, H, W), metrics=metric_names()[:5])
     assert counter.sizes == [] and all(v.shape == (0,) for v in values.values())
 
 

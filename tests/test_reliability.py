@@ -257,7 +257,7 @@ def test_non_finite_logits_are_counted_and_left_out(tmp_path: Any) -> None:
 
 def test_scorecam_oom_retries_with_smaller_chunks(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes: list[int] = []
-    original = ScoreCAM._logits
+    original = ScoreCAM.forward_logits
 
     def limited(self: ScoreCAM, x: torch.Tensor) -> torch.Tensor:
         sizes.append(int(x.shape[0]))

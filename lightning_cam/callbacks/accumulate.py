@@ -14,8 +14,7 @@ from torchmetrics import Metric
 from lightning_cam.callbacks.faults import Faults
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
-from lightning_cam.metrics import METRICS
-from lightning_cam.metrics.registry import LOCALIZATION_METRICS
+from lightning_cam.metrics.registry import localization_metrics, metric_spec
 from lightning_cam.mixin import CAMBatch
 
 __all__ = [
@@ -58,7 +57,8 @@ def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[s
         (('adcc',), ('iou',))
     """
     grounded = parts.masks is not None or parts.boxes is not None
-    wanted = tuple(k for k in metrics if grounded or k not in LOCALIZATION_METRICS)
+    local = localization_metrics()
+    wanted = tuple(k for k in metrics if grounded or k not in local)
     return wanted, tuple(k for k in metrics if k not in wanted)
 
 
@@ -119,7 +119,7 @@ class MetricAccumulator:
         """A new epoch: metric objects created (once) and reset on ``device``, quota and counts cleared."""
         with torch.inference_mode(False):  # states must not be inference tensors: updates run outside it
             if not self.objects:
-                self.objects = {m: {k: METRICS[k]() for k in self.metric_names} for m in self.methods}
+                self.objects = {m: {k: metric_spec(k).metric() for k in self.metric_names} for m in self.methods}
             for per_method in self.objects.values():
                 for metric in per_method.values():
                     metric.to(device)

@@ -76,11 +76,11 @@ from lightning_cam.callbacks.schedule import (
 )
 from lightning_cam.callbacks.sinks import image_sinks
 from lightning_cam.callbacks.state import CallbackState
-from lightning_cam.callbacks.views import DEFAULT_VIEWS, CAMViews, ViewContext, resolve_views
+from lightning_cam.callbacks.views import CAMViews, ViewContext, resolve_views
 from lightning_cam.callbacks.views.collection import ViewsSpec
 from lightning_cam.callbacks.views.per_class import class_names_of
 from lightning_cam.methods import BaseCAM
-from lightning_cam.metrics.registry import DEFAULT_METRICS, check_metric_names
+from lightning_cam.metrics.registry import check_metric_names
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step, stage_name
 
@@ -104,45 +104,40 @@ def cam_module(pl_module: pl.LightningModule) -> CAMMixin:
 
 
 class CAMCallback(CallbackBase):
-    r"""Compute class activation maps and their metrics while a Lightning classifier validates, and show them.
+    """Compute class activation maps and their metrics while a Lightning model validates, and show them.
 
-    A ``Callback`` of both Lightning packages at once (``pytorch_lightning`` and ``lightning.pytorch``,
-    whichever are installed: :mod:`lightning_cam.utilities.lightning`), so either package's ``Trainer`` and
-    ``LightningCLI`` (``class_path: lightning_cam.CAMCallback``) take it.
+    A `Callback` of both Lightning packages at once (`pytorch_lightning` and `lightning.pytorch`), so either
+    package's `Trainer` and `LightningCLI` (`class_path: lightning_cam.CAMCallback`) take it. What it does, step
+    by step, is in the module docstring. Every argument after `methods` is keyword-only and checked at
+    construction.
 
-    What it does, step by step, is in the module docstring. Args, in the groups ``__init__`` checks them in
-    (every value is checked at construction):
-
-    *What to compute*: ``methods``: CAM method names (:func:`lightning_cam.methods.get_method`, aliases
-    accepted) or ``BaseCAM`` subclasses; ``metrics``: metric names
-    (:data:`lightning_cam.metrics.registry.METRIC_SPECS`; localization ones only on batches with masks or
-    boxes); ``target``: explain the predicted class (``"pred"``) or the true ``"label"`` (under the module's
-    ``cam_task``, :mod:`lightning_cam.functional.task`: a multi-label model is explained per (image, class)
-    pair, every predicted positive or every true label, and the pairs are the scored samples; ``max_samples``
-    still counts images); ``method_kwargs``:
-    constructor arguments per method, e.g. ``{"scorecam": {"batch_size": 64}}``; ``metric_kwargs``: options
-    of ``evaluate_batch`` (e.g. ``steps`` for insertion).
-
-    *When and how much*: ``every_n_epochs``: work at validation runs ``0, n, 2n, ...`` of ``fit`` (the runs
-    that happen); ``max_samples``: samples per run over all ranks (``None``: all); ``stages``: ``"fit"`` (its
-    validation runs), ``"validate"``, ``"test"`` (opt-in, keys ``cam_test/<method>/...``);
-    ``skip_sanity_check``; ``dataloader_idx``: the validation dataloader to use.
-
-    *What to show*: ``num_images``: probe images in the grids (``0``: none); ``colormap``, ``alpha``
-    (heatmap weight in ``[0, 1]``), ``tile_size`` (longer side of a tile); ``log_evolution``: the evolution
-    image at the end of ``fit``; ``views``: the views beyond scalars and grids
-    (:mod:`lightning_cam.callbacks.views`) by name or name -> options: ``"worst"`` (option ``k``),
-    ``"drift"``, ``"agreement"``, ``"summary"`` (the default four), ``"per_class"`` (opt-in); ``()``: none.
-
-    *How to run*: ``on_error``: ``"warn"`` (count, report, continue) or ``"raise"``; ``progress``: progress
-    lines (``None``: when an epoch's CAM work takes over 10 s).
-
-    *Deprecated* (a ``FutureWarning``; they adjust ``views``): ``num_worst`` (``"worst"``'s ``k``, 0: off),
-    ``log_drift``, ``log_agreement``, ``per_class``, ``log_summary``.
+    Args:
+        methods: CAM method names ([`get_method`][lightning_cam.methods.registry.get_method], aliases accepted,
+            any registered method) or `BaseCAM` subclasses.
+        metrics: metric names (any registered metric; localization ones only on batches with masks or boxes);
+            `None`: the default selection (ADCC and its components).
+        every_n_epochs: work at validation runs `0, n, 2n, ...` of `fit` (the runs that happen).
+        max_samples: samples per run over all ranks (`None`: all); a multi-label model's pairs are scored, images
+            are counted.
+        num_images: probe images in the grids (`0`: none).
+        target: explain the predicted class (`"pred"`) or the true `"label"` (under the module's `cam_task`).
+        colormap: a matplotlib colormap for the heatmaps.
+        alpha: the heatmap's weight in the overlay, in `[0, 1]`.
+        on_error: `"warn"` (count, report, continue) or `"raise"`.
+        skip_sanity_check: no CAM work in Lightning's sanity check.
+        dataloader_idx: the validation (or test) dataloader to use.
+        method_kwargs: constructor arguments per method, e.g. `{"scorecam": {"batch_size": 64}}`.
+        metric_kwargs: options of `evaluate_batch` (e.g. `steps` for insertion).
+        log_evolution: the evolution image at the end of `fit`.
+        tile_size: the longer side of a grid tile, in pixels.
+        progress: progress lines (`None`: when an epoch's CAM work takes over 10 s).
+        stages: `"fit"` (its validation runs), `"validate"`, `"test"` (opt-in, keys `cam_test/<method>/...`).
+        views: the views beyond scalars and grids (`lightning_cam.callbacks.views`), by name or name -> options;
+            `None`: the registered default views, `()`: none.
 
     Raises:
         ValueError: at construction, for any argument out of its range (the message names the fix).
-        TypeError: at ``setup``, for a module without ``CAMMixin`` or a method rejecting its ``method_kwargs``.
+        TypeError: at `setup`, for a module without `CAMMixin` or a method rejecting its `method_kwargs`.
 
     Examples:
         >>> cb = CAMCallback(methods=("gradcam", "gradcam++"), max_samples=64, num_images=4)
@@ -157,7 +152,8 @@ class CAMCallback(CallbackBase):
     def __init__(
         self,
         methods: str | type[BaseCAM] | Sequence[str | type[BaseCAM]] = ("gradcam",),
-        metrics: str | Sequence[str] = DEFAULT_METRICS,
+        *,
+        metrics: str | Sequence[str] | None = None,
         every_n_epochs: int = 1,
         max_samples: int | None = 256,
         num_images: int = 8,
@@ -173,12 +169,7 @@ class CAMCallback(CallbackBase):
         tile_size: int = 128,
         progress: bool | None = None,
         stages: str | Sequence[str] = DEFAULT_STAGES,
-        views: ViewsSpec | None = DEFAULT_VIEWS,
-        num_worst: int | None = None,
-        log_drift: bool | None = None,
-        log_agreement: bool | None = None,
-        per_class: bool | None = None,
-        log_summary: bool | None = None,
+        views: ViewsSpec | None = None,
     ) -> None:
         super().__init__()
         self._faults = Faults(on_error)
@@ -186,8 +177,7 @@ class CAMCallback(CallbackBase):
         self.__init_work(methods, metrics, target, method_kwargs, metric_kwargs)
         self.__init_schedule(every_n_epochs, max_samples, stages, skip_sanity_check, dataloader_idx)
         self.__init_display(num_images, colormap, alpha, tile_size, log_evolution, progress)
-        self.views = resolve_views(views, {"num_worst": num_worst, "log_drift": log_drift, "log_agreement":
-                                           log_agreement, "per_class": per_class, "log_summary": log_summary})
+        self.views = resolve_views(views)
         self.__init_parts()
 
     def __init_work(self, methods: Any, metrics: Any, target: str, method_kwargs: Any, metric_kwargs: Any) -> None:
@@ -243,7 +233,9 @@ class CAMCallback(CallbackBase):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(methods=self.methods)
+        # every argument that tells two callbacks of one Trainer apart (e.g. one per validation dataloader)
+        return self._generate_state_key(methods=self.methods, metrics=self.metrics, target=self.target,
+                                        stages=self.stages, dataloader_idx=self.dataloader_idx, views=tuple(self.views))
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -305,8 +297,6 @@ class CAMCallback(CallbackBase):
     # ------------------------------------------------------------------ steps
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
         """A validation or test run starts: decide whether it gets CAM work, and prepare it."""
-        if not self._state.runs_loaded and trainer.state.fn == "fit":  # first-version checkpoint: a run per epoch
-            self._schedule.runs, self._state.runs_loaded = trainer.current_epoch, True
         self._active = self._schedule.begin(trainer.state.fn, trainer.sanity_checking, loop)
         if not self._active:
             return

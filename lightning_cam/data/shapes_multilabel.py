@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_cam.data.shapes import background, finish, masks_to_boxes, object_paint, place_shapes
+from lightning_cam.data.shapes_paint import background, finish, masks_to_boxes, object_paint, place_shapes
 
 __all__ = ["MAX_OBJECTS", "generate_multilabel"]
 

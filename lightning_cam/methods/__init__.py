@@ -1,5 +1,8 @@
 """CAM methods: one base class owns hooks, targets, upsampling and normalisation; each method supplies its map.
 
+Every method registers itself where it is defined (`@register_method`); the built-in ones are the modules of
+this package, imported here in the order of the design table.
+
 Examples:
     >>> import torch
     >>> from torch import nn
@@ -10,35 +13,37 @@ Examples:
     torch.Size([2, 8, 8])
 """
 
-from lightning_cam.methods.base import BaseCAM
-from lightning_cam.methods.choose import LayerChoice, choose_target_layer
-from lightning_cam.methods.extra import ExtraInputs
-from lightning_cam.methods.group import MethodGroup, explain_many
-from lightning_cam.methods.layers import (
-    infer_layout,
-    resolve_layer,
-)
-from lightning_cam.methods.registry import (
-    CAM,
-    METHODS,
-    EigenCAM,
-    FakeCAM,
+# The import order below is the registration order (the design table's): one block per module.
+from lightning_cam.methods.base import BaseCAM, Need
+from lightning_cam.methods.cam import CAM
+
+# isort: split
+from lightning_cam.methods.gradient import (
     GradCAM,
     GradCAMPlusPlus,
     HiResCAM,
     LayerCAM,
-    ScoreCAM,
     SmoothGradCAMPlusPlus,
     XGradCAM,
-    available_methods,
-    get_method,
 )
+
+# isort: split
+from lightning_cam.methods.activation import EigenCAM, FakeCAM, ScoreCAM
+
+# isort: split
+from lightning_cam.methods.capture import Capture
+from lightning_cam.methods.choose import LayerChoice, choose_target_layer
+from lightning_cam.methods.extra import ExtraInputs
+from lightning_cam.methods.group import MethodGroup
+from lightning_cam.methods.layers import infer_layout, resolve_layer
+from lightning_cam.methods.registry import available_methods, get_method, register_method
 from lightning_cam.methods.result import CAMResult
 
 __all__ = [
     "CAM",
     "BaseCAM",
     "CAMResult",
+    "Capture",
     "EigenCAM",
     "ExtraInputs",
     "FakeCAM",
@@ -46,16 +51,16 @@ __all__ = [
     "GradCAMPlusPlus",
     "HiResCAM",
     "LayerCAM",
-    "METHODS",
+    "LayerChoice",
     "MethodGroup",
+    "Need",
     "ScoreCAM",
     "SmoothGradCAMPlusPlus",
     "XGradCAM",
     "available_methods",
-    "LayerChoice",
     "choose_target_layer",
-    "explain_many",
     "get_method",
     "infer_layout",
+    "register_method",
     "resolve_layer",
 ]

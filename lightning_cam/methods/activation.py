@@ -1,4 +1,4 @@
-"""Gradient-free methods: CAM, Score-CAM, Eigen-CAM and the Fake-CAM sanity baseline."""
+"""Gradient-free methods: Score-CAM, Eigen-CAM and the Fake-CAM sanity baseline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import torch
 from torch import Tensor, nn
 
 from lightning_cam.functional.cam import (
-    cam_weights,
     eigencam_map,
     fakecam_map,
     scorecam_masks,
@@ -17,158 +16,16 @@ from lightning_cam.functional.task import Task
 from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
-from lightning_cam.methods.layers import Reshape, resolve_layer
+from lightning_cam.methods.layers import Reshape
+from lightning_cam.methods.registry import register_method
 from lightning_cam.utilities.checks import check_batch_size
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
 from lightning_cam.utilities.outputs import Output
 
-__all__ = ["CAM", "EigenCAM", "FakeCAM", "ScoreCAM"]
+__all__ = ["EigenCAM", "FakeCAM", "ScoreCAM"]
 
 
-
-class CAM(BaseCAM):
-    r"""CAM (Zhou et al., CVPR 2016): :math:`L = \mathrm{ReLU}\big(\sum_k w^c_k A^k\big)` with :math:`w^c` the row of
-    the ``nn.Linear`` that follows global average pooling of the target layer.
-
-    ``fc_layer`` (name or module) defaults to the last ``nn.Linear`` of the model. At every call the head is
-    checked: the logits must equal ``fc(mean_ij A)``; otherwise (no GAP->Linear head, or a target layer that
-    does not feed it) a ``ValueError`` says to use :class:`GradCAM`, which equals CAM up to a positive factor
-    on such heads and works on any head. Matches torchcam's ``CAM``.
-
-    Examples:
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        ...                     nn.Flatten(), nn.Linear(4, 2))
-        >>> CAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
-        torch.Size([2, 8, 8])
-    """
-
-    name = "cam"
-    aliases = ()
-    needs_grad = False
-
-    def __init__(
-        self,
-        model: nn.Module,
-        target_layer: str | nn.Module | None = None,
-        reshape: Reshape = None,
-        fc_layer: str | nn.Module | None = None,
-        *,
-        output: Output = None,
-        task: Task | str = "multiclass",
-    ) -> None:
-        super().__init__(model, target_layer, reshape, output=output, task=task)
-        if fc_layer is None:
-            linears: list[tuple[str, nn.Module]] = [
-                (n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)
-            ]
-            if not linears:
-                raise ValueError(
-                    f"CAM needs a global-average-pooling -> nn.Linear classifier head, and {type(model).__name__} has "
-                    "no nn.Linear; use GradCAM instead (it equals CAM on such heads and works on any head)."
-                )
-            self.fc_layer_name, fc = linears[-1]
-            assert isinstance(fc, nn.Linear)
-        else:
-            self.fc_layer_name, fc = resolve_layer(model, fc_layer)
-            if not isinstance(fc, nn.Linear):
-                raise ValueError(
-                    f"fc_layer {self.fc_layer_name!r} is a {type(fc).__name__}, not an nn.Linear; CAM needs "
-                    "the Linear layer after global average pooling. Use GradCAM for other heads."
-                )
-        self.fc_layer: nn.Linear = fc
-
-    def _weights(self, cap: Capture) -> Tensor:
-        """The ``fc`` rows of the targets, once the head is checked to be GAP -> ``fc`` after the layer."""
-        fc = self.fc_layer
-        acts, logits = cap.activations, cap.logits.float()
-        weight = fc.weight.detach().float()
-        hint = (
-            f"CAM needs the target layer {self.target_layer_name!r} to feed global average pooling and then the "
-            f"nn.Linear {self.fc_layer_name!r} that produces the logits"
-        )
-        if acts.shape[1] != weight.shape[1] or logits.shape[1] != weight.shape[0]:
-            raise ValueError(
-                f"{hint}, but the layer has {acts.shape[1]} channels and the Linear maps {weight.shape[1]} -> "
-                f"{weight.shape[0]} (the model has {logits.shape[1]} logits). Use GradCAM instead."
-            )
-        pooled = acts.mean(dim=(2, 3)) @ weight.T
-        if fc.bias is not None:
-            pooled = pooled + fc.bias.detach().float()
-        tol = 1e-3 if cap.logits.dtype in (torch.float32, torch.float64) else 5e-2
-        scale = float(logits.abs().amax()) + 1e-6
-        if not torch.allclose(pooled, logits, rtol=tol, atol=tol * scale):
-            raise ValueError(
-                f"{hint}, but the logits differ from {self.fc_layer_name}(mean over positions of the activation): "
-                "the model has no GAP->Linear head after this layer. Use GradCAM instead."
-            )
-        return cam_weights(weight, cap.targets, self.task)
-
-
-class EigenCAM(BaseCAM):
-    r"""Eigen-CAM (Muhammad & Yeasin, IJCNN 2020): the activation projected on its first principal component.
-
-    Per sample, the ``(hw, C)`` activation matrix is centred over positions; the map is its projection on the
-    first right singular vector (from a batched ``eigh`` of the smaller Gram matrix, the same vector as an
-    SVD gives), ReLU'd. Class
-    independent (no gradients, ``targets`` only pick the logits/targets reported). Same as pytorch-grad-cam's
-    ``EigenCAM`` except for the sign: pytorch-grad-cam keeps LAPACK's arbitrary sign (its map can come out
-    negated, i.e. ReLU of the wrong half), we choose the sign whose map correlates non-negatively with the
-    mean activation :math:`\frac1C\sum_k A^k` (see :func:`lightning_cam.functional.eigencam_map`).
-
-    Examples:
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        ...                     nn.Flatten(), nn.Linear(4, 2))
-        >>> EigenCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
-        torch.Size([2, 8, 8])
-    """
-
-    name = "eigencam"
-    aliases = ("eigen-cam",)
-    needs_grad = False
-
-    def _map(self, cap: Capture) -> Tensor:
-        return eigencam_map(cap.activations)
-
-
-class FakeCAM(BaseCAM):
-    """Fake-CAM (Poppi et al., CVPRW 2021): all ones except the top-left pixel, which is 0.
-
-    The sanity baseline that fools Average Drop and Increase in Confidence (it keeps almost the whole
-    image). ``maps`` is exactly that pattern at ``(H, W)``; ``low_res`` is the same pattern at the target
-    layer's resolution (at ``(H, W)`` without a target layer). One forward is still run for the logits.
-
-    Examples:
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        ...                     nn.Flatten(), nn.Linear(4, 2))
-        >>> FakeCAM(net)(torch.randn(1, 3, 2, 2))
-        tensor([[[0., 1.],
-                 [1., 1.]]])
-    """
-
-    name = "fakecam"
-    aliases = ("fake-cam", "fake")
-    needs_grad = False
-    can_be_blank = False
-    layer_optional = True
-
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, *,
-                 output: Output = None, task: Task | str = "multiclass") -> None:
-        super().__init__(model, target_layer, reshape, output=output, task=task)
-
-    def _needs(self) -> Need:
-        return "logits" if self.target_layer is None else "activation"
-
-    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
-        if self.target_layer is None:
-            size = (x.shape[-2], x.shape[-1])
-        else:
-            size = (cap.activations.shape[-2], cap.activations.shape[-1])
-        return fakecam_map(x.shape[0], size, device=x.device)
-
-    def _postprocess(self, raw: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        return fakecam_map(raw.shape[0], size, device=raw.device), raw
-
-
+@register_method
 class ScoreCAM(BaseCAM):
     r"""Score-CAM (Wang et al., CVPRW 2020), batched over samples x channels.
 
@@ -238,7 +95,7 @@ class ScoreCAM(BaseCAM):
         self.top_k = None if top_k is None else int(top_k)
         self.chunks = ChunkMemory()  # an out-of-memory back-off is remembered for the later calls
 
-    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
+    def derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         acts, targets = cap.activations, cap.targets
         c = acts.shape[1]
         if self.top_k is not None and self.top_k < c:
@@ -278,9 +135,9 @@ class ScoreCAM(BaseCAM):
         if bool(dead.any()):
             if extra:  # the all-zero image's score can depend on each sample's extra inputs
                 rows = sample[dead]
-                zero = self._logits(torch.zeros_like(x[rows]), extra.take(rows, b))[:, None, :]
+                zero = self.forward_logits(torch.zeros_like(x[rows]), extra.take(rows, b))[:, None, :]
             else:
-                zero_logits = self._logits(torch.zeros_like(x[:1]))  # (1, K)
+                zero_logits = self.forward_logits(torch.zeros_like(x[:1]))  # (1, K)
                 zero = zero_logits.expand(int(dead.sum()), -1)[:, None, :]
             out[dead] = scorecam_weights(zero, targets[sample[dead]], self.task)[:, 0]
         live = (~dead).nonzero().squeeze(1)
@@ -294,12 +151,79 @@ class ScoreCAM(BaseCAM):
                 masks = scorecam_masks(flat_acts[idx], size)  # (n, 1, H, W)
             masked = (x[sample[idx]] * masks).to(x.dtype)
             more = extra.take(sample[idx], b)
-            logits = self._logits(masked, more) if more else self._logits(masked)
+            logits = self.forward_logits(masked, more) if more else self.forward_logits(masked)
             out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]], self.task)[:, 0]
 
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
             more = extra.take(sample[:1], b)
-            self._logits(torch.zeros_like(x[:1]), more) if more else self._logits(torch.zeros_like(x[:1]))
+            self.forward_logits(torch.zeros_like(x[:1]), more) if more else self.forward_logits(torch.zeros_like(x[:1]))
 
         self.chunks.run(n, proposed, step, x.device, pad=pad, key=size[0] * size[1])
         return out.view(b, k)
+
+
+@register_method
+class EigenCAM(BaseCAM):
+    r"""Eigen-CAM (Muhammad & Yeasin, IJCNN 2020): the activation projected on its first principal component.
+
+    Per sample, the ``(hw, C)`` activation matrix is centred over positions; the map is its projection on the
+    first right singular vector (from a batched ``eigh`` of the smaller Gram matrix, the same vector as an
+    SVD gives), ReLU'd. Class
+    independent (no gradients, ``targets`` only pick the logits/targets reported). Same as pytorch-grad-cam's
+    ``EigenCAM`` except for the sign: pytorch-grad-cam keeps LAPACK's arbitrary sign (its map can come out
+    negated, i.e. ReLU of the wrong half), we choose the sign whose map correlates non-negatively with the
+    mean activation :math:`\frac1C\sum_k A^k` (see :func:`lightning_cam.functional.eigencam_map`).
+
+    Examples:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> EigenCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "eigencam"
+    aliases = ("eigen-cam",)
+    needs_grad = False
+
+    def raw_map(self, cap: Capture) -> Tensor:
+        return eigencam_map(cap.activations)
+
+
+@register_method
+class FakeCAM(BaseCAM):
+    """Fake-CAM (Poppi et al., CVPRW 2021): all ones except the top-left pixel, which is 0.
+
+    The sanity baseline that fools Average Drop and Increase in Confidence (it keeps almost the whole
+    image). ``maps`` is exactly that pattern at ``(H, W)``; ``low_res`` is the same pattern at the target
+    layer's resolution (at ``(H, W)`` without a target layer). One forward is still run for the logits.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> FakeCAM(net)(torch.randn(1, 3, 2, 2))
+        tensor([[[0., 1.],
+                 [1., 1.]]])
+    """
+
+    name = "fakecam"
+    aliases = ("fake-cam", "fake")
+    needs_grad = False
+    can_be_blank = False
+    layer_optional = True
+
+    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, *,
+                 output: Output = None, task: Task | str = "multiclass") -> None:
+        super().__init__(model, target_layer, reshape, output=output, task=task)
+
+    def needs(self) -> Need:
+        return "logits" if self.target_layer is None else "activation"
+
+    def derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
+        if self.target_layer is None:
+            size = (x.shape[-2], x.shape[-1])
+        else:
+            size = (cap.activations.shape[-2], cap.activations.shape[-1])
+        return fakecam_map(x.shape[0], size, device=x.device)
+
+    def postprocess(self, raw: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        return fakecam_map(raw.shape[0], size, device=raw.device), raw

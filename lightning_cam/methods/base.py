@@ -1,22 +1,29 @@
-"""``BaseCAM``: hooks, target selection, upsampling and normalisation, shared by every method.
+r"""``BaseCAM``: hooks, target selection, upsampling and normalisation, shared by every method.
 
-A method supplies only its channel weights (``_weights``), its raw map (``_map``) or, when it needs more
-passes, its derivation from the clean pass (``_derive``); the maths lives in :mod:`lightning_cam.functional`.
+**Writing a method** is one file: a ``BaseCAM`` subclass decorated with
+[`register_method`][lightning_cam.methods.registry.register_method] that overrides one of these public hooks
+(each a documented default here; the maths lives in `lightning_cam.functional`):
 
-**Writing a method** (the contract :class:`~lightning_cam.methods.group.MethodGroup` relies on): override
-one of these protected hooks, never ``explain``:
+* [`weights`][lightning_cam.methods.base.BaseCAM.weights] `(Capture) -> (B, C)`: channel weights; the map is
+  $\sum_k w_k A^k$ (the Grad-CAM family);
+* [`raw_map`][lightning_cam.methods.base.BaseCAM.raw_map] `(Capture) -> (B, h, w)`: the raw map from the
+  activation and gradient (Layer-CAM);
+* [`derive`][lightning_cam.methods.base.BaseCAM.derive] `(Capture, x, extra) -> (B, h, w)`: when the map needs
+  more forwards than the clean pass (Score-CAM, Smooth Grad-CAM++); it may call
+  [`capture`][lightning_cam.methods.base.BaseCAM.capture] and
+  [`forward_logits`][lightning_cam.methods.base.BaseCAM.forward_logits];
+* [`needs`][lightning_cam.methods.base.BaseCAM.needs]: what the clean pass must capture (`"grad"`,
+  `"activation"`, `"logits"` or `"targets"`), by default from the class attribute `needs_grad`;
+* [`postprocess`][lightning_cam.methods.base.BaseCAM.postprocess]: the raw map to `[0, 1]` (Fake-CAM keeps its
+  pattern).
 
-* :meth:`_weights` ``(Capture) -> (B, C)``: channel weights; the map is ``Σ_k w_k A^k`` (Grad-CAM family);
-* :meth:`_map` ``(Capture) -> (B, h, w)``: the raw map from the activation and gradient (Layer-CAM);
-* :meth:`_derive` ``(Capture, x, extra) -> (B, h, w)``: when the map needs more forwards than the clean
-  pass (Score-CAM, Smooth Grad-CAM++); it may call :meth:`_capture` and :meth:`_logits`;
-* :meth:`_needs`: what the clean pass must capture (``"grad"``, ``"activation"`` or ``"logits"``),
-  by default from the class attribute ``needs_grad``.
-
-The engine does the rest: one capture (:meth:`_capture`), ReLU, upsampling, normalisation and the blank
-flags (:meth:`_result`). A class that cannot work from a shared clean pass sets ``shares_capture = False``
-and is then called on its own by a group; a class that overrides ``explain`` gets that setting when it is
-defined (its ``explain`` must never be bypassed), unless it sets ``shares_capture`` itself.
+The engine does the rest: one capture ([`capture`][lightning_cam.methods.base.BaseCAM.capture], a
+[`Capture`][lightning_cam.methods.capture.Capture]), ReLU, upsampling, normalisation and the blank flags
+([`finish`][lightning_cam.methods.base.BaseCAM.finish]).
+[`MethodGroup`][lightning_cam.methods.group.MethodGroup] drives exactly these public hooks to run several
+methods from one shared pass. A class that overrides `explain` is always called on its own by a group (its
+`explain` is never bypassed); a class that cannot work from a shared clean pass for another reason sets
+`shares_capture = False`.
 """
 
 from __future__ import annotations
@@ -80,7 +87,8 @@ class BaseCAM:
     NaN in every metric. Extra model inputs: ``explain(images, extra=(meta,))`` passes them to every
     forward, per sample (:class:`~lightning_cam.methods.extra.ExtraInputs`).
 
-    Subclasses override the protected hooks of the contract in the module docstring, never ``explain``.
+    Subclasses override the public hooks of the contract in the module docstring (`weights`, `raw_map`, `derive`,
+    `needs`, `postprocess`), never ``explain``.
 
     Args:
         model: the classifier; ``model(images)`` returns ``(B, K)`` logits, or an output they are read from
@@ -117,13 +125,8 @@ class BaseCAM:
     can_be_blank: ClassVar[bool] = True
     #: whether ``target_layer=None`` is allowed (a method that needs no activation, e.g. Fake-CAM)
     layer_optional: ClassVar[bool] = False
-    #: whether a :class:`~lightning_cam.methods.group.MethodGroup` may hand it a shared clean pass
+    #: whether a `MethodGroup` may hand it a shared clean pass (a class that overrides `explain` never gets one)
     shares_capture: ClassVar[bool] = True
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "explain" in cls.__dict__ and "shares_capture" not in cls.__dict__:
-            cls.shares_capture = False  # a group's shared pass would bypass the overridden explain
 
     def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, *,
                  output: Output = None, task: Task | str = "multiclass") -> None:
@@ -174,43 +177,44 @@ class BaseCAM:
         extra_in = ExtraInputs.of(extra)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         with torch.inference_mode(False), eval_mode(self.model):
-            job = prepare(self.task, images, targets, extra_in, self._logits, self.ensure_layer)
+            job = prepare(self.task, images, targets, extra_in, self.forward_logits, self.ensure_layer)
             if job.images.shape[0] == 0:
                 return empty_result(job, size)
-            cap = self._capture(job.images, job.targets, self._needs(), job.extra)
-            return self._result(self._derive(cap, job.images, job.extra), cap, size).paired(job.samples)
+            cap = self.capture(job.images, job.targets, self.needs(), job.extra)
+            return self.finish(self.derive(cap, job.images, job.extra), cap, size).paired(job.samples)
 
     # ------------------------------------------------------------------ the hooks a method overrides
-    def _needs(self) -> Need:
-        """What the clean pass on ``x`` must capture for :meth:`_derive` (:data:`Need`; default from ``needs_grad``).
+    def needs(self) -> Need:
+        """What the clean pass on ``x`` must capture for :meth:`derive` (:data:`Need`; default from ``needs_grad``).
         A method group runs one capture per target layer for all its methods, with the gradient if one needs it."""
         return "grad" if type(self).needs_grad else "activation"
 
-    def _weights(self, cap: Capture) -> Tensor:
+    def weights(self, cap: Capture) -> Tensor:
         """``(B, C)`` channel weights :math:`w_k` of the map :math:`\\sum_k w_k A^k` (float32, from ``cap``)."""
-        raise NotImplementedError(f"{type(self).__name__} must override _weights, _map or _derive.")
+        raise NotImplementedError(f"{type(self).__name__} must override weights, raw_map or derive.")
 
-    def _map(self, cap: Capture) -> Tensor:
+    def raw_map(self, cap: Capture) -> Tensor:
         """Raw ``(B, h, w)`` map (before ReLU) from a :class:`~lightning_cam.methods.capture.Capture`. Default:
-        :math:`\\sum_k w_k A^k` with the weights of :meth:`_weights`."""
-        return weighted_sum(self._weights(cap), cap.activations)
+        :math:`\\sum_k w_k A^k` with the weights of :meth:`weights`."""
+        return weighted_sum(self.weights(cap), cap.activations)
 
-    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
+    def derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         """Raw ``(B, h, w)`` map from the clean pass ``cap`` on ``x``; may run more passes (Score-CAM's masked
         images, Smooth Grad-CAM++'s noisy copies), explaining ``cap.targets`` (valid class indices). Default:
-        :meth:`_map` in float32."""
+        :meth:`raw_map` in float32."""
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return self._map(cap)
+            return self.raw_map(cap)
 
-    def _postprocess(self, raw: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def postprocess(self, raw: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """``(maps (B, H, W) in [0, 1], low_res (B, h, w))`` from a raw map: ReLU, upsampling, normalisation."""
         return postprocess_maps(raw, size)
 
     # ------------------------------------------------------------------ the engine
-    def _logits(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
-        """A plain forward without hooks or autograd (for extra passes such as Score-CAM's masked inputs)."""
+    def forward_logits(self, x: Tensor, extra: object = None) -> Tensor:
+        """The model's logits for ``x``: a plain forward without hooks or autograd, read as every pass of this
+        method reads them (for extra passes such as Score-CAM's masked inputs)."""
         with torch.no_grad():
-            return self._forward(x, extra)
+            return self._forward(x, ExtraInputs.of(extra))
 
     def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
         """``model(x, *extra.args, **extra.kwargs)``, its logits read by :attr:`output` and checked to be ``(B, K)``
@@ -218,10 +222,6 @@ class BaseCAM:
         extra = extra or ExtraInputs()
         out = select_logits(self.model(x, *extra.args, **dict(extra.kwargs)), self.output, self.model)
         return check_task_logits(check_logits(out, x.shape[0], self.model), self.task)
-
-    def forward_logits(self, x: Tensor, extra: object = None) -> Tensor:
-        """The model's logits for ``x`` (no hooks, no autograd), read as every pass of this method reads them."""
-        return self._logits(x, ExtraInputs.of(extra))
 
     def ensure_layer(self, x: Tensor, extra: ExtraInputs | None = None) -> None:
         """With ``target_layer=None``: choose the layer on ``x`` (once; cached per model and input shape) and
@@ -239,7 +239,7 @@ class BaseCAM:
         """The classes the pass explains (:func:`~lightning_cam.methods.targets.resolve_targets`)."""
         return resolve_targets(logits, targets, self.task, trusted)
 
-    def _capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
+    def capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
                  trusted: bool = False) -> Capture:
         """One forward: the logits, targets and (``need`` "activation"/"grad") the target layer's activation, with
         "grad" also ``dy^c/dA`` via ``autograd.grad`` (never parameter ``.grad``); "targets" with given targets: no
@@ -250,7 +250,7 @@ class BaseCAM:
         if need not in ("logits", "targets"):
             self.ensure_layer(x, extra)
         if need in ("logits", "targets") or self.target_layer is None:
-            logits = self._logits(x, extra).detach()
+            logits = self.forward_logits(x, extra).detach()
             return Capture(x.new_empty(0), None, logits, self._targets(logits, targets, trusted))
         recorder = LayerRecorder(self.target_layer_name, need_grad=need == "grad")
         handle = self.target_layer.register_forward_hook(recorder)
@@ -301,11 +301,11 @@ class BaseCAM:
             self._layouts[key] = infer_layout(self.model, self.target_layer_name, value.shape, size)
         return self._layouts[key]
 
-    def _result(self, raw: Tensor, cap: Capture, size: tuple[int, int]) -> CAMResult:
+    def finish(self, raw: Tensor, cap: Capture, size: tuple[int, int]) -> CAMResult:
         """Postprocess a raw map of the pass ``cap`` into the :class:`CAMResult` (used by :meth:`explain` and
         the method group)."""
         with torch.autocast(device_type=raw.device.type, enabled=False):
-            maps, low_res = self._postprocess(raw, size)
+            maps, low_res = self.postprocess(raw, size)
         blank, reason = blank_flags(maps, type(self).can_be_blank, type(self).__name__, self.target_layer_name,
                                     cap.diagnosis)
         clean = cap.lazy_logits
@@ -319,4 +319,4 @@ def _deferred_logits(cam: BaseCAM, x: Tensor, extra: ExtraInputs | None) -> Tens
     as ``explain`` runs, whatever mode the model is in by then (a BatchNorm in train mode would change its
     statistics)."""
     with eval_mode(cam.model):
-        return cam._logits(x, extra).detach()
+        return cam.forward_logits(x, extra).detach()

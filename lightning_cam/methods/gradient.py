@@ -18,6 +18,7 @@ from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
+from lightning_cam.methods.registry import register_method
 from lightning_cam.methods.targets import is_checked, mark_checked
 from lightning_cam.utilities.checks import check_batch_size, check_target_range
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
@@ -31,6 +32,7 @@ def _grads(cap: Capture) -> Tensor:
     return cap.grads
 
 
+@register_method
 class GradCAM(BaseCAM):
     r"""Grad-CAM (Selvaraju et al., ICCV 2017).
 
@@ -51,10 +53,11 @@ class GradCAM(BaseCAM):
     name = "gradcam"
     aliases = ("grad-cam",)
 
-    def _weights(self, cap: Capture) -> Tensor:
+    def weights(self, cap: Capture) -> Tensor:
         return gradcam_weights(_grads(cap))
 
 
+@register_method
 class GradCAMPlusPlus(BaseCAM):
     r"""Grad-CAM++ (Chattopadhay et al., WACV 2018), exponential-score closed form.
 
@@ -87,75 +90,11 @@ class GradCAMPlusPlus(BaseCAM):
             raise ValueError(f"eps must be >= 0, got {eps}.")
         self.eps = float(eps)
 
-    def _weights(self, cap: Capture) -> Tensor:
+    def weights(self, cap: Capture) -> Tensor:
         return gradcampp_weights(cap.activations, _grads(cap), self.eps)
 
 
-class XGradCAM(BaseCAM):
-    r"""XGrad-CAM (Fu et al., BMVC 2020).
-
-    .. math:: w_k = \sum_{ij}\frac{A^k_{ij}}{\sum_{ab}A^k_{ab}}\frac{\partial y^c}{\partial A^k_{ij}},\qquad
-              L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
-
-    Matches pytorch-grad-cam's and torchcam's ``XGradCAM`` (channels summing to 0 get weight 0 here,
-    where the peers add a small epsilon).
-
-    Examples:
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        ...                     nn.Flatten(), nn.Linear(4, 2))
-        >>> XGradCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
-        torch.Size([2, 8, 8])
-    """
-
-    name = "xgradcam"
-    aliases = ("xgrad-cam", "axiomcam")
-
-    def _weights(self, cap: Capture) -> Tensor:
-        return xgradcam_weights(cap.activations, _grads(cap))
-
-
-class LayerCAM(BaseCAM):
-    r"""Layer-CAM (Jiang et al., TIP 2021).
-
-    .. math:: L = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k)\odot A^k\Big)
-
-    Matches pytorch-grad-cam's and torchcam's ``LayerCAM``.
-
-    Examples:
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        ...                     nn.Flatten(), nn.Linear(4, 2))
-        >>> LayerCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
-        torch.Size([2, 8, 8])
-    """
-
-    name = "layercam"
-    aliases = ("layer-cam",)
-
-    def _map(self, cap: Capture) -> Tensor:
-        return layercam_map(cap.activations, _grads(cap))
-
-
-class HiResCAM(BaseCAM):
-    r"""HiRes-CAM (Draelos & Carin, 2020).
-
-    .. math:: L = \mathrm{ReLU}\Big(\sum_k \partial y^c/\partial A^k \odot A^k\Big)
-
-    Matches pytorch-grad-cam's ``HiResCAM``.
-
-    Examples:
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        ...                     nn.Flatten(), nn.Linear(4, 2))
-        >>> HiResCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
-        torch.Size([2, 8, 8])
-    """
-
-    name = "hirescam"
-    aliases = ("hires-cam",)
-
-    def _map(self, cap: Capture) -> Tensor:
-        return hirescam_map(cap.activations, _grads(cap))
-
-
+@register_method
 class SmoothGradCAMPlusPlus(BaseCAM):
     r"""Smooth Grad-CAM++ (Omeiza et al., 2019): Grad-CAM++ averaged over ``num_samples`` noisy copies.
 
@@ -217,10 +156,10 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         return torch.randn((self.num_samples, *x.shape[1:]), generator=gen, device=x.device, dtype=torch.float32)
 
-    def _needs(self) -> Need:
+    def needs(self) -> Need:
         return "targets"  # the clean pass only picks the targets (or gives the logits, when read)
 
-    def _derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
+    def derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         """Mean raw Grad-CAM++ map over the noisy copies, explaining ``cap.targets``.
 
         Job ``j`` of the ``n * B`` is copy ``m = j // B`` of sample ``b = j % B``; each chunk's noisy images are
@@ -242,7 +181,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
             noisy = (x.float()[sample] + scale[sample].view(-1, 1, 1, 1) * noise[copy]).to(x.dtype)
             # cap.targets are valid indices (checked or an argmax by the clean pass): no range check per chunk; given
             # targets without a clean pass: the first chunk checks its own before its gradient, then all of them
-            cap_n = self._capture(noisy, targets[sample], "grad", extra=extra.take(sample, b),
+            cap_n = self.capture(noisy, targets[sample], "grad", extra=extra.take(sample, b),
                                   trusted=not unchecked[0])
             if unchecked[0]:
                 check_target_range(targets, self.task.num_classes(cap_n.logits))
@@ -254,8 +193,76 @@ class SmoothGradCAMPlusPlus(BaseCAM):
             total[0] = acc.index_add(0, sample, part)
 
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
-            self._capture(x[:1], targets[:1], "grad", extra=extra.take(targets.new_zeros(1), b), trusted=True)
+            self.capture(x[:1], targets[:1], "grad", extra=extra.take(targets.new_zeros(1), b), trusted=True)
 
         self.chunks.run(jobs, chunk, step, x.device, pad=pad, key=x.shape[-2] * x.shape[-1])
         assert total[0] is not None
         return total[0] / n
+
+
+@register_method
+class XGradCAM(BaseCAM):
+    r"""XGrad-CAM (Fu et al., BMVC 2020).
+
+    .. math:: w_k = \sum_{ij}\frac{A^k_{ij}}{\sum_{ab}A^k_{ab}}\frac{\partial y^c}{\partial A^k_{ij}},\qquad
+              L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+
+    Matches pytorch-grad-cam's and torchcam's ``XGradCAM`` (channels summing to 0 get weight 0 here,
+    where the peers add a small epsilon).
+
+    Examples:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> XGradCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "xgradcam"
+    aliases = ("xgrad-cam", "axiomcam")
+
+    def weights(self, cap: Capture) -> Tensor:
+        return xgradcam_weights(cap.activations, _grads(cap))
+
+
+@register_method
+class LayerCAM(BaseCAM):
+    r"""Layer-CAM (Jiang et al., TIP 2021).
+
+    .. math:: L = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k)\odot A^k\Big)
+
+    Matches pytorch-grad-cam's and torchcam's ``LayerCAM``.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> LayerCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "layercam"
+    aliases = ("layer-cam",)
+
+    def raw_map(self, cap: Capture) -> Tensor:
+        return layercam_map(cap.activations, _grads(cap))
+
+
+@register_method
+class HiResCAM(BaseCAM):
+    r"""HiRes-CAM (Draelos & Carin, 2020).
+
+    .. math:: L = \mathrm{ReLU}\Big(\sum_k \partial y^c/\partial A^k \odot A^k\Big)
+
+    Matches pytorch-grad-cam's ``HiResCAM``.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(4, 2))
+        >>> HiResCAM(net, "1")(torch.randn(2, 3, 8, 8)).shape
+        torch.Size([2, 8, 8])
+    """
+
+    name = "hirescam"
+    aliases = ("hires-cam",)
+
+    def raw_map(self, cap: Capture) -> Tensor:
+        return hirescam_map(cap.activations, _grads(cap))

@@ -1,17 +1,18 @@
 """``MethodGroup``: several CAM methods on one batch with one shared pass.
 
-Every method of the library derives its map from one hooked pass on ``x`` (:meth:`BaseCAM._capture`):
+Every method of the library derives its map from one hooked pass on ``x`` (`BaseCAM.capture`):
 the logits, the target layer's activation :math:`A` and, for the gradient family,
 :math:`\\partial y^c / \\partial A`. Run separately, ``k`` methods repeat that pass ``k`` times. A group
 runs it once per distinct (model, target layer, layout) -- with the gradient when any method needs it --
-and lets each method derive its map from it (:meth:`BaseCAM._derive`); methods that need more add only
+and lets each method derive its map from it (`BaseCAM.derive`); methods that need more add only
 their own work (Score-CAM's masked images, Smooth Grad-CAM++'s noisy copies; CAM reads its Linear weights,
 Fake-CAM nothing). All methods explain the same targets: the given ones, or the predicted class of the
 first pass. The maps equal those of separate ``explain`` calls (to float rounding).
 
-The group drives only the documented contract of :class:`~lightning_cam.methods.base.BaseCAM`
-(``_needs``, ``_capture``, ``_derive``, ``_result``); a method with ``shares_capture = False`` (or one that is
-not a ``BaseCAM``) is called on its own, with the group's targets.
+The group drives only the public contract of [`BaseCAM`][lightning_cam.methods.base.BaseCAM] (`needs`,
+`capture`, `derive`, `finish`); a method that overrides `explain`, sets `shares_capture = False` or is not a
+`BaseCAM` is
+called on its own, with the group's targets.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from lightning_cam.methods.result import CAMResult
 from lightning_cam.utilities.checks import check_images, check_targets
 from lightning_cam.utilities.modes import eval_mode
 
-__all__ = ["MethodGroup", "explain_many"]
+__all__ = ["MethodGroup"]
 
 
 def _shares(cam: object) -> bool:
-    """Whether ``cam`` may be handed a shared clean pass (its class's documented ``shares_capture``)."""
-    return isinstance(cam, BaseCAM) and type(cam).shares_capture
+    """Whether ``cam`` may be handed a shared clean pass: a `BaseCAM` that keeps the engine's `explain` (a class
+    that overrides `explain` is always called on its own, so its `explain` is never bypassed) and does not opt out
+    with `shares_capture = False`."""
+    return isinstance(cam, BaseCAM) and type(cam).shares_capture and type(cam).explain is BaseCAM.explain
 
 
 def _layer_key(cam: BaseCAM) -> tuple[int, int, Any]:
@@ -105,7 +108,7 @@ class MethodGroup:
         lead = next(iter(shared.values()), None)
         with torch.inference_mode(False), eval_mode(self.model):
             job = (None if lead is None
-                   else prepare(lead.task, images, targets, extra_in, lead._logits, lead.ensure_layer))
+                   else prepare(lead.task, images, targets, extra_in, lead.forward_logits, lead.ensure_layer))
             if job is not None and (job.samples is not None or job.images.shape[0] == 0):
                 images, targets, extra_in = job.images, job.targets, job.extra
             if job is not None and job.images.shape[0] == 0:
@@ -114,30 +117,30 @@ class MethodGroup:
             target_t = job.targets if job is not None else check_targets(targets, images.shape[0], images.device)
             trusted = False
             for cam in shared.values():  # a layer chosen by the rule is known before the grouping by layer
-                if cam._needs() != "logits":
+                if cam.needs() != "logits":
                     cam.ensure_layer(x, extra_in)
             # one capture per target layer (a logits-only pass last, if no layer is needed at all); layers with a
             # gradient method first: their pass gives the logits and the targets of all the others
             layers: dict[tuple[int, int, Any] | None, list[str]] = {}
             for name, cam in shared.items():
-                layers.setdefault(None if cam._needs() in ("logits", "targets") else _layer_key(cam), []).append(name)
+                layers.setdefault(None if cam.needs() in ("logits", "targets") else _layer_key(cam), []).append(name)
             rank = {"grad": 0, "activation": 1, "logits": 2, "targets": 3}
-            order = sorted(layers.values(), key=lambda ns: min(rank[shared[n]._needs()] for n in ns))
+            order = sorted(layers.values(), key=lambda ns: min(rank[shared[n].needs()] for n in ns))
             first: Capture | None = None
             for names in order:
-                needs = {shared[n]._needs() for n in names}
+                needs = {shared[n].needs() for n in names}
                 if needs <= {"logits", "targets"} and first is not None:
                     cap = first  # the logits-only methods reuse the first pass's logits and targets
                 else:
                     need: Need = ("grad" if "grad" in needs else "activation" if "activation" in needs
                                   else "logits" if "logits" in needs else "targets")
-                    cap = shared[names[0]]._capture(x, target_t, need, extra=extra_in, trusted=trusted)
+                    cap = shared[names[0]].capture(x, target_t, need, extra=extra_in, trusted=trusted)
                 target_t, trusted = cap.targets, True
                 first = first or cap
                 for n in names:
                     cam = shared[n]
-                    view = cap.as_needed(cam._needs())  # what its own capture would have given it
-                    out[n] = cam._result(cam._derive(view, x, extra_in), view, size)
+                    view = cap.as_needed(cam.needs())  # what its own capture would have given it
+                    out[n] = cam.finish(cam.derive(view, x, extra_in), view, size)
         for name, cam in self.methods.items():
             if name not in shared:  # a method with its own explain: called alone, with the group's targets
                 kw: dict[str, Any] = {"extra": extra_in} if extra_in else {}
@@ -146,22 +149,3 @@ class MethodGroup:
         samples = None if job is None else job.samples
         return {name: out[name].paired(samples) if samples is not None else out[name] for name in self.methods}
 
-
-def explain_many(
-    methods: Mapping[str, BaseCAM] | Iterable[BaseCAM],
-    images: Tensor,
-    targets: Tensor | int | None = None,
-    extra: object = None,
-) -> dict[str, CAMResult]:
-    """``MethodGroup(methods).explain(images, targets, extra)``: several methods, one shared pass.
-
-    Examples:
-        >>> from torch import nn
-        >>> from lightning_cam.methods import GradCAM, LayerCAM
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        ...                     nn.Flatten(), nn.Linear(4, 2))
-        >>> {k: v.maps.shape for k, v in explain_many([GradCAM(net, "1"), LayerCAM(net, "1")],
-        ...                                           torch.randn(1, 3, 4, 4)).items()}
-        {'gradcam': torch.Size([1, 4, 4]), 'layercam': torch.Size([1, 4, 4])}
-    """
-    return MethodGroup(methods).explain(images, targets, extra=extra)

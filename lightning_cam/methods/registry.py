@@ -1,61 +1,40 @@
-"""Method registry: the one list of methods (``METHODS``), ``get_method(name)`` and ``available_methods()``.
+"""The method registry: ``@register_method`` where each method class is defined, ``get_method(name)`` and
+``available_methods()`` read when asked (:class:`~lightning_cam.utilities.registry.Registry`).
 
 Canonical names (each class's ``name``) are the names in logged keys (``cam/<name>/<metric>``), so they use only
 letters, digits, ``_``, ``.`` and ``/`` (:data:`TAG_NAME`): every logger keeps them as they are (MLflow, for one,
-strips ``+``), so two methods can never collide in a logger. Older spellings (``"gradcam++"``, ``"Grad-CAM++"``)
-stay accepted as aliases.
+strips ``+``), so two methods can never collide in a logger. Other spellings (``"gradcam++"``, ``"Grad-CAM++"``)
+are accepted as aliases.
+
+A method of your own is a :class:`~lightning_cam.methods.base.BaseCAM` subclass decorated with
+:func:`register_method`, in your own file: once that file has run, its name works everywhere a method name
+does (``CAMCallback(methods=...)``, ``get_method``, the YAML configs).
 """
 
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
-from lightning_cam.methods.activation import CAM, EigenCAM, FakeCAM, ScoreCAM
 from lightning_cam.methods.base import BaseCAM
-from lightning_cam.methods.gradient import (
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    SmoothGradCAMPlusPlus,
-    XGradCAM,
-)
+from lightning_cam.utilities.registry import Registry
 
 __all__ = [
-    "CAM",
-    "METHODS",
-    "EigenCAM",
-    "FakeCAM",
-    "GradCAM",
-    "GradCAMPlusPlus",
-    "HiResCAM",
-    "LayerCAM",
-    "ScoreCAM",
-    "SmoothGradCAMPlusPlus",
+    "METHOD_REGISTRY",
     "TAG_NAME",
-    "XGradCAM",
     "available_methods",
     "check_tag_name",
     "get_method",
+    "register_method",
 ]
-
-#: every CAM method class, in the order of the design table: the one list of methods.
-METHODS: tuple[type[BaseCAM], ...] = (
-    CAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    SmoothGradCAMPlusPlus,
-    XGradCAM,
-    LayerCAM,
-    HiResCAM,
-    ScoreCAM,
-    EigenCAM,
-    FakeCAM,
-)
-
 
 #: what a canonical method name (a part of every logged key) may contain.
 TAG_NAME = re.compile(r"[A-Za-z0-9_./]+")
+
+#: canonical method name -> class; the built-in methods are the modules of :mod:`lightning_cam.methods`.
+METHOD_REGISTRY: Registry[type[BaseCAM]] = Registry("CAM method", package="lightning_cam.methods")
+
+M = TypeVar("M", bound=type[BaseCAM])
 
 
 def check_tag_name(name: str) -> str:
@@ -79,24 +58,39 @@ def check_tag_name(name: str) -> str:
     return name
 
 
-def _key(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch not in "-_ ")
+def register_method(cls: M) -> M:
+    """Class decorator: register a :class:`~lightning_cam.methods.base.BaseCAM` subclass under its ``name``
+    (checked by :func:`check_tag_name`), its ``aliases`` and its class name.
 
-
-_REGISTRY: dict[str, type[BaseCAM]] = {}
-for _cls in METHODS:
-    for _name in (_cls.name, _cls.__name__, *_cls.aliases):
-        _REGISTRY[_key(_name)] = _cls
+    Examples:
+        >>> from lightning_cam.methods import GradCAM
+        >>> @register_method
+        ... class DoubleGradCAM(GradCAM):
+        ...     name = "double_gradcam"
+        >>> get_method("Double-GradCAM") is DoubleGradCAM
+        True
+        >>> METHOD_REGISTRY.remove("double_gradcam") is DoubleGradCAM
+        True
+    """
+    if not (isinstance(cls, type) and issubclass(cls, BaseCAM)):
+        raise TypeError(f"@register_method decorates a BaseCAM subclass, got {cls!r}.")
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a class attribute `name` (letters, digits, '_') to be registered.")
+    # a subclass inherits its parent's `aliases`: only the ones it declares anew are its own
+    inherited = {alias for base in cls.__mro__[1:] for alias in getattr(base, "aliases", ())}
+    own = tuple(alias for alias in cls.aliases if alias not in inherited)
+    METHOD_REGISTRY.add(check_tag_name(cls.name), cls, aliases=(cls.__name__, *own))
+    return cls
 
 
 def available_methods() -> list[str]:
-    """Canonical method names, in the order of the design table.
+    """The canonical names of the registered methods, in registration order (read when called).
 
     Examples:
-        >>> available_methods()[:4]
-        ['cam', 'gradcam', 'gradcam_pp', 'smoothgradcam_pp']
+        >>> available_methods()[:3]
+        ['cam', 'gradcam', 'gradcam_pp']
     """
-    return [cls.name for cls in METHODS]
+    return METHOD_REGISTRY.names()
 
 
 def get_method(name: str | type[BaseCAM]) -> type[BaseCAM]:
@@ -114,7 +108,4 @@ def get_method(name: str | type[BaseCAM]) -> type[BaseCAM]:
         return name
     if not isinstance(name, str):
         raise TypeError(f"method name must be a str, got {type(name).__name__}.")
-    cls = _REGISTRY.get(_key(name))
-    if cls is None:
-        raise ValueError(f"unknown CAM method {name!r}; valid names: {', '.join(available_methods())}.")
-    return cls
+    return METHOD_REGISTRY.get(name)

@@ -1,9 +1,10 @@
-"""DDP-safe torchmetrics over the per-sample values of :func:`lightning_cam.evaluate_batch`.
+"""DDP-safe torchmetrics over the per-sample values of [`evaluate_batch`][lightning_cam.evaluate.evaluate_batch].
 
-``METRICS`` maps each metric name to its ``torchmetrics.Metric`` class; both come from the one table
-:data:`~lightning_cam.metrics.registry.METRIC_SPECS`:
+Each metric registers itself where its class is defined
+([`register_metric`][lightning_cam.metrics.registry.register_metric]); `metric_spec(name).metric` is its
+`torchmetrics.Metric` class:
 
->>> m = METRICS["adcc"]()
+>>> m = metric_spec("adcc").metric()
 >>> m.update(torch.tensor([0.25, 0.75]))
 >>> m.compute()
 tensor(0.5000)
@@ -13,26 +14,30 @@ from __future__ import annotations
 
 import torch  # noqa: F401  (used by the doctest examples)
 
+# The import order below is the registration order (the design table's): one block per module.
 from lightning_cam.metrics.adcc import ADCC, AverageDrop, Coherency, Complexity, IncreaseInConfidence
-from lightning_cam.metrics.base import PerSampleMean, PerSampleMetric
-from lightning_cam.metrics.localization import EnergyPointingGame, IoU, PointingGame
+
+# isort: split
 from lightning_cam.metrics.perturbation import Deletion, Insertion
+
+# isort: split
+from lightning_cam.metrics.localization import EnergyPointingGame, IoU, PointingGame
+
+# isort: split
+from lightning_cam.metrics.base import PerSampleMean, PerSampleMetric
 from lightning_cam.metrics.registry import (
-    DEFAULT_METRICS,
-    LOCALIZATION_METRICS,
-    METRIC_NAMES,
-    METRIC_SPECS,
+    MetricInputs,
     MetricSpec,
     check_metric_names,
+    default_metrics,
+    localization_metrics,
+    metric_names,
+    metric_spec,
+    register_metric,
 )
 
 __all__ = [
     "ADCC",
-    "DEFAULT_METRICS",
-    "LOCALIZATION_METRICS",
-    "METRICS",
-    "METRIC_SPECS",
-    "METRIC_NAMES",
     "AverageDrop",
     "Coherency",
     "Complexity",
@@ -41,12 +46,15 @@ __all__ = [
     "IncreaseInConfidence",
     "Insertion",
     "IoU",
+    "MetricInputs",
     "MetricSpec",
     "PerSampleMean",
     "PerSampleMetric",
     "PointingGame",
     "check_metric_names",
+    "default_metrics",
+    "localization_metrics",
+    "metric_names",
+    "metric_spec",
+    "register_metric",
 ]
-
-#: metric name -> ``torchmetrics.Metric`` subclass (read from :data:`~lightning_cam.metrics.registry.METRIC_SPECS`).
-METRICS: dict[str, type[PerSampleMetric]] = {name: spec.metric for name, spec in METRIC_SPECS.items()}

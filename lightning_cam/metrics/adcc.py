@@ -12,10 +12,16 @@ from torch import Tensor
 
 from lightning_cam.functional.adcc import adcc, average_drop, coherency, complexity, increase_in_confidence
 from lightning_cam.metrics.base import PerSampleMetric
+from lightning_cam.metrics.registry import MetricInputs, register_metric
 
 __all__ = ["ADCC", "AverageDrop", "Coherency", "Complexity", "IncreaseInConfidence"]
 
 
+def _adcc_of(m: MetricInputs) -> Tensor:
+    return adcc(m.values["coherency"], m.values["complexity"], m.values["average_drop"])
+
+
+@register_metric("average_drop", lambda m: average_drop(m.probs, m.need("masked_probs")), {"masked"}, default=True)
 class AverageDrop(PerSampleMetric):
     r"""Average Drop in percent (lower is better): mean of ``100 · max(0, Y_c − O_c) / Y_c``.
 
@@ -38,6 +44,8 @@ class AverageDrop(PerSampleMetric):
         self.add_values(values if masked_probs is None else average_drop(values, masked_probs))
 
 
+@register_metric("increase", lambda m: increase_in_confidence(m.probs, m.need("masked_probs")), {"masked"},
+                 default=True)
 class IncreaseInConfidence(PerSampleMetric):
     r"""Increase in Confidence in percent (higher is better): share of samples with ``O_c > Y_c``.
 
@@ -59,6 +67,7 @@ class IncreaseInConfidence(PerSampleMetric):
         self.add_values(values if masked_probs is None else increase_in_confidence(values, masked_probs))
 
 
+@register_metric("coherency", lambda m: coherency(m.maps, m.need("masked_maps")), {"masked", "remap"}, default=True)
 class Coherency(PerSampleMetric):
     r"""Coherency in ``[0, 1]`` (higher is better): mean of ``(ρ(map(x ⊙ map), map) + 1) / 2``.
 
@@ -80,6 +89,7 @@ class Coherency(PerSampleMetric):
         self.add_values(values if masked_maps is None else coherency(values, masked_maps))
 
 
+@register_metric("complexity", lambda m: complexity(m.maps), default=True)
 class Complexity(PerSampleMetric):
     r"""Complexity in ``[0, 1]`` (lower is better): mean of ``‖map‖₁ / (H·W)``.
 
@@ -100,6 +110,7 @@ class Complexity(PerSampleMetric):
         self.add_values(complexity(values) if values.ndim >= 2 else values)
 
 
+@register_metric("adcc", lambda m: _adcc_of(m), requires=("average_drop", "coherency", "complexity"), default=True)
 class ADCC(PerSampleMetric):
     r"""ADCC in ``[0, 1]`` (higher is better): mean over samples of
     ``3 / (1/coherency + 1/(1 − complexity) + 1/(1 − drop))``.

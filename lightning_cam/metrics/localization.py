@@ -10,11 +10,14 @@ from torch import Tensor
 
 from lightning_cam.functional.localization import energy_pointing_game, iou, pointing_game
 from lightning_cam.metrics.base import PerSampleMetric
+from lightning_cam.metrics.registry import register_metric
 from lightning_cam.utilities.checks import check_threshold, check_tolerance
 
 __all__ = ["EnergyPointingGame", "IoU", "PointingGame"]
 
 
+@register_metric("pointing_game", lambda m: pointing_game(m.maps, m.need("truth"), tolerance=m.options["tolerance"]),
+                 {"truth"})
 class PointingGame(PerSampleMetric):
     r"""Pointing Game accuracy in ``[0, 1]`` (higher is better): share of maps whose maximum is on the object.
 
@@ -42,6 +45,7 @@ class PointingGame(PerSampleMetric):
         self.add_values(values if masks is None else pointing_game(values, masks, tolerance=self.tolerance))
 
 
+@register_metric("energy_pointing_game", lambda m: energy_pointing_game(m.maps, m.need("truth")), {"truth"})
 class EnergyPointingGame(PerSampleMetric):
     r"""Energy-based Pointing Game in ``[0, 1]`` (higher is better): mean share of map mass on the object.
 
@@ -61,6 +65,7 @@ class EnergyPointingGame(PerSampleMetric):
         self.add_values(values if masks is None else energy_pointing_game(values, masks))
 
 
+@register_metric("iou", lambda m: iou(m.maps, m.need("truth"), threshold=m.options["threshold"]), {"truth"})
 class IoU(PerSampleMetric):
     r"""Mean IoU in ``[0, 1]`` (higher is better) of the thresholded map ``map >= threshold`` with the mask.
 

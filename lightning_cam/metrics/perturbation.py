@@ -6,10 +6,12 @@ from __future__ import annotations
 import torch  # noqa: F401  (used by the doctest examples)
 
 from lightning_cam.metrics.base import PerSampleMean
+from lightning_cam.metrics.registry import register_metric
 
 __all__ = ["Deletion", "Insertion"]
 
 
+@register_metric("insertion", lambda m: m.need("curves")["insertion"], {"curves"})
 class Insertion(PerSampleMean):
     r"""Insertion AUC in ``[0, 1]`` (higher is better): the target probability as the most salient pixels
     are revealed into a baseline, integrated over the revealed fraction.
@@ -25,6 +27,7 @@ class Insertion(PerSampleMean):
     higher_is_better = True
 
 
+@register_metric("deletion", lambda m: m.need("curves")["deletion"], {"curves"})
 class Deletion(PerSampleMean):
     r"""Deletion AUC in ``[0, 1]`` (lower is better): the target probability as the most salient pixels
     are removed into a baseline, integrated over the removed fraction.

@@ -1,26 +1,27 @@
-"""The one table of metrics: every name, its ``torchmetrics`` class, how its per-sample values are computed
-from one batch's passes, and what those passes need. :func:`lightning_cam.evaluate_batch`, the metric
-classes' ``METRICS`` map, the callback and the documentation all read :data:`METRIC_SPECS`.
+"""The metric registry: every metric registers itself where its class is defined (`@register_metric`), with
+its per-sample formula and what that formula needs of a batch's passes;
+[`evaluate_batch`][lightning_cam.evaluate.evaluate_batch], the callback and the documentation read the table when
+asked (`metric_names()`, `default_metrics()`, `localization_metrics()`, `metric_spec(name)`).
 
-Adding a metric is one formula in :mod:`lightning_cam.functional`, one :class:`MetricSpec` line below (with
-its class, a :class:`~lightning_cam.metrics.base.PerSampleMean` subclass when it only averages) and its test.
+Adding a metric is one file: its formula (in `lightning_cam.functional` for the built-in ones) and a
+`torchmetrics` class decorated with `@register_metric` (a
+[`PerSampleMean`][lightning_cam.metrics.base.PerSampleMean] subclass when it only averages), and its test. A
+metric registered in a user's own file works in `evaluate_batch` and in `CAMCallback(metrics=...)`.
 
-What a metric can read (:class:`MetricInputs`, filled by :func:`~lightning_cam.evaluate_batch` only with
-what some requested metric needs):
+What a metric can read ([`MetricInputs`][lightning_cam.metrics.registry.MetricInputs], filled by
+`evaluate_batch` only with what some requested metric needs):
 
-============== =========================================================================================
-``needs``      what it costs and gives
-============== =========================================================================================
-``"masked"``   one forward on ``x ⊙ map``: ``masked_probs`` (``O_c``)
-``"remap"``    the CAM on ``x ⊙ map`` instead (one forward and backward): also ``masked_maps``
-``"truth"``    ground-truth masks or boxes in the batch: ``truth`` ``(B, H, W)``
-``"curves"``   the insertion/deletion perturbation passes (shared by both): ``curves()``
-============== =========================================================================================
+| `needs` | what it costs and gives |
+|---|---|
+| `"masked"` | one forward on `x ⊙ map`: `masked_probs` ($O_c$) |
+| `"remap"` | the CAM on `x ⊙ map` instead (one forward and backward): also `masked_maps` |
+| `"truth"` | ground-truth masks or boxes in the batch: `truth` `(B, H, W)` |
+| `"curves"` | the insertion/deletion perturbation passes (shared by both): `curves()` |
 
 Examples:
-    >>> [s.name for s in METRIC_SPECS.values() if s.default]
-    ['average_drop', 'increase', 'coherency', 'complexity', 'adcc']
-    >>> sorted(METRIC_SPECS["coherency"].needs), METRIC_SPECS["adcc"].requires
+    >>> default_metrics()
+    ('average_drop', 'increase', 'coherency', 'complexity', 'adcc')
+    >>> sorted(metric_spec("coherency").needs), metric_spec("adcc").requires
     (['masked', 'remap'], ('average_drop', 'coherency', 'complexity'))
 """
 
@@ -28,27 +29,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import Tensor
 
-from lightning_cam.functional.adcc import adcc, average_drop, coherency, complexity, increase_in_confidence
-from lightning_cam.functional.localization import energy_pointing_game, iou, pointing_game
-from lightning_cam.metrics.adcc import ADCC, AverageDrop, Coherency, Complexity, IncreaseInConfidence
 from lightning_cam.metrics.base import PerSampleMetric
-from lightning_cam.metrics.localization import EnergyPointingGame, IoU, PointingGame
-from lightning_cam.metrics.perturbation import Deletion, Insertion
+from lightning_cam.utilities.registry import Registry
 
 __all__ = [
-    "DEFAULT_METRICS",
-    "LOCALIZATION_METRICS",
-    "METRIC_NAMES",
-    "METRIC_SPECS",
+    "METRIC_REGISTRY",
     "NEEDS",
     "MetricInputs",
     "MetricSpec",
     "check_metric_names",
+    "default_metrics",
+    "localization_metrics",
+    "metric_names",
     "metric_needs",
+    "metric_spec",
+    "register_metric",
 ]
 
 #: what a metric may need of a batch's passes (see the module docstring).
@@ -110,45 +109,73 @@ class MetricSpec:
     default: bool = False
 
     def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum() or self.name != self.name.lower():
+            raise ValueError(f"a metric name is lower-case letters, digits and '_' (a part of every logged key), "
+                             f"got {self.name!r}.")
         if not self.needs <= NEEDS:
             raise ValueError(f"metric {self.name!r} needs {sorted(self.needs - NEEDS)}, not in {sorted(NEEDS)}.")
 
 
-def _curve(name: str) -> Callable[[MetricInputs], Tensor]:
-    return lambda m: m.need("curves")[name]
+#: metric name -> [`MetricSpec`][lightning_cam.metrics.registry.MetricSpec]; the built-in metrics are the modules
+#: of `lightning_cam.metrics`.
+METRIC_REGISTRY: Registry[MetricSpec] = Registry("metric", package="lightning_cam.metrics", loose=False)
+
+C = TypeVar("C", bound=type[PerSampleMetric])
 
 
-_MASKED, _REMAP, _TRUTH = frozenset({"masked"}), frozenset({"masked", "remap"}), frozenset({"truth"})
-_SPECS = (
-    MetricSpec("average_drop", AverageDrop, lambda m: average_drop(m.probs, m.need("masked_probs")), _MASKED,
-               default=True),
-    MetricSpec("increase", IncreaseInConfidence, lambda m: increase_in_confidence(m.probs, m.need("masked_probs")),
-               _MASKED, default=True),
-    MetricSpec("coherency", Coherency, lambda m: coherency(m.maps, m.need("masked_maps")), _REMAP, default=True),
-    MetricSpec("complexity", Complexity, lambda m: complexity(m.maps), default=True),
-    MetricSpec("adcc", ADCC, lambda m: adcc(m.values["coherency"], m.values["complexity"], m.values["average_drop"]),
-               requires=("average_drop", "coherency", "complexity"), default=True),
-    MetricSpec("insertion", Insertion, _curve("insertion"), frozenset({"curves"})),
-    MetricSpec("deletion", Deletion, _curve("deletion"), frozenset({"curves"})),
-    MetricSpec("pointing_game", PointingGame,
-               lambda m: pointing_game(m.maps, m.need("truth"), tolerance=m.options["tolerance"]), _TRUTH),
-    MetricSpec("energy_pointing_game", EnergyPointingGame, lambda m: energy_pointing_game(m.maps, m.need("truth")),
-               _TRUTH),
-    MetricSpec("iou", IoU, lambda m: iou(m.maps, m.need("truth"), threshold=m.options["threshold"]), _TRUTH),
-)
+def register_metric(
+    name: str,
+    compute: Callable[[MetricInputs], Tensor],
+    needs: Iterable[str] = (),
+    requires: tuple[str, ...] = (),
+    default: bool = False,
+) -> Callable[[C], C]:
+    """Class decorator: register a `torchmetrics` class as the metric `name`, with its per-sample formula
+    `compute` (`MetricInputs -> (B,)`), what it `needs` (a subset of `NEEDS`), the metrics it `requires` and
+    whether it is part of the `default` selection.
 
-#: metric name -> :class:`MetricSpec`, in the order of the design table.
-METRIC_SPECS: dict[str, MetricSpec] = {s.name: s for s in _SPECS}
-#: every metric name, in table order.
-METRIC_NAMES: tuple[str, ...] = tuple(METRIC_SPECS)
-#: the default selection: ADCC and its components.
-DEFAULT_METRICS: tuple[str, ...] = tuple(s.name for s in _SPECS if s.default)
-#: metrics that need ground-truth masks (or boxes).
-LOCALIZATION_METRICS: frozenset[str] = frozenset(s.name for s in _SPECS if "truth" in s.needs)
+    Examples:
+        >>> from lightning_cam.metrics import PerSampleMean
+        >>> @register_metric("mean_heat", compute=lambda m: m.maps.mean((1, 2)))
+        ... class MeanHeat(PerSampleMean):
+        ...     higher_is_better = False
+        >>> "mean_heat" in metric_names(), metric_spec("mean_heat").metric is MeanHeat
+        (True, True)
+        >>> METRIC_REGISTRY.remove("mean_heat").metric is MeanHeat
+        True
+    """
+
+    def add(cls: C) -> C:
+        METRIC_REGISTRY.add(name, MetricSpec(name, cls, compute, frozenset(needs), tuple(requires), default))
+        return cls
+
+    return add
 
 
-def check_metric_names(metrics: str | Iterable[str]) -> tuple[str, ...]:
-    """A selection of metric names (one name or several) -> the tuple of names, in the order given.
+def metric_spec(name: str) -> MetricSpec:
+    """The registered [`MetricSpec`][lightning_cam.metrics.registry.MetricSpec] of `name` (unknown ->
+    `ValueError` listing the valid names)."""
+    return METRIC_REGISTRY.get(name)
+
+
+def metric_names() -> tuple[str, ...]:
+    """Every registered metric name, in registration order (the design table's for the built-in ones)."""
+    return tuple(METRIC_REGISTRY.names())
+
+
+def default_metrics() -> tuple[str, ...]:
+    """The default selection: the registered metrics with `default=True` (ADCC and its components)."""
+    return tuple(METRIC_REGISTRY.names(lambda spec: spec.default))
+
+
+def localization_metrics() -> frozenset[str]:
+    """The metrics that need ground-truth masks or boxes (`"truth"` in their `needs`)."""
+    return frozenset(METRIC_REGISTRY.names(lambda spec: "truth" in spec.needs))
+
+
+def check_metric_names(metrics: str | Iterable[str] | None) -> tuple[str, ...]:
+    """A selection of metric names (one name or several; `None`: the default selection) -> the tuple of names,
+    in the order given.
 
     Raises:
         ValueError: an unknown name (the valid ones are listed), an empty selection, or a name listed twice.
@@ -157,20 +184,22 @@ def check_metric_names(metrics: str | Iterable[str]) -> tuple[str, ...]:
         >>> check_metric_names(["iou", "adcc"])
         ('iou', 'adcc')
     """
+    if metrics is None:
+        return default_metrics()
     names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
-    unknown = [n for n in names if n not in METRIC_SPECS]
+    unknown = [n for n in names if n not in METRIC_REGISTRY]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; valid names are {list(METRIC_NAMES)}.")
+        raise ValueError(f"unknown metric(s) {unknown}; valid names are {list(metric_names())}.")
     if not names:
-        raise ValueError(f"no metric requested; choose from {list(METRIC_NAMES)}.")
+        raise ValueError(f"no metric requested; choose from {list(metric_names())}.")
     if len(set(names)) != len(names):
         raise ValueError(f"`metrics` lists a metric twice: {list(names)}; list each metric once.")
     return names
 
 
 def metric_needs(names: Iterable[str]) -> tuple[tuple[MetricSpec, ...], frozenset[str]]:
-    """``(specs to compute, in dependency order, their needs combined)`` for the requested ``names``: each
-    spec's :attr:`~MetricSpec.requires` come before it.
+    """`(specs to compute, in dependency order, their needs combined)` for the requested `names`: each
+    spec's `requires` come before it.
 
     Examples:
         >>> specs, needs = metric_needs(["adcc"])
@@ -180,7 +209,7 @@ def metric_needs(names: Iterable[str]) -> tuple[tuple[MetricSpec, ...], frozense
     order: list[MetricSpec] = []
 
     def visit(name: str) -> None:
-        spec = METRIC_SPECS[name]
+        spec = metric_spec(name)
         for dep in spec.requires:
             visit(dep)
         if spec not in order:

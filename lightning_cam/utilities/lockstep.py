@@ -67,7 +67,6 @@ __all__ = [
     "LockStepBroken",
     "StepFailed",
     "abort_default_group",
-    "all_reduce_max",
     "chunk_plan",
     "protocol_reduce",
     "round_timeout",
@@ -342,12 +341,3 @@ class LockStep:
             raise error
         return failed > 0
 
-
-def all_reduce_max() -> Reduce:
-    """``reduce`` for :class:`LockStep` over the default process group (no timeout of its own: the callback
-    uses :func:`protocol_reduce`)."""
-    def reduce(t: Tensor) -> Tensor:
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return t
-
-    return reduce

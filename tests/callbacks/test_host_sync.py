@@ -1,9 +1,9 @@
 """The callback's per-batch path never reads a tensor back to the host (a device sync that stalls a GPU's
 validation loop): the reads per epoch are a fixed number, whatever the number of batches.
 
-Counted with :class:`~lightning_cam.callbacks.syncs.HostReads` (every Tensor -> Python conversion and the
+Counted with `HostReads` (benchmarks/syncs.py) (every Tensor -> Python conversion and the
 comparisons that return Python bools, while the callback's hooks run): on CPU nothing stalls, but the same code
-paths run. Where CUDA exists, :class:`~lightning_cam.callbacks.syncs.CudaSyncs` counts the synchronizing calls
+paths run. Where CUDA exists, `CudaSyncs` counts the synchronizing calls
 themselves with ``torch.cuda.set_sync_debug_mode``.
 """
 
@@ -15,9 +15,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from benchmarks.syncs import CudaSyncs, HostReads, watch_hooks
 from lightning_cam import CAMCallback
-from lightning_cam.callbacks.syncs import CudaSyncs, HostReads, watch_hooks
-from lightning_cam.callbacks.views import DEFAULT_VIEWS
+from lightning_cam.callbacks.views import default_views
 from tests.callbacks.test_cam import ADCC, make_data, make_model, make_trainer
 
 
@@ -40,7 +40,7 @@ def reads_per_epoch(tmp_path: Any, num_val: int, methods: tuple[str, ...], metri
 @pytest.mark.parametrize("methods", [("gradcam",), ("gradcam", "gradcam_pp", "eigencam")])
 def test_host_reads_do_not_grow_with_the_number_of_batches(tmp_path: Any, methods: tuple[str, ...]) -> None:
     metrics = (*ADCC, "pointing_game", "iou")
-    views = tuple(v for v in DEFAULT_VIEWS if v != "strategies")
+    views = tuple(v for v in default_views() if v != "strategies")
     two = reads_per_epoch(tmp_path / "a", 32, methods, metrics, views)  # 2 batches of 16
     six = reads_per_epoch(tmp_path / "b", 96, methods, metrics, views)  # 6 batches
     assert two == six, (two, six)  # with the default views (gallery gather, agreement) on

@@ -83,10 +83,10 @@ def test_every_registered_method_name_passes_mlflow_name_validation() -> None:
     from mlflow.utils.validation import _validate_metric_name
 
     from lightning_cam.methods import available_methods
-    from lightning_cam.metrics import METRICS
+    from lightning_cam.metrics import metric_names
 
     for method in available_methods():
-        for metric in METRICS:
+        for metric in metric_names():
             for key in (f"cam/{method}/{metric}", f"cam_test/{method}/{metric}"):
                 _validate_metric_name(key)  # raises on a name MLflow rejects
                 # and no logger's sanitising changes it: MLflow's keeps [a-zA-Z0-9_/. -], the others keep more

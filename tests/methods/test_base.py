@@ -408,8 +408,8 @@ def test_smoothgradcampp_is_the_mean_of_gradcampp_over_the_noisy_copies() -> Non
     plain = GradCAMPlusPlus(model, LAYER)
     raws = []
     for m in range(3):
-        cap = plain._capture(x + 0.2 * span * noise[m], res.targets, "grad")
-        raws.append(plain._map(cap))
+        cap = plain.capture(x + 0.2 * span * noise[m], res.targets, "grad")
+        raws.append(plain.raw_map(cap))
     torch.testing.assert_close(res.low_res, torch.relu(torch.stack(raws).mean(0)), rtol=1e-5, atol=1e-7)
 
 

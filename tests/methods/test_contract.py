@@ -17,7 +17,7 @@ class GradCAMElementwise(BaseCAM):
 
     name = "gradcam_elementwise"
 
-    def _map(self, cap: Capture) -> Tensor:
+    def raw_map(self, cap: Capture) -> Tensor:
         assert cap.grads is not None
         return torch.relu(cap.grads * cap.activations).sum(dim=1)
 
@@ -28,7 +28,7 @@ class MeanActivation(BaseCAM):
     name = "meanact"
     needs_grad = False
 
-    def _weights(self, cap: Capture) -> Tensor:
+    def weights(self, cap: Capture) -> Tensor:
         b, c = cap.activations.shape[:2]
         return cap.activations.new_full((b, c), 1.0 / c)
 

@@ -9,7 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_cam.methods import METHODS, BaseCAM, CAMResult, GradCAM, MethodGroup, explain_many
+from lightning_cam.methods import (
+    BaseCAM,
+    CAMResult,
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    MethodGroup,
+    available_methods,
+    get_method,
+)
 from lightning_cam.methods.extra import ExtraInputs
 from tests.helpers import MethodOptions
 
@@ -34,7 +43,7 @@ class MetaNet(nn.Module):
 
 def build(model: nn.Module) -> dict[str, BaseCAM]:
     torch.manual_seed(0)
-    return {cls.name: cls(model, "conv2", **SMALL.of(cls.name)) for cls in METHODS}  # type: ignore[arg-type]
+    return {cls.name: cls(model, "conv2", **SMALL.of(cls.name)) for cls in map(get_method, available_methods())}  # type: ignore[arg-type]
 
 
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,9 +98,9 @@ def test_group_shares_one_pass_per_target_layer() -> None:
     for name in ("conv1", "conv2"):
         getattr(model, name).register_forward_hook(lambda *_, n=name: calls.append(n))
     x, meta = inputs()
-    cams = {"g2": GradCAM(model, "conv2"), "pp2": METHODS[2](model, "conv2"), "eig2": METHODS[8](model, "conv2"),
+    cams = {"g2": GradCAM(model, "conv2"), "pp2": GradCAMPlusPlus(model, "conv2"), "eig2": EigenCAM(model, "conv2"),
             "g1": GradCAM(model, "conv1")}
-    out = explain_many(cams, x, extra={"meta": meta})
+    out = MethodGroup(cams).explain(x, extra={"meta": meta})
     assert calls == ["conv1", "conv2", "conv1", "conv2"]  # two forwards for four methods on two layers
     for n, cam in cams.items():
         same(out[n], cam.explain(x, out[n].targets, extra={"meta": meta}), n)
@@ -100,7 +109,7 @@ def test_group_shares_one_pass_per_target_layer() -> None:
 def test_group_calls_a_method_with_its_own_explain_alone() -> None:
     model = MetaNet().eval()
 
-    class Custom(GradCAM):  # overriding explain sets shares_capture = False (BaseCAM.__init_subclass__)
+    class Custom(GradCAM):  # overrides explain: a group never bypasses it (no flag needed)
         def explain(self, images, targets=None, extra=None):  # type: ignore[no-untyped-def,override]
             r = super().explain(images, targets, extra=extra)
             return CAMResult(1 - r.maps, r.low_res, r.logits, r.targets)
@@ -108,7 +117,7 @@ def test_group_calls_a_method_with_its_own_explain_alone() -> None:
     x, _ = inputs()
     out = MethodGroup({"custom": Custom(model, "conv2"), "gradcam": GradCAM(model, "conv2")}).explain(x)
     torch.testing.assert_close(out["custom"].maps, 1 - out["gradcam"].maps, atol=1e-5, rtol=1e-4)
-    assert not Custom.shares_capture and GradCAM.shares_capture
+    assert Custom.shares_capture and GradCAM.shares_capture  # the rule reads the override, not the flag
 
 
 def test_group_rejects_mixed_models_and_duplicate_names() -> None:

@@ -225,7 +225,7 @@ def test_torchcam_gradcampp_documented_difference() -> None:
     model = make_vgg()
     x = structured_images(3, 64, seed=3)
     ours = GradCAMPlusPlus(model, "features.9")
-    cap = ours._capture(x, None, "grad")
+    cap = ours.capture(x, None, "grad")
     peer = tcm.GradCAMpp(model, "features.9", input_shape=tuple(x.shape[1:]))
     try:
         scores = model(x)

@@ -129,7 +129,7 @@ def test_mean_fill_gives_unscored_channels_the_mean_scored_weight() -> None:
     x = _inputs()
     cam = ScoreCAM(model, LAYER, batch_size=256, top_k=4)
     with torch.inference_mode(False):
-        cap = cam._capture(x, None, "activation")
+        cap = cam.capture(x, None, "activation")
         exact_w = cam._score(x, cap.activations, cap.targets)  # (B, C), every channel
     idx = cap.activations.mean((2, 3)).topk(4, dim=1).indices
     scored = exact_w.gather(1, idx)

@@ -13,7 +13,7 @@ from torch import nn
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import get_method
-from lightning_cam.metrics import METRICS
+from lightning_cam.metrics import metric_spec
 
 NAMES = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game", "iou")
 NUM_BATCHES, BATCH, SIZE = 6, 4, 16
@@ -40,7 +40,7 @@ def run(rank: int, world: int) -> dict[str, float]:
     torch.set_num_threads(1)
     net, batches = fixed_data()
     cam = get_method("gradcam")(net, target_layer="3")
-    metrics = {name: METRICS[name]() for name in NAMES}
+    metrics = {name: metric_spec(name).metric() for name in NAMES}
     for i in range(rank, NUM_BATCHES, world):
         x, t, m = batches[i]
         values = evaluate_batch(cam, x, t, m, metrics=NAMES)

@@ -13,8 +13,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import Metric, MetricCollection
 
-from lightning_cam.metrics import ADCC, METRICS, AverageDrop, Coherency, IncreaseInConfidence
-from lightning_cam.metrics.registry import METRIC_NAMES
+from lightning_cam.metrics import ADCC, AverageDrop, Coherency, IncreaseInConfidence, metric_names, metric_spec
 
 NAN = float("nan")
 BETTER = {
@@ -32,13 +31,12 @@ BETTER = {
 
 
 def test_registry_covers_every_evaluate_batch_name() -> None:
-    assert tuple(METRICS) == METRIC_NAMES
-    assert METRICS["adcc"] is ADCC and METRICS["increase"] is IncreaseInConfidence
+    assert metric_spec("adcc").metric is ADCC and metric_spec("increase").metric is IncreaseInConfidence
 
 
-@pytest.mark.parametrize("name", METRIC_NAMES)
+@pytest.mark.parametrize("name", metric_names())
 def test_class_attributes_and_sum_states(name: str) -> None:
-    m = METRICS[name]()
+    m = metric_spec(name).metric()
     assert isinstance(m, Metric)
     assert m.higher_is_better is BETTER[name]
     assert m.is_differentiable is False and m.full_state_update is False
@@ -49,9 +47,9 @@ def test_class_attributes_and_sum_states(name: str) -> None:
         assert fx is not None and fx(torch.tensor([[1.0], [2.0]])).item() == 3.0  # sum across processes
 
 
-@pytest.mark.parametrize("name", METRIC_NAMES)
+@pytest.mark.parametrize("name", metric_names())
 def test_mean_over_batches_with_nan_skipped_and_counted(name: str) -> None:
-    m = METRICS[name]()
+    m = metric_spec(name).metric()
     m.update(torch.tensor([0.2, NAN, 0.4]))
     m.update(torch.tensor([], dtype=torch.float32))  # empty update: no-op
     m.update(torch.tensor([0.9]))
@@ -81,7 +79,7 @@ def test_reset_clears_states() -> None:
 
 @pytest.mark.parametrize("name", ["average_drop", "adcc"])
 def test_plot_single_and_multiple_values(name: str) -> None:
-    m = METRICS[name]()
+    m = metric_spec(name).metric()
     m.update(torch.tensor([0.3, 0.6]))
     fig, ax = m.plot()
     assert fig is not None and ax.get_ylim()[0] <= 0.0
@@ -92,7 +90,8 @@ def test_plot_single_and_multiple_values(name: str) -> None:
 
 
 def test_metric_collection_with_evaluate_batch_values() -> None:
-    coll = MetricCollection({name: METRICS[name]() for name in ("average_drop", "increase", "adcc")}, prefix="cam/")
+    coll = MetricCollection({name: metric_spec(name).metric() for name in ("average_drop", "increase", "adcc")},
+                            prefix="cam/")
     values = {"average_drop": torch.tensor([10.0, 30.0]), "increase": torch.tensor([100.0, 0.0]),
               "adcc": torch.tensor([0.5, 0.7])}
     for name, metric in coll.items(keep_base=True):

@@ -10,8 +10,7 @@ from torch import Tensor
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import FakeCAM, GradCAM
 from lightning_cam.methods.capture import Capture
-from lightning_cam.metrics import METRICS
-from lightning_cam.metrics.registry import DEFAULT_METRICS as ADCC_METRICS
+from lightning_cam.metrics import default_metrics, metric_spec
 from lightning_cam.models import GAPClassifier
 from tests.helpers import trained_shapes_model
 
@@ -19,7 +18,7 @@ from tests.helpers import trained_shapes_model
 class ZeroCAM(GradCAM):
     """A broken method: an all-zero map (what a ViT block output gives, or a dead layer)."""
 
-    def _map(self, cap: Capture) -> Tensor:
+    def raw_map(self, cap: Capture) -> Tensor:
         return torch.zeros(cap.activations.shape[0], *cap.activations.shape[2:])
 
 
@@ -28,7 +27,7 @@ def test_blank_samples_get_nan_in_every_metric() -> None:
     x = torch.randn(3, 3, 16, 16)
     res = ZeroCAM(model, model.cam_target_layer).explain(x)
     assert res.blank.tolist() == [True] * 3 and "constant map" in res.blank_reason
-    values = evaluate_batch(ZeroCAM(model, model.cam_target_layer), x, metrics=ADCC_METRICS)
+    values = evaluate_batch(ZeroCAM(model, model.cam_target_layer), x, metrics=default_metrics())
     assert all(bool(torch.isnan(v).all()) for v in values.values())
 
 
@@ -38,8 +37,8 @@ def test_zero_map_and_fake_cam_score_far_below_gradcam_on_a_trained_model() -> N
     scores, skipped = {}, {}
     for method in (GradCAM, FakeCAM, ZeroCAM):
         cam = method(model, model.cam_target_layer)
-        adcc = METRICS["adcc"]()
-        adcc.update(evaluate_batch(cam, xv, yv, metrics=ADCC_METRICS)["adcc"])
+        adcc = metric_spec("adcc").metric()
+        adcc.update(evaluate_batch(cam, xv, yv, metrics=default_metrics())["adcc"])
         with pytest.warns(UserWarning) if method is ZeroCAM else _nothing():
             scores[method.__name__] = float(adcc.compute())
         skipped[method.__name__] = int(adcc.num_skipped)

@@ -1,5 +1,6 @@
-"""metrics/registry.py: every metric is one spec line; the names, the default selection, the localization set,
-the classes and what evaluate_batch computes are all read from it, and a new metric needs nothing else."""
+"""metrics/registry.py: every metric registers itself with its class; the names, the default selection, the
+localization set, the classes and what evaluate_batch computes are all read from the registry when asked, and a
+metric registered later (a user's file) works everywhere."""
 
 from __future__ import annotations
 
@@ -8,36 +9,46 @@ import torch
 from torch import nn
 
 import lightning_cam.evaluate as evaluate_module
-import lightning_cam.metrics as metrics_package
-import lightning_cam.metrics.registry as registry
 from lightning_cam import evaluate_batch
 from lightning_cam.methods import GradCAM
-from lightning_cam.metrics import METRICS, PerSampleMean
+from lightning_cam.metrics import ADCC, PerSampleMean
 from lightning_cam.metrics.registry import (
-    DEFAULT_METRICS,
-    LOCALIZATION_METRICS,
-    METRIC_NAMES,
-    METRIC_SPECS,
+    METRIC_REGISTRY,
+    MetricInputs,
     MetricSpec,
     check_metric_names,
+    default_metrics,
+    localization_metrics,
+    metric_names,
     metric_needs,
+    metric_spec,
+    register_metric,
 )
 
 
 def test_the_lists_agree_with_each_other_and_the_classes() -> None:
-    assert tuple(METRICS) == METRIC_NAMES and len(set(METRIC_NAMES)) == len(METRIC_NAMES) == 10
-    assert DEFAULT_METRICS == ("average_drop", "increase", "coherency", "complexity", "adcc")
-    assert set(DEFAULT_METRICS) <= set(METRIC_NAMES) and LOCALIZATION_METRICS <= set(METRIC_NAMES)
-    assert LOCALIZATION_METRICS == {"pointing_game", "energy_pointing_game", "iou"}
-    assert isinstance(LOCALIZATION_METRICS, frozenset)
+    assert len(set(metric_names())) == len(metric_names()) == 10
+    assert default_metrics() == ("average_drop", "increase", "coherency", "complexity", "adcc")
+    assert set(default_metrics()) <= set(metric_names()) and localization_metrics() <= set(metric_names())
+    assert localization_metrics() == {"pointing_game", "energy_pointing_game", "iou"}
+    assert metric_spec("adcc").metric is ADCC
 
 
-def test_the_lists_have_one_home() -> None:
-    assert metrics_package.METRIC_NAMES is METRIC_NAMES and metrics_package.DEFAULT_METRICS is DEFAULT_METRICS
-    assert all(METRICS[name] is spec.metric for name, spec in METRIC_SPECS.items())
+def test_the_lists_are_computed_when_asked() -> None:
     assert not hasattr(evaluate_module, "METRIC_NAMES") and not hasattr(evaluate_module, "ADCC_METRICS")
-    assert evaluate_module.evaluate_batch.__defaults__ is not None
-    assert DEFAULT_METRICS in evaluate_module.evaluate_batch.__defaults__
+    assert evaluate_module.evaluate_batch.__kwdefaults__ is None or "metrics" not in (
+        evaluate_module.evaluate_batch.__kwdefaults__ or {})
+    assert check_metric_names(None) == default_metrics()  # None: the defaults, read now
+
+    @register_metric("late_default", compute=lambda m: m.maps.mean((1, 2)), default=True)
+    class LateDefault(PerSampleMean):
+        higher_is_better = False
+
+    try:
+        assert default_metrics()[-1] == "late_default" and "late_default" in metric_names()
+    finally:
+        METRIC_REGISTRY.remove("late_default")
+    assert "late_default" not in default_metrics()
 
 
 def test_check_metric_names_keeps_the_order_given() -> None:
@@ -70,27 +81,41 @@ def test_a_spec_with_an_unknown_need_is_refused() -> None:
         MetricSpec("x", PerSampleMean, lambda m: m.maps.mean((1, 2)), frozenset({"gpu"}))
 
 
-def test_a_new_metric_is_one_spec_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The documented extension: a formula and one spec; evaluate_batch computes it with the passes it needs."""
+def test_a_new_metric_is_one_decorated_class() -> None:
+    """The documented extension: a formula and one decorated class; evaluate_batch computes it with the passes it
+    needs."""
 
-    def peak_drop(m: registry.MetricInputs) -> torch.Tensor:  # the "functional": O_c - Y_c
+    def peak_drop(m: MetricInputs) -> torch.Tensor:  # the "functional": O_c - Y_c
         return m.need("masked_probs") - m.probs
 
-    spec = MetricSpec("peak_drop", PerSampleMean, peak_drop, frozenset({"masked"}))
-    monkeypatch.setitem(METRIC_SPECS, "peak_drop", spec)
-    with torch.random.fork_rng():  # fixed weights whatever ran before (an unlucky draw gives blank maps: NaN)
-        torch.manual_seed(0)
-        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                            nn.Linear(4, 3))
-    cam = GradCAM(net, "1")
-    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    got = evaluate_batch(cam, x, metrics=("peak_drop", "average_drop"))
-    assert torch.isfinite(got["peak_drop"]).all()
-    result = cam.explain(x)
-    logits = net(x * result.maps[:, None])
-    expected = logits.softmax(1).gather(1, result.targets[:, None])[:, 0] - result.logits.softmax(1).gather(
-        1, result.targets[:, None])[:, 0]
-    torch.testing.assert_close(got["peak_drop"], expected, atol=1e-5, rtol=1e-4)
-    metric = spec.metric()
-    metric.update(got["peak_drop"])
-    torch.testing.assert_close(metric.compute(), expected.mean(), atol=1e-5, rtol=1e-4)
+    @register_metric("peak_drop", compute=peak_drop, needs={"masked"})
+    class PeakDrop(PerSampleMean):
+        higher_is_better = True
+
+    try:
+        with torch.random.fork_rng():  # fixed weights whatever ran before (an unlucky draw gives blank maps: NaN)
+            torch.manual_seed(0)
+            net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                nn.Linear(4, 3))
+        cam = GradCAM(net, "1")
+        x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+        got = evaluate_batch(cam, x, metrics=("peak_drop", "average_drop"))
+        assert torch.isfinite(got["peak_drop"]).all()
+        result = cam.explain(x)
+        logits = net(x * result.maps[:, None])
+        expected = logits.softmax(1).gather(1, result.targets[:, None])[:, 0] - result.logits.softmax(1).gather(
+            1, result.targets[:, None])[:, 0]
+        torch.testing.assert_close(got["peak_drop"], expected, atol=1e-5, rtol=1e-4)
+        metric = metric_spec("peak_drop").metric()
+        assert isinstance(metric, PeakDrop)
+        metric.update(got["peak_drop"])
+        torch.testing.assert_close(metric.compute(), expected.mean(), atol=1e-5, rtol=1e-4)
+    finally:
+        METRIC_REGISTRY.remove("peak_drop")
+
+
+def test_a_name_taken_or_malformed_is_refused() -> None:
+    with pytest.raises(ValueError, match="two metrics are named 'adcc'"):
+        register_metric("adcc", compute=lambda m: m.maps.mean((1, 2)))(type("Other", (PerSampleMean,), {}))
+    with pytest.raises(ValueError, match="lower-case letters"):
+        MetricSpec("Peak Drop", PerSampleMean, lambda m: m.maps.mean((1, 2)))

@@ -9,8 +9,7 @@ import torch
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import FakeCAM, GradCAM
-from lightning_cam.metrics import METRICS
-from lightning_cam.metrics.registry import DEFAULT_METRICS
+from lightning_cam.metrics import default_metrics, metric_spec
 from tests.helpers import trained_shapes_model
 
 
@@ -24,9 +23,9 @@ def test_fake_cam_fools_drop_and_increase_but_not_adcc() -> None:
     scores = {}
     for method in (GradCAM, FakeCAM):
         cam = method(model, target_layer=model.cam_target_layer)
-        metrics = {name: METRICS[name]() for name in DEFAULT_METRICS}
+        metrics = {name: metric_spec(name).metric() for name in default_metrics()}
         for i in range(0, len(xv), 64):  # two batches, accumulated like the callback does
-            values = evaluate_batch(cam, xv[i : i + 64], yv[i : i + 64], metrics=DEFAULT_METRICS)
+            values = evaluate_batch(cam, xv[i : i + 64], yv[i : i + 64], metrics=default_metrics())
             for name, metric in metrics.items():
                 metric.update(values[name])
         scores[method.__name__] = {name: metric.compute().item() for name, metric in metrics.items()}

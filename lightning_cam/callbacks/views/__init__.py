@@ -9,16 +9,14 @@
   ``cam/<method>/strategy/<stat>/<class>`` and the image ``cam/<method>/strategies`` (:mod:`.strategies`);
 * ``"summary"``: the custom-scalars layout and the summary figure of all ``cam/`` curves (:mod:`.summary`).
 
-**Adding a view** is one new module with a :class:`~.base.View` subclass decorated with
-:func:`~.base.register_view`, and one import line below (the registry line). The contract (which hook runs
-when, on which ranks) is in :mod:`.base`.
+**Adding a view** is one new module of this package with a `View` subclass decorated with `@register_view`:
+the registry imports every module of the package when it is first read, so nothing else changes. The contract
+(which hook runs when, on which ranks) is in `lightning_cam.callbacks.views.base`.
 """
 
 from __future__ import annotations
 
-# the registry: one line per view module (each registers its view on import)
-from lightning_cam.callbacks.views import agreement, drift, gallery, per_class, strategies, summary  # noqa: F401
-from lightning_cam.callbacks.views.base import VIEWS, View, ViewContext, register_view
-from lightning_cam.callbacks.views.collection import DEFAULT_VIEWS, CAMViews, resolve_views
+from lightning_cam.callbacks.views.base import VIEW_REGISTRY, View, ViewContext, default_views, register_view
+from lightning_cam.callbacks.views.collection import CAMViews, resolve_views
 
-__all__ = ["DEFAULT_VIEWS", "VIEWS", "CAMViews", "View", "ViewContext", "register_view", "resolve_views"]
+__all__ = ["VIEW_REGISTRY", "CAMViews", "View", "ViewContext", "default_views", "register_view", "resolve_views"]

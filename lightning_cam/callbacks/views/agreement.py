@@ -47,6 +47,7 @@ class AgreementView(View):
     """
 
     name = "agreement"
+    default = True
 
     def __init__(self, ctx: ViewContext) -> None:
         super().__init__(ctx)

@@ -1,28 +1,28 @@
-"""The view contract: what a view of :class:`~lightning_cam.CAMCallback` may do at each moment of a run, and
-the table of views by name.
+"""The view contract: what a view of [`CAMCallback`][lightning_cam.callbacks.cam.CAMCallback] may do at each moment
+of a run, and the registry of views by name.
 
-A view is one class in one file of this package, registered with :func:`register_view` and imported by the
-package's ``__init__`` (that import is its one registry line). It overrides only the hooks it needs; every
-hook is a documented no-op here, and the callback calls them all (the Lightning ``Callback`` pattern):
+A view is one class in one file, decorated with [`register_view`][lightning_cam.callbacks.views.base.register_view]
+(the built-in views are the modules of `lightning_cam.callbacks.views`, found when the registry is first read; a
+view of your own registers when your module runs). It overrides only the hooks it needs; every hook is a
+documented no-op here, and the callback calls them all (the Lightning `Callback` pattern):
 
-============================  ==================================  =========================================
-hook                          when, on which ranks                what it may do
-============================  ==================================  =========================================
-:meth:`View.keys`             setup; rank zero                    name the scalar keys it logs (layout)
-:meth:`View.chart`            any time (class method)             place one of its keys on a summary chart
-:meth:`View.fit_start`        start of ``fit``; rank zero         write something once (layout)
-:meth:`View.start`            a CAM run starts; every rank        reset its device states
-:meth:`View.observe`          one method's scored samples; all    update device tensors only (no host sync)
-:meth:`View.batch_end`        every method ran on a batch; all    close the batch (pairs across methods)
-:meth:`View.epoch_end`        the run ends; every rank            collectives, scalars; images on rank zero
-:meth:`View.probe_logged`     probe maps recorded; rank zero      read the probe history (drift)
-:meth:`View.scalar`           every scalar logged during ``fit``  record curves
-:meth:`View.fit_end`          end of ``fit``; rank zero           final images
-============================  ==================================  =========================================
+| hook | when, on which ranks | what it may do |
+|---|---|---|
+| `keys` | setup; rank zero | name the scalar keys it logs (layout) |
+| `chart` | any time (class method) | place one of its keys on a summary chart |
+| `fit_start` | start of `fit`; rank zero | write something once (layout) |
+| `start` | a CAM run starts; every rank | reset its device states |
+| `observe` | one method's scored samples; all | update device tensors only (no host sync) |
+| `batch_end` | every method ran on a batch; all | close the batch (pairs across methods) |
+| `epoch_end` | the run ends; every rank | collectives, scalars; images on rank zero |
+| `probe_logged` | probe maps recorded; rank zero | read the probe history (drift) |
+| `scalar` | every scalar logged during `fit` | record curves |
+| `fit_end` | end of `fit`; rank zero | final images |
 
 A view's options are the keyword arguments of its constructor after the context
-(``views={"worst": {"k": 16}}``); a wrong name or value is a ``ValueError`` when the callback is built. Its
-state (``state_dict``) is saved in the callback's checkpoint under its name.
+(`views={"worst": {"k": 16}}`); a wrong name or value is a `ValueError` when the callback is built. Its
+state (`state_dict`) is saved in the callback's checkpoint under its name. A view with `default = True` is on
+when `views=` is not given.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ from lightning_cam.callbacks.probe import History
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
+from lightning_cam.utilities.registry import Registry
 
-__all__ = ["VIEWS", "Chart", "ScalarLog", "View", "ViewContext", "register_view"]
+__all__ = ["VIEW_REGISTRY", "Chart", "ScalarLog", "View", "ViewContext", "default_views", "register_view"]
 
 #: ``log(key, value, rank_zero_only=False)``: how views log a scalar (``pl_module.log`` underneath; ``cam/``
 #: keys are moved under the stage's prefix, e.g. ``cam_test/`` in ``trainer.test()``).
@@ -80,6 +81,8 @@ class View:
 
     #: the name in ``views=`` (letters, digits, ``_``)
     name: ClassVar[str] = ""
+    #: on when ``views=`` is not given
+    default: ClassVar[bool] = False
 
     def __init__(self, ctx: ViewContext) -> None:
         self.ctx = ctx
@@ -129,24 +132,32 @@ class View:
         """Restore :meth:`state_dict`."""
 
 
-#: view name -> class, filled by :func:`register_view` (the package ``__init__`` imports every view module).
-VIEWS: dict[str, type[View]] = {}
+#: view name -> class, filled by [`register_view`][lightning_cam.callbacks.views.base.register_view].
+VIEW_REGISTRY: Registry[type[View]] = Registry("view", package="lightning_cam.callbacks.views", loose=False)
 V = TypeVar("V", bound=type[View])
 
 
 def register_view(cls: V) -> V:
-    """Class decorator: add a :class:`View` subclass to :data:`VIEWS` under its ``name``.
+    """Class decorator: register a `View` subclass under its `name`.
 
     Examples:
         >>> @register_view
         ... class Nothing(View):
         ...     name = "nothing_doc"
-        >>> VIEWS.pop("nothing_doc") is Nothing
+        >>> VIEW_REGISTRY.remove("nothing_doc") is Nothing
         True
     """
     if not cls.name or not cls.name.replace("_", "").isalnum():
         raise ValueError(f"view {cls.__name__} needs a `name` of letters, digits and '_', got {cls.name!r}.")
-    if cls.name in VIEWS and VIEWS[cls.name] is not cls:
-        raise ValueError(f"two views are named {cls.name!r}: {VIEWS[cls.name].__name__} and {cls.__name__}.")
-    VIEWS[cls.name] = cls
+    VIEW_REGISTRY.add(cls.name, cls)
     return cls
+
+
+def default_views() -> tuple[str, ...]:
+    """The registered views with `default = True`, in registration order (read when called).
+
+    Examples:
+        >>> default_views()
+        ('agreement', 'drift', 'worst', 'strategies', 'summary')
+    """
+    return tuple(VIEW_REGISTRY.names(lambda cls: cls.default))

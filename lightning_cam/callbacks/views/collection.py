@@ -2,7 +2,7 @@
 
 The views are named in ``views=`` like the stages in ``stages=``: a sequence of names
 (``("worst", "drift")``), or a mapping of name to options (``{"worst": {"k": 16}, "drift": {}}``);
-:func:`resolve_views` checks both against :data:`~lightning_cam.callbacks.views.base.VIEWS`. Every per-batch
+:func:`resolve_views` checks both against the registered views. Every per-batch
 hook only updates device tensors (no host sync); at a run's end every rank calls :meth:`CAMViews.epoch_end`
 (the gallery's one gather and the metric states' syncs).
 """
@@ -10,7 +10,6 @@ hook only updates device tensors (no host sync); at a run's end every rank calls
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,45 +19,19 @@ from torch import Tensor
 
 from lightning_cam.callbacks.probe import History
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.callbacks.views.base import VIEWS, ScalarLog, View, ViewContext
+from lightning_cam.callbacks.views.base import VIEW_REGISTRY, ScalarLog, View, ViewContext, default_views
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
 
-__all__ = ["DEFAULT_VIEWS", "LEGACY_VIEW_ARGUMENTS", "CAMViews", "ViewsSpec", "resolve_views"]
+__all__ = ["CAMViews", "ViewsSpec", "resolve_views"]
 
-#: the views on by default: worst-case gallery, drift, method agreement, summary (``per_class`` is opt-in).
-DEFAULT_VIEWS: tuple[str, ...] = ("worst", "drift", "agreement", "strategies", "summary")
 #: ``views=``: names, or name -> options.
 ViewsSpec = Sequence[str] | Mapping[str, Mapping[str, Any] | None]
-#: the former switches, still accepted with a ``FutureWarning``: argument -> its view.
-LEGACY_VIEW_ARGUMENTS: dict[str, str] = {"num_worst": "worst", "log_drift": "drift", "log_agreement": "agreement",
-                                         "per_class": "per_class", "log_summary": "summary"}
 
 
-def _legacy(views: dict[str, dict[str, Any]], legacy: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``views`` with the former switches applied (each a ``FutureWarning`` naming the new form)."""
-    for arg, value in legacy.items():
-        if value is None:
-            continue
-        name = LEGACY_VIEW_ARGUMENTS[arg]
-        wrong = isinstance(value, bool) == (arg == "num_worst")
-        if wrong or (arg == "num_worst" and (not isinstance(value, int) or value < 0)):
-            kind = "an int >= 0 (0: off)" if arg == "num_worst" else "True or False"
-            raise ValueError(f"`{arg}` must be {kind}, got {value!r}; it is deprecated: use `views=` instead.")
-        on = bool(value)
-        example = f"{{'{name}': {{'k': {value}}}}}" if arg == "num_worst" and on else f"('{name}', ...)"
-        warnings.warn(f"CAMCallback(`{arg}=...`) is deprecated; name the view in `views=` instead: views={example} "
-                      f"turns it on, leaving '{name}' out turns it off.", FutureWarning, stacklevel=4)
-        if not on:
-            views.pop(name, None)
-        else:
-            views[name] = {"k": value} if arg == "num_worst" else views.get(name, {})
-    return views
-
-
-def resolve_views(views: ViewsSpec | str | None, legacy: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """``views=`` as ``{name: options}`` in the order given, checked against the registered views (and the
-    deprecated switches of ``legacy`` applied).
+def resolve_views(views: ViewsSpec | str | None) -> dict[str, dict[str, Any]]:
+    """``views=`` as ``{name: options}`` in the order given, checked against the registered views; ``None``: the
+    default views ([`default_views`][lightning_cam.callbacks.views.base.default_views]), ``()``: none.
 
     Raises:
         ValueError: an unknown view (the valid ones are listed), a view listed twice, options that are not a
@@ -75,13 +48,13 @@ def resolve_views(views: ViewsSpec | str | None, legacy: Mapping[str, Any] | Non
         ValueError: unknown view 'gallery' in `views`; valid views are ['agreement', 'drift', ...].
     """
     if views is None:
-        views = ()
+        views = default_views()
     names = [views] if isinstance(views, str) else list(views)
     options = views if isinstance(views, Mapping) else {}
     resolved: dict[str, dict[str, Any]] = {}
     for name in names:
-        if name not in VIEWS:
-            raise ValueError(f"unknown view {name!r} in `views`; valid views are {sorted(VIEWS)}.")
+        if name not in VIEW_REGISTRY:
+            raise ValueError(f"unknown view {name!r} in `views`; valid views are {sorted(VIEW_REGISTRY.names())}.")
         if name in resolved:
             raise ValueError(f"view {name!r} is listed twice in `views`; list each view once.")
         opts = options.get(name) or {}
@@ -89,13 +62,13 @@ def resolve_views(views: ViewsSpec | str | None, legacy: Mapping[str, Any] | Non
             raise ValueError(f"the options of view {name!r} must be a mapping of argument names to values, got "
                              f"{opts!r}; e.g. views={{'worst': {{'k': 16}}}}.")
         resolved[name] = dict(opts)
-    return _legacy(resolved, legacy or {})
+    return resolved
 
 
 def build_view(name: str, ctx: ViewContext, options: Mapping[str, Any]) -> View:
     """The view ``name`` with its options; an option its constructor does not take is a ``ValueError`` naming
     the ones it does."""
-    cls = VIEWS[name]
+    cls = VIEW_REGISTRY.get(name)
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "ctx")]
     unknown = [k for k in options if k not in accepted]
     if unknown:

@@ -59,6 +59,7 @@ class DriftView(View):
     """
 
     name = "drift"
+    default = True
 
     def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
         return [f"cam/{m}/drift" for m in self.ctx.methods] if with_probe else []

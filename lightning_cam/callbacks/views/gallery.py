@@ -231,6 +231,7 @@ class WorstView(View):
     """
 
     name = "worst"
+    default = True
 
     def __init__(self, ctx: ViewContext, k: int = 8) -> None:
         super().__init__(ctx)

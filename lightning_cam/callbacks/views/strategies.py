@@ -165,6 +165,7 @@ class StrategiesView(View):
     """
 
     name = "strategies"
+    default = True
 
     def __init__(self, ctx: ViewContext, size: int = 16, neighbors: int = 10, max_clusters: int = 6,
                  min_maps: int = 12, min_share: float = 0.1, focus: float = 0.8, same: float = 0.4,

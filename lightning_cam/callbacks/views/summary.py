@@ -25,7 +25,7 @@ from torch import Tensor
 
 from lightning_cam.callbacks.images import publish_final
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.callbacks.views.base import VIEWS, Chart, View, register_view
+from lightning_cam.callbacks.views.base import VIEW_REGISTRY, Chart, View, register_view
 from lightning_cam.utilities.lightning import TENSORBOARD_LOGGERS
 
 __all__ = ["SUMMARY_PNG", "Curves", "SummaryView", "chart_of", "custom_scalars_layout", "summary_figure"]
@@ -46,7 +46,7 @@ def chart_of(key: str) -> Chart | None:
     parts = key.split("/")
     if len(parts) < 3 or parts[0] != "cam":
         return None
-    for view in VIEWS.values():
+    for _, view in VIEW_REGISTRY.items():
         chart = view.chart(key)
         if chart is not None:
             return chart
@@ -158,6 +158,7 @@ class SummaryView(View):
     """
 
     name = "summary"
+    default = True
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)

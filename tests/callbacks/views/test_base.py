@@ -13,7 +13,7 @@ from torch import Tensor
 
 from lightning_cam import CAMCallback
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.callbacks.views import VIEWS, View, ViewContext, register_view
+from lightning_cam.callbacks.views import VIEW_REGISTRY, View, ViewContext, register_view
 from lightning_cam.callbacks.views.base import ScalarLog
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
@@ -64,8 +64,8 @@ def registered() -> Iterator[None]:
     register_view(MeanMass)
     register_view(Broken)
     yield
-    VIEWS.pop("mass")
-    VIEWS.pop("broken")
+    VIEW_REGISTRY.remove("mass")
+    VIEW_REGISTRY.remove("broken")
 
 
 def test_a_new_view_is_one_class_and_one_registry_call(tmp_path: Any, registered: None) -> None:

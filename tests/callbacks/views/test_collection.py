@@ -19,15 +19,15 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_cam import CAMCallback
-from lightning_cam.callbacks.views import DEFAULT_VIEWS, VIEWS, resolve_views
+from lightning_cam.callbacks.views import VIEW_REGISTRY, default_views
 from tests.callbacks.test_cam import make_data, make_model, make_trainer
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def test_views_are_checked_by_name_and_option() -> None:
-    assert CAMCallback().views == {name: {} for name in DEFAULT_VIEWS}
-    assert set(VIEWS) == {"worst", "drift", "agreement", "per_class", "strategies", "summary"}
+    assert CAMCallback().views == {name: {} for name in default_views()}
+    assert set(VIEW_REGISTRY.names()) == {"worst", "drift", "agreement", "per_class", "strategies", "summary"}
     with pytest.raises(ValueError, match=r"unknown view 'gallery'.*valid views are \['agreement'"):
         CAMCallback(views=("gallery",))
     with pytest.raises(ValueError, match="view 'worst' is listed twice"):
@@ -38,20 +38,32 @@ def test_views_are_checked_by_name_and_option() -> None:
         CAMCallback(views={"worst": {"k": 0}})
     with pytest.raises(ValueError, match="options of view 'worst' must be a mapping"):
         CAMCallback(views={"worst": 4})  # type: ignore[dict-item]
-    assert CAMCallback(views=()).views == {} and CAMCallback(views=None).views == {}
+    assert CAMCallback(views=()).views == {}
+    assert CAMCallback(views=None).views == {name: {} for name in default_views()}
 
 
-def test_the_former_switches_still_work_with_a_warning() -> None:
-    with pytest.warns(FutureWarning, match=r"`num_worst=...`\) is deprecated.*views=\{'worst': \{'k': 3\}\}"):
-        cb = CAMCallback(num_worst=3, per_class=True)
-    assert cb.views == {**{n: {} for n in DEFAULT_VIEWS}, "worst": {"k": 3}, "per_class": {}}
-    with pytest.warns(FutureWarning, match=r"`log_drift=...`\) is deprecated"):
-        assert "drift" not in CAMCallback(log_drift=False, num_worst=0).views
-    assert resolve_views(("drift",), {"log_summary": None}) == {"drift": {}}  # None: not given
-    with pytest.raises(ValueError, match="num_worst"):
-        CAMCallback(num_worst=-1)
-    with pytest.raises(ValueError, match="per_class"):
-        CAMCallback(per_class="yes")  # type: ignore[arg-type]
+def test_a_view_module_dropped_into_the_package_registers_itself_and_is_on_by_default() -> None:
+    """A new built-in view is one file: the registry finds every module of the package when it is read."""
+    import importlib
+    import sys
+
+    import lightning_cam.callbacks.views as views_package
+
+    folder = Path(views_package.__file__).parent
+    path = folder / "zz_probe_count_test.py"
+    path.write_text(
+        "from lightning_cam.callbacks.views.base import View, register_view\n\n\n"
+        "@register_view\nclass ProbeCount(View):\n    name = 'zz_probe_count'\n    default = True\n"
+    )
+    try:
+        VIEW_REGISTRY._loaded = False  # a fresh process would import the package's modules at its first read
+        importlib.invalidate_caches()
+        assert default_views()[-1] == "zz_probe_count"
+        assert "zz_probe_count" in CAMCallback().views
+    finally:
+        path.unlink()
+        VIEW_REGISTRY.remove("zz_probe_count")
+        sys.modules.pop("lightning_cam.callbacks.views.zz_probe_count_test", None)
 
 
 def _events(log_dir: str) -> EventAccumulator:
@@ -65,7 +77,7 @@ def test_views_read_back_from_tensorboard(tmp_path: Any) -> None:
     model = make_model(dm)
     metrics = ("complexity", "pointing_game", "energy_pointing_game")
     cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=metrics, num_images=4,
-                     views={**{v: {} for v in DEFAULT_VIEWS}, "worst": {"k": 3}, "per_class": {}}, on_error="raise",
+                     views={**{v: {} for v in default_views()}, "worst": {"k": 3}, "per_class": {}}, on_error="raise",
                      tile_size=32)
     trainer = make_trainer(tmp_path, [cb], max_epochs=2)
     trainer.fit(model, dm)
