@@ -32,10 +32,10 @@ import torchvision
 
 from lightning_cam import evaluate_batch
 from lightning_cam.functional.perturbation import insertion_deletion
-from lightning_cam.functional.task import target_probability
 from lightning_cam.methods import EigenCAM, GradCAM, GradCAMPlusPlus, MethodGroup, ScoreCAM, SmoothGradCAMPlusPlus
 from lightning_cam.methods.base import Need
 from lightning_cam.methods.capture import Capture
+from lightning_cam.targets.task import target_probability
 
 ADCC = ("average_drop", "increase", "coherency", "complexity", "adcc")
 

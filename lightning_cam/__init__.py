@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lightning_cam.callbacks import CAMCallback
     from lightning_cam.evaluate import evaluate_batch
-    from lightning_cam.functional.task import Task
     from lightning_cam.methods.result import CAMResult
     from lightning_cam.mixin import CAMBatch, CAMMixin
+    from lightning_cam.targets.task import Task
 
 __version__ = "0.1.0"
 __all__ = ["CAMBatch", "CAMCallback", "CAMMixin", "CAMResult", "Task", "evaluate_batch"]
@@ -22,7 +22,7 @@ _LAZY = {
     "CAMCallback": "lightning_cam.callbacks",
     "CAMResult": "lightning_cam.methods.result",
     "evaluate_batch": "lightning_cam.evaluate",
-    "Task": "lightning_cam.functional.task",
+    "Task": "lightning_cam.targets.task",
 }
 
 

@@ -26,9 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.functional.localization import class_ground_truth
 from lightning_cam.functional.perturbation import insertion_deletion
-from lightning_cam.functional.task import Task, check_task, target_probability
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.metrics.registry import (
@@ -37,6 +35,7 @@ from lightning_cam.metrics.registry import (
     localization_metrics,
     metric_needs,
 )
+from lightning_cam.targets.task import Task, check_task, target_probability
 from lightning_cam.utilities.checks import check_images, check_options, check_targets
 from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.outputs import select_logits
@@ -95,7 +94,7 @@ def evaluate_batch(
 
     With ``Y_c`` the probability of class ``c`` on ``x`` and ``O_c`` on ``x ⊙ map`` under the method's output kind
     (``cam.task``: ``softmax(f(x))_c``, or ``sigmoid(f(x)_c)`` for ``multilabel`` and ``binary``; see
-    :mod:`lightning_cam.functional.task`, and :mod:`lightning_cam.functional.adcc` for the formulas and their
+    :mod:`lightning_cam.targets.task`, and :mod:`lightning_cam.functional.adcc` for the formulas and their
     edge cases):
 
     ============================  =====================================================  ========
@@ -186,7 +185,8 @@ def evaluate_batch(
             return {n: torch.empty(0, device=images.device) for n in names}
     _check_result(result, images, targets_t)
     tgt = result.targets.to(images.device).long()
-    gt = class_ground_truth(masks, boxes, tgt, (int(images.shape[-2]), int(images.shape[-1]))) if wanted_loc else None
+    size = (int(images.shape[-2]), int(images.shape[-1]))
+    gt = task.target.ground_truth(masks, boxes, tgt, size) if wanted_loc else None  # the target kind's region
 
     specs, needs = metric_needs(names)
     with torch.no_grad(), eval_mode(cam.model):  # as in `explain`: no BatchNorm updates, no dropout draws
@@ -211,7 +211,7 @@ def evaluate_batch(
             inputs.curves = functools.cache(functools.partial(
                 insertion_deletion, cam.model, images.detach(), clean, tgt, probs,
                 {s.name for s in specs if "curves" in s.needs}, steps=opts["steps"], baseline=opts["baseline"],
-                sigma=opts["sigma"], batch_size=opts["batch_size"], task=task,
+                sigma=opts["sigma"], batch_size=opts["batch_size"], probability=task.target.probability,
                 sample_forward=_sample_forward(forward, more, b),
             ))
         for spec in specs:

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.functional.task import NO_CLASS, Task, check_task
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, check_reshape
 from lightning_cam.render import as_rgb
+from lightning_cam.targets.task import NO_CLASS, Task, check_task
 from lightning_cam.utilities.checks import as_multi_hot
 from lightning_cam.utilities.outputs import Output, check_output
 
@@ -64,7 +64,7 @@ class CAMBatch:
         """The batch of a multi-label call's (image, class) pairs (``CAMResult.samples`` and ``.targets``): every
         part follows its image (:meth:`take`; per-class masks and class boxes are narrowed to the pair's class
         by the evaluator), and the labels become the pair's class where the image's labels hold it, else
-        :data:`~lightning_cam.functional.task.NO_CLASS`.
+        :data:`~lightning_cam.targets.task.NO_CLASS`.
 
         Examples:
             >>> parts = CAMBatch(torch.rand(2, 3, 4, 4), torch.tensor([[True, False], [True, True]]))
@@ -94,7 +94,7 @@ def _first(batch: Mapping[str, Any], keys: Sequence[str]) -> Any:
 
 
 def as_class_indices(labels: object, task: Task | str = "multiclass") -> Tensor | None:
-    """Labels as the output kind explains them (:mod:`lightning_cam.functional.task`).
+    """Labels as the output kind explains them (:mod:`lightning_cam.targets.task`).
 
     * ``multiclass``: ``(B,)`` class indices. One-hot or soft (mixup/cutmix, label smoothing) ``(B, K)`` rows
       become their argmax (the dominant class). A row with two or more entries above 0.5 is a multi-hot
@@ -115,12 +115,13 @@ def as_class_indices(labels: object, task: Task | str = "multiclass") -> Tensor 
     """
     if not isinstance(labels, Tensor):
         return None
-    kind = check_task(task).kind
+    checked = check_task(task)
+    kind = checked.kind
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim == 2 and labels.shape[1] > 1:
         positive = as_multi_hot(labels)
-        if kind == "multilabel":
+        if checked.multilabel:
             return positive
         if bool((positive.sum(dim=1) > 1).any()):
             raise ValueError(
@@ -130,9 +131,8 @@ def as_class_indices(labels: object, task: Task | str = "multiclass") -> Tensor 
                 "class index per image."
             )
         return labels.float().argmax(dim=1) if labels.dtype == torch.bool else labels.argmax(dim=1)
+    labels = checked.target.labels(labels)  # the kind's own form (binary: floats above 0.5 are 1)
     if labels.ndim == 1 and labels.is_floating_point():
-        if kind == "binary":
-            return (labels > 0.5).long()
         if bool((labels == labels.round()).all()):
             return labels.long()
     return labels
@@ -161,9 +161,9 @@ class CAMMixin:
       (:func:`~lightning_cam.methods.choose.choose_target_layer`: the latest module whose output has a
       spatial grid, carries everything that reaches the logits and has a gradient at its positions), logged
       once with its reason on the ``lightning_cam`` logger.
-    * :attr:`cam_task`: the output kind (:mod:`lightning_cam.functional.task`): ``"multiclass"`` (softmax,
+    * :attr:`cam_task`: the output kind (:mod:`lightning_cam.targets.task`): ``"multiclass"`` (softmax,
       default), ``"multilabel"`` (a sigmoid per class: one map per (image, label) pair) or ``"binary"`` (one
-      logit), or a :class:`~lightning_cam.functional.task.Task` with the multi-label ``threshold`` and
+      logit), or a :class:`~lightning_cam.targets.task.Task` with the multi-label ``threshold`` and
       ``max_labels``; every method, metric and view of the callback follows it.
     * :attr:`cam_output`: where the logits are in the model's output (``None``: a tensor, ``.logits`` of a
       HuggingFace ``ModelOutput`` or ``["logits"]``; a key, an index or a callable otherwise; see
@@ -191,7 +191,7 @@ class CAMMixin:
     cam_reshape: Reshape = None
     #: where the logits are in the model's output (see :mod:`lightning_cam.utilities.outputs`)
     cam_output: Output = None
-    #: the output kind (see :mod:`lightning_cam.functional.task`)
+    #: the output kind (see :mod:`lightning_cam.targets.task`)
     cam_task: Task | str = "multiclass"
     cam_class_names: Sequence[str] | None = None
     #: per-channel mean/std used by :meth:`cam_denormalize`; ``None`` means no normalisation.

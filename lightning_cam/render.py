@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from lightning_cam.functional.task import NO_CLASS
+from lightning_cam.targets.task import NO_CLASS
 from lightning_cam.utilities.checks import check_alpha, check_maps, check_shape, colormap_table
 
 __all__ = [
@@ -319,7 +319,7 @@ def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[floa
 
 def class_name(classes: Sequence[str] | None, index: int) -> str:
     """The caption of a class index: its name, ``"none"`` for a multi-label pair's absent class
-    (:data:`~lightning_cam.functional.task.NO_CLASS`), else the index.
+    (:data:`~lightning_cam.targets.task.NO_CLASS`), else the index.
 
     Example:
         >>> class_name(["circle"], 0), class_name(["circle"], -2), class_name(None, 3)
@@ -350,7 +350,7 @@ def cam_grid(
     ``preds[b] == labels[b]``, :data:`WRONG_COLOR` if not, :data:`UNKNOWN_COLOR` without labels; below that
     a caption tile ``"pred: <name>\\ntrue: <name>"``. Columns are laid out with ``make_grid``. A multi-label
     pair's column names its class, or ``none`` where the model does not predict it (``pred``) or the labels do
-    not hold it (``true``), see :func:`~lightning_cam.functional.task.predicted_for`.
+    not hold it (``true``), see :func:`~lightning_cam.targets.task.predicted_for`.
 
     Args:
         images: ``(B, 3, H, W)`` displayable RGB in ``[0, 1]``.

@@ -16,9 +16,9 @@ from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.functional.perturbation import make_baseline
-from lightning_cam.functional.task import target_probability
 from lightning_cam.methods import GradCAM, available_methods, get_method
 from lightning_cam.metrics.registry import default_metrics, metric_names
+from lightning_cam.targets.task import target_probability
 
 H = W = 16
 

@@ -15,9 +15,9 @@ from lightning_cam.callbacks.faults import MISSING_LABELS, Faults, WarnOnce, mis
 from lightning_cam.callbacks.probe import ProbeSet
 from lightning_cam.callbacks.probe_reuse import ProbeReuse
 from lightning_cam.callbacks.runner import CAMRunner
-from lightning_cam.functional.task import check_task
 from lightning_cam.methods import BaseCAM
 from lightning_cam.mixin import CAMBatch, CAMMixin
+from lightning_cam.targets.task import check_task
 from lightning_cam.utilities.checks import check_images, check_targets
 
 __all__ = ["BatchPass"]

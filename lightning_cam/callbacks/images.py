@@ -19,10 +19,10 @@ from lightning_cam.callbacks.sinks import (
     log_to_all,
     safe_name,
 )
-from lightning_cam.functional.task import predicted_class, predicted_for
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs
 from lightning_cam.mixin import CAMBatch
 from lightning_cam.render import cam_grid, evolution_grid
+from lightning_cam.targets.task import predicted_class, predicted_for
 
 __all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages", "explain_probe", "explain_targets", "publish_final",
            "send_image"]

@@ -20,10 +20,9 @@ from lightning_cam.callbacks.probe_reuse import ProbeReuse
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.runner import CAMRunner
 from lightning_cam.callbacks.sinks import image_sinks
-from lightning_cam.functional.task import check_task
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
-from lightning_cam.methods.pairs import label_pairs
 from lightning_cam.mixin import CAMMixin
+from lightning_cam.targets.task import check_task
 from lightning_cam.utilities.lightning import scalar_step
 
 __all__ = ["ProbePass"]
@@ -99,8 +98,9 @@ class ProbePass:
         sinks = image_sinks(trainer)
         display = module.cam_display(self.probe.inputs(torch.device("cpu"))).float().cpu()
         task, labels = check_task(getattr(module, "cam_task", None)), self.probe.labels
-        if task.multilabel and labels is not None and labels.ndim == 2:  # one column per (image, label) pair
-            display = display[label_pairs(task, labels)[0]]
+        pairs = None if labels is None else task.target.pairs(labels, lambda: labels)  # the labels' own pairs
+        if pairs is not None:  # one column per (image, label) pair
+            display = display[pairs[0]]
         for name in methods:
             self.images.evolution(name, self.history, display, sinks, scalar_step(trainer))
 

@@ -15,7 +15,7 @@ from lightning_cam.data.shapes import (
     check_shortcut,
 )
 from lightning_cam.data.watermark import check_watermark
-from lightning_cam.functional.task import TASKS
+from lightning_cam.targets import available_targets
 
 __all__ = ["SPLIT_SHORTCUTS", "ShapesDataModule"]
 
@@ -121,8 +121,9 @@ class ShapesDataModule(SplitDataModule):
         ground_truth: bool = True,
     ) -> None:
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+        if task not in ("multiclass", "multilabel", "binary"):  # the labels Shapes can make
+            raise ValueError(f"task must be one of ['multiclass', 'multilabel', 'binary'] (the classifier kinds of "
+                             f"{available_targets()} whose labels Shapes makes), got {task!r}")
         if task == "binary" and num_classes != 2:
             raise ValueError(f"task='binary' needs num_classes=2 (class 1, circle, is the positive one), got "
                              f"{num_classes}")

@@ -4,7 +4,7 @@ CAM maths: :mod:`~lightning_cam.functional.cam`, :mod:`~lightning_cam.functional
 formulas: :mod:`~lightning_cam.functional.adcc` (ADCC family),
 :mod:`~lightning_cam.functional.localization` (pointing games, IoU) and
 :mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves and their AUC per batch). The output
-kind (softmax, sigmoid per class, one binary logit): :mod:`~lightning_cam.functional.task`. Strategies found
+kind (softmax, sigmoid per class, one binary logit): :mod:`~lightning_cam.targets.task`. Strategies found
 by clustering maps (SpRAy): :mod:`~lightning_cam.functional.spray`. Each
 formula module has the same name as its metric-class module in :mod:`lightning_cam.metrics`.
 """
@@ -18,7 +18,6 @@ from lightning_cam.functional.adcc import (
     pearson,
 )
 from lightning_cam.functional.cam import (
-    cam_weights,
     eigencam_map,
     fakecam_map,
     first_component_projection,
@@ -33,6 +32,7 @@ from lightning_cam.functional.cam import (
 )
 from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
 from lightning_cam.functional.normalize import minmax_normalize, postprocess_maps, upsample_maps
+from lightning_cam.functional.pairs import predicted_positives, select_pairs
 from lightning_cam.functional.perturbation import (
     curve_auc,
     insertion_deletion,
@@ -41,25 +41,13 @@ from lightning_cam.functional.perturbation import (
     perturbation_counts,
     rank_positions,
 )
-from lightning_cam.functional.task import (
-    TASKS,
-    Task,
-    check_task,
-    predicted_class,
-    predicted_positives,
-    select_pairs,
-    target_probability,
-    target_score,
-)
+from lightning_cam.functional.probability import Probability, sigmoid_probability, softmax_probability
 
 __all__ = [
-    "TASKS",
-    "Task",
     "adcc",
+    "Probability",
     "average_drop",
     "boxes_to_masks",
-    "cam_weights",
-    "check_task",
     "coherency",
     "complexity",
     "curve_auc",
@@ -81,14 +69,13 @@ __all__ = [
     "perturbation_counts",
     "pointing_game",
     "postprocess_maps",
-    "predicted_class",
     "predicted_positives",
     "rank_positions",
     "scorecam_masks",
     "scorecam_weights",
+    "sigmoid_probability",
+    "softmax_probability",
     "select_pairs",
-    "target_probability",
-    "target_score",
     "upsample_maps",
     "weighted_sum",
     "xgradcam_weights",

@@ -1,7 +1,7 @@
 """Pure per-sample formulas of the ADCC family (Poppi et al., CVPRW 2021) and its components.
 
 Notation: ``Y_c`` is the probability of the target class on the image ``x`` under the output kind (softmax,
-or the class's sigmoid: :func:`~lightning_cam.functional.task.target_probability`); ``O_c`` the same on
+or the class's sigmoid: :func:`~lightning_cam.targets.task.target_probability`); ``O_c`` the same on
 the explanation map ``x ⊙ map`` (formed in the model's input space). Every function maps batched tensors
 to a ``(B,)`` float32 tensor of per-sample values, works on any device and never loops in Python.
 

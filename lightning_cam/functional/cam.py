@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lightning_cam.functional.task import Task, check_task, target_probability
+from lightning_cam.functional.probability import Probability, softmax_probability
 
 __all__ = [
-    "cam_weights",
     "eigencam_map",
     "fakecam_map",
     "first_component_projection",
@@ -53,34 +52,6 @@ def weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
     """
     _check_4d("activations", activations)
     return torch.einsum("bc,bchw->bhw", weights, activations)
-
-
-def cam_weights(fc_weight: Tensor, targets: Tensor, task: Task | str = "multiclass") -> Tensor:
-    r"""CAM (Zhou et al., 2016): :math:`w_k^c` is row :math:`c` of the Linear layer after global average pooling.
-
-    For a ``binary`` model (one logit, :mod:`lightning_cam.functional.task`) class 1 takes the one row and
-    class 0 its negation, as the score :math:`-z` it explains.
-
-    Args:
-        fc_weight: ``(K, C)`` weight of the classifier ``nn.Linear`` (``(1, C)`` for ``binary``).
-        targets: ``(B,)`` long class indices.
-        task: the output kind.
-
-    Returns:
-        ``(B, C)`` weights; the map is :func:`weighted_sum` of them (the bias only shifts the map).
-
-    Examples:
-        >>> cam_weights(torch.eye(3), torch.tensor([2, 0]))
-        tensor([[0., 0., 1.],
-                [1., 0., 0.]])
-        >>> cam_weights(torch.tensor([[1.0, -2.0]]), torch.tensor([1, 0]), "binary")
-        tensor([[ 1., -2.],
-                [-1.,  2.]])
-    """
-    if check_task(task).kind == "binary":
-        row = fc_weight[0].expand(targets.shape[0], -1)
-        return torch.where((targets == 1).view(-1, 1).to(row.device), row, -row)
-    return fc_weight[targets]
 
 
 def gradcam_weights(grads: Tensor) -> Tensor:
@@ -276,10 +247,11 @@ def scorecam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
     return _safe_div(flat - lo, span).view_as(up)
 
 
-def scorecam_weights(masked_logits: Tensor, targets: Tensor, task: Task | str = "multiclass") -> Tensor:
+def scorecam_weights(masked_logits: Tensor, targets: Tensor, probability: Probability = softmax_probability
+                     ) -> Tensor:
     r"""Score-CAM weights from the logits of the masked inputs: :math:`w_k = P(c \mid x \odot H^k)`, the target
-    probability of the output kind (:func:`~lightning_cam.functional.task.target_probability`: the softmax over
-    classes, or the class's sigmoid).
+    probability of the target kind (``probability``, `lightning_cam.functional.probability`: the softmax over
+    classes by default, or the class's sigmoid).
 
     This is the paper's (and its official code's) definition: the softmax runs over *classes*, and no
     baseline is subtracted. pytorch-grad-cam and torchcam instead take the target *logit* of every masked
@@ -289,7 +261,7 @@ def scorecam_weights(masked_logits: Tensor, targets: Tensor, task: Task | str = 
     Args:
         masked_logits: ``(B, C, K)`` logits of the ``C`` masked copies of each sample.
         targets: ``(B,)`` long target classes.
-        task: the output kind.
+        probability: ``probability(logits, targets) -> (B,)``, the target kind's rule.
 
     Returns:
         ``(B, C)`` weights in ``[0, 1]``.
@@ -297,9 +269,10 @@ def scorecam_weights(masked_logits: Tensor, targets: Tensor, task: Task | str = 
     Examples:
         >>> scorecam_weights(torch.zeros(1, 3, 4), torch.tensor([1]))
         tensor([[0.2500, 0.2500, 0.2500]])
-        >>> scorecam_weights(torch.zeros(1, 3, 4), torch.tensor([1]), "multilabel")
+        >>> from lightning_cam.functional.probability import sigmoid_probability
+        >>> scorecam_weights(torch.zeros(1, 3, 4), torch.tensor([1]), sigmoid_probability)
         tensor([[0.5000, 0.5000, 0.5000]])
     """
     b, c, k = masked_logits.shape
-    flat = target_probability(masked_logits.reshape(b * c, k), targets.long().repeat_interleave(c), task)
+    flat = probability(masked_logits.reshape(b * c, k), targets.long().repeat_interleave(c))
     return flat.view(b, c)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_cam.functional.task import Task, target_probability
+from lightning_cam.functional.probability import Probability, softmax_probability
 from lightning_cam.utilities.checks import BASELINES, check_baseline, check_batch_size, check_sigma, check_steps
 from lightning_cam.utilities.chunking import chunk_size, run_chunks
 
@@ -168,7 +168,7 @@ def insertion_deletion(
     sigma: float = 5.0,
     batch_size: int | None = None,
     sample_forward: Callable[[Tensor, Tensor], Tensor] | None = None,
-    task: Task | str = "multiclass",
+    probability: Probability = softmax_probability,
 ) -> dict[str, Tensor]:
     r"""Insertion and/or deletion AUC of each sample, all perturbed inputs in ``batch_size`` chunks.
 
@@ -191,7 +191,8 @@ def insertion_deletion(
             memory is halved and retried.
         sample_forward: called as ``sample_forward(x, sample_indices)`` instead of ``model(x)`` when each
             perturbed image needs inputs of its own sample besides the image (extra model inputs).
-        task: the output kind whose probability the curves follow (:mod:`lightning_cam.functional.task`).
+        probability: ``probability(logits, targets) -> (B,)``, the target kind's rule the curves follow (the
+            softmax by default).
 
     Returns:
         ``{"insertion" / "deletion": (B,) float32 AUC in [0, 1]}`` for the requested curves.
@@ -201,7 +202,7 @@ def insertion_deletion(
         >>> x, maps = torch.randn(3, 1, 2, 2), torch.rand(3, 2, 2)
         >>> t = torch.zeros(3, dtype=torch.long)
         >>> with torch.no_grad():
-        ...     y = target_probability(net(x), t)
+        ...     y = softmax_probability(net(x), t)
         ...     out = insertion_deletion(net, x, maps, t, y, steps=2, batch_size=4)
         >>> sorted(out), out["deletion"].shape
         (['deletion', 'insertion'], torch.Size([3]))
@@ -235,7 +236,7 @@ def insertion_deletion(
         sl = slice(start, stop)
         batch = perturb(images, base, ranks, job_samples[sl], job_counts[sl], job_insert[sl])
         logits = model(batch) if sample_forward is None else sample_forward(batch, job_samples[sl])
-        job_probs[sl] = target_probability(logits, targets[job_samples[sl]], task)
+        job_probs[sl] = probability(logits, targets[job_samples[sl]])
 
     def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
         model(images[:1]) if sample_forward is None else sample_forward(images[:1], job_samples[:1])

@@ -12,12 +12,12 @@ from lightning_cam.functional.cam import (
     scorecam_weights,
     weighted_sum,
 )
-from lightning_cam.functional.task import Task
 from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.methods.registry import register_method
+from lightning_cam.targets.task import Task
 from lightning_cam.utilities.checks import check_batch_size
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
 from lightning_cam.utilities.outputs import Output
@@ -139,7 +139,7 @@ class ScoreCAM(BaseCAM):
             else:
                 zero_logits = self.forward_logits(torch.zeros_like(x[:1]))  # (1, K)
                 zero = zero_logits.expand(int(dead.sum()), -1)[:, None, :]
-            out[dead] = scorecam_weights(zero, targets[sample[dead]], self.task)[:, 0]
+            out[dead] = scorecam_weights(zero, targets[sample[dead]], self.task.target.probability)[:, 0]
         live = (~dead).nonzero().squeeze(1)
         n = int(live.numel())
         # gradient-free forwards keep no activations: the memory unit is 64 images (the former fixed default)
@@ -152,7 +152,7 @@ class ScoreCAM(BaseCAM):
             masked = (x[sample[idx]] * masks).to(x.dtype)
             more = extra.take(sample[idx], b)
             logits = self.forward_logits(masked, more) if more else self.forward_logits(masked)
-            out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]], self.task)[:, 0]
+            out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]], self.task.target.probability)[:, 0]
 
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
             more = extra.take(sample[:1], b)

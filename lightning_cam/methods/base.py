@@ -36,7 +36,6 @@ from torch import Tensor, nn
 
 from lightning_cam.functional.cam import weighted_sum
 from lightning_cam.functional.normalize import postprocess_maps
-from lightning_cam.functional.task import Task, check_task, check_task_logits, target_score
 from lightning_cam.methods.blank import BlankDiagnosis, blank_flags
 from lightning_cam.methods.capture import Capture, LayerRecorder, not_on_path
 from lightning_cam.methods.choose import choose_target_layer
@@ -51,6 +50,7 @@ from lightning_cam.methods.layers import (
 from lightning_cam.methods.pairs import empty_result, prepare
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.methods.targets import resolve_targets
+from lightning_cam.targets.task import Task, check_task, check_task_logits, target_score
 from lightning_cam.utilities.checks import check_images, check_logits
 from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.outputs import Output, check_output, select_logits
@@ -102,10 +102,10 @@ class BaseCAM:
             the class token, square grid) name it; a callable maps the output to ``(B, C, h, w)``.
         output: where the logits are in the model's output (:mod:`lightning_cam.utilities.outputs`): ``None``
             reads a tensor, ``.logits`` or ``["logits"]``; a key, an index or a callable for anything else.
-        task: the output kind (:mod:`lightning_cam.functional.task`): ``"multiclass"`` (softmax, default),
+        task: the output kind (:mod:`lightning_cam.targets.task`): ``"multiclass"`` (softmax, default),
             ``"multilabel"`` (a sigmoid per class: one map per (image, class) pair, :mod:`~lightning_cam.methods.pairs`)
             or ``"binary"`` (one logit; class 1 explains it, class 0 its negation); a
-            :class:`~lightning_cam.functional.task.Task` sets the multi-label ``threshold`` and ``max_labels``.
+            :class:`~lightning_cam.targets.task.Task` sets the multi-label ``threshold`` and ``max_labels``.
 
     Examples:
         >>> from lightning_cam.methods import GradCAM
@@ -160,7 +160,7 @@ class BaseCAM:
         Args:
             images: ``(B, C, H, W)`` float tensor in the model's input space.
             targets: ``(B,)`` integer classes to explain (an int applies to all); ``None`` = the predicted class
-                (:func:`~lightning_cam.functional.task.predicted_class`). Under ``task="multilabel"``, a ``(B, K)``
+                (:func:`~lightning_cam.targets.task.predicted_class`). Under ``task="multilabel"``, a ``(B, K)``
                 multi-hot matrix or ``None`` gives one map per (image, class) pair: each positive label, or each
                 predicted positive (``result.samples`` names each map's image).
             extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
@@ -270,7 +270,7 @@ class BaseCAM:
 
     def _gradient(self, logits: Tensor, targets: Tensor, recorder: LayerRecorder) -> Tensor:
         """:math:`\\partial \\sum_b y_b^{c_b} / \\partial A` for the recorded activation ``A`` (the score of the
-        output kind, :func:`~lightning_cam.functional.task.target_score`)."""
+        output kind, :func:`~lightning_cam.targets.task.target_score`)."""
         score = target_score(logits, targets, self.task).sum()
         grad = torch.autograd.grad(score, recorder.output, allow_unused=True)[0] if score.requires_grad else None
         if grad is None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.functional.cam import cam_weights
-from lightning_cam.functional.task import Task
 from lightning_cam.methods.base import BaseCAM
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.layers import Reshape, resolve_layer
 from lightning_cam.methods.registry import register_method
+from lightning_cam.targets.task import Task
 from lightning_cam.utilities.outputs import Output
 
 __all__ = ["CAM"]
@@ -92,4 +91,4 @@ class CAM(BaseCAM):
                 f"{hint}, but the logits differ from {self.fc_layer_name}(mean over positions of the activation): "
                 "the model has no GAP->Linear head after this layer. Use GradCAM instead."
             )
-        return cam_weights(weight, cap.targets, self.task)
+        return self.task.target.head_weights(weight, cap.targets)

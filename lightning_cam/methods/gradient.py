@@ -13,13 +13,13 @@ from lightning_cam.functional.cam import (
     weighted_sum,
     xgradcam_weights,
 )
-from lightning_cam.functional.task import Task
 from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.methods.registry import register_method
 from lightning_cam.methods.targets import is_checked, mark_checked
+from lightning_cam.targets.task import Task
 from lightning_cam.utilities.checks import check_batch_size, check_target_range
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
 from lightning_cam.utilities.outputs import Output

@@ -11,8 +11,7 @@ first pass. The maps equal those of separate ``explain`` calls (to float roundin
 
 The group drives only the public contract of [`BaseCAM`][lightning_cam.methods.base.BaseCAM] (`needs`,
 `capture`, `derive`, `finish`); a method that overrides `explain`, sets `shares_capture = False` or is not a
-`BaseCAM` is
-called on its own, with the group's targets.
+`BaseCAM` is called on its own, with the group's targets.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
-"""Multi-label calls: one map per (image, class) pair.
+"""Pairs: when the target kind explains an image more than once (one map per (image, target) pair).
 
-Under the ``multilabel`` output kind (:mod:`lightning_cam.functional.task`) a method explains an image once
-per class: for every positive label when ``targets`` is a ``(B, K)`` multi-hot matrix, for every predicted
-positive (sigmoid above the task's ``threshold``, one extra forward to find them) when ``targets`` is
-``None``, at most ``max_labels`` per image. The pairs' images are repeated and explained as a batch of their
-own, so every pass, metric and reduction treats a pair as a sample; ``CAMResult.samples`` names the image of
-each map. ``(B,)`` class indices keep one map per image, as for the other kinds.
+The kind's [`pairs`][lightning_cam.targets.base.TargetKind.pairs] hook says which pairs (e.g. ``multilabel``:
+every positive label of a ``(B, K)`` multi-hot matrix, or every predicted positive, found with one extra
+forward). The pairs' images are repeated and explained as a batch of their own, so every pass, metric and
+reduction treats a pair as a sample; ``CAMResult.samples`` names the image of each map. A kind without pairs
+keeps one map per image.
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lightning_cam.functional.task import Task, predicted_positives, select_pairs
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.methods.targets import mark_checked
-from lightning_cam.utilities.checks import as_multi_hot, check_targets
+from lightning_cam.targets.task import Task
+from lightning_cam.utilities.checks import check_targets
 
-__all__ = ["Paired", "empty_result", "label_pairs", "pair_up", "prepare"]
+__all__ = ["Paired", "empty_result", "pair_up", "prepare"]
 
 
 @dataclass
@@ -40,8 +39,8 @@ class Paired:
 
 def pair_up(task: Task, images: Tensor, targets: Tensor | None, extra: ExtraInputs,
             logits: Callable[[Tensor, ExtraInputs], Tensor]) -> Paired:
-    """The pairs to explain (see the module docstring); ``logits(images, extra)`` is called only to find
-    predicted positives.
+    """The pairs to explain (the kind's [`pairs`][lightning_cam.targets.base.TargetKind.pairs]);
+    ``logits(images, extra)`` is called only when the kind needs the predictions to find them.
 
     Examples:
         >>> import torch
@@ -51,30 +50,13 @@ def pair_up(task: Task, images: Tensor, targets: Tensor | None, extra: ExtraInpu
         >>> p.images.shape, p.samples.tolist(), p.targets.tolist()
         (torch.Size([3, 1, 2, 2]), [0, 0, 1], [0, 2, 1])
     """
-    if not task.multilabel or (targets is not None and targets.ndim == 1):
+    found = task.target.pairs(targets, lambda: logits(images, extra))
+    if found is None:
         return Paired(images, targets, extra)
-    num_classes = None
+    samples, classes, num_classes = found
     if targets is None:
-        z = logits(images, extra).detach()
-        samples, classes = select_pairs(predicted_positives(z, task), z, task.max_labels)
-        classes, num_classes = mark_checked(classes), int(z.shape[1])  # column indices of the logits: in range
-    else:
-        samples, classes = label_pairs(task, targets)
-        num_classes = int(targets.shape[1])
+        classes = mark_checked(classes)  # column indices of the logits: in range
     return Paired(images[samples], classes, extra.take(samples, int(images.shape[0])), samples, num_classes)
-
-
-def label_pairs(task: Task, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """``(samples, classes)``: the pairs a ``(B, K)`` multi-hot ``labels`` matrix gives (the first
-    ``task.max_labels`` positives of each image, in class order).
-
-    Examples:
-        >>> import torch
-        >>> s, c = label_pairs(Task("multilabel", max_labels=1), torch.tensor([[0, 1, 1], [1, 0, 0]]))
-        >>> s.tolist(), c.tolist()
-        ([0, 1], [1, 0])
-    """
-    return select_pairs(as_multi_hot(labels), None, task.max_labels)
 
 
 def prepare(task: Task, images: Tensor, targets: object, extra: ExtraInputs,

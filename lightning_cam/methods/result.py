@@ -31,7 +31,7 @@ class CAMResult:
             as a function returning that text: it is then formatted at the first read (whether any sample
             is blank is a host-device sync, which the per-batch path of the callback avoids).
         samples: ``(B,)`` long, the image each map explains, for a multi-label call that gives one map per
-            (image, class) pair (:mod:`lightning_cam.functional.task`); ``None`` when map ``i`` explains
+            (image, class) pair (:mod:`lightning_cam.targets.task`); ``None`` when map ``i`` explains
             image ``i``.
 
     Examples:

@@ -7,7 +7,7 @@ import weakref
 
 from torch import Tensor
 
-from lightning_cam.functional.task import Task, predicted_class
+from lightning_cam.targets.task import Task, predicted_class
 from lightning_cam.utilities.checks import check_target_range
 
 __all__ = ["is_checked", "mark_checked", "resolve_targets"]

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lightning_cam.functional.task import Task, check_task, predicted_class, predicted_positives
+from lightning_cam.functional.pairs import predicted_positives
 from lightning_cam.mixin import CAMMixin
+from lightning_cam.targets.task import check_task, predicted_class
 
 __all__ = ["ImageClassifier", "as_list"]
 
@@ -31,7 +32,7 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
     """Classifier base for the three output kinds: subclasses build the network (with :meth:`num_outputs`
     logits) and implement ``forward``.
 
-    The loss follows ``task`` (:mod:`lightning_cam.functional.task`): cross-entropy for ``multiclass``,
+    The loss follows ``task`` (:mod:`lightning_cam.targets.task`): cross-entropy for ``multiclass``,
     binary cross-entropy with logits for ``multilabel`` (a sigmoid per class, multi-hot labels) and
     ``binary`` (one logit, 0/1 labels). Accuracy is the share of correct predictions: the argmax, the
     ``z > 0`` decision, or for ``multilabel`` every label's decision (sigmoid > 0.5) against the truth.
@@ -113,7 +114,7 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
                     (predicted_class(logits, task) == labels.view(-1)).float().mean())
         truth = labels.float() if labels.ndim == 2 else F.one_hot(labels, logits.shape[1]).float()
         loss = F.binary_cross_entropy_with_logits(logits, truth)
-        return loss, (predicted_positives(logits, Task("multilabel")) == truth.bool()).float().mean()
+        return loss, (predicted_positives(logits, task.threshold) == truth.bool()).float().mean()
 
     def num_outputs(self, num_classes: int) -> int:
         """The logits the network needs: ``num_classes``, or one for ``binary`` (whose two classes are 0 and 1)."""

@@ -126,7 +126,7 @@ def as_multi_hot(labels: Tensor) -> Tensor:
 def check_targets(targets: object, batch: int, device: torch.device, multi_hot: bool = False) -> Tensor | None:
     """Classes to explain: ``None``, an int, or ``B`` integer class indices -> ``(B,)`` long (or ``None``).
 
-    With ``multi_hot`` (the ``multilabel`` output kind, :mod:`lightning_cam.functional.task`), a ``(B, K)``
+    With ``multi_hot`` (the ``multilabel`` output kind, :mod:`lightning_cam.targets.task`), a ``(B, K)``
     matrix of labels is accepted too and returned as bool (``True`` for a positive: non-zero integers, floats
     above 0.5): every positive is one (image, class) pair to explain.
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from lightning_cam.functional import (
-    cam_weights,
     eigencam_map,
     fakecam_map,
     gradcam_weights,
@@ -70,11 +69,6 @@ def test_xgradcam_layercam_hirescam(ag: tuple[torch.Tensor, torch.Tensor]) -> No
     zero = torch.zeros_like(a)
     assert torch.equal(xgradcam_weights(zero, g), torch.zeros(3, 4, dtype=torch.float64))
     assert torch.equal(gradcampp_weights(a, torch.zeros_like(g)), torch.zeros(3, 4, dtype=torch.float64))
-
-
-def test_cam_weights_rows() -> None:
-    fc = torch.arange(12.0).view(3, 4)
-    torch.testing.assert_close(cam_weights(fc, torch.tensor([2, 0, 2])), fc[[2, 0, 2]])
 
 
 def test_eigencam_projection_and_sign(ag: tuple[torch.Tensor, torch.Tensor]) -> None:

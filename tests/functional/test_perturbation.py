@@ -13,7 +13,7 @@ from lightning_cam.functional.perturbation import (
     perturbation_counts,
     rank_positions,
 )
-from lightning_cam.functional.task import target_probability
+from lightning_cam.targets.task import target_probability
 
 
 def test_counts_schedule() -> None:

@@ -9,9 +9,9 @@ from pytorch_grad_cam import ScoreCAM as PgcScoreCAM
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget, ClassifierOutputTarget
 from torch import nn
 
-from lightning_cam.functional.task import Task
 from lightning_cam.methods import CAM, GradCAM, MethodGroup, ScoreCAM, get_method
 from lightning_cam.methods.registry import available_methods
+from lightning_cam.targets.task import Task
 
 from .conftest import assert_maps_match, structured_images
 

@@ -17,8 +17,8 @@ from torch.utils._pytree import tree_flatten
 
 from lightning_cam import evaluate_batch
 from lightning_cam.functional.perturbation import insertion_deletion
-from lightning_cam.functional.task import target_probability
 from lightning_cam.methods import GradCAM, SmoothGradCAMPlusPlus
+from lightning_cam.targets.task import target_probability
 from lightning_cam.utilities.chunking import PIXELS_PER_FORWARD, chunk_size, run_chunks
 
 

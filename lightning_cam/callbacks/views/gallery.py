@@ -26,7 +26,6 @@ from torch import Tensor
 from lightning_cam.callbacks.images import send_image
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import ScalarLog, View, ViewContext, register_view
-from lightning_cam.functional.task import Task, check_task, predicted_for
 from lightning_cam.methods import CAMResult
 from lightning_cam.mixin import CAMBatch
 from lightning_cam.render import (
@@ -38,6 +37,7 @@ from lightning_cam.render import (
     overlay_columns,
     to_uint8,
 )
+from lightning_cam.targets.task import Task, check_task, predicted_for
 
 __all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "gallery_image", "worst_first"]
 

@@ -7,13 +7,12 @@ import math
 import pytest
 import torch
 
-from lightning_cam.functional.task import (
+from lightning_cam.functional.pairs import predicted_positives, select_pairs
+from lightning_cam.targets.task import (
     Task,
     check_task,
     check_task_logits,
     predicted_class,
-    predicted_positives,
-    select_pairs,
     target_probability,
     target_score,
 )
@@ -52,10 +51,10 @@ def test_binary_negative_class_is_the_negated_logit() -> None:
 def test_predicted_class_per_kind() -> None:
     assert predicted_class(torch.tensor([[0.1, 0.5, 0.2]])).tolist() == [1]
     assert predicted_class(torch.tensor([[0.2], [-0.1], [0.0]]), "binary").tolist() == [1, 0, 0]
-    pos = predicted_positives(torch.tensor([[0.1, -0.1, 2.0]]), Task("multilabel", threshold=0.5))
+    pos = predicted_positives(torch.tensor([[0.1, -0.1, 2.0]]), 0.5)
     assert pos.tolist() == [[True, False, True]]
     # threshold 0.8: sigmoid(z) > 0.8 <=> z > log(4)
-    pos = predicted_positives(torch.tensor([[1.3, 1.4]]), Task("multilabel", threshold=0.8))
+    pos = predicted_positives(torch.tensor([[1.3, 1.4]]), 0.8)
     assert pos.tolist() == [[False, True]]
 
 
@@ -89,3 +88,10 @@ def test_one_logit_needs_the_binary_kind() -> None:
     with pytest.raises(ValueError, match="expects one logit"):
         check_task_logits(torch.zeros(4, 2), Task("binary"))
     assert check_task_logits(torch.zeros(4, 1), Task("binary")).shape == (4, 1)
+
+
+def test_head_weights_are_the_rows_that_give_the_score() -> None:
+    fc = torch.arange(12.0).view(3, 4)
+    torch.testing.assert_close(Task().target.head_weights(fc, torch.tensor([2, 0, 2])), fc[[2, 0, 2]])
+    row = torch.tensor([[1.0, -2.0]])
+    torch.testing.assert_close(Task("binary").target.head_weights(row, torch.tensor([1, 0])), torch.cat([row, -row]))

@@ -1,0 +1,147 @@
+r"""The target contract: what is explained for one kind of model output, in one small class per kind.
+
+A *target kind* says, for a batch and the model's output, everything the methods, the evaluator, the metrics
+and the views need to know about what is explained; nothing downstream reads the kind's name:
+
+| hook | what it answers |
+|---|---|
+| `check_output(logits)` | the output has this kind's shape (else a `ValueError` naming the fix) |
+| `num_classes(logits)` | how many targets a pair may name |
+| `pairs(targets, logits)` | the (sample, target) pairs when one image is explained several times, else `None` |
+| `predicted(logits)` | the target of `targets=None` |
+| `score(logits, targets)` | the differentiable score each map explains, $y^c$ |
+| `probability(logits, targets)` | the probability the faithfulness metrics read, $Y_c$ (and $O_c$ on $x \odot map$) |
+| `ground_truth(masks, boxes, targets, size)` | the region the localization metrics read |
+| `predicted_for(logits, targets)` | what the model predicts about each target, for captions |
+| `labels(labels)` | a batch's labels in the form `targets` take |
+| `head_weights(fc_weight, targets)` | the rows of a linear head that give the score (CAM) |
+
+The built-in kinds are the modules of this package (`multiclass`, `multilabel`, `binary`); a new kind is one
+file with a `TargetKind` subclass decorated with
+[`register_target`][lightning_cam.targets.base.register_target]. A kind is built for one
+[`Task`][lightning_cam.targets.task.Task] (its options: `threshold`, `max_labels`) and reached as
+`task.target`.
+
+Examples:
+    >>> from lightning_cam.targets.task import Task
+    >>> kind = Task("multiclass").target
+    >>> kind.probability(torch.tensor([[0.0, 0.0]]), torch.tensor([1]))
+    tensor([0.5000])
+    >>> available_targets()
+    ['multiclass', 'multilabel', 'binary']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+import torch  # noqa: F401  (used by the doctest examples)
+from torch import Tensor
+
+from lightning_cam.functional.localization import class_ground_truth
+from lightning_cam.utilities.registry import Registry
+
+if TYPE_CHECKING:
+    from lightning_cam.targets.task import Task
+
+__all__ = ["TARGET_REGISTRY", "Pairs", "TargetKind", "available_targets", "register_target"]
+
+#: ``(samples, targets, num_classes)``: the image of each pair, the target each pair explains, and the number of
+#: targets when the pairing learnt it (``None`` otherwise).
+Pairs = tuple[Tensor, Tensor, int | None]
+
+
+class TargetKind:
+    """Base class of the target kinds: a classifier's defaults, every hook documented (see the module docstring).
+
+    Args:
+        task: the [`Task`][lightning_cam.targets.task.Task] whose options the kind reads.
+    """
+
+    #: the kind's name in ``task=`` and ``cam_task``
+    name: ClassVar[str] = ""
+    #: whether ``targets`` (and labels) come as ``(B, K)`` multi-hot rows, one pair per positive
+    multi_hot: ClassVar[bool] = False
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.task!r})"
+
+    def check_output(self, logits: Tensor) -> Tensor:
+        """``logits`` when they fit this kind; else a ``ValueError`` naming the kind that fits."""
+        return logits
+
+    def num_classes(self, logits: Tensor) -> int:
+        """How many targets a pair may name: ``K`` for ``(B, K)`` logits."""
+        return int(logits.shape[-1])
+
+    def pairs(self, targets: Tensor | None, logits: Callable[[], Tensor]) -> Pairs | None:
+        """The pairs to explain when an image is explained more than once (``logits()`` runs a forward, called
+        only when needed); ``None``: one target per image."""
+        return None
+
+    def predicted(self, logits: Tensor) -> Tensor:
+        """``(B,)`` long: the target of ``targets=None`` (the argmax)."""
+        return logits.detach().argmax(dim=1)
+
+    def score(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """``(B,)`` the differentiable score $y^c$ each map explains (the target's logit $z_c$)."""
+        return logits.gather(1, targets.long().view(-1, 1)).squeeze(1)
+
+    def probability(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """``(B,)`` float32: the probability $Y_c$ of each target."""
+        raise NotImplementedError(f"{type(self).__name__} must define the probability of a target.")
+
+    def predicted_for(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """``(B,)`` long: what the model predicts about each explained target, as captions compare it with the
+        truth (default: the predicted target)."""
+        return self.predicted(logits)
+
+    def labels(self, labels: Tensor) -> Tensor:
+        """A batch's ``labels`` in the form ``targets`` take (default: as they are)."""
+        return labels
+
+    def ground_truth(self, masks: Tensor | None, boxes: Tensor | None, targets: Tensor, size: tuple[int, int]
+                     ) -> Tensor | None:
+        """``(B, H, W)`` bool: the region of each pair's target
+        ([`class_ground_truth`][lightning_cam.functional.localization.class_ground_truth]); ``None`` without
+        ground truth."""
+        return class_ground_truth(masks, boxes, targets, size)
+
+    def head_weights(self, fc_weight: Tensor, targets: Tensor) -> Tensor:
+        """``(B, C)``: the rows of a linear head's ``(K, C)`` weight whose product with the pooled activation is
+        each target's score (CAM's weights)."""
+        return fc_weight[targets]
+
+
+#: kind name -> class; the built-in kinds are the modules of `lightning_cam.targets`.
+TARGET_REGISTRY: Registry[type[TargetKind]] = Registry("target kind", package="lightning_cam.targets", loose=False)
+K = TypeVar("K", bound=type[TargetKind])
+
+
+def register_target(cls: K) -> K:
+    """Class decorator: register a `TargetKind` subclass under its `name`.
+
+    Examples:
+        >>> @register_target
+        ... class Doubled(TargetKind):
+        ...     name = "doubled_doc"
+        ...     def probability(self, logits, targets):
+        ...         return torch.sigmoid(2 * self.score(logits, targets).float())
+        >>> "doubled_doc" in available_targets()
+        True
+        >>> TARGET_REGISTRY.remove("doubled_doc") is Doubled
+        True
+    """
+    if not cls.name or not cls.name.replace("_", "").isalnum():
+        raise ValueError(f"target kind {cls.__name__} needs a `name` of letters, digits and '_', got {cls.name!r}.")
+    TARGET_REGISTRY.add(cls.name, cls)
+    return cls
+
+
+def available_targets() -> list[str]:
+    """The registered target kinds, in registration order (read when called)."""
+    return TARGET_REGISTRY.names()
