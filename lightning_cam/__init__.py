@@ -9,7 +9,8 @@ if TYPE_CHECKING:
     from lightning_cam.callbacks import CAMCallback
     from lightning_cam.evaluate import evaluate_batch
     from lightning_cam.methods.result import CAMResult
-    from lightning_cam.mixin import CAMBatch, CAMMixin
+    from lightning_cam.mixin import CAMMixin
+    from lightning_cam.record import CAMBatch
     from lightning_cam.targets.task import Task
 
 __version__ = "0.1.0"
@@ -17,7 +18,7 @@ __all__ = ["CAMBatch", "CAMCallback", "CAMMixin", "CAMResult", "Task", "evaluate
 
 # Lazy so that `import lightning_cam` stays cheap and the Lightning side is only imported when used.
 _LAZY = {
-    "CAMBatch": "lightning_cam.mixin",
+    "CAMBatch": "lightning_cam.record",
     "CAMMixin": "lightning_cam.mixin",
     "CAMCallback": "lightning_cam.callbacks",
     "CAMResult": "lightning_cam.methods.result",

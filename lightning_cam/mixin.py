@@ -3,81 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, check_reshape
+from lightning_cam.record import CAMBatch
 from lightning_cam.render import as_rgb
-from lightning_cam.targets.task import NO_CLASS, Task, check_task
+from lightning_cam.targets.task import Task, check_task
 from lightning_cam.utilities.checks import as_multi_hot
 from lightning_cam.utilities.outputs import Output, check_output
 
-__all__ = ["CAMBatch", "CAMMixin", "as_class_indices"]
+__all__ = ["CAMMixin", "as_class_indices"]
 
-
-
-@dataclass
-class CAMBatch:
-    """The parts of a batch that CAM work needs.
-
-    Attributes:
-        images: ``(B, C, H, W)`` float tensor, in the model's input space (already normalised).
-        labels: ``(B,)`` long tensor of true classes, a ``(B, K)`` bool multi-hot matrix (``multilabel``), or
-            ``None``.
-        masks: ``(B, H, W)`` bool/float ground-truth object masks, ``(B, K, H, W)`` a mask per class, or ``None``.
-        boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, ``(B, N, 5)`` rows ``(x0, y0, x1, y1, class)``, or
-            ``None`` (:func:`~lightning_cam.functional.localization.class_ground_truth`).
-        extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
-            (keyword) or :class:`~lightning_cam.methods.ExtraInputs`; ``None`` for ``forward(images)``.
-            Per-sample tensors (first dimension ``B``) follow the images through every forward.
-
-    Examples:
-        >>> parts = CAMBatch(torch.rand(3, 3, 4, 4), torch.tensor([0, 1, 2]), extra=(torch.arange(3),))
-        >>> part = parts.take(torch.tensor([2, 0]))
-        >>> part.labels.tolist(), part.extra.args[0].tolist()
-        ([2, 0], [2, 0])
-    """
-
-    images: Tensor
-    labels: Tensor | None = None
-    masks: Tensor | None = None
-    boxes: Tensor | None = None
-    extra: ExtraInputs | tuple[Any, ...] | Mapping[str, Any] | None = None
-
-    def take(self, index: Tensor) -> CAMBatch:
-        """The samples ``index`` (``(n,)`` long, any order) of every part, detached copies (new tensors, usable
-        with autograd outside inference mode); the extra inputs follow their samples. No host sync."""
-
-        def pick(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.detach()[index.to(t.device)]
-
-        images = self.images.detach()[index.to(self.images.device)]
-        extra = ExtraInputs.of(self.extra).take(index, self.images.shape[0]) if self.extra is not None else None
-        return CAMBatch(images, pick(self.labels), pick(self.masks), pick(self.boxes), extra)
-
-
-    def pairs(self, samples: Tensor, classes: Tensor) -> CAMBatch:
-        """The batch of a multi-label call's (image, class) pairs (``CAMResult.samples`` and ``.targets``): every
-        part follows its image (:meth:`take`; per-class masks and class boxes are narrowed to the pair's class
-        by the evaluator), and the labels become the pair's class where the image's labels hold it, else
-        :data:`~lightning_cam.targets.task.NO_CLASS`.
-
-        Examples:
-            >>> parts = CAMBatch(torch.rand(2, 3, 4, 4), torch.tensor([[True, False], [True, True]]))
-            >>> parts.pairs(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1])).labels.tolist()
-            [0, -2, 1]
-        """
-        part = self.take(samples)
-        labels = part.labels
-        if labels is not None:
-            cls = classes.to(labels.device).long()
-            held = labels[torch.arange(cls.shape[0], device=cls.device), cls] if labels.ndim == 2 else labels == cls
-            part.labels = torch.where(held.bool(), cls, torch.full_like(cls, NO_CLASS))
-        return part
 
 
 _IMAGE_KEYS = ("image", "images", "x", "input", "inputs", "img", "pixel_values")

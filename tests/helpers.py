@@ -145,3 +145,14 @@ class MethodOptions(dict[str, dict[str, Any]]):
         from lightning_cam.methods import get_method
 
         return dict(self.get(get_method(name).name, {}))
+
+
+def record_of(method: str, parts: Any, result: Any, values: Any = None) -> Any:
+    """A one-method ``BatchRecord`` as the scoring step makes it: a sample whose map is NaN counts as left out."""
+    import torch
+
+    from lightning_cam.record import BatchRecord, MethodRecord
+
+    kept = torch.isfinite(result.maps.flatten(1)).all(1)
+    n = int(kept.shape[0])
+    return BatchRecord(parts, {method: MethodRecord(method, parts, result, dict(values or {}), kept, torch.arange(n))})

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from lightning_cam.methods import GradCAM
-from lightning_cam.mixin import CAMBatch, CAMMixin
+from lightning_cam.mixin import CAMMixin
+from lightning_cam.record import CAMBatch
 
 
 class Plain(CAMMixin, nn.Module):

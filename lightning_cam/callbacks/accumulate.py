@@ -1,40 +1,22 @@
-"""The callback's metric bookkeeping: the per-rank sample quota, the ``torchmetrics`` objects, the NaN filter,
-the one reduce over ranks and the logged scalars ``cam/<method>/<metric>``."""
+"""The callback's metric bookkeeping: the per-rank sample quota, the ``torchmetrics`` objects (fed by observing
+each scored batch's record), the NaN filter, the one reduce over ranks and the logged scalars
+``cam/<method>/<metric>``. It runs no CAM: the scoring step does
+([`score_batch`][lightning_cam.scoring.score_batch])."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
 from lightning_cam.callbacks.faults import Faults
-from lightning_cam.evaluate import evaluate_batch
-from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
-from lightning_cam.metrics.registry import localization_metrics, metric_spec
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.metrics.registry import metric_spec
+from lightning_cam.record import BatchRecord
 
-__all__ = [
-    "MetricAccumulator",
-    "rank_quota",
-    "applicable_metrics",
-    "finite_samples",
-]
-
-
-def finite_samples(result: CAMResult) -> Tensor:
-    """``(B,)`` bool: the samples whose map and logits are all finite.
-
-    Examples:
-        >>> maps, logits = torch.rand(3, 4, 4), torch.zeros(3, 5)
-        >>> maps[0, 1, 1], logits[2, 0] = float("nan"), float("inf")
-        >>> finite_samples(CAMResult(maps, maps, logits, torch.zeros(3, dtype=torch.long)))
-        tensor([False,  True, False])
-    """
-    return torch.isfinite(result.maps).flatten(1).all(1) & torch.isfinite(result.logits).flatten(1).all(1)
+__all__ = ["MetricAccumulator", "rank_quota"]
 
 
 def rank_quota(max_samples: int, world_size: int, rank: int) -> int:
@@ -49,17 +31,8 @@ def rank_quota(max_samples: int, world_size: int, rank: int) -> int:
     return len(range(int(rank) % world, int(max_samples), world))
 
 
-def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(wanted, skipped)``: localization metrics need masks or boxes in the batch; the others always apply.
-
-    Examples:
-        >>> applicable_metrics(("adcc", "iou"), CAMBatch(torch.zeros(1, 3, 8, 8)))
-        (('adcc',), ('iou',))
-    """
-    grounded = parts.masks is not None or parts.boxes is not None
-    local = localization_metrics()
-    wanted = tuple(k for k in metrics if grounded or k not in local)
-    return wanted, tuple(k for k in metrics if k not in wanted)
+def _nonfinite_message(method: str) -> Callable[[int], str]:
+    return lambda n: f"{method}: {n} sample(s) with a non-finite metric value"
 
 
 class MetricAccumulator:
@@ -95,20 +68,16 @@ class MetricAccumulator:
         metrics: Sequence[str],
         max_samples: int | None,
         faults: Faults,
-        metric_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.methods = tuple(methods)
         self.metric_names = tuple(metrics)
         self.max_samples = max_samples
         self.faults = faults
-        self.metric_kwargs = dict(metric_kwargs or {})
         self.objects: dict[str, dict[str, Metric]] = {}
         self.quota: float = 0.0
         self.seen = 0
         self._counts: dict[tuple[str, str], Tensor] = {}  # finite samples per metric, on the device
         self.totals: dict[tuple[str, str], float] = {}
-        #: called with ``(method, parts, result, values, index, batch_size)`` after each scored batch
-        self.observe: Callable[..., None] | None = None
 
     @property
     def counts(self) -> dict[tuple[str, str], int]:
@@ -161,86 +130,14 @@ class MetricAccumulator:
         bad = ~finite.all(0)
         return (bad & valid).sum() if valid is not None else bad.sum()
 
-    def measure(
-        self, name: str, cam: BaseCAM, parts: CAMBatch, targets: Tensor | None, result: CAMResult | None = None
-    ) -> tuple[str, ...]:
-        """One method on one batch: the CAM (or ``result``, e.g. from a
-        :class:`~lightning_cam.methods.MethodGroup`), the samples with a non-finite map or logit left out (a
-        fault), blank maps left out (a fault), the metric values of :func:`lightning_cam.evaluate_batch` added
-        (non-finite ones left out, a fault). Returns the metrics skipped for want of masks or boxes. An
-        exception is a fault too.
-
-        No value is read back to the host (no device sync) under ``on_error="warn"``: the left-out samples are
-        moved behind the kept ones (a stable reordering, so the batch the evaluator sees starts as the kept
-        samples would) and masked out of the metrics, and the fault tallies stay on the device
-        (:meth:`Faults.add`)."""
-        try:
-            if result is None:
-                extra = ExtraInputs.of(parts.extra)
-                # `extra=` only when there is some: a user's BaseCAM subclass may override explain(images, targets)
-                result = (cam.explain(parts.images, targets, extra=extra) if extra
-                          else cam.explain(parts.images, targets))
-            if result.samples is not None:  # multi-label: the (image, class) pairs are the samples from here on
-                parts, result = parts.pairs(result.samples, result.targets), result.paired(None)
-            ok = finite_samples(result)
-            self.faults.add("nonfinite", (~ok).sum(), lambda n: f"{name}: {n} sample(s) with a non-finite map or logit")
-            if result.blank is not None:
-                blank = ok & result.blank.to(ok.device)
-                size = int(ok.shape[0])
-                why = result.lazy_blank_reason  # formatted only when the fault's text is read; holds no maps
-                # fatal under on_error="raise" only when no sample has a map: a misconfiguration
-                self.faults.add("blank", blank.sum(), lambda n: f"{name}: {n} blank (constant) map(s) left out of the "
-                                f"metrics; {why()}", fatal=lambda n: n == size)
-                ok = ok & ~blank
-            order = torch.argsort((~ok).to(torch.uint8), stable=True)  # kept samples first, in their order
-            result, parts = result.take(order), parts.take(order)
-            ok = ok[order]
-            wanted, skipped = applicable_metrics(self.metric_names, parts)
-            if wanted:
-                values = evaluate_batch(cam, parts.images, result.targets, parts.masks, metrics=wanted,
-                                        boxes=parts.boxes, result=result, extra=parts.extra, **self.metric_kwargs)
-                nbad = self.update(name, {key: values[key] for key in wanted}, valid=ok)
-                self.faults.add("nonfinite", nbad, lambda n: f"{name}: {n} sample(s) with a non-finite metric value")
-                if self.observe is not None:  # the callback's views (gallery, agreement, per class)
-                    self._observe(name, parts, result, {key: values[key] for key in wanted}, ok, order)
-            return skipped
-        except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
-            self.faults.record("error", f"{name} raised {type(err).__name__}: {err}", err)
-            return ()
-
-    def _observe(self, name: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor], ok: Tensor,
-                 order: Tensor) -> None:
-        """The views see the reordered batch with the left-out samples as NaN (which every view skips) and each
-        row's original position ``order`` (so two methods' maps pair up by sample): no host sync."""
-        assert self.observe is not None
-        nan = torch.tensor(float("nan"), device=ok.device)
-        shown = CAMResult(torch.where(ok.view(-1, 1, 1), result.maps.float(), nan), result.low_res, result.logits,
-                          result.targets, result.blank, result.lazy_blank_reason)
-        kept = {key: torch.where(ok, value.float(), nan) for key, value in values.items()}
-        self.observe(name, parts, shown, kept, order, int(ok.shape[0]))
-
-    def measure_all(
-        self, cams: Mapping[str, BaseCAM], parts: CAMBatch, targets: Tensor | None,
-        shared: Callable[[Mapping[str, CAMResult]], None] | None = None,
-    ) -> tuple[str, ...]:
-        """Every method on one batch, their maps from one shared pass (:class:`~lightning_cam.methods.MethodGroup`:
-        one forward and backward per target layer instead of one per method), then :meth:`measure` per method
-        with its result. If the shared pass raises, each method runs alone so that a failing method is a fault
-        of its own. ``shared`` is handed the shared pass's results when it succeeded (e.g. the probe's maps,
-        :class:`~lightning_cam.callbacks.probe_reuse.ProbeReuse`). Returns the metrics skipped for want of masks
-        or boxes."""
-        results: dict[str, CAMResult] | None = None
-        try:
-            extra = ExtraInputs.of(parts.extra)
-            results = MethodGroup(cams).explain(parts.images, targets, extra=extra if extra else None)
-        except Exception:  # noqa: BLE001 - each method alone below reports (or raises) its own fault
-            results = None
-        if results is not None and shared is not None:
-            shared(results)
-        skipped: tuple[str, ...] = ()
-        for name, cam in cams.items():
-            skipped = self.measure(name, cam, parts, targets, None if results is None else results[name]) or skipped
-        return skipped
+    def observe(self, record: BatchRecord) -> None:
+        """Add each method's kept values of a scored batch (an observer of
+        [`score_batch`][lightning_cam.scoring.score_batch]); a kept sample with a non-finite value is left out of
+        that metric and counted as a fault (on the device: no host sync)."""
+        for name, scored in record.methods.items():
+            if scored.values:
+                bad = self.update(name, scored.values, valid=scored.kept)
+                self.faults.add("nonfinite", bad, _nonfinite_message(name))
 
     def reduce(
         self, reduce: Callable[[Tensor], Tensor], device: torch.device, extra: Sequence[int] = ()

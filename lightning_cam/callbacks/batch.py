@@ -4,8 +4,8 @@ rank's share of the samples (one shared pass, or one lock-step step per method w
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -13,48 +13,60 @@ from torch import Tensor
 from lightning_cam.callbacks.accumulate import MetricAccumulator
 from lightning_cam.callbacks.faults import MISSING_LABELS, Faults, WarnOnce, missing_masks
 from lightning_cam.callbacks.probe import ProbeSet
-from lightning_cam.callbacks.probe_reuse import ProbeReuse
 from lightning_cam.callbacks.runner import CAMRunner
 from lightning_cam.methods import BaseCAM
-from lightning_cam.mixin import CAMBatch, CAMMixin
+from lightning_cam.mixin import CAMMixin
+from lightning_cam.record import BatchRecord, CAMBatch
+from lightning_cam.scoring import score_batch, score_method
 from lightning_cam.targets.task import check_task
 from lightning_cam.utilities.checks import check_images, check_targets
 
-__all__ = ["BatchPass"]
+__all__ = ["BatchPass", "Observer"]
+
+
+class Observer(Protocol):
+    """What reads a scored batch: ``observe(record)`` (the metric accumulator, the views, the probe reuse)."""
+
+    def observe(self, record: BatchRecord) -> None: ...
 
 
 class BatchPass:
     """One validation (or test) batch of CAM work: ``step(trainer, module, batch)``.
 
     Rank zero captures the probe images from the first batches it sees; each rank scores the first samples of
-    its batches until its quota (:class:`~lightning_cam.callbacks.accumulate.MetricAccumulator`) is spent.
-    Without sharding, every method's maps come from one shared pass; with sharded parameters, every rank
-    joins each method's step in lock-step, a rank without samples with throw-away forwards.
+    its batches until its quota (:class:`~lightning_cam.callbacks.accumulate.MetricAccumulator`) is spent, with
+    the stateless step [`score_batch`][lightning_cam.scoring.score_batch] (one shared pass for every method), or,
+    when the parameters are sharded, one lock-step step per method (every rank joins each method's step, a rank
+    without samples with throw-away forwards). The batch's record then goes to every observer, in order.
 
     Examples:
         >>> from lightning_cam.callbacks.faults import Faults
         >>> from lightning_cam.methods import GradCAM
         >>> faults = Faults("warn")
         >>> acc = MetricAccumulator(["gradcam"], ["complexity"], max_samples=8, faults=faults)
-        >>> step = BatchPass(acc, ProbeSet(capacity=2), CAMRunner({"gradcam": GradCAM}, {}, "warn"), faults,
-        ...                  WarnOnce(), target="pred")
+        >>> step = BatchPass(acc, CAMRunner({"gradcam": GradCAM}, {}, "warn"), faults, WarnOnce(), target="pred",
+        ...                  metrics=("complexity",), observers=[acc])
         >>> step.target
         'pred'
     """
 
-    def __init__(self, accumulator: MetricAccumulator, probe: ProbeSet, runner: CAMRunner, faults: Faults,
-                 warnings: WarnOnce, target: str, after: Callable[[], None] | None = None,
-                 reuse: ProbeReuse | None = None) -> None:
-        self.accumulator, self.probe, self.runner = accumulator, probe, runner
+    def __init__(self, accumulator: MetricAccumulator, runner: CAMRunner, faults: Faults, warnings: WarnOnce,
+                 target: str, metrics: Sequence[str], observers: Sequence[Observer],
+                 metric_kwargs: Mapping[str, Any] | None = None) -> None:
+        self.accumulator, self.runner = accumulator, runner
         self.faults, self.warnings, self.target = faults, warnings, target
-        #: the probe's maps taken from the run's first scored batch on rank zero (the grid's forwards saved)
-        self.reuse = reuse
-        #: called inside the CAM context after every method ran on a batch (e.g. the views' pairing)
-        self.after = after
+        self.metrics, self.metric_kwargs = tuple(metrics), dict(metric_kwargs or {})
+        self.observers = list(observers)
+        #: the stage's probe set, captured from the first batches rank zero sees (:meth:`start`)
+        self.probe: ProbeSet | None = None
+
+    def start(self, probe: ProbeSet) -> None:
+        """A CAM run starts: its stage's probe set."""
+        self.probe = probe
 
     def step(self, trainer: Any, module: CAMMixin, batch: Any) -> None:
-        """The probe capture (rank zero, first run) and each method's metrics on the batch's first samples."""
-        capture = trainer.is_global_zero and self.probe.wanted > 0
+        """The probe capture (rank zero, first run), the scored batch, and its record to every observer."""
+        capture = trainer.is_global_zero and self.probe is not None and self.probe.wanted > 0
         sharded, acc = self.runner.sharded, self.accumulator
         if acc.remaining <= 0 and not capture and sharded is None:
             return
@@ -65,7 +77,7 @@ class BatchPass:
             if sharded is None:
                 raise
             error = err
-        if parts is not None and capture:
+        if parts is not None and capture and self.probe is not None:
             self.probe.add(parts.images, parts.labels, parts.extra)
         n = 0 if parts is None else acc.take(parts.images.shape[0])
         sub = None if parts is None or n <= 0 else parts
@@ -81,25 +93,29 @@ class BatchPass:
         with self.runner.context(trainer):
             sub = None if sub is None else sub.take(torch.arange(n, device=sub.images.device))
             targets = None if sub is None or self.target != "label" else sub.labels
-            if sharded is None and sub is not None:  # one shared pass for every method (MethodGroup)
-                reuse = self.reuse if trainer.is_global_zero and self.reuse is not None and self.reuse.wanted \
-                    else None
-                offer = None if reuse is None else functools.partial(reuse.offer, self.probe, sub)
-                self.warn_missing(acc.measure_all(self.runner.cams, sub, targets, shared=offer))
+            record: BatchRecord | None
+            if sharded is None and sub is not None:  # one shared pass for every method
+                record = score_batch(self.runner.cams, sub, targets, self.metrics, self.faults, self.metric_kwargs)
             else:  # lock-step: one agreed step per method, every rank the same forwards
+                record = BatchRecord(sub) if sub is not None else None
                 for name, cam in self.runner.cams.items():
-                    work = None if sub is None else functools.partial(self.measure, name, cam, sub, targets)
+                    work = None if record is None else functools.partial(self._score_one, record, name, cam, targets)
                     self.runner.run(work, shape, cam, dtype)
-            if self.after is not None:
-                self.after()
+            if record is not None:
+                self.publish(record)
 
-    def measure(self, name: str, cam: BaseCAM, sub: CAMBatch, targets: Tensor | None) -> None:
-        """One method's metrics on this rank's samples ``sub`` (a fault never escapes, unless ``on_error='raise'``)."""
-        self.warn_missing(self.accumulator.measure(name, cam, sub, targets))
+    def _score_one(self, record: BatchRecord, name: str, cam: BaseCAM, targets: Tensor | None) -> None:
+        """One method's step of a sharded run, added to the batch's ``record``."""
+        scored = score_method(name, cam, record.parts, targets, self.metrics, self.faults, self.metric_kwargs)
+        if scored is not None:
+            record.methods[name] = scored
 
-    def warn_missing(self, skipped: tuple[str, ...]) -> None:
-        if skipped:
-            self.warnings.warn("no_masks", missing_masks(skipped))
+    def publish(self, record: BatchRecord) -> None:
+        """The record to every observer, in order; a metric the batch could not give is warned about once."""
+        for observer in self.observers:
+            observer.observe(record)
+        if record.skipped:
+            self.warnings.warn("no_masks", missing_masks(record.skipped))
 
     def parts(self, module: CAMMixin, batch: Any) -> CAMBatch | None:
         """``cam_inputs(batch)``, or ``None`` after a fault (it raised, or no labels for ``target='label'``)."""

@@ -67,6 +67,7 @@ from lightning_cam.callbacks.probe import History, ProbeSet, When
 from lightning_cam.callbacks.probe_pass import ProbePass
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.runner import CAMRunner
+from lightning_cam.callbacks.scalars import scalar_log
 from lightning_cam.callbacks.schedule import (
     DEFAULT_STAGES,
     Schedule,
@@ -214,8 +215,7 @@ class CAMCallback(CallbackBase):
         self.history = History()
         self.epochs_logged: list[int] = []
         self._runner = CAMRunner(self._method_classes, self.method_kwargs, self.on_error, self._faults)
-        self._accumulator = MetricAccumulator(self.methods, self.metrics, self.max_samples, self._faults,
-                                              self.metric_kwargs)
+        self._accumulator = MetricAccumulator(self.methods, self.metrics, self.max_samples, self._faults)
         images = ProbeImages(self.colormap, self.alpha, self.tile_size, self._faults)
         self._probe_pass = ProbePass(self.probe, self.history, images, self.num_images, self.target)
         self._warnings = WarnOnce()
@@ -223,9 +223,10 @@ class CAMCallback(CallbackBase):
         self._active, self._prefix, self._when = False, "cam", When(0, 0, 0)
         context = ViewContext(self.methods, self.metrics, self.tile_size, self.colormap, self.alpha, self._faults)
         self._views = CAMViews(context, self.views)
-        self._accumulator.observe = self._views.observe
-        self._batch = BatchPass(self._accumulator, self.probe, self._runner, self._faults, self._warnings,
-                                self.target, after=self._views.batch_end, reuse=self._probe_pass.reuse)
+        # every scored batch's record goes to its observers, in this order
+        observers = (self._accumulator, self._views, self._probe_pass.reuse)
+        self._batch = BatchPass(self._accumulator, self._runner, self._faults, self._warnings, self.target,
+                                self.metrics, observers, self.metric_kwargs)
         self._state = CallbackState(self.probe, self.test_probe, self.history, self._schedule, self._views,
                                     self.epochs_logged)
 
@@ -302,12 +303,13 @@ class CAMCallback(CallbackBase):
             return
         self._prefix = key_prefix(loop)
         # a probe set per stage: test grids show test images, with the test labels in the captions
-        self._batch.probe = self._probe_pass.probe = self.test_probe if loop == "test" else self.probe
+        probe = self.test_probe if loop == "test" else self.probe
+        self._batch.start(probe)
+        self._probe_pass.start(probe, trainer.is_global_zero)
         self._runner.build(cam_module(pl_module))
         self._accumulator.start(pl_module.device, trainer.world_size, trainer.global_rank)
         self._views.start(trainer, pl_module, cam_module(pl_module).cam_display)
         self._runner.start(trainer, pl_module.device)
-        self._probe_pass.reuse.start()
         self._faults.reset()
         self._progress.restart()
 
@@ -323,9 +325,7 @@ class CAMCallback(CallbackBase):
                                 share=all_gather_objects if trainer.world_size > 1 else None)
         epoch, step = trainer.current_epoch, scalar_step(trainer)
         fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
-        # pl_module.log(..., sync_dist=True, reduce_fx="max"): the value is identical on every rank after the
-        # metric's own sync; `max` keeps it exact while telling Lightning it is a synchronised epoch value.
-        log = self._views.scalar_log(pl_module, epoch, record=fitting, prefix=self._prefix)
+        log = scalar_log(pl_module, self._prefix, (lambda k, v: self._views.scalar(k, epoch, v)) if fitting else None)
         self._accumulator.log(log)
         zero = trainer.is_global_zero
         self._views.epoch_end(trainer, log, step, image_sinks(trainer) if zero else [],

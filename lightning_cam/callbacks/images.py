@@ -20,7 +20,7 @@ from lightning_cam.callbacks.sinks import (
     safe_name,
 )
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import CAMBatch
 from lightning_cam.render import cam_grid, evolution_grid
 from lightning_cam.targets.task import predicted_class, predicted_for
 

@@ -51,6 +51,11 @@ class ProbePass:
         #: the probe's maps from the run's first scored batch, when it held the probe (no forward for the grids)
         self.reuse = ProbeReuse()
 
+    def start(self, probe: ProbeSet, zero: bool) -> None:
+        """A CAM run starts: its stage's probe set (rank zero compares it with the first scored batch)."""
+        self.probe = probe
+        self.reuse.start(probe if zero else None)
+
     def grids(self, trainer: Any, module: CAMMixin, runner: CAMRunner, when: When, record: bool, prefix: str,
               progress: Progress) -> None:
         """The probe grid of every method at ``when`` (recorded in the history when ``record``): on rank zero

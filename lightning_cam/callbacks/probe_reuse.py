@@ -25,7 +25,7 @@ import torch
 
 from lightning_cam.callbacks.probe import ProbeSet
 from lightning_cam.methods import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import BatchRecord, CAMBatch
 
 __all__ = ["ProbeReuse"]
 
@@ -39,8 +39,8 @@ class ProbeReuse:
         >>> images = torch.rand(4, 3, 8, 8)
         >>> probe.add(images, None)
         >>> result = CAMResult(torch.rand(4, 8, 8), torch.rand(4, 2, 2), torch.rand(4, 5), torch.arange(4))
-        >>> reuse.start()
-        >>> reuse.offer(probe, CAMBatch(images), {"gradcam": result})
+        >>> reuse.start(probe)
+        >>> reuse.observe(BatchRecord(CAMBatch(images), shared={"gradcam": result}))
         >>> reuse.results["gradcam"].targets.tolist()
         [0, 1]
     """
@@ -48,11 +48,18 @@ class ProbeReuse:
     def __init__(self) -> None:
         #: method name -> the probe rows of its scored result, or ``None`` (explain the probe)
         self.results: dict[str, CAMResult] | None = None
+        self.probe: ProbeSet | None = None
         self._offered = False
 
-    def start(self) -> None:
-        """A new CAM run: nothing kept; the run's first scored batch will be compared."""
-        self.results, self._offered = None, False
+    def start(self, probe: ProbeSet | None) -> None:
+        """A new CAM run of the stage whose probe set is ``probe`` (``None`` on the ranks that draw no grid):
+        nothing kept; the run's first scored batch will be compared."""
+        self.results, self.probe, self._offered = None, probe, False
+
+    def observe(self, record: BatchRecord) -> None:
+        """An observer of the batch step: the run's first batch with a shared pass is offered (:meth:`offer`)."""
+        if self.probe is not None and not self._offered and record.shared is not None:
+            self.offer(self.probe, record.parts, record.shared)
 
     def results_for(self, size: int) -> dict[str, CAMResult] | None:
         """The kept maps if they cover a probe of ``size`` images (the probe may still have grown after the

@@ -36,8 +36,10 @@ from lightning_cam.methods.choose import LayerChoice, choose_target_layer
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.group import MethodGroup
 from lightning_cam.methods.layers import infer_layout, resolve_layer
-from lightning_cam.methods.registry import available_methods, get_method, register_method
+from lightning_cam.methods.registry import METHOD_REGISTRY, available_methods, get_method, register_method
 from lightning_cam.methods.result import CAMResult
+
+METHOD_REGISTRY.load()  # any other method module of this package, in name order
 
 __all__ = [
     "CAM",

@@ -26,6 +26,7 @@ from lightning_cam.metrics.localization import EnergyPointingGame, IoU, Pointing
 # isort: split
 from lightning_cam.metrics.base import PerSampleMean, PerSampleMetric
 from lightning_cam.metrics.registry import (
+    METRIC_REGISTRY,
     MetricInputs,
     MetricSpec,
     check_metric_names,
@@ -35,6 +36,8 @@ from lightning_cam.metrics.registry import (
     metric_spec,
     register_metric,
 )
+
+METRIC_REGISTRY.load()  # any other metric module of this package, in name order
 
 __all__ = [
     "ADCC",

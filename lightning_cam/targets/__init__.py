@@ -30,6 +30,8 @@ from lightning_cam.targets.task import (
     target_score,
 )
 
+TARGET_REGISTRY.load()  # any other target kind of this package, in name order
+
 __all__ = [
     "NO_CLASS",
     "BinaryTarget",

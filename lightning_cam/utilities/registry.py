@@ -7,6 +7,8 @@ decorator in the file that defines it (``@register_method``, ``@register_metric`
 all imported the first time the table is read, so a new built-in entry is one new file and nothing else. A
 user's entry registers when the user's own module runs the decorator, before or after ``import
 lightning_cam``. Every list (names, defaults) is computed from the table when asked, never frozen at import.
+A package of built-in entries calls `load` as it is imported, so their order is fixed (its explicit imports
+first, then its other modules in name order), whichever module a program imports first.
 
 Examples:
     >>> colours: Registry[str] = Registry("colour")
@@ -62,8 +64,10 @@ class Registry(Generic[T]):
     def _key(self, name: str) -> str:
         return lookup_key(name) if self.loose else name
 
-    def _load(self) -> None:
-        """Import every module of :attr:`package` once, so that the built-in entries have registered."""
+    def load(self) -> None:
+        """Import every module of `package` once, in name order, so that the built-in entries have registered;
+        each registry's package calls it as it is imported, so the registration order does not depend on which
+        module a program happened to import first."""
         if self._loaded or self.package is None:
             return
         self._loaded = True
@@ -95,7 +99,7 @@ class Registry(Generic[T]):
 
     def canonical(self, name: str) -> str:
         """The canonical name of ``name`` (an alias, another spelling), else ``ValueError`` listing the valid ones."""
-        self._load()
+        self.load()
         canonical = self._lookup.get(self._key(name)) if isinstance(name, str) else None
         if canonical is None:
             raise ValueError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}.")
@@ -107,11 +111,11 @@ class Registry(Generic[T]):
 
     def names(self, where: Callable[[T], bool] | None = None) -> list[str]:
         """The canonical names, in registration order (only those whose entry satisfies ``where``)."""
-        self._load()
+        self.load()
         return [name for name, entry in self._entries.items() if where is None or where(entry)]
 
     def __contains__(self, name: object) -> bool:
-        self._load()
+        self.load()
         return isinstance(name, str) and self._key(name) in self._lookup
 
     def __iter__(self) -> Iterator[str]:
@@ -122,5 +126,5 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         """``(name, entry)`` pairs, in registration order."""
-        self._load()
+        self.load()
         return list(self._entries.items())

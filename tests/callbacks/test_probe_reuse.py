@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Subset
 from lightning_cam.callbacks.probe import ProbeSet
 from lightning_cam.callbacks.probe_reuse import ProbeReuse
 from lightning_cam.methods import CAMResult, GradCAM, GradCAMPlusPlus
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import BatchRecord, CAMBatch
 from tests.callbacks.test_cam import cam, make_data, make_model, make_trainer
 
 
@@ -30,12 +30,12 @@ def _probe(images: torch.Tensor, labels: torch.Tensor | None = None) -> ProbeSet
 def test_the_probe_rows_of_a_matching_batch_are_kept() -> None:
     images, labels = torch.rand(5, 3, 8, 8), torch.tensor([0, 1, 2, 3, 4])
     reuse, result = ProbeReuse(), _result(5)
-    reuse.start()
-    reuse.offer(_probe(images, labels), CAMBatch(images, labels), {"gradcam": result})
+    reuse.start(_probe(images, labels))
+    reuse.observe(BatchRecord(CAMBatch(images, labels), shared={"gradcam": result}))
     assert reuse.results is not None
     kept = reuse.results["gradcam"]
     assert torch.equal(kept.maps, result.maps[:3]) and torch.equal(kept.logits, result.logits[:3])
-    reuse.start()  # a new run forgets them
+    reuse.start(None)  # a new run forgets them
     assert reuse.results is None and reuse.wanted
 
 
@@ -58,8 +58,8 @@ def test_nothing_is_kept_unless_the_batch_starts_with_the_probe(case: str) -> No
     elif case == "labels missing":
         parts = CAMBatch(images)
     reuse = ProbeReuse()
-    reuse.start()
-    reuse.offer(probe, parts, {"gradcam": result})
+    reuse.start(probe)
+    reuse.observe(BatchRecord(parts, shared={"gradcam": result}))
     assert reuse.results is None
 
 
@@ -69,8 +69,8 @@ def test_kept_maps_serve_only_a_probe_of_their_size() -> None:
     images = torch.rand(4, 3, 8, 8)
     probe, reuse = ProbeSet(capacity=8), ProbeReuse()
     probe.add(images, None)
-    reuse.start()
-    reuse.offer(probe, CAMBatch(images), {"gradcam": _result(4)})
+    reuse.start(probe)
+    reuse.observe(BatchRecord(CAMBatch(images), shared={"gradcam": _result(4)}))
     assert reuse.results_for(4) is not None
     probe.add(torch.rand(4, 3, 8, 8), None)  # the second batch completes the probe
     assert reuse.results_for(probe.size) is None
@@ -79,10 +79,21 @@ def test_kept_maps_serve_only_a_probe_of_their_size() -> None:
 def test_only_the_first_scored_batch_of_a_run_is_compared() -> None:
     images = torch.rand(4, 3, 8, 8)
     reuse = ProbeReuse()
-    reuse.start()
-    reuse.offer(_probe(images), CAMBatch(torch.rand(4, 3, 8, 8)), {"gradcam": _result(4)})
+    reuse.start(_probe(images))
+    reuse.observe(BatchRecord(CAMBatch(torch.rand(4, 3, 8, 8)), shared={"gradcam": _result(4)}))
     assert not reuse.wanted
-    reuse.offer(_probe(images), CAMBatch(images), {"gradcam": _result(4)})  # a later batch: not compared
+    reuse.observe(BatchRecord(CAMBatch(images), shared={"gradcam": _result(4)}))  # a later batch: not compared
+    assert reuse.results is None
+
+
+def test_a_batch_without_a_shared_pass_is_not_the_comparison_and_other_ranks_never_compare() -> None:
+    images = torch.rand(4, 3, 8, 8)
+    reuse = ProbeReuse()
+    reuse.start(_probe(images))
+    reuse.observe(BatchRecord(CAMBatch(images)))  # each method ran alone (a shared pass raised): no maps to keep
+    assert reuse.wanted and reuse.results is None
+    reuse.start(None)  # a rank that draws no grid
+    reuse.observe(BatchRecord(CAMBatch(images), shared={"gradcam": _result(4)}))
     assert reuse.results is None
 
 

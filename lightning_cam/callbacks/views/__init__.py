@@ -19,4 +19,6 @@ from __future__ import annotations
 from lightning_cam.callbacks.views.base import VIEW_REGISTRY, View, ViewContext, default_views, register_view
 from lightning_cam.callbacks.views.collection import CAMViews, resolve_views
 
+VIEW_REGISTRY.load()  # every view module of this package, in name order: one fixed registration order
+
 __all__ = ["VIEW_REGISTRY", "CAMViews", "View", "ViewContext", "default_views", "register_view", "resolve_views"]

@@ -9,17 +9,17 @@ across ranks, so a 2-process run logs what a 1-process run over the same samples
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, ViewContext, register_view
-from lightning_cam.methods import CAMResult
+from lightning_cam.callbacks.views.base import Chart, View, ViewContext, register_view
 from lightning_cam.metrics.agreement import MethodAgreement
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import BatchRecord
 
 __all__ = ["AgreementView", "agreement_tag"]
 
@@ -66,14 +66,11 @@ class AgreementView(View):
             self.metric.to(pl_module.device)
             self.metric.reset()
 
-    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
-                index: Tensor | None, batch_size: int) -> None:
+    def observe(self, record: BatchRecord) -> None:
         if self.metric is not None:
-            self.metric.add_maps(method, result.maps, index, batch_size)
-
-    def batch_end(self) -> None:
-        if self.metric is not None:
-            self.metric.update()
+            for method, scored in record.methods.items():
+                self.metric.add_maps(method, scored.result.maps, scored.index, scored.batch_size)
+            self.metric.update()  # the batch's pairs of methods
 
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str) -> None:

@@ -12,8 +12,7 @@ documented no-op here, and the callback calls them all (the Lightning `Callback`
 | `chart` | any time (class method) | place one of its keys on a summary chart |
 | `fit_start` | start of `fit`; rank zero | write something once (layout) |
 | `start` | a CAM run starts; every rank | reset its device states |
-| `observe` | one method's scored samples; all | update device tensors only (no host sync) |
-| `batch_end` | every method ran on a batch; all | close the batch (pairs across methods) |
+| `observe` | a scored batch's record (every method); all | update device tensors only (no host sync) |
 | `epoch_end` | the run ends; every rank | collectives, scalars; images on rank zero |
 | `probe_logged` | probe maps recorded; rank zero | read the probe history (drift) |
 | `scalar` | every scalar logged during `fit` | record curves |
@@ -35,16 +34,13 @@ from torch import Tensor
 
 from lightning_cam.callbacks.faults import Faults
 from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.methods import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import BatchRecord
 from lightning_cam.utilities.registry import Registry
 
 __all__ = ["VIEW_REGISTRY", "Chart", "ScalarLog", "View", "ViewContext", "default_views", "register_view"]
 
-#: ``log(key, value, rank_zero_only=False)``: how views log a scalar (``pl_module.log`` underneath; ``cam/``
-#: keys are moved under the stage's prefix, e.g. ``cam_test/`` in ``trainer.test()``).
-ScalarLog = Callable[..., None]
 #: ``(category, chart title, series label)`` of a logged key on the summary charts.
 Chart = tuple[str, str, str]
 
@@ -73,7 +69,7 @@ class View:
         >>> class Count(View):
         ...     name = "count"
         ...     def start(self, trainer, pl_module, denormalize): self.n = 0
-        ...     def observe(self, method, parts, result, values, index, batch_size): self.n += len(result.maps)
+        ...     def observe(self, record): self.n += sum(r.batch_size for r in record.methods.values())
         >>> view = Count(ViewContext(("gradcam",), ("adcc",), 64, "jet", 0.5, Faults("warn")))
         >>> view.keys(None, with_probe=True), view.state_dict()
         ([], {})
@@ -102,13 +98,10 @@ class View:
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
         """Every rank, a CAM run starts (``denormalize`` makes model inputs displayable)."""
 
-    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
-                index: Tensor | None, batch_size: int) -> None:
-        """Every rank: ``method``'s scored samples of a batch (left-out samples NaN in maps and values;
-        ``index``: their positions in the batch of ``batch_size``). Device tensors only: no host sync."""
-
-    def batch_end(self) -> None:
-        """Every rank: every method ran on the current batch."""
+    def observe(self, record: BatchRecord) -> None:
+        """Every rank: a scored batch's [`BatchRecord`][lightning_cam.record.BatchRecord], one
+        [`MethodRecord`][lightning_cam.record.MethodRecord] per method (left-out samples NaN in maps and values;
+        ``index``: each row's position in the batch). Device tensors only: no host sync."""
 
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str) -> None:

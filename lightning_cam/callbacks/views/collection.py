@@ -18,10 +18,10 @@ import torch
 from torch import Tensor
 
 from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.callbacks.views.base import VIEW_REGISTRY, ScalarLog, View, ViewContext, default_views
-from lightning_cam.methods import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.callbacks.views.base import VIEW_REGISTRY, View, ViewContext, default_views
+from lightning_cam.record import BatchRecord
 
 __all__ = ["CAMViews", "ViewsSpec", "resolve_views"]
 
@@ -118,32 +118,16 @@ class CAMViews:
             with _guard(self.ctx, name):
                 view.start(trainer, pl_module, denormalize)
 
-    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
-                index: Tensor | None, batch_size: int) -> None:
-        """One method's scored samples of a batch; called by
-        :class:`~lightning_cam.callbacks.accumulate.MetricAccumulator`."""
-        for name, view in self.views.items():
-            with _guard(self.ctx, f"{name} ({method})"):
-                view.observe(method, parts, result, values, index, batch_size)
-
-    def batch_end(self) -> None:
+    def observe(self, record: BatchRecord) -> None:
+        """A scored batch's record to every view (an observer of the batch step)."""
         for name, view in self.views.items():
             with _guard(self.ctx, name):
-                view.batch_end()
+                view.observe(record)
 
-    def scalar_log(self, pl_module: Any, epoch: int, record: bool, prefix: str = "cam") -> ScalarLog:
-        """``log(key, value, rank_zero_only=False)`` through ``pl_module.log`` (an epoch value, identical on
-        every rank after the metrics' own sync; ``cam/`` keys under ``prefix``, e.g. ``cam_test`` in
-        ``trainer.test()``), passed to every view's :meth:`~View.scalar` when ``record`` (fitting)."""
-
-        def log(key: str, value: Tensor, rank_zero_only: bool = False) -> None:
-            pl_module.log(key.replace("cam/", f"{prefix}/", 1), value, on_step=False, on_epoch=True, sync_dist=True,
-                          reduce_fx="max", rank_zero_only=rank_zero_only)
-            if record:
-                for view in self.views.values():
-                    view.scalar(key, epoch, float(value))
-
-        return log
+    def scalar(self, key: str, epoch: int, value: float) -> None:
+        """A ``cam/`` scalar logged during ``fit``, to every view (e.g. the summary's curves)."""
+        for view in self.views.values():
+            view.scalar(key, epoch, value)
 
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str = "cam") -> None:

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import torch
 
 from lightning_cam.callbacks.probe import History
-from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, register_view
+from lightning_cam.callbacks.scalars import ScalarLog
+from lightning_cam.callbacks.views.base import Chart, View, register_view
 from lightning_cam.functional.adcc import pearson
 
 __all__ = ["DriftView", "probe_drift"]

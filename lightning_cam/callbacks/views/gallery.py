@@ -24,10 +24,11 @@ import torch
 from torch import Tensor
 
 from lightning_cam.callbacks.images import send_image
+from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.callbacks.views.base import ScalarLog, View, ViewContext, register_view
+from lightning_cam.callbacks.views.base import View, ViewContext, register_view
 from lightning_cam.methods import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import BatchRecord, CAMBatch
 from lightning_cam.render import (
     CORRECT_COLOR,
     UNKNOWN_COLOR,
@@ -244,9 +245,9 @@ class WorstView(View):
         self.cases.task = check_task(getattr(pl_module, "cam_task", None))
         self.cases.start(pl_module.device, denormalize)
 
-    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
-                index: Tensor | None, batch_size: int) -> None:
-        self.cases.update(method, parts, result, values)
+    def observe(self, record: BatchRecord) -> None:
+        for method, scored in record.methods.items():
+            self.cases.update(method, scored.parts, scored.result, scored.values)
 
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str) -> None:

@@ -10,17 +10,18 @@ that store keys as paths (MLflow's file store: ``cam/<method>/<metric>`` is a fi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, ViewContext, register_view
+from lightning_cam.callbacks.views.base import Chart, View, ViewContext, register_view
 from lightning_cam.methods import CAMResult
 from lightning_cam.metrics.per_class import PerClassMetrics
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import BatchRecord, CAMBatch, MethodRecord
 from lightning_cam.utilities.lightning import rank_zero_warn
 
 __all__ = ["PerClassView", "class_names_of", "class_tag", "per_class_tag", "scored_class"]
@@ -113,14 +114,15 @@ class PerClassView(View):
             metric.to(pl_module.device)
             metric.reset()
 
-    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
-                index: Tensor | None, batch_size: int) -> None:
-        if method not in self.classes:
-            return
-        scored = torch.isfinite(result.maps.flatten(1)).all(1)  # left-out samples come as NaN: not this view's
-        classes = scored_class(parts, result)
-        classes = torch.where(scored.to(classes.device), classes, torch.zeros_like(classes))
-        self.classes[method].update(values, classes)
+    def observe(self, record: BatchRecord) -> None:
+        for method, scored in record.methods.items():
+            if method in self.classes:
+                self._add(method, scored)
+
+    def _add(self, method: str, record: MethodRecord) -> None:
+        classes = scored_class(record.parts, record.result)  # left-out samples: class 0, their values are NaN
+        classes = torch.where(record.kept.to(classes.device), classes, torch.zeros_like(classes))
+        self.classes[method].update(record.values, classes)
         k = len(self.class_names or ())
         outside = ((classes < 0) | (classes >= k)).sum()  # a device tally: no host sync
         self.ctx.faults.add("error", outside, lambda n: f"{method}: {n} scored sample(s) whose class is outside the "

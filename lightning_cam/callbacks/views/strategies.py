@@ -50,12 +50,13 @@ from torch import Tensor
 from lightning_cam.callbacks.accumulate import rank_quota
 from lightning_cam.callbacks.distributed import all_gather_rows
 from lightning_cam.callbacks.images import send_image
+from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
-from lightning_cam.callbacks.views.base import Chart, ScalarLog, View, ViewContext, register_view
+from lightning_cam.callbacks.views.base import Chart, View, ViewContext, register_view
 from lightning_cam.callbacks.views.per_class import class_names_of, class_tag, scored_class
 from lightning_cam.functional.spray import focus, sameness, spectral_clusters
 from lightning_cam.methods import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import BatchRecord, CAMBatch
 from lightning_cam.render import (
     BACKGROUND,
     PADDING,
@@ -214,8 +215,11 @@ class StrategiesView(View):
         self.denormalize = denormalize
         self.class_names = class_names_of(trainer, pl_module)
 
-    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
-                index: Tensor | None, batch_size: int) -> None:
+    def observe(self, record: BatchRecord) -> None:
+        for method, scored in record.methods.items():
+            self._add(method, scored.parts, scored.result)
+
+    def _add(self, method: str, parts: CAMBatch, result: CAMResult) -> None:
         n = min(self.room.get(method, 0), int(result.maps.shape[0]))  # shapes only: no host sync
         if n <= 0:
             return

@@ -4,7 +4,7 @@ checkpointed under its name, and a view that raises is a counted fault, not the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -15,8 +15,7 @@ from lightning_cam import CAMCallback
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views import VIEW_REGISTRY, View, ViewContext, register_view
 from lightning_cam.callbacks.views.base import ScalarLog
-from lightning_cam.methods import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import BatchRecord
 from tests.callbacks.test_cam import make_data, make_model, make_trainer
 
 
@@ -36,11 +35,11 @@ class MeanMass(View):
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
         self.sums = {m: torch.zeros(2, device=pl_module.device) for m in self.ctx.methods}
 
-    def observe(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
-                index: Tensor | None, batch_size: int) -> None:
-        mass = result.maps.flatten(1).mean(1)
-        ok = torch.isfinite(mass)
-        self.sums[method] += torch.stack([torch.where(ok, mass, 0.0).sum(), ok.sum().float()])
+    def observe(self, record: BatchRecord) -> None:
+        for method, scored in record.methods.items():
+            mass = scored.result.maps.flatten(1).mean(1)
+            ok = torch.isfinite(mass)
+            self.sums[method] += torch.stack([torch.where(ok, mass, 0.0).sum(), ok.sum().float()])
 
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str) -> None:
@@ -83,7 +82,7 @@ def test_a_failing_view_is_a_counted_fault(tmp_path: Any, registered: None) -> N
     dm = make_data()
     cb = CAMCallback(metrics=("complexity",), num_images=0, views=("broken",))
     trainer = make_trainer(tmp_path, [cb], max_epochs=1)
-    with pytest.warns(UserWarning, match=r"fault\(s\) in CAM work at epoch 0.*view broken \(gradcam\) raised"):
+    with pytest.warns(UserWarning, match=r"fault\(s\) in CAM work at epoch 0.*view broken raised"):
         trainer.fit(make_model(dm), dm)
     assert "cam/gradcam/complexity" in trainer.callback_metrics
     with pytest.raises(RuntimeError, match="this view is broken"):

@@ -6,7 +6,7 @@ import torch
 
 from lightning_cam.callbacks.views.gallery import WorstCases
 from lightning_cam.methods.result import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import CAMBatch
 
 
 def _batch(n: int, seed: int) -> tuple[CAMBatch, CAMResult, dict[str, torch.Tensor]]:

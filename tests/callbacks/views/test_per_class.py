@@ -10,7 +10,8 @@ from lightning_cam.callbacks.faults import Faults
 from lightning_cam.callbacks.views.base import ViewContext
 from lightning_cam.callbacks.views.per_class import PerClassView, per_class_tag
 from lightning_cam.methods import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import CAMBatch
+from tests.helpers import record_of
 
 
 def test_classes_outside_the_names_are_a_counted_fault_and_keys_are_no_prefix_of_others() -> None:
@@ -21,7 +22,7 @@ def test_classes_outside_the_names_are_a_counted_fault_and_keys_are_no_prefix_of
     maps = torch.rand(4, 8, 8)
     maps[3] = float("nan")  # a sample left out by the callback: not this view's fault
     result = CAMResult(maps, maps, torch.zeros(4, 5), torch.tensor([0, 1, 4, 3]))
-    view.observe("gradcam", CAMBatch(torch.rand(4, 3, 8, 8)), result, {"complexity": torch.rand(4)}, None, 4)
+    view.observe(record_of("gradcam", CAMBatch(torch.rand(4, 3, 8, 8)), result, {"complexity": torch.rand(4)}))
     assert faults.counts["error"] == 1
     assert "gradcam: 1 scored sample(s) whose class is outside the 2 class names" in str(faults.first)
     logged: dict[str, float] = {}

@@ -16,7 +16,8 @@ from lightning_cam.callbacks.sinks import PNGDirectorySink
 from lightning_cam.callbacks.views.base import ViewContext
 from lightning_cam.callbacks.views.strategies import StrategiesView, strategy_tag
 from lightning_cam.methods import CAMResult
-from lightning_cam.mixin import CAMBatch
+from lightning_cam.record import CAMBatch
+from tests.helpers import record_of
 
 SIZE = 32
 
@@ -59,7 +60,7 @@ def _run(view: StrategiesView, parts: CAMBatch, result: CAMResult, sinks: list, 
     module = SimpleNamespace(cam_class_names=["square", "circle"], device=torch.device("cpu"))
     view.start(_trainer(), module, lambda x: x)
     for idx in torch.arange(parts.images.shape[0]).chunk(chunks):
-        view.observe("gradcam", parts.take(idx), result.take(idx), {}, None, len(idx))
+        view.observe(record_of("gradcam", parts.take(idx), result.take(idx)))
     logged: dict[str, float] = {}
     view.epoch_end(_trainer(), lambda key, value: logged.update({key: float(value)}), 3, sinks,
                    ["square", "circle"], "cam")

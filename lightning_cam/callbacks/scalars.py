@@ -1,0 +1,42 @@
+"""The callback's scalar log: every ``cam/`` scalar goes through ``pl_module.log`` as a synchronised epoch value,
+under the stage's prefix, and (during ``fit``) to whoever records curves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+__all__ = ["ScalarLog", "scalar_log"]
+
+#: ``log(key, value, rank_zero_only=False)``: how the callback and its views log a scalar (``pl_module.log``
+#: underneath; ``cam/`` keys are moved under the stage's prefix, e.g. ``cam_test/`` in ``trainer.test()``).
+ScalarLog = Callable[..., None]
+
+
+def scalar_log(pl_module: Any, prefix: str = "cam", on_scalar: Callable[[str, float], None] | None = None
+               ) -> ScalarLog:
+    """``log(key, value, rank_zero_only=False)`` through ``pl_module.log``: an epoch value, identical on every rank
+    after the metrics' own sync (``sync_dist=True, reduce_fx="max"`` keeps it exact while telling Lightning it is
+    a synchronised epoch value); ``cam/`` keys under ``prefix``; ``on_scalar(key, value)`` after each (e.g. the
+    views' curves, during ``fit``).
+
+    Examples:
+        >>> class Module:
+        ...     logged = {}
+        ...     def log(self, key, value, **kwargs): self.logged[key] = float(value)
+        >>> module, seen = Module(), []
+        >>> log = scalar_log(module, "cam_test", on_scalar=lambda k, v: seen.append(k))
+        >>> log("cam/gradcam/adcc", 0.5)
+        >>> module.logged, seen
+        ({'cam_test/gradcam/adcc': 0.5}, ['cam/gradcam/adcc'])
+    """
+
+    def log(key: str, value: Tensor | float, rank_zero_only: bool = False) -> None:
+        pl_module.log(key.replace("cam/", f"{prefix}/", 1), value, on_step=False, on_epoch=True, sync_dist=True,
+                      reduce_fx="max", rank_zero_only=rank_zero_only)
+        if on_scalar is not None:
+            on_scalar(key, float(value))
+
+    return log
