@@ -221,7 +221,8 @@ class CAMCallback(CallbackBase):
         self._warnings = WarnOnce()
         self._progress = Progress(self.progress)
         self._active, self._prefix, self._when = False, "cam", When(0, 0, 0)
-        context = ViewContext(self.methods, self.metrics, self.tile_size, self.colormap, self.alpha, self._faults)
+        context = ViewContext(self.methods, self.metrics, self.tile_size, self.colormap, self.alpha, self._faults,
+                              key_prefix("validation", self.dataloader_idx))
         self._views = CAMViews(context, self.views)
         # every scored batch's record goes to its observers, in this order
         observers = (self._accumulator, self._views, self._probe_pass.reuse)
@@ -293,7 +294,8 @@ class CAMCallback(CallbackBase):
             self._views.fit_end(image_sinks(trainer), step)
         if self.log_evolution and self.probe.size:
             with self._faults.reporting("while saving or logging the CAM evolution images"):
-                self._probe_pass.evolution(trainer, cam_module(pl_module), self.methods)
+                self._probe_pass.evolution(trainer, cam_module(pl_module), self.methods,
+                                           key_prefix("validation", self.dataloader_idx))
 
     # ------------------------------------------------------------------ steps
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
@@ -301,7 +303,7 @@ class CAMCallback(CallbackBase):
         self._active = self._schedule.begin(trainer.state.fn, trainer.sanity_checking, loop)
         if not self._active:
             return
-        self._prefix = key_prefix(loop)
+        self._prefix = key_prefix(loop, self.dataloader_idx)
         # a probe set per stage: test grids show test images, with the test labels in the captions
         probe = self.test_probe if loop == "test" else self.probe
         self._batch.start(probe)

@@ -101,7 +101,8 @@ class ProbeImages:
         step = 0 if when.step is None else when.step
         self.send(sinks, f"{prefix}/{name}/grid", grid, step, f"{name}, epoch {when.epoch}, step {step}")
 
-    def evolution(self, name: str, history: History, display: Tensor, sinks: Sequence[ImageSink], step: int) -> None:
+    def evolution(self, name: str, history: History, display: Tensor, sinks: Sequence[ImageSink], step: int,
+                  prefix: str = "cam") -> None:
         """The evolution image of ``name`` (one row per recorded validation, at most :data:`EVOLUTION_ROWS`),
         ``cam/<name>/evolution`` at the last recorded step (else ``step``) to every sink, and kept by each sink
         as the file ``cam_evolution_<name>.png`` (in the logger's own place). Nothing when nothing was
@@ -118,8 +119,8 @@ class ProbeImages:
             return
         first, last = history.when(rows[0]), history.when(rows[-1])
         caption = f"{name}: {len(rows)} validations, epochs {first.epoch}-{last.epoch}"
-        publish_final(self.faults, sinks, f"cam/{name}/evolution", image, step if last.step is None else last.step,
-                      f"cam_evolution_{safe_name(name)}.png", caption)
+        publish_final(self.faults, sinks, f"{prefix}/{name}/evolution", image,
+                      step if last.step is None else last.step, f"{prefix}_evolution_{safe_name(name)}.png", caption)
 
     def send(
         self, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int, caption: str | None = None

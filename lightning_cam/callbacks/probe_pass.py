@@ -98,7 +98,7 @@ class ProbePass:
         if self.probe.freeze() and self.probe.size < self.num_images and trainer.is_global_zero:
             warnings.warn("short_probe", short_probe(self.num_images, self.probe.size))
 
-    def evolution(self, trainer: Any, module: CAMMixin, methods: tuple[str, ...]) -> None:
+    def evolution(self, trainer: Any, module: CAMMixin, methods: tuple[str, ...], prefix: str = "cam") -> None:
         """Rank zero, end of ``fit``: each method's evolution image to every sink, kept as a file by each."""
         sinks = image_sinks(trainer)
         display = module.cam_display(self.probe.inputs(torch.device("cpu"))).float().cpu()
@@ -107,7 +107,7 @@ class ProbePass:
         if pairs is not None:  # one column per (image, label) pair
             display = display[pairs[0]]
         for name in methods:
-            self.images.evolution(name, self.history, display, sinks, scalar_step(trainer))
+            self.images.evolution(name, self.history, display, sinks, scalar_step(trainer), prefix)
 
 
 def _shared(cams: dict[str, BaseCAM], images: torch.Tensor, targets: torch.Tensor | None,

@@ -48,10 +48,17 @@ def check_stages(stages: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def key_prefix(loop: str) -> str:
-    """The prefix of the logged keys: ``cam`` for validation (``cam/<method>/<metric>``), ``cam_test`` for
-    ``trainer.test()`` (``cam_test/<method>/<metric>``), so test results never mix with validation ones."""
-    return "cam_test" if loop == "test" else "cam"
+def key_prefix(loop: str, dataloader_idx: int = 0) -> str:
+    """The prefix of the logged keys and image tags: ``cam`` for validation (``cam/<method>/<metric>``),
+    ``cam_test`` for ``trainer.test()``, so test results never mix with validation ones; ``_dl<i>`` appended for
+    the dataloader ``i > 0``, so two callbacks on two dataloaders never overwrite each other.
+
+    Examples:
+        >>> key_prefix("validation"), key_prefix("test"), key_prefix("validation", 1)
+        ('cam', 'cam_test', 'cam_dl1')
+    """
+    base = "cam_test" if loop == "test" else "cam"
+    return f"{base}_dl{dataloader_idx}" if dataloader_idx else base
 
 
 class Schedule:

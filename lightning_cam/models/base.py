@@ -129,10 +129,10 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._step(batch, "train")
 
-    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def validation_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         return self._step(batch, "val")
 
-    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         return self._step(batch, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:

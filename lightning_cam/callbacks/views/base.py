@@ -60,6 +60,8 @@ class ViewContext:
     colormap: str
     alpha: float
     faults: Faults
+    #: the prefix of the keys and tags of ``fit`` (``cam``, or ``cam_dl<i>`` for the dataloader ``i > 0``)
+    prefix: str = "cam"
 
 
 class View:

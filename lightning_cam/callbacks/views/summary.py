@@ -165,7 +165,7 @@ class SummaryView(View):
         self.curves = Curves()
 
     def fit_start(self, trainer: Any, pl_module: Any, keys: Sequence[str]) -> None:
-        layout = custom_scalars_layout(keys)
+        layout = custom_scalars_layout([k.replace("cam/", f"{self.ctx.prefix}/", 1) for k in keys])
         loggers: list[Any] = [lg for lg in trainer.loggers if isinstance(lg, TENSORBOARD_LOGGERS)]
         for logger in loggers:
             try:
@@ -184,7 +184,8 @@ class SummaryView(View):
             self.ctx.faults.record("error", f"the CAM summary figure raised {type(err).__name__}: {err}", err)
             return
         if image is not None:
-            publish_final(self.ctx.faults, sinks, "cam/summary", image, step, SUMMARY_PNG)
+            file = SUMMARY_PNG if self.ctx.prefix == "cam" else SUMMARY_PNG.replace("cam", self.ctx.prefix, 1)
+            publish_final(self.ctx.faults, sinks, f"{self.ctx.prefix}/summary", image, step, file)
 
     def state_dict(self) -> dict[str, Any]:
         return {"curves": self.curves.state_dict()}
