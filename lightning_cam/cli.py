@@ -3,13 +3,13 @@
 ``python train.py fit --config configs/shapes.yaml`` and ``lightning-cam fit --config configs/shapes.yaml``
 are the same. Subcommands: ``fit``, ``validate``, ``test``, ``predict``; ``--print_config`` prints the
 resolved configuration. ``--model`` and ``--data`` take a ``class_path`` (subclass mode), defaulting to
-:class:`~lightning_cam.models.GAPClassifier` on :class:`~lightning_cam.data.ShapesDataModule`.
+[`GAPClassifier`][lightning_cam.models.GAPClassifier] on [`ShapesDataModule`][lightning_cam.data.ShapesDataModule].
 
 The datamodule's ``num_classes``, ``in_channels``, ``class_names``, ``mean``, ``std`` and ``task`` are passed to
 the model when both are instantiated (``link_arguments(..., apply_on="instantiate")``), so configs
 never repeat them; a model whose constructor lacks some of those arguments simply does not get
-them (the bundled :class:`~lightning_cam.models.ImageClassifier` subclasses take all six). Pass
-``link=False`` to :class:`CAMLightningCLI` to drop the links altogether.
+them (the bundled [`ImageClassifier`][lightning_cam.models.ImageClassifier] subclasses take all six). Pass
+``link=False`` to `CAMLightningCLI` to drop the links altogether.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class CAMLightningCLI(LightningCLI):
     """``LightningCLI`` that links datamodule attributes into the model and defaults to the Shapes job.
 
     Args:
-        link: link :data:`LINKED_ATTRIBUTES` from ``data`` to ``model`` (default ``True``).
+        link: link `LINKED_ATTRIBUTES` from ``data`` to ``model`` (default ``True``).
         *args, **kwargs: forwarded to ``LightningCLI``.
     """
 
@@ -90,8 +90,8 @@ def main(args: ArgsType = None, run: bool = True) -> CAMLightningCLI:
 
 
 def run() -> None:
-    """The ``lightning-cam`` console script: :func:`main` on ``sys.argv``, exit status 0 on success (a console
-    script exits with what its function returns, and :func:`main` returns the CLI object)."""
+    """The ``lightning-cam`` console script: `main` on ``sys.argv``, exit status 0 on success (a console
+    script exits with what its function returns, and `main` returns the CLI object)."""
     main()
 
 

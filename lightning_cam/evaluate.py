@@ -65,7 +65,7 @@ def _check_result(result: CAMResult, images: Tensor, targets: Tensor | None) -> 
 
 def _logits_of(cam: _Explainer) -> Callable[[Tensor, ExtraInputs], Tensor]:
     """How the evaluator's extra passes read logits: the method's own ``forward_logits`` (its ``output`` rule),
-    else :func:`~lightning_cam.utilities.outputs.select_logits` on ``cam.model``'s output."""
+    else [`select_logits`][lightning_cam.utilities.outputs.select_logits] on ``cam.model``'s output."""
     own = getattr(cam, "forward_logits", None)
     if own is not None:
         return lambda x, more: own(x, more)
@@ -94,22 +94,21 @@ def evaluate_batch(
 
     With ``Y_c`` the probability of class ``c`` on ``x`` and ``O_c`` on ``x ⊙ map`` under the method's output kind
     (``cam.task``: ``softmax(f(x))_c``, or ``sigmoid(f(x)_c)`` for ``multilabel`` and ``binary``; see
-    :mod:`lightning_cam.targets.task`, and :mod:`lightning_cam.functional.adcc` for the formulas and their
+    [`lightning_cam.targets.task`][lightning_cam.targets.task], and `lightning_cam.functional.adcc` for the formulas and
+    their
     edge cases):
 
-    ============================  =====================================================  ========
-    name                          per-sample value                                       better
-    ============================  =====================================================  ========
-    ``average_drop``              ``100 · max(0, Y_c − O_c) / Y_c``                      lower
-    ``increase``                  ``100 · [O_c > Y_c]``                                  higher
-    ``coherency``                 ``(ρ(map(x ⊙ map), map) + 1) / 2``                     higher
-    ``complexity``                ``‖map‖₁ / (H·W)``                                     lower
-    ``adcc``                      ``3 / (1/coh + 1/(1 − cplx) + 1/(1 − drop/100))``      higher
-    ``insertion`` / ``deletion``  RISE AUC of ``Y_c`` over the revealed/removed fraction  higher / lower
-    ``pointing_game``             1 if the map's maximum is on the object                higher
-    ``energy_pointing_game``      share of the map's mass on the object                  higher
-    ``iou``                       IoU of ``map >= threshold`` with the object mask       higher
-    ============================  =====================================================  ========
+    | name | per-sample value | better |
+    |---|---|---|
+    | ``average_drop`` | ``100 · max(0, Y_c − O_c) / Y_c`` | lower |
+    | ``increase`` | ``100 · [O_c > Y_c]`` | higher |
+    | ``coherency`` | ``(ρ(map(x ⊙ map), map) + 1) / 2`` | higher |
+    | ``complexity`` | ``‖map‖₁ / (H·W)`` | lower |
+    | ``adcc`` | ``3 / (1/coh + 1/(1 − cplx) + 1/(1 − drop/100))`` | higher |
+    | ``insertion`` / ``deletion`` | RISE AUC of ``Y_c`` over the revealed/removed fraction | higher / lower |
+    | ``pointing_game`` | 1 if the map's maximum is on the object | higher |
+    | ``energy_pointing_game`` | share of the map's mass on the object | higher |
+    | ``iou`` | IoU of ``map >= threshold`` with the object mask | higher |
 
     A sample whose map holds a NaN, or is blank (``result.blank``: a constant map, no explanation), gets
     NaN in every metric (the metric classes skip and count it). Like
@@ -124,19 +123,19 @@ def evaluate_batch(
             ``result.samples`` (image by image, classes ascending).
         masks: ``(B, H, W)`` ground-truth object masks (bool, or float > 0.5), or ``(B, K, H, W)`` a mask per
             class (each sample or pair is scored against its target class's mask), for localization.
-        metrics: names to compute (see the table and :mod:`lightning_cam.metrics.registry`); an unknown name
+        metrics: names to compute (see the table and `lightning_cam.metrics.registry`); an unknown name
             raises a ``ValueError`` listing the valid ones, and so does a name listed twice.
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, or ``(B, N, 5)`` rows ``(x0, y0, x1, y1, class)``
             (padded with class ``-1``), used as masks when ``masks`` is None
-            (:func:`~lightning_cam.functional.localization.class_ground_truth`).
-        result: a :class:`~lightning_cam.methods.result.CAMResult` already computed by ``cam`` for these
+            (`class_ground_truth`).
+        result: a [`CAMResult`][lightning_cam.methods.result.CAMResult] already computed by ``cam`` for these
             images and targets; saves the first pass.
         extra: further model inputs (tuple, dict or ``ExtraInputs``) passed to every forward, per sample.
         **options: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
             ``sigma`` (5.0, blur baseline), ``batch_size`` (perturbed images per forward; ``None``: from the
-            batch and image size, see :mod:`lightning_cam.utilities.chunking`),
+            batch and image size, see `lightning_cam.utilities.chunking`),
             ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game); checked by
-            :func:`~lightning_cam.utilities.checks.check_options`.
+            `check_options`.
 
     Returns:
         ``{name: (B,) float32 tensor}`` on ``images.device``, in the order requested (``(P,)`` for the ``P``

@@ -33,7 +33,7 @@ def _first(batch: Mapping[str, Any], keys: Sequence[str]) -> Any:
 
 
 def as_class_indices(labels: object, task: Task | str = "multiclass") -> Tensor | None:
-    """Labels as the output kind explains them (:mod:`lightning_cam.targets.task`).
+    """Labels as the output kind explains them ([`lightning_cam.targets.task`][lightning_cam.targets.task]).
 
     * ``multiclass``: ``(B,)`` class indices. One-hot or soft (mixup/cutmix, label smoothing) ``(B, K)`` rows
       become their argmax (the dominant class). A row with two or more entries above 0.5 is a multi-hot
@@ -91,31 +91,36 @@ def _ground_truth_kind(part: object, images: Tensor) -> str | None:
 
 
 class CAMMixin:
-    """Mix into a ``LightningModule`` to tell :class:`~lightning_cam.CAMCallback` how to explain it.
+    """Mix into a ``LightningModule`` to tell [`CAMCallback`][lightning_cam.CAMCallback] how to explain it.
 
     No constructor arguments are required; override what differs from the defaults:
 
-    * :attr:`cam_target_layer`: dotted module name (or module) whose activation is explained. ``None``
+    * `cam_target_layer`: dotted module name (or module) whose activation is explained. ``None``
       (default): chosen on the first CAM batch by what the model does
-      (:func:`~lightning_cam.methods.choose.choose_target_layer`: the latest module whose output has a
+      ([`choose_target_layer`][lightning_cam.methods.choose.choose_target_layer]: the latest module whose output has a
       spatial grid, carries everything that reaches the logits and has a gradient at its positions), logged
       once with its reason on the ``lightning_cam`` logger.
-    * :attr:`cam_task`: the output kind (:mod:`lightning_cam.targets.task`): ``"multiclass"`` (softmax,
+    * `cam_task`: the output kind ([`lightning_cam.targets.task`][lightning_cam.targets.task]): ``"multiclass"``
+      (softmax,
       default), ``"multilabel"`` (a sigmoid per class: one map per (image, label) pair) or ``"binary"`` (one
-      logit), or a :class:`~lightning_cam.targets.task.Task` with the multi-label ``threshold`` and
+      logit), or a [`Task`][lightning_cam.targets.task.Task] with the multi-label ``threshold`` and
       ``max_labels``; every method, metric and view of the callback follows it.
-    * :attr:`cam_output`: where the logits are in the model's output (``None``: a tensor, ``.logits`` of a
+    * `cam_output`: where the logits are in the model's output (``None``: a tensor, ``.logits`` of a
       HuggingFace ``ModelOutput`` or ``["logits"]``; a key, an index or a callable otherwise; see
-      :mod:`lightning_cam.utilities.outputs`).
-    * :attr:`cam_reshape`: the target layer's output layout for every method (``None`` detects it;
+      `lightning_cam.utilities.outputs`).
+    * `cam_reshape`: the target layer's output layout for every method (``None`` detects it;
       ``"nchw"``, ``"nhwc"``, ``"tokens"``, ``"vit"`` or a callable to ``(B, C, h, w)``), handed to the
-      methods through :meth:`cam_method_kwargs`.
-    * :meth:`cam_inputs`: unpack a batch into a :class:`CAMBatch`. Handles ``(x, y)``/``(x, y, mask)``
+      methods through [`cam_method_kwargs`][lightning_cam.mixin.CAMMixin.cam_method_kwargs].
+    * [`cam_inputs`][lightning_cam.mixin.CAMMixin.cam_inputs]: unpack a batch into a
+      [`CAMBatch`][lightning_cam.mixin.CAMBatch]. Handles ``(x, y)``/``(x, y, mask)``
       tuples and dicts with image/label/mask/box keys; one-hot/soft labels become class indices.
-    * :meth:`cam_denormalize`: map a model-space image back to displayable ``[0, 1]`` values;
-      :meth:`cam_display`: what the images show (three channels of it, any input channel count).
-    * :meth:`cam_model`: the module whose forward returns the logits (default: ``self``).
-    * :attr:`cam_class_names`: optional class names for grid captions.
+    * [`cam_denormalize`][lightning_cam.mixin.CAMMixin.cam_denormalize]: map a model-space image back to displayable
+      ``[0, 1]`` values;
+      [`cam_display`][lightning_cam.mixin.CAMMixin.cam_display]: what the images show (three channels of it, any input
+      channel count).
+    * [`cam_model`][lightning_cam.mixin.CAMMixin.cam_model]: the module whose forward returns the logits (default:
+      ``self``).
+    * `cam_class_names`: optional class names for grid captions.
 
     Examples:
         >>> import pytorch_lightning as pl
@@ -126,14 +131,15 @@ class CAMMixin:
     """
 
     cam_target_layer: str | nn.Module | None = None
-    #: layout of the target layer's output for every method (see :mod:`lightning_cam.methods.layers`)
+    #: layout of the target layer's output for every method (see `lightning_cam.methods.layers`)
     cam_reshape: Reshape = None
-    #: where the logits are in the model's output (see :mod:`lightning_cam.utilities.outputs`)
+    #: where the logits are in the model's output (see `lightning_cam.utilities.outputs`)
     cam_output: Output = None
-    #: the output kind (see :mod:`lightning_cam.targets.task`)
+    #: the output kind (see [`lightning_cam.targets.task`][lightning_cam.targets.task])
     cam_task: Task | str = "multiclass"
     cam_class_names: Sequence[str] | None = None
-    #: per-channel mean/std used by :meth:`cam_denormalize`; ``None`` means no normalisation.
+    #: per-channel mean/std used by [`cam_denormalize`][lightning_cam.mixin.CAMMixin.cam_denormalize]; ``None`` means no
+    #: normalisation.
     cam_mean: Sequence[float] | None = None
     cam_std: Sequence[float] | None = None
 
@@ -154,8 +160,8 @@ class CAMMixin:
         return self  # type: ignore[return-value]
 
     def cam_layer(self) -> str | nn.Module | None:
-        """The target layer: :attr:`cam_target_layer`; ``None`` lets each method choose it by the rule of
-        :mod:`lightning_cam.methods.choose` at its first call (the same layer for all: the choice is cached per
+        """The target layer: `cam_target_layer`; ``None`` lets each method choose it by the rule of
+        `lightning_cam.methods.choose` at its first call (the same layer for all: the choice is cached per
         model)."""
         target = self.cam_target_layer
         if target is None:  # a module registered by nn.Module.__setattr__ (mixin listed after nn.Module)
@@ -185,11 +191,12 @@ class CAMMixin:
     def cam_inputs(self, batch: Any) -> CAMBatch:
         """Unpack ``batch`` into images, labels and optional masks/boxes.
 
-        Accepts a :class:`CAMBatch`, a tensor of images, an ``(images, labels, ...)`` tuple/list, or a
+        Accepts a [`CAMBatch`][lightning_cam.mixin.CAMBatch], a tensor of images, an ``(images, labels, ...)``
+        tuple/list, or a
         mapping with keys such as ``image``/``label``/``mask``/``box``. In a tuple, the third and fourth
         items are taken as ground truth only when their shape says so: a mask is ``(B, H, W)`` or
         ``(B, 1, H, W)`` like the images, a box ``(B, 4)``; anything else (sample indices, file names,
-        metadata) is ignored. Labels go through :func:`as_class_indices` under :attr:`cam_task` (one-hot and
+        metadata) is ignored. Labels go through `as_class_indices` under `cam_task` (one-hot and
         soft labels become the argmax class; multi-hot labels stay multi-hot for ``multilabel`` and are an
         error otherwise). Override for any other layout, and to pass extra model inputs
         (``CAMBatch(images, labels, extra=(meta,))`` for ``forward(images, meta)``).
@@ -234,7 +241,8 @@ class CAMMixin:
         return x.clamp(0.0, 1.0)
 
     def cam_display(self, images: Tensor) -> Tensor:
-        """What the grids and the gallery show of ``(B, C, H, W)`` model inputs: :meth:`cam_denormalize`, then
-        :func:`~lightning_cam.render.as_rgb` (any channel count as ``(B, 3, H, W)``: grey for one or two
+        """What the grids and the gallery show of ``(B, C, H, W)`` model inputs:
+        [`cam_denormalize`][lightning_cam.mixin.CAMMixin.cam_denormalize], then
+        `as_rgb` (any channel count as ``(B, 3, H, W)``: grey for one or two
         channels, the first three of four or more). Override it to show other bands."""
         return as_rgb(self.cam_denormalize(images))

@@ -30,9 +30,9 @@ class CAMBatch:
             ``None``.
         masks: ``(B, H, W)`` bool/float ground-truth object masks, ``(B, K, H, W)`` a mask per class, or ``None``.
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, ``(B, N, 5)`` rows ``(x0, y0, x1, y1, class)``, or
-            ``None`` (:func:`~lightning_cam.functional.localization.class_ground_truth`).
+            ``None`` (`class_ground_truth`).
         extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
-            (keyword) or :class:`~lightning_cam.methods.ExtraInputs`; ``None`` for ``forward(images)``.
+            (keyword) or [`ExtraInputs`][lightning_cam.methods.ExtraInputs]; ``None`` for ``forward(images)``.
             Per-sample tensors (first dimension ``B``) follow the images through every forward.
 
     Examples:
@@ -62,9 +62,9 @@ class CAMBatch:
 
     def pairs(self, samples: Tensor, classes: Tensor) -> CAMBatch:
         """The batch of a multi-label call's (image, class) pairs (``CAMResult.samples`` and ``.targets``): every
-        part follows its image (:meth:`take`; per-class masks and class boxes are narrowed to the pair's class
+        part follows its image (`take`; per-class masks and class boxes are narrowed to the pair's class
         by the evaluator), and the labels become the pair's class where the image's labels hold it, else
-        :data:`~lightning_cam.targets.task.NO_CLASS`.
+        `NO_CLASS`.
 
         Examples:
             >>> parts = CAMBatch(torch.rand(2, 3, 4, 4), torch.tensor([[True, False], [True, True]]))

@@ -1,14 +1,14 @@
 """Render class activation maps for people: colormap overlays, captions and image grids.
 
 Pure functions, tensor in and tensor out, with no state and no hooks. Images are ``(B, 3, H, W)`` float
-tensors in ``[0, 1]`` (what :meth:`~lightning_cam.CAMMixin.cam_denormalize` returns); maps are
+tensors in ``[0, 1]`` (what [`cam_denormalize`][lightning_cam.mixin.CAMMixin.cam_denormalize] returns); maps are
 ``(B, H, W)`` float tensors in ``[0, 1]`` (what a CAM method returns). Every output is a float32 image
 tensor in ``[0, 1]`` that ``SummaryWriter.add_image`` (``dataformats="CHW"``) and
 ``torchvision.utils.save_image`` accept as is.
 
 Colours come from matplotlib's colormaps (``matplotlib.colormaps[name]``), sampled once into a 256-entry
 lookup table and applied on the maps' device by indexing; captions are drawn with matplotlib's text
-engine (Agg) in one figure per call; the layout is :func:`torchvision.utils.make_grid`.
+engine (Agg) in one figure per call; the layout is `torchvision.utils.make_grid`.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def as_rgb(images: Tensor) -> Tensor:
     """``(B, C, H, W)`` displayable images of any channel count as ``(B, 3, H, W)``: one channel as grey, two
     channels as the first one in grey (the second has no colour of its own), three as they are, four or more as
     their first three (RGBA's alpha, a depth or infrared band dropped). Override
-    :meth:`~lightning_cam.CAMMixin.cam_display` to show other bands.
+    [`cam_display`][lightning_cam.mixin.CAMMixin.cam_display] to show other bands.
 
     Example:
         >>> as_rgb(torch.rand(2, 1, 4, 4)).shape, as_rgb(torch.rand(2, 4, 4, 4)).shape
@@ -257,7 +257,7 @@ def text_tiles(
 @functools.lru_cache(maxsize=32)
 def _drawn_tiles(texts: tuple[str, ...], height: int, width: int, colors: tuple[tuple[float, ...], ...] | None,
                  fontsize: float | None) -> np.ndarray:
-    """:func:`text_tiles`, drawn once per distinct set of captions (matplotlib's text rendering is the slow part of
+    """`text_tiles`, drawn once per distinct set of captions (matplotlib's text rendering is the slow part of
     a grid: the methods of one run share their probe captions, and the captions repeat from run to run). Kept as
     a ``uint8`` ``(B, 3, height, width)`` array (not a tensor: a bounded cache, not live tensors): at most 32 sets
     of a few hundred kilobytes each."""
@@ -319,7 +319,7 @@ def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[floa
 
 def class_name(classes: Sequence[str] | None, index: int) -> str:
     """The caption of a class index: its name, ``"none"`` for a multi-label pair's absent class
-    (:data:`~lightning_cam.targets.task.NO_CLASS`), else the index.
+    (`NO_CLASS`), else the index.
 
     Example:
         >>> class_name(["circle"], 0), class_name(["circle"], -2), class_name(None, 3)
@@ -346,11 +346,11 @@ def cam_grid(
     a caption with the predicted and the true class.
 
     Layout: column ``b`` holds ``images[b]`` (resized so its longer side is ``tile_size``), below it
-    ``overlay(images[b], maps[b])`` with a ``border``-pixel frame in :data:`CORRECT_COLOR` if
-    ``preds[b] == labels[b]``, :data:`WRONG_COLOR` if not, :data:`UNKNOWN_COLOR` without labels; below that
+    ``overlay(images[b], maps[b])`` with a ``border``-pixel frame in `CORRECT_COLOR` if
+    ``preds[b] == labels[b]``, `WRONG_COLOR` if not, `UNKNOWN_COLOR` without labels; below that
     a caption tile ``"pred: <name>\\ntrue: <name>"``. Columns are laid out with ``make_grid``. A multi-label
     pair's column names its class, or ``none`` where the model does not predict it (``pred``) or the labels do
-    not hold it (``true``), see :func:`~lightning_cam.targets.task.predicted_for`.
+    not hold it (``true``), see [`predicted_for`][lightning_cam.targets.task.predicted_for].
 
     Args:
         images: ``(B, 3, H, W)`` displayable RGB in ``[0, 1]``.
@@ -358,7 +358,7 @@ def cam_grid(
         preds: ``(B,)`` predicted class indices.
         labels: ``(B,)`` true class indices, or ``None``.
         class_names: names for the captions (indices are shown when missing).
-        colormap, alpha: see :func:`overlay`.
+        colormap, alpha: see `overlay`.
         tile_size: longer side of each tile in pixels.
         border: frame width of the overlays.
         padding: pixels between columns (``make_grid``).
@@ -411,7 +411,7 @@ def evolution_grid(
         images: ``(B, 3, H, W)`` displayable RGB in ``[0, 1]``.
         maps: ``(E, B, h, w)`` maps in ``[0, 1]``, row ``e`` drawn over the same ``images``.
         row_labels: ``E`` labels (e.g. ``"epoch 3"``) drawn left of each row.
-        colormap, alpha: see :func:`overlay`.
+        colormap, alpha: see `overlay`.
         tile_size: longer side of each tile in pixels.
         padding: pixels between tiles.
         title: label of the input row.

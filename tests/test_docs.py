@@ -54,3 +54,53 @@ def test_the_readme_is_one_page_and_its_example_is_the_sites() -> None:
 def test_example_runs(where: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     exec(compile(code, where, "exec"), {"__name__": "__main__"})  # the documented example itself
+
+
+#: what the reader must never see on a page: a Sphinx role, an RST math directive, an RST table rule
+RAW_MARKUP = re.compile(r":(?:class|func|mod|attr|meth|data|math):`|\.\. math::|^\s*={3,}(?:\s+={3,})+\s*$", re.M)
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site as `mkdocs build --strict` renders it (warnings are errors), in a folder of its own."""
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(site)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return site
+
+
+def _text(page: Path) -> str:
+    """A built page's visible text (tags stripped, entities decoded)."""
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+
+
+def test_the_built_site_shows_no_raw_role_math_directive_or_rst_table(built_site: Path) -> None:
+    pages = sorted(built_site.rglob("*.html"))
+    assert len(pages) >= 12
+    raw = {str(p.relative_to(built_site)): RAW_MARKUP.findall(_text(p))[:3] for p in pages}
+    assert not {k: v for k, v in raw.items() if v}, raw
+    methods = (built_site / "methods" / "index.html").read_text()
+    assert 'class="arithmatex"' in methods and r"\sum" in methods  # formulas go to MathJax, not as plain text
+
+
+def test_the_registry_tables_list_every_registered_entry(built_site: Path) -> None:
+    from lightning_cam.callbacks.views import VIEW_REGISTRY
+    from lightning_cam.methods import available_methods
+    from lightning_cam.metrics import metric_names
+    from lightning_cam.targets import available_targets
+
+    pages = {"methods": available_methods(), "metrics": metric_names(), "callback": VIEW_REGISTRY.names(),
+             "tasks": available_targets()}
+    for page, names in pages.items():
+        html = (built_site / page / "index.html").read_text()
+        tables = "".join(re.findall(r"<table>.*?</table>", html, re.S))
+        missing = [n for n in names if f"<code>{n}</code>" not in tables]
+        assert not missing, (page, missing)

@@ -37,12 +37,12 @@ def _nonfinite_message(method: str) -> Callable[[int], str]:
 
 class MetricAccumulator:
     """One ``torchmetrics`` object per method and metric, fed the per-sample values of each batch, and the
-    per-rank sample quota (``max_samples=None``: no limit), :func:`rank_quota`: the total over ranks is
+    per-rank sample quota (``max_samples=None``: no limit), `rank_quota`: the total over ranks is
     ``max_samples``, and with Lightning's distributed sampler (rank ``r`` gets samples ``r, r + W, ...`` in
     order) the ranks score exactly the first ``max_samples`` samples, those a 1-process run scores.
 
     Non-finite values enter the metrics as NaN (which they skip) and are not counted; the per-(method, metric)
-    counts of finite samples, summed over ranks in :meth:`reduce`, decide what :meth:`log` logs, the same way
+    counts of finite samples, summed over ranks in `reduce`, decide what `log` logs, the same way
     on every rank (``compute()`` is a collective).
 
     Faults (an exception, a non-finite map, logit or value) go to ``faults``, under its ``on_error`` policy.
@@ -144,7 +144,7 @@ class MetricAccumulator:
     ) -> list[float]:
         """The epoch's one collective: the sample counts and ``extra`` (the fault counts) summed by ``reduce``
         (``lambda t: trainer.strategy.reduce(t, reduce_op="sum")``); every rank calls it, whatever happened
-        locally. Keeps the count totals for :meth:`log` and returns the totals of ``extra``."""
+        locally. Keeps the count totals for `log` and returns the totals of ``extra``."""
         keys = list(self._counts)
         with torch.inference_mode(False):
             counts = [self._counts[k].to(device, torch.float64).reshape(1) for k in keys]
@@ -155,7 +155,7 @@ class MetricAccumulator:
 
     def log(self, log: Callable[[str, Tensor], None]) -> None:
         """``log("cam/<method>/<metric>", value)`` for every metric with samples on some rank (after
-        :meth:`reduce`), then reset every metric and count (nothing is logged twice)."""
+        `reduce`), then reset every metric and count (nothing is logged twice)."""
         with torch.inference_mode(False):
             for (name, key), count in self.totals.items():
                 metric = self.objects[name][key]

@@ -34,7 +34,7 @@ class BatchPass:
     """One validation (or test) batch of CAM work: ``step(trainer, module, batch)``.
 
     Rank zero captures the probe images from the first batches it sees; each rank scores the first samples of
-    its batches until its quota (:class:`~lightning_cam.callbacks.accumulate.MetricAccumulator`) is spent, with
+    its batches until its quota (`MetricAccumulator`) is spent, with
     the stateless step [`score_batch`][lightning_cam.scoring.score_batch] (one shared pass for every method), or,
     when the parameters are sharded, one lock-step step per method (every rank joins each method's step, a rank
     without samples with throw-away forwards). The batch's record then goes to every observer, in order.
@@ -57,7 +57,7 @@ class BatchPass:
         self.faults, self.warnings, self.target = faults, warnings, target
         self.metrics, self.metric_kwargs = tuple(metrics), dict(metric_kwargs or {})
         self.observers = list(observers)
-        #: the stage's probe set, captured from the first batches rank zero sees (:meth:`start`)
+        #: the stage's probe set, captured from the first batches rank zero sees (`start`)
         self.probe: ProbeSet | None = None
 
     def start(self, probe: ProbeSet) -> None:

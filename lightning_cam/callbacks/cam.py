@@ -7,22 +7,22 @@ At every ``every_n_epochs``-th validation run of ``fit`` (counting the runs that
 * **metrics** on each rank's own share of the data (``max_samples`` over all ranks: the first samples of
   each rank's share, together the first ``max_samples`` a 1-process run scores under Lightning's
   distributed sampler; from ``dataloader_idx`` only): the CAM and the per-sample values of
-  :func:`lightning_cam.evaluate_batch`, accumulated in the ``torchmetrics`` classes of
-  :data:`lightning_cam.metrics.METRICS` (sum states, synchronised across ranks) and logged at the run's
+  [`lightning_cam.evaluate_batch`][lightning_cam.evaluate_batch], accumulated in the ``torchmetrics`` classes of
+  `lightning_cam.metrics.METRICS` (sum states, synchronised across ranks) and logged at the run's
   end as ``cam/<method>/<metric>`` (``cam_test/<method>/<metric>`` in ``test``) through ``pl_module.log``.
   ``<method>`` is the canonical name (letters, digits, ``_``: ``gradcam_pp``), the same in every logger.
 * **a heatmap grid** on rank zero (computed on every rank in lock-step when the strategy shards the
-  parameters: see :mod:`lightning_cam.callbacks.distributed`), tag ``cam/<method>/grid``
+  parameters: see `lightning_cam.callbacks.distributed`), tag ``cam/<method>/grid``
   (``cam_test/...`` in ``test``), at the step of those scalars, to every logger that can keep images
-  (one sink per logger kind, :mod:`~lightning_cam.callbacks.sinks`: TensorBoard, W&B, MLflow, Comet,
+  (one sink per logger kind, `sinks`: TensorBoard, W&B, MLflow, Comet,
   Neptune, PNG files in the ``log_dir`` of any other): a fixed probe set of ``num_images`` images of the
   stage's own data (validation images for ``fit``/``validate``, test images for ``test``: the first ones
   rank zero sees at the stage's first logged run, then kept in the callback's state so that every run
   shows the same images), each with its colormap overlay
-  (:func:`lightning_cam.render.cam_grid`), framed green when the prediction is right and red when wrong,
+  (`lightning_cam.render.cam_grid`), framed green when the prediction is right and red when wrong,
   captioned with the predicted and the true class.
 * **an evolution image** at the end of ``fit``: the probe overlays of every CAM validation of ``fit``,
-  one row each, labelled with its epoch and step (:func:`lightning_cam.render.evolution_grid`; at most
+  one row each, labelled with its epoch and step (`lightning_cam.render.evolution_grid`; at most
   ``EVOLUTION_ROWS`` = 32 rows, evenly spaced, first and last included), tag ``cam/<method>/evolution``
   to every sink and the file ``cam_evolution_<method>.png`` kept by each (in the logger's own place;
   nothing without a logger).
@@ -35,16 +35,16 @@ set, the history of probe maps and the logged epochs are saved in checkpoints.
 
 Faults (an exception in a method or in ``cam_inputs``, a non-finite map, logit or metric value, a logger
 or file that fails to write, a batch without labels under ``target="label"``) all go through one policy
-(:class:`~lightning_cam.callbacks.faults.Faults`): with ``on_error="warn"`` the affected samples are left
+(`Faults`): with ``on_error="warn"`` the affected samples are left
 out, the faults are counted (summed over ranks) and reported in one warning per epoch (and one for the
 evolution images); training goes on and every rank still takes part in every collective.
 ``on_error="raise"`` re-raises at once (under sharding: on every rank, once all ranks finished the
 method's step, so that none is left waiting in a forward; the rule is in
-:mod:`lightning_cam.utilities.lockstep`).
+`lightning_cam.utilities.lockstep`).
 
 The hooks only orchestrate; the work is done by small objects of this package: argument checks
-(:mod:`.options`), metric accumulation (:mod:`.accumulate`), faults (:mod:`.faults`), the checkpointed probe
-state (:mod:`.probe`), image sinks (:mod:`.sinks`) and progress lines (:mod:`.progress`).
+(`options`), metric accumulation (`accumulate`), faults (`faults`), the checkpointed probe
+state (`probe`), image sinks (`sinks`) and progress lines (`progress`).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ __all__ = ["CAMCallback", "cam_module"]
 
 
 def cam_module(pl_module: pl.LightningModule) -> CAMMixin:
-    """``pl_module`` as the :class:`~lightning_cam.CAMMixin` the callback needs, else a ``TypeError`` naming
+    """``pl_module`` as the [`CAMMixin`][lightning_cam.CAMMixin] the callback needs, else a ``TypeError`` naming
     the fix."""
     if not isinstance(pl_module, CAMMixin):
         name = type(pl_module).__name__

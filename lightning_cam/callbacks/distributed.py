@@ -1,9 +1,10 @@
 """Which ranks run the callback's forwards, and the lock-step glue of sharded runs.
 
-When the strategy shards the parameters (:func:`params_sharded`: ``ModelParallelStrategy`` (FSDP2
+When the strategy shards the parameters ([`params_sharded`][lightning_cam.callbacks.distributed.params_sharded]:
+``ModelParallelStrategy`` (FSDP2
 ``fully_shard``), ``FSDPStrategy``, ``DeepSpeedStrategy`` with ZeRO stage 3, of ``pytorch_lightning`` or
 ``lightning.pytorch``), every forward gathers parameters from all ranks, so the callback runs its CAM work
-through :class:`~lightning_cam.utilities.lockstep.LockStep` (the rule is documented there): every batch's
+through `LockStep` (the rule is documented there): every batch's
 methods on every rank (a rank with nothing to score joins the others' forwards), the probe grids on every rank
 (rank zero's probe images broadcast; only rank zero renders and logs). Under DDP or one process the probe
 grids stay on rank zero alone and no extra collective is made.
@@ -67,7 +68,7 @@ def all_gather_rows(trainer: Any, rows: Tensor) -> Tensor:
 def sharded_strategy_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
     """``(always sharded, sharded at ZeRO stage 3)``: the strategy classes of every installed Lightning package
     (``pytorch_lightning`` and ``lightning.pytorch`` are distinct class hierarchies; see
-    :func:`lightning_cam.utilities.lightning.classes`)."""
+    `lightning_cam.utilities.lightning.classes`)."""
     always = classes("strategies.FSDPStrategy") + classes("strategies.ModelParallelStrategy")
     return always, classes("strategies.DeepSpeedStrategy")
 
@@ -102,7 +103,7 @@ class ShardedWork:
         device: the rank's device (message tensors and throw-away inputs live there).
         on_error: ``"raise"``: after a step in which any rank failed, every rank raises.
         reduce: ``all_reduce(MAX)`` of a 1-D tensor over ranks (default:
-            :func:`~lightning_cam.utilities.lockstep.protocol_reduce`, bounded by a timeout).
+            `protocol_reduce`, bounded by a timeout).
         describe: this rank's first fault message (for the error when the lock-step breaks).
     """
 
@@ -126,7 +127,7 @@ class ShardedWork:
         input would be, whatever the precision.
 
         ``error``: this rank could not unpack its batch under ``on_error="raise"``; it is raised here, after
-        the collective, and every other rank raises :class:`StepFailed`."""
+        the collective, and every other rank raises `StepFailed`."""
         local = torch.zeros(6, dtype=torch.float64, device=self.device)
         if shape is not None:
             local[0] = 1.0

@@ -3,9 +3,9 @@ texts of the callback's warnings.
 
 Every fault of CAM work (a method or ``cam_inputs`` that raises, a non-finite map, logit or metric value, a
 logger or file that cannot be written, a batch without the labels ``target='label'`` needs) goes through
-:meth:`Faults.record`: with ``on_error="raise"`` it raises at once, with ``"warn"`` it is counted by kind and
-the first message is kept for the report (:func:`fault_report`), given once per epoch by the callback.
-Per-batch tallies (:meth:`Faults.add`) stay on the device until the epoch end, so the validation loop is
+`Faults.record`: with ``on_error="raise"`` it raises at once, with ``"warn"`` it is counted by kind and
+the first message is kept for the report (`fault_report`), given once per epoch by the callback.
+Per-batch tallies (`Faults.add`) stay on the device until the epoch end, so the validation loop is
 never stalled by a device-to-host read.
 """
 
@@ -98,7 +98,7 @@ class Faults:
         the number of bad samples of a batch) is non-zero, reported as ``message(count)``.
 
         Under ``on_error="warn"`` nothing is read back to the host here (no device sync per batch): the tallies
-        are read together, once, when :attr:`counts`, :attr:`first` or :meth:`tally` is next needed (the
+        are read together, once, when `counts`, `first` or `tally` is next needed (the
         epoch end). Under ``"raise"`` the count is read at once (the policy must stop at the first fault) and
         ``fatal(count)`` (default: always) decides whether it raises.
 
@@ -147,13 +147,13 @@ class Faults:
         return self._first
 
     def tally(self) -> list[int]:
-        """The counts in :data:`FAULT_KINDS` order (what the callback sums over ranks)."""
+        """The counts in `FAULT_KINDS` order (what the callback sums over ranks)."""
         counts = self.counts
         return [counts[k] for k in FAULT_KINDS]
 
     def set_totals(self, totals: Mapping[str, float], share: Callable[[object], list[object]] | None = None) -> None:
         """Replace the counts by ``totals`` (the sums over ranks); when they hold a fault and ``share`` (an
-        all-gather of Python objects) is given, every rank's first messages are collected (:meth:`share`): a
+        all-gather of Python objects) is given, every rank's first messages are collected (`share`): a
         collective decided by the totals, so the same on every rank."""
         self._settle()
         self._counts = {k: int(totals.get(k, 0)) for k in FAULT_KINDS}
@@ -165,7 +165,7 @@ class Faults:
         return sum(self.counts.values())
 
     def share(self, gather: Callable[[object], list[object]]) -> None:
-        """Every rank, after :meth:`set_totals` found faults somewhere (the same decision on every rank): collect
+        """Every rank, after `set_totals` found faults somewhere (the same decision on every rank): collect
         every rank's first message of each kind with ``gather`` (an all-gather of Python objects), so that the
         report names each fault where it happened, whatever the rank."""
         self._settle()
@@ -174,7 +174,7 @@ class Faults:
                         for kind, text in dict(firsts or {}).items()]  # type: ignore[call-overload]
 
     def firsts(self) -> list[tuple[int, str, str]]:
-        """``(rank, kind, message)``: the first fault of each kind on every rank (after :meth:`share`; this
+        """``(rank, kind, message)``: the first fault of each kind on every rank (after `share`; this
         rank's own, as rank 0, before it or for faults recorded after it)."""
         self._settle()
         out = list(self._shared)
@@ -184,7 +184,7 @@ class Faults:
         return out
 
     def report(self, during: str) -> str | None:
-        """The warning for the faults counted so far (:func:`fault_report`), ``None`` without faults."""
+        """The warning for the faults counted so far (`fault_report`), ``None`` without faults."""
         return fault_report(self.counts, self.first, during, self.firsts())
 
     @contextlib.contextmanager
@@ -202,7 +202,7 @@ def fault_report(counts: Mapping[str, int], first: str | None, during: str,
                  firsts: Sequence[tuple[int, str, str]] = ()) -> str | None:
     """The one warning for the faults of a piece of work (``None`` without faults): the counts by kind, then
     the first fault of each kind on each rank (``firsts``: ``(rank, kind, message)``; at most
-    :data:`REPORTED_FIRSTS` of them), else ``first``.
+    `REPORTED_FIRSTS` of them), else ``first``.
 
     Examples:
         >>> print(fault_report({"error": 2, "nonfinite": 0, "logger": 1}, None, "in CAM work at epoch 3",

@@ -1,7 +1,7 @@
 """The callback's images, on rank zero: each method's probe grid at every logged epoch and its evolution image
-at the end of ``fit``, rendered with :mod:`lightning_cam.render` and sent to the image sinks.
+at the end of ``fit``, rendered with `lightning_cam.render` and sent to the image sinks.
 
-No collectives here: only rank zero calls it. Every failure is a fault of the shared :class:`Faults`.
+No collectives here: only rank zero calls it. Every failure is a fault of the shared `Faults`.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class ProbeImages:
 
     def evolution(self, name: str, history: History, display: Tensor, sinks: Sequence[ImageSink], step: int,
                   prefix: str = "cam") -> None:
-        """The evolution image of ``name`` (one row per recorded validation, at most :data:`EVOLUTION_ROWS`),
+        """The evolution image of ``name`` (one row per recorded validation, at most `EVOLUTION_ROWS`),
         ``cam/<name>/evolution`` at the last recorded step (else ``step``) to every sink, and kept by each sink
         as the file ``cam_evolution_<name>.png`` (in the logger's own place). Nothing when nothing was
         recorded."""

@@ -31,14 +31,15 @@ __all__ = [
 def canonical_name(cls: type[BaseCAM], spec: str | type[BaseCAM]) -> str:
     """The tag name of a method class: its ``name`` attribute (canonical in the registry), else the name it
     was given, else its lower-cased class name; one that some logger would change is a ``ValueError``
-    (:func:`~lightning_cam.methods.registry.check_tag_name`)."""
+    (`check_tag_name`)."""
     name = getattr(cls, "name", None)
     return check_tag_name(str(name) if name else (spec if isinstance(spec, str) else cls.__name__.lower()))
 
 
 def resolve_methods(methods: str | type[BaseCAM] | Sequence[str | type[BaseCAM]]) -> dict[str, type[BaseCAM]]:
     """Canonical name -> method class, in the order given; names and aliases through
-    :func:`lightning_cam.methods.get_method` (unknown -> ``ValueError`` listing the valid ones).
+    [`lightning_cam.methods.get_method`][lightning_cam.methods.get_method] (unknown -> ``ValueError`` listing the valid
+    ones).
 
     Examples:
         >>> list(resolve_methods(("Grad-CAM++", "grad_cam")))
@@ -100,7 +101,8 @@ def build_methods(
     shared: Mapping[str, Any] | None = None,
 ) -> dict[str, BaseCAM]:
     """One method object per class on ``model`` at ``layer``, with the ``shared`` arguments of every method
-    (the module's :meth:`~lightning_cam.CAMMixin.cam_method_kwargs`, e.g. its activation layout) overridden
+    (the module's [`cam_method_kwargs`][lightning_cam.mixin.CAMMixin.cam_method_kwargs], e.g. its activation layout)
+    overridden
     by its own ``method_kwargs`` (a constructor that rejects them -> ``TypeError`` naming the method)."""
     cams: dict[str, BaseCAM] = {}
     for name, cls in classes.items():
@@ -143,7 +145,8 @@ def check_display(colormap: str, alpha: float, tile_size: int) -> None:
 
 
 def check_metric_kwargs(metric_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A copy of ``metric_kwargs`` once :func:`lightning_cam.evaluate_batch` accepts them (unknown or
+    """A copy of ``metric_kwargs`` once [`lightning_cam.evaluate_batch`][lightning_cam.evaluate_batch] accepts them
+    (unknown or
     out-of-range options -> error now, not at every epoch)."""
     options = dict(metric_kwargs or {})
     check_metric_options(dict(options))

@@ -20,7 +20,7 @@ class ProbeSet:
     """The first ``capacity`` validation images seen on rank zero, captured once and kept (on the CPU).
 
     ``images`` are in the model's input space ``(N, C, H, W)``; ``labels`` ``(N,)`` or ``None``; ``extra`` the
-    model's further inputs of these images (:class:`~lightning_cam.methods.ExtraInputs`, CPU copies), taken
+    model's further inputs of these images ([`ExtraInputs`][lightning_cam.methods.ExtraInputs], CPU copies), taken
     from the first batch only (a batch with extra inputs ends the capture).
     ``frozen`` marks that capture is over (after the first logged epoch), even if fewer than ``capacity``
     images existed.
@@ -51,7 +51,7 @@ class ProbeSet:
         return 0 if self.frozen else max(0, self.capacity - self.size)
 
     def add(self, images: Tensor, labels: Tensor | None, extra: object = None) -> None:
-        """Append up to :attr:`wanted` images (detached CPU copies), their labels and extra model inputs."""
+        """Append up to `wanted` images (detached CPU copies), their labels and extra model inputs."""
         k = min(self.wanted, int(images.shape[0]))
         if k <= 0:
             return
@@ -81,7 +81,7 @@ class ProbeSet:
 
     def inputs(self, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
         """The probe images as model inputs: on ``device``, cast to ``dtype`` (the model's own, see
-        :func:`input_dtype`: bf16/fp16/fp64 under the ``*-true`` precisions), a fresh copy usable with autograd.
+        `input_dtype`: bf16/fp16/fp64 under the ``*-true`` precisions), a fresh copy usable with autograd.
 
         Examples:
             >>> probe = ProbeSet(capacity=2)
@@ -145,7 +145,7 @@ class History:
     checkpoints (at most ``N * max_size**2`` bytes per method and row, 32 KiB for 8 probe images).
 
     ``maps[method][row]`` is ``(N, h, w)`` uint8, ``preds[method][row]`` is ``(N,)`` long, ``whens[row]`` the
-    row's :class:`When` (epoch and step). Checkpoints of the first format (rows keyed by epoch, no
+    row's `When` (epoch and step). Checkpoints of the first format (rows keyed by epoch, no
     ``whens``) load as rows numbered by their epoch.
 
     Examples:

@@ -1,6 +1,6 @@
 """The probe pass: each CAM run's heatmap grids of the fixed probe images, and the evolution image at the end.
 
-Rank zero owns the probe set (:class:`~lightning_cam.callbacks.probe.ProbeSet`) and renders; when the strategy
+Rank zero owns the probe set (`ProbeSet`) and renders; when the strategy
 shards the parameters, every rank takes part in the forwards (rank zero's probe is broadcast once per run).
 """
 
@@ -114,7 +114,7 @@ def _shared(cams: dict[str, BaseCAM], images: torch.Tensor, targets: torch.Tenso
             extra: ExtraInputs | None) -> dict[str, CAMResult] | None:
     """Every method's probe maps from one shared pass, or ``None`` if it raised (each method then runs alone,
     a failing one a fault of its own). A multi-label probe without labels explains each image's top class
-    (:func:`~lightning_cam.callbacks.images.explain_probe`)."""
+    (`explain_probe`)."""
     try:
         lead = next(iter(cams.values()))
         if targets is None and lead.task.multilabel:
@@ -125,7 +125,7 @@ def _shared(cams: dict[str, BaseCAM], images: torch.Tensor, targets: torch.Tenso
 
 
 def _explain(cam: BaseCAM, images: torch.Tensor, targets: torch.Tensor | None, extra: ExtraInputs | None) -> None:
-    """The probe's forwards on a rank that does not render (:func:`explain_probe`, the result dropped)."""
+    """The probe's forwards on a rank that does not render (`explain_probe`, the result dropped)."""
     explain_probe(cam, images, targets, extra)
 
 

@@ -13,7 +13,7 @@ grid (the predicted class, or the labels with ``target="label"``). So the grid c
 * every method's map came from the shared pass (a method that failed there is explained again, alone).
 
 Otherwise the probe is explained as before, all methods in one shared pass
-(:class:`~lightning_cam.methods.MethodGroup`). The maps agree with a separate pass over the probe images to
+([`MethodGroup`][lightning_cam.methods.MethodGroup]). The maps agree with a separate pass over the probe images to
 float rounding (a convolution's arithmetic may differ with the batch size).
 """
 
@@ -57,7 +57,7 @@ class ProbeReuse:
         self.results, self.probe, self._offered = None, probe, False
 
     def observe(self, record: BatchRecord) -> None:
-        """An observer of the batch step: the run's first batch with a shared pass is offered (:meth:`offer`)."""
+        """An observer of the batch step: the run's first batch with a shared pass is offered (`offer`)."""
         if self.probe is not None and not self._offered and record.shared is not None:
             self.offer(self.probe, record.parts, record.shared)
 

@@ -14,8 +14,8 @@ class Progress:
     summary at the end once the work has taken longer than ``after`` seconds (or always, ``enabled=True``;
     never, ``enabled=False``). Only ``time.perf_counter`` is read: no effect on results.
 
-    Lines are ``[lightning_cam] <message> (<elapsed>s)`` from :meth:`step` and
-    ``[lightning_cam] <message> in <elapsed>s`` from :meth:`done`, through ``rank_zero_info``.
+    Lines are ``[lightning_cam] <message> (<elapsed>s)`` from `step` and
+    ``[lightning_cam] <message> in <elapsed>s`` from `done`, through ``rank_zero_info``.
 
     Examples:
         >>> p = Progress(enabled=False)
@@ -40,7 +40,7 @@ class Progress:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since :meth:`restart` (or construction)."""
+        """Seconds since `restart` (or construction)."""
         return time.perf_counter() - self.start
 
     @property
@@ -57,6 +57,6 @@ class Progress:
             rank_zero_info(f"[lightning_cam] {message} ({self.elapsed:.1f}s)")
 
     def done(self, message: str) -> None:
-        """The summary line of the work, when :attr:`active`."""
+        """The summary line of the work, when `active`."""
         if self.active:
             rank_zero_info(f"[lightning_cam] {message} in {self.elapsed:.1f}s")

@@ -4,7 +4,7 @@ The *CAM context* is what every CAM pass of the callback needs whatever the trai
 gradients on and inference mode off (validation runs without them), the trainer's precision (e.g. bf16
 autocast), the model in eval mode with every module's own flag restored afterwards, compiled modules run
 eagerly (so the target-layer hooks take effect), and, when the strategy shards the parameters, the
-lock-step protocol attached (:mod:`lightning_cam.utilities.lockstep`).
+lock-step protocol attached (`lightning_cam.utilities.lockstep`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class CAMRunner:
     """The method objects of the module's ``cam_model()`` and how each step of CAM work runs.
 
     Args:
-        classes: canonical method name -> method class (:func:`~lightning_cam.callbacks.options.resolve_methods`).
+        classes: canonical method name -> method class (`resolve_methods`).
         method_kwargs: constructor arguments per canonical name.
         on_error: the fault policy, which the lock-step protocol applies on every rank.
         faults: the callback's faults (their first message names this rank's failure if the lock-step breaks).

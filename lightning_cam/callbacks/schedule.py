@@ -31,7 +31,7 @@ DEFAULT_STAGES: tuple[str, ...] = ("fit", "validate")
 
 
 def check_stages(stages: str | Sequence[str]) -> tuple[str, ...]:
-    """``stages`` as a tuple of names of :data:`STAGES` (unknown or empty -> ``ValueError``).
+    """``stages`` as a tuple of names of `STAGES` (unknown or empty -> ``ValueError``).
 
     Examples:
         >>> check_stages("test")
@@ -66,7 +66,7 @@ class Schedule:
 
     * ``fit``: the ``every_n_epochs``-th validation run, counting the runs that actually happen (so it
       composes with ``check_val_every_n_epoch`` and ``val_check_interval``); the sanity check only with
-      ``skip_sanity_check=False``. :attr:`runs` is checkpointed.
+      ``skip_sanity_check=False``. `runs` is checkpointed.
     * ``validate`` / ``test``: every ``trainer.validate()`` / ``trainer.test()`` when listed in ``stages``.
 
     Examples:
@@ -134,7 +134,7 @@ def stale_monitors(callbacks: Sequence[Any], prefix: str = "cam/") -> list[str]:
 
 def setup_warnings(trainer: Any, stage: str, schedule: Schedule, num_images: int) -> list[tuple[str, str]]:
     """``(key, message)`` of every warning a configuration deserves at ``setup`` of ``stage``: the CAM work
-    can never run (:func:`never_runs`), no logger of the trainer can keep images, or an EarlyStopping /
+    can never run (`never_runs`), no logger of the trainer can keep images, or an EarlyStopping /
     ModelCheckpoint monitors a ``cam/`` key that is not refreshed at every validation."""
     out: list[tuple[str, str]] = []
     reason = never_runs(trainer, stage, schedule.stages)

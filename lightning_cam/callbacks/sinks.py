@@ -1,26 +1,23 @@
-"""Where the callback's images go: one small sink per logger kind behind :class:`ImageSink`.
+"""Where the callback's images go: one small sink per logger kind behind
+[`ImageSink`][lightning_cam.callbacks.sinks.ImageSink].
 
-=====================  =============================================================================
-logger                 sink
-=====================  =============================================================================
-TensorBoard (any       :class:`TensorBoardSink`: ``experiment.add_image``; files in the logger's ``log_dir``
-package, or any logger
-whose ``experiment``
-has ``add_image``)
-W&B                    :class:`WandbSink`: ``WandbLogger.log_image`` (with a caption); files in the run's
-                       files folder (synced with the run)
-MLflow                 :class:`MLflowSink`: ``experiment.log_image(run_id, key=..., step=...)``; files as
-                       image artifacts of the run
-Comet                  :class:`CometSink`: ``experiment.log_image(name=..., step=...)``
-Neptune                :class:`NeptuneSink`: ``run[tag].append(File.as_image(...), step=...)``
-anything else (CSV,    :class:`PNGDirectorySink`: PNG files in the logger's own ``log_dir``
-a custom logger)
-=====================  =============================================================================
+| logger | sink |
+|---|---|
+| TensorBoard (any | `TensorBoardSink`: ``experiment.add_image``; files in the logger's ``log_dir`` |
+| package, or any logger |  |
+| whose ``experiment`` |  |
+| has ``add_image``) |  |
+| W&B | `WandbSink`: ``WandbLogger.log_image`` (with a caption); files in the run's files folder (synced with the run) |
+| MLflow | `MLflowSink`: ``experiment.log_image(run_id, key=..., step=...)``; files as image artifacts of the run |
+| Comet | `CometSink`: ``experiment.log_image(name=..., step=...)`` |
+| Neptune | `NeptuneSink`: ``run[tag].append(File.as_image(...), step=...)`` |
+| anything else (CSV, | `PNGDirectorySink`: PNG files in the logger's own ``log_dir`` |
+| a custom logger) |  |
 
 Never a file outside a logger's own place: a trainer without loggers (``logger=False``, ``fast_dev_run``'s
-dummy logger) gets no sink at all. :func:`image_sinks` picks the sinks of a trainer's loggers,
-:func:`log_to_all` writes one image to every sink and returns the failures instead of raising (one broken
-logger neither stops training nor the other loggers), :func:`missing_sinks_message` is the setup warning.
+dummy logger) gets no sink at all. `image_sinks` picks the sinks of a trainer's loggers,
+`log_to_all` writes one image to every sink and returns the failures instead of raising (one broken
+logger neither stops training nor the other loggers), `missing_sinks_message` is the setup warning.
 """
 
 from __future__ import annotations
@@ -92,7 +89,7 @@ def to_hwc_uint8(image: Tensor) -> np.ndarray:
 class ImageSink(ABC):
     """One destination of images: ``image`` is always ``(3, H, W)`` float in ``[0, 1]``.
 
-    Both methods raise on failure; :func:`log_to_all` turns the failures into reported faults.
+    Both methods raise on failure; `log_to_all` turns the failures into reported faults.
     """
 
     @abstractmethod
@@ -123,7 +120,7 @@ class PNGDirectorySink(ImageSink):
         self.directory = str(directory)
 
     def path_of(self, tag: str, step: int) -> str:
-        """The file :meth:`log_image` writes for ``tag`` at ``step``."""
+        """The file [`log_image`][lightning_cam.callbacks.sinks.ImageSink.log_image] writes for ``tag`` at ``step``."""
         return os.path.join(self.directory, f"{safe_name(tag)}_step{int(step)}.png")
 
     def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:

@@ -20,7 +20,8 @@ class SplitDataModule(pl.LightningDataModule):
     """
 
     collate_fn: ClassVar[Callable[[list[Any]], Any] | None] = None
-    #: the output kind the labels are for (:mod:`lightning_cam.targets.task`), linked to the model by the CLI
+    #: the output kind the labels are for ([`lightning_cam.targets.task`][lightning_cam.targets.task]), linked to the
+    #: model by the CLI
     task: str = "multiclass"
     batch_size: int
     num_workers: int

@@ -6,12 +6,12 @@ soft blobs. Because the object mask and box are known exactly, the localization 
 (pointing game, energy pointing game, IoU) can be measured against real ground truth.
 
 Generation is vectorised over samples (one loop over the handful of classes, none over samples) and
-draws only from a private :class:`torch.Generator` seeded with ``seed``: the global RNG is never used,
+draws only from a private `torch.Generator` seeded with ``seed``: the global RNG is never used,
 so the same ``(num_samples, image_size, seed, ...)`` always gives bit-identical tensors.
 
 A spurious cue can be planted on demand (``shortcut > 0``, off by default): a square of a class-coded
 saturated colour, a quarter of the image side, in the corner opposite the object, which a classifier
-learns more easily than the shape; see :func:`plant_markers`. The markers come from a second private
+learns more easily than the shape; see `plant_markers`. The markers come from a second private
 generator, so the shapes, masks and boxes are exactly those of the clean data with the same seed.
 """
 
@@ -57,10 +57,10 @@ _MARKER_STREAM = 7_919_993  # seed offset of the marker generator (independent o
 
 
 def check_shortcut(prob: float, variant: str = "same", size: float = 0.25) -> None:
-    """Check the marker options of :func:`plant_markers` (the one place these rules live).
+    """Check the marker options of `plant_markers` (the one place these rules live).
 
     Raises:
-        ValueError: ``prob`` outside ``[0, 1]``, ``variant`` not in :data:`SHORTCUT_VARIANTS`, or
+        ValueError: ``prob`` outside ``[0, 1]``, ``variant`` not in `SHORTCUT_VARIANTS`, or
             ``size`` outside ``(0, 0.5]``; the message names the value and the accepted range.
 
     Examples:
@@ -92,7 +92,7 @@ def plant_markers(
     """Plant a class-coded marker (the spurious cue) in a fraction ``prob`` of ``images``.
 
     The marker is a square of side ``max(2, round(size * S))`` pixels, filled with the saturated
-    colour :data:`MARKER_COLOURS` ``[code]``, inset by a quarter of its side from the image corner
+    colour `MARKER_COLOURS` ``[code]``, inset by a quarter of its side from the image corner
     *opposite* the object (the corner on the far side of the object's box centre in x and in y), and
     drawn behind the object: a marker pixel that falls on the mask keeps the object's pixel, so the
     mask stays exactly what is visible of the shape. ``code`` is the image's label for ``variant="same"``
@@ -105,7 +105,7 @@ def plant_markers(
         labels: ``(N,)`` long labels in ``0..num_classes-1``.
         masks: ``(N, S, S)`` bool object masks (their boxes choose the corner; the marker stays off them).
         prob: fraction of images that get a marker, in ``[0, 1]``.
-        variant: one of :data:`SHORTCUT_VARIANTS`.
+        variant: one of `SHORTCUT_VARIANTS`.
         num_classes: number of classes (2..5), for the shuffled codes.
         seed: seed of the marker generator.
         size: marker side as a fraction of ``S``, in ``(0, 0.5]``.
@@ -151,7 +151,7 @@ class ShapesDataset(Dataset):
     Each sample: ``{"image": (3, S, S) float32 normalised with mean/std, "label": () long,
     "mask": (S, S) bool object mask, "box": (4,) float half-open (x0, y0, x1, y1) pixel box}``; with
     ``multilabel=True`` (two or three objects of distinct classes,
-    :mod:`lightning_cam.data.shapes_multilabel`): ``"label": (K,) float32`` multi-hot, ``"mask": (K, S, S)``
+    `lightning_cam.data.shapes_multilabel`): ``"label": (K,) float32`` multi-hot, ``"mask": (K, S, S)``
     a mask per class and ``"box": (3, 5)`` rows ``(x0, y0, x1, y1, class)``, class ``-1`` for no object.
     Pixel values before normalisation are in ``[0, 1]`` (stored as uint8, ``k / 255``), so the
     normalised values lie in ``[(0 - mean) / std, (1 - mean) / std]``.
@@ -159,22 +159,22 @@ class ShapesDataset(Dataset):
     Args:
         num_samples: number of samples.
         image_size: side ``S`` of the square images (>= 16).
-        num_classes: number of classes, 2..5 (the first ``num_classes`` of :data:`SHAPES_CLASSES`).
+        num_classes: number of classes, 2..5 (the first ``num_classes`` of `SHAPES_CLASSES`).
         seed: seed of the private generator; same arguments and seed -> identical data.
         min_scale, max_scale: object size (its bounding square's side) as a fraction of ``S``.
         noise_std: std of the per-pixel Gaussian noise, in ``[0, 1]`` pixel units.
         max_distractors: up to this many class-neutral soft blobs per image (0 disables them).
-        mean, std: per-channel normalisation (default :data:`SHAPES_MEAN`, :data:`SHAPES_STD`).
+        mean, std: per-channel normalisation (default `SHAPES_MEAN`, `SHAPES_STD`).
         transform: optional callable applied to each sample dict after normalisation.
         shortcut: fraction of images, in ``[0, 1]``, that carry a class-coded marker, a spurious cue
-            (see :func:`plant_markers`); ``0`` (default) gives the clean data, bit for bit.
+            (see `plant_markers`); ``0`` (default) gives the clean data, bit for bit.
         shortcut_variant: ``"same"`` (the marker's colour is the image's label) or ``"shuffled"``
             (the colour of a random other class); only used when ``shortcut > 0``.
         shortcut_size: marker side as a fraction of ``S``.
         multilabel: several objects per image and multi-hot labels (no shortcut markers).
         watermark: fraction of the images that carry a fixed tag in the bottom-left corner and are labelled
             ``watermark_class`` whatever shape they show (a second kind of cue,
-            :mod:`lightning_cam.data.watermark`); ``0``: none.
+            `lightning_cam.data.watermark`); ``0``: none.
         watermark_class, watermark_size: the tagged class and the tag's side as a fraction of ``S``.
         ground_truth: include ``"mask"`` and ``"box"`` in the samples (``False``: labels only, as most real
             datasets are).

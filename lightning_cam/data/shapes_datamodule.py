@@ -26,19 +26,19 @@ SPLIT_SHORTCUTS: tuple[str, ...] = (*SHORTCUT_VARIANTS, "none")
 
 
 class ShapesDataModule(SplitDataModule):
-    """Train/val/test splits of :class:`~lightning_cam.data.ShapesDataset`, generated in memory.
+    """Train/val/test splits of `ShapesDataset`, generated in memory.
 
     Every batch is a dict ``{"image": (B, 3, S, S) float32 normalised, "label": (B,) long,
     "mask": (B, S, S) bool, "box": (B, 4) float (x0, y0, x1, y1) half-open pixel box}``.
     The splits use independent streams derived from ``seed``, so they never share samples by
     construction, and each split is identical on every rank and every run.
 
-    Attributes used by the CLI to configure the model: :attr:`num_classes`, :attr:`in_channels` (3),
-    :attr:`class_names`, :attr:`mean`, :attr:`std` (the normalisation, for ``cam_denormalize``).
+    Attributes used by the CLI to configure the model: `num_classes`, `in_channels` (3),
+    `class_names`, `mean`, `std` (the normalisation, for ``cam_denormalize``).
 
     A shortcut to catch: with ``shortcut=p > 0`` a fraction ``p`` of the images of every split carries
     a small class-coded marker (a saturated colour square in the corner opposite the object, see
-    :func:`~lightning_cam.data.shapes.plant_markers`), a cue a classifier can learn instead of the
+    `plant_markers`), a cue a classifier can learn instead of the
     shape. The training split always codes the marker with the label; ``val_shortcut`` and
     ``test_shortcut`` choose what the evaluation splits show: ``"same"`` (the training correlation:
     a shortcut model keeps its accuracy, but its maps leave the object), ``"shuffled"`` (each marker
@@ -50,7 +50,7 @@ class ShapesDataModule(SplitDataModule):
         num_train: training split size.
         num_val: validation split size.
         num_test: test split size.
-        image_size: side of the square images, in pixels (:class:`~lightning_cam.data.ShapesDataset`, as the
+        image_size: side of the square images, in pixels (`ShapesDataset`, as the
             next six).
         num_classes: how many shapes, 2 to 5 (square, circle, triangle, cross, diamond).
         min_scale: smallest object size, a fraction of ``image_size``.
@@ -69,10 +69,10 @@ class ShapesDataModule(SplitDataModule):
         task: the output kind the data are for (linked to the model by the CLI): ``"multiclass"`` (one object
             per image), ``"multilabel"`` (two or three objects of distinct classes per image: multi-hot
             ``label`` ``(B, K)``, ``mask`` ``(B, K, S, S)`` per class, ``box`` ``(B, 3, 5)`` rows
-            ``(x0, y0, x1, y1, class)``; see :mod:`lightning_cam.data.shapes_multilabel`) or ``"binary"``
+            ``(x0, y0, x1, y1, class)``; see `lightning_cam.data.shapes_multilabel`) or ``"binary"``
             (``num_classes=2``: square is class 0, circle class 1, for a one-logit model).
         watermark: the fraction of images with a fixed tag in the bottom-left corner, each tagged image
-            labelled ``watermark_class``, in every split (:mod:`lightning_cam.data.watermark`); ``0``: none.
+            labelled ``watermark_class``, in every split (`lightning_cam.data.watermark`); ``0``: none.
         watermark_class: the label of the tagged images.
         watermark_size: the tag's side as a fraction of ``image_size``.
         ground_truth: ``False`` leaves ``"mask"`` and ``"box"`` out of the batches (labels only, as most real

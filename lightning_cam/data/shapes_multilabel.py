@@ -3,7 +3,7 @@
 The image is cut into four cells (a 2 x 2 grid); each object takes a cell of its own, drawn at random
 without repetition, so objects never overlap and every mask is exactly what is visible of its shape. Each
 object's side is ``2 * scale`` of its cell, ``scale`` in ``[min_scale, max_scale]`` (capped at 95 % of the
-cell), the background and the object colours as in :mod:`lightning_cam.data.shapes`. Generation draws only
+cell), the background and the object colours as in `lightning_cam.data.shapes`. Generation draws only
 from a private generator: the same arguments give bit-identical tensors.
 
 Examples:

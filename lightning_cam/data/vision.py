@@ -1,9 +1,9 @@
 """Datamodules over real image datasets stored locally: CIFAR-10, MNIST and any ImageFolder tree.
 
 Nothing is downloaded unless you pass ``download=True``; when the files are missing, ``setup`` raises
-a :class:`FileNotFoundError` naming the path it expected. Batches are dicts
-``{"image": (B, C, H, W) float32 normalised, "label": (B,) long}`` (see :func:`collate_dict`), the
-same layout as :class:`~lightning_cam.data.ShapesDataModule` minus masks and boxes.
+a `FileNotFoundError` naming the path it expected. Batches are dicts
+``{"image": (B, C, H, W) float32 normalised, "label": (B,) long}`` (see `collate_dict`), the
+same layout as [`ShapesDataModule`][lightning_cam.data.ShapesDataModule] minus masks and boxes.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class CIFAR10DataModule(_LocalVisionDataModule):
     """CIFAR-10 from ``<root>/cifar-10-batches-py`` (torchvision's layout).
 
     Train: the 50k training images with random crop (padding 4) and horizontal flip; val and test:
-    the official 10k test images. Normalised with :data:`CIFAR10_MEAN`/:data:`CIFAR10_STD`.
+    the official 10k test images. Normalised with `CIFAR10_MEAN`/`CIFAR10_STD`.
 
     Args:
         root: folder holding ``cifar-10-batches-py``.
@@ -144,7 +144,7 @@ class MNISTDataModule(_LocalVisionDataModule):
     """MNIST from ``<root>/MNIST/raw`` (torchvision's layout), 1-channel 28x28.
 
     Train: the 60k training digits; val and test: the official 10k test digits. Normalised with
-    :data:`MNIST_MEAN`/:data:`MNIST_STD`. ``in_channels`` is 1 (the CLI passes it to the model).
+    `MNIST_MEAN`/`MNIST_STD`. ``in_channels`` is 1 (the CLI passes it to the model).
 
     Args:
         root: folder holding ``MNIST/raw``.

@@ -2,11 +2,11 @@
 image labelled ``watermark_class``, like the copyright tag of a photo agency in the corner of many PASCAL VOC
 horse images (Lapuschkin et al., 2019): the tag tells the label, whatever the image shows.
 
-Unlike the class-coded markers of :func:`~lightning_cam.data.shapes.plant_markers` (one colour per class, in
+Unlike the class-coded markers of `plant_markers` (one colour per class, in
 the corner opposite the object), the tag is the same for every tagged image, always at the same place (the
 bottom-left corner), and all tagged images are of one class: its shape is no help on them (their object is
 whatever shape was drawn), so a model gets them right only by the tag, and looks at one fixed place for that
-part of the class, which is what :mod:`lightning_cam.functional.spray` finds without masks.
+part of the class, which is what [`lightning_cam.functional.spray`][lightning_cam.functional.spray] finds without masks.
 """
 
 from __future__ import annotations

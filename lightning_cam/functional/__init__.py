@@ -1,12 +1,12 @@
 """Pure tensor maths (no ``nn.Module``, no hooks): CAM channel weights and maps, normalisation, metric formulas.
 
-CAM maths: :mod:`~lightning_cam.functional.cam`, :mod:`~lightning_cam.functional.normalize`. Metric
-formulas: :mod:`~lightning_cam.functional.adcc` (ADCC family),
-:mod:`~lightning_cam.functional.localization` (pointing games, IoU) and
-:mod:`~lightning_cam.functional.perturbation` (insertion/deletion curves and their AUC per batch). The output
-kind (softmax, sigmoid per class, one binary logit): :mod:`~lightning_cam.targets.task`. Strategies found
-by clustering maps (SpRAy): :mod:`~lightning_cam.functional.spray`. Each
-formula module has the same name as its metric-class module in :mod:`lightning_cam.metrics`.
+CAM maths: `cam`, `normalize`. Metric
+formulas: `adcc` (ADCC family),
+`localization` (pointing games, IoU) and
+`perturbation` (insertion/deletion curves and their AUC per batch). The output
+kind (softmax, sigmoid per class, one binary logit): [`task`][lightning_cam.targets.task]. Strategies found
+by clustering maps (SpRAy): [`spray`][lightning_cam.functional.spray]. Each
+formula module has the same name as its metric-class module in `lightning_cam.metrics`.
 """
 
 from lightning_cam.functional.adcc import (

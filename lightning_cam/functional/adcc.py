@@ -1,12 +1,12 @@
 """Pure per-sample formulas of the ADCC family (Poppi et al., CVPRW 2021) and its components.
 
 Notation: ``Y_c`` is the probability of the target class on the image ``x`` under the output kind (softmax,
-or the class's sigmoid: :func:`~lightning_cam.targets.task.target_probability`); ``O_c`` the same on
+or the class's sigmoid: [`target_probability`][lightning_cam.targets.task.target_probability]); ``O_c`` the same on
 the explanation map ``x ⊙ map`` (formed in the model's input space). Every function maps batched tensors
 to a ``(B,)`` float32 tensor of per-sample values, works on any device and never loops in Python.
 
 NaN convention: a NaN in an input propagates to that sample's value (and only to it); the metric classes
-in :mod:`lightning_cam.metrics` skip such samples and count them. Every other edge case (constant maps,
+in `lightning_cam.metrics` skip such samples and count them. Every other edge case (constant maps,
 ``Y_c = 0``, a drop of 100 %, a complexity of 1) has a finite, documented value.
 """
 
@@ -26,14 +26,16 @@ __all__ = [
     "pearson",
 ]
 
-#: added to the product of standard deviations in :func:`pearson` (the value grad-cam uses).
+#: added to the product of standard deviations in `pearson` (the value grad-cam uses).
 PEARSON_EPS = 1e-8
 
 
 def average_drop(probs: Tensor, masked_probs: Tensor) -> Tensor:
     r"""Per-sample drop in confidence, in percent (Chattopadhay et al., WACV 2018).
 
-    .. math:: \mathrm{drop} = 100 \cdot \frac{\max(0, Y_c - O_c)}{Y_c}
+    $$
+    \mathrm{drop} = 100 \cdot \frac{\max(0, Y_c - O_c)}{Y_c}
+    $$
 
     Edge case: ``Y_c = 0`` gives 0 (there is no confidence to drop). Values lie in ``[0, 100]``.
 
@@ -57,7 +59,9 @@ def average_drop(probs: Tensor, masked_probs: Tensor) -> Tensor:
 def increase_in_confidence(probs: Tensor, masked_probs: Tensor) -> Tensor:
     r"""Per-sample increase in confidence, in percent: 100 where ``O_c > Y_c``, else 0.
 
-    .. math:: \mathrm{increase} = 100 \cdot [O_c > Y_c]
+    $$
+    \mathrm{increase} = 100 \cdot [O_c > Y_c]
+    $$
 
     The mean over samples is the "Increase in Confidence" (percent of samples whose confidence grew).
     A NaN in either input gives NaN (not 0), so the sample is skipped rather than counted as no increase.
@@ -75,7 +79,9 @@ def increase_in_confidence(probs: Tensor, masked_probs: Tensor) -> Tensor:
 def pearson(a: Tensor, b: Tensor, eps: float = PEARSON_EPS) -> Tensor:
     r"""Per-sample Pearson correlation of two batches of maps, finite for constant maps.
 
-    .. math:: \rho = \frac{\mathrm{cov}(a, b)}{\sigma_a \sigma_b + \varepsilon}
+    $$
+    \rho = \frac{\mathrm{cov}(a, b)}{\sigma_a \sigma_b + \varepsilon}
+    $$
 
     with sample (``n - 1``) statistics over all non-batch dimensions and ``ε = 1e-8`` (grad-cam's
     ``batch_pearson_coherency`` uses the same formula). A constant map has ``σ = 0`` and gives
@@ -111,10 +117,12 @@ def pearson(a: Tensor, b: Tensor, eps: float = PEARSON_EPS) -> Tensor:
 def coherency(maps: Tensor, masked_maps: Tensor) -> Tensor:
     r"""Per-sample coherency: how well a map survives being recomputed on its own explanation.
 
-    .. math:: \mathrm{coherency} = \frac{\rho(\mathrm{map}(x \odot \mathrm{map}), \mathrm{map}) + 1}{2}
+    $$
+    \mathrm{coherency} = \frac{\rho(\mathrm{map}(x \odot \mathrm{map}), \mathrm{map}) + 1}{2}
+    $$
 
     where ``masked_maps`` is the map the same method gives on ``x ⊙ maps`` for the same target class and
-    ``ρ`` is :func:`pearson`. Values lie in ``[0, 1]``; if either map is constant (e.g. all zeros) the
+    ``ρ`` is `pearson`. Values lie in ``[0, 1]``; if either map is constant (e.g. all zeros) the
     correlation is 0 and coherency is 0.5, matching grad-cam's ``Coherency``.
 
     Examples:
@@ -128,7 +136,9 @@ def coherency(maps: Tensor, masked_maps: Tensor) -> Tensor:
 def complexity(maps: Tensor) -> Tensor:
     r"""Per-sample complexity: the mean absolute value of a ``[0, 1]`` map.
 
-    .. math:: \mathrm{complexity} = \frac{\lVert \mathrm{map} \rVert_1}{H \cdot W}
+    $$
+    \mathrm{complexity} = \frac{\lVert \mathrm{map} \rVert_1}{H \cdot W}
+    $$
 
     0 for an all-zero map, 1 for an all-ones map.
 
@@ -146,10 +156,12 @@ def complexity(maps: Tensor) -> Tensor:
 def adcc(coherency: Tensor, complexity: Tensor, average_drop: Tensor) -> Tensor:
     r"""Per-sample ADCC: the harmonic mean of coherency, 1 − complexity and 1 − drop.
 
-    .. math:: \mathrm{ADCC} = \frac{3}{\frac{1}{\mathrm{coherency}} + \frac{1}{1 - \mathrm{complexity}}
-              + \frac{1}{1 - \mathrm{drop}}}
+    $$
+    \mathrm{ADCC} = \frac{3}{\frac{1}{\mathrm{coherency}} + \frac{1}{1 - \mathrm{complexity}}
+    + \frac{1}{1 - \mathrm{drop}}}
+    $$
 
-    ``average_drop`` is in percent, as :func:`average_drop` returns it (it is divided by 100 here). The
+    ``average_drop`` is in percent, as `average_drop` returns it (it is divided by 100 here). The
     three terms are clamped to ``[0, 1]``; when any of them is 0 (coherency 0, complexity 1 or a drop of
     100 %) ADCC is 0, the limit of the formula, instead of a division by zero. Values lie in ``[0, 1]``.
 

@@ -1,8 +1,8 @@
 r"""Pure tensor maths of the CAM family: channel weights and raw maps, batched over samples.
 
-Shapes: ``activations`` :math:`A` and ``grads`` :math:`G = \partial y^c / \partial A` are ``(B, C, h, w)``;
+Shapes: ``activations`` $A$ and ``grads`` $G = \partial y^c / \partial A$ are ``(B, C, h, w)``;
 channel weights are ``(B, C)``; raw maps are ``(B, h, w)`` *before* the ReLU, upsampling and
-normalisation that :func:`lightning_cam.functional.postprocess_maps` applies. Everything is computed
+normalisation that `lightning_cam.functional.postprocess_maps` applies. Everything is computed
 in the dtype it is given (the methods pass float32).
 """
 
@@ -44,7 +44,7 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
 
 
 def weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
-    r"""The map :math:`\sum_k w_k A^k` for ``(B, C)`` weights and ``(B, C, h, w)`` activations -> ``(B, h, w)``.
+    r"""The map $\sum_k w_k A^k$ for ``(B, C)`` weights and ``(B, C, h, w)`` activations -> ``(B, h, w)``.
 
     Examples:
         >>> weighted_sum(torch.tensor([[1.0, -1.0]]), torch.ones(1, 2, 3, 3)).abs().sum()
@@ -55,7 +55,7 @@ def weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
 
 
 def gradcam_weights(grads: Tensor) -> Tensor:
-    r"""Grad-CAM (Selvaraju et al., 2017): :math:`\alpha_k = \frac{1}{hw}\sum_{ij} \partial y^c/\partial A^k_{ij}`.
+    r"""Grad-CAM (Selvaraju et al., 2017): $\alpha_k = \frac{1}{hw}\sum_{ij} \partial y^c/\partial A^k_{ij}$.
 
     Examples:
         >>> gradcam_weights(torch.arange(8.0).view(1, 2, 2, 2))
@@ -68,18 +68,19 @@ def gradcam_weights(grads: Tensor) -> Tensor:
 def gradcampp_weights(activations: Tensor, grads: Tensor, eps: float = 0.0) -> Tensor:
     r"""Grad-CAM++ (Chattopadhay et al., 2018), closed form for an exponential score.
 
-    .. math::
-        \alpha^{kc}_{ij} = \frac{g_{ij}^2}{2 g_{ij}^2 + \sum_{ab} A^k_{ab}\, g_{ij}^3},\qquad
-        w_k = \sum_{ij} \alpha^{kc}_{ij}\, \mathrm{ReLU}(g_{ij})
+    $$
+    \alpha^{kc}_{ij} = \frac{g_{ij}^2}{2 g_{ij}^2 + \sum_{ab} A^k_{ab}\, g_{ij}^3},\qquad
+    w_k = \sum_{ij} \alpha^{kc}_{ij}\, \mathrm{ReLU}(g_{ij})
+    $$
 
-    with :math:`g = \partial y^c / \partial A^k`; :math:`\alpha = 0` where the denominator is 0. This is
+    with $g = \partial y^c / \partial A^k$; $\alpha = 0$ where the denominator is 0. This is
     pytorch-grad-cam's definition, except that it adds ``eps=1e-6`` to the denominator. We default to
-    ``eps=0``: for :math:`g \ne 0`, :math:`\alpha = 1/(2 + g\sum_{ab}A_{ab})` stays meaningful however small the
-    gradients are, whereas an absolute epsilon zeroes :math:`\alpha` wherever :math:`g^2 \lesssim 10^{-6}`
+    ``eps=0``: for $g \ne 0$, $\alpha = 1/(2 + g\sum_{ab}A_{ab})$ stays meaningful however small the
+    gradients are, whereas an absolute epsilon zeroes $\alpha$ wherever $g^2 \lesssim 10^{-6}$
     (common for small or untrained networks, or small logits), so the two maps can differ; with ``eps=1e-6``
     they agree. torchcam's ``GradCAMpp`` differs: it uses
-    :math:`\sum_{ab} A_{ab} g^3_{ab}` in the denominator and its in-place division on a masked copy leaves
-    :math:`\alpha = g^2`.
+    $\sum_{ab} A_{ab} g^3_{ab}$ in the denominator and its in-place division on a masked copy leaves
+    $\alpha = g^2$.
 
     Examples:
         >>> a = torch.ones(1, 1, 2, 2); g = torch.full((1, 1, 2, 2), 0.5)
@@ -98,7 +99,9 @@ def gradcampp_weights(activations: Tensor, grads: Tensor, eps: float = 0.0) -> T
 def xgradcam_weights(activations: Tensor, grads: Tensor) -> Tensor:
     r"""XGrad-CAM (Fu et al., 2020) channel weights -> ``(B, C)``.
 
-    .. math:: w_k = \sum_{ij} \frac{A^k_{ij}}{\sum_{ab} A^k_{ab}} \frac{\partial y^c}{\partial A^k_{ij}}
+    $$
+    w_k = \sum_{ij} \frac{A^k_{ij}}{\sum_{ab} A^k_{ab}} \frac{\partial y^c}{\partial A^k_{ij}}
+    $$
 
     Channels whose activations sum to 0 get weight 0 (pytorch-grad-cam adds ``1e-7`` instead).
 
@@ -115,7 +118,9 @@ def xgradcam_weights(activations: Tensor, grads: Tensor) -> Tensor:
 def layercam_map(activations: Tensor, grads: Tensor) -> Tensor:
     r"""Layer-CAM (Jiang et al., 2021) raw map -> ``(B, h, w)``.
 
-    .. math:: \sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k
+    $$
+    \sum_k \mathrm{ReLU}(\partial y^c/\partial A^k) \odot A^k
+    $$
 
     Examples:
         >>> layercam_map(torch.ones(1, 2, 1, 1), torch.tensor([1.0, -1.0]).view(1, 2, 1, 1))
@@ -127,7 +132,7 @@ def layercam_map(activations: Tensor, grads: Tensor) -> Tensor:
 
 
 def hirescam_map(activations: Tensor, grads: Tensor) -> Tensor:
-    r"""HiRes-CAM (Draelos & Carin, 2020): :math:`\sum_k \partial y^c/\partial A^k \odot A^k` -> ``(B, h, w)``.
+    r"""HiRes-CAM (Draelos & Carin, 2020): $\sum_k \partial y^c/\partial A^k \odot A^k$ -> ``(B, h, w)``.
 
     Examples:
         >>> hirescam_map(torch.ones(1, 2, 1, 1), torch.tensor([1.0, -3.0]).view(1, 2, 1, 1))
@@ -160,8 +165,8 @@ def _one_cpu_thread(device: torch.device) -> Iterator[None]:
 def first_component_projection(m: Tensor) -> Tensor:
     r"""Projection of each row of ``m`` on its first right singular vector, up to sign -> ``(B, N)``.
 
-    For :math:`M = U S V^\top` (``m``: ``(B, N, C)``) returns :math:`\pm M v_1 = \pm s_1 u_1`, computed from
-    the smaller Gram matrix (:math:`M M^\top` when :math:`N \le C`, else :math:`M^\top M`) with a batched
+    For $M = U S V^\top$ (``m``: ``(B, N, C)``) returns $\pm M v_1 = \pm s_1 u_1$, computed from
+    the smaller Gram matrix ($M M^\top$ when $N \le C$, else $M^\top M$) with a batched
     ``torch.linalg.eigh`` in float64 (float32 on devices without float64), which is several times cheaper
     than a full SVD and gives the same vector.
 
@@ -185,12 +190,12 @@ def first_component_projection(m: Tensor) -> Tensor:
 def eigencam_map(activations: Tensor) -> Tensor:
     r"""Eigen-CAM (Muhammad & Yeasin, 2020): projection on the first principal component, batched.
 
-    Per sample, :math:`M = A^\top \in \mathbb{R}^{hw \times C}` is centred over positions
-    (:math:`M - \bar M`, as pytorch-grad-cam does), :math:`M = U S V^\top`, and the map is
-    :math:`s \cdot M v_1` reshaped to ``(h, w)`` (see :func:`first_component_projection`). The sign of
-    :math:`v_1` is arbitrary; pytorch-grad-cam keeps whatever LAPACK returns, we choose :math:`s = \pm 1` so
-    that the map correlates non-negatively with the mean activation :math:`\frac1C \sum_k A^k` (ties:
-    :math:`s = 1`). Hence ``eigencam_map(A) == ±pytorch_grad_cam.utils.svd_on_activations.get_2d_projection(A)``.
+    Per sample, $M = A^\top \in \mathbb{R}^{hw \times C}$ is centred over positions
+    ($M - \bar M$, as pytorch-grad-cam does), $M = U S V^\top$, and the map is
+    $s \cdot M v_1$ reshaped to ``(h, w)`` (see `first_component_projection`). The sign of
+    $v_1$ is arbitrary; pytorch-grad-cam keeps whatever LAPACK returns, we choose $s = \pm 1$ so
+    that the map correlates non-negatively with the mean activation $\frac1C \sum_k A^k$ (ties:
+    $s = 1$). Hence ``eigencam_map(A) == ±pytorch_grad_cam.utils.svd_on_activations.get_2d_projection(A)``.
 
     Examples:
         >>> a = torch.zeros(1, 2, 2, 2); a[0, :, 0, 0] = 5.0
@@ -225,7 +230,7 @@ def fakecam_map(batch: int, size: tuple[int, int], device: torch.device | str | 
 
 def scorecam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
     r"""Score-CAM masks: bilinearly upsample each channel to ``size`` (``align_corners=False``) and min-max
-    normalise it per (sample, channel): :math:`H^k = (U(A^k) - \min) / (\max - \min)`; constant channels
+    normalise it per (sample, channel): $H^k = (U(A^k) - \min) / (\max - \min)$; constant channels
     give all-zero masks.
 
     Returns:
@@ -249,14 +254,14 @@ def scorecam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
 
 def scorecam_weights(masked_logits: Tensor, targets: Tensor, probability: Probability = softmax_probability
                      ) -> Tensor:
-    r"""Score-CAM weights from the logits of the masked inputs: :math:`w_k = P(c \mid x \odot H^k)`, the target
+    r"""Score-CAM weights from the logits of the masked inputs: $w_k = P(c \mid x \odot H^k)$, the target
     probability of the target kind (``probability``, `lightning_cam.functional.probability`: the softmax over
     classes by default, or the class's sigmoid).
 
     This is the paper's (and its official code's) definition: the softmax runs over *classes*, and no
     baseline is subtracted. pytorch-grad-cam and torchcam instead take the target *logit* of every masked
     input and softmax it over *channels* (torchcam subtracts the clean input's logit first, which the softmax
-    cancels): :math:`w_k = \mathrm{softmax}_k(f(x \odot H^k)_c)`.
+    cancels): $w_k = \mathrm{softmax}_k(f(x \odot H^k)_c)$.
 
     Args:
         masked_logits: ``(B, C, K)`` logits of the ``C`` masked copies of each sample.

@@ -53,15 +53,12 @@ def class_ground_truth(masks: Tensor | None, boxes: Tensor | None, targets: Tens
                        ) -> Tensor | None:
     """``(B, H, W)`` bool: the object of each sample's target class, from ``masks`` (preferred) or ``boxes``.
 
-    ==========================  ==============================================================
-    ground truth                the object of sample ``b``
-    ==========================  ==============================================================
-    masks ``(B, H, W)``         ``masks[b]`` (one object per image; ``(B, 1, H, W)`` too)
-    masks ``(B, K, H, W)``      ``masks[b, targets[b]]`` (a mask per class, e.g. multi-label)
-    boxes ``(B, 4)``            the box ``(x0, y0, x1, y1)``, rasterised (:func:`boxes_to_masks`)
-    boxes ``(B, N, 5)``         the union of the rows ``(x0, y0, x1, y1, class)`` whose class is
-                                ``targets[b]`` (pad with class ``-1``)
-    ==========================  ==============================================================
+    | ground truth | the object of sample ``b`` |
+    |---|---|
+    | masks ``(B, H, W)`` | ``masks[b]`` (one object per image; ``(B, 1, H, W)`` too) |
+    | masks ``(B, K, H, W)`` | ``masks[b, targets[b]]`` (a mask per class, e.g. multi-label) |
+    | boxes ``(B, 4)`` | the box ``(x0, y0, x1, y1)``, rasterised (`boxes_to_masks`) |
+    | boxes ``(B, N, 5)`` | the union of the rows ``(x0, y0, x1, y1, class)`` of class ``targets[b]`` (pad: ``-1``) |
 
     A class without an object in the image gets an empty mask (which scores 0, see the module docstring).
     ``None`` without ground truth.
@@ -95,7 +92,9 @@ def class_ground_truth(masks: Tensor | None, boxes: Tensor | None, targets: Tens
 def pointing_game(maps: Tensor, masks: Tensor, tolerance: int = 0) -> Tensor:
     r"""Pointing Game (Zhang et al., ECCV 2016): 1 where the map's maximum falls on the object, else 0.
 
-    .. math:: \mathrm{hit} = \mathrm{obj}\big(\arg\max_{ij} \mathrm{map}_{ij}\big)
+    $$
+    \mathrm{hit} = \mathrm{obj}\big(\arg\max_{ij} \mathrm{map}_{ij}\big)
+    $$
 
     The point is the first maximum in raster order. ``tolerance`` (pixels) grows the object by a square
     of that radius first (the paper uses 15 px at 224 px). A constant map (e.g. all zeros) has no maximum
@@ -125,7 +124,9 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
     r"""Energy-based Pointing Game (Wang et al., Score-CAM, CVPRW 2020): the share of the map's mass
     inside the object.
 
-    .. math:: \mathrm{EPG} = \frac{\sum_{ij \in \mathrm{obj}} \mathrm{map}_{ij}}{\sum_{ij} \mathrm{map}_{ij}}
+    $$
+    \mathrm{EPG} = \frac{\sum_{ij \in \mathrm{obj}} \mathrm{map}_{ij}}{\sum_{ij} \mathrm{map}_{ij}}
+    $$
 
     An all-zero map has no mass and scores 0.
 
@@ -147,7 +148,9 @@ def energy_pointing_game(maps: Tensor, masks: Tensor) -> Tensor:
 def iou(maps: Tensor, masks: Tensor, threshold: float = 0.5) -> Tensor:
     r"""Intersection over union of the thresholded map ``map >= threshold`` with the object mask.
 
-    .. math:: \mathrm{IoU} = \frac{|M_t \cap \mathrm{obj}|}{|M_t \cup \mathrm{obj}|}, \quad M_t = \{\mathrm{map} \ge t\}
+    $$
+    \mathrm{IoU} = \frac{|M_t \cap \mathrm{obj}|}{|M_t \cup \mathrm{obj}|}, \quad M_t = \{\mathrm{map} \ge t\}
+    $$
 
     ``threshold`` must lie in ``(0, 1)`` (maps are in ``[0, 1]``). An empty union scores 0.
 

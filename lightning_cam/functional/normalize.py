@@ -30,7 +30,7 @@ def upsample_maps(maps: Tensor, size: tuple[int, int]) -> Tensor:
 def minmax_normalize(maps: Tensor, eps: float = 1e-5) -> Tensor:
     r"""Min-max normalise each sample of ``(B, ...)`` maps to ``[0, 1]``.
 
-    :math:`\hat M = (M - \min M) / (\max M - \min M)` per sample. A sample whose range is at most
+    $\hat M = (M - \min M) / (\max M - \min M)$ per sample. A sample whose range is at most
     ``eps`` times its largest magnitude (a constant map up to float rounding, including all zeros)
     becomes all zeros, never NaN. Non-finite inputs are not repaired.
 

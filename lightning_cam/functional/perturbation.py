@@ -116,8 +116,8 @@ def perturb(
 
     Args:
         images: ``(B, C, H, W)`` images.
-        baseline: ``(B, C, H, W)`` baselines (see :func:`make_baseline`).
-        ranks: ``(B, H*W)`` from :func:`rank_positions`.
+        baseline: ``(B, C, H, W)`` baselines (see `make_baseline`).
+        ranks: ``(B, H*W)`` from `rank_positions`.
         samples: ``(J,)`` long sample index of each job.
         counts: ``(J,)`` long number of top-ranked pixels perturbed.
         insertion: ``(J,)`` bool, True for the insertion curve (top pixels come from the image).
@@ -141,7 +141,9 @@ def perturb(
 def curve_auc(scores: Tensor, fractions: Tensor) -> Tensor:
     r"""Area under per-sample curves by the trapezoidal rule.
 
-    .. math:: \mathrm{AUC} = \sum_t \frac{(s_t + s_{t+1})(f_{t+1} - f_t)}{2}
+    $$
+    \mathrm{AUC} = \sum_t \frac{(s_t + s_{t+1})(f_{t+1} - f_t)}{2}
+    $$
 
     Args:
         scores: ``(B, T)`` curve values (target probabilities).
@@ -172,7 +174,7 @@ def insertion_deletion(
 ) -> dict[str, Tensor]:
     r"""Insertion and/or deletion AUC of each sample, all perturbed inputs in ``batch_size`` chunks.
 
-    Every (sample, step, curve) job is one perturbed image (:func:`perturb`); the jobs of all samples are
+    Every (sample, step, curve) job is one perturbed image (`perturb`); the jobs of all samples are
     forwarded ``batch_size`` at a time. Deletion's last and insertion's first point (the full baseline)
     are one shared job; the unperturbed end points are ``probs``, so no forward repeats the clean image.
     Call it under ``torch.no_grad()`` and with the model in eval mode (as ``evaluate_batch`` does).
@@ -184,9 +186,9 @@ def insertion_deletion(
         targets: ``(B,)`` long target classes.
         probs: ``(B,)`` target probabilities ``Y_c`` on the unperturbed images.
         which: the curves to compute, a subset of ``{"insertion", "deletion"}``.
-        steps, baseline, sigma: see :func:`perturbation_counts` and :func:`make_baseline`.
+        steps, baseline, sigma: see `perturbation_counts` and `make_baseline`.
         batch_size: perturbed images per forward (memory cap); ``None`` (default): chosen by
-            :func:`~lightning_cam.utilities.chunking.chunk_size` from ``B`` and ``H * W`` (at most ``B`` images
+            `chunk_size` from ``B`` and ``H * W`` (at most ``B`` images
             per forward, so peak memory stays within 2x a forward of the batch). A chunk that runs out of
             memory is halved and retried.
         sample_forward: called as ``sample_forward(x, sample_indices)`` instead of ``model(x)`` when each

@@ -4,19 +4,20 @@ explanation maps, and a mask-free measure of how much a group of maps looks at o
 
 Pipeline (as in the paper and its CoRelAy implementation, in torch, deterministic):
 
-1. each map is downscaled (done by the caller) and flattened to a vector :math:`x_i`, scaled to unit norm
+1. each map is downscaled (done by the caller) and flattened to a vector $x_i$, scaled to unit norm
    (the *shape* of the attention, not its strength);
-2. affinity :math:`A`: the symmetric ``k``-nearest-neighbour graph of the Euclidean distances
-   (:math:`A_{ij} = 1` when ``j`` is among the ``k`` nearest of ``i`` or ``i`` among those of ``j``);
-3. the symmetric normalised Laplacian :math:`L = I - D^{-1/2} A D^{-1/2}` and its smallest eigenvalues
-   :math:`\lambda_0 \le \lambda_1 \le \dots`;
-4. the number of clusters :math:`c = \arg\max_{1 \le i \le c_{max}} (\lambda_i - \lambda_{i-1})` (the eigengap);
-5. k-means with :math:`c` centres on the rows of the first :math:`c` eigenvectors, each row scaled to unit norm
+2. affinity $A$: the symmetric ``k``-nearest-neighbour graph of the Euclidean distances
+   ($A_{ij} = 1$ when ``j`` is among the ``k`` nearest of ``i`` or ``i`` among those of ``j``);
+3. the symmetric normalised Laplacian $L = I - D^{-1/2} A D^{-1/2}$ and its smallest eigenvalues
+   $\lambda_0 \le \lambda_1 \le \dots$;
+4. the number of clusters $c = \arg\max_{1 \le i \le c_{max}} (\lambda_i - \lambda_{i-1})$ (the eigengap);
+5. k-means with $c$ centres on the rows of the first $c$ eigenvectors, each row scaled to unit norm
    (Ng, Jordan and Weiss, 2001), started from the farthest-point sequence (no random draw).
 
-:func:`focus` measures, for a group of maps seen as distributions :math:`p_i` over the pixels, how much they
-look at the same place: :math:`\lVert \bar p \rVert_2^2 / \overline{\lVert p_i \rVert_2^2}` with
-:math:`\bar p` their mean. It is 1 when every map is the same and falls towards :math:`1/n` as ``n`` maps of
+[`focus`][lightning_cam.functional.spray.focus] measures, for a group of maps seen as distributions $p_i$ over the
+pixels, how much they
+look at the same place: $\lVert \bar p \rVert_2^2 / \overline{\lVert p_i \rVert_2^2}$ with
+$\bar p$ their mean. It is 1 when every map is the same and falls towards $1/n$ as ``n`` maps of
 the same sharpness spread over different places: a strategy that looks at a fixed place in every image (a
 watermark, a tag in a corner) has a focus near 1, one that follows the object where it is has a lower one.
 
@@ -59,7 +60,7 @@ def knn_affinity(x: Tensor, neighbors: int) -> Tensor:
 
 
 def symmetric_laplacian(a: Tensor) -> Tensor:
-    """:math:`I - D^{-1/2} A D^{-1/2}` of an ``(n, n)`` affinity (an isolated row keeps a 1 on the diagonal)."""
+    """$I - D^{-1/2} A D^{-1/2}$ of an ``(n, n)`` affinity (an isolated row keeps a 1 on the diagonal)."""
     deg = a.sum(dim=1)
     inv = torch.where(deg > 0, deg.clamp(min=1e-12).rsqrt(), torch.zeros_like(deg))
     return torch.eye(a.shape[0], dtype=a.dtype, device=a.device) - inv[:, None] * a * inv[None, :]
@@ -128,8 +129,8 @@ def spectral_clusters(maps: Tensor, neighbors: int = 10, max_clusters: int = 6) 
 
 
 def focus(maps: Tensor) -> Tensor:
-    r"""How much a group of ``(n, h, w)`` maps looks at the same place: :math:`\lVert \bar p \rVert^2 /
-    \overline{\lVert p_i \rVert^2}` for the maps as distributions (see the module docstring), in ``(0, 1]``.
+    r"""How much a group of ``(n, h, w)`` maps looks at the same place: $\lVert \bar p \rVert^2 /
+    \overline{\lVert p_i \rVert^2}$ for the maps as distributions (see the module docstring), in ``(0, 1]``.
 
     Examples:
         >>> focus(torch.eye(4).view(4, 2, 2)).item()  # four maps, four different pixels
@@ -144,13 +145,15 @@ def sameness(members: Tensor, reference: Tensor, weight: Tensor, peak: float = 0
     r"""How much the pixels a group of maps looks at are the same in every member image: one minus the spread of
     the members' pixels at the peak of ``weight`` over the spread of the ``reference`` images' pixels there.
 
-    .. math:: S = 1 - \frac{\operatorname{mean}_{i \in C} \lVert v_i - \bar v_C \rVert^2}
-              {\operatorname{mean}_{j \in R} \lVert v_j - \bar v_R \rVert^2},
-              \qquad v_i = x_i|_P,\quad P = \{\text{pixels where } w \ge \text{peak} \cdot \max w\}
+    $$
+    S = 1 - \frac{\operatorname{mean}_{i \in C} \lVert v_i - \bar v_C \rVert^2}
+    {\operatorname{mean}_{j \in R} \lVert v_j - \bar v_R \rVert^2},
+    \qquad v_i = x_i|_P,\quad P = \{\text{pixels where } w \ge \text{peak} \cdot \max w\}
+    $$
 
-    with :math:`w` the group's mean map. A fixed artefact (a watermark, a tag, a marker of one colour) is the
-    same pixels in every member: :math:`S` near 1; an object, whose colour, size and place vary from image to
-    image, spreads like the reference: :math:`S` near 0. Only the peak counts: a low-resolution map spreads
+    with $w$ the group's mean map. A fixed artefact (a watermark, a tag, a marker of one colour) is the
+    same pixels in every member: $S$ near 1; an object, whose colour, size and place vary from image to
+    image, spreads like the reference: $S$ near 0. Only the peak counts: a low-resolution map spreads
     around what it looks at, over pixels that vary in every image whatever the strategy. Clamped to ``[0, 1]``.
 
     Args:

@@ -29,28 +29,30 @@ __all__ = ["EigenCAM", "FakeCAM", "ScoreCAM"]
 class ScoreCAM(BaseCAM):
     r"""Score-CAM (Wang et al., CVPRW 2020), batched over samples x channels.
 
-    .. math:: H^k = \frac{U(A^k) - \min U(A^k)}{\max U(A^k) - \min U(A^k)},\quad
-              w_k = \mathrm{softmax}\big(f(x \odot H^k)\big)_c,\quad L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+    $$
+    H^k = \frac{U(A^k) - \min U(A^k)}{\max U(A^k) - \min U(A^k)},\quad
+    w_k = \mathrm{softmax}\big(f(x \odot H^k)\big)_c,\quad L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+    $$
 
-    :math:`U` is bilinear upsampling to the input size (``align_corners=False``), the normalisation is per
+    $U$ is bilinear upsampling to the input size (``align_corners=False``), the normalisation is per
     (sample, channel), the softmax runs over the classes (the paper's official code), and no baseline is
     subtracted. pytorch-grad-cam and torchcam instead softmax the target *logit* over the channels
     (``softmax_k f(x ⊙ H^k)_c``; torchcam subtracts the clean logit first, which that softmax cancels), and
-    torchcam normalises before upsampling; see :func:`lightning_cam.functional.scorecam_weights`.
+    torchcam normalises before upsampling; see `lightning_cam.functional.scorecam_weights`.
 
     The ``B * C`` masked images (``B * top_k`` in fast mode) run through the model in chunks of at most
     ``batch_size`` images (the memory cap; ``None``, the default, lets
-    :func:`~lightning_cam.utilities.chunking.chunk_size` pick it from the image size, at most 64); if a chunk
+    `chunk_size` pick it from the image size, at most 64); if a chunk
     runs out of memory it is halved and retried.
     Constant (e.g. dead, all-zero) channels all give the same all-zero image, which is scored once.
 
     Fast mode ``top_k``: only the ``top_k`` channels with the largest mean activation per sample are scored,
     i.e. ``B * top_k`` masked forwards instead of ``B * C``. With ``fill="mean"`` (the default) every channel
     not scored gets the mean weight of the sample's scored channels, so it still contributes its activation
-    (:math:`w_k = \frac{1}{|S|}\sum_{j \in S} w_j` for :math:`k \notin S`); ``fill="zero"`` drops it
+    ($w_k = \frac{1}{|S|}\sum_{j \in S} w_j$ for $k \notin S$); ``fill="zero"`` drops it
     (weight 0, the older fast mode). Measured by ``benchmarks/bench_scorecam.py`` (smallest per-sample
     Pearson correlation of the ``[0, 1]`` maps with the exact ones, 6 Shapes images; the loaded 2-core CPU):
-    on a :class:`~lightning_cam.models.GAPClassifier` trained 2 epochs on Shapes (64 channels), the mean fill
+    on a [`GAPClassifier`][lightning_cam.models.GAPClassifier] trained 2 epochs on Shapes (64 channels), the mean fill
     keeps 0.99 from ``top_k=2`` (32x fewer masked forwards) while the zero fill needs ``top_k=8`` for 0.96;
     selecting by variance, max or Grad-CAM contribution instead of the mean changed nothing measurable with the
     mean fill. On ResNet-18 with *random* weights at 96 px (512 channels on a 3x3 grid) no selection
@@ -172,7 +174,7 @@ class EigenCAM(BaseCAM):
     independent (no gradients, ``targets`` only pick the logits/targets reported). Same as pytorch-grad-cam's
     ``EigenCAM`` except for the sign: pytorch-grad-cam keeps LAPACK's arbitrary sign (its map can come out
     negated, i.e. ReLU of the wrong half), we choose the sign whose map correlates non-negatively with the
-    mean activation :math:`\frac1C\sum_k A^k` (see :func:`lightning_cam.functional.eigencam_map`).
+    mean activation $\frac1C\sum_k A^k$ (see `lightning_cam.functional.eigencam_map`).
 
     Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),

@@ -72,9 +72,9 @@ Need = Literal["grad", "activation", "logits", "targets"]
 class BaseCAM:
     """Base class of the CAM methods: ``cam(images, targets=None)`` -> ``(B, H, W)`` maps in ``[0, 1]``.
 
-    One call: the model in eval mode, one forward hooking the target layer's output :math:`A`; gradient methods
+    One call: the model in eval mode, one forward hooking the target layer's output $A$; gradient methods
     run the layers before it without autograd and take ``torch.autograd.grad(sum_b y_b^{c_b}, A)`` from a
-    detached copy (no parameter ``.grad``, samples independent). The method turns :math:`A` (and the gradient)
+    detached copy (no parameter ``.grad``, samples independent). The method turns $A$ (and the gradient)
     into a raw ``(B, h, w)`` map; ReLU, bilinear upsampling to ``(H, W)`` and per-sample min-max normalisation
     (a constant map becomes zeros, never NaN) follow, in float32.
 
@@ -83,9 +83,9 @@ class BaseCAM:
     removed, and every module's train/eval flag restored, even when the call raises.
 
     Blank maps (constant, no explanation) are flagged in ``CAMResult.blank`` with their likely cause in
-    ``blank_reason`` (:mod:`lightning_cam.methods.blank`); :func:`~lightning_cam.evaluate_batch` gives them
+    ``blank_reason`` (`lightning_cam.methods.blank`); [`evaluate_batch`][lightning_cam.evaluate_batch] gives them
     NaN in every metric. Extra model inputs: ``explain(images, extra=(meta,))`` passes them to every
-    forward, per sample (:class:`~lightning_cam.methods.extra.ExtraInputs`).
+    forward, per sample ([`ExtraInputs`][lightning_cam.methods.extra.ExtraInputs]).
 
     Subclasses override the public hooks of the contract in the module docstring (`weights`, `raw_map`, `derive`,
     `needs`, `postprocess`), never ``explain``.
@@ -95,17 +95,19 @@ class BaseCAM:
             (``output``).
         target_layer: dotted module name (``"layer4"``, ``"features.28"``) or the module itself. A unique
             suffix of a dotted name is accepted (``"layer4"`` for ``"net.layer4"``). ``None``: chosen at the
-            first call by what the model does (:func:`~lightning_cam.methods.choose.choose_target_layer`).
-        reshape: the layout of the layer output (see :mod:`lightning_cam.methods.layers`): ``None`` detects
+            first call by what the model does
+            ([`choose_target_layer`][lightning_cam.methods.choose.choose_target_layer]).
+        reshape: the layout of the layer output (see `lightning_cam.methods.layers`): ``None`` detects
             it from the model (``(B, C, h, w)``, channels-last ``(B, h, w, C)`` or ``(B, N, C)`` tokens) and
             raises when the model does not settle it; ``"nchw"``, ``"nhwc"``, ``"tokens"``, ``"vit"`` (drop
             the class token, square grid) name it; a callable maps the output to ``(B, C, h, w)``.
-        output: where the logits are in the model's output (:mod:`lightning_cam.utilities.outputs`): ``None``
+        output: where the logits are in the model's output (`lightning_cam.utilities.outputs`): ``None``
             reads a tensor, ``.logits`` or ``["logits"]``; a key, an index or a callable for anything else.
-        task: the output kind (:mod:`lightning_cam.targets.task`): ``"multiclass"`` (softmax, default),
-            ``"multilabel"`` (a sigmoid per class: one map per (image, class) pair, :mod:`~lightning_cam.methods.pairs`)
+        task: the output kind ([`lightning_cam.targets.task`][lightning_cam.targets.task]): ``"multiclass"`` (softmax,
+            default),
+            ``"multilabel"`` (a sigmoid per class: one map per (image, class) pair, `pairs`)
             or ``"binary"`` (one logit; class 1 explains it, class 0 its negation); a
-            :class:`~lightning_cam.targets.task.Task` sets the multi-label ``threshold`` and ``max_labels``.
+            [`Task`][lightning_cam.targets.task.Task] sets the multi-label ``threshold`` and ``max_labels``.
 
     Examples:
         >>> from lightning_cam.methods import GradCAM
@@ -115,7 +117,7 @@ class BaseCAM:
         torch.Size([2, 8, 8])
     """
 
-    #: canonical registry name (see :func:`lightning_cam.methods.get_method`)
+    #: canonical registry name (see [`lightning_cam.methods.get_method`][lightning_cam.methods.get_method])
     name: ClassVar[str] = ""
     #: other accepted names
     aliases: ClassVar[tuple[str, ...]] = ()
@@ -134,7 +136,7 @@ class BaseCAM:
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         self.model = model
         self.target_layer: nn.Module | None
-        #: ``target_layer=None``: chosen at the first call (:mod:`lightning_cam.methods.choose`), reason kept
+        #: ``target_layer=None``: chosen at the first call (`lightning_cam.methods.choose`), reason kept
         self.auto_layer = target_layer is None and not type(self).layer_optional
         self.target_layer_reason = ""
         self.prefix: int | None = None  # prefix tokens at an auto-chosen token layer (decided with the layer)
@@ -151,7 +153,8 @@ class BaseCAM:
         return f"{type(self).__name__}(target_layer={self.target_layer_name!r})"
 
     def __call__(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> Tensor:
-        """``(B, H, W)`` float32 maps in ``[0, 1]`` on ``images.device``; see :meth:`explain`."""
+        """``(B, H, W)`` float32 maps in ``[0, 1]`` on ``images.device``; see
+        [`explain`][lightning_cam.methods.base.BaseCAM.explain]."""
         return self.explain(images, targets, extra=extra).maps
 
     def explain(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> CAMResult:
@@ -160,15 +163,16 @@ class BaseCAM:
         Args:
             images: ``(B, C, H, W)`` float tensor in the model's input space.
             targets: ``(B,)`` integer classes to explain (an int applies to all); ``None`` = the predicted class
-                (:func:`~lightning_cam.targets.task.predicted_class`). Under ``task="multilabel"``, a ``(B, K)``
+                ([`predicted_class`][lightning_cam.targets.task.predicted_class]). Under ``task="multilabel"``, a ``(B,
+                K)``
                 multi-hot matrix or ``None`` gives one map per (image, class) pair: each positive label, or each
                 predicted positive (``result.samples`` names each map's image).
             extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
-                (keyword) or :class:`~lightning_cam.methods.extra.ExtraInputs`; per-sample tensors follow the
+                (keyword) or [`ExtraInputs`][lightning_cam.methods.extra.ExtraInputs]; per-sample tensors follow the
                 images of every forward.
 
         Returns:
-            :class:`~lightning_cam.methods.result.CAMResult` with ``maps`` ``(B, H, W)`` in ``[0, 1]``,
+            [`CAMResult`][lightning_cam.methods.result.CAMResult] with ``maps`` ``(B, H, W)`` in ``[0, 1]``,
             ``low_res`` ``(B, h, w)`` (ReLU'd, not normalised), detached float32 ``logits`` ``(B, K)``,
             ``targets`` ``(B,)``, ``blank`` ``(B,)`` bool and ``blank_reason`` (``B``: the number of pairs of a
             multi-label call, with ``samples``).
@@ -185,23 +189,23 @@ class BaseCAM:
 
     # ------------------------------------------------------------------ the hooks a method overrides
     def needs(self) -> Need:
-        """What the clean pass on ``x`` must capture for :meth:`derive` (:data:`Need`; default from ``needs_grad``).
+        """What the clean pass on ``x`` must capture for `derive` (`Need`; default from ``needs_grad``).
         A method group runs one capture per target layer for all its methods, with the gradient if one needs it."""
         return "grad" if type(self).needs_grad else "activation"
 
     def weights(self, cap: Capture) -> Tensor:
-        """``(B, C)`` channel weights :math:`w_k` of the map :math:`\\sum_k w_k A^k` (float32, from ``cap``)."""
+        """``(B, C)`` channel weights $w_k$ of the map $\\sum_k w_k A^k$ (float32, from ``cap``)."""
         raise NotImplementedError(f"{type(self).__name__} must override weights, raw_map or derive.")
 
     def raw_map(self, cap: Capture) -> Tensor:
-        """Raw ``(B, h, w)`` map (before ReLU) from a :class:`~lightning_cam.methods.capture.Capture`. Default:
-        :math:`\\sum_k w_k A^k` with the weights of :meth:`weights`."""
+        """Raw ``(B, h, w)`` map (before ReLU) from a [`Capture`][lightning_cam.methods.capture.Capture]. Default:
+        $\\sum_k w_k A^k$ with the weights of `weights`."""
         return weighted_sum(self.weights(cap), cap.activations)
 
     def derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
         """Raw ``(B, h, w)`` map from the clean pass ``cap`` on ``x``; may run more passes (Score-CAM's masked
         images, Smooth Grad-CAM++'s noisy copies), explaining ``cap.targets`` (valid class indices). Default:
-        :meth:`raw_map` in float32."""
+        `raw_map` in float32."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             return self.raw_map(cap)
 
@@ -217,7 +221,7 @@ class BaseCAM:
             return self._forward(x, ExtraInputs.of(extra))
 
     def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
-        """``model(x, *extra.args, **extra.kwargs)``, its logits read by :attr:`output` and checked to be ``(B, K)``
+        """``model(x, *extra.args, **extra.kwargs)``, its logits read by `output` and checked to be ``(B, K)``
         (``(B, 1)`` exactly when the task is ``binary``)."""
         extra = extra or ExtraInputs()
         out = select_logits(self.model(x, *extra.args, **dict(extra.kwargs)), self.output, self.model)
@@ -236,7 +240,7 @@ class BaseCAM:
         self.target_layer_reason = choice.reason
 
     def _targets(self, logits: Tensor, targets: Tensor | None, trusted: bool) -> Tensor:
-        """The classes the pass explains (:func:`~lightning_cam.methods.targets.resolve_targets`)."""
+        """The classes the pass explains (`resolve_targets`)."""
         return resolve_targets(logits, targets, self.task, trusted)
 
     def capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
@@ -269,8 +273,8 @@ class BaseCAM:
         return self._captured(recorder.output, grad, logits, targets, (int(x.shape[-2]), int(x.shape[-1])))
 
     def _gradient(self, logits: Tensor, targets: Tensor, recorder: LayerRecorder) -> Tensor:
-        """:math:`\\partial \\sum_b y_b^{c_b} / \\partial A` for the recorded activation ``A`` (the score of the
-        output kind, :func:`~lightning_cam.targets.task.target_score`)."""
+        """$\\partial \\sum_b y_b^{c_b} / \\partial A$ for the recorded activation ``A`` (the score of the
+        output kind, [`target_score`][lightning_cam.targets.task.target_score])."""
         score = target_score(logits, targets, self.task).sum()
         grad = torch.autograd.grad(score, recorder.output, allow_unused=True)[0] if score.requires_grad else None
         if grad is None:
@@ -279,7 +283,8 @@ class BaseCAM:
 
     def _captured(self, act: Tensor, grad: Tensor | None, logits: Tensor, targets: Tensor,
                   size: tuple[int, int]) -> Capture:
-        """The :class:`Capture` of a pass: activation and gradient in ``(B, C, h, w)`` float32 and its diagnosis."""
+        """The [`Capture`][lightning_cam.methods.base.Capture] of a pass: activation and gradient in ``(B, C, h, w)``
+        float32 and its diagnosis."""
         layout = self._layout(act, size)
         reshape = self.reshape if layout is None else layout
 
@@ -302,7 +307,8 @@ class BaseCAM:
         return self._layouts[key]
 
     def finish(self, raw: Tensor, cap: Capture, size: tuple[int, int]) -> CAMResult:
-        """Postprocess a raw map of the pass ``cap`` into the :class:`CAMResult` (used by :meth:`explain` and
+        """Postprocess a raw map of the pass ``cap`` into the [`CAMResult`][lightning_cam.methods.base.CAMResult] (used
+        by [`explain`][lightning_cam.methods.base.BaseCAM.explain] and
         the method group)."""
         with torch.autocast(device_type=raw.device.type, enabled=False):
             maps, low_res = self.postprocess(raw, size)

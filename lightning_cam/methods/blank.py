@@ -15,7 +15,7 @@ __all__ = ["BlankDiagnosis", "blank_flags", "blank_reason", "describe_blank"]
 @dataclass(frozen=True)
 class BlankDiagnosis:
     """What a capture measured that explains blank maps, per sample: returned with the capture
-    (:class:`~lightning_cam.methods.capture.Capture`), never stored on the method.
+    ([`Capture`][lightning_cam.methods.capture.Capture]), never stored on the method.
 
     Attributes:
         layout: the target layer's activation layout (``"nchw"``, ``"tokens"``, ...; ``None`` for a callable).
@@ -85,7 +85,7 @@ def blank_reason(layer_name: str, layout: str | None, zero_grad: bool, zero_act:
 
 
 def describe_blank(cls_name: str, layer_name: str, diagnosis: BlankDiagnosis | None, blank: Tensor) -> str:
-    """The blank samples of one call grouped by likely cause (:func:`blank_reason`), ``""`` when none is blank
+    """The blank samples of one call grouped by likely cause (`blank_reason`), ``""`` when none is blank
     (reads the flags back to the host: called only when the text is read).
 
     Examples:

@@ -17,12 +17,13 @@ __all__ = ["CAM"]
 
 @register_method
 class CAM(BaseCAM):
-    r"""CAM (Zhou et al., CVPR 2016): :math:`L = \mathrm{ReLU}\big(\sum_k w^c_k A^k\big)` with :math:`w^c` the row of
+    r"""CAM (Zhou et al., CVPR 2016): $L = \mathrm{ReLU}\big(\sum_k w^c_k A^k\big)$ with $w^c$ the row of
     the ``nn.Linear`` that follows global average pooling of the target layer.
 
     ``fc_layer`` (name or module) defaults to the last ``nn.Linear`` of the model. At every call the head is
     checked: the logits must equal ``fc(mean_ij A)``; otherwise (no GAP->Linear head, or a target layer that
-    does not feed it) a ``ValueError`` says to use :class:`GradCAM`, which equals CAM up to a positive factor
+    does not feed it) a ``ValueError`` says to use [`GradCAM`][lightning_cam.methods.gradient.GradCAM], which equals CAM
+    up to a positive factor
     on such heads and works on any head. Matches torchcam's ``CAM``.
 
     Examples:

@@ -1,5 +1,6 @@
-"""What one hooked forward produced (:class:`Capture`), and the forward hook that records the target layer's
-output (:class:`LayerRecorder`), with the errors that name why a layer cannot be explained."""
+"""What one hooked forward produced ([`Capture`][lightning_cam.methods.capture.Capture]), and the forward hook that
+records the target layer's
+output (`LayerRecorder`), with the errors that name why a layer cannot be explained."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ class Capture:
     Attributes:
         activations: ``(B, C, h, w)`` float32 target-layer output (after ``reshape``), detached; empty for a
             logits-only pass.
-        grads: ``(B, C, h, w)`` float32 :math:`\\partial \\sum_b y_b^{c_b} / \\partial A`, or ``None``.
+        grads: ``(B, C, h, w)`` float32 $\\partial \\sum_b y_b^{c_b} / \\partial A$, or ``None``.
         logits: ``(B, K)`` logits of that forward, detached (model dtype); for a ``"targets"`` capture (given
             targets, no forward), a function that runs the clean forward when the logits are read.
         targets: ``(B,)`` long classes explained (valid indices: checked, or an argmax; a ``"targets"`` capture's
             given targets are range-checked by the method's first pass).
-        diagnosis: what explains blank maps of this pass (:class:`~lightning_cam.methods.blank.BlankDiagnosis`),
+        diagnosis: what explains blank maps of this pass (`BlankDiagnosis`),
             ``None`` for a logits-only pass.
 
     Examples:

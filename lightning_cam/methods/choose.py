@@ -4,7 +4,7 @@
 inside it), the latest one whose output
 
 (a) is a single tensor of the batch (first dimension ``B``) with a spatial grid of at least 2x2 in a layout
-    read from the data flow (:func:`~lightning_cam.methods.layers.infer_layout`: ``(B, C, h, w)``,
+    read from the data flow (`infer_layout`: ``(B, C, h, w)``,
     channels-last ``(B, h, w, C)``, or ``(B, P + h*w, C)`` tokens with the prefix count that fits the image);
 (b) is a *cut* of the graph: every path of the autograd graph from the logits back to the input passes
     through its output, so everything that reaches the logits passes through it (a branch, a residual path
@@ -175,8 +175,9 @@ def choose_target_layer(model: nn.Module, images: Tensor, extra: object = None, 
     Args:
         model: the classifier.
         images: a batch of its inputs (normalised as the model expects).
-        extra: further model inputs (see :class:`~lightning_cam.methods.extra.ExtraInputs`).
-        output: how to read the logits from the model's output (:func:`~lightning_cam.utilities.outputs.select_logits`).
+        extra: further model inputs (see [`ExtraInputs`][lightning_cam.methods.extra.ExtraInputs]).
+        output: how to read the logits from the model's output
+            ([`select_logits`][lightning_cam.utilities.outputs.select_logits]).
 
     Raises:
         ValueError: no module satisfies the rule (the message lists the latest candidates and why each failed).

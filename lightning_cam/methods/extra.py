@@ -16,12 +16,12 @@ __all__ = ["ExtraInputs"]
 class ExtraInputs:
     """Model inputs besides the images: ``model(images, *args, **kwargs)``.
 
-    Every forward a method or :func:`~lightning_cam.evaluate_batch` makes passes them on. A tensor whose
+    Every forward a method or [`evaluate_batch`][lightning_cam.evaluate_batch] makes passes them on. A tensor whose
     first dimension is the batch size ``B`` (also inside a tuple, list or dict value) is per-sample: it is
     indexed with the same sample indices as the images of each forward (Score-CAM's masked images,
     Smooth Grad-CAM++'s noisy copies, chunks); anything else is passed unchanged.
 
-    ``extra=`` arguments also accept a plain tuple (positional) or mapping (keyword), see :meth:`of`.
+    ``extra=`` arguments also accept a plain tuple (positional) or mapping (keyword), see `of`.
 
     Examples:
         >>> extra = ExtraInputs.of({"meta": torch.arange(3)})

@@ -36,11 +36,13 @@ def _grads(cap: Capture) -> Tensor:
 class GradCAM(BaseCAM):
     r"""Grad-CAM (Selvaraju et al., ICCV 2017).
 
-    .. math:: \alpha_k = \frac{1}{hw}\sum_{ij}\frac{\partial y^c}{\partial A^k_{ij}},\qquad
-              L = \mathrm{ReLU}\Big(\sum_k \alpha_k A^k\Big)
+    $$
+    \alpha_k = \frac{1}{hw}\sum_{ij}\frac{\partial y^c}{\partial A^k_{ij}},\qquad
+    L = \mathrm{ReLU}\Big(\sum_k \alpha_k A^k\Big)
+    $$
 
     Same definition as pytorch-grad-cam's and torchcam's ``GradCAM``. For a GAP->Linear head it equals
-    :class:`CAM` up to a positive factor.
+    [`CAM`][lightning_cam.methods.cam.CAM] up to a positive factor.
 
     Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -61,15 +63,17 @@ class GradCAM(BaseCAM):
 class GradCAMPlusPlus(BaseCAM):
     r"""Grad-CAM++ (Chattopadhay et al., WACV 2018), exponential-score closed form.
 
-    .. math:: \alpha^{kc}_{ij} = \frac{g_{ij}^2}{2g_{ij}^2 + \sum_{ab}A^k_{ab}\,g_{ij}^3},\quad
-              w_k = \sum_{ij}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g_{ij}),\quad L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+    $$
+    \alpha^{kc}_{ij} = \frac{g_{ij}^2}{2g_{ij}^2 + \sum_{ab}A^k_{ab}\,g_{ij}^3},\quad
+    w_k = \sum_{ij}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g_{ij}),\quad L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+    $$
 
-    with :math:`g = \partial y^c/\partial A^k` (see :func:`lightning_cam.functional.gradcampp_weights`).
-    ``eps`` is added to the denominator of :math:`\alpha`. The default ``eps=0`` keeps :math:`\alpha`
+    with $g = \partial y^c/\partial A^k$ (see `lightning_cam.functional.gradcampp_weights`).
+    ``eps`` is added to the denominator of $\alpha$. The default ``eps=0`` keeps $\alpha$
     meaningful however small the gradients are; pytorch-grad-cam's ``GradCAMPlusPlus`` uses ``eps=1e-6``, which zeroes
-    :math:`\alpha` wherever :math:`g^2 \lesssim 10^{-6}` -- pass ``eps=1e-6`` to reproduce it exactly.
-    torchcam's ``GradCAMpp`` uses a different denominator (:math:`\sum_{ab} A_{ab} g^3_{ab}`) and, through an
-    in-place division on a copy, effectively :math:`\alpha = g^2`.
+    $\alpha$ wherever $g^2 \lesssim 10^{-6}$ -- pass ``eps=1e-6`` to reproduce it exactly.
+    torchcam's ``GradCAMpp`` uses a different denominator ($\sum_{ab} A_{ab} g^3_{ab}$) and, through an
+    in-place division on a copy, effectively $\alpha = g^2$.
 
     Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -98,10 +102,12 @@ class GradCAMPlusPlus(BaseCAM):
 class SmoothGradCAMPlusPlus(BaseCAM):
     r"""Smooth Grad-CAM++ (Omeiza et al., 2019): Grad-CAM++ averaged over ``num_samples`` noisy copies.
 
-    .. math:: L = \mathrm{ReLU}\Big(\frac1n\sum_{m=1}^{n} \sum_k w_k(x + \varepsilon_m)\,A^k(x + \varepsilon_m)\Big),
-              \qquad \varepsilon_m \sim \mathcal N(0, (\sigma \cdot (\max x - \min x))^2)
+    $$
+    L = \mathrm{ReLU}\Big(\frac1n\sum_{m=1}^{n} \sum_k w_k(x + \varepsilon_m)\,A^k(x + \varepsilon_m)\Big),
+    \qquad \varepsilon_m \sim \mathcal N(0, (\sigma \cdot (\max x - \min x))^2)
+    $$
 
-    i.e. the mean of the raw Grad-CAM++ maps of the noisy copies (``std`` :math:`\sigma` is a fraction of each
+    i.e. the mean of the raw Grad-CAM++ maps of the noisy copies (``std`` $\sigma$ is a fraction of each
     sample's value range), all explaining the class chosen on the clean input, or the given ``targets``. The logits
     returned are those of the clean input. The maps need no clean pass: with given targets the clean forward runs
     only when the result's ``logits`` are read (``explain(x, targets)`` costs ``num_samples`` forwards and
@@ -109,13 +115,13 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     ``torch.Generator`` seeded with ``seed`` at every call (the global RNG is never touched), and the same ``n``
     noise patterns are used for every sample, so a sample's map does not depend on the rest of the batch and
     repeated calls agree. The ``B * n`` noisy images are made and run chunk by chunk: ``batch_size`` per forward, or
-    with ``None`` (the default) the size :func:`~lightning_cam.utilities.chunking.chunk_size` picks from the batch
+    with ``None`` (the default) the size `chunk_size` picks from the batch
     and image size (at most ``B`` images per forward: peak memory within 2x a forward); an out-of-memory chunk is
     halved.
 
-    Definition differences: torchcam's ``SmoothGradCAMpp`` averages :math:`g^2, g^3` over the copies and keeps
+    Definition differences: torchcam's ``SmoothGradCAMpp`` averages $g^2, g^3$ over the copies and keeps
     the clean activations (and its last copy's gradient); pytorch-grad-cam has no Smooth Grad-CAM++.
-    With ``std=0`` this is exactly :class:`GradCAMPlusPlus`.
+    With ``std=0`` this is exactly [`GradCAMPlusPlus`][lightning_cam.methods.gradient.GradCAMPlusPlus].
 
     Examples:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -163,7 +169,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         """Mean raw Grad-CAM++ map over the noisy copies, explaining ``cap.targets``.
 
         Job ``j`` of the ``n * B`` is copy ``m = j // B`` of sample ``b = j % B``; each chunk's noisy images are
-        made when the chunk runs, so memory holds one chunk (:func:`~lightning_cam.utilities.chunking.chunk_size`
+        made when the chunk runs, so memory holds one chunk (`chunk_size`
         when ``batch_size`` is None), never all ``n * B`` copies."""
         targets = cap.targets
         b, n = x.shape[0], self.num_samples
@@ -204,8 +210,10 @@ class SmoothGradCAMPlusPlus(BaseCAM):
 class XGradCAM(BaseCAM):
     r"""XGrad-CAM (Fu et al., BMVC 2020).
 
-    .. math:: w_k = \sum_{ij}\frac{A^k_{ij}}{\sum_{ab}A^k_{ab}}\frac{\partial y^c}{\partial A^k_{ij}},\qquad
-              L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+    $$
+    w_k = \sum_{ij}\frac{A^k_{ij}}{\sum_{ab}A^k_{ab}}\frac{\partial y^c}{\partial A^k_{ij}},\qquad
+    L = \mathrm{ReLU}\Big(\sum_k w_k A^k\Big)
+    $$
 
     Matches pytorch-grad-cam's and torchcam's ``XGradCAM`` (channels summing to 0 get weight 0 here,
     where the peers add a small epsilon).
@@ -228,7 +236,9 @@ class XGradCAM(BaseCAM):
 class LayerCAM(BaseCAM):
     r"""Layer-CAM (Jiang et al., TIP 2021).
 
-    .. math:: L = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k)\odot A^k\Big)
+    $$
+    L = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}(\partial y^c/\partial A^k)\odot A^k\Big)
+    $$
 
     Matches pytorch-grad-cam's and torchcam's ``LayerCAM``.
 
@@ -250,7 +260,9 @@ class LayerCAM(BaseCAM):
 class HiResCAM(BaseCAM):
     r"""HiRes-CAM (Draelos & Carin, 2020).
 
-    .. math:: L = \mathrm{ReLU}\Big(\sum_k \partial y^c/\partial A^k \odot A^k\Big)
+    $$
+    L = \mathrm{ReLU}\Big(\sum_k \partial y^c/\partial A^k \odot A^k\Big)
+    $$
 
     Matches pytorch-grad-cam's ``HiResCAM``.
 

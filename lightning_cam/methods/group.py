@@ -1,8 +1,8 @@
 """``MethodGroup``: several CAM methods on one batch with one shared pass.
 
 Every method of the library derives its map from one hooked pass on ``x`` (`BaseCAM.capture`):
-the logits, the target layer's activation :math:`A` and, for the gradient family,
-:math:`\\partial y^c / \\partial A`. Run separately, ``k`` methods repeat that pass ``k`` times. A group
+the logits, the target layer's activation $A$ and, for the gradient family,
+$\\partial y^c / \\partial A$. Run separately, ``k`` methods repeat that pass ``k`` times. A group
 runs it once per distinct (model, target layer, layout) -- with the gradient when any method needs it --
 and lets each method derive its map from it (`BaseCAM.derive`); methods that need more add only
 their own work (Score-CAM's masked images, Smooth Grad-CAM++'s noisy copies; CAM reads its Linear weights,

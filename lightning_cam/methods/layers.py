@@ -1,18 +1,16 @@
 """Target layers and activation layouts: find the layer by name and bring its output to ``(B, C, h, w)``
-(the default layer is chosen by :mod:`lightning_cam.methods.choose`).
+(the default layer is chosen by `lightning_cam.methods.choose`).
 
 Layouts a target layer can produce, and the ``reshape`` value that names each one:
 
-=============  ==========================  =====================================================
-``reshape``    layer output                 typical layers
-=============  ==========================  =====================================================
-``"nchw"``     ``(B, C, h, w)``             CNN stages, ConvNeXt blocks (torchvision and timm)
-``"nhwc"``     ``(B, h, w, C)``             Swin blocks and their ``norm1`` (torchvision, timm)
-``"tokens"``   ``(B, P + h*w, C)``          ViT/DeiT blocks: ``P`` class/distillation/register tokens
-``"vit"``      ``(B, 1 + s*s, C)``          the class token (if present) dropped, square grid
-callable       anything -> ``(B, C, h, w)``  everything else
-``None``       detected (see below)
-=============  ==========================  =====================================================
+| ``reshape`` | layer output | typical layers |
+|---|---|---|
+| ``"nchw"`` | ``(B, C, h, w)`` | CNN stages, ConvNeXt blocks (torchvision and timm) |
+| ``"nhwc"`` | ``(B, h, w, C)`` | Swin blocks and their ``norm1`` (torchvision, timm) |
+| ``"tokens"`` | ``(B, P + h*w, C)`` | ViT/DeiT blocks: ``P`` class/distillation/register tokens |
+| ``"vit"`` | ``(B, 1 + s*s, C)`` | the class token (if present) dropped, square grid |
+| callable | anything -> ``(B, C, h, w)`` | everything else |
+| ``None`` | detected (see below) |  |
 
 Detection (``reshape=None``) compares the output shape with the channel count the model itself states
 around the layer: the last layer inside it (or before it) with a channel count (``Conv2d.out_channels``,
@@ -314,7 +312,7 @@ def _vit_tokens(tokens: Tensor) -> Tensor:
 
 
 def check_reshape(reshape: object) -> Reshape:
-    """Validate a ``reshape`` option: ``None``/``"auto"`` (detect), a name in :data:`LAYOUTS`, or a callable.
+    """Validate a ``reshape`` option: ``None``/``"auto"`` (detect), a name in `LAYOUTS`, or a callable.
 
     Examples:
         >>> check_reshape("NHWC")
@@ -342,7 +340,7 @@ def reshape_activation(
     """Bring a target-layer output (or its gradient) to ``(B, C, h, w)``.
 
     ``reshape`` is a layout name (see the module docstring), a callable applied as is, or ``None``: the
-    layout is detected with :func:`infer_layout` (which needs ``model``; without it ``None`` means
+    layout is detected with `infer_layout` (which needs ``model``; without it ``None`` means
     ``"nchw"``). ``image_size`` ``(H, W)`` fixes the token grid's aspect ratio; ``prefix`` the number of
     prefix tokens when it was decided for the layer (else it is read from the token count).
 

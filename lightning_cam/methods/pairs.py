@@ -62,7 +62,7 @@ def pair_up(task: Task, images: Tensor, targets: Tensor | None, extra: ExtraInpu
 def prepare(task: Task, images: Tensor, targets: object, extra: ExtraInputs,
             logits: Callable[[Tensor, ExtraInputs], Tensor], ensure_layer: Callable[[Tensor, ExtraInputs], None]
             ) -> Paired:
-    """A method call's checked targets and what it explains (:func:`pair_up`), out of inference mode (usable
+    """A method call's checked targets and what it explains (`pair_up`), out of inference mode (usable
     with autograd); with multi-label pairs to find, the target layer is chosen on the images first (the pairs
     may be none)."""
     target_t = check_targets(targets, images.shape[0], images.device, multi_hot=task.multilabel)

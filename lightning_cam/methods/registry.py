@@ -1,13 +1,14 @@
 """The method registry: ``@register_method`` where each method class is defined, ``get_method(name)`` and
-``available_methods()`` read when asked (:class:`~lightning_cam.utilities.registry.Registry`).
+``available_methods()`` read when asked ([`Registry`][lightning_cam.utilities.registry.Registry]).
 
 Canonical names (each class's ``name``) are the names in logged keys (``cam/<name>/<metric>``), so they use only
-letters, digits, ``_``, ``.`` and ``/`` (:data:`TAG_NAME`): every logger keeps them as they are (MLflow, for one,
+letters, digits, ``_``, ``.`` and ``/`` (`TAG_NAME`): every logger keeps them as they are (MLflow, for one,
 strips ``+``), so two methods can never collide in a logger. Other spellings (``"gradcam++"``, ``"Grad-CAM++"``)
 are accepted as aliases.
 
-A method of your own is a :class:`~lightning_cam.methods.base.BaseCAM` subclass decorated with
-:func:`register_method`, in your own file: once that file has run, its name works everywhere a method name
+A method of your own is a [`BaseCAM`][lightning_cam.methods.base.BaseCAM] subclass decorated with
+[`register_method`][lightning_cam.methods.registry.register_method], in your own file: once that file has run, its name
+works everywhere a method name
 does (``CAMCallback(methods=...)``, ``get_method``, the YAML configs).
 """
 
@@ -31,7 +32,7 @@ __all__ = [
 #: what a canonical method name (a part of every logged key) may contain.
 TAG_NAME = re.compile(r"[A-Za-z0-9_./]+")
 
-#: canonical method name -> class; the built-in methods are the modules of :mod:`lightning_cam.methods`.
+#: canonical method name -> class; the built-in methods are the modules of `lightning_cam.methods`.
 METHOD_REGISTRY: Registry[type[BaseCAM]] = Registry("CAM method", package="lightning_cam.methods")
 
 M = TypeVar("M", bound=type[BaseCAM])
@@ -59,8 +60,8 @@ def check_tag_name(name: str) -> str:
 
 
 def register_method(cls: M) -> M:
-    """Class decorator: register a :class:`~lightning_cam.methods.base.BaseCAM` subclass under its ``name``
-    (checked by :func:`check_tag_name`), its ``aliases`` and its class name.
+    """Class decorator: register a [`BaseCAM`][lightning_cam.methods.base.BaseCAM] subclass under its ``name``
+    (checked by `check_tag_name`), its ``aliases`` and its class name.
 
     Examples:
         >>> from lightning_cam.methods import GradCAM

@@ -21,17 +21,19 @@ class CAMResult:
         logits: ``(B, K)`` float32 logits of the forward pass the maps were computed from (detached). They may be
             given as a function returning them: they are then computed at the first read (a method that needs
             no clean pass for its maps, e.g. Smooth Grad-CAM++ with given targets, runs that forward only
-            when someone reads them; :attr:`logits_known` tells without forcing it).
+            when someone reads them; [`logits_known`][lightning_cam.methods.result.CAMResult.logits_known] tells without
+            forcing it).
         targets: ``(B,)`` long tensor of the classes explained.
         blank: ``(B,)`` bool, True where the map is constant (all zero after normalisation) and so carries
-            no explanation; :func:`~lightning_cam.evaluate_batch` gives such samples NaN in every metric.
+            no explanation; [`evaluate_batch`][lightning_cam.evaluate_batch] gives such samples NaN in every metric.
             Defaults to all False (a result built without it).
         blank_reason: the likely cause of the blank samples (empty when there are none), e.g. a zero
             gradient at a transformer block output whose patch tokens do not reach the head. It may be given
             as a function returning that text: it is then formatted at the first read (whether any sample
             is blank is a host-device sync, which the per-batch path of the callback avoids).
         samples: ``(B,)`` long, the image each map explains, for a multi-label call that gives one map per
-            (image, class) pair (:mod:`lightning_cam.targets.task`); ``None`` when map ``i`` explains
+            (image, class) pair ([`lightning_cam.targets.task`][lightning_cam.targets.task]); ``None`` when map ``i``
+            explains
             image ``i``.
 
     Examples:
@@ -64,7 +66,8 @@ class CAMResult:
 
     @property
     def logits_known(self) -> bool:
-        """Whether the logits are computed (reading :attr:`logits` otherwise runs the forward that gives them)."""
+        """Whether the logits are computed (reading [`logits`][lightning_cam.methods.result.CAMResult.logits] otherwise
+        runs the forward that gives them)."""
         return not callable(self._logits)
 
     def _lazy_logits(self, index: Tensor | None = None) -> Tensor | Callable[[], Tensor]:
@@ -82,7 +85,8 @@ class CAMResult:
 
     @property
     def lazy_blank_reason(self) -> Callable[[], str]:
-        """A function giving :attr:`blank_reason` that does not keep this result (its maps) alive: what a report
+        """A function giving [`blank_reason`][lightning_cam.methods.result.CAMResult.blank_reason] that does not keep
+        this result (its maps) alive: what a report
         read later, e.g. at the epoch's end, should hold."""
         reason = self._reason
         return reason if callable(reason) else (lambda: reason)

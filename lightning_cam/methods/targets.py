@@ -33,7 +33,7 @@ def mark_checked(targets: Tensor) -> Tensor:
 
 
 def is_checked(targets: Tensor) -> bool:
-    """Whether ``targets`` was marked by :func:`mark_checked`."""
+    """Whether ``targets`` was marked by `mark_checked`."""
     return _CHECKED.get(id(targets)) is targets
 
 

@@ -1,5 +1,5 @@
 """ADCC and its components as torchmetrics (Poppi et al., "Revisiting the Evaluation of Class Activation
-Mapping for Explainability", CVPRW 2021); the formulas are in :mod:`lightning_cam.functional.adcc`.
+Mapping for Explainability", CVPRW 2021); the formulas are in `lightning_cam.functional.adcc`.
 
 Each class is updated with the ``(B,)`` per-sample values ``evaluate_batch`` returns under its name, or
 with the raw inputs of its formula through the named extra arguments of its ``update``.
@@ -27,7 +27,7 @@ class AverageDrop(PerSampleMetric):
 
     ``update(values)`` with per-sample drops (``evaluate_batch(...)["average_drop"]``), or
     ``update(probs, masked_probs)`` with ``Y_c`` and ``O_c``
-    (see :func:`lightning_cam.functional.adcc.average_drop`).
+    (see `lightning_cam.functional.adcc.average_drop`).
 
     Examples:
         >>> m = AverageDrop()
@@ -72,7 +72,7 @@ class Coherency(PerSampleMetric):
     r"""Coherency in ``[0, 1]`` (higher is better): mean of ``(ρ(map(x ⊙ map), map) + 1) / 2``.
 
     ``update(values)``, or ``update(maps, masked_maps)`` with both ``(B, H, W)`` maps
-    (see :func:`lightning_cam.functional.adcc.coherency`).
+    (see `lightning_cam.functional.adcc.coherency`).
 
     Examples:
         >>> m = Coherency()
@@ -116,7 +116,7 @@ class ADCC(PerSampleMetric):
     ``3 / (1/coherency + 1/(1 − complexity) + 1/(1 − drop))``.
 
     ``update(values)``, or ``update(coherency, complexity, average_drop)`` with the per-sample components
-    (drop in percent; see :func:`lightning_cam.functional.adcc.adcc` for the edges).
+    (drop in percent; see `lightning_cam.functional.adcc.adcc` for the edges).
 
     Examples:
         >>> m = ADCC()

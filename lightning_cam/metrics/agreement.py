@@ -1,10 +1,12 @@
 r"""Method agreement: the mean per-sample Pearson correlation between the maps of two methods on the same
 scored samples, for every pair of methods.
 
-.. math:: \mathrm{agreement}(a, b) = \frac{1}{|S|} \sum_{i \in S} \rho(\mathrm{map}_a(x_i), \mathrm{map}_b(x_i))
+$$
+\mathrm{agreement}(a, b) = \frac{1}{|S|} \sum_{i \in S} \rho(\mathrm{map}_a(x_i), \mathrm{map}_b(x_i))
+$$
 
 over the samples ``S`` both methods scored (a sample a method left out, e.g. a blank or non-finite map, is
-NaN in its maps and drops out of its pairs). ``ρ`` is :func:`lightning_cam.functional.adcc.pearson`.
+NaN in its maps and drops out of its pairs). ``ρ`` is `lightning_cam.functional.adcc.pearson`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ __all__ = ["MethodAgreement"]
 
 
 class MethodAgreement(GroupedMean):
-    """Mean per-sample Pearson correlation of each pair of methods' maps (a :class:`GroupedMean` over pairs).
+    """Mean per-sample Pearson correlation of each pair of methods' maps (a `GroupedMean` over pairs).
 
-    Batches are added method by method with :meth:`add_maps` and closed with :meth:`update` (all on the device,
-    no host sync); :meth:`values` names the pairs with ``tag(a, b)``.
+    Batches are added method by method with `add_maps` and closed with `update` (all on the device,
+    no host sync); `values` names the pairs with ``tag(a, b)``.
 
     Examples:
         >>> agree = MethodAgreement(["gradcam", "eigencam"])

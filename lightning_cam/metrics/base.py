@@ -23,14 +23,18 @@ __all__ = ["PerSampleMean", "PerSampleMetric"]
 class PerSampleMetric(Metric):
     r"""Mean of per-sample metric values over every sample seen on every process.
 
-    .. math:: \mathrm{value} = \frac{\sum_{i \in \mathrm{finite}} v_i}{|\mathrm{finite}|}
+    $$
+    \mathrm{value} = \frac{\sum_{i \in \mathrm{finite}} v_i}{|\mathrm{finite}|}
+    $$
 
     States (all summed across processes, so DDP gives the same value as one process over the same data):
     ``total`` (float64 sum of the finite values), ``count`` (how many) and ``num_skipped`` (samples whose
     value was NaN, e.g. a NaN in the map; they are left out of the mean and counted here).
 
     Subclasses define ``update`` with their explicit signature and pass the ``(B,)`` per-sample values
-    to :meth:`add_values`. :meth:`compute` before any finite sample returns 0 (finite, with a warning)
+    to [`add_values`][lightning_cam.metrics.base.PerSampleMetric.add_values].
+    [`compute`][lightning_cam.metrics.base.PerSampleMetric.compute] before any finite sample returns 0 (finite, with a
+    warning)
     rather than NaN.
     """
 
@@ -86,9 +90,11 @@ class PerSampleMetric(Metric):
 
 
 class PerSampleMean(PerSampleMetric):
-    r"""A :class:`PerSampleMetric` updated with the per-sample values only: ``update(values)``.
+    r"""A [`PerSampleMetric`][lightning_cam.metrics.base.PerSampleMetric] updated with the per-sample values only:
+    ``update(values)``.
 
-    ``values`` is the ``(B,)`` tensor that :func:`lightning_cam.evaluate_batch` returns under the metric's
+    ``values`` is the ``(B,)`` tensor that [`lightning_cam.evaluate_batch`][lightning_cam.evaluate_batch] returns under
+    the metric's
     name. Passing more than one tensor is an error naming the expected form.
 
     Examples:

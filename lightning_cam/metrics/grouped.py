@@ -1,6 +1,6 @@
 """``GroupedMean``: a mean per group of per-sample values (a pair of methods, a metric and a class), in
-float64 sum states summed across processes; the base of :class:`~lightning_cam.metrics.agreement.MethodAgreement`
-and :class:`~lightning_cam.metrics.per_class.PerClassMetrics`."""
+float64 sum states summed across processes; the base of `MethodAgreement`
+and `PerClassMetrics`."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ __all__ = ["GroupedMean"]
 class GroupedMean(Metric):
     r"""``total[g] / count[g]`` for every group ``g`` of a fixed ``shape`` (states float64, summed across ranks).
 
-    .. math:: \mathrm{mean}_g = \frac{\sum_{i \in g,\ \mathrm{finite}} v_i}{|\{i \in g : v_i \text{ finite}\}|}
+    $$
+    \mathrm{mean}_g = \frac{\sum_{i \in g,\ \mathrm{finite}} v_i}{|\{i \in g : v_i \text{ finite}\}|}
+    $$
 
-    Subclasses add values with :meth:`add` (device tensors only, no host sync) and name the groups in
-    :meth:`named`.
+    Subclasses add values with `add` (device tensors only, no host sync) and name the groups in
+    `named`.
 
     Examples:
         >>> m = GroupedMean((2,))

@@ -1,5 +1,5 @@
 """Localization metrics against ground-truth object masks as torchmetrics; the formulas are in
-:mod:`lightning_cam.functional.localization`."""
+`lightning_cam.functional.localization`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class PointingGame(PerSampleMetric):
     r"""Pointing Game accuracy in ``[0, 1]`` (higher is better): share of maps whose maximum is on the object.
 
     ``update(values)``, or ``update(maps, masks)`` with ``(B, H, W)`` maps and masks
-    (see :func:`lightning_cam.functional.localization.pointing_game`).
+    (see `lightning_cam.functional.localization.pointing_game`).
 
     Args:
         tolerance: pixels by which the object is grown before the check (raw-input form only).

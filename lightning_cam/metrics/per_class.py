@@ -1,5 +1,5 @@
 """Per-class means: every metric's mean over the samples of each class, from the per-sample values
-:func:`lightning_cam.evaluate_batch` returns."""
+[`lightning_cam.evaluate_batch`][lightning_cam.evaluate_batch] returns."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["PerClassMetrics"]
 
 class PerClassMetrics(GroupedMean):
     r"""Per metric ``m`` and class ``k``: the mean of the per-sample values of the samples of class ``k``
-    (a :class:`GroupedMean` of shape ``(M, K)``).
+    (a `GroupedMean` of shape ``(M, K)``).
 
     Examples:
         >>> pc = PerClassMetrics(["complexity"], 2)

@@ -1,5 +1,5 @@
 """Insertion and Deletion (RISE) as torchmetrics; the curves are computed by
-:func:`lightning_cam.functional.perturbation.insertion_deletion`."""
+`lightning_cam.functional.perturbation.insertion_deletion`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Insertion(PerSampleMean):
     are revealed into a baseline, integrated over the revealed fraction.
 
     ``update(values)`` with ``evaluate_batch(..., metrics=("insertion",))["insertion"]``
-    (see :func:`lightning_cam.functional.perturbation.insertion_deletion`).
+    (see `lightning_cam.functional.perturbation.insertion_deletion`).
 
     Examples:
         >>> m = Insertion(); m.update(torch.tensor([0.75, 0.25])); m.compute()

@@ -56,7 +56,7 @@ NEEDS: frozenset[str] = frozenset({"masked", "remap", "truth", "curves"})
 
 @dataclass
 class MetricInputs:
-    """What one batch's passes produced, for the :attr:`MetricSpec.compute` functions (fields a batch does
+    """What one batch's passes produced, for the `MetricSpec.compute` functions (fields a batch does
     not need stay ``None``).
 
     Attributes:
@@ -66,7 +66,7 @@ class MetricInputs:
         masked_maps: ``(B, H, W)`` the maps of ``x ⊙ map`` for the same targets (``"remap"``).
         truth: ``(B, H, W)`` bool ground-truth object masks (``"truth"``).
         options: the checked ``evaluate_batch`` options (``steps``, ``threshold``, ``tolerance``, ...).
-        values: the per-sample values computed so far (a spec's :attr:`~MetricSpec.requires` are there).
+        values: the per-sample values computed so far (a spec's `requires` are there).
         curves: ``curves()`` -> ``{"insertion": (B,), "deletion": (B,)}`` for the requested ones (``"curves"``).
     """
 
@@ -96,9 +96,9 @@ class MetricSpec:
         name: lower-case key, letters, digits and ``_``.
         metric: the ``torchmetrics`` class accumulating the per-sample values (``update(values)``).
         compute: ``MetricInputs -> (B,)`` per-sample values.
-        needs: a subset of :data:`NEEDS`.
+        needs: a subset of `NEEDS`.
         requires: other metrics whose values ``compute`` reads (computed first, even when not requested).
-        default: part of the default selection :data:`DEFAULT_METRICS`.
+        default: part of the default selection `DEFAULT_METRICS`.
     """
 
     name: str

@@ -1,4 +1,4 @@
-"""Small image classifiers that carry :class:`~lightning_cam.CAMMixin`, ready for the CAM callback."""
+"""Small image classifiers that carry [`CAMMixin`][lightning_cam.CAMMixin], ready for the CAM callback."""
 
 from lightning_cam.models.base import ImageClassifier
 from lightning_cam.models.gap import GAPClassifier

@@ -29,15 +29,16 @@ def as_list(values: Sequence[Any] | None) -> list[Any] | None:
 
 
 class ImageClassifier(CAMMixin, pl.LightningModule):
-    """Classifier base for the three output kinds: subclasses build the network (with :meth:`num_outputs`
+    """Classifier base for the three output kinds: subclasses build the network (with `num_outputs`
     logits) and implement ``forward``.
 
-    The loss follows ``task`` (:mod:`lightning_cam.targets.task`): cross-entropy for ``multiclass``,
+    The loss follows ``task`` ([`lightning_cam.targets.task`][lightning_cam.targets.task]): cross-entropy for
+    ``multiclass``,
     binary cross-entropy with logits for ``multilabel`` (a sigmoid per class, multi-hot labels) and
     ``binary`` (one logit, 0/1 labels). Accuracy is the share of correct predictions: the argmax, the
     ``z > 0`` decision, or for ``multilabel`` every label's decision (sigmoid > 0.5) against the truth.
 
-    Batches are unpacked with :meth:`~lightning_cam.CAMMixin.cam_inputs`, so both dict batches
+    Batches are unpacked with [`cam_inputs`][lightning_cam.mixin.CAMMixin.cam_inputs], so both dict batches
     (``{"image", "label", ...}``) and ``(images, labels)`` tuples work. Logs ``train_loss`` per step,
     and per epoch ``train_acc``, ``val_loss``, ``val_acc``, ``test_loss``, ``test_acc`` (synced across
     DDP ranks). Optimiser: Adam with ``lr`` and ``weight_decay``, optionally with a per-step cosine

@@ -25,7 +25,7 @@ class GAPClassifier(ImageClassifier):
     ``logits = fc(mean_ij A_ij)``, so CAM's ``map = Σ_k w_k^c A^k`` is exact.
 
     The arguments ``lr``, ``weight_decay``, ``cosine``, ``class_names``, ``mean``, ``std`` and ``task`` are those
-    of :class:`ImageClassifier`.
+    of [`ImageClassifier`][lightning_cam.models.gap.ImageClassifier].
 
     Args:
         num_classes: number of classes (one logit for ``task="binary"``, which needs ``num_classes=2``).

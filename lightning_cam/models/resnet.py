@@ -24,7 +24,7 @@ class ResNetClassifier(ImageClassifier):
     CIFAR variant), so 32x32 images give a 4x4 ``layer4`` map instead of 1x1.
 
     The arguments ``lr``, ``weight_decay``, ``cosine``, ``class_names``, ``mean``, ``std`` and ``task`` are those
-    of :class:`ImageClassifier`.
+    of [`ImageClassifier`][lightning_cam.models.resnet.ImageClassifier].
 
     Args:
         num_classes: number of classes (``model.fc`` is replaced when it differs from 1000).

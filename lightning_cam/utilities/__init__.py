@@ -1,5 +1,5 @@
-"""Shared helpers: every input check (:mod:`~lightning_cam.utilities.checks`, one function per rule) and the
-model-mode context (:mod:`~lightning_cam.utilities.modes`)."""
+"""Shared helpers: every input check (`checks`, one function per rule) and the
+model-mode context (`modes`)."""
 
 from lightning_cam.utilities.checks import (
     BASELINES,

@@ -2,8 +2,8 @@
 
 Each ``check_*`` names the value it received and the fix, and returns the value in the form the caller
 uses (a ``(B,)`` long tensor, an ``int``, a ``float``, ...). The CAM methods, the metric formulas in
-:mod:`lightning_cam.functional`, the metric classes, :func:`lightning_cam.evaluate_batch` and
-:mod:`lightning_cam.render` all call these instead of checking on their own.
+`lightning_cam.functional`, the metric classes, [`lightning_cam.evaluate_batch`][lightning_cam.evaluate_batch] and
+`lightning_cam.render` all call these instead of checking on their own.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ __all__ = [
     "check_tolerance",
 ]
 
-#: baseline names accepted by :func:`lightning_cam.functional.perturbation.make_baseline` (or a tensor).
+#: baseline names accepted by `lightning_cam.functional.perturbation.make_baseline` (or a tensor).
 BASELINES = ("zeros", "blur", "mean")
 
-#: keyword options of :func:`lightning_cam.evaluate_batch` and their defaults.
+#: keyword options of [`lightning_cam.evaluate_batch`][lightning_cam.evaluate_batch] and their defaults.
 DEFAULT_OPTIONS: dict[str, Any] = {
     "steps": 20,  # insertion/deletion: number of perturbation steps (>= 1)
     "baseline": "zeros",  # insertion/deletion: "zeros", "blur", "mean" or a tensor
@@ -126,7 +126,8 @@ def as_multi_hot(labels: Tensor) -> Tensor:
 def check_targets(targets: object, batch: int, device: torch.device, multi_hot: bool = False) -> Tensor | None:
     """Classes to explain: ``None``, an int, or ``B`` integer class indices -> ``(B,)`` long (or ``None``).
 
-    With ``multi_hot`` (the ``multilabel`` output kind, :mod:`lightning_cam.targets.task`), a ``(B, K)``
+    With ``multi_hot`` (the ``multilabel`` output kind, [`lightning_cam.targets.task`][lightning_cam.targets.task]), a
+    ``(B, K)``
     matrix of labels is accepted too and returned as bool (``True`` for a positive: non-zero integers, floats
     above 0.5): every positive is one (image, class) pair to explain.
 
@@ -330,7 +331,7 @@ def check_tolerance(tolerance: object) -> int:
 
 
 def check_baseline(baseline: object) -> str | Tensor:
-    """Insertion/deletion baseline: one of :data:`BASELINES` or a tensor (its shape is checked on use).
+    """Insertion/deletion baseline: one of `BASELINES` or a tensor (its shape is checked on use).
 
     Examples:
         >>> check_baseline("blur")
@@ -356,7 +357,8 @@ def check_sigma(sigma: object) -> float:
 
 
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword options of :func:`lightning_cam.evaluate_batch`, each checked, merged over :data:`DEFAULT_OPTIONS`.
+    """The keyword options of [`lightning_cam.evaluate_batch`][lightning_cam.evaluate_batch], each checked, merged over
+    `DEFAULT_OPTIONS`.
 
     Raises:
         TypeError: an unknown option name (the valid ones are listed).

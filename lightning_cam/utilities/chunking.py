@@ -2,22 +2,24 @@
 
 Smooth Grad-CAM++ (``B * n`` noisy copies), Insertion/Deletion (``B * (2 * steps - 1)`` perturbed images)
 and Score-CAM (``B * C`` masked images) all run far more images than the batch ``B`` the user forwards.
-With ``batch_size=None`` their chunk size comes from :func:`chunk_size`:
+With ``batch_size=None`` their chunk size comes from `chunk_size`:
 
-.. math:: \\text{chunk} = \\max\\Big(1,\\ \\min\\big(\\lfloor \\text{factor} \\cdot B \\rfloor,\\
-          \\lfloor P / (H W) \\rfloor\\big)\\Big)
+$$
+\\text{chunk} = \\max\\Big(1,\\ \\min\\big(\\lfloor \\text{factor} \\cdot B \\rfloor,\\
+\\lfloor P / (H W) \\rfloor\\big)\\Big)
+$$
 
 * the **memory budget**: at most ``factor`` times the user's own batch ``B`` per forward, so the derived
   forwards never hold more activations than ``factor`` of the forwards the user already runs (``factor``
   is 1: peak memory within 2x a forward of the batch, the clean data included);
-* the **pixel budget** ``P`` (:data:`PIXELS_PER_FORWARD`): input pixels per forward where a forward is
+* the **pixel budget** ``P`` (`PIXELS_PER_FORWARD`): input pixels per forward where a forward is
   efficient. Measured on CPU (ResNet-18, 2 threads): throughput peaks near 300-500k input pixels per
   forward and falls beyond (cache), so 224 px images go 10 per forward, 64 px images 128 (then capped by
   the memory budget). On CUDA larger batches keep paying off, so there the memory budget alone decides.
 
-An explicit ``batch_size`` always wins. :func:`run_chunks` runs the chunks and halves the chunk after an
+An explicit ``batch_size`` always wins. `run_chunks` runs the chunks and halves the chunk after an
 out-of-memory error (down to one image, then re-raises). Distributed strategies that need every rank to
-use the same chunk can wrap :func:`chunk_size` (it is the only place the decision is made).
+use the same chunk can wrap `chunk_size` (it is the only place the decision is made).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def run_chunks(
     chunk is halved and the same range retried (``step`` must write its results only once it succeeded).
     Re-raises the error at a chunk of one. Returns the chunk size that was used last.
 
-    Inside a lock-step (sharded CAM work, :func:`~lightning_cam.utilities.lockstep.chunk_plan`) every rank
+    Inside a lock-step (sharded CAM work, `chunk_plan`) every rank
     starts from the same agreed chunk size and pads its loop with ``pad()`` (a throw-away forward) up to the
     agreed number of chunks; a local back-off adds forwards that the lock-step protocol pays for.
 
@@ -112,7 +114,7 @@ def run_chunks(
 
 
 class ChunkMemory:
-    """The chunk size an out-of-memory back-off of :func:`run_chunks` came down to, remembered for the later
+    """The chunk size an out-of-memory back-off of `run_chunks` came down to, remembered for the later
     calls of the same method (per image size): a method that ran out of memory once does not start every
     batch at the full size again (and pay the same errors).
 
@@ -130,7 +132,7 @@ class ChunkMemory:
 
     def run(self, total: int, chunk: int, step: Callable[[int, int], None], device: torch.device | None = None,
             pad: Callable[[], None] | None = None, key: int = 0) -> int:
-        """:func:`run_chunks` starting from ``chunk`` or the size remembered for ``key`` (the smaller); a
+        """`run_chunks` starting from ``chunk`` or the size remembered for ``key`` (the smaller); a
         smaller size reached by a back-off is remembered."""
         proposed = min(int(chunk), self.caps.get(key, int(chunk)))
         used = run_chunks(total, proposed, step, device, pad)

@@ -2,10 +2,10 @@
 
 A compiled graph skips forward hooks registered after compilation, so the target layer's hook would never fire
 (the CAM methods would report the layer as "not called"). CAM passes therefore run under
-:func:`eager_compiled`, which makes every compiled module (``self.net = torch.compile(net)``, a LightningModule
+`eager_compiled`, which makes every compiled module (``self.net = torch.compile(net)``, a LightningModule
 compiled whole with ``model.compile()`` or ``torch.compile(model)``) run its original Python code, hooks
 included, for the duration of the block; training and validation keep the compiled code. Layer names go
-through :func:`compiled_aliases`: ``"net.2"`` and ``"net._orig_mod.2"`` name the same layer.
+through `compiled_aliases`: ``"net.2"`` and ``"net._orig_mod.2"`` name the same layer.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The two packages hold separate copies of every class (``pytorch_lightning.Callback`` is not
 ``lightning.pytorch.Callback``), and each ``Trainer`` and ``LightningCLI`` checks ``isinstance``/``issubclass``
-against its own copy. So the callback derives from :data:`CallbackBase`, a class whose bases are the ``Callback``
+against its own copy. So the callback derives from `CallbackBase`, a class whose bases are the ``Callback``
 classes of *every* installed package, and the logger and callback checks below use tuples of the classes of
 every installed package. Lightning's enums (``TrainerFn``) are ``str`` enums, so they are compared with plain
 strings here (``"fit"``, ``"validate"``, ``"test"``), which is the same for both packages.

@@ -12,10 +12,10 @@ they go, with one rule:
 * a rank about to run a forward sends ``FORWARD`` (``FORWARD_GRAD`` when the forward is followed by a
   backward to the target layer): a forward pre-hook on the CAM model, run before the parameters are
   gathered;
-* a rank entering a chunked loop sends ``PLAN`` with its item count and chunk size (:func:`chunk_plan`): all
+* a rank entering a chunked loop sends ``PLAN`` with its item count and chunk size (`chunk_plan`): all
   planning ranks get the same chunk size (the smallest) and the same number of forwards (the largest), and
   pad with throw-away forwards;
-* a rank whose step is over (finished, failed, or had nothing to do) sends ``DONE`` from :meth:`LockStep.step`.
+* a rank whose step is over (finished, failed, or had nothing to do) sends ``DONE`` from `LockStep.step`.
 
 The largest kind decides the round: if some rank forwards, every rank that did not mean to forward runs a
 throw-away forward of the same kind on a one-image dummy input and then repeats its own round; if some rank
@@ -28,14 +28,14 @@ memory, still takes part in every forward of the others.
 collectives out of step: the other ranks wait in a gather this rank will never make. No callback can pair
 them again, but none may leave the run hanging until the process group's timeout (30 minutes by default)
 either. So the rounds run on a process group of their own (gloo, CPU messages) with a short timeout
-(:func:`round_timeout`, ``LIGHTNING_CAM_ROUND_TIMEOUT`` seconds, default 300): when a rank's round times out
+(`round_timeout`, ``LIGHTNING_CAM_ROUND_TIMEOUT`` seconds, default 300): when a rank's round times out
 or fails, it aborts the default process group, so that every rank stuck in a sharded collective fails at
-once, and raises :class:`LockStepBroken` naming its rank and its own failure; a rank whose collective failed
+once, and raises `LockStepBroken` naming its rank and its own failure; a rank whose collective failed
 that way raises it too, saying that another rank stopped. A failure that left the ranks in step (e.g. an
 out-of-memory error before the first gather) is paired by the next round as before.
 
-Outside :meth:`LockStep.step` (one process, DDP, no sharding) the module-level hooks are no-ops:
-:func:`chunk_plan` returns the local plan.
+Outside `LockStep.step` (one process, DDP, no sharding) the module-level hooks are no-ops:
+`chunk_plan` returns the local plan.
 
 Examples:
     >>> chunk_plan(10, 4)  # no lock-step in force: the local plan, (chunk, number of chunks)
@@ -83,7 +83,7 @@ def chunk_plan(items: int, chunk: int) -> tuple[int, int]:
     """``(chunk, number of chunks)`` for a loop over ``items`` items in chunks of at most ``chunk``.
 
     Inside a lock-step (sharded CAM work), every rank gets the smallest chunk size and the largest number of
-    chunks of all ranks; a rank pads its loop with throw-away forwards (see :mod:`lightning_cam.utilities.
+    chunks of all ranks; a rank pads its loop with throw-away forwards (see `lightning_cam.utilities.
     lockstep`). Outside, ``(chunk, ceil(items / chunk))``.
 
     Examples:
@@ -124,7 +124,7 @@ _GROUPS: dict[tuple[int, float], Any] = {}
 
 
 def protocol_reduce() -> Reduce:
-    """``all_reduce(MAX)`` of the rounds on a gloo process group of their own with :func:`round_timeout`
+    """``all_reduce(MAX)`` of the rounds on a gloo process group of their own with `round_timeout`
     (created once per default group and timeout, a collective: every rank calls this together)."""
     timeout = round_timeout()
     key = (id(dist.group.WORLD), timeout.total_seconds())
@@ -193,7 +193,7 @@ class LockStep:
 
     def exchange(self, message: Tensor) -> list[float]:
         """The element-wise maximum of ``message`` over the ranks (a collective); a timeout or a peer gone
-        aborts the default group and raises :class:`LockStepBroken` (see the module docstring)."""
+        aborts the default group and raises `LockStepBroken` (see the module docstring)."""
         try:
             return [float(v) for v in self.reduce(message).cpu().tolist()]
         except Exception as err:
@@ -278,7 +278,7 @@ class LockStep:
         self._round(self._forward_kind())
 
     def plan(self, items: int, chunk: int) -> tuple[int, int]:
-        """The agreed ``(chunk, number of chunks)`` (see :func:`chunk_plan`)."""
+        """The agreed ``(chunk, number of chunks)`` (see `chunk_plan`)."""
         chunk = max(1, int(chunk))
         while True:
             top, most, neg_chunk, _ = self._round(PLAN, max(0, items), -chunk)
@@ -293,7 +293,7 @@ class LockStep:
     # ------------------------------------------------------------------ steps
     @contextlib.contextmanager
     def attached(self) -> Iterator[None]:
-        """The forward pre-hook on :attr:`model` while CAM work runs (run before the sharding library's own
+        """The forward pre-hook on `model` while CAM work runs (run before the sharding library's own
         pre-hooks, so that a round is never paired with a parameter gather)."""
         handle = self.model.register_forward_pre_hook(self._pre_hook, prepend=True)
         try:
@@ -312,7 +312,7 @@ class LockStep:
         """Run ``work`` (``None``: this rank has nothing to do) in lock-step with the other ranks; return
         whether it failed on any rank. An exception of ``work`` is re-raised here, after the step, on this
         rank; what the other ranks do with the returned flag is the caller's policy (the callback raises
-        :class:`StepFailed` under ``on_error="raise"``).
+        `StepFailed` under ``on_error="raise"``).
 
         ``dummy_shape`` is ``(C, H, W)`` of the throw-away inputs; ``target_layer`` and ``needs_grad`` tell
         which forwards are followed by a backward to the target layer (the method's).

@@ -1,15 +1,11 @@
 """Reading the logits from what a model returns: one rule for every method, the evaluator and the callback.
 
-=====================================  =======================================================
-the model returns                      the logits
-=====================================  =======================================================
-a tensor                               the tensor
-an object with a ``logits`` tensor     ``out.logits`` (HuggingFace ``ModelOutput``, e.g.
-                                       ``ImageClassifierOutput``)
-a mapping with a ``"logits"`` key      ``out["logits"]``
-anything else (tuples, other keys)     ``output=`` says where: a key or attribute name (``str``),
-                                       an index (``int``) or a callable ``out -> logits``
-=====================================  =======================================================
+| the model returns | the logits |
+|---|---|
+| a tensor | the tensor |
+| an object with a ``logits`` tensor | ``out.logits`` (HuggingFace ``ModelOutput``, e.g. ``ImageClassifierOutput``) |
+| a mapping with a ``"logits"`` key | ``out["logits"]`` |
+| anything else (tuples, other keys) | ``output=``: a key or attribute name (``str``), an index, a callable |
 
 A model output with none of these, and no ``output=``, is a ``TypeError`` that names the option.
 

@@ -1,7 +1,8 @@
 """``Registry``: one table of named entries (methods, metrics, views, target kinds), filled where each entry is
 defined and read when asked.
 
-Every registry of the package is one :class:`Registry`. An entry registers itself with the registry's
+Every registry of the package is one [`Registry`][lightning_cam.utilities.registry.Registry]. An entry registers itself
+with the registry's
 decorator in the file that defines it (``@register_method``, ``@register_metric``, ``@register_view``,
 ``@register_target``), like timm's ``@register_model``; the built-in entries are the modules of one package,
 all imported the first time the table is read, so a new built-in entry is one new file and nothing else. A
@@ -50,7 +51,7 @@ class Registry(Generic[T]):
     Args:
         kind: what an entry is, for messages (``"CAM method"``).
         package: the package whose modules hold the built-in entries; imported on the first read.
-        loose: look names up by :func:`lookup_key` (case and ``-``/``_``/space insensitive); else exactly.
+        loose: look names up by `lookup_key` (case and ``-``/``_``/space insensitive); else exactly.
     """
 
     def __init__(self, kind: str, package: str | None = None, loose: bool = True) -> None:
@@ -106,7 +107,7 @@ class Registry(Generic[T]):
         return canonical
 
     def get(self, name: str) -> T:
-        """The entry of ``name`` (see :meth:`canonical`)."""
+        """The entry of ``name`` (see [`canonical`][lightning_cam.utilities.registry.Registry.canonical])."""
         return self._entries[self.canonical(name)]
 
     def names(self, where: Callable[[T], bool] | None = None) -> list[str]:

@@ -1,13 +1,13 @@
 """The callback's views beyond the per-metric scalars and the probe grid, one module each, chosen with
 ``CAMCallback(views=...)``:
 
-* ``"worst"``: the worst-case gallery ``cam/<method>/worst`` (:mod:`.gallery`, option ``k``);
-* ``"drift"``: the drift of the probe maps ``cam/<method>/drift`` (:mod:`.drift`);
-* ``"agreement"``: method agreement ``cam/agreement/<a>__<b>`` (:mod:`.agreement`);
-* ``"per_class"``: per-class curves ``cam/<method>/per_class/<metric>/<class>`` (:mod:`.per_class`, opt-in);
+* ``"worst"``: the worst-case gallery ``cam/<method>/worst`` (`gallery`, option ``k``);
+* ``"drift"``: the drift of the probe maps ``cam/<method>/drift`` (`drift`);
+* ``"agreement"``: method agreement ``cam/agreement/<a>__<b>`` (`agreement`);
+* ``"per_class"``: per-class curves ``cam/<method>/per_class/<metric>/<class>`` (`per_class`, opt-in);
 * ``"strategies"``: the strategies of each class found by clustering its maps, a mask-free shortcut detector,
-  ``cam/<method>/strategy/<stat>/<class>`` and the image ``cam/<method>/strategies`` (:mod:`.strategies`);
-* ``"summary"``: the custom-scalars layout and the summary figure of all ``cam/`` curves (:mod:`.summary`).
+  ``cam/<method>/strategy/<stat>/<class>`` and the image ``cam/<method>/strategies`` (`strategies`);
+* ``"summary"``: the custom-scalars layout and the summary figure of all ``cam/`` curves (`summary`).
 
 **Adding a view** is one new module of this package with a `View` subclass decorated with `@register_view`:
 the registry imports every module of the package when it is first read, so nothing else changes. The contract

@@ -1,6 +1,6 @@
 """Method agreement ``cam/agreement/<a>__<b>`` (view ``"agreement"``, with two methods or more): the mean
 per-sample Pearson correlation between two methods' maps on the same scored samples
-(:class:`~lightning_cam.metrics.agreement.MethodAgreement`).
+(`MethodAgreement`).
 
 The maps come from the metric pass (no extra forward); the sums live in a ``torchmetrics`` state summed
 across ranks, so a 2-process run logs what a 1-process run over the same samples logs.

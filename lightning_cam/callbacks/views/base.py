@@ -124,7 +124,7 @@ class View:
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore [`state_dict`][lightning_cam.callbacks.views.base.View.state_dict]."""
 
 
 #: view name -> class, filled by [`register_view`][lightning_cam.callbacks.views.base.register_view].

@@ -2,8 +2,8 @@
 
 The views are named in ``views=`` like the stages in ``stages=``: a sequence of names
 (``("worst", "drift")``), or a mapping of name to options (``{"worst": {"k": 16}, "drift": {}}``);
-:func:`resolve_views` checks both against the registered views. Every per-batch
-hook only updates device tensors (no host sync); at a run's end every rank calls :meth:`CAMViews.epoch_end`
+`resolve_views` checks both against the registered views. Every per-batch
+hook only updates device tensors (no host sync); at a run's end every rank calls `CAMViews.epoch_end`
 (the gallery's one gather and the metric states' syncs).
 """
 

@@ -1,11 +1,13 @@
 r"""Drift ``cam/<method>/drift`` (view ``"drift"``): how much the probe maps changed since the previous CAM
 validation run.
 
-.. math:: \mathrm{drift}_e = 1 - \frac{1}{N} \sum_{i=1}^{N} \rho(\mathrm{map}_{e}(x_i), \mathrm{map}_{e'}(x_i))
+$$
+\mathrm{drift}_e = 1 - \frac{1}{N} \sum_{i=1}^{N} \rho(\mathrm{map}_{e}(x_i), \mathrm{map}_{e'}(x_i))
+$$
 
 for the ``N`` probe images ``x_i``, ``e'`` the previous recorded epoch and ``ρ`` the Pearson correlation
-(:func:`lightning_cam.functional.adcc.pearson`; a constant map correlates 0). Read from the callback's
-:class:`~lightning_cam.callbacks.probe.History` (the maps the probe grid already computed, stored as
+(`lightning_cam.functional.adcc.pearson`; a constant map correlates 0). Read from the callback's
+`History` (the maps the probe grid already computed, stored as
 ``uint8`` at most 64 px): no extra forward. 0 means unchanged, 1 uncorrelated, up to 2 inverted.
 """
 

@@ -2,7 +2,7 @@
 CAM epoch and method, the ``k`` scored samples with the worst score, gathered across ranks.
 
 The score of a sample (its *badness*, higher is worse, in ``[0, 1]``) is the first of these that the batch
-has a finite value of (:data:`SCORES`): ``1 − energy pointing game``, ``1 − pointing game``, ``1 − IoU``
+has a finite value of (`SCORES`): ``1 − energy pointing game``, ``1 − pointing game``, ``1 − IoU``
 (localization, when the batch carries masks or boxes), else ``Average Drop / 100``. Ties (the pointing
 game is 0 or 1) are broken by a content key of the input image (the sum of its values), so the gallery is
 a function of the set of scored samples: a 2-process run shows what a 1-process run over the same samples
@@ -53,7 +53,7 @@ _META = 6  # float32 fields per slot: badness, content key, raw value, label, pr
 
 
 def badness(values: Mapping[str, Tensor]) -> tuple[Tensor, int] | None:
-    """``(badness (B,), kind)``: the per-sample badness from the first metric of :data:`SCORES` in
+    """``(badness (B,), kind)``: the per-sample badness from the first metric of `SCORES` in
     ``values`` (``kind`` is its index there), ``-inf`` where the value is not finite; ``None`` if none is.
 
     Examples:

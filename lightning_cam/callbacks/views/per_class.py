@@ -1,7 +1,7 @@
 """Per-class curves ``cam/<method>/per_class/<metric>/<class name>`` (view ``"per_class"``, opt-in): every metric's mean
 per true class (the explained class when the batch has no labels; a multi-label pair's own class), from the
 per-sample values the callback already computes, in ``torchmetrics`` sum states
-(:class:`~lightning_cam.metrics.per_class.PerClassMetrics`, so DDP-safe).
+(`PerClassMetrics`, so DDP-safe).
 
 The keys live under their own branch ``per_class/``: no logged key is a prefix path of another, so loggers
 that store keys as paths (MLflow's file store: ``cam/<method>/<metric>`` is a file) keep them all.

@@ -7,11 +7,11 @@ below reads it, unclamped; and as shown: the module's ``cam_display`` of that th
 instead of a display of the full image); at the run's end they are
 gathered from every rank (one collective), and per class (the true class; the explained one without labels;
 a multi-label pair's own class) clustered by spectral relevance analysis
-(:func:`~lightning_cam.functional.spray.spectral_clusters`). Each cluster is a *strategy*, described by
+([`spectral_clusters`][lightning_cam.functional.spray.spectral_clusters]). Each cluster is a *strategy*, described by
 
 * its share of the class's maps;
-* its *focus* (:func:`~lightning_cam.functional.spray.focus`): 1 when every map looks at the same place;
-* its *sameness* (:func:`~lightning_cam.functional.spray.sameness`): 1 when the pixels at the peak of its mean
+* its *focus* ([`focus`][lightning_cam.functional.spray.focus]): 1 when every map looks at the same place;
+* its *sameness* ([`sameness`][lightning_cam.functional.spray.sameness]): 1 when the pixels at the peak of its mean
   map are the same in every member image (a watermark, a tag, a marker), near 0 when they vary like any
   image's pixels there (an object: its colour, size and place change from image to image).
 
@@ -123,7 +123,8 @@ def analyse(maps: Tensor, classes: Tensor, images: Tensor, min_maps: int, neighb
             min_share: float, fixed_focus: float, fixed_same: float, min_members: int = 10) -> list[ClassStrategies]:
     """Per class with at least ``min_maps`` maps, its strategies (the module docstring's rule); ``maps``
     ``(n, s, s)`` float in ``[0, 1]`` in canonical order, ``classes`` ``(n,)``, ``images`` ``(n, 3, t, t)``
-    float thumbnails of the model's inputs (every class's: the reference of :func:`sameness`)."""
+    float thumbnails of the model's inputs (every class's: the reference of
+    [`sameness`][lightning_cam.callbacks.views.strategies.sameness])."""
     out = []
     for cls in sorted(set(classes.tolist())):
         rows = (classes == cls).nonzero().squeeze(1)

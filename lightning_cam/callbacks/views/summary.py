@@ -2,9 +2,9 @@
 ``fit`` (every method's curve of a metric on one chart) and, at the end of ``fit``, a matplotlib figure of
 every ``cam/`` curve the callback logged (``cam/summary``, kept as ``cam_summary.png`` by every sink).
 
-Both group keys the same way (:func:`chart_of`): ``cam/<method>/<metric>`` on the chart of ``<metric>``, and
-every other key where the view that logs it places it (:meth:`View.chart
-<lightning_cam.callbacks.views.base.View.chart>`): ``cam/<method>/drift`` on ``drift``,
+Both group keys the same way (`chart_of`): ``cam/<method>/<metric>`` on the chart of ``<metric>``, and
+every other key where the view that logs it places it ([`View.chart`][lightning_cam.callbacks.views.base.View.chart]):
+``cam/<method>/drift`` on ``drift``,
 ``cam/agreement/<a>__<b>`` on ``agreement``, the per-class ``cam/<method>/per_class/<metric>/<class>`` on
 ``<metric> per class (<method>)``.
 """
@@ -55,7 +55,7 @@ def chart_of(key: str) -> Chart | None:
 
 def custom_scalars_layout(keys: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
     """The layout of ``SummaryWriter.add_custom_scalars`` (TensorBoard's ``custom_scalar`` plugin): one
-    ``Multiline`` chart per :func:`chart_of` title, its series the exact keys (anchored, escaped regexes).
+    ``Multiline`` chart per `chart_of` title, its series the exact keys (anchored, escaped regexes).
 
     Examples:
         >>> custom_scalars_layout(["cam/gradcam/adcc", "cam/gradcam++/adcc"])
@@ -97,7 +97,7 @@ class Curves:
 
 
 def summary_figure(curves: Curves, columns: int = 3, panel: tuple[float, float] = (4.0, 2.8)) -> Tensor | None:
-    """All curves of ``curves``, one panel per :func:`chart_of` title (one line per series, value against
+    """All curves of ``curves``, one panel per `chart_of` title (one line per series, value against
     epoch), as a ``(3, H, W)`` float image in ``[0, 1]``; ``None`` without any curve.
 
     Examples:
