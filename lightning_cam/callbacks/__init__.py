@@ -7,7 +7,8 @@ logger kind); every other part is importable from its own module.
 * `accumulate`: per-rank sample quota, metric objects, NaN filter, the one reduce, the logged scalars;
 * `faults`: fault kinds, the ``on_error`` policy, the fault report, warn-once;
 * `images`: rank zero's probe grids and evolution images, rendered and sent to the sinks;
-* `probe`: the checkpointed probe set and the history of its maps; `probe_pass`: their per-run work;
+* `probe`: the checkpointed probe set and the history of its maps; `probe_pass`: the probe's maps of each run,
+  handed to the views (the grid view, `views/grid.py`, draws the grids and the evolution image);
 * `batch`: the per-batch step; `runner`: the method objects and the CAM context;
 * `distributed`: the lock-step of sharded runs (with `lightning_cam.utilities.lockstep`);
 * `schedule`: which runs get CAM work (stages, validation runs counted), the setup warnings;

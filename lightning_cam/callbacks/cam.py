@@ -62,7 +62,6 @@ from lightning_cam.callbacks.faults import (
     Faults,
     WarnOnce,
 )
-from lightning_cam.callbacks.images import ProbeImages
 from lightning_cam.callbacks.probe import History, ProbeSet, When
 from lightning_cam.callbacks.probe_pass import ProbePass
 from lightning_cam.callbacks.progress import Progress
@@ -79,6 +78,7 @@ from lightning_cam.callbacks.sinks import image_sinks
 from lightning_cam.callbacks.state import CallbackState
 from lightning_cam.callbacks.views import CAMViews, ViewContext, resolve_views
 from lightning_cam.callbacks.views.collection import ViewsSpec
+from lightning_cam.callbacks.views.grid import GridView
 from lightning_cam.callbacks.views.per_class import class_names_of
 from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.registry import check_metric_names
@@ -216,14 +216,14 @@ class CAMCallback(CallbackBase):
         self.epochs_logged: list[int] = []
         self._runner = CAMRunner(self._method_classes, self.method_kwargs, self.on_error, self._faults)
         self._accumulator = MetricAccumulator(self.methods, self.metrics, self.max_samples, self._faults)
-        images = ProbeImages(self.colormap, self.alpha, self.tile_size, self._faults)
-        self._probe_pass = ProbePass(self.probe, self.history, images, self.num_images, self.target)
+        self._probe_pass = ProbePass(self.probe, self.history, self._faults, self.num_images, self.target)
         self._warnings = WarnOnce()
         self._progress = Progress(self.progress)
         self._active, self._prefix, self._when = False, "cam", When(0, 0, 0)
         context = ViewContext(self.methods, self.metrics, self.tile_size, self.colormap, self.alpha, self._faults,
                               key_prefix("validation", self.dataloader_idx))
-        self._views = CAMViews(context, self.views)
+        grid = [GridView(context, evolution=self.log_evolution)] if self.num_images else []  # the probe's images
+        self._views = CAMViews(context, self.views, first=grid)
         # every scored batch's record goes to its observers, in this order
         observers = (self._accumulator, self._views, self._probe_pass.reuse)
         self._batch = BatchPass(self._accumulator, self._runner, self._faults, self._warnings, self.target,
@@ -290,12 +290,8 @@ class CAMCallback(CallbackBase):
         if not trainer.is_global_zero:
             return
         step = scalar_step(trainer) if self._when.step is None else self._when.step  # the last CAM run's step
-        with self._faults.reporting("while saving or logging the CAM views' final images"):
+        with self._faults.reporting("while saving or logging the CAM evolution images and the views' final images"):
             self._views.fit_end(image_sinks(trainer), step)
-        if self.log_evolution and self.probe.size:
-            with self._faults.reporting("while saving or logging the CAM evolution images"):
-                self._probe_pass.evolution(trainer, cam_module(pl_module), self.methods,
-                                           key_prefix("validation", self.dataloader_idx))
 
     # ------------------------------------------------------------------ steps
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
@@ -336,11 +332,11 @@ class CAMCallback(CallbackBase):
             if fitting and epoch not in self.epochs_logged:
                 self.epochs_logged.append(epoch)
             self._when = When(self.history.next_row(), epoch, step)
-        # the probe grids (rank zero; every rank when sharded): their faults add to the reduced totals
-        self._probe_pass.grids(trainer, cam_module(pl_module), self._runner, self._when, fitting, self._prefix,
-                               self._progress)
-        if zero and fitting:
-            self._views.probe_logged(self.history, self._when.row, log)
+        # the probe's maps (rank zero; every rank when sharded), drawn by the views: their faults add to the totals
+        probe = self._probe_pass.maps(trainer, cam_module(pl_module), self._runner, self._when, fitting, self._prefix,
+                                      self._progress)
+        if probe is not None:
+            self._views.probe_logged(probe, log, image_sinks(trainer))
         self._probe_pass.freeze(trainer, self._warnings)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:

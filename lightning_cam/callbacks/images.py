@@ -1,5 +1,5 @@
 """The callback's images, on rank zero: each method's probe grid at every logged epoch and its evolution image
-at the end of ``fit``, rendered with `lightning_cam.render` and sent to the image sinks.
+at the end of ``fit`` (drawn by the grid view), rendered with `lightning_cam.render` and sent to the image sinks.
 
 No collectives here: only rank zero calls it. Every failure is a fault of the shared `Faults`.
 """
@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from lightning_cam.callbacks.faults import Faults
-from lightning_cam.callbacks.probe import History, When
+from lightning_cam.callbacks.probe import History, ProbeRecord
 from lightning_cam.callbacks.sinks import (
     ImageSink,
     PNGDirectorySink,
@@ -58,48 +58,24 @@ class ProbeImages:
         self.tile_size = tile_size
         self.faults = faults
 
-    def grid(
-        self,
-        name: str,
-        cam: BaseCAM,
-        images: Tensor,
-        targets: Tensor | None,
-        display: Tensor,
-        labels: Tensor | None,
-        class_names: Sequence[str] | None,
-        when: When,
-        sinks: Sequence[ImageSink],
-        history: History | None = None,
-        prefix: str = "cam",
-        extra: ExtraInputs | None = None,
-        result: CAMResult | None = None,
-    ) -> None:
-        """``cam``'s maps of the probe ``images`` as the grid ``<prefix>/<name>/grid`` at ``when.step``,
-        captioned with ``when.epoch``, recorded in ``history`` as row ``when.row`` when given (the caller runs
-        this in the CAM context: gradients on, eval mode, ``images`` in the model's dtype; ``extra``: the
-        model's further inputs of the probe images; ``result``: those maps when already computed, e.g. by a
-        shared pass)."""
+    def grid(self, name: str, result: CAMResult, probe: ProbeRecord, sinks: Sequence[ImageSink]) -> None:
+        """``name``'s maps of the probe (``result``) as the grid ``<prefix>/<name>/grid`` at the run's step,
+        captioned with its epoch."""
+        when = probe.when
         try:
-            if result is None:
-                result = explain_probe(cam, images, targets, extra)
+            display, labels = probe.display, probe.labels
             if result.samples is not None:  # multi-label: one column per (probe image, class) pair
                 paired = CAMBatch(display, labels).pairs(result.samples.cpu(), result.targets.cpu())
                 display, labels = paired.images, paired.labels
-            preds = predicted_for(result.logits, result.targets, cam.task)
+            preds = predicted_for(result.logits, result.targets, probe.task)
             maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
-            finite = bool(torch.isfinite(result.maps).all() and torch.isfinite(result.logits).all())
-            if not finite:  # drawn as 0 in the grid; never compared (drift) nor shown as a real row (evolution)
-                self.faults.record("nonfinite", f"{name}: non-finite probe map or logit at epoch {when.epoch}; the "
-                                   "grid draws it as 0, drift and the evolution image leave this run out")
-            if history is not None and finite:
-                history.add(name, when.row, maps, preds, epoch=when.epoch, step=when.step)
             grid = cam_grid(display, maps.cpu(), preds.cpu(), None if labels is None else labels.cpu(),
-                            class_names, self.colormap, self.alpha, self.tile_size)
+                            probe.class_names, self.colormap, self.alpha, self.tile_size)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"{name} probe grid raised {type(err).__name__}: {err}", err)
             return
         step = 0 if when.step is None else when.step
-        self.send(sinks, f"{prefix}/{name}/grid", grid, step, f"{name}, epoch {when.epoch}, step {step}")
+        self.send(sinks, f"{probe.prefix}/{name}/grid", grid, step, f"{name}, epoch {when.epoch}, step {step}")
 
     def evolution(self, name: str, history: History, display: Tensor, sinks: Sequence[ImageSink], step: int,
                   prefix: str = "cam") -> None:

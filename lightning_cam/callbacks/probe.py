@@ -3,16 +3,18 @@ validation run (what the evolution image shows)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.methods import ExtraInputs
+from lightning_cam.methods import CAMResult, ExtraInputs
 from lightning_cam.render import fit_longer_side, to_uint8
+from lightning_cam.targets.task import Task
 
-__all__ = ["History", "ProbeSet", "When", "input_dtype"]
+__all__ = ["History", "ProbeRecord", "ProbeSet", "When", "input_dtype"]
 
 
 @dataclass
@@ -234,3 +236,31 @@ class History:
         # version 1 had no "whens": its rows are epochs, and when() gives them their epoch and no step
         self.whens = {int(r): When(int(r), int(e), None if s is None else int(s))
                       for r, (e, s) in state.get("whens", {}).items()}
+
+
+@dataclass
+class ProbeRecord:
+    """One CAM run's maps of the probe set, on rank zero: what the views read in their `probe_logged` hook (the
+    grid view draws them, the drift view compares the history rows).
+
+    Attributes:
+        prefix: the run's key prefix (``cam``, ``cam_test``, ``cam_dl1``, ...).
+        when: the history row, epoch and step of the run.
+        recorded: whether the maps were added to ``history`` (a ``fit`` run; ``validate`` and ``test`` only draw).
+        display: ``(N, 3, H, W)`` float in ``[0, 1]`` on the CPU, the probe images as shown.
+        labels: the probe's labels on the CPU, or ``None``.
+        class_names: the names captions use, or ``None``.
+        task: the target kind the maps explain (captions read what the model predicts about each target).
+        history: the checkpointed history of the probe maps.
+        results: method name -> its maps of the probe (a method that failed has none: a counted fault).
+    """
+
+    prefix: str
+    when: When
+    recorded: bool
+    display: Tensor
+    labels: Tensor | None
+    class_names: Sequence[str] | None
+    task: Task
+    history: History
+    results: dict[str, CAMResult] = field(default_factory=dict)

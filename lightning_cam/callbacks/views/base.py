@@ -14,7 +14,7 @@ documented no-op here, and the callback calls them all (the Lightning `Callback`
 | `start` | a CAM run starts; every rank | reset its device states |
 | `observe` | a scored batch's record (every method); all | update device tensors only (no host sync) |
 | `epoch_end` | the run ends; every rank | collectives, scalars; images on rank zero |
-| `probe_logged` | probe maps recorded; rank zero | read the probe history (drift) |
+| `probe_logged` | the probe's maps of a run; rank zero | draw them (grid), read the history (drift) |
 | `scalar` | every scalar logged during `fit` | record curves |
 | `fit_end` | end of `fit`; rank zero | final images |
 
@@ -33,7 +33,7 @@ from typing import Any, ClassVar, TypeVar
 from torch import Tensor
 
 from lightning_cam.callbacks.faults import Faults
-from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.probe import ProbeRecord
 from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.record import BatchRecord
@@ -110,8 +110,9 @@ class View:
         """Every rank, the run ends: collectives and scalars; images (rank zero) to ``sinks`` at ``step``,
         tagged under ``prefix`` (``cam`` or ``cam_test``)."""
 
-    def probe_logged(self, history: History, row: int, log: ScalarLog) -> None:
-        """Rank zero, ``fit``: the probe maps of history row ``row`` were recorded."""
+    def probe_logged(self, probe: ProbeRecord, log: ScalarLog, sinks: Sequence[ImageSink]) -> None:
+        """Rank zero: a run's maps of the probe ([`ProbeRecord`][lightning_cam.callbacks.probe.ProbeRecord]; in
+        ``fit`` also recorded in its history, ``probe.recorded``); images go to ``sinks``."""
 
     def scalar(self, key: str, epoch: int, value: float) -> None:
         """A ``cam/`` scalar logged during ``fit`` (every rank)."""

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.probe import ProbeRecord
 from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import VIEW_REGISTRY, View, ViewContext, default_views
@@ -97,9 +97,11 @@ class CAMViews:
         (['worst', 'drift', 'summary'], ['cam/gradcam/complexity', 'cam/gradcam/drift'])
     """
 
-    def __init__(self, ctx: ViewContext, views: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, ctx: ViewContext, views: Mapping[str, Mapping[str, Any]], first: Sequence[View] = ()) -> None:
         self.ctx = ctx
-        self.views: dict[str, View] = {name: build_view(name, ctx, options) for name, options in views.items()}
+        #: the views of ``views=``, after the callback's own ``first`` ones (the grid view, with a probe)
+        self.views: dict[str, View] = {view.name: view for view in first}
+        self.views.update({name: build_view(name, ctx, options) for name, options in views.items()})
 
     def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
         """Every scalar key of the callback and its views, in chart order."""
@@ -136,10 +138,11 @@ class CAMViews:
             with _guard(self.ctx, name):
                 view.epoch_end(trainer, log, step, sinks, class_names, prefix)
 
-    def probe_logged(self, history: History, row: int, log: ScalarLog) -> None:
+    def probe_logged(self, probe: ProbeRecord, log: ScalarLog, sinks: Sequence[ImageSink]) -> None:
+        """Rank zero: a run's maps of the probe, to every view (the grid view draws them)."""
         for name, view in self.views.items():
             with _guard(self.ctx, name):
-                view.probe_logged(history, row, log)
+                view.probe_logged(probe, log, sinks)
 
     def fit_end(self, sinks: Sequence[ImageSink], step: int) -> None:
         for name, view in self.views.items():

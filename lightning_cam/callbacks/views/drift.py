@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 import torch
 
-from lightning_cam.callbacks.probe import History
+from lightning_cam.callbacks.probe import History, ProbeRecord
 from lightning_cam.callbacks.scalars import ScalarLog
+from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import Chart, View, register_view
 from lightning_cam.functional.adcc import pearson
 
@@ -72,8 +73,10 @@ class DriftView(View):
         parts = key.split("/")
         return ("CAM agreement and drift", "drift", parts[1]) if len(parts) == 3 and parts[2] == "drift" else None
 
-    def probe_logged(self, history: History, row: int, log: ScalarLog) -> None:
+    def probe_logged(self, probe: ProbeRecord, log: ScalarLog, sinks: Sequence[ImageSink]) -> None:
+        if not probe.recorded:
+            return
         for name in self.ctx.methods:
-            value = probe_drift(history, name, row)
+            value = probe_drift(probe.history, name, probe.when.row)
             if value is not None:
                 log(f"cam/{name}/drift", torch.tensor(value), rank_zero_only=True)
