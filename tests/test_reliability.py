@@ -259,13 +259,13 @@ def test_scorecam_oom_retries_with_smaller_chunks(tmp_path: Any, monkeypatch: py
     sizes: list[int] = []
     original = ScoreCAM.forward_logits
 
-    def limited(self: ScoreCAM, x: torch.Tensor) -> torch.Tensor:
+    def limited(self: ScoreCAM, x: torch.Tensor, extra: object = None) -> torch.Tensor:
         sizes.append(int(x.shape[0]))
         if x.shape[0] > 8:
             raise torch.OutOfMemoryError("simulated: more than 8 masked images")
-        return original(self, x)
+        return original(self, x, extra)
 
-    monkeypatch.setattr(ScoreCAM, "_logits", limited)
+    monkeypatch.setattr(ScoreCAM, "forward_logits", limited)
     model = Tiny()
     cb = CAMCallback(methods=("scorecam",), metrics=METRICS, num_images=2, on_error="raise")  # no fault allowed
     t, messages = fit(tmp_path, model, cb)
@@ -280,11 +280,11 @@ def test_scorecam_oom_retries_with_smaller_chunks(tmp_path: Any, monkeypatch: py
 def test_scorecam_oom_at_chunk_one_is_skipped_and_counted(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes: list[int] = []
 
-    def never(self: ScoreCAM, x: torch.Tensor) -> torch.Tensor:
+    def never(self: ScoreCAM, x: torch.Tensor, extra: object = None) -> torch.Tensor:
         sizes.append(int(x.shape[0]))
         raise torch.OutOfMemoryError("simulated: nothing fits")
 
-    monkeypatch.setattr(ScoreCAM, "_logits", never)
+    monkeypatch.setattr(ScoreCAM, "forward_logits", never)
     model = Tiny()
     t, messages = fit(tmp_path, model, CAMCallback(methods=("scorecam", "gradcam"), metrics=METRICS, num_images=2))
     (msg,) = fault_warnings(messages)
