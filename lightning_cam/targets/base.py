@@ -45,11 +45,27 @@ from lightning_cam.utilities.registry import Registry
 if TYPE_CHECKING:
     from lightning_cam.targets.task import Task
 
-__all__ = ["TARGET_REGISTRY", "Pairs", "TargetKind", "available_targets", "register_target"]
+__all__ = ["TARGET_REGISTRY", "Pairs", "TargetKind", "available_targets", "refuse_one_logit", "register_target"]
 
 #: ``(samples, targets, num_classes)``: the image of each pair, the target each pair explains, and the number of
 #: targets when the pairing learnt it (``None`` otherwise).
 Pairs = tuple[Tensor, Tensor, int | None]
+
+
+def refuse_one_logit(logits: Tensor, kind: str, why: str) -> Tensor:
+    """``logits`` unless the model returns one logit per image, which only ``binary`` reads: then a ``ValueError``
+    that says ``why`` nothing would be measured under ``kind`` and names the fix.
+
+    Examples:
+        >>> refuse_one_logit(torch.zeros(2, 3), "multiclass", "").shape
+        torch.Size([2, 3])
+    """
+    if int(logits.shape[-1]) == 1:
+        raise ValueError(
+            f"the model returns one logit per image ({tuple(logits.shape)}); under task={kind!r} {why}. For a "
+            "one-logit binary classifier (BCEWithLogitsLoss) set task='binary' (on CAMMixin: `cam_task = 'binary'`)."
+        )
+    return logits
 
 
 class TargetKind:

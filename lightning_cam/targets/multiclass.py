@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from lightning_cam.functional.probability import softmax_probability
-from lightning_cam.targets.base import TargetKind, register_target
+from lightning_cam.targets.base import TargetKind, refuse_one_logit, register_target
 
 __all__ = ["MulticlassTarget"]
 
@@ -25,13 +25,7 @@ class MulticlassTarget(TargetKind):
     name = "multiclass"
 
     def check_output(self, logits: Tensor) -> Tensor:
-        if int(logits.shape[-1]) == 1:
-            raise ValueError(
-                f"the model returns one logit per image ({tuple(logits.shape)}); under task={self.name!r} its softmax "
-                "is always 1 and every metric would measure nothing. For a one-logit binary classifier "
-                "(BCEWithLogitsLoss) set task='binary' (on CAMMixin: `cam_task = 'binary'`)."
-            )
-        return logits
+        return refuse_one_logit(logits, self.name, "its softmax is always 1 and every metric would measure nothing")
 
     def probability(self, logits: Tensor, targets: Tensor) -> Tensor:
         return softmax_probability(logits, targets)

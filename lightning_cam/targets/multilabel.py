@@ -11,7 +11,7 @@ from torch import Tensor
 
 from lightning_cam.functional.pairs import predicted_positives, select_pairs
 from lightning_cam.functional.probability import sigmoid_probability
-from lightning_cam.targets.base import Pairs, TargetKind, register_target
+from lightning_cam.targets.base import Pairs, TargetKind, refuse_one_logit, register_target
 from lightning_cam.targets.task import NO_CLASS
 from lightning_cam.utilities.checks import as_multi_hot
 
@@ -34,13 +34,7 @@ class MultilabelTarget(TargetKind):
     multi_hot = True
 
     def check_output(self, logits: Tensor) -> Tensor:
-        if int(logits.shape[-1]) == 1:
-            raise ValueError(
-                f"the model returns one logit per image ({tuple(logits.shape)}); under task={self.name!r} there is "
-                "nothing to pair. For a one-logit binary classifier (BCEWithLogitsLoss) set task='binary' (on "
-                "CAMMixin: `cam_task = 'binary'`)."
-            )
-        return logits
+        return refuse_one_logit(logits, self.name, "there is nothing to pair")
 
     def pairs(self, targets: Tensor | None, logits: Callable[[], Tensor]) -> Pairs | None:
         if targets is not None and targets.ndim == 1:
