@@ -22,7 +22,7 @@ from lightning_cam.callbacks.sinks import (
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs
 from lightning_cam.record import CAMBatch
 from lightning_cam.render import cam_grid, evolution_grid
-from lightning_cam.targets.task import predicted_class, predicted_for
+from lightning_cam.targets.task import predicted_class
 
 __all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages", "explain_probe", "explain_targets", "publish_final",
            "send_image"]
@@ -67,7 +67,7 @@ class ProbeImages:
             if result.samples is not None:  # multi-label: one column per (probe image, class) pair
                 paired = CAMBatch(display, labels).pairs(result.samples.cpu(), result.targets.cpu())
                 display, labels = paired.images, paired.labels
-            preds = predicted_for(result.logits, result.targets, probe.task)
+            preds = probe.preds[name]
             maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
             grid = cam_grid(display, maps.cpu(), preds.cpu(), None if labels is None else labels.cpu(),
                             probe.class_names, self.colormap, self.alpha, self.tile_size)

@@ -253,6 +253,8 @@ class ProbeRecord:
         task: the target kind the maps explain (captions read what the model predicts about each target).
         history: the checkpointed history of the probe maps.
         results: method name -> its maps of the probe (a method that failed has none: a counted fault).
+        preds: method name -> what the model predicts about each of its targets, under the method's own target
+            kind (captions and the history read the same tensor).
     """
 
     prefix: str
@@ -264,3 +266,4 @@ class ProbeRecord:
     task: Task
     history: History
     results: dict[str, CAMResult] = field(default_factory=dict)
+    preds: dict[str, Tensor] = field(default_factory=dict)

@@ -102,11 +102,11 @@ class ProbePass:
             if not finite:  # drawn as 0 in the grid; never compared (drift) nor shown as a real row (evolution)
                 self.faults.record("nonfinite", f"{name}: non-finite probe map or logit at epoch {out.when.epoch}; "
                                    "the grid draws it as 0, drift and the evolution image leave this run out")
+            preds = predicted_for(result.logits, result.targets, cam.task)
             if out.recorded and finite:
-                maps = result.maps.detach().float()
-                self.history.add(name, out.when.row, maps, predicted_for(result.logits, result.targets, out.task),
-                                 epoch=out.when.epoch, step=out.when.step)
-            out.results[name] = result
+                self.history.add(name, out.when.row, result.maps.detach().float(), preds, epoch=out.when.epoch,
+                                 step=out.when.step)
+            out.results[name], out.preds[name] = result, preds
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"{name} probe grid raised {type(err).__name__}: {err}", err)
 

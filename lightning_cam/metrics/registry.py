@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from torch import Tensor
 
 from lightning_cam.metrics.base import PerSampleMetric
-from lightning_cam.utilities.registry import Registry
+from lightning_cam.utilities.registry import Registry, check_key_name
 
 __all__ = [
     "METRIC_REGISTRY",
@@ -109,9 +109,7 @@ class MetricSpec:
     default: bool = False
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").isalnum() or self.name != self.name.lower():
-            raise ValueError(f"a metric name is lower-case letters, digits and '_' (a part of every logged key), "
-                             f"got {self.name!r}.")
+        check_key_name(self.name, "a metric", lower=True)
         if not self.needs <= NEEDS:
             raise ValueError(f"metric {self.name!r} needs {sorted(self.needs - NEEDS)}, not in {sorted(NEEDS)}.")
 

@@ -40,7 +40,7 @@ import torch  # noqa: F401  (used by the doctest examples)
 from torch import Tensor
 
 from lightning_cam.functional.localization import class_ground_truth
-from lightning_cam.utilities.registry import Registry
+from lightning_cam.utilities.registry import Registry, check_key_name
 
 if TYPE_CHECKING:
     from lightning_cam.targets.task import Task
@@ -152,9 +152,7 @@ def register_target(cls: K) -> K:
         >>> TARGET_REGISTRY.remove("doubled_doc") is Doubled
         True
     """
-    if not cls.name or not cls.name.replace("_", "").isalnum():
-        raise ValueError(f"target kind {cls.__name__} needs a `name` of letters, digits and '_', got {cls.name!r}.")
-    TARGET_REGISTRY.add(cls.name, cls)
+    TARGET_REGISTRY.add(check_key_name(cls.name, f"target kind {cls.__name__}"), cls)
     return cls
 
 

@@ -30,7 +30,7 @@ import pkgutil
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-__all__ = ["Registry", "lookup_key"]
+__all__ = ["Registry", "check_key_name", "lookup_key"]
 
 T = TypeVar("T")
 
@@ -43,6 +43,25 @@ def lookup_key(name: str) -> str:
         True
     """
     return "".join(ch for ch in name.lower() if ch not in "-_ ")
+
+
+def check_key_name(name: str, what: str, lower: bool = False) -> str:
+    """``name`` if it can be a part of every logged key: letters, digits and ``_`` (lower-case only when ``lower``);
+    else a ``ValueError`` that names ``what`` carries it. The one rule for view, metric and target-kind names.
+
+    Examples:
+        >>> check_key_name("per_class", "view PerClassView")
+        'per_class'
+        >>> check_key_name("Peak Drop", "metric", lower=True)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: metric needs a name of lower-case letters, digits and '_' ..., got 'Peak Drop'.
+    """
+    if not name or not name.replace("_", "").isalnum() or (lower and name != name.lower()):
+        case = "lower-case " if lower else ""
+        raise ValueError(f"{what} needs a name of {case}letters, digits and '_' (a part of every logged key), "
+                         f"got {name!r}.")
+    return name
 
 
 class Registry(Generic[T]):

@@ -37,7 +37,7 @@ from lightning_cam.callbacks.probe import ProbeRecord
 from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.record import BatchRecord
-from lightning_cam.utilities.registry import Registry
+from lightning_cam.utilities.registry import Registry, check_key_name
 
 __all__ = ["VIEW_REGISTRY", "Chart", "ScalarLog", "View", "ViewContext", "default_views", "register_view"]
 
@@ -143,9 +143,7 @@ def register_view(cls: V) -> V:
         >>> VIEW_REGISTRY.remove("nothing_doc") is Nothing
         True
     """
-    if not cls.name or not cls.name.replace("_", "").isalnum():
-        raise ValueError(f"view {cls.__name__} needs a `name` of letters, digits and '_', got {cls.name!r}.")
-    VIEW_REGISTRY.add(cls.name, cls)
+    VIEW_REGISTRY.add(check_key_name(cls.name, f"view {cls.__name__}"), cls)
     return cls
 
 

@@ -31,7 +31,7 @@ from lightning_cam.utilities.lightning import TENSORBOARD_LOGGERS
 __all__ = ["SUMMARY_PNG", "Curves", "SummaryView", "chart_of", "custom_scalars_layout", "summary_figure"]
 
 #: file name of the summary figure, next to the evolution images.
-SUMMARY_PNG = "cam_summary.png"
+SUMMARY_PNG = "cam_summary.png"  # the file of the first dataloader's callback (``<prefix>_summary.png``)
 
 
 def chart_of(key: str) -> Chart | None:
@@ -184,8 +184,8 @@ class SummaryView(View):
             self.ctx.faults.record("error", f"the CAM summary figure raised {type(err).__name__}: {err}", err)
             return
         if image is not None:
-            file = SUMMARY_PNG if self.ctx.prefix == "cam" else SUMMARY_PNG.replace("cam", self.ctx.prefix, 1)
-            publish_final(self.ctx.faults, sinks, f"{self.ctx.prefix}/summary", image, step, file)
+            publish_final(self.ctx.faults, sinks, f"{self.ctx.prefix}/summary", image, step,
+                          f"{self.ctx.prefix}_summary.png")
 
     def state_dict(self) -> dict[str, Any]:
         return {"curves": self.curves.state_dict()}
