@@ -21,7 +21,8 @@ def _summary(obj: Any) -> str:
 
 
 def _ref(cls: type) -> str:
-    return f"[`{cls.__name__}`][{cls.__module__}.{cls.__qualname__}]"
+    """The class's name as code (not every registered class has a reference section to link to)."""
+    return f"`{cls.__name__}`"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -123,7 +123,7 @@ class TargetKind:
     def ground_truth(self, masks: Tensor | None, boxes: Tensor | None, targets: Tensor, size: tuple[int, int]
                      ) -> Tensor | None:
         """``(B, H, W)`` bool: the region of each pair's target
-        ([`class_ground_truth`][lightning_cam.functional.localization.class_ground_truth]); ``None`` without
+        (`class_ground_truth`); ``None`` without
         ground truth."""
         return class_ground_truth(masks, boxes, targets, size)
 

@@ -186,7 +186,7 @@ def predicted_for(logits: Tensor, targets: Tensor, task: Task | str = "multiclas
     """``(B,)`` long: what the model predicts about each explained target, as captions compare it with the truth.
 
     ``multiclass`` and ``binary``: the predicted class; ``multilabel`` (a pair explains one class): the target
-    when its sigmoid exceeds the threshold, else [`NO_CLASS`][lightning_cam.targets.task.NO_CLASS].
+    when its sigmoid exceeds the threshold, else `NO_CLASS`.
 
     Examples:
         >>> predicted_for(torch.tensor([[3.0, -3.0], [3.0, -3.0]]), torch.tensor([0, 1]), "multilabel").tolist()

@@ -111,7 +111,7 @@ class View:
         tagged under ``prefix`` (``cam`` or ``cam_test``)."""
 
     def probe_logged(self, probe: ProbeRecord, log: ScalarLog, sinks: Sequence[ImageSink]) -> None:
-        """Rank zero: a run's maps of the probe ([`ProbeRecord`][lightning_cam.callbacks.probe.ProbeRecord]; in
+        """Rank zero: a run's maps of the probe (`ProbeRecord`; in
         ``fit`` also recorded in its history, ``probe.recorded``); images go to ``sinks``."""
 
     def scalar(self, key: str, epoch: int, value: float) -> None:
