@@ -97,6 +97,7 @@ class BatchPass:
             if sharded is None and sub is not None:  # one shared pass for every method
                 record = score_batch(self.runner.cams, sub, targets, self.metrics, self.faults, self.metric_kwargs)
             else:  # lock-step: one agreed step per method, every rank the same forwards
+                sharded.choose_layers(self.runner.cams, sub, shape, dtype)
                 record = BatchRecord(sub) if sub is not None else None
                 for name, cam in self.runner.cams.items():
                     work = None if record is None else functools.partial(self._score_one, record, name, cam, targets)

@@ -72,14 +72,6 @@ class CAMRunner:
         lockstep = params_sharded(trainer.strategy) if self.lockstep is None else self.lockstep
         self.sharded = None
         if lockstep and trainer.world_size > 1 and self.model is not None:
-            unchosen = [name for name, cam in self.cams.items() if cam.auto_layer and cam.target_layer is None]
-            if unchosen:
-                raise ValueError(
-                    f"CAMCallback: the strategy shards the parameters, and {unchosen} have no target layer: the rule "
-                    "that chooses one runs forwards and backwards that the ranks cannot pair. Name the layer with "
-                    "`cam_target_layer` (run once without sharding, or call lightning_cam.methods."
-                    "choose_target_layer(model, images), to see the one the rule picks)."
-                )
             faults = self.faults
             self.sharded = ShardedWork(self.model, device, self.on_error,
                                        describe=None if faults is None else (lambda: faults.first))

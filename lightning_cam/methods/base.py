@@ -29,6 +29,7 @@ methods from one shared pass. A class that overrides `explain` is always called 
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -38,7 +39,7 @@ from lightning_cam.functional.cam import weighted_sum
 from lightning_cam.functional.normalize import postprocess_maps
 from lightning_cam.methods.blank import BlankDiagnosis, blank_flags
 from lightning_cam.methods.capture import Capture, LayerRecorder, not_on_path
-from lightning_cam.methods.choose import choose_target_layer
+from lightning_cam.methods.choose import choose_target_layer, skipped_layers
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import (
     Reshape,
@@ -237,6 +238,8 @@ class BaseCAM:
         self.prefix = choice.prefix
         if self.target_layer_reason != choice.reason and _rank_zero():
             log.info("lightning_cam: %s explains layer %s", type(self).__name__, choice.reason)
+            if choice.skipped:  # the choice may sit earlier than the layer meant: said where the user looks
+                warnings.warn(skipped_layers(type(self).__name__, choice), UserWarning, stacklevel=2)
         self.target_layer_reason = choice.reason
 
     def _targets(self, logits: Tensor, targets: Tensor | None, trusted: bool) -> Tensor:

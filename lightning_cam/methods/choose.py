@@ -15,7 +15,7 @@ inside it), the latest one whose output
 A module called more than once per forward, or returning a tuple, is not a candidate; of modules returning
 the very same tensor (a block and its last layer, ``Identity``) the outermost is kept. Cost: one recording
 forward with autograd, in whose graph (b) is a walk (no model work), then one forward and backward per cut
-tried for (c), once per model and input shape (cached). When no module qualifies, the error lists the
+tried for (c), once per model and input shape (cached, and so is a failure). When no module qualifies, the error lists the
 latest candidates with their shapes and why each failed, and names ``target_layer`` / ``cam_target_layer``.
 
 **Limits.** The cut is read from autograd, so a path through non-differentiable steps (an integer index, a
@@ -40,15 +40,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_cam.methods.capture import LayerRecorder
 from lightning_cam.methods.extra import ExtraInputs
-from lightning_cam.methods.layers import infer_layout, reshape_activation
+from lightning_cam.methods.layers import infer_layout, prefix_tokens, reshape_activation, token_splits
 from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.outputs import select_logits
 
-__all__ = ["LayerChoice", "choose_target_layer"]
+__all__ = ["LayerChoice", "choose_target_layer", "no_spatial_layer", "skipped_layers"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class LayerChoice:
     grid: tuple[int, int]
     reason: str
     prefix: int | None = None
+    #: later cuts with a spatial output whose layout the rule could not read, with why: the choice may be
+    #: earlier than the layer meant, so the caller warns (``BaseCAM`` does, once)
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass
@@ -72,7 +76,8 @@ class _Seen:
     node: Any  # the output's autograd node at the moment the module returned it (None without one)
 
 
-_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], LayerChoice]] = weakref.WeakKeyDictionary()
+#: per model and input key: the choice, or the message of the rule's failure (raised again without a forward)
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], LayerChoice | str]] = weakref.WeakKeyDictionary()
 
 
 def _record(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> tuple[list[_Seen], Tensor]:
@@ -122,8 +127,57 @@ def _reaches(root: Any, target: Any, blocked: Any) -> bool:
     return False
 
 
-def _grid(model: nn.Module, seen: _Seen, batch: int, size: tuple[int, int]) -> tuple[str, tuple[int, int]] | str:
-    """``(layout, (h, w))`` of a candidate's output, or why it is not one."""
+class _SecondLook:
+    """What settles an ambiguous token count (several splits into prefix tokens and a grid, `token_splits`).
+
+    First, the data flow: the one split whose grid is that of a 4-D output of the same forward (the patch
+    embedding's, before the tokens are flattened). Failing that, every module's output shape at a second input
+    size (twice the first in each direction), taken with one forward without autograd, once: the prefix tokens
+    stay, the grid grows, so the split that also fits the second count is the model's. A model that accepts one
+    input size only keeps the ambiguity (the candidate is skipped, and the choice says so)."""
+
+    def __init__(self, model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any, seen: list[_Seen]) -> None:
+        self.model, self.x, self.extra, self.output = model, x, extra, output
+        #: the grids of the 4-D outputs of the first forward, either layout (a patch embedding's among them)
+        self.grids = {g for item in seen if item.output.ndim == 4
+                      for g in (tuple(item.output.shape[-2:]), tuple(item.output.shape[1:3]))}
+        self.size = (2 * int(x.shape[-2]), 2 * int(x.shape[-1]))
+        self._shapes: dict[str, tuple[int, ...]] | None = None
+        self.error = ""
+
+    def shape(self, name: str) -> tuple[int, ...] | None:
+        if self._shapes is None:
+            self._shapes = {}
+            shapes = self._shapes
+
+            def hook(mod: nn.Module, args: object, out: object) -> None:
+                if isinstance(out, Tensor):
+                    shapes.setdefault(names[id(mod)], tuple(out.shape))
+
+            names = {id(module): n for n, module in self.model.named_modules() if n}
+            handles = [module.register_forward_hook(hook) for n, module in self.model.named_modules() if n]
+            try:
+                with torch.no_grad():
+                    _logits(self.model, F.interpolate(self.x, size=self.size, mode="bilinear"), self.extra, self.output)
+            except Exception as err:  # noqa: BLE001 - a model of one input size: the ambiguity stays, said so
+                shapes.clear()
+                self.error = f"; a second input size {self.size} to settle it failed ({type(err).__name__})"
+            finally:
+                for handle in handles:
+                    handle.remove()
+        return self._shapes.get(name)
+
+
+def _positions(shape: tuple[int, ...]) -> int:
+    """How many positions an output of ``shape`` could have: its elements per sample over its largest dimension
+    (the channels, for a feature map or tokens); ``(B, F)`` and ``(B, C, 1)`` outputs have one."""
+    rest = shape[1:]
+    return int(torch.tensor(rest).prod()) // max(rest) if rest and max(rest) > 0 else 0
+
+
+def _grid(model: nn.Module, seen: _Seen, batch: int, size: tuple[int, int],
+          second: _SecondLook) -> tuple[str, tuple[int, int], int | None] | str:
+    """``(layout, (h, w), prefix)`` of a candidate's output, or why it is not one."""
     out = seen.output
     if seen.calls > 1:
         return "called more than once per forward"
@@ -131,13 +185,26 @@ def _grid(model: nn.Module, seen: _Seen, batch: int, size: tuple[int, int]) -> t
         return f"output {tuple(out.shape)} is not a batch of feature maps or tokens"
     try:
         layout = infer_layout(model, seen.name, out.shape, size)
-        grid = reshape_activation(out[:1], layout, seen.name, model=model, image_size=size).shape[-2:]
+        prefix = None
+        if layout == "tokens":
+            n = int(out.shape[1])
+            splits = token_splits(n, size, prefix_tokens(model))
+            if len(splits) > 1:
+                splits = [s for s in splits if s[1:] in second.grids] or splits
+            if len(splits) > 1 and (other := second.shape(seen.name)) is not None and len(other) == 3:
+                splits = [s for s in splits if token_splits(int(other[1]), second.size, exact=s[0])
+                          and int(other[1]) - s[0] > s[1] * s[2]]
+            if len(splits) != 1:
+                fits = ", ".join(f"{h}x{w} after {p} prefix token(s)" for p, h, w in splits) or "no grid"
+                return f"layout unknown ({n} tokens fit {fits}{second.error})"
+            prefix = splits[0][0]
+        grid = reshape_activation(out[:1], layout, seen.name, model=model, image_size=size, prefix=prefix).shape[-2:]
     except ValueError as err:
         return f"layout unknown ({str(err).split(':')[1].strip() if ':' in str(err) else err})"
     h, w = int(grid[0]), int(grid[1])
     if h < 2 or w < 2:
         return f"a {h}x{w} grid at this input size"
-    return layout, (h, w)
+    return layout, (h, w), prefix
 
 
 def _is_cut(root: Any, leaf: Any, node: Any) -> bool:
@@ -188,8 +255,20 @@ def choose_target_layer(model: nn.Module, images: Tensor, extra: object = None, 
     more = ExtraInputs.of(extra).take(torch.arange(x.shape[0]), images.shape[0])
     key = (tuple(x.shape[1:]), x.dtype, x.device.type)
     cached = _CACHE.get(model, {}).get(key)
+    if isinstance(cached, str):
+        raise ValueError(cached)
     if cached is not None:
         return cached
+    try:
+        return _choose(model, x, images, more, output, key)
+    except ValueError as err:  # the rule's verdict for this model and input: the same at every call
+        _CACHE.setdefault(model, {})[key] = str(err)
+        raise
+
+
+def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, output: Any,
+            key: tuple[Any, ...]) -> LayerChoice:
+    """The rule of the module docstring on ``x`` (at most 2 images); the choice cached under ``key``."""
     size = (int(x.shape[-2]), int(x.shape[-1]))
     b = int(x.shape[0])
     with torch.inference_mode(False), eval_mode(model):
@@ -205,38 +284,47 @@ def choose_target_layer(model: nn.Module, images: Tensor, extra: object = None, 
             )
         x = x.detach()
         modules = dict(model.named_modules())
+        second = _SecondLook(model, x, more, output, seen)
         failed: list[str] = []
+        skipped: list[str] = []  # later outputs with positions whose layout the rule could not read
         outputs: set[tuple[int, tuple[int, ...]]] = set()
-        tried = 0
+        tried = spatial = 0
         for item in reversed(seen):
             same = (item.output.data_ptr(), tuple(item.output.shape))
             if same in outputs:  # the same tensor as a later (outer) module's output: that one was tried
                 continue
             outputs.add(same)
-            found = _grid(model, item, b, size)
+            shape = tuple(item.output.shape)
+            found = _grid(model, item, b, size, second)
             if isinstance(found, str):
-                failed.append(f"{item.name} {tuple(item.output.shape)}: {found}")
+                failed.append(f"{item.name} {shape}: {found}")
+                if item.output.ndim in (3, 4) and _positions(shape) >= 4:
+                    spatial += 1
+                    if found.startswith("layout unknown") and _is_cut(root, leaf, item.node):
+                        skipped.append(failed[-1])  # a branch or a block's inside would not qualify anyway
                 continue
-            layout, grid = found
+            spatial += 1
+            layout, grid, prefix = found
             module = modules[item.name]
             tried += 1
             if not _is_cut(root, leaf, item.node):
-                failed.append(f"{item.name} {tuple(item.output.shape)}: not a cut (other paths reach the logits)")
+                failed.append(f"{item.name} {shape}: not a cut (other paths reach the logits)")
                 continue
-            prefix = int(item.output.shape[1]) - grid[0] * grid[1] if layout == "tokens" else None
             where = _spatial_gradient(model, module, item.name, layout, x, more, size, output, prefix)
             if where == "prefix":
-                failed.append(f"{item.name} {tuple(item.output.shape)}: a gradient at its prefix tokens only")
+                failed.append(f"{item.name} {shape}: a gradient at its prefix tokens only")
                 continue
             if where == "none":  # the logits do not vary: (c) cannot tell anything; said in the reason
                 failed.append("(c) not applied: the target scores have no gradient at all (a zero head?)")
             later = f"; later modules failed: {'; '.join(failed[:3])}" if failed else ""
             choice = LayerChoice(item.name, layout, grid, (
-                f"{item.name}: the latest module whose output {tuple(item.output.shape)} ({layout}, a {grid[0]}x"
+                f"{item.name}: the latest module whose output {shape} ({layout}, a {grid[0]}x"
                 f"{grid[1]} grid) carries everything that reaches the logits and has a gradient at its positions "
-                f"({tried} candidate(s) tried){later}"), prefix)
+                f"({tried} candidate(s) tried){later}"), prefix, tuple(skipped))
             _CACHE.setdefault(model, {})[key] = choice
             return choice
+    if not spatial:
+        raise ValueError(no_spatial_layer(model, tuple(images.shape[1:])))
     shown = "; ".join(failed[:8]) or "no module returned a tensor"
     shown += " (modules returning tuples, or outputs of another batch size such as per-patch inner tokens, are never "
     shown += "candidates)"
@@ -247,3 +335,37 @@ def choose_target_layer(model: nn.Module, images: Tensor, extra: object = None, 
         "CAMMixin: `cam_target_layer`), and its layout with `reshape=` if needed."
     )
 
+
+def no_spatial_layer(model: nn.Module, input_shape: tuple[int, ...]) -> str:
+    """The message for a model none of whose modules keeps a spatial layout (every output is ``(B, F)``, or has a
+    single position): a class activation map has nothing to be made of, whatever the layer.
+
+    Examples:
+        >>> no_spatial_layer(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), (3, 2, 2))[:60]
+        'Sequential has no layer with a spatial output for inputs of '
+    """
+    return (
+        f"{type(model).__name__} has no layer with a spatial output for inputs of shape {input_shape}: every module "
+        "returns (B, features) (e.g. an MLP on flattened images), so there is no grid of positions for a class "
+        "activation map, whatever the layer. CAM methods need a model that keeps a spatial layout (convolutions, "
+        "or transformer tokens) up to a layer; for this model, leave the CAM work off (remove the CAMCallback, or "
+        "CAMCallback(stages=()))."
+    )
+
+
+def skipped_layers(method: str, choice: LayerChoice) -> str:
+    """The warning for a choice that passed over later modules with a spatial output whose layout it could not
+    read (``choice.skipped``): the map may come from an earlier layer than the one meant.
+
+    Examples:
+        >>> choice = LayerChoice("stem", "nchw", (3, 3), "", skipped=("norm (2, 9, 8): layout unknown",))
+        >>> skipped_layers("GradCAM", choice)[:62]
+        'GradCAM explains stem, an earlier layer than the last spatial '
+    """
+    return (
+        f"{method} explains {choice.name}, an earlier layer than the last spatial output of the model: the "
+        f"default-layer rule could not read the layout of {len(choice.skipped)} later module(s): "
+        f"{'; '.join(choice.skipped[:3])}. If one of them is the layer to explain, name it (`target_layer=`; on "
+        "CAMMixin: `cam_target_layer`) with its layout (`reshape=`, e.g. 'tokens' or a callable; on CAMMixin: "
+        "`cam_reshape`), or use an input size at which its grid is unambiguous."
+    )

@@ -18,8 +18,10 @@ around the layer: the last layer inside it (or before it) with a channel count (
 (the channels it expects). A 4-D output whose channel count sits only in dimension 1 is ``nchw``, only in
 dimension 3 ``nhwc``; a 3-D output with the channels last is ``tokens``, whose prefix-token count comes
 from the model (timm's ``num_prefix_tokens``, torchvision's ``class_token``) or, failing that, from the
-only count ``P <= 8`` that leaves a ``h x w`` grid with the image's aspect ratio. Anything else is an
-error naming the layer, the shape and the options -- never a guess.
+only count ``P <= 8`` that leaves a ``h x w`` grid with the image's aspect ratio (`token_splits`). A count
+that several splits fit (9 tokens: a 3x3 grid, or 2x2 after five prefix tokens) is settled by the
+default-layer rule with a second input size (the prefix stays, the grid grows). Anything else is an error
+naming the layer, the shape and the options -- never a guess.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "prefix_tokens",
     "reshape_activation",
     "resolve_layer",
+    "token_splits",
 ]
 
 Reshape = str | Callable[[Tensor], Tensor] | None
@@ -268,20 +271,35 @@ def infer_layout(
     raise _layout_error(layer_name, shape, "CAM methods need 4-D feature maps or 3-D tokens")
 
 
-def _token_grid(
-    n: int, prefix: int | None, image_size: tuple[int, int] | None, layer_name: str, shape: tuple[int, ...],
-    exact: int | None = None,
-) -> tuple[int, int, int]:
-    """``(prefix, h, w)`` for ``n`` tokens at this layer: ``exact`` when given (decided for the layer), else the
-    only prefix-token count ``P <= 8`` that leaves a grid of the image's aspect ratio (a layer before the class
-    token is added has none, whatever the model says); a tie goes to the grid that divides the image size
-    exactly (patch grids do), then to the model's own count."""
+def token_splits(n: int, image_size: tuple[int, int] | None, stated: int | None = None,
+                 exact: int | None = None) -> list[tuple[int, int, int]]:
+    """The ``(prefix, h, w)`` splits of ``n`` tokens that the layer's shape allows: ``exact`` when given (decided
+    for the layer), else every prefix-token count ``P <= 8`` that leaves a grid of the image's aspect ratio (a
+    layer before the class token is added has none, whatever the model says); of several, those whose grid
+    divides the image size exactly (patch grids do), then the model's own count (``stated``). More than one
+    split is an ambiguity the caller must settle (the default-layer rule does, with a second input size).
+
+    Examples:
+        >>> token_splits(1 + 4 * 6, (32, 48))
+        [(1, 4, 6)]
+        >>> token_splits(9, (96, 96))  # 3x3 without a prefix token, or 2x2 after five
+        [(0, 3, 3), (5, 2, 2)]
+    """
     found = [(p, *g) for p in ([exact] if exact is not None else range(_MAX_PREFIX + 1))
              if (g := _grid(n - p, image_size)) is not None]
     if len(found) > 1 and image_size is not None:
         found = [f for f in found if image_size[0] % f[1] == 0 and image_size[1] % f[2] == 0] or found
-    if len(found) > 1 and prefix is not None:
-        found = [f for f in found if f[0] == prefix] or found
+    if len(found) > 1 and stated is not None:
+        found = [f for f in found if f[0] == stated] or found
+    return found
+
+
+def _token_grid(
+    n: int, prefix: int | None, image_size: tuple[int, int] | None, layer_name: str, shape: tuple[int, ...],
+    exact: int | None = None,
+) -> tuple[int, int, int]:
+    """``(prefix, h, w)`` for ``n`` tokens at this layer: the one split of `token_splits`, else an error."""
+    found = token_splits(n, image_size, prefix, exact)
     if len(found) == 1:
         return found[0]
     aspect = f"the image's {image_size[0]}x{image_size[1]} aspect ratio" if image_size else "a square grid"

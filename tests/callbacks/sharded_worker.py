@@ -4,11 +4,14 @@ Never imported by the test suite: each run is a subprocess the test kills hard o
 the test quickly instead of blocking the suite.
 
     python tests/callbacks/sharded_worker.py OUT MODE [--methods a,b] [--fault-rank R] [--on-error warn]
-        [--fault-where method|inputs|forward] [--precision 32-true]
+        [--fault-where method|inputs|forward] [--precision 32-true] [--auto-layer]
 
 ``--fault-where``: on rank ``--fault-rank``, the method ``faultygradcam`` raises before any forward
 (``method``, with it in ``--methods``), ``cam_inputs`` raises (``inputs``: that rank has nothing to score), or
 the model's forward raises inside a CAM pass, after the parameter gathers (``forward``).
+
+``--auto-layer``: the model names no ``cam_target_layer``, so the default-layer rule chooses it (in lock-step
+when sharded).
 
 ``MODE``:
   ``fsdp2``   2 gloo CPU processes, ``ModelParallelStrategy`` with FSDP2 ``fully_shard`` in ``configure_model``:
@@ -153,6 +156,7 @@ def main() -> None:
     parser.add_argument("--fault-where", default="method", choices=["method", "inputs", "forward"])
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--task", default="multiclass", help="the Shapes data's and the model's output kind")
+    parser.add_argument("--auto-layer", action="store_true", help="no cam_target_layer: the rule chooses it")
     args = parser.parse_args()
     if os.environ.get("CAM_WORKER_DUMP"):  # debugging a hang: every thread's stack after that many seconds
         faulthandler.dump_traceback_later(float(os.environ["CAM_WORKER_DUMP"]), exit=True)
@@ -161,6 +165,8 @@ def main() -> None:
     methods = args.methods.split(",")
     ShardedClassifier.fault_rank, ShardedClassifier.fault_where = args.fault_rank, args.fault_where
     dm, model = build(mode, args.backend, args.task)
+    if args.auto_layer:
+        model.cam_target_layer = None  # type: ignore[assignment]
     cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
     cb.num_images = args.num_images
     cb.probe.capacity = args.num_images
@@ -174,7 +180,7 @@ def main() -> None:
         trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, **common)
         res = trainer.validate(model, dm, verbose=False)[0]
         with open(os.path.join(out, "single.json"), "w") as f:
-            json.dump({"validate": res}, f)
+            json.dump({"validate": res, "layers": layers(cb)}, f)
         return
     if mode == "fsdp-gpu":
         trainer = pl.Trainer(accelerator="cuda", devices=2, strategy=FSDPStrategy(), max_epochs=args.epochs,
@@ -201,7 +207,7 @@ def main() -> None:
         torch.save({k: v.detach().cpu().clone() for k, v in weights.items()}, os.path.join(out, "weights.pt"))
         with open(os.path.join(out, f"{mode}.json"), "w") as f:
             json.dump({"validate": res, "log_dir": trainer.logger.log_dir,  # type: ignore[union-attr]
-                       "fit_seconds": fit_seconds, "cam_seconds": cb_seconds(cb)}, f)
+                       "fit_seconds": fit_seconds, "cam_seconds": cb_seconds(cb), "layers": layers(cb)}, f)
 
 
 def timed(cb: CAMCallback) -> None:
@@ -216,6 +222,11 @@ def timed(cb: CAMCallback) -> None:
             cb._cam_seconds += time.perf_counter() - start  # type: ignore[attr-defined]
 
         setattr(cb, hook, wrapper)
+
+
+def layers(cb: CAMCallback) -> dict[str, str]:
+    """Each method's target layer, as this rank's method objects hold it."""
+    return {name: cam.target_layer_name for name, cam in cb._runner.cams.items()}
 
 
 def cb_seconds(cb: CAMCallback) -> float:

@@ -286,6 +286,29 @@ def test_fsdp2_fault_on_one_rank_with_scorecam_never_hangs(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("precision", ["32-true", "bf16-true"])
+def test_fsdp2_chooses_the_default_layer_in_lock_step(tmp_path: Path, precision: str) -> None:
+    """No ``cam_target_layer``: the rule runs on every rank on the same images (rank 1 has nothing to score at
+    every batch: it still takes part), chooses the layer one process chooses, and the run logs grids and metrics
+    (the 32-true values those of one process)."""
+    methods = "gradcam,eigencam"
+    proc = run_worker(tmp_path, "fsdp2", "--methods", methods, "--auto-layer", "--precision", precision,
+                      "--fault-rank", "1", "--fault-where", "inputs", "--epochs", "1")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sharded = json.loads((tmp_path / "fsdp2.json").read_text())
+    assert sharded["layers"] == {"gradcam": "features", "eigencam": "features"}, sharded["layers"]
+    acc = _events(sharded["log_dir"])
+    for method in methods.split(","):
+        assert len(acc.Images(f"cam/{method}/grid")) == 2  # the fit's epoch and the validate
+        assert math.isfinite(sharded["validate"][f"cam/{method}/adcc"])
+    if precision == "32-true":
+        single_run = run_worker(tmp_path, "single", "--methods", methods, "--auto-layer")
+        assert single_run.returncode == 0, single_run.stderr[-4000:]
+        single = json.loads((tmp_path / "single.json").read_text())
+        assert single["layers"] == sharded["layers"]
+
+
+@pytest.mark.slow
 def test_fsdp2_on_error_raise_stops_every_rank(tmp_path: Path) -> None:
     proc = run_worker(tmp_path, "fsdp2", "--methods", "gradcam,faultygradcam", "--fault-rank", "1",
                       "--on-error", "raise", "--epochs", "1", timeout=120)
