@@ -69,7 +69,7 @@ def _logits_of(cam: _Explainer) -> Callable[[Tensor, ExtraInputs], Tensor]:
     own = getattr(cam, "forward_logits", None)
     if own is not None:
         return lambda x, more: own(x, more)
-    return lambda x, more: select_logits(cam.model(x, *more.args, **dict(more.kwargs)), model=cam.model)
+    return lambda x, more: select_logits(more.call(cam.model, x), model=cam.model)
 
 
 def _sample_forward(forward: Callable[[Tensor, ExtraInputs], Tensor], extra: ExtraInputs,

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
+from lightning_cam.methods.layers import NotExplainable
 from lightning_cam.metrics.registry import localization_metrics
 from lightning_cam.record import BatchRecord, CAMBatch, MethodRecord
 
@@ -41,6 +42,8 @@ class FaultSink(Protocol):
             fatal: Callable[[int], bool] | None = None) -> None: ...
 
     def record(self, kind: Any, detail: str, err: BaseException | None = None, fatal: bool = True) -> None: ...
+
+    def unexplainable(self, method: str, err: BaseException) -> None: ...
 
 
 def finite_samples(result: CAMResult) -> Tensor:
@@ -109,6 +112,9 @@ def score_method(
                           result.targets, result.blank, result.lazy_blank_reason)
         kept = {key: torch.where(ok, value.float(), nan) for key, value in values.items()}
         return MethodRecord(name, parts, shown, kept, ok, order, skipped)
+    except NotExplainable as err:  # the model itself: no map can ever be made (left out of the run, said once)
+        faults.unexplainable(name, err)
+        return None
     except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
         faults.record("error", f"{name} raised {type(err).__name__}: {err}", err)
         return None

@@ -128,8 +128,12 @@ def test_a_model_without_a_spatial_layer_gets_an_error_naming_cam_target_layer()
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc(x.mean(dim=(2, 3)))
 
-    with pytest.raises(ValueError, match=r"no layer of Flat satisfies the default-layer rule.*cam_target_layer"):
+    with pytest.raises(ValueError, match=r"Flat has no layer with a spatial output.*MLP on flattened images.*"
+                                         r"CAMCallback\(stages=\(\)\)"):
         GradCAM(Flat()).explain(torch.randn(2, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"target layer 'fc' outputs \(2, 2\): one vector per sample, with no "
+                                         r"spatial positions"):
+        GradCAM(Flat(), "fc").explain(torch.randn(2, 3, 8, 8))
 
 
 def test_cam_model_default_is_self() -> None:

@@ -96,12 +96,18 @@ class BatchPass:
             record: BatchRecord | None
             if sharded is None and sub is not None:  # one shared pass for every method
                 record = score_batch(self.runner.cams, sub, targets, self.metrics, self.faults, self.metric_kwargs)
+                self.runner.drop(self.faults.unexplained, self.warnings)
             else:  # lock-step: one agreed step per method, every rank the same forwards
-                sharded.choose_layers(self.runner.cams, sub, shape, dtype)
+                assert sharded is not None  # unsharded, only a rank with samples gets here
+                self.runner.drop(sharded.choose_layers(self.runner.cams, sub, shape, dtype), self.warnings)
                 record = BatchRecord(sub) if sub is not None else None
                 for name, cam in self.runner.cams.items():
                     work = None if record is None else functools.partial(self._score_one, record, name, cam, targets)
                     self.runner.run(work, shape, cam, dtype)
+                for name, why in self.faults.unexplained.items():  # a named layer of this rank only: the ranks
+                    if name not in self.runner.dropped:  # cannot drop it together, so it stays a counted fault
+                        self.faults.record("error", f"{name} raised NotExplainable: {why}")
+                self.faults.unexplained = {k: v for k, v in self.faults.unexplained.items() if k in self.runner.dropped}
             if record is not None:
                 self.publish(record)
 

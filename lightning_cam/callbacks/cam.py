@@ -84,6 +84,7 @@ from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.registry import check_metric_names
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step, stage_name
+from lightning_cam.utilities.lockstep import release_protocol_groups
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -292,6 +293,10 @@ class CAMCallback(CallbackBase):
         step = scalar_step(trainer) if self._when.step is None else self._when.step  # the last CAM run's step
         with self._faults.reporting("while saving or logging the CAM evolution images and the views' final images"):
             self._views.fit_end(image_sinks(trainer), step)
+
+    @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        release_protocol_groups()  # the sharded runs' own process group: none of ours outlives the run
 
     # ------------------------------------------------------------------ steps
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:

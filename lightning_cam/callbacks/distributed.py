@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from lightning_cam.methods.extra import ExtraInputs
+from lightning_cam.methods.layers import NotExplainable
 from lightning_cam.record import CAMBatch
 from lightning_cam.utilities.lightning import classes
 from lightning_cam.utilities.lockstep import LockStep, StepFailed, protocol_reduce
@@ -149,29 +150,37 @@ class ShardedWork:
         return tuple(int(s) for s in agreed[1:4]), INPUT_DTYPES[code - 1] if code else torch.float32
 
     def choose_layers(self, cams: Mapping[str, Any], parts: CAMBatch | None, shape: tuple[int, ...],
-                      dtype: torch.dtype) -> None:
+                      dtype: torch.dtype) -> dict[str, str]:
         """The default-layer rule for every method still without a target layer, run on every rank in lock-step:
         the same images on every rank (the first two samples of the lowest rank that has any, gathered once), so
         every rank makes the same forwards and backwards and reaches the same choice. A collective: every rank
         calls it at the same batch (the methods are the same on every rank, and so is what is still unchosen).
 
         The rule is deterministic on equal inputs and weights; a choice that fails does so on every rank, and is
-        remembered (`choose_target_layer` caches it), so the method's own step fails before any forward."""
-        unchosen = [cam for cam in cams.values() if getattr(cam, "auto_layer", False) and cam.target_layer is None]
+        remembered (`choose_target_layer` caches it), so the method's own step fails before any forward.
+
+        Returns the methods that cannot explain this model (`NotExplainable`, the same on every rank), with why."""
+        unchosen = {name: cam for name, cam in cams.items()
+                    if getattr(cam, "auto_layer", False) and cam.target_layer is None}
         if not unchosen:
-            return
-        mine = None
+            return {}
+        mine: tuple[Tensor, ExtraInputs] | None = None
         if parts is not None and parts.images.shape[0] > 0:
-            first = torch.arange(min(2, int(parts.images.shape[0])), device=parts.images.device)
-            picked = parts.take(first)
-            extra = ExtraInputs.of(picked.extra).apply(lambda t: t.detach().cpu())
-            mine = (picked.images.detach().cpu(), extra)
-        images, extra = next(s for s in all_gather_objects(mine) if s is not None)  # type: ignore[misc]
+            picked = parts.take(torch.arange(min(2, int(parts.images.shape[0])), device=parts.images.device))
+            mine = (picked.images.detach().cpu(), ExtraInputs.of(picked.extra).apply(lambda t: t.detach().cpu()))
+        shared = cast(tuple[Tensor, ExtraInputs], next(s for s in all_gather_objects(mine) if s is not None))
+        images, extra = shared
         x = images.to(self.device)
         more = extra.apply(lambda t: t.to(self.device))
-        for cam in unchosen:
-            with contextlib.suppress(Exception):  # failed alike on every rank; the method's step reports it
+        unexplained: dict[str, str] = {}
+        for name, cam in unchosen.items():
+            try:
                 self.lock.step(functools.partial(cam.ensure_layer, x, more), shape, None, False, dtype)
+            except NotExplainable as err:
+                unexplained[name] = str(err)
+            except Exception:  # noqa: BLE001 - failed alike on every rank; the method's own step reports it
+                pass
+        return unexplained
 
     def run(self, work: Callable[[], Any] | None, shape: tuple[int, ...], cam: Any,
             dtype: torch.dtype = torch.float32) -> None:

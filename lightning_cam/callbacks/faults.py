@@ -69,6 +69,8 @@ class Faults:
         self._shared: list[tuple[int, str, str]] = []  # (rank, kind, first message) of every rank, see `share`
         # per-batch tallies still on the device: (kind, count tensor, message for a count); see `add`
         self._pending: list[tuple[str, Tensor, Callable[[int], str]]] = []
+        #: methods that cannot explain this model at all (`unexplainable`), with why: kept across epochs
+        self.unexplained: dict[str, str] = {}
 
     def reset(self) -> None:
         """Forget the counts and the first message (at the start of each epoch's work)."""
@@ -90,6 +92,21 @@ class Faults:
             raise RuntimeError(f"CAMCallback: {detail}")
         self._settle()  # keep the order of events: earlier device tallies come first
         self._note(kind, detail)
+
+    def unexplainable(self, method: str, err: BaseException) -> None:
+        """``method`` cannot explain this model at all (`NotExplainable`: no layer with spatial positions): raised
+        under ``on_error="raise"``; else kept in `unexplained` (not counted: the callback leaves the method out
+        of the run with one warning, instead of a fault at every batch).
+
+        Examples:
+            >>> faults = Faults("warn")
+            >>> faults.unexplainable("gradcam", ValueError("MLP has no layer with a spatial output"))
+            >>> faults.unexplained, faults.total
+            ({'gradcam': 'MLP has no layer with a spatial output'}, 0)
+        """
+        if self.on_error == "raise":
+            raise err
+        self.unexplained.setdefault(method, str(err))
 
     def add(
         self, kind: FaultKind, count: Tensor, message: Callable[[int], str], fatal: Callable[[int], bool] | None = None

@@ -18,10 +18,11 @@ from torch import nn
 
 from lightning_cam.callbacks import options
 from lightning_cam.callbacks.distributed import ShardedWork, params_sharded
-from lightning_cam.callbacks.faults import Faults
+from lightning_cam.callbacks.faults import Faults, WarnOnce
 from lightning_cam.methods import BaseCAM
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.compiled import eager_compiled
+from lightning_cam.utilities.lockstep import release_at_exit
 from lightning_cam.utilities.modes import eval_mode
 
 __all__ = ["CAMRunner"]
@@ -53,6 +54,8 @@ class CAMRunner:
         self.method_kwargs = dict(method_kwargs)
         self.on_error = on_error
         self.cams: dict[str, BaseCAM] = {}
+        #: methods left out of the run: they cannot explain this model (`drop`)
+        self.dropped: dict[str, str] = {}
         self.model: nn.Module | None = None
         self.sharded: ShardedWork | None = None
         #: lock-step over ranks: ``None`` = when the strategy shards the parameters; ``True`` forces it (measuring)
@@ -62,15 +65,28 @@ class CAMRunner:
         """The method objects on ``module.cam_model()`` at ``module.cam_layer()`` (with the module's shared
         method arguments, e.g. its activation layout), rebuilt only when that model changes."""
         model = module.cam_model()
-        if not (self.cams and self.model is model):
-            self.cams = options.build_methods(self.classes, model, module.cam_layer(), self.method_kwargs,
-                                              module.cam_method_kwargs())
-            self.model = model
+        if self.model is not model:
+            self.dropped = {}
+            cams = options.build_methods(self.classes, model, module.cam_layer(), self.method_kwargs,
+                                         module.cam_method_kwargs())
+            self.cams, self.model = cams, model
+
+    def drop(self, reasons: Mapping[str, str], warnings: WarnOnce) -> None:
+        """Leave out of the run the methods of ``reasons`` (method -> why it cannot explain this model), with one
+        warning each: no more work, faults or figures for them (a metric or view with nothing scored logs
+        nothing). Under sharding every rank drops the same methods at the same batch (see `BatchPass`)."""
+        for name, why in reasons.items():
+            if name in self.cams:
+                del self.cams[name]
+                self.dropped[name] = why
+                warnings.warn(f"unexplainable:{name}", f"CAMCallback: {name} is left out of this run: {why}")
 
     def start(self, trainer: Any, device: torch.device) -> None:
         """A CAM run starts: lock-step when the strategy shards the parameters over several ranks."""
         lockstep = params_sharded(trainer.strategy) if self.lockstep is None else self.lockstep
         self.sharded = None
+        if trainer.world_size > 1:
+            release_at_exit()
         if lockstep and trainer.world_size > 1 and self.model is not None:
             faults = self.faults
             self.sharded = ShardedWork(self.model, device, self.on_error,

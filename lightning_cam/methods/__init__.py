@@ -35,7 +35,7 @@ from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.choose import LayerChoice, choose_target_layer
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.group import MethodGroup
-from lightning_cam.methods.layers import infer_layout, resolve_layer
+from lightning_cam.methods.layers import NotExplainable, infer_layout, resolve_layer
 from lightning_cam.methods.registry import METHOD_REGISTRY, available_methods, get_method, register_method
 from lightning_cam.methods.result import CAMResult
 
@@ -56,6 +56,7 @@ __all__ = [
     "LayerChoice",
     "MethodGroup",
     "Need",
+    "NotExplainable",
     "ScoreCAM",
     "SmoothGradCAMPlusPlus",
     "XGradCAM",

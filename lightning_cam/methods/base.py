@@ -225,7 +225,7 @@ class BaseCAM:
         """``model(x, *extra.args, **extra.kwargs)``, its logits read by `output` and checked to be ``(B, K)``
         (``(B, 1)`` exactly when the task is ``binary``)."""
         extra = extra or ExtraInputs()
-        out = select_logits(self.model(x, *extra.args, **dict(extra.kwargs)), self.output, self.model)
+        out = select_logits(extra.call(self.model, x), self.output, self.model)
         return check_task_logits(check_logits(out, x.shape[0], self.model), self.task)
 
     def ensure_layer(self, x: Tensor, extra: ExtraInputs | None = None) -> None:
@@ -298,7 +298,8 @@ class BaseCAM:
 
         acts = to_grid(act)
         grads = None if grad is None else to_grid(grad)
-        return Capture(acts, grads, logits.detach(), targets, BlankDiagnosis.of(layout, acts, grads))
+        diagnosis = BlankDiagnosis.of(layout, acts, grads, None if grad is None else grad.detach(), logits)
+        return Capture(acts, grads, logits.detach(), targets, diagnosis)
 
     def _layout(self, value: Tensor, size: tuple[int, int]) -> str | None:
         """The layout of the target layer's output, detected once per shape (``None`` for a callable)."""

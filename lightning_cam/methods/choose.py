@@ -15,8 +15,15 @@ inside it), the latest one whose output
 A module called more than once per forward, or returning a tuple, is not a candidate; of modules returning
 the very same tensor (a block and its last layer, ``Identity``) the outermost is kept. Cost: one recording
 forward with autograd, in whose graph (b) is a walk (no model work), then one forward and backward per cut
-tried for (c), once per model and input shape (cached, and so is a failure). When no module qualifies, the error lists the
-latest candidates with their shapes and why each failed, and names ``target_layer`` / ``cam_target_layer``.
+tried for (c), once per model and input shape (cached, and so is a failure). When no module qualifies, the error
+lists the latest candidates with their shapes and why each failed, and names ``target_layer`` /
+``cam_target_layer``; a model none of whose modules has a spatial output gets `NotExplainable` instead.
+
+**Token counts that several grids fit** (9 tokens at a small input: 3x3, or 2x2 after five prefix tokens) are
+settled from the data flow (the grid of a 4-D output of the same forward, such as the patch embedding's) or, failing
+that, by one more forward at twice the input size (the prefix stays, the grid grows). When the choice still passes
+over a later cut with a spatial output whose layout it cannot read, ``LayerChoice.skipped`` names it and the
+method warns: the map may come from an earlier layer than the one meant.
 
 **Limits.** The cut is read from autograd, so a path through non-differentiable steps (an integer index, a
 detached tensor) is not seen, and a model whose logits do not depend on the input through autograd cannot be
@@ -45,7 +52,13 @@ from torch import Tensor, nn
 
 from lightning_cam.methods.capture import LayerRecorder
 from lightning_cam.methods.extra import ExtraInputs
-from lightning_cam.methods.layers import infer_layout, prefix_tokens, reshape_activation, token_splits
+from lightning_cam.methods.layers import (
+    NotExplainable,
+    infer_layout,
+    prefix_tokens,
+    reshape_activation,
+    token_splits,
+)
 from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.outputs import select_logits
 
@@ -76,8 +89,9 @@ class _Seen:
     node: Any  # the output's autograd node at the moment the module returned it (None without one)
 
 
-#: per model and input key: the choice, or the message of the rule's failure (raised again without a forward)
-_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], LayerChoice | str]] = weakref.WeakKeyDictionary()
+#: per model and input key: the choice, or the rule's failure (raised again, without a forward)
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], LayerChoice | ValueError]] = \
+    weakref.WeakKeyDictionary()
 
 
 def _record(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> tuple[list[_Seen], Tensor]:
@@ -110,7 +124,7 @@ def _record(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> tup
 
 def _logits(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> Tensor:
     """``model(x, *extra)``'s logits, read by the one output rule."""
-    return select_logits(model(x, *extra.args, **dict(extra.kwargs)), output, model)
+    return select_logits(extra.call(model, x), output, model)
 
 
 def _reaches(root: Any, target: Any, blocked: Any) -> bool:
@@ -247,6 +261,7 @@ def choose_target_layer(model: nn.Module, images: Tensor, extra: object = None, 
             ([`select_logits`][lightning_cam.utilities.outputs.select_logits]).
 
     Raises:
+        NotExplainable: no module has a spatial output (nothing to explain, whatever the layer).
         ValueError: no module satisfies the rule (the message lists the latest candidates and why each failed).
     """
     x = images.detach()[:2]
@@ -255,14 +270,14 @@ def choose_target_layer(model: nn.Module, images: Tensor, extra: object = None, 
     more = ExtraInputs.of(extra).take(torch.arange(x.shape[0]), images.shape[0])
     key = (tuple(x.shape[1:]), x.dtype, x.device.type)
     cached = _CACHE.get(model, {}).get(key)
-    if isinstance(cached, str):
-        raise ValueError(cached)
+    if isinstance(cached, ValueError):
+        raise type(cached)(str(cached))
     if cached is not None:
         return cached
     try:
         return _choose(model, x, images, more, output, key)
     except ValueError as err:  # the rule's verdict for this model and input: the same at every call
-        _CACHE.setdefault(model, {})[key] = str(err)
+        _CACHE.setdefault(model, {})[key] = err.with_traceback(None)
         raise
 
 
@@ -324,7 +339,7 @@ def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, outp
             _CACHE.setdefault(model, {})[key] = choice
             return choice
     if not spatial:
-        raise ValueError(no_spatial_layer(model, tuple(images.shape[1:])))
+        raise NotExplainable(no_spatial_layer(model, tuple(images.shape[1:])))
     shown = "; ".join(failed[:8]) or "no module returned a tensor"
     shown += " (modules returning tuples, or outputs of another batch size such as per-patch inner tokens, are never "
     shown += "candidates)"

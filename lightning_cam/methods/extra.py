@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch  # noqa: F401  (used by the doctest examples)
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = ["ExtraInputs"]
 
@@ -85,3 +86,49 @@ class ExtraInputs:
             return value
 
         return ExtraInputs(tuple(pick(a) for a in self.args), {k: pick(v) for k, v in self.kwargs.items()})
+
+    def call(self, model: nn.Module, x: Tensor) -> Any:
+        """``model(x, *args, **kwargs)``. A call that does not fit the model's ``forward`` signature (an input
+        it needs is missing, or one it does not take is passed) raises a ``TypeError`` that says how extra
+        inputs are passed (`missing_inputs`); any other error is the model's own.
+
+        Examples:
+            >>> ExtraInputs().call(nn.Identity(), torch.ones(1)).tolist()
+            [1.0]
+        """
+        try:
+            return model(x, *self.args, **dict(self.kwargs))
+        except TypeError as err:
+            hint = self.missing_inputs(model, x)
+            if hint is None:
+                raise
+            raise TypeError(f"{err}. {hint}") from err
+
+    def missing_inputs(self, model: nn.Module, x: Tensor) -> str | None:
+        """Why ``model(x, *args, **kwargs)`` does not fit ``model.forward``'s signature, with the fix; ``None``
+        when it fits (or the signature cannot be read).
+
+        Examples:
+            >>> class Meta(nn.Module):
+            ...     def forward(self, x, meta):
+            ...         return x
+            >>> ExtraInputs().missing_inputs(Meta(), torch.ones(1))[:44]
+            'Meta.forward(x, meta) needs inputs the CAM c'
+        """
+        try:
+            signature = inspect.signature(model.forward)
+        except (TypeError, ValueError):
+            return None
+        try:
+            signature.bind(x, *self.args, **dict(self.kwargs))
+            return None
+        except TypeError as err:
+            why = str(err)
+        given = f"it was called with the images and {len(self.args)} positional, {len(self.kwargs)} keyword extra " \
+                "input(s)"
+        return (
+            f"{type(model).__name__}.forward{signature} needs inputs the CAM call did not pass ({why}; {given}). "
+            "Pass the model's other inputs: `extra=` on a method or evaluate_batch (a tuple for positional, a dict "
+            "for keyword inputs: extra=(meta,)), or, for the callback, return them from CAMMixin.cam_inputs as "
+            "CAMBatch(images, labels, extra=(meta,)); per-sample tensors follow their images through every forward."
+        )

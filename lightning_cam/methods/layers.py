@@ -37,6 +37,7 @@ from lightning_cam.utilities.compiled import compiled_aliases
 
 __all__ = [
     "LAYOUTS",
+    "NotExplainable",
     "Reshape",
     "check_reshape",
     "infer_layout",
@@ -50,6 +51,11 @@ Reshape = str | Callable[[Tensor], Tensor] | None
 #: the named layouts ``reshape`` accepts (``None`` = detect)
 LAYOUTS = ("nchw", "nhwc", "tokens", "vit")
 _MAX_PREFIX = 8  # class + distillation + register tokens searched when the model does not say
+
+
+class NotExplainable(ValueError):
+    """The model, or the layer named, has no spatial positions (every output ``(B, features)``): no CAM method can
+    make a map of it, whatever the input. The callback leaves such a method out of the run with one warning."""
 
 _PLAIN = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _ELEMENTWISE = (
@@ -249,6 +255,13 @@ def infer_layout(
         'nhwc'
     """
     shape = tuple(int(s) for s in shape)
+    if len(shape) <= 2:
+        raise NotExplainable(
+            f"target layer {layer_name!r} outputs {shape}: one vector per sample, with no spatial positions (a "
+            "flattened, pooled or fully-connected layer), so no map can be made from it. Name a layer before the "
+            "flattening (a convolution or a transformer block; target_layer=None chooses one); a model without "
+            "such a layer (e.g. an MLP on flattened images) cannot be explained by CAM methods."
+        )
     hints = _hints(model, layer_name)
     stated = ", ".join(f"{c} channels from {src}" for c, _, src in hints) or "no layer around it states a channel count"
     if len(shape) == 4:
@@ -282,8 +295,8 @@ def token_splits(n: int, image_size: tuple[int, int] | None, stated: int | None 
     Examples:
         >>> token_splits(1 + 4 * 6, (32, 48))
         [(1, 4, 6)]
-        >>> token_splits(9, (96, 96))  # 3x3 without a prefix token, or 2x2 after five
-        [(0, 3, 3), (5, 2, 2)]
+        >>> token_splits(9, (96, 96))  # 3x3 without a prefix token, 2x2 after five, 1x1 after eight
+        [(0, 3, 3), (5, 2, 2), (8, 1, 1)]
     """
     found = [(p, *g) for p in ([exact] if exact is not None else range(_MAX_PREFIX + 1))
              if (g := _grid(n - p, image_size)) is not None]

@@ -44,6 +44,7 @@ Examples:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import math
@@ -69,6 +70,8 @@ __all__ = [
     "abort_default_group",
     "chunk_plan",
     "protocol_reduce",
+    "release_at_exit",
+    "release_protocol_groups",
     "round_timeout",
 ]
 
@@ -138,6 +141,44 @@ def protocol_reduce() -> Reduce:
         return cpu
 
     return reduce
+
+
+def release_protocol_groups() -> None:
+    """Destroy the protocol groups of `protocol_reduce` (a local step on each rank, not a collective): called when
+    the trainer is done with the callback, so that no group of ours outlives the run.
+
+    Examples:
+        >>> release_protocol_groups()  # nothing to release outside a process group
+    """
+    groups = list(_GROUPS.values())
+    _GROUPS.clear()
+    for group in groups:
+        with contextlib.suppress(Exception):  # already gone with its default group
+            dist.destroy_process_group(group)
+
+
+def _release_at_exit() -> None:
+    release_protocol_groups()
+    with contextlib.suppress(Exception):
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+_EXIT_HOOK: list[bool] = []
+
+
+def release_at_exit() -> None:
+    """Destroy every process group while the interpreter is still whole, at its exit (registered once, by a
+    callback that ran on several ranks).
+
+    Why: a gloo process group left for the interpreter's finalization can abort the process after a successful
+    run (``terminate called without an active exception``, exit -6): its C++ worker threads may still hold work
+    objects with tensors that Python owns, and releasing them while the interpreter is torn down aborts
+    (pytorch/pytorch#179291). Lightning destroys NCCL groups at exit but not gloo ones; this hook does, for
+    every backend, after the user's own code has finished (a group already destroyed is skipped)."""
+    if not _EXIT_HOOK:
+        atexit.register(_release_at_exit)
+        _EXIT_HOOK.append(True)
 
 
 def abort_default_group() -> None:

@@ -517,3 +517,34 @@ def test_any_model_works_in_the_callback_without_a_wrapper(tmp_path: Any, net: A
     acc.Reload()
     (grid,) = acc.Images("cam/gradcam/grid")  # the grid is written whatever the channel count
     assert grid.width > 0 and acc.Images("cam/gradcam/worst")
+
+
+class _MLP(nn.Module):
+    """An MLP on flattened images: no layer keeps a spatial layout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def test_a_model_without_a_spatial_layer_gets_one_message_and_no_figure(tmp_path: Any) -> None:
+    """Two epochs of an MLP: one warning that says the model has no spatial layer (not a fault per epoch), and no
+    metric, grid, strategies alarm or summary line for the method that never made a map."""
+    torch.manual_seed(0)
+    model = _AnyModel(_MLP())
+    cb = CAMCallback(num_images=2)
+    trainer = make_trainer(tmp_path, [cb], max_epochs=2)
+    train, val = _loaders(3)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(model, train, val)
+    said = cam_warnings(record, "has no layer with a spatial output")
+    assert len(said) == 1 and "left out of this run" in said[0] and "MLP on flattened images" in said[0], said
+    assert not cam_warnings(record, "fault(s)")
+    assert not [k for k in trainer.callback_metrics if k.startswith("cam/")], list(trainer.callback_metrics)
+    acc = events(trainer.logger.log_dir)  # type: ignore[union-attr]
+    assert not [t for t in acc.Tags()["scalars"] if t.startswith("cam/")], acc.Tags()["scalars"]
+    assert not [t for t in acc.Tags()["images"] if t.startswith("cam/")], acc.Tags()["images"]

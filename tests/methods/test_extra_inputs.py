@@ -70,3 +70,23 @@ def test_evaluate_batch_passes_extra_keyword_inputs() -> None:
         ref = evaluate_batch(ref_cam, x[i : i + 1], metrics=metrics, steps=4, batch_size=3)
         for key in metrics:
             torch.testing.assert_close(values[key][i], ref[key][0], atol=1e-5, rtol=1e-4)
+
+
+def test_a_forgotten_extra_input_names_the_option_that_passes_it() -> None:
+    torch.manual_seed(0)
+    model = TwoInputs().eval()
+    x = structured_images(2, 16)
+    with pytest.raises(TypeError, match=r"missing 1 required positional argument: 'meta'.*TwoInputs.forward\(x.*"
+                                        r"meta.*extra=.*CAMBatch\(images, labels, extra=\(meta,\)\)"):
+        get_method("gradcam")(model, "features.1").explain(x)
+    with pytest.raises(TypeError, match=r"extra="):  # the default-layer rule's forward says it too
+        get_method("gradcam")(model).explain(x)
+
+
+def test_a_type_error_inside_the_model_stays_the_models_own() -> None:
+    class Broken(TwoInputs):
+        def forward(self, x: torch.Tensor, meta: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+            raise TypeError("a bug inside forward")
+
+    with pytest.raises(TypeError, match=r"^a bug inside forward$"):
+        get_method("gradcam")(Broken(), "features.1").explain(structured_images(2, 16), extra=(torch.zeros(2),))

@@ -69,7 +69,7 @@ def test_vit_block_output_is_blank_with_reason_and_norm1_is_not() -> None:
     nn.init.normal_(vit.heads.head.weight, std=0.1)
     x = torch.randn(2, 3, 32, 32)
     out = GradCAM(vit, "encoder.layers.encoder_layer_1").explain(x)
-    assert bool(out.blank.all()) and "patch tokens do not reach the head" in out.blank_reason
+    assert bool(out.blank.all()) and "non-zero at its prefix (class) tokens only" in out.blank_reason, out.blank_reason
     assert (out.maps == 0).all()
     choice = choose_target_layer(vit, x)  # the last block's output fails (c); its input is the latest cut
     assert choice.name == "encoder.layers.encoder_layer_0" and choice.layout == "tokens", choice.reason
@@ -141,3 +141,17 @@ def test_model_outputs_are_read_by_one_rule() -> None:
             GradCAM(net(kind), "conv")(x)
     with pytest.raises(ValueError, match="`output` must be None"):
         GradCAM(net("tuple"), "conv", output=1.5)  # type: ignore[arg-type]
+
+
+def test_a_zero_initialised_head_is_named_as_the_cause_not_a_class_token() -> None:
+    """timm's hiera has no class token and a zero-initialised head: every logit is equal, so no layer has a
+    gradient. The reason says so (no advice about class tokens or a norm1 default that does not exist)."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("hiera_tiny_224", pretrained=False, num_classes=3, img_size=64).eval()
+    nn.init.zeros_(model.head.fc.weight)
+    nn.init.zeros_(model.head.fc.bias)
+    out = GradCAM(model, "blocks.0").explain(torch.randn(2, 3, 64, 64))
+    assert bool(out.blank.all())
+    assert "same logit" in out.blank_reason and "zero-initialised or untrained head" in out.blank_reason
+    assert "class token" not in out.blank_reason and "norm1" not in out.blank_reason

@@ -26,7 +26,8 @@ without masks).
 Logged, per method and class (keys ``cam/<method>/strategy/<stat>/<class>``): ``count`` (the number of
 strategies, the eigengap's choice), ``fixed`` (the share of the class's maps in fixed-place strategies),
 ``focus`` and ``same`` (the largest among the strategies of at least ``min_share``); and
-``cam/<method>/strategy/alarm``, the number of classes with a fixed-place strategy. When a class gains one, a
+``cam/<method>/strategy/alarm``, the number of classes with a fixed-place strategy (logged only when some class
+had maps enough to analyse: a run without maps logs no alarm count, never a reassuring 0). When a class gains one, a
 warning names the class, its share and where to look: the image ``cam/<method>/strategies`` (per class, each
 strategy's mean map over the mean of its images with its share, focus and sameness, framed red when fixed-place,
 then a few of its members). ``views={"strategies": {"alarm": False}}`` keeps the scalars and the image but not
@@ -276,7 +277,8 @@ class StrategiesView(View):
                 for f in found:
                     for stat, value in f.stats().items():
                         log(strategy_tag(method, stat, class_name(names, f.cls)), torch.tensor(value))
-                log(strategy_tag(method, "alarm"), torch.tensor(float(len(alarmed))))
+                if found:  # no class with maps enough to analyse: no alarm count (0 would reassure falsely)
+                    log(strategy_tag(method, "alarm"), torch.tensor(float(len(alarmed))))
             new = alarmed - self.alarmed.get(method, set())
             self.alarmed[method] = alarmed
             if not trainer.is_global_zero:
