@@ -182,3 +182,33 @@ def test_the_console_script_exits_0_after_a_successful_run(tmp_path: Path) -> No
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize(("key", "bad", "said"), [
+    ("methods", "[gradcm, eigencam]", "unknown CAM method 'gradcm'"),
+    ("metrics", "[adc]", "'adc'"),
+    ("views", "[galery]", "'galery'"),
+])
+def test_a_bad_name_in_a_config_is_one_short_error(tmp_path: Path, key: str, bad: str, said: str) -> None:
+    """What a user sees for a typo in a YAML config: one error line naming the bad name and the valid ones (exit
+    status 2, as for a parse error), no traceback."""
+    config = yaml.safe_load((ROOT / "configs" / "shapes.yaml").read_text())
+    config["trainer"]["callbacks"][0]["init_args"][key] = yaml.safe_load(bad)
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", "--config", str(path), *QUIET],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("Seed set")]
+    assert len(lines) == 1 and lines[0].startswith("train.py: error: ") and said in lines[0], done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "valid" in lines[0]
+
+
+def test_a_bundled_config_is_reachable_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from lightning_cam.cli import bundled_configs
+
+    assert {p.stem for p in CONFIGS} == set(bundled_configs())
+    for name in ("shapes", "shapes.yaml"):
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", name, "--print_config"])
+        assert yaml.safe_load(capsys.readouterr().out)["data"]["init_args"]["image_size"] == 64
