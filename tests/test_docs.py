@@ -9,6 +9,7 @@ in ``scripts/run.sh test``, so a renamed name or argument in an API page breaks 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,39 @@ def test_the_registry_tables_list_every_registered_entry(built_site: Path) -> No
         tables = "".join(re.findall(r"<table>.*?</table>", html, re.S))
         missing = [n for n in names if f"<code>{n}</code>" not in tables]
         assert not missing, (page, missing)
+
+
+# ----------------------------------------------------------------------------- commands as written
+#: what a command in the docs or a config comment may start with on a fresh clone after the README's set-up
+RUNNABLE = ("bash scripts/", ".venv/bin/", "lightning-cam ", "source .venv/bin/activate")
+_COMMAND = re.compile(r"^(?:\$ )?((?:python|tensorboard|mkdocs|pytest|pip|bash|lightning-cam|\.venv/bin/)\S*\s.*)$")
+
+
+def commands() -> list[tuple[str, str]]:
+    """(where, command) for every shell line of the pages' bash/shell/plain code blocks and the configs' comments."""
+    found: list[tuple[str, str]] = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```(?:bash|shell|sh|console)?\n(.*?)```", page.read_text(), flags=re.S):
+            found += [(page.name, m.group(1)) for line in block.splitlines()
+                      if (m := _COMMAND.match(line.strip()))]
+    for config in sorted((ROOT / "configs").glob("*.yaml")):
+        for line in config.read_text().splitlines():
+            if line.startswith("#") and (m := _COMMAND.match(line.lstrip("# ").strip())):
+                found.append((config.name, m.group(1)))
+    return found
+
+
+def test_every_command_in_the_docs_and_configs_runs_on_a_fresh_clone_as_written() -> None:
+    """A bare ``python`` or ``tensorboard`` fails on a fresh clone (the set-up's venv is not active): each command
+    names the venv's program by its path, or is the README's own entry point, and the files it names exist."""
+    found = commands()
+    assert len(found) >= 10, found
+    venv_bin = Path(sys.executable).parent
+    for where, command in found:
+        assert command.startswith(RUNNABLE), f"{where}: {command!r} does not run on a fresh clone as written"
+        program = command.split()[0]
+        if program.startswith(".venv/bin/"):
+            assert (venv_bin / program.removeprefix(".venv/bin/")).exists(), f"{where}: {program} is not installed"
+        for arg in command.split()[1:]:
+            if re.fullmatch(r"[\w./-]+\.(py|yaml|sh)", arg):
+                assert (ROOT / arg).is_file(), f"{where}: {command!r} names {arg}, which does not exist"
