@@ -7,7 +7,9 @@ are the same. The bundled configs are installed with the package and reachable b
 
 A configuration that a lightning_cam class refuses when it is instantiated (an unknown method, metric or view
 name, a value out of range) stops with one line, ``<prog>: error: <the class's message>``, and exit status 2,
-like a parse error, instead of the tracebacks of every type LightningCLI tried. ``--model`` and ``--data`` take a ``class_path`` (subclass mode), defaulting to
+like a parse error, instead of the tracebacks of every type LightningCLI tried.
+
+``--model`` and ``--data`` take a ``class_path`` (subclass mode), defaulting to
 [`GAPClassifier`][lightning_cam.models.GAPClassifier] on [`ShapesDataModule`][lightning_cam.data.ShapesDataModule].
 
 The datamodule's ``num_classes``, ``in_channels``, ``class_names``, ``mean``, ``std`` and ``task`` are passed to

@@ -87,7 +87,8 @@ def main_script() -> None:
         for kind in args.kinds:
             log_dir, alarms = run(kind, seed, args.epochs, logdir, args.watermark_size)
             acc = read_events(log_dir)
-            tags = [t for t in acc.Tags()["scalars"] if "/strategy/" in t or t == "val_acc"]
+            tags = [t for t in acc.Tags()["scalars"]
+                    if t.startswith("cam_strategies/") or "/strategy/" in t or t == "val_acc"]
             numbers[f"{kind} seed {seed}"] = {"alarm warnings": alarms, **{
                 t: [round(e.value, 3) for e in acc.Scalars(t)] for t in sorted(tags)}}
             dirs[f"{kind}_{seed}"] = log_dir

@@ -41,10 +41,10 @@ def test_the_marker_shortcut_is_caught_without_masks_and_the_clean_run_is_not(tm
     assert cued.Scalars("val_acc")[-1].value > 0.9  # the shortcut keeps the accuracy ...
     assert cued.Scalars("cam/gradcam/strategy/alarm")[-1].value >= 3  # ... and the maps give it away
     assert len(alarms) == 1 and "look at one fixed place" in alarms[0]
-    fixed = [cued.Scalars(t)[-1].value for t in cued.Tags()["scalars"] if "/strategy/fixed/" in t]
+    fixed = [cued.Scalars(t)[-1].value for t in cued.Tags()["scalars"] if t.startswith("cam_strategies/gradcam/fixed/")]
     assert len(fixed) == 5 and max(fixed) > 0.5
     assert len(cued.Images("cam/gradcam/strategies")) == 1
     clean, quiet = _fit(tmp_path / "clean", 0.0)
     assert clean.Scalars("cam/gradcam/strategy/alarm")[-1].value == 0 and not quiet
-    same = [clean.Scalars(t)[-1].value for t in clean.Tags()["scalars"] if "/strategy/same/" in t]
+    same = [clean.Scalars(t)[-1].value for t in clean.Tags()["scalars"] if t.startswith("cam_strategies/gradcam/same/")]
     assert len(same) == 5 and max(same) < 0.4

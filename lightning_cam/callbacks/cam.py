@@ -132,7 +132,8 @@ class CAMCallback(CallbackBase):
         metric_kwargs: options of `evaluate_batch` (e.g. `steps` for insertion).
         log_evolution: the evolution image at the end of `fit`.
         tile_size: the longer side of a grid tile, in pixels.
-        progress: progress lines (`None`: when an epoch's CAM work takes over 10 s).
+        progress: progress lines (`None`: each CAM run's time at its end, lines during it past 10 s; `True`: a
+            line at every step; `False`: none).
         stages: `"fit"` (its validation runs), `"validate"`, `"test"` (opt-in, keys `cam_test/<method>/...`).
         views: the views beyond scalars and grids (`lightning_cam.callbacks.views`), by name or name -> options;
             `None`: the registered default views, `()`: none.

@@ -1,4 +1,4 @@
-"""Rank-zero progress lines for the callback's CAM work (quiet unless the work is slow)."""
+"""Rank-zero progress lines for the callback's CAM work: its time at every CAM run, lines during it when slow."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """Rank-zero progress lines for CAM work: quiet for short work, a line every ``interval`` seconds and a
-    summary at the end once the work has taken longer than ``after`` seconds (or always, ``enabled=True``;
-    never, ``enabled=False``). Only ``time.perf_counter`` is read: no effect on results.
+    """Rank-zero progress lines for CAM work: the summary line (its time) at the end of every piece of work, and
+    a line every ``interval`` seconds during it once it has taken longer than ``after`` seconds (at every `step`,
+    ``enabled=True``; no line at all, ``enabled=False``). Only ``time.perf_counter`` is read: no effect on
+    results.
 
     Lines are ``[lightning_cam] <message> (<elapsed>s)`` from `step` and
     ``[lightning_cam] <message> in <elapsed>s`` from `done`, through ``rank_zero_info``.
@@ -57,6 +58,7 @@ class Progress:
             rank_zero_info(f"[lightning_cam] {message} ({self.elapsed:.1f}s)")
 
     def done(self, message: str) -> None:
-        """The summary line of the work, when `active`."""
-        if self.active:
+        """The summary line of the work: every time, unless ``enabled=False`` (so every CAM run reports its
+        time, the short ones too)."""
+        if self.enabled is not False:
             rank_zero_info(f"[lightning_cam] {message} in {self.elapsed:.1f}s")

@@ -8,19 +8,31 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["ScalarLog", "scalar_log"]
+__all__ = ["ScalarLog", "scalar_log", "stage_key"]
 
 #: ``log(key, value, rank_zero_only=False)``: how the callback and its views log a scalar (``pl_module.log``
 #: underneath; ``cam/`` keys are moved under the stage's prefix, e.g. ``cam_test/`` in ``trainer.test()``).
 ScalarLog = Callable[..., None]
 
 
+def stage_key(key: str, prefix: str) -> str:
+    """``key`` under the stage's ``prefix``: ``cam/...`` -> ``<prefix>/...``, and a key of a section of its own
+    (``cam_<section>/...``, e.g. the strategies' per-class statistics, shown apart from the metric curves) ->
+    ``<prefix>_<section>/...``.
+
+    Examples:
+        >>> stage_key("cam/gradcam/adcc", "cam_test"), stage_key("cam_strategies/gradcam/same/cat", "cam_test")
+        ('cam_test/gradcam/adcc', 'cam_test_strategies/gradcam/same/cat')
+    """
+    return prefix + key[len("cam"):] if key.startswith(("cam/", "cam_")) else key
+
+
 def scalar_log(pl_module: Any, prefix: str = "cam", on_scalar: Callable[[str, float], None] | None = None
                ) -> ScalarLog:
     """``log(key, value, rank_zero_only=False)`` through ``pl_module.log``: an epoch value, identical on every rank
     after the metrics' own sync (``sync_dist=True, reduce_fx="max"`` keeps it exact while telling Lightning it is
-    a synchronised epoch value); ``cam/`` keys under ``prefix``; ``on_scalar(key, value)`` after each (e.g. the
-    views' curves, during ``fit``).
+    a synchronised epoch value); ``cam/`` keys under ``prefix`` (`stage_key`); ``on_scalar(key, value)`` after each
+    (e.g. the views' curves, during ``fit``).
 
     Examples:
         >>> class Module:
@@ -34,7 +46,7 @@ def scalar_log(pl_module: Any, prefix: str = "cam", on_scalar: Callable[[str, fl
     """
 
     def log(key: str, value: Tensor | float, rank_zero_only: bool = False) -> None:
-        pl_module.log(key.replace("cam/", f"{prefix}/", 1), value, on_step=False, on_epoch=True, sync_dist=True,
+        pl_module.log(stage_key(key, prefix), value, on_step=False, on_epoch=True, sync_dist=True,
                       reduce_fx="max", rank_zero_only=rank_zero_only)
         if on_scalar is not None:
             on_scalar(key, float(value))

@@ -43,3 +43,14 @@ def test_auto_waits_for_slow_work_then_rate_limits(caplog: pytest.LogCaptureFixt
         p.done("all")
     assert [m.split(" (")[0].split(" in ")[0] for m in lines(caplog)] == [
         "[lightning_cam] slower", "[lightning_cam] all"]
+
+
+def test_auto_reports_the_time_of_every_run_even_a_short_one(caplog: pytest.LogCaptureFixture) -> None:
+    """The summary line of each epoch's CAM work appears at every CAM run, not only after the slow ones."""
+    p = Progress(enabled=None, after=3600.0)
+    with caplog.at_level(logging.INFO):
+        for epoch in range(3):
+            p.restart()
+            p.step("working")  # a short run: no line during it
+            p.done(f"CAM work of epoch {epoch}")
+    assert [m.split(" in ")[0] for m in lines(caplog)] == [f"[lightning_cam] CAM work of epoch {e}" for e in range(3)]

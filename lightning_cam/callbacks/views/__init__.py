@@ -6,7 +6,7 @@
 * ``"agreement"``: method agreement ``cam/agreement/<a>__<b>`` (`agreement`);
 * ``"per_class"``: per-class curves ``cam/<method>/per_class/<metric>/<class>`` (`per_class`, opt-in);
 * ``"strategies"``: the strategies of each class found by clustering its maps, a mask-free shortcut detector,
-  ``cam/<method>/strategy/<stat>/<class>`` and the image ``cam/<method>/strategies`` (`strategies`);
+  ``cam_strategies/<method>/<stat>/<class>`` and the image ``cam/<method>/strategies`` (`strategies`);
 * ``"summary"``: the custom-scalars layout and the summary figure of all ``cam/`` curves (`summary`).
 
 **Adding a view** is one new module of this package with a `View` subclass decorated with `@register_view`:

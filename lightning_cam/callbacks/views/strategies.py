@@ -23,9 +23,9 @@ objects at similar places cluster together with a focus of 0.8-0.9 on clean data
 (sameness at most 0.3 on the clean Shapes runs, 0.6-1.0 on the runs with a cue: README, Catching a shortcut
 without masks).
 
-Logged, per method and class (keys ``cam/<method>/strategy/<stat>/<class>``): ``count`` (the number of
-strategies, the eigengap's choice), ``fixed`` (the share of the class's maps in fixed-place strategies),
-``focus`` and ``same`` (the largest among the strategies of at least ``min_share``); and
+Logged, per method and class (keys ``cam_strategies/<method>/<stat>/<class>``, a section of their own):
+``count`` (the number of strategies, the eigengap's choice), ``fixed`` (the share of the class's maps in
+fixed-place strategies), ``focus`` and ``same`` (the largest among the strategies of at least ``min_share``); and
 ``cam/<method>/strategy/alarm``, the number of classes with a fixed-place strategy (logged only when some class
 had maps enough to analyse: a run without maps logs no alarm count, never a reassuring 0). When a class gains one, a
 warning names the class, its share and where to look: the image ``cam/<method>/strategies`` (per class, each
@@ -68,11 +68,12 @@ from lightning_cam.render import (
     fit_longer_side,
     letterbox,
     overlay_columns,
+    text_tiles,
     to_uint8,
 )
 from lightning_cam.utilities.lightning import rank_zero_warn
 
-__all__ = ["ClassStrategies", "Strategy", "StrategiesView", "strategy_tag"]
+__all__ = ["ClassStrategies", "Strategy", "StrategiesView", "strategies_image", "strategies_legend", "strategy_tag"]
 
 #: the per-class statistics, in the order of the module docstring
 STATS = ("count", "fixed", "focus", "same")
@@ -80,13 +81,16 @@ _THUMB = 32  # thumbnail side kept per scored map (for the member overlays)
 
 
 def strategy_tag(method: str, stat: str, class_name: str | None = None) -> str:
-    """The logged key of a statistic (per class, or the method's alarm count).
+    """The logged key of a statistic: per class in a section of their own (``cam_strategies/``, so that the
+    main section opens with the metric curves), the method's alarm count with its metrics.
 
     Examples:
         >>> strategy_tag("gradcam", "fixed", "horse"), strategy_tag("gradcam", "alarm")
-        ('cam/gradcam/strategy/fixed/horse', 'cam/gradcam/strategy/alarm')
+        ('cam_strategies/gradcam/fixed/horse', 'cam/gradcam/strategy/alarm')
     """
-    return f"cam/{method}/strategy/{stat}" + ("" if class_name is None else f"/{class_tag(class_name)}")
+    if class_name is None:
+        return f"cam/{method}/strategy/{stat}"
+    return f"cam_strategies/{method}/{stat}/{class_tag(class_name)}"
 
 
 @dataclass
@@ -164,7 +168,7 @@ class StrategiesView(View):
         >>> from lightning_cam.callbacks.faults import Faults
         >>> view = StrategiesView(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")))
         >>> view.keys(["cat"], with_probe=False)[:3]
-        ['cam/gradcam/strategy/alarm', 'cam/gradcam/strategy/count/cat', 'cam/gradcam/strategy/fixed/cat']
+        ['cam/gradcam/strategy/alarm', 'cam_strategies/gradcam/count/cat', 'cam_strategies/gradcam/fixed/cat']
     """
 
     name = "strategies"
@@ -204,11 +208,11 @@ class StrategiesView(View):
         """On the summary charts: each method's fixed-place share per class and the classes alarmed (the other
         statistics stay in the logger: every chart costs its drawing at the end of ``fit``)."""
         parts = key.split("/")
-        if parts[2:3] != ["strategy"]:
-            return None
-        if parts[3] == "alarm":
+        if parts[0] == "cam_strategies" and len(parts) == 4 and parts[2] == "fixed":
+            return ("CAM strategies", f"{parts[1]}: fixed-place share", parts[3])
+        if parts[0] == "cam" and parts[2:] == ["strategy", "alarm"]:
             return ("CAM strategies", "classes with a fixed-place strategy", parts[1])
-        return ("CAM strategies", f"{parts[1]}: fixed-place share", parts[4]) if parts[3] == "fixed" else None
+        return None
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
         self.rows = {m: [] for m in self.ctx.methods}
@@ -287,7 +291,8 @@ class StrategiesView(View):
                 rank_zero_warn(alarm_message(method, [f for f in found if f.cls in new], names, prefix))
             if found:
                 try:
-                    image = strategies_image(found, maps, thumbs, names, self.ctx.colormap, self.ctx.alpha)
+                    image = strategies_image(found, maps, thumbs, names, self.ctx.colormap, self.ctx.alpha,
+                                             legend=strategies_legend(self.focus, self.same))
                 except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
                     self.ctx.faults.record("error", f"{method} strategies image raised {type(err).__name__}: {err}",
                                            err)
@@ -316,11 +321,27 @@ def alarm_message(method: str, found: Sequence[ClassStrategies], names: Sequence
             "views={'strategies': {'alarm': False}}.")
 
 
+def strategies_legend(focus: float, same: float) -> str:
+    """The legend drawn under the strategies image: what its rows, captions and frames say.
+
+    Examples:
+        >>> print(strategies_legend(0.8, 0.4).splitlines()[1])
+        f: focus (map at one place)   s: sameness (same pixels there in every image)
+    """
+    return (
+        "row: a class; group: a strategy's mean map (class, share), then 2 of its maps\n"
+        "f: focus (map at one place)   s: sameness (same pixels there in every image)\n"
+        f"red frame: fixed-place (f >= {focus:.2f}, s >= {same:.2f}): a cue rather than the object?"
+    )
+
+
 def strategies_image(found: Sequence[ClassStrategies], maps: Tensor, thumbs: Tensor, names: Sequence[str] | None,
-                     colormap: str, alpha: float, members: int = 2, most: int = 3, tile: int = 56) -> Tensor:
+                     colormap: str, alpha: float, members: int = 2, most: int = 3, tile: int = 56,
+                     legend: str | None = None) -> Tensor:
     """One row per class: for each of its ``most`` largest strategies, the mean map over the mean of its images
     (captioned with the class, share, focus ``f`` and sameness ``s``; framed red when fixed-place), then
-    ``members`` of its maps. All captions in one drawing. ``(3, H, W)`` float in ``[0, 1]``."""
+    ``members`` of its maps; ``legend`` (`strategies_legend`) in a band below. All captions in one drawing.
+    ``(3, H, W)`` float in ``[0, 1]``."""
     width = most * (1 + members)
     images, cams, colors, texts, blank = [], [], [], [], []
     for f in found:
@@ -346,4 +367,8 @@ def strategies_image(found: Sequence[ClassStrategies], maps: Tensor, thumbs: Ten
     for i in blank:  # the padding cells: background, not an overlay of nothing
         r, c = divmod(i, width)
         grid[:, r * cell_h + PADDING : (r + 1) * cell_h, c * cell_w + PADDING : (c + 1) * cell_w] = BACKGROUND
+    if legend:
+        band = text_tiles([legend], height=13 * (legend.count("\n") + 1) + 4, width=int(grid.shape[-1]),
+                          fontsize=7.0)[0]
+        grid = torch.cat([grid, band.to(grid.dtype)], dim=1)
     return grid

@@ -44,13 +44,13 @@ def chart_of(key: str) -> Chart | None:
         ('CAM per class', 'iou per class (gradcam)', 'circle')
     """
     parts = key.split("/")
-    if len(parts) < 3 or parts[0] != "cam":
+    if len(parts) < 3 or not (parts[0] == "cam" or parts[0].startswith("cam_")):
         return None
     for _, view in VIEW_REGISTRY.items():
         chart = view.chart(key)
         if chart is not None:
             return chart
-    return ("CAM metrics", parts[2], parts[1]) if len(parts) == 3 else None
+    return ("CAM metrics", parts[2], parts[1]) if len(parts) == 3 and parts[0] == "cam" else None
 
 
 def custom_scalars_layout(keys: Sequence[str]) -> dict[str, dict[str, list[Any]]]:
