@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_cam.methods.layers import Reshape, check_reshape
+from lightning_cam.methods.layers import Reshape, TargetLayer, check_reshape
 from lightning_cam.record import CAMBatch
 from lightning_cam.render import as_rgb
 from lightning_cam.targets.task import Task, check_task
@@ -99,7 +99,8 @@ class CAMMixin:
       (default): chosen on the first CAM batch by what the model does
       ([`choose_target_layer`][lightning_cam.methods.choose.choose_target_layer]: the latest module whose output has a
       spatial grid, carries everything that reaches the logits and has a gradient at its positions), logged
-      once with its reason on the ``lightning_cam`` logger.
+      once with its reason on the ``lightning_cam`` logger. A list of several layers is explained layer by layer
+      and their maps averaged (for branches that meet only at the head; see `BaseCAM`).
     * `cam_task`: the output kind ([`lightning_cam.targets.task`][lightning_cam.targets.task]): ``"multiclass"``
       (softmax,
       default), ``"multilabel"`` (a sigmoid per class: one map per (image, label) pair) or ``"binary"`` (one
@@ -130,7 +131,7 @@ class CAMMixin:
         tensor([0, 1])
     """
 
-    cam_target_layer: str | nn.Module | None = None
+    cam_target_layer: TargetLayer = None
     #: layout of the target layer's output for every method (see `lightning_cam.methods.layers`)
     cam_reshape: Reshape = None
     #: where the logits are in the model's output (see `lightning_cam.utilities.outputs`)
@@ -159,7 +160,7 @@ class CAMMixin:
         """The module whose ``forward(images)`` returns ``(B, num_classes)`` logits."""
         return self  # type: ignore[return-value]
 
-    def cam_layer(self) -> str | nn.Module | None:
+    def cam_layer(self) -> TargetLayer:
         """The target layer: `cam_target_layer`; ``None`` lets each method choose it by the rule of
         `lightning_cam.methods.choose` at its first call (the same layer for all: the choice is cached per
         model)."""

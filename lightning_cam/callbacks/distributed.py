@@ -186,8 +186,11 @@ class ShardedWork:
             dtype: torch.dtype = torch.float32) -> None:
         """One method's step (``work=None``: nothing to do here, join the others' forwards). Under
         ``on_error="raise"`` a failure on any rank raises on every rank once all ranks are done."""
-        layer, needs_grad = getattr(cam, "target_layer", None), bool(getattr(cam, "needs_grad", False))
-        failed = self.lock.step(work, shape, layer, needs_grad, dtype)
+        layers = getattr(cam, "target_layers", None)
+        if layers is None:  # a method that is not a BaseCAM: its one target layer, if any
+            layer = getattr(cam, "target_layer", None)
+            layers = () if layer is None else (layer,)
+        failed = self.lock.step(work, shape, tuple(layers), bool(getattr(cam, "needs_grad", False)), dtype)
         if failed and self.on_error == "raise":
             raise StepFailed(
                 f"CAMCallback: {type(cam).__name__} failed on another rank (on_error='raise'); that rank raised the "

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from lightning_cam.methods import BaseCAM, get_method
+from lightning_cam.methods.layers import TargetLayer
 from lightning_cam.methods.registry import check_tag_name
 from lightning_cam.utilities.checks import check_alpha, colormap_table
 from lightning_cam.utilities.checks import check_options as check_metric_options
@@ -96,7 +97,7 @@ def resolve_method_kwargs(
 
 
 def build_methods(
-    classes: Mapping[str, type[BaseCAM]], model: nn.Module, layer: str | nn.Module | None,
+    classes: Mapping[str, type[BaseCAM]], model: nn.Module, layer: TargetLayer,
     method_kwargs: Mapping[str, Mapping[str, Any]],
     shared: Mapping[str, Any] | None = None,
 ) -> dict[str, BaseCAM]:

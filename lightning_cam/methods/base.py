@@ -28,6 +28,7 @@ methods from one shared pass. A class that overrides `explain` is always called 
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from typing import Any, ClassVar, Literal
@@ -43,13 +44,14 @@ from lightning_cam.methods.choose import choose_target_layer, skipped_layers
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import (
     Reshape,
+    TargetLayer,
     check_reshape,
     infer_layout,
     reshape_activation,
     resolve_layer,
 )
 from lightning_cam.methods.pairs import empty_result, prepare
-from lightning_cam.methods.result import CAMResult
+from lightning_cam.methods.result import CAMResult, several_layers
 from lightning_cam.methods.targets import resolve_targets
 from lightning_cam.targets.task import Task, check_task, check_task_logits, target_score
 from lightning_cam.utilities.checks import check_images, check_logits
@@ -97,7 +99,10 @@ class BaseCAM:
         target_layer: dotted module name (``"layer4"``, ``"features.28"``) or the module itself. A unique
             suffix of a dotted name is accepted (``"layer4"`` for ``"net.layer4"``). ``None``: chosen at the
             first call by what the model does
-            ([`choose_target_layer`][lightning_cam.methods.choose.choose_target_layer]).
+            ([`choose_target_layer`][lightning_cam.methods.choose.choose_target_layer]). A list of several
+            layers (``["layer3", "layer4"]``) explains each and averages their maps at the input size, as
+            pytorch-grad-cam does with several ``target_layers`` (`several_layers`): for a model with no single
+            layer that everything passes through (branches that meet only at the head).
         reshape: the layout of the layer output (see `lightning_cam.methods.layers`): ``None`` detects
             it from the model (``(B, C, h, w)``, channels-last ``(B, h, w, C)`` or ``(B, N, C)`` tokens) and
             raises when the model does not settle it; ``"nchw"``, ``"nhwc"``, ``"tokens"``, ``"vit"`` (drop
@@ -131,7 +136,7 @@ class BaseCAM:
     #: whether a `MethodGroup` may hand it a shared clean pass (a class that overrides `explain` never gets one)
     shares_capture: ClassVar[bool] = True
 
-    def __init__(self, model: nn.Module, target_layer: str | nn.Module | None = None, reshape: Reshape = None, *,
+    def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None, *,
                  output: Output = None, task: Task | str = "multiclass") -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
@@ -141,10 +146,15 @@ class BaseCAM:
         self.auto_layer = target_layer is None and not type(self).layer_optional
         self.target_layer_reason = ""
         self.prefix: int | None = None  # prefix tokens at an auto-chosen token layer (decided with the layer)
+        #: several target layers: ``(name, module)`` each (`several_layers`); empty for one layer
+        self.layers: tuple[tuple[str, nn.Module], ...] = ()
+        self._parts: list[BaseCAM] | None = None
         if target_layer is None:
             self.target_layer_name, self.target_layer = "", None
+        elif isinstance(target_layer, (list, tuple)):
+            self._set_layers([resolve_layer(model, layer) for layer in target_layer])
         else:
-            self.target_layer_name, self.target_layer = resolve_layer(model, target_layer)
+            self.target_layer_name, self.target_layer = resolve_layer(model, target_layer)  # type: ignore[arg-type]
         self.reshape = check_reshape(reshape)
         self.output = check_output(output)
         self.task = check_task(task)
@@ -152,6 +162,40 @@ class BaseCAM:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target_layer={self.target_layer_name!r})"
+
+    def _set_layers(self, resolved: list[tuple[str, nn.Module]]) -> None:
+        """One target layer, or several (a list of two or more distinct layers: `several_layers`)."""
+        if not resolved:
+            raise ValueError("target_layer=[] names no layer; name one or more, or pass None to let the rule choose.")
+        names = [name for name, _ in resolved]
+        if len(set(names)) != len(names):
+            raise ValueError(f"target_layer names a layer twice: {names}; name each layer once.")
+        self.target_layer_name, self.target_layer = "+".join(names), resolved[0][1]
+        self.layers = tuple(resolved) if len(resolved) > 1 else ()
+        self._parts = None
+
+    @property
+    def target_layers(self) -> tuple[nn.Module, ...]:
+        """Every module the method explains: its several layers, its one layer, or none yet."""
+        if self.layers:
+            return tuple(module for _, module in self.layers)
+        return () if self.target_layer is None else (self.target_layer,)
+
+    def layer_parts(self) -> list[BaseCAM]:
+        """With several target layers, one copy of this method per layer (made once: the same options, one layer
+        each); ``[]`` with one."""
+        if not self.layers:
+            return []
+        if self._parts is None:
+            parts = []
+            for name, module in self.layers:
+                part = copy.copy(self)
+                part.layers, part._parts, part._layouts = (), None, {}
+                part.target_layer_name, part.target_layer, part.auto_layer = name, module, False
+                part.prefix = None  # each layer's own prefix tokens, read from its token count
+                parts.append(part)
+            self._parts = parts
+        return self._parts
 
     def __call__(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> Tensor:
         """``(B, H, W)`` float32 maps in ``[0, 1]`` on ``images.device``; see
@@ -182,6 +226,11 @@ class BaseCAM:
         extra_in = ExtraInputs.of(extra)
         size = (int(images.shape[-2]), int(images.shape[-1]))
         with torch.inference_mode(False), eval_mode(self.model):
+            if self.auto_layer and self.target_layer is None and images.shape[0] > 0:  # the rule may choose several
+                x = images.detach()
+                self.ensure_layer(x.clone() if x.is_inference() else x, extra_in)
+            if self.layers:  # one explanation per layer, their maps averaged (`several_layers`)
+                return several_layers([part.explain(images, targets, extra) for part in self.layer_parts()])
             job = prepare(self.task, images, targets, extra_in, self.forward_logits, self.ensure_layer)
             if job.images.shape[0] == 0:
                 return empty_result(job, size)
@@ -234,7 +283,7 @@ class BaseCAM:
         if self.target_layer is not None or not self.auto_layer:
             return
         choice = choose_target_layer(self.model, x, extra, self.output)
-        self.target_layer_name, self.target_layer = resolve_layer(self.model, choice.name)
+        self._set_layers([resolve_layer(self.model, name) for name in choice.names])
         self.prefix = choice.prefix
         if self.target_layer_reason != choice.reason and _rank_zero():
             log.info("lightning_cam: %s explains layer %s", type(self).__name__, choice.reason)

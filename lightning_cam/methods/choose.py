@@ -42,6 +42,7 @@ Examples:
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,14 @@ class LayerChoice:
     #: later cuts with a spatial output whose layout the rule could not read, with why: the choice may be
     #: earlier than the layer meant, so the caller warns (``BaseCAM`` does, once)
     skipped: tuple[str, ...] = ()
+    #: several layers that only together carry everything to the logits (no single cut: branches that meet at
+    #: the head); ``name`` then joins them with ``+``, and each method averages their maps
+    several: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The layer or layers to explain."""
+        return self.several or (self.name,)
 
 
 @dataclass
@@ -128,8 +137,9 @@ def _logits(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> Ten
 
 
 def _reaches(root: Any, target: Any, blocked: Any) -> bool:
-    """Whether the autograd graph leads from ``root`` to ``target`` without passing through ``blocked``."""
-    stack, visited = [root], {id(blocked)}
+    """Whether the autograd graph leads from ``root`` to ``target`` without passing through ``blocked`` (a node,
+    or a list of nodes)."""
+    stack, visited = [root], {id(b) for b in blocked} if isinstance(blocked, list) else {id(blocked)}
     while stack:
         node = stack.pop()
         if node is None or id(node) in visited:
@@ -303,6 +313,7 @@ def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, outp
         failed: list[str] = []
         skipped: list[str] = []  # later outputs with positions whose layout the rule could not read
         outputs: set[tuple[int, tuple[int, ...]]] = set()
+        branches: list[tuple[_Seen, str, tuple[int, int], int | None]] = []  # grids that are not cuts, latest first
         tried = spatial = 0
         for item in reversed(seen):
             same = (item.output.data_ptr(), tuple(item.output.shape))
@@ -324,6 +335,7 @@ def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, outp
             tried += 1
             if not _is_cut(root, leaf, item.node):
                 failed.append(f"{item.name} {shape}: not a cut (other paths reach the logits)")
+                branches.append((item, layout, grid, prefix))
                 continue
             where = _spatial_gradient(model, module, item.name, layout, x, more, size, output, prefix)
             if where == "prefix":
@@ -338,6 +350,10 @@ def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, outp
                 f"({tried} candidate(s) tried){later}"), prefix, tuple(skipped))
             _CACHE.setdefault(model, {})[key] = choice
             return choice
+        several = _joint_cut(model, modules, branches, root, leaf, x, more, size, output)
+        if several is not None:
+            _CACHE.setdefault(model, {})[key] = several
+            return several
     if not spatial:
         raise NotExplainable(no_spatial_layer(model, tuple(images.shape[1:])))
     shown = "; ".join(failed[:8]) or "no module returned a tensor"
@@ -349,6 +365,43 @@ def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, outp
         f"{tuple(images.shape[1:])}; the latest candidates: {shown}. Name the layer: `target_layer=` (on "
         "CAMMixin: `cam_target_layer`), and its layout with `reshape=` if needed."
     )
+
+
+_MAX_BRANCHES = 3  # layers of a joint cut
+_JOINT_CANDIDATES = 16  # the latest non-cut outputs with a grid searched for one
+
+
+def _joint_cut(model: nn.Module, modules: dict[str, nn.Module], branches: list[tuple[_Seen, str, tuple[int, int],
+               int | None]], root: Any, leaf: Any, x: Tensor, extra: ExtraInputs, size: tuple[int, int],
+               output: Any) -> LayerChoice | None:
+    """When no single module is a cut: the latest set of 2 or 3 outputs with a grid that together are one (every
+    path from the logits to the input passes through one of them) and each have a gradient at their positions,
+    among the latest `_JOINT_CANDIDATES` such outputs (sets in the order of their latest members): the branches'
+    outputs of a model whose branches meet only at the head. ``None`` if there is no such set."""
+    outer = [b for b in branches if b[0].node is not None]
+    names = [b[0].name for b in outer]
+    # a module inside another candidate is never a branch's output: the outer one is (fewer sets to try)
+    latest = [b for b in outer if not any(b[0].name.startswith(n + ".") for n in names)][:_JOINT_CANDIDATES]
+    where: dict[int, str] = {}
+
+    def spatial(i: int) -> bool:
+        if i not in where:
+            item, layout, _, prefix = latest[i]
+            where[i] = _spatial_gradient(model, modules[item.name], item.name, layout, x, extra, size, output, prefix)
+        return where[i] == "grid"
+
+    for r in range(2, _MAX_BRANCHES + 1):
+        for combo in itertools.combinations(range(len(latest)), r):
+            if _reaches(root, leaf, [latest[i][0].node for i in combo]) or not all(spatial(i) for i in combo):
+                continue
+            chosen = [latest[i] for i in combo]
+            picked = tuple(c[0].name for c in chosen)
+            shapes = ", ".join(f"{c[0].name} {tuple(c[0].output.shape)}" for c in chosen)
+            return LayerChoice("+".join(picked), chosen[0][1], chosen[0][2], (
+                f"{' + '.join(picked)}: no single module carries everything that reaches the logits, and these "
+                f"{len(picked)} latest outputs with a grid do together ({shapes}): each is explained and the maps "
+                "are averaged"), chosen[0][3], (), picked)
+    return None
 
 
 def no_spatial_layer(model: nn.Module, input_shape: tuple[int, ...]) -> str:

@@ -36,8 +36,9 @@ __all__ = ["MethodGroup"]
 def _shares(cam: object) -> bool:
     """Whether ``cam`` may be handed a shared clean pass: a `BaseCAM` that keeps the engine's `explain` (a class
     that overrides `explain` is always called on its own, so its `explain` is never bypassed) and does not opt out
-    with `shares_capture = False`."""
-    return isinstance(cam, BaseCAM) and type(cam).shares_capture and type(cam).explain is BaseCAM.explain
+    with `shares_capture = False` (or explains several target layers, each with a pass of its own)."""
+    return (isinstance(cam, BaseCAM) and type(cam).shares_capture and type(cam).explain is BaseCAM.explain
+            and not cam.layers)
 
 
 def _layer_key(cam: BaseCAM) -> tuple[int, int, Any]:
@@ -118,6 +119,7 @@ class MethodGroup:
             for cam in shared.values():  # a layer chosen by the rule is known before the grouping by layer
                 if cam.needs() != "logits":
                     cam.ensure_layer(x, extra_in)
+            shared = {name: cam for name, cam in shared.items() if _shares(cam)}  # several layers: alone, below
             # one capture per target layer (a logits-only pass last, if no layer is needed at all); layers with a
             # gradient method first: their pass gives the logits and the targets of all the others
             layers: dict[tuple[int, int, Any] | None, list[str]] = {}

@@ -39,6 +39,7 @@ __all__ = [
     "LAYOUTS",
     "NotExplainable",
     "Reshape",
+    "TargetLayer",
     "check_reshape",
     "infer_layout",
     "prefix_tokens",
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 Reshape = str | Callable[[Tensor], Tensor] | None
+#: a method's target layer: a dotted name or a module, several of them (their maps averaged), or ``None`` (the
+#: default-layer rule chooses)
+TargetLayer = str | nn.Module | Sequence[str | nn.Module] | None
 #: the named layouts ``reshape`` accepts (``None`` = detect)
 LAYOUTS = ("nchw", "nhwc", "tokens", "vit")
 _MAX_PREFIX = 8  # class + distillation + register tokens searched when the model does not say

@@ -7,11 +7,11 @@ live channels, a batch can be empty on one rank, a method can raise on one rank 
 they go, with one rule:
 
 **Every forward of the CAM model, on every rank, is one round of the protocol.** A *round* is one
-``all_reduce(MAX)`` of a small message ``[kind, a, b, failed]`` taken by every rank:
+``all_reduce(MAX)`` of a small message ``[kind, a, b, failed, layer]`` taken by every rank:
 
 * a rank about to run a forward sends ``FORWARD`` (``FORWARD_GRAD`` when the forward is followed by a
-  backward to the target layer): a forward pre-hook on the CAM model, run before the parameters are
-  gathered;
+  backward to the target layer, with the layer's index among the method's several target layers): a forward
+  pre-hook on the CAM model, run before the parameters are gathered;
 * a rank entering a chunked loop sends ``PLAN`` with its item count and chunk size (`chunk_plan`): all
   planning ranks get the same chunk size (the smallest) and the same number of forwards (the largest), and
   pad with throw-away forwards;
@@ -49,7 +49,7 @@ import contextlib
 import datetime
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -199,7 +199,7 @@ class LockStep:
 
     Args:
         model: the module every CAM forward goes through (``pl_module.cam_model()``).
-        reduce: takes a ``(4,)`` tensor, returns its element-wise maximum over ranks (a collective).
+        reduce: takes a ``(5,)`` tensor, returns its element-wise maximum over ranks (a collective).
         device: where the message tensors live (the CPU for gloo, the rank's GPU for NCCL).
 
     Example (one process: ``reduce`` is the identity):
@@ -215,12 +215,14 @@ class LockStep:
         self.model = model
         self.reduce = reduce
         self.device = device
-        self.target_layer: nn.Module | None = None
+        #: the method's target layers (several: each capture forward says which one, so a joining rank's
+        #: throw-away backward runs through the same modules)
+        self.target_layers: tuple[nn.Module, ...] = ()
         self.needs_grad = False
         self.rounds = 0
         self._shape: tuple[int, ...] = ()
         self._dtype = torch.float32
-        self._base_hooks = 0
+        self._base_hooks: tuple[int, ...] = ()
         self._idle = False  # inside a throw-away forward: the pre-hook stays quiet
         self.rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
         #: what this rank knows of its own failure, for the message when the lock-step breaks
@@ -228,9 +230,13 @@ class LockStep:
         self.describe: Callable[[], str | None] | None = None
 
     # ------------------------------------------------------------------ rounds
-    def _round(self, kind: float, a: float = 0.0, b: float = 0.0, failed: bool = False) -> list[float]:
+    def _round(self, kind: float, a: float = 0.0, b: float = 0.0, failed: bool = False, layer: int = 0
+               ) -> list[float]:
+        """One round: ``[kind, a, b, failed, layer]`` reduced by maximum (``layer``: 1 + the index of the target
+        layer a capture forward hooks, 0 otherwise)."""
         self.rounds += 1
-        return self.exchange(torch.tensor([kind, a, b, float(failed)], dtype=torch.float64, device=self.device))
+        message = torch.tensor([kind, a, b, float(failed), float(layer)], dtype=torch.float64, device=self.device)
+        return self.exchange(message)
 
     def exchange(self, message: Tensor) -> list[float]:
         """The element-wise maximum of ``message`` over the ranks (a collective); a timeout or a peer gone
@@ -264,7 +270,7 @@ class LockStep:
             "(CAMCallback(stages=()))."
         )
 
-    def _pay(self, kind: float) -> None:
+    def _pay(self, kind: float, layer: float = 0.0) -> None:
         """A throw-away forward of ``kind`` on a one-image zero input (the agreed shape and dtype), results
         discarded. An exception is kept for the message, not raised: this rank must stay in the protocol (if the
         failure left the collectives out of step, the next round times out and says why)."""
@@ -272,8 +278,9 @@ class LockStep:
         self._idle = True
         try:
             with torch.inference_mode(False):
-                if kind == FORWARD_GRAD and self.target_layer is not None:
-                    self._grad_forward(x)
+                index = int(layer) - 1
+                if kind == FORWARD_GRAD and 0 <= index < len(self.target_layers):
+                    self._grad_forward(x, self.target_layers[index])
                 else:
                     with torch.no_grad():
                         self.model(x)
@@ -282,7 +289,7 @@ class LockStep:
         finally:
             self._idle = False
 
-    def _grad_forward(self, x: Tensor) -> None:
+    def _grad_forward(self, x: Tensor, target_layer: nn.Module) -> None:
         store: list[Tensor] = []
 
         def hook(module: nn.Module, args: object, output: object) -> Tensor | None:
@@ -293,8 +300,7 @@ class LockStep:
             torch.set_grad_enabled(True)
             return act.clone()
 
-        assert self.target_layer is not None
-        handle = self.target_layer.register_forward_hook(hook)
+        handle = target_layer.register_forward_hook(hook)
         try:
             with torch.no_grad():
                 logits = self.model(x)
@@ -305,26 +311,29 @@ class LockStep:
         finally:
             handle.remove()
 
-    def _forward_kind(self) -> float:
-        # the method's own hook on the target layer marks a capture forward (the layer may carry others, e.g. FSDP's)
-        layer = self.target_layer
-        hooked = layer is not None and len(layer._forward_hooks) > self._base_hooks
-        return FORWARD_GRAD if hooked and self.needs_grad else FORWARD
+    def _forward_kind(self) -> tuple[float, int]:
+        """``(kind, 1 + the index of the hooked target layer or 0)``: the method's own hook on a target layer marks
+        a capture forward (a layer may carry others, e.g. FSDP's)."""
+        for i, (layer, base) in enumerate(zip(self.target_layers, self._base_hooks)):
+            if len(layer._forward_hooks) > base:
+                return (FORWARD_GRAD, i + 1) if self.needs_grad else (FORWARD, 0)
+        return FORWARD, 0
 
     def _pre_hook(self, module: nn.Module, args: object) -> None:
         if self._idle or _CURRENT.get() is not self:
             return
         # one round; its maximum is at least this rank's FORWARD, so every other rank forwards now too: for
         # real, or a throw-away forward from its PLAN or DONE round
-        self._round(self._forward_kind())
+        kind, layer = self._forward_kind()
+        self._round(kind, layer=layer)
 
     def plan(self, items: int, chunk: int) -> tuple[int, int]:
         """The agreed ``(chunk, number of chunks)`` (see `chunk_plan`)."""
         chunk = max(1, int(chunk))
         while True:
-            top, most, neg_chunk, _ = self._round(PLAN, max(0, items), -chunk)
+            top, most, neg_chunk, _, layer = self._round(PLAN, max(0, items), -chunk)
             if top >= FORWARD:
-                self._pay(top)
+                self._pay(top, layer)
                 continue
             if top < PLAN:  # cannot happen (this rank plans); kept so that a bug shows as an error, not a hang
                 raise RuntimeError("lightning_cam lock-step: a PLAN round ended without a plan")
@@ -346,7 +355,7 @@ class LockStep:
         self,
         work: Callable[[], object] | None,
         dummy_shape: tuple[int, ...],
-        target_layer: nn.Module | None = None,
+        target_layer: nn.Module | Sequence[nn.Module] | None = None,
         needs_grad: bool = False,
         dummy_dtype: torch.dtype = torch.float32,
     ) -> bool:
@@ -355,12 +364,14 @@ class LockStep:
         rank; what the other ranks do with the returned flag is the caller's policy (the callback raises
         `StepFailed` under ``on_error="raise"``).
 
-        ``dummy_shape`` is ``(C, H, W)`` of the throw-away inputs; ``target_layer`` and ``needs_grad`` tell
-        which forwards are followed by a backward to the target layer (the method's).
+        ``dummy_shape`` is ``(C, H, W)`` of the throw-away inputs; ``target_layer`` (the method's layer, or its
+        several layers) and ``needs_grad`` tell which forwards are followed by a backward to which layer.
         """
         self._shape, self._dtype = tuple(int(s) for s in dummy_shape), dummy_dtype
-        self.target_layer, self.needs_grad = target_layer, needs_grad
-        self._base_hooks = 0 if target_layer is None else len(target_layer._forward_hooks)
+        layers = () if target_layer is None else (target_layer,) if isinstance(target_layer, nn.Module) \
+            else tuple(target_layer)
+        self.target_layers, self.needs_grad = layers, needs_grad
+        self._base_hooks = tuple(len(layer._forward_hooks) for layer in layers)
         error: BaseException | None = None
         token = _CURRENT.set(self)
         try:
@@ -371,9 +382,9 @@ class LockStep:
                     error = err
                     self.forward_error = f"{type(err).__name__}: {err}"
             while True:  # DONE rounds: pay the forwards of the ranks still working
-                top, _, _, failed = self._round(DONE, failed=error is not None)
+                top, _, _, failed, layer = self._round(DONE, failed=error is not None)
                 if top >= FORWARD:
-                    self._pay(top)
+                    self._pay(top, layer)
                 elif top <= DONE:
                     break
         finally:

@@ -4,7 +4,7 @@ Never imported by the test suite: each run is a subprocess the test kills hard o
 the test quickly instead of blocking the suite.
 
     python tests/callbacks/sharded_worker.py OUT MODE [--methods a,b] [--fault-rank R] [--on-error warn]
-        [--fault-where method|inputs|forward] [--precision 32-true] [--auto-layer]
+        [--fault-where method|inputs|forward] [--precision 32-true] [--auto-layer] [--layers a,b]
 
 ``--fault-where``: on rank ``--fault-rank``, the method ``faultygradcam`` raises before any forward
 (``method``, with it in ``--methods``), ``cam_inputs`` raises (``inputs``: that rank has nothing to score), or
@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true")
     parser.add_argument("--task", default="multiclass", help="the Shapes data's and the model's output kind")
     parser.add_argument("--auto-layer", action="store_true", help="no cam_target_layer: the rule chooses it")
+    parser.add_argument("--layers", default="", help="several target layers, comma-separated (maps averaged)")
     args = parser.parse_args()
     if os.environ.get("CAM_WORKER_DUMP"):  # debugging a hang: every thread's stack after that many seconds
         faulthandler.dump_traceback_later(float(os.environ["CAM_WORKER_DUMP"]), exit=True)
@@ -167,6 +168,8 @@ def main() -> None:
     dm, model = build(mode, args.backend, args.task)
     if args.auto_layer:
         model.cam_target_layer = None  # type: ignore[assignment]
+    if args.layers:
+        model.cam_target_layer = args.layers.split(",")  # type: ignore[assignment]
     cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
     cb.num_images = args.num_images
     cb.probe.capacity = args.num_images

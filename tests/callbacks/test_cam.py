@@ -548,3 +548,18 @@ def test_a_model_without_a_spatial_layer_gets_one_message_and_no_figure(tmp_path
     acc = events(trainer.logger.log_dir)  # type: ignore[union-attr]
     assert not [t for t in acc.Tags()["scalars"] if t.startswith("cam/")], acc.Tags()["scalars"]
     assert not [t for t in acc.Tags()["images"] if t.startswith("cam/")], acc.Tags()["images"]
+
+
+def test_several_target_layers_through_a_fit(tmp_path: Any) -> None:
+    """`cam_target_layer` a list: every method explains each layer and averages the maps; the fit logs their
+    metrics and grids like any other."""
+    dm = make_data()
+    model = make_model(dm)
+    model.cam_target_layer = ["features.0", "features.1"]  # type: ignore[assignment]
+    cb = cam(methods=("gradcam", "eigencam"), metrics=ADCC, num_images=2)
+    trainer = make_trainer(tmp_path, [cb], max_epochs=1)
+    trainer.fit(model, dm)
+    assert {c.target_layer_name for c in cb._runner.cams.values()} == {"features.0+features.1"}
+    for method in ("gradcam", "eigencam"):
+        assert all(math.isfinite(float(trainer.callback_metrics[f"cam/{method}/{k}"])) for k in ADCC)
+    assert len(events(trainer.logger.log_dir).Images("cam/gradcam/grid")) == 1  # type: ignore[union-attr]

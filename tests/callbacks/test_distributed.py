@@ -309,6 +309,21 @@ def test_fsdp2_chooses_the_default_layer_in_lock_step(tmp_path: Path, precision:
 
 
 @pytest.mark.slow
+def test_fsdp2_several_target_layers_with_a_rank_that_only_joins(tmp_path: Path) -> None:
+    """Two target layers: each capture forward says which layer it hooks, so rank 1 (nothing to score at every
+    batch) runs its throw-away backward through the same modules; the fit ends with grids and finite metrics."""
+    proc = run_worker(tmp_path, "fsdp2", "--methods", "gradcam,scorecam", "--layers", "features.0,features.1",
+                      "--fault-rank", "1", "--fault-where", "inputs", "--epochs", "1", "--precision", "bf16-true")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sharded = json.loads((tmp_path / "fsdp2.json").read_text())
+    assert sharded["layers"] == {"gradcam": "features.0+features.1", "scorecam": "features.0+features.1"}
+    acc = _events(sharded["log_dir"])
+    for method in ("gradcam", "scorecam"):
+        assert len(acc.Images(f"cam/{method}/grid")) == 2
+        assert math.isfinite(sharded["validate"][f"cam/{method}/adcc"])
+
+
+@pytest.mark.slow
 def test_fsdp2_on_error_raise_stops_every_rank(tmp_path: Path) -> None:
     proc = run_worker(tmp_path, "fsdp2", "--methods", "gradcam,faultygradcam", "--fault-rank", "1",
                       "--on-error", "raise", "--epochs", "1", timeout=120)
