@@ -563,3 +563,20 @@ def test_several_target_layers_through_a_fit(tmp_path: Any) -> None:
     for method in ("gradcam", "eigencam"):
         assert all(math.isfinite(float(trainer.callback_metrics[f"cam/{method}/{k}"])) for k in ADCC)
     assert len(events(trainer.logger.log_dir).Images("cam/gradcam/grid")) == 1  # type: ignore[union-attr]
+
+
+def test_trainer_test_prints_the_metrics_readably_and_per_class_statistics_go_to_the_logger(tmp_path: Any) -> None:
+    """`trainer.test` returns (and prints) the cam_test metrics, not the strategies' per-class statistics, which the
+    logger gets in a section of their own (`cam_test_strategies/`)."""
+    dm = make_data()
+    model = make_model(dm)
+    cb = cam(metrics=ADCC, num_images=0, stages=("fit", "test"), views={"strategies": {"min_maps": 4}})
+    trainer = make_trainer(tmp_path, [cb], max_epochs=1)
+    trainer.fit(model, dm)
+    (results,) = trainer.test(model, dm, verbose=False)
+    cam_keys = [k for k in results if k.startswith("cam_test")]
+    assert cam_keys and not [k for k in cam_keys if "strateg" in k and not k.endswith("/strategy/alarm")], cam_keys
+    assert len(cam_keys) <= 2 * len(ADCC) + 4, cam_keys
+    tags = events(trainer.logger.log_dir).Tags()["scalars"]  # type: ignore[union-attr]
+    assert [t for t in tags if t.startswith("cam_test_strategies/gradcam/")], tags
+    assert [t for t in tags if t.startswith("cam_strategies/gradcam/")], tags

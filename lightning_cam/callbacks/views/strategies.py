@@ -23,7 +23,8 @@ objects at similar places cluster together with a focus of 0.8-0.9 on clean data
 (sameness at most 0.3 on the clean Shapes runs, 0.6-1.0 on the runs with a cue: README, Catching a shortcut
 without masks).
 
-Logged, per method and class (keys ``cam_strategies/<method>/<stat>/<class>``, a section of their own):
+Logged, per method and class (keys ``cam_strategies/<method>/<stat>/<class>``, a section of their own, to the
+loggers only: not in ``callback_metrics`` nor Lightning's results table):
 ``count`` (the number of strategies, the eigengap's choice), ``fixed`` (the share of the class's maps in
 fixed-place strategies), ``focus`` and ``same`` (the largest among the strategies of at least ``min_share``); and
 ``cam/<method>/strategy/alarm``, the number of classes with a fixed-place strategy (logged only when some class
@@ -280,7 +281,7 @@ class StrategiesView(View):
             with torch.inference_mode(False):
                 for f in found:
                     for stat, value in f.stats().items():
-                        log(strategy_tag(method, stat, class_name(names, f.cls)), torch.tensor(value))
+                        log(strategy_tag(method, stat, class_name(names, f.cls)), torch.tensor(value), detail=True)
                 if found:  # no class with maps enough to analyse: no alarm count (0 would reassure falsely)
                     log(strategy_tag(method, "alarm"), torch.tensor(float(len(alarmed))))
             new = alarmed - self.alarmed.get(method, set())

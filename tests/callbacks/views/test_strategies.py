@@ -62,7 +62,7 @@ def _run(view: StrategiesView, parts: CAMBatch, result: CAMResult, sinks: list, 
     for idx in torch.arange(parts.images.shape[0]).chunk(chunks):
         view.observe(record_of("gradcam", parts.take(idx), result.take(idx)))
     logged: dict[str, float] = {}
-    view.epoch_end(_trainer(), lambda key, value: logged.update({key: float(value)}), 3, sinks,
+    view.epoch_end(_trainer(), lambda key, value, **_: logged.update({key: float(value)}), 3, sinks,
                    ["square", "circle"], "cam")
     return logged
 
@@ -130,7 +130,7 @@ def test_a_method_without_any_map_logs_nothing_not_even_an_alarm_of_zero() -> No
     module = SimpleNamespace(cam_class_names=["square", "circle"], device=torch.device("cpu"))
     view.start(_trainer(), module, lambda x: x)
     logged: dict[str, float] = {}
-    view.epoch_end(_trainer(), lambda key, value: logged.update({key: float(value)}), 0, [], None, "cam")
+    view.epoch_end(_trainer(), lambda key, value, **_: logged.update({key: float(value)}), 0, [], None, "cam")
     assert logged == {}  # no class analysed: an alarm count of 0 would reassure falsely
 
 
