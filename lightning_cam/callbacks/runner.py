@@ -65,8 +65,10 @@ class CAMRunner:
         """The method objects on ``module.cam_model()`` at ``module.cam_layer()`` (with the module's shared
         method arguments, e.g. its activation layout), rebuilt only when that model changes."""
         model = module.cam_model()
-        if self.model is not model:
+        if self.model is not model:  # another model: what could not explain the last one may explain this one
             self.dropped = {}
+            if self.faults is not None:
+                self.faults.unexplained = {}
             cams = options.build_methods(self.classes, model, module.cam_layer(), self.method_kwargs,
                                          module.cam_method_kwargs())
             self.cams, self.model = cams, model
