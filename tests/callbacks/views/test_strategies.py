@@ -139,3 +139,21 @@ def test_max_maps_keeps_the_first_maps_scored() -> None:
     capped = _run(_view(alarm=False, max_maps=32), parts, result, [], chunks=4)  # the 32 square maps only
     first = _run(_view(alarm=False), parts.take(torch.arange(32)), result.take(torch.arange(32)), [])
     assert capped == first and not [k for k in capped if k.endswith("/circle")]
+
+
+def test_the_strategies_image_carries_its_legend(tmp_path: Path) -> None:
+    """The image written for the user ends with a legend band saying what rows, captions (f, s) and red frames
+    mean, with the view's own thresholds."""
+    import numpy as np
+    from PIL import Image
+
+    from lightning_cam.callbacks.views.strategies import strategies_legend
+
+    parts, result = _batch()
+    _run(_view(alarm=False), parts, result, [PNGDirectorySink(str(tmp_path))])
+    image = torch.from_numpy(np.asarray(Image.open(tmp_path / "cam_gradcam_strategies_step3.png")).copy())
+    legend = strategies_legend(0.8, 0.4)
+    assert "f >= 0.80, s >= 0.40" in legend and "f: focus" in legend and "s: sameness" in legend
+    band = 13 * (legend.count("\n") + 1) + 4
+    text = image[-band:].float()
+    assert bool((text.amax(dim=-1) > 200).any())  # white text in the band under the rows
