@@ -28,7 +28,6 @@ methods from one shared pass. A class that overrides `explain` is always called 
 
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from typing import Any, ClassVar, Literal
@@ -51,7 +50,8 @@ from lightning_cam.methods.layers import (
     resolve_layer,
 )
 from lightning_cam.methods.pairs import empty_result, prepare
-from lightning_cam.methods.result import CAMResult, several_layers
+from lightning_cam.methods.result import CAMResult
+from lightning_cam.methods.several import layer_copies, several_layers
 from lightning_cam.methods.targets import resolve_targets
 from lightning_cam.targets.task import Task, check_task, check_task_logits, target_score
 from lightning_cam.utilities.checks import check_images, check_logits
@@ -187,14 +187,7 @@ class BaseCAM:
         if not self.layers:
             return []
         if self._parts is None:
-            parts = []
-            for name, module in self.layers:
-                part = copy.copy(self)
-                part.layers, part._parts, part._layouts = (), None, {}
-                part.target_layer_name, part.target_layer, part.auto_layer = name, module, False
-                part.prefix = None  # each layer's own prefix tokens, read from its token count
-                parts.append(part)
-            self._parts = parts
+            self._parts = layer_copies(self)
         return self._parts
 
     def __call__(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> Tensor:

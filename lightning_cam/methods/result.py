@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from lightning_cam.functional.normalize import minmax_normalize
 from lightning_cam.methods.targets import is_checked, mark_checked
 
-__all__ = ["CAMResult", "several_layers"]
+__all__ = ["CAMResult"]
 
 
 class CAMResult:
@@ -127,34 +125,3 @@ class CAMResult:
                 f"logits={tuple(self.logits.shape) if self.logits_known else 'lazy'}, "
                 f"targets={tuple(self.targets.shape)}{pairs})")
 
-
-def several_layers(results: list[CAMResult]) -> CAMResult:
-    r"""One result from the results of the same call at several target layers, as pytorch-grad-cam combines its
-    ``target_layers``: each layer's map ReLU'd, upsampled and min-max normalised (what every result's ``maps``
-    is), then
-
-    $$ M = \operatorname{norm}\Big(\frac{1}{L} \sum_{l=1}^{L} M_l\Big) $$
-
-    per sample. ``low_res`` is $M$ pooled to the finest layer grid (the layers' grids differ); logits, targets and
-    pairs are the first result's (every layer explains the same targets of the same forward); a map is blank when
-    it is constant (every layer's map blank), with the layers' reasons.
-
-    Examples:
-        >>> a = CAMResult(torch.rand(2, 8, 8), torch.rand(2, 2, 2), torch.zeros(2, 3), torch.tensor([0, 1]))
-        >>> b = CAMResult(torch.rand(2, 8, 8), torch.rand(2, 4, 4), torch.zeros(2, 3), torch.tensor([0, 1]))
-        >>> out = several_layers([a, b])
-        >>> tuple(out.maps.shape), tuple(out.low_res.shape), float(out.maps.amax())
-        ((2, 8, 8), (2, 4, 4), 1.0)
-    """
-    first = results[0]
-    maps = minmax_normalize(torch.stack([r.maps.float() for r in results]).mean(dim=0))
-    h = max(int(r.low_res.shape[-2]) for r in results)
-    w = max(int(r.low_res.shape[-1]) for r in results)
-    low_res = F.adaptive_avg_pool2d(maps[:, None], (h, w))[:, 0] if maps.shape[0] else maps.new_zeros(0, h, w)
-    blank = maps.flatten(1).amax(dim=1) <= 0
-
-    def reason() -> str:
-        texts = [r.blank_reason for r in results]
-        return "; ".join(dict.fromkeys(t for t in texts if t))
-
-    return CAMResult(maps, low_res, first._lazy_logits(), first.targets, blank, reason, first.samples)
