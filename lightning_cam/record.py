@@ -86,7 +86,8 @@ class MethodRecord:
 
     Attributes:
         name: the method's canonical name.
-        parts: the scored samples (one per pair for a paired kind), the kept ones first, in their order.
+        parts: the scored samples (one per pair for a paired kind), in the batch's order (the same object for
+            every method of an unpaired batch: no copy per method).
         result: their maps (NaN for a left-out sample: a non-finite or blank map), logits and targets.
         values: metric name -> ``(B,)`` per-sample values (NaN for a left-out sample).
         kept: ``(B,)`` bool, the samples that entered the metrics.

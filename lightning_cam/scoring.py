@@ -8,8 +8,8 @@ For each method, in one pass:
    is a fault of its own;
 2. a paired kind's pairs become the samples (`CAMBatch.pairs`);
 3. samples with a non-finite map or logit, and blank maps, are left out of the metrics (each a counted fault);
-   the kept samples are moved first, in their order (a stable reordering: the batch the evaluator sees starts
-   as the kept samples would), and the left-out ones are masked out (NaN) in the record;
+   they stay in the batch's order (no copy of the images per method: every sample is evaluated on its own),
+   masked out (NaN) in the record;
 4. the metric values of [`evaluate_batch`][lightning_cam.evaluate.evaluate_batch] for the metrics the batch
    can give (localization ones need masks or boxes).
 
@@ -30,6 +30,7 @@ from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
 from lightning_cam.methods.layers import NotExplainable
 from lightning_cam.metrics.registry import localization_metrics
 from lightning_cam.record import BatchRecord, CAMBatch, MethodRecord
+from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["FaultSink", "applicable_metrics", "finite_samples", "score_batch", "score_method"]
 
@@ -86,7 +87,8 @@ def score_method(
     reported, or raised under ``on_error="raise"``)."""
     try:
         if result is None:
-            result = _explain(cam, parts, targets)
+            with timed("batch/passes"):
+                result = _explain(cam, parts, targets)
         if result.samples is not None:  # a paired kind: the (image, target) pairs are the samples from here on
             parts, result = parts.pairs(result.samples, result.targets), result.paired(None)
         ok = finite_samples(result)
@@ -99,13 +101,14 @@ def score_method(
             faults.add("blank", blank.sum(), lambda n: f"{name}: {n} blank (constant) map(s) left out of the "
                        f"metrics; {why()}", fatal=lambda n: n == size)
             ok = ok & ~blank
-        order = torch.argsort((~ok).to(torch.uint8), stable=True)  # kept samples first, in their order
-        result, parts, ok = result.take(order), parts.take(order), ok[order]
+        # the batch's own order (no copy of the images per method): a left-out sample is a NaN row
+        order = torch.arange(int(ok.shape[0]), device=ok.device)
         wanted, skipped = applicable_metrics(metrics, parts)
         values: dict[str, Tensor] = {}
         if wanted:
-            got = evaluate_batch(cam, parts.images, result.targets, parts.masks, metrics=wanted, boxes=parts.boxes,
-                                 result=result, extra=parts.extra, **dict(metric_kwargs or {}))
+            with timed("batch/passes"):
+                got = evaluate_batch(cam, parts.images, result.targets, parts.masks, metrics=wanted, boxes=parts.boxes,
+                                     result=result, extra=parts.extra, **dict(metric_kwargs or {}))
             values = {key: got[key] for key in wanted}
         nan = torch.tensor(float("nan"), device=ok.device)
         shown = CAMResult(torch.where(ok.view(-1, 1, 1), result.maps.float(), nan), result.low_res, result.logits,
@@ -149,7 +152,8 @@ def score_batch(
     shared: dict[str, CAMResult] | None
     try:
         extra = ExtraInputs.of(parts.extra)
-        shared = MethodGroup(cams).explain(parts.images, targets, extra=extra if extra else None)
+        with timed("batch/passes"):
+            shared = MethodGroup(cams).explain(parts.images, targets, extra=extra if extra else None)
     except Exception:  # noqa: BLE001 - each method alone below reports (or raises) its own fault
         shared = None
     record = BatchRecord(parts, shared=shared)

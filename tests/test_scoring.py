@@ -63,8 +63,9 @@ def test_measure_a_real_method_skips_bad_samples_and_reports_missing_masks() -> 
     acc = accumulator(("complexity", "iou"))
     parts = CAMBatch(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))
     scored = score_method("m", NaNFirst(Net(), target_layer="conv"), parts, None, ("complexity", "iou"), acc.faults)
-    assert scored is not None and scored.skipped == ("iou",) and scored.kept.tolist() == [True, True, True, False]
-    assert scored.index.tolist() == [1, 2, 3, 0]  # the kept samples first, in their order
+    assert scored is not None and scored.skipped == ("iou",) and scored.kept.tolist() == [False, True, True, True]
+    assert scored.index.tolist() == [0, 1, 2, 3]  # the batch's order: no copy of the images per method
+    assert scored.parts is parts
     acc.observe(BatchRecord(parts, {"m": scored}))
     assert acc.counts[("m", "complexity")] == 3 and acc.counts[("m", "iou")] == 0
     assert acc.faults.counts["nonfinite"] == 1 and "1 sample(s) with a non-finite map" in str(acc.faults.first)

@@ -20,6 +20,7 @@ from lightning_cam.record import BatchRecord, CAMBatch
 from lightning_cam.scoring import score_batch, score_method
 from lightning_cam.targets.task import check_task
 from lightning_cam.utilities.checks import check_images, check_targets
+from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["BatchPass", "Observer"]
 
@@ -120,14 +121,16 @@ class BatchPass:
     def publish(self, record: BatchRecord) -> None:
         """The record to every observer, in order; a metric the batch could not give is warned about once."""
         for observer in self.observers:
-            observer.observe(record)
+            with timed(f"batch/observe/{type(observer).__name__}"):
+                observer.observe(record)
         if record.skipped:
             self.warnings.warn("no_masks", missing_masks(record.skipped))
 
     def parts(self, module: CAMMixin, batch: Any) -> CAMBatch | None:
         """``cam_inputs(batch)``, or ``None`` after a fault (it raised, or no labels for ``target='label'``)."""
         try:
-            parts = module.cam_inputs(batch)
+            with timed("batch/inputs"):
+                parts = module.cam_inputs(batch)
             check_images(parts.images, allow_empty=True)  # before any slicing, by the one rule of each
             if parts.labels is not None:  # one label per image (a multi-hot row for a multi-label model)
                 multi = check_task(getattr(module, "cam_task", None)).multilabel

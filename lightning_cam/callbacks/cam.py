@@ -50,6 +50,7 @@ state (`probe`), image sinks (`sinks`) and progress lines (`progress`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import override
@@ -85,6 +86,7 @@ from lightning_cam.metrics.registry import check_metric_names
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step, stage_name
 from lightning_cam.utilities.lockstep import release_protocol_groups
+from lightning_cam.utilities.stopwatch import Stopwatch, timed
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -137,6 +139,8 @@ class CAMCallback(CallbackBase):
         stages: `"fit"` (its validation runs), `"validate"`, `"test"` (opt-in, keys `cam_test/<method>/...`).
         views: the views beyond scalars and grids (`lightning_cam.callbacks.views`), by name or name -> options;
             `None`: the registered default views, `()`: none.
+        timing: time each part of the callback's work (`timings`, and the parts in each run's progress line);
+            on a GPU this synchronizes the device at every part's boundaries: for measuring, not for every run.
 
     Raises:
         ValueError: at construction, for any argument out of its range (the message names the fix).
@@ -173,6 +177,7 @@ class CAMCallback(CallbackBase):
         progress: bool | None = None,
         stages: str | Sequence[str] = DEFAULT_STAGES,
         views: ViewsSpec | None = None,
+        timing: bool = False,
     ) -> None:
         super().__init__()
         self._faults = Faults(on_error)
@@ -181,6 +186,7 @@ class CAMCallback(CallbackBase):
         self.__init_schedule(every_n_epochs, max_samples, stages, skip_sanity_check, dataloader_idx)
         self.__init_display(num_images, colormap, alpha, tile_size, log_evolution, progress)
         self.views = resolve_views(views)
+        self.timing = bool(timing)
         self.__init_parts()
 
     def __init_work(self, methods: Any, metrics: Any, target: str, method_kwargs: Any, metric_kwargs: Any) -> None:
@@ -222,6 +228,7 @@ class CAMCallback(CallbackBase):
         self._warnings = WarnOnce()
         self._progress = Progress(self.progress)
         self._active, self._prefix, self._when = False, "cam", When(0, 0, 0)
+        self._watch = Stopwatch(sync=True) if self.timing else None
         context = ViewContext(self.methods, self.metrics, self.tile_size, self.colormap, self.alpha, self._faults,
                               key_prefix("validation", self.dataloader_idx))
         grid = [GridView(context, evolution=self.log_evolution)] if self.num_images else []  # the probe's images
@@ -276,14 +283,16 @@ class CAMCallback(CallbackBase):
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._active and dataloader_idx == self.dataloader_idx:
-            self._batch.step(trainer, cam_module(pl_module), batch)
+            with self._timing("batch/other"):
+                self._batch.step(trainer, cam_module(pl_module), batch)
             self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
     on_test_batch_end = on_validation_batch_end  # the same step on the test loop's batches
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._end(trainer, pl_module)
+        with self._timing("end/other"):
+            self._end(trainer, pl_module)
 
     on_test_epoch_end = on_validation_epoch_end
 
@@ -292,7 +301,8 @@ class CAMCallback(CallbackBase):
         if not trainer.is_global_zero:
             return
         step = scalar_step(trainer) if self._when.step is None else self._when.step  # the last CAM run's step
-        with self._faults.reporting("while saving or logging the CAM evolution images and the views' final images"):
+        with self._faults.reporting("while saving or logging the CAM evolution images and the views' final images"), \
+                self._timing("fit_end/other"):
             self._views.fit_end(image_sinks(trainer), step)
 
     @override
@@ -305,6 +315,13 @@ class CAMCallback(CallbackBase):
         self._active = self._schedule.begin(trainer.state.fn, trainer.sanity_checking, loop)
         if not self._active:
             return
+        if self._watch is not None:
+            self._watch.reset()
+        with self._timing("start"):
+            self._prepare(trainer, pl_module, loop)
+
+    def _prepare(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
+        """The run's parts, ready for its batches."""
         self._prefix = key_prefix(loop, self.dataloader_idx)
         # a probe set per stage: test grids show test images, with the test labels in the captions
         probe = self.test_probe if loop == "test" else self.probe
@@ -323,14 +340,16 @@ class CAMCallback(CallbackBase):
             return
         self._active = False
         # one collective for every rank, whatever happened locally: sample counts and fault counts
-        totals = self._accumulator.reduce(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
-                                          pl_module.device, extra=self._faults.tally())
-        self._faults.set_totals(dict(zip(self._faults.counts, totals)),
-                                share=all_gather_objects if trainer.world_size > 1 else None)
+        with timed("end/reduce"):
+            totals = self._accumulator.reduce(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
+                                              pl_module.device, extra=self._faults.tally())
+            self._faults.set_totals(dict(zip(self._faults.counts, totals)),
+                                    share=all_gather_objects if trainer.world_size > 1 else None)
         epoch, step = trainer.current_epoch, scalar_step(trainer)
         fitting = trainer.state.fn == "fit" and not trainer.sanity_checking
         log = scalar_log(pl_module, self._prefix, (lambda k, v: self._views.scalar(k, epoch, v)) if fitting else None)
-        self._accumulator.log(log)
+        with timed("end/metrics"):
+            self._accumulator.log(log)
         zero = trainer.is_global_zero
         self._views.epoch_end(trainer, log, step, image_sinks(trainer) if zero else [],
                               getattr(pl_module, "cam_class_names", None), prefix=self._prefix)
@@ -339,12 +358,29 @@ class CAMCallback(CallbackBase):
                 self.epochs_logged.append(epoch)
             self._when = When(self.history.next_row(), epoch, step)
         # the probe's maps (rank zero; every rank when sharded), drawn by the views: their faults add to the totals
-        probe = self._probe_pass.maps(trainer, cam_module(pl_module), self._runner, self._when, fitting, self._prefix,
-                                      self._progress)
+        with timed("probe/passes"):
+            probe = self._probe_pass.maps(trainer, cam_module(pl_module), self._runner, self._when, fitting,
+                                          self._prefix, self._progress)
         if probe is not None:
             self._views.probe_logged(probe, log, image_sinks(trainer))
         self._probe_pass.freeze(trainer, self._warnings)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:
             rank_zero_warn(report)
-        self._progress.done(f"CAM work of epoch {epoch} ({self._accumulator.seen} samples on rank 0)")
+        self._progress.done(f"CAM work of epoch {epoch} ({self._accumulator.seen} samples on rank 0)",
+                            self._watch.seconds if self._watch is not None else None)
+
+    # ------------------------------------------------------------------ timing
+    @property
+    def timings(self) -> dict[str, float]:
+        """With ``timing=True``: seconds per part of the last CAM run (and of the end of ``fit`` after it), timed
+        in the callback's hooks (`Stopwatch`, exclusive: the parts add up to the callback's
+        time): ``batch/passes`` the CAM passes of the scored batches (the methods' forwards and backwards and the
+        metrics' forwards: the floor), ``batch/observe/<view>`` each view's per-batch work, ``end/<view>`` its work at
+        the run's end, ``probe/passes`` the probe's maps, ``probe/grid`` drawing the grids, ``encode`` each image's
+        encoding and writing by the loggers, ``gather`` the collectives of the views; empty otherwise."""
+        return {} if self._watch is None else dict(self._watch.seconds)
+
+    def _timing(self, part: str) -> AbstractContextManager[Any]:
+        """A hook's work charged to the stopwatch (``timing=True``); the time outside named parts goes to ``part``."""
+        return nullcontext() if self._watch is None else self._watch.running(part)

@@ -25,6 +25,7 @@ from lightning_cam.methods.layers import NotExplainable
 from lightning_cam.record import CAMBatch
 from lightning_cam.utilities.lightning import classes
 from lightning_cam.utilities.lockstep import LockStep, StepFailed, protocol_reduce
+from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["INPUT_DTYPES", "ShardedWork", "all_gather_objects", "all_gather_rows", "params_sharded",
            "sharded_strategy_types"]
@@ -60,13 +61,16 @@ def all_gather_rows(trainer: Any, rows: Tensor) -> Tensor:
         torch.Size([2, 3])
     """
     world = max(1, int(trainer.world_size))
-    with torch.inference_mode(False):
+    if world == 1:  # nothing to exchange: no padded copy
+        with timed("gather"):
+            return rows.cpu()
+    with torch.inference_mode(False), timed("gather"):
         counts = trainer.strategy.all_gather(torch.tensor([rows.shape[0]], device=rows.device)).reshape(-1)
         top = int(counts.max())
         padded = rows.new_zeros((top, *rows.shape[1:]))
         padded[: rows.shape[0]] = rows
         everything = trainer.strategy.all_gather(padded).reshape(world, top, *rows.shape[1:]).cpu()
-    return torch.cat([everything[r, : int(n)] for r, n in enumerate(counts.tolist())])
+        return torch.cat([everything[r, : int(n)] for r, n in enumerate(counts.tolist())])
 
 
 def sharded_strategy_types() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -23,6 +23,7 @@ from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs
 from lightning_cam.record import CAMBatch
 from lightning_cam.render import cam_grid, evolution_grid
 from lightning_cam.targets.task import predicted_class
+from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["EVOLUTION_ROWS", "EVOLUTION_TILE", "ProbeImages", "explain_probe", "explain_targets", "publish_final",
            "send_image"]
@@ -124,7 +125,9 @@ def explain_targets(cam: BaseCAM, images: Tensor, extra: ExtraInputs | None = No
 def send_image(faults: Faults, sinks: Sequence[ImageSink], tag: str, image: Tensor, step: int,
                caption: str | None = None) -> None:
     """``image`` as ``tag`` at ``step`` to every sink; each sink that fails is a ``logger`` fault of ``faults``."""
-    for err in log_to_all(sinks, tag, image, step, caption):
+    with timed("encode"):
+        errors = log_to_all(sinks, tag, image, step, caption)
+    for err in errors:
         faults.record("logger", f"a logger failed to write {tag}: {type(err).__name__}: {err}", err)
 
 
@@ -136,6 +139,7 @@ def publish_final(faults: Faults, sinks: Sequence[ImageSink], tag: str, image: T
     send_image(faults, [s for s in sinks if not isinstance(s, PNGDirectorySink)], tag, image, step, caption)
     for sink in sinks:
         try:
-            sink.save(image, filename)
+            with timed("encode"):
+                sink.save(image, filename)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             faults.record("logger", f"cannot save {filename}: {type(err).__name__}: {err}", err)

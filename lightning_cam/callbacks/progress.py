@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from lightning_cam.utilities.lightning import rank_zero_info
 
@@ -57,8 +58,13 @@ class Progress:
             self.last = now
             rank_zero_info(f"[lightning_cam] {message} ({self.elapsed:.1f}s)")
 
-    def done(self, message: str) -> None:
+    def done(self, message: str, parts: Mapping[str, float] | None = None) -> None:
         """The summary line of the work: every time, unless ``enabled=False`` (so every CAM run reports its
-        time, the short ones too)."""
-        if self.enabled is not False:
-            rank_zero_info(f"[lightning_cam] {message} in {self.elapsed:.1f}s")
+        time, the short ones too); with ``parts`` (seconds per part), the costliest ones after it."""
+        if self.enabled is False:
+            return
+        line = f"[lightning_cam] {message} in {self.elapsed:.1f}s"
+        if parts:
+            top = sorted(parts.items(), key=lambda kv: -kv[1])[:8]
+            line += ": " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in top)
+        rank_zero_info(line)

@@ -22,6 +22,7 @@ from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import VIEW_REGISTRY, View, ViewContext, default_views
 from lightning_cam.record import BatchRecord
+from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["CAMViews", "ViewsSpec", "resolve_views"]
 
@@ -123,7 +124,7 @@ class CAMViews:
     def observe(self, record: BatchRecord) -> None:
         """A scored batch's record to every view (an observer of the batch step)."""
         for name, view in self.views.items():
-            with _guard(self.ctx, name):
+            with _guard(self.ctx, name), timed(f"batch/observe/{name}"):
                 view.observe(record)
 
     def scalar(self, key: str, epoch: int, value: float) -> None:
@@ -135,18 +136,18 @@ class CAMViews:
                   class_names: Sequence[str] | None, prefix: str = "cam") -> None:
         """Every rank (each view's collectives); images from rank zero to ``sinks`` at ``step``."""
         for name, view in self.views.items():
-            with _guard(self.ctx, name):
+            with _guard(self.ctx, name), timed(f"end/{name}"):
                 view.epoch_end(trainer, log, step, sinks, class_names, prefix)
 
     def probe_logged(self, probe: ProbeRecord, log: ScalarLog, sinks: Sequence[ImageSink]) -> None:
         """Rank zero: a run's maps of the probe, to every view (the grid view draws them)."""
         for name, view in self.views.items():
-            with _guard(self.ctx, name):
+            with _guard(self.ctx, name), timed(f"probe/{name}"):
                 view.probe_logged(probe, log, sinks)
 
     def fit_end(self, sinks: Sequence[ImageSink], step: int) -> None:
         for name, view in self.views.items():
-            with _guard(self.ctx, name):
+            with _guard(self.ctx, name), timed(f"fit_end/{name}"):
                 view.fit_end(sinks, step)
 
     def state_dict(self) -> dict[str, Any]:
