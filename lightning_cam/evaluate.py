@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from lightning_cam.functional.finite import finite_rows
 from lightning_cam.functional.perturbation import insertion_deletion
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
@@ -190,7 +191,7 @@ def evaluate_batch(
     specs, needs = metric_needs(names)
     with torch.no_grad(), eval_mode(cam.model):  # as in `explain`: no BatchNorm updates, no dropout draws
         maps = result.maps.detach().to(images.device, torch.float32)
-        bad = torch.isnan(maps).flatten(1).any(dim=1)
+        bad = ~finite_rows(maps)
         blank = getattr(result, "blank", None)
         if blank is not None:
             bad = bad | blank.to(images.device)  # a blank map is a counted fault, never a score

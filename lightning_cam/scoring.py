@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from lightning_cam.evaluate import evaluate_batch
+from lightning_cam.functional.finite import finite_rows
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
 from lightning_cam.methods.layers import NotExplainable
 from lightning_cam.metrics.registry import localization_metrics
@@ -56,7 +57,7 @@ def finite_samples(result: CAMResult) -> Tensor:
         >>> finite_samples(CAMResult(maps, maps, logits, torch.zeros(3, dtype=torch.long)))
         tensor([False,  True, False])
     """
-    return torch.isfinite(result.maps).flatten(1).all(1) & torch.isfinite(result.logits).flatten(1).all(1)
+    return finite_rows(result.maps) & finite_rows(result.logits)
 
 
 def applicable_metrics(metrics: Sequence[str], parts: CAMBatch) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightning_cam.functional.finite import finite_rows
 from lightning_cam.utilities.checks import check_boxes, check_maps, check_masks, check_threshold, check_tolerance
 
 __all__ = ["boxes_to_masks", "class_ground_truth", "energy_pointing_game", "iou", "pointing_game"]
@@ -25,7 +26,7 @@ def _check(maps: Tensor, masks: Tensor) -> Tensor:
 
 
 def _nan_rows(maps: Tensor, values: Tensor) -> Tensor:
-    bad = torch.isnan(maps.flatten(1)).any(dim=1)
+    bad = ~finite_rows(maps)
     return torch.where(bad, torch.full_like(values, float("nan")), values)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_cam.functional.adcc import pearson
+from lightning_cam.functional.adcc import PEARSON_EPS
 from lightning_cam.metrics.grouped import GroupedMean
 
 __all__ = ["MethodAgreement"]
@@ -55,11 +55,21 @@ class MethodAgreement(GroupedMean):
         self._batch[method] = maps
 
     def update(self) -> None:
-        """Add the current batch's pairs (those whose two methods both added maps) and clear it."""
+        """Add the current batch's pairs (those whose two methods both added maps) and clear it.
+
+        Each method's maps are centred and their norms taken once, then every pair is one batched dot product:
+        `pearson`'s formula, without centring a method's maps again for each of its pairs."""
         batch, self._batch = self._batch, {}
+        centred: dict[str, tuple[Tensor, Tensor]] = {}
+        for name, maps in batch.items():
+            x = maps.flatten(1)
+            xc = x - x.mean(dim=1, keepdim=True)
+            centred[name] = xc, torch.linalg.vecdot(xc, xc).sqrt()
         for i, (a, b) in enumerate(self.pairs):
             if a in batch and b in batch and batch[a].shape == batch[b].shape:
-                r = pearson(batch[a], batch[b])
+                (xa, na), (xb, nb) = centred[a], centred[b]
+                n = xa.shape[1] - 1  # sample statistics, as `pearson`
+                r = (torch.linalg.vecdot(xa, xb) / n / ((na / n**0.5) * (nb / n**0.5) + PEARSON_EPS)).clamp(-1.0, 1.0)
                 self.add(torch.full_like(r, i, dtype=torch.long), r)
 
     def values(self, tag: Any) -> dict[str, Tensor]:

@@ -56,6 +56,7 @@ from lightning_cam.callbacks.scalars import ScalarLog
 from lightning_cam.callbacks.sinks import ImageSink
 from lightning_cam.callbacks.views.base import Chart, View, ViewContext, register_view
 from lightning_cam.callbacks.views.per_class import class_names_of, class_tag, scored_class
+from lightning_cam.functional.finite import finite_rows
 from lightning_cam.functional.spray import focus, sameness, spectral_clusters
 from lightning_cam.methods import CAMResult
 from lightning_cam.record import BatchRecord, CAMBatch
@@ -73,6 +74,7 @@ from lightning_cam.render import (
     to_uint8,
 )
 from lightning_cam.utilities.lightning import rank_zero_warn
+from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["ClassStrategies", "Strategy", "StrategiesView", "strategies_image", "strategies_legend", "strategy_tag"]
 
@@ -223,29 +225,37 @@ class StrategiesView(View):
         self.class_names = class_names_of(trainer, pl_module)
 
     def observe(self, record: BatchRecord) -> None:
+        thumbnails: dict[int, tuple[Tensor, Tensor]] = {}  # per image batch: the methods of a batch share it
         for method, scored in record.methods.items():
-            self._add(method, scored.parts, scored.result)
+            self._add(method, scored.parts, scored.result, thumbnails)
 
-    def _add(self, method: str, parts: CAMBatch, result: CAMResult) -> None:
+    def _add(self, method: str, parts: CAMBatch, result: CAMResult, thumbnails: dict[int, tuple[Tensor, Tensor]]
+             ) -> None:
         n = min(self.room.get(method, 0), int(result.maps.shape[0]))  # shapes only: no host sync
         if n <= 0:
             return
         self.room[method] -= n
-        if n < result.maps.shape[0]:
-            keep = torch.arange(n, device=result.maps.device)
-            parts, result = parts.take(keep), result.take(keep)
-        maps = result.maps.detach().float()
-        ok = torch.isfinite(maps).flatten(1).all(dim=1)  # left-out samples come as NaN: not this view's
+        maps = result.maps.detach()[:n].float()
+        ok = finite_rows(maps)  # left-out samples come as NaN: not this view's
         small = F.adaptive_avg_pool2d(maps.nan_to_num(0.0)[:, None], self.size)[:, 0]
-        classes = scored_class(parts, result)
-        with torch.no_grad():  # one downscale of the inputs, then the display of the thumbnail (not of the image)
-            fitted = fit_longer_side(parts.images.detach().float(), _THUMB)
-            thumbs = to_uint8(letterbox(self.denormalize(fitted).float(), _THUMB))  # what the image shows
-            # what the model sees, unclamped (a display clamps whatever it cannot show), for the sameness
-            content = letterbox(as_rgb(fitted), _THUMB).to(torch.float16).flatten(1).contiguous()
+        classes = scored_class(parts, result)[:n]
+        key = id(parts.images)  # alive for the whole `observe` call: the id names this batch's images
+        if key not in thumbnails:
+            thumbnails[key] = self._thumbnails(parts.images)
+        thumbs, content = (t[:n] for t in thumbnails[key])
         packed = torch.cat([ok.to(torch.uint8)[:, None], classes[:, None].contiguous().view(torch.uint8),
-                            to_uint8(small).flatten(1), thumbs.flatten(1), content.view(torch.uint8)], dim=1)
+                            to_uint8(small).flatten(1), thumbs, content], dim=1)
         self.rows[method].append(packed)
+
+    def _thumbnails(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, 3 t t)`` uint8 rows of what each image shows, and ``(B, 2 * 3 t t)`` uint8 rows holding the
+        float16 thumbnail of what the model sees (unclamped: a display clamps what it cannot show), for the
+        sameness; one downscale of the inputs, then the display of the thumbnail (not of the image)."""
+        with torch.no_grad():
+            fitted = fit_longer_side(images.detach().float(), _THUMB)
+            thumbs = to_uint8(letterbox(self.denormalize(fitted).float(), _THUMB)).flatten(1)
+            content = letterbox(as_rgb(fitted), _THUMB).to(torch.float16).flatten(1).contiguous()
+        return thumbs, content.view(torch.uint8)
 
     def _gather(self, trainer: Any, method: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Every rank: all ranks' rows (one collective for the counts, one for the rows), kept ones only, in the
@@ -275,8 +285,9 @@ class StrategiesView(View):
         names = self.class_names or ([str(n) for n in class_names] if class_names else None)
         for method in self.ctx.methods:
             maps, classes, thumbs, content = self._gather(trainer, method)
-            found = analyse(maps, classes, content, self.min_maps, self.neighbors, self.max_clusters,
-                            self.min_share, self.focus, self.same, self.min_members)
+            with timed("end/strategies/clustering"):
+                found = analyse(maps, classes, content, self.min_maps, self.neighbors, self.max_clusters,
+                                self.min_share, self.focus, self.same, self.min_members)
             alarmed = {f.cls for f in found if any(s.fixed for s in f.strategies)}
             with torch.inference_mode(False):
                 for f in found:
@@ -292,8 +303,9 @@ class StrategiesView(View):
                 rank_zero_warn(alarm_message(method, [f for f in found if f.cls in new], names, prefix))
             if found:
                 try:
-                    image = strategies_image(found, maps, thumbs, names, self.ctx.colormap, self.ctx.alpha,
-                                             legend=strategies_legend(self.focus, self.same))
+                    with timed("end/strategies/drawing"):
+                        image = strategies_image(found, maps, thumbs, names, self.ctx.colormap, self.ctx.alpha,
+                                                 legend=strategies_legend(self.focus, self.same))
                 except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
                     self.ctx.faults.record("error", f"{method} strategies image raised {type(err).__name__}: {err}",
                                            err)
