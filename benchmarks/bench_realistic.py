@@ -17,6 +17,12 @@ defaults otherwise: the default metrics and views, the 8-image probe grid, Tenso
   synchronizing CUDA calls (GPU: `CudaSyncs`) per batch and per run,
   and on a GPU the peak memory of the validation with the callback over that of a plain one.
 
+``parts`` (the same model and data): the callback's work per validation run **split by part**, timed in its own
+hooks (``CAMCallback(timing=True)``, `lightning_cam.utilities.stopwatch`: exclusive seconds, so the parts add up),
+for 1 and 3 methods and 8, 64 and 256 scored samples, next to the validation loop's own time (``trainer.validate``
+without the callback); ``excess`` is everything but ``batch/passes`` (the methods' and the metrics' forwards and
+backwards: the floor), so what grows with the samples shows along a row.
+
 ``epoch`` (ResNet-18 on ``--epoch-train`` synthetic images, default 10 000, of ``--epoch-size`` px, 1 000 validation
 images, batch 64, one epoch): ``fit`` with the callback's defaults over ``fit`` without it, next to the overhead
 the formula predicts from the per-sample cost::
@@ -31,6 +37,7 @@ the epoch without the callback.
 
     python benchmarks/bench_realistic.py                        # both sections (CPU: about 30 minutes)
     python benchmarks/bench_realistic.py --sections sample --methods 1 3
+    python benchmarks/bench_realistic.py --sections parts                    # about 6 minutes on this CPU
     python benchmarks/bench_realistic.py --sections epoch --epoch-size 112
 
 With CUDA the runs use the GPU and everything is printed in one command.
@@ -186,6 +193,37 @@ def sample_section(args: argparse.Namespace) -> None:
         print(f"    {_syncs(dm, model, methods, n)}")
 
 
+def parts_section(args: argparse.Namespace) -> None:
+    counts = (8, 64, 256)
+    dm = _data(64, max(counts), args.size, args.batch_size)
+    model = _model(dm)
+    _validate(dm, model, CAMCallback(max_samples=8))()  # warm-up
+    loop = statistics.median(_timed(_validate(dm, model, None))[0] for _ in range(2))
+    print(f"# parts: ResNet-18 (random weights) on {args.size}px Shapes, {max(counts)} validation images, batch "
+          f"{args.batch_size}, callback defaults otherwise; seconds per validation run in the callback's hooks "
+          f"(timing=True; {'GPU' if CUDA else 'CPU'}); the validation loop alone: {loop:.2f}s")
+    columns: dict[str, dict[str, float]] = {}
+    for k in args.methods:
+        for n in counts:
+            callback = CAMCallback(methods=METHODS[k], max_samples=n, timing=True)
+            _validate(dm, model, callback)()
+            columns[f"{k}m/{n}"] = callback.timings
+    every = columns.values()
+    parts = sorted({p for t in every for p in t}, key=lambda p: -max(t.get(p, 0.0) for t in every))
+    print(f"{'part':34s}" + "".join(f"{c:>10s}" for c in columns))
+    for part in parts:
+        row = [t.get(part, 0.0) for t in columns.values()]
+        if max(row) >= 0.005:
+            print(f"{part:34s}" + "".join(f"{v:10.3f}" for v in row))
+    excess = {c: sum(v for p, v in t.items() if p != "batch/passes") for c, t in columns.items()}
+    print(f"{'excess (all but batch/passes)':34s}" + "".join(f"{v:10.3f}" for v in excess.values()))
+    print(f"{'callback total':34s}" + "".join(f"{sum(t.values()):10.3f}" for t in columns.values()))
+    for c, t in columns.items():
+        n = int(c.split("/")[1])
+        print(f"{c}: excess {excess[c]:.2f}s per validation run ({1e3 * excess[c] / n:.1f} ms per scored sample), "
+              f"CAM passes {t.get('batch/passes', 0.0):.2f}s, validation loop {loop:.2f}s")
+
+
 @contextlib.contextmanager
 def _fit_hooks_timed() -> Iterator[list[float]]:
     """Seconds spent in ``CAMCallback.on_fit_start`` and ``on_fit_end`` (the once-per-fit work), in ``[0]``."""
@@ -244,7 +282,8 @@ def epoch_section(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=["sample", "epoch"], choices=["sample", "epoch"])
+    parser.add_argument("--sections", nargs="+", default=["sample", "parts", "epoch"],
+                        choices=["sample", "parts", "epoch"])
     parser.add_argument("--methods", nargs="+", type=int, default=[1, 3], choices=sorted(METHODS))
     parser.add_argument("--num-val", type=int, default=256)
     parser.add_argument("--size", type=int, default=224)
@@ -257,6 +296,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     if "sample" in args.sections:
         sample_section(args)
+    if "parts" in args.sections:
+        parts_section(args)
     if "epoch" in args.sections:
         epoch_section(args)
 

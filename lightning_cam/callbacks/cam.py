@@ -75,12 +75,13 @@ from lightning_cam.callbacks.schedule import (
     key_prefix,
     setup_warnings,
 )
-from lightning_cam.callbacks.sinks import image_sinks
+from lightning_cam.callbacks.sinks import ImageSink, image_sinks
 from lightning_cam.callbacks.state import CallbackState
 from lightning_cam.callbacks.views import CAMViews, ViewContext, resolve_views
 from lightning_cam.callbacks.views.collection import ViewsSpec
 from lightning_cam.callbacks.views.grid import GridView
 from lightning_cam.callbacks.views.per_class import class_names_of
+from lightning_cam.callbacks.writer import BackgroundWriter
 from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.registry import check_metric_names
 from lightning_cam.mixin import CAMMixin
@@ -229,6 +230,7 @@ class CAMCallback(CallbackBase):
         self._progress = Progress(self.progress)
         self._active, self._prefix, self._when = False, "cam", When(0, 0, 0)
         self._watch = Stopwatch(sync=True) if self.timing else None
+        self._writer = BackgroundWriter()  # the images' encoding and writing, off the training thread
         context = ViewContext(self.methods, self.metrics, self.tile_size, self.colormap, self.alpha, self._faults,
                               key_prefix("validation", self.dataloader_idx))
         grid = [GridView(context, evolution=self.log_evolution)] if self.num_images else []  # the probe's images
@@ -303,11 +305,16 @@ class CAMCallback(CallbackBase):
         step = scalar_step(trainer) if self._when.step is None else self._when.step  # the last CAM run's step
         with self._faults.reporting("while saving or logging the CAM evolution images and the views' final images"), \
                 self._timing("fit_end/other"):
-            self._views.fit_end(image_sinks(trainer), step)
+            self._views.fit_end(self._sinks(trainer), step)
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         release_protocol_groups()  # the sharded runs' own process group: none of ours outlives the run
+        # every image written before the stage returns (and before Lightning finalizes the loggers)
+        with self._faults.reporting("while writing the CAM images in the background (the last CAM run's, and "
+                                    "at the end of fit the evolution images and the views' final images)"):
+            self._writer.settle(self._faults)
+        self._writer.close()
 
     # ------------------------------------------------------------------ steps
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
@@ -339,6 +346,8 @@ class CAMCallback(CallbackBase):
         if not self._active:
             return
         self._active = False
+        with timed("end/settle"):  # the previous run's image writes (long done): their faults count in this run
+            self._writer.settle(self._faults)
         # one collective for every rank, whatever happened locally: sample counts and fault counts
         with timed("end/reduce"):
             totals = self._accumulator.reduce(lambda t: trainer.strategy.reduce(t, reduce_op="sum"),
@@ -351,7 +360,7 @@ class CAMCallback(CallbackBase):
         with timed("end/metrics"):
             self._accumulator.log(log)
         zero = trainer.is_global_zero
-        self._views.epoch_end(trainer, log, step, image_sinks(trainer) if zero else [],
+        self._views.epoch_end(trainer, log, step, self._sinks(trainer) if zero else [],
                               getattr(pl_module, "cam_class_names", None), prefix=self._prefix)
         if zero:
             if fitting and epoch not in self.epochs_logged:
@@ -362,13 +371,17 @@ class CAMCallback(CallbackBase):
             probe = self._probe_pass.maps(trainer, cam_module(pl_module), self._runner, self._when, fitting,
                                           self._prefix, self._progress)
         if probe is not None:
-            self._views.probe_logged(probe, log, image_sinks(trainer))
+            self._views.probe_logged(probe, log, self._sinks(trainer))
         self._probe_pass.freeze(trainer, self._warnings)
         report = self._faults.report(f"in CAM work at epoch {epoch}")
         if report and trainer.is_global_zero:
             rank_zero_warn(report)
         self._progress.done(f"CAM work of epoch {epoch} ({self._accumulator.seen} samples on rank 0)",
                             self._watch.seconds if self._watch is not None else None)
+
+    def _sinks(self, trainer: pl.Trainer) -> list[ImageSink]:
+        """The trainer's image sinks, those that allow it written in the background (`BackgroundWriter`)."""
+        return self._writer.wrap(image_sinks(trainer), self.on_error)
 
     # ------------------------------------------------------------------ timing
     @property

@@ -27,7 +27,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import Tensor
@@ -92,6 +92,10 @@ class ImageSink(ABC):
     Both methods raise on failure; `log_to_all` turns the failures into reported faults.
     """
 
+    #: whether the writes may run on a background thread, after the training thread has logged later steps
+    #: (`lightning_cam.callbacks.writer`): a logger that takes images at any step and from any thread
+    background: ClassVar[bool] = False
+
     @abstractmethod
     def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
         """Log ``image`` under ``tag`` at ``step`` (the grids of every logged validation), with ``caption``
@@ -116,6 +120,8 @@ class PNGDirectorySink(ImageSink):
         'cam_gradcam_pp_grid_step3.png'
     """
 
+    background = True
+
     def __init__(self, directory: str) -> None:
         self.directory = str(directory)
 
@@ -139,6 +145,8 @@ class TensorBoardSink(ImageSink):
     """A TensorBoard logger (or any logger whose ``experiment`` has ``add_image``): ``log_image`` is
     ``logger.experiment.add_image(tag, image, global_step=step)`` (TensorBoard shows no caption: the step
     slider and the scalars' step axis are the same), ``save`` writes a PNG into the logger's ``log_dir``."""
+
+    background = True
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger
@@ -171,6 +179,8 @@ class MLflowSink(ImageSink):
     """An ``MLFlowLogger``: ``log_image`` is MLflow's step-indexed image,
     ``experiment.log_image(run_id, image, key=tag, step=step)`` (artifacts under ``images/`` of the run);
     ``save`` is the image artifact ``filename`` of the run (never a file in the tracking store's root)."""
+
+    background = True
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger

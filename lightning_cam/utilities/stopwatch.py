@@ -16,8 +16,8 @@ Examples:
     ...     with timed("outer"):
     ...         with timed("inner"):
     ...             pass
-    >>> sorted(watch.seconds)
-    ['inner', 'outer']
+    >>> sorted(watch.seconds)  # "other": the time outside any named part
+    ['inner', 'other', 'outer']
     >>> watch.total >= watch.seconds["inner"]
     True
     >>> with timed("nobody listens"):  # no stopwatch running: nothing is recorded

@@ -355,9 +355,12 @@ def test_a_failing_logger_is_counted_and_training_completes(tmp_path: Any) -> No
         warnings.simplefilter("always")
         trainer.fit(make_model(dm), dm)
     assert trainer.current_epoch == 2
-    msgs = cam_warnings(record, "fault(s) in CAM work")
-    assert len(msgs) == 2 and all("1 logger" in m and "disk full" in m for m in msgs)
-    assert len(cam_warnings(record, "evolution images")) == 1
+    # images are written in the background: a write's failure is counted in the next run's report (epoch 0's grid
+    # in epoch 1's), the last run's and the end of fit's in the report at teardown
+    (msg,) = cam_warnings(record, "fault(s) in CAM work")
+    assert "at epoch 1 (1 logger)" in msg and "write cam/gradcam/grid at step" in msg and "disk full" in msg
+    (last,) = cam_warnings(record, "in the background")
+    assert "3 logger" in last and "evolution images" in last and "disk full" in last  # grid, evolution, summary
     assert "cam/gradcam/adcc" in trainer.callback_metrics
 
 
