@@ -6,7 +6,11 @@ $$
 $$
 
 over the samples ``S`` both methods scored (a sample a method left out, e.g. a blank or non-finite map, is
-NaN in its maps and drops out of its pairs). ``ρ`` is `lightning_cam.functional.adcc.pearson`.
+NaN in its maps and drops out of its pairs). ``ρ`` is `lightning_cam.functional.adcc.pearson`, on the maps
+area-averaged to at most ``size`` (64) pixels a side: a map is a layer's grid of 7 x 7 to 28 x 28 cells upsampled to
+the input, so the averaged map keeps its shape, and the correlation costs a twelfth of the full 224-pixel one. It
+differs from the full-resolution correlation by at most 0.002 for maps from a 7 x 7 grid, 0.005 from 14 x 14 and
+0.007 from 28 x 28 (random maps upsampled to 224 pixels, the worst of 64; ``size=None``: full resolution).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_cam.functional.adcc import PEARSON_EPS
@@ -40,15 +45,19 @@ class MethodAgreement(GroupedMean):
         {'gradcam__eigencam': 1.0}
     """
 
-    def __init__(self, methods: Sequence[str], **kwargs: Any) -> None:
+    def __init__(self, methods: Sequence[str], size: int | None = 64, **kwargs: Any) -> None:
         self.pairs = list(itertools.combinations(tuple(methods), 2))
         super().__init__((len(self.pairs),), **kwargs)
+        self.size = size
         self._batch: dict[str, Tensor] = {}
 
     def add_maps(self, method: str, maps: Tensor, index: Tensor | None = None, batch_size: int | None = None) -> None:
         """``method``'s maps of the current batch: ``(B, H, W)``, or ``(n, H, W)`` for the samples ``index``
         (``(n,)`` long) of a batch of ``batch_size`` (the others count as left out)."""
         maps = maps.detach().float()
+        if self.size is not None and max(maps.shape[-2:]) > self.size:  # NaN rows stay NaN
+            h, w = maps.shape[-2:]
+            maps = F.adaptive_avg_pool2d(maps[:, None], (min(h, self.size), min(w, self.size)))[:, 0]
         if index is not None and batch_size is not None:
             full = maps.new_full((batch_size, *maps.shape[1:]), float("nan"))
             maps = full.index_copy(0, index.to(maps.device), maps)
