@@ -293,7 +293,7 @@ class CAMCallback(CallbackBase):
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        with self._timing("end/other"):
+        with self._timing("end/other"), self._writer.holding():
             self._end(trainer, pl_module)
 
     on_test_epoch_end = on_validation_epoch_end
@@ -304,7 +304,7 @@ class CAMCallback(CallbackBase):
             return
         step = scalar_step(trainer) if self._when.step is None else self._when.step  # the last CAM run's step
         with self._faults.reporting("while saving or logging the CAM evolution images and the views' final images"), \
-                self._timing("fit_end/other"):
+                self._timing("fit_end/other"), self._writer.holding():
             self._views.fit_end(self._sinks(trainer), step)
 
     @override

@@ -35,9 +35,10 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
 from typing import Any
 
@@ -62,9 +63,23 @@ class BackgroundWriter:
         self._jobs: queue.SimpleQueue[_Job | None] | None = None
         self._thread: threading.Thread | None = None
         self._pending: list[tuple[str, Future[Any]]] = []
+        self._held: list[_Job] | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # pickled with the callback (ddp_spawn): no thread, no queue
-        return {"_jobs": None, "_thread": None, "_pending": []}
+        return {"_jobs": None, "_thread": None, "_pending": [], "_held": None}
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """The writes submitted inside start only when it ends: the encoding never competes for the CPU with the
+        callback's own work of the run's end (on a machine with few cores the clustering's threads waited for
+        it); it overlaps what comes next, the training."""
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for job in held:
+                self._put(job)
 
     def wrap(self, sinks: Sequence[ImageSink], on_error: str) -> list[ImageSink]:
         """``sinks`` with each background-safe one queued on this writer (none under ``on_error="raise"``)."""
@@ -74,15 +89,21 @@ class BackgroundWriter:
 
     def submit(self, what: str, job: Callable[[], Any]) -> None:
         """Run ``job`` on the worker thread, after the jobs submitted before it; ``what`` names its failure."""
-        if self._thread is None or not self._thread.is_alive():
+        if self._thread is None or not self._thread.is_alive():  # started at the first write, on rank zero only
             self._jobs = queue.SimpleQueue()
             self._thread = threading.Thread(target=_work, args=(self._jobs,), name="lightning_cam-images",
                                              daemon=True)
             self._thread.start()
-        assert self._jobs is not None
         future: Future[Any] = Future()
         self._pending.append((what, future))
-        self._jobs.put((future, job))
+        if self._held is not None:
+            self._held.append((future, job))
+        else:
+            self._put((future, job))
+
+    def _put(self, job: _Job) -> None:
+        assert self._jobs is not None
+        self._jobs.put(job)
 
     def settle(self, faults: Faults, timeout: float = SETTLE_TIMEOUT) -> None:
         """Wait for every write submitted so far (at most ``timeout`` seconds) and record each failure, and each

@@ -40,7 +40,8 @@ from lightning_cam.render import (
 )
 from lightning_cam.targets.task import Task, check_task, predicted_for
 
-__all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "gallery_image", "worst_first"]
+__all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "content_key", "gallery_image",
+           "worst_first"]
 
 #: ``(metric name, caption label, lower_is_worse)`` in order of preference for the gallery's score.
 SCORES: tuple[tuple[str, str, bool], ...] = (
@@ -80,6 +81,16 @@ def worst_first(bad: Tensor, content: Tensor) -> Tensor:
     """
     order = torch.argsort(content, descending=True, stable=True)
     return order[torch.argsort(bad[order], descending=True, stable=True)]
+
+
+def content_key(images: Tensor) -> Tensor:
+    """``(B,)`` float32: the sum of each image's values, the tie-break of `worst_first`.
+
+    Examples:
+        >>> content_key(torch.ones(2, 3, 4, 4)).tolist()
+        [48.0, 48.0]
+    """
+    return images.flatten(1).float().sum(1)
 
 
 @dataclass
@@ -132,16 +143,18 @@ class WorstCases:
         with torch.inference_mode(False):
             self.slots = {m: self._empty() for m in self.methods}
 
-    def update(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor]) -> None:
+    def update(self, method: str, parts: CAMBatch, result: CAMResult, values: Mapping[str, Tensor],
+               content: Tensor | None = None) -> None:
         """Merge the scored samples of one batch (``parts``/``result``/``values`` aligned, ``(B, ...)``) into
-        ``method``'s slots: only the batch's own ``k`` worst are letterboxed. All on the device."""
+        ``method``'s slots: only the batch's own ``k`` worst are letterboxed. All on the device. ``content``:
+        the images' `content_key` when the caller has it (the methods of a batch share their images)."""
         scored = badness(values)
         if scored is None or method not in self.slots:
             return
         bad, kind = scored
         key = SCORES[kind][0]
         images = parts.images.detach()
-        content = images.flatten(1).float().sum(1)
+        content = content_key(images) if content is None else content
         pick = worst_first(bad, content)[: min(self.k, bad.shape[0])]
         labels = parts.labels if parts.labels is not None else torch.full_like(result.targets, -1)
         preds = predicted_for(result.logits, result.targets, self.task)
@@ -246,8 +259,12 @@ class WorstView(View):
         self.cases.start(pl_module.device, denormalize)
 
     def observe(self, record: BatchRecord) -> None:
+        keys: dict[int, Tensor] = {}  # per image batch (alive for the call): the methods of a batch share it
         for method, scored in record.methods.items():
-            self.cases.update(method, scored.parts, scored.result, scored.values)
+            images = scored.parts.images
+            if id(images) not in keys:
+                keys[id(images)] = content_key(images.detach())
+            self.cases.update(method, scored.parts, scored.result, scored.values, keys[id(images)])
 
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str) -> None:
