@@ -10,6 +10,7 @@ import math
 import os
 import random
 import re
+import threading
 import warnings
 from typing import Any
 
@@ -585,3 +586,26 @@ def test_trainer_test_prints_the_metrics_readably_and_per_class_statistics_go_to
     tags = events(trainer.logger.log_dir).Tags()["scalars"]  # type: ignore[union-attr]
     assert [t for t in tags if t.startswith("cam_test_strategies/gradcam/")], tags
     assert [t for t in tags if t.startswith("cam_strategies/gradcam/")], tags
+
+
+# ----------------------------------------------------------------------------- cost by part (issue 32)
+def test_timing_splits_the_callbacks_work_by_part_and_the_images_are_written_when_fit_returns(
+        tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    dm = make_data()
+    timed_cb, plain_cb = CAMCallback(num_images=2, timing=True), CAMCallback(num_images=2)
+    trainer = make_trainer(tmp_path, [timed_cb], max_epochs=1)
+    with caplog.at_level("INFO"):
+        trainer.fit(make_model(dm), dm)
+    parts = timed_cb.timings
+    assert {"batch/passes", "batch/observe/worst", "end/worst", "probe/passes", "probe/grid", "encode",
+            "fit_end/grid", "start"} <= set(parts) and all(v >= 0 for v in parts.values())
+    assert any("CAM work of epoch 0" in r.message and "batch/passes" in r.message for r in caplog.records)
+    assert plain_cb.timings == {}
+    # the grids, the gallery and the evolution image were written in the background, and all are there when fit
+    # returns (TensorBoard's own reader)
+    events = EventAccumulator(str(trainer.logger.log_dir), size_guidance={"images": 0})
+    events.Reload()
+    assert {"cam/gradcam/grid", "cam/gradcam/worst", "cam/gradcam/evolution"} <= set(events.Tags()["images"])
+    assert not any(t.name == "lightning_cam-images" and t.is_alive() for t in threading.enumerate())
