@@ -134,15 +134,15 @@ def summary_figure(curves: Curves, columns: int = 3, panel: tuple[float, float] 
         ax = fig.add_subplot(rows, cols, i + 1)
         for label, points in series.items():
             epochs = sorted(points)
-            ax.plot(epochs, [points[e] for e in epochs], marker="o", markersize=3, label=label)
+            marker = "o" if len(epochs) == 1 else None  # a point needs its marker; a line shows itself
+            ax.plot(epochs, [points[e] for e in epochs], marker=marker, markersize=3, label=label)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
-        ax.grid(alpha=0.3)
-        if len(series) > 1:
-            ax.legend(fontsize=6, loc="best")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=3))
+        if len(series) > 1:  # a fixed place: "best" tries every place against every point, a third of the time
+            ax.legend(fontsize=6, loc="upper left", framealpha=0.6)
     canvas.draw()
     rgba = np.asarray(canvas.buffer_rgba())
     return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float().div_(255.0)
