@@ -140,6 +140,7 @@ def _work(jobs: queue.SimpleQueue[_Job | None]) -> None:
                 future.set_result(job())
             except BaseException as err:  # noqa: BLE001 - every failure is a counted fault, via settle
                 future.set_exception(err)
+        del item, future, job  # the written image is not kept alive while the worker waits for the next one
 
 
 class QueuedSink(ImageSink):
