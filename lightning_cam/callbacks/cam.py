@@ -50,7 +50,6 @@ state (`probe`), image sinks (`sinks`) and progress lines (`progress`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import override
@@ -229,7 +228,7 @@ class CAMCallback(CallbackBase):
         self._warnings = WarnOnce()
         self._progress = Progress(self.progress)
         self._active, self._prefix, self._when = False, "cam", When(0, 0, 0)
-        self._watch = Stopwatch(sync=True) if self.timing else None
+        self._watch = Stopwatch(enabled=self.timing, sync=True)
         self._writer = BackgroundWriter()  # the images' encoding and writing, off the training thread
         context = ViewContext(self.methods, self.metrics, self.tile_size, self.colormap, self.alpha, self._faults,
                               key_prefix("validation", self.dataloader_idx))
@@ -285,7 +284,7 @@ class CAMCallback(CallbackBase):
     def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._active and dataloader_idx == self.dataloader_idx:
-            with self._timing("batch/other"):
+            with self._watch.running("batch/other"):
                 self._batch.step(trainer, cam_module(pl_module), batch)
             self._progress.step(f"CAM metrics: {self._accumulator.seen} samples on rank 0")
 
@@ -293,7 +292,7 @@ class CAMCallback(CallbackBase):
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        with self._timing("end/other"), self._writer.holding():
+        with self._watch.running("end/other"), self._writer.holding():
             self._end(trainer, pl_module)
 
     on_test_epoch_end = on_validation_epoch_end
@@ -304,17 +303,15 @@ class CAMCallback(CallbackBase):
             return
         step = scalar_step(trainer) if self._when.step is None else self._when.step  # the last CAM run's step
         with self._faults.reporting("while saving or logging the CAM evolution images and the views' final images"), \
-                self._timing("fit_end/other"), self._writer.holding():
+                self._watch.running("fit_end/other"), self._writer.holding():
             self._views.fit_end(self._sinks(trainer), step)
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         release_protocol_groups()  # the sharded runs' own process group: none of ours outlives the run
         # every image written before the stage returns (and before Lightning finalizes the loggers)
-        with self._faults.reporting("while writing the CAM images in the background (the last CAM run's, and "
-                                    "at the end of fit the evolution images and the views' final images)"):
-            self._writer.settle(self._faults)
-        self._writer.close()
+        self._writer.finish(self._faults, "while writing the CAM images in the background (the last CAM run's, and "
+                                          "at the end of fit the evolution images and the views' final images)")
 
     # ------------------------------------------------------------------ steps
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
@@ -322,9 +319,8 @@ class CAMCallback(CallbackBase):
         self._active = self._schedule.begin(trainer.state.fn, trainer.sanity_checking, loop)
         if not self._active:
             return
-        if self._watch is not None:
-            self._watch.reset()
-        with self._timing("start"):
+        self._watch.reset()
+        with self._watch.running("start"):
             self._prepare(trainer, pl_module, loop)
 
     def _prepare(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loop: str) -> None:
@@ -377,7 +373,7 @@ class CAMCallback(CallbackBase):
         if report and trainer.is_global_zero:
             rank_zero_warn(report)
         self._progress.done(f"CAM work of epoch {epoch} ({self._accumulator.seen} samples on rank 0)",
-                            self._watch.seconds if self._watch is not None else None)
+                            self._watch.seconds)
 
     def _sinks(self, trainer: pl.Trainer) -> list[ImageSink]:
         """The trainer's image sinks, those that allow it written in the background (`BackgroundWriter`)."""
@@ -392,8 +388,4 @@ class CAMCallback(CallbackBase):
         metrics' forwards: the floor), ``batch/observe/<view>`` each view's per-batch work, ``end/<view>`` its work at
         the run's end, ``probe/passes`` the probe's maps, ``probe/grid`` drawing the grids, ``encode`` each image's
         encoding and writing by the loggers, ``gather`` the collectives of the views; empty otherwise."""
-        return {} if self._watch is None else dict(self._watch.seconds)
-
-    def _timing(self, part: str) -> AbstractContextManager[Any]:
-        """A hook's work charged to the stopwatch (``timing=True``); the time outside named parts goes to ``part``."""
-        return nullcontext() if self._watch is None else self._watch.running(part)
+        return dict(self._watch.seconds)

@@ -120,6 +120,13 @@ class BackgroundWriter:
             if err is not None:
                 faults.record("logger", f"{what}: {type(err).__name__}: {err}", err)
 
+    def finish(self, faults: Faults, during: str) -> None:
+        """The end of a stage: wait for every write, warn once about their faults (``during`` says what they were),
+        and stop the worker thread."""
+        with faults.reporting(during):
+            self.settle(faults)
+        self.close()
+
     def close(self) -> None:
         """Stop the worker thread once the writes queued before are done (`settle` first to count them)."""
         if self._jobs is not None and self._thread is not None and self._thread.is_alive():

@@ -47,6 +47,7 @@ class Stopwatch:
     """Exclusive seconds per part (see the module docstring).
 
     Args:
+        enabled: ``False``: `running` times nothing (a stopwatch that is always there, on or off).
         sync: synchronize the accelerator at every part's boundaries (CUDA; a no-op on the CPU), so that the
             device's work is charged to the part that queued it.
 
@@ -55,7 +56,8 @@ class Stopwatch:
         calls: part name -> how many times it was opened.
     """
 
-    def __init__(self, sync: bool = False) -> None:
+    def __init__(self, enabled: bool = True, sync: bool = False) -> None:
+        self.enabled = enabled
         self.sync: Callable[[], None] = _device_sync if sync else (lambda: None)
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
@@ -79,7 +81,11 @@ class Stopwatch:
 
     @contextmanager
     def running(self, part: str = "other") -> Iterator[Stopwatch]:
-        """Charge the `timed` parts opened inside to this stopwatch; time outside any of them goes to ``part``."""
+        """Charge the `timed` parts opened inside to this stopwatch; time outside any of them goes to ``part``
+        (nothing when not `enabled`)."""
+        if not self.enabled:
+            yield self
+            return
         token = _RUNNING.set(self)
         try:
             with self.part(part):
