@@ -15,7 +15,6 @@ from lightning_cam.callbacks.faults import Faults
 from lightning_cam.callbacks.probe import History, ProbeRecord
 from lightning_cam.callbacks.sinks import (
     ImageSink,
-    PNGDirectorySink,
     log_to_all,
     safe_name,
 )
@@ -136,7 +135,7 @@ def publish_final(faults: Faults, sinks: Sequence[ImageSink], tag: str, image: T
     """An end-of-``fit`` image (the evolution, the summary figure): ``tag`` at ``step`` to every sink that shows
     images, and kept by every sink as the file ``filename`` in the logger's own place (a PNG directory keeps
     only that file, not a second copy named by step). Every failure is a ``logger`` fault of ``faults``."""
-    send_image(faults, [s for s in sinks if not isinstance(s, PNGDirectorySink)], tag, image, step, caption)
+    send_image(faults, [s for s in sinks if s.shows_images], tag, image, step, caption)
     for sink in sinks:
         try:
             with timed("encode"):

@@ -95,6 +95,9 @@ class ImageSink(ABC):
     #: whether the writes may run on a background thread, after the training thread has logged later steps
     #: (`lightning_cam.callbacks.writer`): a logger that takes images at any step and from any thread
     background: ClassVar[bool] = False
+    #: whether `log_image` shows the image in a viewer (a step-indexed series); ``False`` for a directory of PNG
+    #: files, where `save` alone keeps an end-of-fit image (no second copy named by step)
+    shows_images: bool = True
 
     @abstractmethod
     def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
@@ -121,6 +124,7 @@ class PNGDirectorySink(ImageSink):
     """
 
     background = True
+    shows_images = False
 
     def __init__(self, directory: str) -> None:
         self.directory = str(directory)

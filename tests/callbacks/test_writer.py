@@ -112,3 +112,14 @@ def test_a_pickled_writer_has_no_thread(tmp_path: Path) -> None:
     writer.settle(Faults("raise"))
     assert [p.name for p in tmp_path.iterdir()] == ["cam_gradcam_grid_step0.png"]
     writer.close()
+
+
+def test_a_queued_png_directory_keeps_an_end_of_fit_image_once(tmp_path: Path) -> None:
+    from lightning_cam.callbacks.images import publish_final
+
+    writer = BackgroundWriter()
+    (queued,) = writer.wrap([PNGDirectorySink(str(tmp_path))], "warn")
+    publish_final(Faults("raise"), [queued], "cam/summary", torch.rand(3, 4, 4), 3, "cam_summary.png")
+    writer.settle(Faults("raise"))
+    assert [p.name for p in tmp_path.iterdir()] == ["cam_summary.png"]  # not also cam_summary_step3.png
+    writer.close()
