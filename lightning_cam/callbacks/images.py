@@ -42,6 +42,7 @@ class ProbeImages:
 
     Examples:
         >>> import os, tempfile
+        >>> from lightning_cam.callbacks.sinks import PNGDirectorySink
         >>> out = tempfile.mkdtemp()
         >>> history = History()
         >>> for row in range(3):
