@@ -124,7 +124,7 @@ def _two_loaders() -> tuple[ShapesDataModule, Any, list[Any]]:
 
 def _callbacks() -> list[CAMCallback]:
     return [CAMCallback(methods=("gradcam",), metrics=("complexity",), num_images=2, dataloader_idx=i,
-                        on_error="raise", views=("drift", "summary")) for i in (0, 1)]
+                        on_error="raise", views={"drift": {}, "summary": {"figure": True}}) for i in (0, 1)]
 
 
 @pytest.mark.slow

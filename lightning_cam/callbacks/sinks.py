@@ -98,6 +98,9 @@ class ImageSink(ABC):
     #: whether `log_image` shows the image in a viewer (a step-indexed series); ``False`` for a directory of PNG
     #: files, where `save` alone keeps an end-of-fit image (no second copy named by step)
     shows_images: bool = True
+    #: whether the logger draws its own chart of every logged scalar (TensorBoard, W&B, MLflow, Comet, Neptune);
+    #: ``False`` for a directory of PNG files, the one place where the summary view's figure is the only chart
+    draws_charts: bool = True
 
     @abstractmethod
     def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
@@ -125,6 +128,7 @@ class PNGDirectorySink(ImageSink):
 
     background = True
     shows_images = False
+    draws_charts = False
 
     def __init__(self, directory: str) -> None:
         self.directory = str(directory)

@@ -158,7 +158,7 @@ class QueuedSink(ImageSink):
 
     def __init__(self, sink: ImageSink, writer: BackgroundWriter) -> None:
         self.sink, self.writer = sink, writer
-        self.shows_images = sink.shows_images
+        self.shows_images, self.draws_charts = sink.shows_images, sink.draws_charts
 
     def log_image(self, tag: str, image: Tensor, step: int, caption: str | None = None) -> None:
         frozen = image.detach().cpu().clone()  # the caller may reuse its tensor: the write reads this copy

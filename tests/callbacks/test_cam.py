@@ -608,4 +608,6 @@ def test_timing_splits_the_callbacks_work_by_part_and_the_images_are_written_whe
     events = EventAccumulator(str(trainer.logger.log_dir), size_guidance={"images": 0})
     events.Reload()
     assert {"cam/gradcam/grid", "cam/gradcam/worst", "cam/gradcam/evolution"} <= set(events.Tags()["images"])
+    # TensorBoard charts the curves itself (the custom-scalars layout): no summary figure by default
+    assert "cam/summary" not in events.Tags()["images"] and "custom_scalars__config__" in events.Tags()["tensors"]
     assert not any(t.name == "lightning_cam-images" and t.is_alive() for t in threading.enumerate())

@@ -2,6 +2,11 @@
 ``fit`` (every method's curve of a metric on one chart) and, at the end of ``fit``, a matplotlib figure of
 every ``cam/`` curve the callback logged (``cam/summary``, kept as ``cam_summary.png`` by every sink).
 
+The figure is drawn by default only when a logger draws no charts of its own (a CSV logger, or any logger
+whose images go to PNG files): TensorBoard, W&B, MLflow, Comet and Neptune chart every scalar themselves, and
+the figure (about half a second of matplotlib for a dozen panels, at the end of every ``fit``) would repeat
+them. ``views={"summary": {"figure": True}}`` draws it for every logger, ``False`` never.
+
 Both group keys the same way (`chart_of`): ``cam/<method>/<metric>`` on the chart of ``<metric>``, and
 every other key where the view that logs it places it ([`View.chart`][lightning_cam.callbacks.views.base.View.chart]):
 ``cam/<method>/drift`` on ``drift``,
@@ -165,8 +170,12 @@ class SummaryView(View):
     name = "summary"
     default = True
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, figure: bool | None = None) -> None:
         super().__init__(ctx)
+        if figure is not None and not isinstance(figure, bool):
+            raise ValueError(f"view 'summary': `figure` must be true, false or null (drawn when a logger draws no "
+                             f"charts of its own), got {figure!r}.")
+        self.figure = figure
         self.curves = Curves()
 
     def fit_start(self, trainer: Any, pl_module: Any, keys: Sequence[str]) -> None:
@@ -183,6 +192,8 @@ class SummaryView(View):
         self.curves.add(key, epoch, value)
 
     def fit_end(self, sinks: Sequence[ImageSink], step: int) -> None:
+        if not self.draws_figure(sinks):
+            return
         try:
             image = summary_figure(self.curves)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
@@ -191,6 +202,11 @@ class SummaryView(View):
         if image is not None:
             publish_final(self.ctx.faults, sinks, f"{self.ctx.prefix}/summary", image, step,
                           f"{self.ctx.prefix}_summary.png")
+
+    def draws_figure(self, sinks: Sequence[ImageSink]) -> bool:
+        """Whether the end of ``fit`` draws the figure for ``sinks``: the ``figure`` option, else whether one of
+        them draws no charts of its own."""
+        return self.figure if self.figure is not None else any(not sink.draws_charts for sink in sinks)
 
     def state_dict(self) -> dict[str, Any]:
         return {"curves": self.curves.state_dict()}

@@ -53,7 +53,7 @@ def test_views_read_back_from_tensorboard(tmp_path: Any) -> None:
     model = make_model(dm)
     metrics = ("complexity", "pointing_game", "energy_pointing_game")
     cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=metrics, num_images=4,
-                     views={**{v: {} for v in default_views()}, "worst": {"k": 3}, "per_class": {}}, on_error="raise",
+                     views={**{v: {} for v in default_views()}, "worst": {"k": 3}, "per_class": {}, "summary": {"figure": True}}, on_error="raise",
                      tile_size=32)
     trainer = make_trainer(tmp_path, [cb], max_epochs=2)
     trainer.fit(model, dm)
@@ -131,7 +131,8 @@ VIEWS_DDP_SCRIPT = textwrap.dedent(
                               std=dm.hparams.std)
         cam = CAMCallback(methods=("gradcam", "eigencam"), metrics=("complexity", "average_drop", "pointing_game",
                           "energy_pointing_game"), max_samples=None, num_images=4,
-                          views={"worst": {"k": 5}, "drift": {}, "agreement": {}, "summary": {}, "per_class": {}},
+                          views={"worst": {"k": 5}, "drift": {}, "agreement": {}, "summary": {"figure": True},
+                                 "per_class": {}},
                           on_error="raise", tile_size=32)
         trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
                              max_epochs=2, limit_train_batches=1, logger=TensorBoardLogger(out, name=f"p{devices}"),
