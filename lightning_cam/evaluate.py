@@ -37,7 +37,7 @@ from lightning_cam.metrics.registry import (
     metric_needs,
 )
 from lightning_cam.targets.task import Task, check_task, target_probability
-from lightning_cam.utilities.checks import check_images, check_options, check_targets
+from lightning_cam.utilities.checks import check_images, check_options
 from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.outputs import select_logits
 
@@ -56,8 +56,8 @@ def _check_result(result: CAMResult, images: Tensor, targets: Tensor | None) -> 
             f"`result.maps` has shape {tuple(result.maps.shape)} but the images need ({b}, {h}, {w}); pass the "
             "CAMResult computed for these very images."
         )
-    if result.logits.ndim != 2 or result.logits.shape[0] != b or tuple(result.targets.shape) != (b,):
-        raise ValueError("`result` does not belong to this batch (logits (B, K) and targets (B,) expected).")
+    if result.logits.ndim < 2 or result.logits.shape[0] != b or tuple(result.targets.shape) != (b,):
+        raise ValueError("`result` does not belong to this batch (logits (B, ...) and targets (B,) expected).")
     if targets is not None and targets.ndim == 1 and targets is not result.targets and not torch.equal(
         targets, result.targets.to(targets.device).long()
     ):  # (the callback passes the result's own targets: no comparison, no host sync)
@@ -160,7 +160,7 @@ def evaluate_batch(
     images = check_images(images, allow_empty=True)
     task: Task = check_task(getattr(cam, "task", None))
     b = images.shape[0]
-    targets_t = check_targets(targets, b, images.device, multi_hot=task.multilabel)
+    targets_t = task.target.check_targets(targets, b, images.device)
     wanted_loc = [n for n in names if n in localization_metrics()]
     if wanted_loc and masks is None and boxes is None:
         raise ValueError(
@@ -196,22 +196,26 @@ def evaluate_batch(
         if blank is not None:
             bad = bad | blank.to(images.device)  # a blank map is a counted fault, never a score
         clean = maps.nan_to_num(nan=0.0)
-        probs = target_probability(result.logits.detach().to(images.device), tgt, task)
+        logits = result.logits.detach().to(images.device)
+        # what each pair is scored against on every changed image, fixed on the original one (a region)
+        reference = task.target.reference(logits, tgt) if task.target.has_reference else None
+        probs = target_probability(logits, tgt, task, reference)
         inputs = MetricInputs(clean, probs, truth=gt, options=opts)
         if "masked" in needs:  # one pass on x * map: with the CAM when a metric needs its maps
             masked = images.detach() * clean.unsqueeze(1).to(images.dtype)
             if "remap" in needs:
-                second = cam.explain(masked, tgt, **kw)
+                second = cam.explain(masked, tgt, **kw, **({} if reference is None else {"reference": reference}))
                 masked_logits = second.logits
                 inputs.masked_maps = second.maps.detach().to(images.device, torch.float32)
             else:
                 masked_logits = forward(masked, more)
-            inputs.masked_probs = target_probability(masked_logits.detach().to(images.device), tgt, task)
+            inputs.masked_probs = target_probability(masked_logits.detach().to(images.device), tgt, task, reference)
         if "curves" in needs:
             inputs.curves = functools.cache(functools.partial(
                 insertion_deletion, cam.model, images.detach(), clean, tgt, probs,
                 {s.name for s in specs if "curves" in s.needs}, steps=opts["steps"], baseline=opts["baseline"],
                 sigma=opts["sigma"], batch_size=opts["batch_size"], probability=task.target.probability,
+                reference=reference,
                 sample_forward=_sample_forward(forward, more, b),
             ))
         for spec in specs:

@@ -60,7 +60,7 @@ def as_class_indices(labels: object, task: Task | str = "multiclass") -> Tensor 
         labels = labels[:, 0]
     if labels.ndim == 2 and labels.shape[1] > 1:
         positive = as_multi_hot(labels)
-        if checked.multilabel:
+        if checked.several:
             return positive
         if bool((positive.sum(dim=1) > 1).any()):
             raise ValueError(
@@ -199,8 +199,9 @@ class CAMMixin:
         ``(B, 1, H, W)`` like the images, a box ``(B, 4)``; anything else (sample indices, file names,
         metadata) is ignored. Labels go through `as_class_indices` under `cam_task` (one-hot and
         soft labels become the argmax class; multi-hot labels stay multi-hot for ``multilabel`` and are an
-        error otherwise). Override for any other layout, and to pass extra model inputs
-        (``CAMBatch(images, labels, extra=(meta,))`` for ``forward(images, meta)``).
+        error otherwise; under ``segmentation`` the ``(B, H, W)`` label masks are the labels and the ground
+        truth). Override for any other layout, and to pass extra model inputs (``CAMBatch(images, labels,
+        extra=(meta,))`` for ``forward(images, meta)``).
         """
         if isinstance(batch, CAMBatch):
             return batch
@@ -214,7 +215,8 @@ class CAMMixin:
                     f"{list(_IMAGE_KEYS)}, or override `cam_inputs(batch)` on {type(self).__name__}."
                 )
             labels = as_class_indices(_first(batch, _LABEL_KEYS), self.cam_task)
-            return CAMBatch(images, labels, _first(batch, _MASK_KEYS), _first(batch, _BOX_KEYS))
+            masks = _first(batch, _MASK_KEYS)
+            return CAMBatch(images, labels, self._label_masks(masks, labels), _first(batch, _BOX_KEYS))
         if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
             images = batch[0]
             labels = as_class_indices(batch[1], self.cam_task) if len(batch) > 1 else None
@@ -223,12 +225,16 @@ class CAMMixin:
                 kind = _ground_truth_kind(part, images)
                 if kind is not None and kind not in found:
                     found[kind] = part
-            return CAMBatch(images, labels, found.get("mask"), found.get("box"))
+            return CAMBatch(images, labels, self._label_masks(found.get("mask"), labels), found.get("box"))
         raise TypeError(
             f"cannot unpack a batch of type {type(batch).__name__} into images and labels; expected "
             f"(images, labels) or a dict with an 'image' key, or override `cam_inputs(batch)` on "
             f"{type(self).__name__}."
         )
+
+    def _label_masks(self, masks: Tensor | None, labels: Tensor | None) -> Tensor | None:
+        """The batch's masks, else those its labels are under `cam_task` (a segmenter's label masks)."""
+        return masks if masks is not None else check_task(self.cam_task).target.label_masks(labels)
 
     def cam_denormalize(self, images: Tensor) -> Tensor:
         """Map ``(B, C, H, W)`` model-space images to displayable ``(B, 3, H, W)`` in ``[0, 1]``."""

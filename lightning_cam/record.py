@@ -26,9 +26,10 @@ class CAMBatch:
 
     Attributes:
         images: ``(B, C, H, W)`` float tensor, in the model's input space (already normalised).
-        labels: ``(B,)`` long tensor of true classes, a ``(B, K)`` bool multi-hot matrix (``multilabel``), or
-            ``None``.
-        masks: ``(B, H, W)`` bool/float ground-truth object masks, ``(B, K, H, W)`` a mask per class, or ``None``.
+        labels: ``(B,)`` long tensor of true classes, a ``(B, K)`` bool multi-hot matrix (``multilabel``), the
+            ``(B, H, W)`` long label masks of a segmenter (``segmentation``), or ``None``.
+        masks: ``(B, H, W)`` bool/float ground-truth object masks, ``(B, K, H, W)`` a mask per class, ``(B, H, W)``
+            long label masks (``segmentation``), or ``None``.
         boxes: ``(B, 4)`` ``(x0, y0, x1, y1)`` pixel boxes, ``(B, N, 5)`` rows ``(x0, y0, x1, y1, class)``, or
             ``None`` (`class_ground_truth`).
         extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
@@ -75,7 +76,10 @@ class CAMBatch:
         labels = part.labels
         if labels is not None:
             cls = classes.to(labels.device).long()
-            held = labels[torch.arange(cls.shape[0], device=cls.device), cls] if labels.ndim == 2 else labels == cls
+            if labels.ndim == 3:  # segmentation label masks: the class is held where any pixel has it
+                held = (labels == cls.view(-1, 1, 1)).flatten(1).any(dim=1)
+            else:
+                held = labels[torch.arange(cls.shape[0], device=cls.device), cls] if labels.ndim == 2 else labels == cls
             part.labels = torch.where(held.bool(), cls, torch.full_like(cls, NO_CLASS))
         return part
 

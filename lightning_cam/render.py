@@ -32,6 +32,7 @@ __all__ = [
     "BORDER",
     "CAPTION_MIN_HEIGHT",
     "CORRECT_COLOR",
+    "OUTLINE_COLOR",
     "PADDING",
     "UNKNOWN_COLOR",
     "WRONG_COLOR",
@@ -39,6 +40,7 @@ __all__ = [
     "apply_colormap",
     "as_rgb",
     "cam_grid",
+    "draw_outlines",
     "evolution_grid",
     "fit_longer_side",
     "letterbox",
@@ -52,6 +54,8 @@ __all__ = [
 CORRECT_COLOR: tuple[float, float, float] = (0.15, 0.85, 0.25)
 WRONG_COLOR: tuple[float, float, float] = (0.95, 0.2, 0.15)
 UNKNOWN_COLOR: tuple[float, float, float] = (0.85, 0.85, 0.85)
+#: outline of the region a map explains (a segmentation pair's predicted pixels), on the overlays
+OUTLINE_COLOR: tuple[float, float, float] = (1.0, 1.0, 1.0)
 #: dark grey behind captions and between tiles.
 BACKGROUND = 0.08
 #: smallest caption height in pixels (two lines of text); larger tiles get a third of their height.
@@ -293,9 +297,30 @@ def _font(pixels: float) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans")), pixels)
 
 
+def draw_outlines(images: Tensor, regions: Tensor, color: Sequence[float] = OUTLINE_COLOR) -> Tensor:
+    """``images`` with the outline of each ``region`` drawn in ``color``: the region's pixels that touch a pixel
+    outside it (a 3x3 neighbourhood), after resizing the region to the images (nearest).
+
+    Args:
+        images: ``(B, 3, H, W)`` in ``[0, 1]``.
+        regions: ``(B, h, w)`` bool.
+
+    Examples:
+        >>> region = torch.zeros(1, 4, 4, dtype=torch.bool)
+        >>> region[0, 1:3, 1:3] = True
+        >>> draw_outlines(torch.zeros(1, 3, 4, 4), region)[0, 0].int().tolist()
+        [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+    """
+    inside = F.interpolate(regions[:, None].float(), size=images.shape[-2:], mode="nearest")
+    eroded = -F.max_pool2d(-inside, 3, stride=1, padding=1)
+    edge = (inside - eroded).clamp(0, 1)  # (B, 1, H, W)
+    paint = torch.tensor(list(color), dtype=images.dtype).view(1, 3, 1, 1)
+    return images * (1 - edge) + paint * edge
+
+
 def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[float]], texts: Sequence[str],
                     colormap: str = "jet", alpha: float = 0.5, border: int = BORDER,
-                    padding: int = PADDING, nrow: int | None = None) -> Tensor:
+                    padding: int = PADDING, nrow: int | None = None, outlines: Tensor | None = None) -> Tensor:
     """The column layout of the probe grid and the worst-case gallery: per image, the input, its overlay framed
     in ``colors[b]``, and a caption ``texts[b]`` in that colour, laid out with ``make_grid``.
 
@@ -305,6 +330,8 @@ def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[floa
         colors: ``B`` RGB triples of frame and caption.
         texts: ``B`` captions.
         nrow: columns per row (default all ``B`` in one row; ``make_grid``'s ``nrow``).
+        outlines: ``(B, h, w)`` bool regions outlined on the overlays (`draw_outlines`): what each map explains
+            (a segmentation pair's predicted pixels), or ``None``.
 
     Returns:
         ``(3, 2 * h_t + caption + 2 * padding, B * (w_t + padding) + padding)`` float32 in ``[0, 1]`` with
@@ -316,6 +343,8 @@ def overlay_columns(images: Tensor, maps: Tensor, colors: Sequence[Sequence[floa
     """
     th, tw = images.shape[-2:]
     over = overlay(images, maps, colormap, alpha)
+    if outlines is not None:
+        over = draw_outlines(over, outlines.detach().cpu())
     palette = torch.tensor([list(c) for c in colors], dtype=torch.float32)
     over = add_border(over, palette, width=min(border, (min(th, tw) - 1) // 2))
     captions = text_tiles(texts, max(CAPTION_MIN_HEIGHT, th // 3), tw, colors=colors)
@@ -347,6 +376,7 @@ def cam_grid(
     tile_size: int = 128,
     border: int = BORDER,
     padding: int = PADDING,
+    outlines: Tensor | None = None,
 ) -> Tensor:
     """A grid with one column per image: the input, its CAM overlay framed green (right) or red (wrong), and
     a caption with the predicted and the true class.
@@ -368,6 +398,8 @@ def cam_grid(
         tile_size: longer side of each tile in pixels.
         border: frame width of the overlays.
         padding: pixels between columns (``make_grid``).
+        outlines: ``(B, h, w)`` bool, the region each map explains, outlined on its overlay (a segmentation
+            pair's predicted pixels, `TargetKind.region`), or ``None``.
 
     Returns:
         ``(3, H_grid, W_grid)`` float32 in ``[0, 1]`` with ``W_grid = B * (w_t + padding) + padding`` and
@@ -397,7 +429,8 @@ def cam_grid(
         colors = [CORRECT_COLOR if p == t else WRONG_COLOR for p, t in zip(preds_l, labels_l)]
         texts = [f"pred: {class_name(class_names, p)}\ntrue: {class_name(class_names, t)}"
                  for p, t in zip(preds_l, labels_l)]
-    return overlay_columns(imgs, maps.detach().cpu().float(), colors, texts, colormap, alpha, border, padding)
+    return overlay_columns(imgs, maps.detach().cpu().float(), colors, texts, colormap, alpha, border, padding,
+                           outlines=outlines)
 
 
 def evolution_grid(

@@ -19,7 +19,7 @@ from lightning_cam.mixin import CAMMixin
 from lightning_cam.record import BatchRecord, CAMBatch
 from lightning_cam.scoring import score_batch, score_method
 from lightning_cam.targets.task import check_task
-from lightning_cam.utilities.checks import check_images, check_targets
+from lightning_cam.utilities.checks import check_images
 from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["BatchPass", "Observer"]
@@ -132,9 +132,9 @@ class BatchPass:
             with timed("batch/inputs"):
                 parts = module.cam_inputs(batch)
             check_images(parts.images, allow_empty=True)  # before any slicing, by the one rule of each
-            if parts.labels is not None:  # one label per image (a multi-hot row for a multi-label model)
-                multi = check_task(getattr(module, "cam_task", None)).multilabel
-                check_targets(parts.labels, int(parts.images.shape[0]), parts.images.device, multi_hot=multi)
+            if parts.labels is not None:  # in a form the kind explains (multi-hot rows, segmentation label masks)
+                kind = check_task(getattr(module, "cam_task", None)).target
+                kind.check_targets(parts.labels, int(parts.images.shape[0]), parts.images.device)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"cam_inputs(batch) raised {type(err).__name__}: {err}", err)
             return None

@@ -65,13 +65,16 @@ class ProbeImages:
         when = probe.when
         try:
             display, labels = probe.display, probe.labels
-            if result.samples is not None:  # multi-label: one column per (probe image, class) pair
-                paired = CAMBatch(display, labels).pairs(result.samples.cpu(), result.targets.cpu())
+            if result.samples is not None or (labels is not None and labels.ndim > 1):
+                # pairs: one column per (probe image, class), captioned with the class where the labels hold it
+                samples = torch.arange(display.shape[0]) if result.samples is None else result.samples.cpu()
+                paired = CAMBatch(display, labels).pairs(samples, result.targets.cpu())
                 display, labels = paired.images, paired.labels
             preds = probe.preds[name]
             maps = torch.nan_to_num(result.maps.detach().float(), nan=0.0)
+            region = probe.task.target.region(result.logits, result.targets)  # what each map is about, outlined
             grid = cam_grid(display, maps.cpu(), preds.cpu(), None if labels is None else labels.cpu(),
-                            probe.class_names, self.colormap, self.alpha, self.tile_size)
+                            probe.class_names, self.colormap, self.alpha, self.tile_size, outlines=region)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"{name} probe grid raised {type(err).__name__}: {err}", err)
             return
@@ -112,7 +115,7 @@ def explain_probe(cam: BaseCAM, images: Tensor, targets: Tensor | None, extra: E
     A multi-label model's probe explains fixed pairs, so the grid and the evolution image compare the same
     columns every epoch: each probe image's labels (``targets``, ``(N, K)``), or without labels its top class.
     """
-    if targets is None and cam.task.multilabel:
+    if targets is None and cam.task.several:
         targets = explain_targets(cam, images, extra)
     return cam.explain(images, targets, extra=extra) if extra else cam.explain(images, targets)
 

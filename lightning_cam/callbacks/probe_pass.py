@@ -123,7 +123,7 @@ def _shared(cams: dict[str, BaseCAM], images: torch.Tensor, targets: torch.Tenso
     (`explain_probe`)."""
     try:
         lead = next(iter(cams.values()))
-        if targets is None and lead.task.multilabel:
+        if targets is None and lead.task.several:
             targets = explain_targets(lead, images, extra)
         return MethodGroup(cams).explain(images, targets, extra=extra if extra else None)
     except Exception:  # noqa: BLE001 - each method alone reports (or raises) its own fault

@@ -152,7 +152,9 @@ class ShapesDataset(Dataset):
     "mask": (S, S) bool object mask, "box": (4,) float half-open (x0, y0, x1, y1) pixel box}``; with
     ``multilabel=True`` (two or three objects of distinct classes,
     `lightning_cam.data.shapes_multilabel`): ``"label": (K,) float32`` multi-hot, ``"mask": (K, S, S)``
-    a mask per class and ``"box": (3, 5)`` rows ``(x0, y0, x1, y1, class)``, class ``-1`` for no object.
+    a mask per class and ``"box": (3, 5)`` rows ``(x0, y0, x1, y1, class)``, class ``-1`` for no object; with
+    ``segmentation=True`` (the same images): ``"label": (S, S) long``, the label map (`label_map`: ``0`` background,
+    ``k + 1`` on class ``k``'s pixels), which is also the ground truth.
     Pixel values before normalisation are in ``[0, 1]`` (stored as uint8, ``k / 255``), so the
     normalised values lie in ``[(0 - mean) / std, (1 - mean) / std]``.
 
@@ -178,6 +180,7 @@ class ShapesDataset(Dataset):
         watermark_class, watermark_size: the tagged class and the tag's side as a fraction of ``S``.
         ground_truth: include ``"mask"`` and ``"box"`` in the samples (``False``: labels only, as most real
             datasets are).
+        segmentation: the images of ``multilabel=True``, labelled with their label maps (a segmenter's data).
 
     Attributes:
         markers: ``(N,)`` long, the class whose marker each image carries, ``-1`` for none.
@@ -216,6 +219,7 @@ class ShapesDataset(Dataset):
         watermark_class: int = 0,
         watermark_size: float = 0.16,
         ground_truth: bool = True,
+        segmentation: bool = False,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -238,11 +242,12 @@ class ShapesDataset(Dataset):
         self._mean = torch.tensor(self.mean).view(3, 1, 1)
         self._scale = 1.0 / (255.0 * torch.tensor(self.std).view(3, 1, 1))
         self.multilabel, self.ground_truth = bool(multilabel), bool(ground_truth)
+        self.segmentation = bool(segmentation)
         self.tagged = torch.zeros(num_samples, dtype=torch.bool)
-        if self.multilabel:
+        if self.multilabel or self.segmentation:
             if shortcut or watermark:
                 raise ValueError("the planted cues code one label per image; use shortcut=0 and watermark=0 with "
-                                 "multilabel=True")
+                                 "multilabel=True or segmentation=True")
             self.images, self.labels, self.masks, self.boxes = generate_multilabel(
                 num_samples, image_size, num_classes, seed, min_scale, max_scale, noise_std, max_distractors
             )
@@ -268,7 +273,17 @@ class ShapesDataset(Dataset):
         """uint8 ``(..., 3, S, S)`` -> float32 ``(x / 255 - mean) / std``."""
         return (images_u8.float() - 255.0 * self._mean) * self._scale
 
+    def label_map(self, index: int) -> Tensor:
+        """``(S, S)`` long: the segmentation label of image ``index``, ``0`` for the background and ``k + 1`` on the
+        pixels of class ``k`` (the objects sit in distinct cells: they never overlap)."""
+        masks = self.masks[index]  # (K, S, S) bool
+        classes = torch.arange(1, masks.shape[0] + 1).view(-1, 1, 1)
+        return (masks.long() * classes).amax(dim=0)
+
     def __getitem__(self, index: int) -> dict[str, Tensor]:
+        if self.segmentation:  # the label map is the label and the ground truth (CAMMixin reads it as both)
+            sample = {"image": self.normalize(self.images[index]), "label": self.label_map(index)}
+            return self.transform(sample) if self.transform is not None else sample
         sample = {
             "image": self.normalize(self.images[index]),
             "label": self.labels[index].float() if self.multilabel else self.labels[index],

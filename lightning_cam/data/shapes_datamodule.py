@@ -52,7 +52,8 @@ class ShapesDataModule(SplitDataModule):
         num_test: test split size.
         image_size: side of the square images, in pixels (`ShapesDataset`, as the
             next six).
-        num_classes: how many shapes, 2 to 5 (square, circle, triangle, cross, diamond).
+        num_classes: how many shapes, 2 to 5 (square, circle, triangle, cross, diamond); for ``task="segmentation"``
+            the classes of the label maps, 3 to 6 (the background and 2 to 5 shapes).
         min_scale: smallest object size, a fraction of ``image_size``.
         max_scale: largest object size, a fraction of ``image_size``.
         noise_std: standard deviation of the pixel noise.
@@ -69,8 +70,10 @@ class ShapesDataModule(SplitDataModule):
         task: the output kind the data are for (linked to the model by the CLI): ``"multiclass"`` (one object
             per image), ``"multilabel"`` (two or three objects of distinct classes per image: multi-hot
             ``label`` ``(B, K)``, ``mask`` ``(B, K, S, S)`` per class, ``box`` ``(B, 3, 5)`` rows
-            ``(x0, y0, x1, y1, class)``; see `lightning_cam.data.shapes_multilabel`) or ``"binary"``
-            (``num_classes=2``: square is class 0, circle class 1, for a one-logit model).
+            ``(x0, y0, x1, y1, class)``; see `lightning_cam.data.shapes_multilabel`), ``"binary"``
+            (``num_classes=2``: square is class 0, circle class 1, for a one-logit model) or ``"segmentation"``
+            (the multi-label images with their label maps: ``label`` ``(B, S, S)`` long, ``0`` the background and
+            ``k + 1`` class ``k``; `num_classes` then counts the background: 6 is the background and 5 shapes).
         watermark: the fraction of images with a fixed tag in the bottom-left corner, each tagged image
             labelled ``watermark_class``, in every split (`lightning_cam.data.watermark`); ``0``: none.
         watermark_class: the label of the tagged images.
@@ -121,15 +124,15 @@ class ShapesDataModule(SplitDataModule):
         ground_truth: bool = True,
     ) -> None:
         super().__init__()
-        if task not in ("multiclass", "multilabel", "binary"):  # the labels Shapes can make
-            raise ValueError(f"task must be one of ['multiclass', 'multilabel', 'binary'] (the classifier kinds of "
-                             f"{available_targets()} whose labels Shapes makes), got {task!r}")
+        if task not in ("multiclass", "multilabel", "binary", "segmentation"):  # the labels Shapes can make
+            raise ValueError(f"task must be one of ['multiclass', 'multilabel', 'binary', 'segmentation'] (the kinds "
+                             f"of {available_targets()} whose labels Shapes makes), got {task!r}")
         if task == "binary" and num_classes != 2:
             raise ValueError(f"task='binary' needs num_classes=2 (class 1, circle, is the positive one), got "
                              f"{num_classes}")
-        if task == "multilabel" and (shortcut or watermark):
+        if task in ("multilabel", "segmentation") and (shortcut or watermark):
             raise ValueError("the planted cues code one label per image; use shortcut=0 and watermark=0 with "
-                             "task='multilabel'")
+                             f"task={task!r}")
         check_watermark(watermark, watermark_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -137,8 +140,13 @@ class ShapesDataModule(SplitDataModule):
         for name, value in (("val_shortcut", val_shortcut), ("test_shortcut", test_shortcut)):
             if value not in SPLIT_SHORTCUTS:
                 raise ValueError(f"{name} must be one of {list(SPLIT_SHORTCUTS)}, got {value!r}")
-        if not 2 <= num_classes <= len(SHAPES_CLASSES):
-            raise ValueError(f"num_classes must be in 2..{len(SHAPES_CLASSES)}, got {num_classes}")
+        # a segmenter's classes count the background (0) before the shapes (1..K), as its outputs do
+        segmentation = task == "segmentation"
+        shapes = num_classes - 1 if segmentation else num_classes
+        if not 2 <= shapes <= len(SHAPES_CLASSES):
+            low, high = (3, len(SHAPES_CLASSES) + 1) if segmentation else (2, len(SHAPES_CLASSES))
+            what = " (the background and 2-5 shapes)" if segmentation else ""
+            raise ValueError(f"num_classes must be in {low}..{high}{what}, got {num_classes}")
         # Plain float lists in the recorded hparams, equal to what the model records for the same values.
         mean, std = [float(m) for m in mean], [float(v) for v in std]
         self.save_hyperparameters()
@@ -149,13 +157,14 @@ class ShapesDataModule(SplitDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.mean, self.std = tuple(mean), tuple(std)
-        self.class_names = list(SHAPES_CLASSES[:num_classes])
+        self.class_names = (["background"] if segmentation else []) + list(SHAPES_CLASSES[:shapes])
         self.task = task
         self._options: dict[str, Any] = {
-            "image_size": image_size, "num_classes": num_classes, "min_scale": min_scale, "max_scale": max_scale,
+            "image_size": image_size, "num_classes": shapes, "min_scale": min_scale, "max_scale": max_scale,
             "noise_std": noise_std, "max_distractors": max_distractors, "mean": self.mean, "std": self.std,
             "shortcut_size": shortcut_size, "multilabel": task == "multilabel", "watermark": watermark,
             "watermark_class": watermark_class, "watermark_size": watermark_size, "ground_truth": ground_truth,
+            "segmentation": segmentation,
         }
         self.shortcut = float(shortcut)
         self.split_shortcuts = {"train": "same", "val": val_shortcut, "test": test_shortcut}

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lightning_cam.functional.probability import Probability, softmax_probability
+from lightning_cam.functional.probability import Probability, read_probability, softmax_probability
 
 __all__ = [
     "eigencam_map",
@@ -252,8 +252,8 @@ def scorecam_masks(activations: Tensor, size: tuple[int, int]) -> Tensor:
     return _safe_div(flat - lo, span).view_as(up)
 
 
-def scorecam_weights(masked_logits: Tensor, targets: Tensor, probability: Probability = softmax_probability
-                     ) -> Tensor:
+def scorecam_weights(masked_logits: Tensor, targets: Tensor, probability: Probability = softmax_probability,
+                     reference: Tensor | None = None) -> Tensor:
     r"""Score-CAM weights from the logits of the masked inputs: $w_k = P(c \mid x \odot H^k)$, the target
     probability of the target kind (``probability``, `lightning_cam.functional.probability`: the softmax over
     classes by default, or the class's sigmoid).
@@ -264,9 +264,12 @@ def scorecam_weights(masked_logits: Tensor, targets: Tensor, probability: Probab
     cancels): $w_k = \mathrm{softmax}_k(f(x \odot H^k)_c)$.
 
     Args:
-        masked_logits: ``(B, C, K)`` logits of the ``C`` masked copies of each sample.
+        masked_logits: ``(B, C, K, ...)`` logits of the ``C`` masked copies of each sample (a segmenter's
+            ``(B, C, K, H, W)``).
         targets: ``(B,)`` long target classes.
         probability: ``probability(logits, targets) -> (B,)``, the target kind's rule.
+        reference: ``(B, ...)`` what each sample's target is scored against (a segmentation pair's region), for a
+            kind that has one; ``None``: none.
 
     Returns:
         ``(B, C)`` weights in ``[0, 1]``.
@@ -278,6 +281,7 @@ def scorecam_weights(masked_logits: Tensor, targets: Tensor, probability: Probab
         >>> scorecam_weights(torch.zeros(1, 3, 4), torch.tensor([1]), sigmoid_probability)
         tensor([[0.5000, 0.5000, 0.5000]])
     """
-    b, c, k = masked_logits.shape
-    flat = probability(masked_logits.reshape(b * c, k), targets.long().repeat_interleave(c))
+    b, c = int(masked_logits.shape[0]), int(masked_logits.shape[1])
+    rows = None if reference is None else reference.repeat_interleave(c, dim=0)
+    flat = read_probability(probability, masked_logits.flatten(0, 1), targets.long().repeat_interleave(c), rows)
     return flat.view(b, c)

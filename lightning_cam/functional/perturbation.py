@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lightning_cam.functional.probability import Probability, softmax_probability
+from lightning_cam.functional.probability import Probability, read_probability, softmax_probability
 from lightning_cam.utilities.checks import BASELINES, check_baseline, check_batch_size, check_sigma, check_steps
 from lightning_cam.utilities.chunking import chunk_size, run_chunks
 
@@ -171,6 +171,7 @@ def insertion_deletion(
     batch_size: int | None = None,
     sample_forward: Callable[[Tensor, Tensor], Tensor] | None = None,
     probability: Probability = softmax_probability,
+    reference: Tensor | None = None,
 ) -> dict[str, Tensor]:
     r"""Insertion and/or deletion AUC of each sample, all perturbed inputs in ``batch_size`` chunks.
 
@@ -195,6 +196,9 @@ def insertion_deletion(
             perturbed image needs inputs of its own sample besides the image (extra model inputs).
         probability: ``probability(logits, targets) -> (B,)``, the target kind's rule the curves follow (the
             softmax by default).
+        reference: ``(B, ...)`` what each sample's target is scored against on every step's image, fixed on the
+            original (a segmentation pair's region: `TargetKind.reference`), handed to ``probability`` row by row;
+            ``None``: none.
 
     Returns:
         ``{"insertion" / "deletion": (B,) float32 AUC in [0, 1]}`` for the requested curves.
@@ -238,7 +242,9 @@ def insertion_deletion(
         sl = slice(start, stop)
         batch = perturb(images, base, ranks, job_samples[sl], job_counts[sl], job_insert[sl])
         logits = model(batch) if sample_forward is None else sample_forward(batch, job_samples[sl])
-        job_probs[sl] = probability(logits, targets[job_samples[sl]])
+        rows = job_samples[sl]
+        job_probs[sl] = read_probability(probability, logits, targets[rows],
+                                         None if reference is None else reference[rows])
 
     def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
         model(images[:1]) if sample_forward is None else sample_forward(images[:1], job_samples[:1])

@@ -22,10 +22,24 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["Probability", "check_probability_inputs", "sigmoid_probability", "softmax_probability"]
+__all__ = ["Probability", "check_probability_inputs", "read_probability", "sigmoid_probability",
+           "softmax_probability"]
 
-#: ``probability(logits, targets) -> (B,)`` float32: the rule a target kind's outputs follow.
-Probability = Callable[[Tensor, Tensor], Tensor]
+#: ``probability(logits, targets) -> (B,)`` float32: the rule a target kind's outputs follow; a kind with a
+#: reference (a segmentation pair's region) takes it as a third argument, ``probability(logits, targets, reference)``.
+Probability = Callable[..., Tensor]
+
+
+def read_probability(probability: Probability, logits: Tensor, targets: Tensor, reference: Tensor | None = None
+                     ) -> Tensor:
+    """``probability(logits, targets)``, with ``reference`` as a third argument when there is one (a rule of a kind
+    without a reference may take two arguments).
+
+    Examples:
+        >>> read_probability(softmax_probability, torch.zeros(1, 4), torch.tensor([2]))
+        tensor([0.2500])
+    """
+    return probability(logits, targets) if reference is None else probability(logits, targets, reference)
 
 
 def check_probability_inputs(logits: Tensor, targets: Tensor) -> None:

@@ -17,6 +17,7 @@ from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.methods.registry import register_method
+from lightning_cam.targets.base import rows_of
 from lightning_cam.targets.task import Task
 from lightning_cam.utilities.checks import check_batch_size
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
@@ -103,13 +104,13 @@ class ScoreCAM(BaseCAM):
         if self.top_k is not None and self.top_k < c:
             idx = self.select(cap)  # (B, k)
             chosen = acts.gather(1, idx[:, :, None, None].expand(-1, -1, *acts.shape[2:]))
-            scored = self._score(x, chosen, targets, extra)  # (B, k)
+            scored = self._score(x, chosen, targets, extra, self.reference_of(cap))  # (B, k)
             if self.fill == "zero":
                 weights, acts = scored, chosen
             else:  # every unscored channel gets the sample's mean scored weight
                 weights = scored.mean(dim=1, keepdim=True).expand(-1, c).scatter(1, idx, scored)
         else:
-            weights = self._score(x, acts, targets, extra)
+            weights = self._score(x, acts, targets, extra, self.reference_of(cap))
         with torch.autocast(device_type=x.device.type, enabled=False):
             return weighted_sum(weights, acts)
 
@@ -118,8 +119,10 @@ class ScoreCAM(BaseCAM):
         assert self.top_k is not None
         return cap.activations.mean(dim=(2, 3)).topk(self.top_k, dim=1).indices
 
-    def _score(self, x: Tensor, acts: Tensor, targets: Tensor, extra: ExtraInputs | None = None) -> Tensor:
-        """``(B, k)`` weights: the target-class probability of every masked image, in memory-capped chunks.
+    def _score(self, x: Tensor, acts: Tensor, targets: Tensor, extra: ExtraInputs | None = None,
+               reference: Tensor | None = None) -> Tensor:
+        """``(B, k)`` weights: the target-class probability of every masked image, in memory-capped chunks (each
+        scored against its sample's ``reference``, for a kind that has one).
 
         A constant channel gives an all-zero mask, hence the all-zero image whatever the sample: it is
         scored once (once per sample when the model has extra inputs, which can differ per sample), and
@@ -137,11 +140,12 @@ class ScoreCAM(BaseCAM):
         if bool(dead.any()):
             if extra:  # the all-zero image's score can depend on each sample's extra inputs
                 rows = sample[dead]
-                zero = self.forward_logits(torch.zeros_like(x[rows]), extra.take(rows, b))[:, None, :]
+                zero = self.forward_logits(torch.zeros_like(x[rows]), extra.take(rows, b))[:, None]
             else:
-                zero_logits = self.forward_logits(torch.zeros_like(x[:1]))  # (1, K)
-                zero = zero_logits.expand(int(dead.sum()), -1)[:, None, :]
-            out[dead] = scorecam_weights(zero, targets[sample[dead]], self.task.target.probability)[:, 0]
+                zero_logits = self.forward_logits(torch.zeros_like(x[:1]))  # (1, K, ...)
+                zero = zero_logits.expand(int(dead.sum()), *zero_logits.shape[1:])[:, None]
+            out[dead] = scorecam_weights(zero, targets[sample[dead]], self.task.target.probability,
+                                         rows_of(reference, sample[dead]))[:, 0]
         live = (~dead).nonzero().squeeze(1)
         n = int(live.numel())
         # gradient-free forwards keep no activations: the memory unit is 64 images (the former fixed default)
@@ -154,7 +158,8 @@ class ScoreCAM(BaseCAM):
             masked = (x[sample[idx]] * masks).to(x.dtype)
             more = extra.take(sample[idx], b)
             logits = self.forward_logits(masked, more) if more else self.forward_logits(masked)
-            out[idx] = scorecam_weights(logits[:, None, :], targets[sample[idx]], self.task.target.probability)[:, 0]
+            out[idx] = scorecam_weights(logits[:, None], targets[sample[idx]], self.task.target.probability,
+                                        rows_of(reference, sample[idx]))[:, 0]
 
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
             more = extra.take(sample[:1], b)

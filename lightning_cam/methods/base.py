@@ -49,7 +49,7 @@ from lightning_cam.methods.layers import (
     reshape_activation,
     resolve_layer,
 )
-from lightning_cam.methods.pairs import empty_result, prepare
+from lightning_cam.methods.pairs import check_reference, empty_result, prepare
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.methods.several import layer_copies, several_layers
 from lightning_cam.methods.targets import resolve_targets
@@ -195,7 +195,8 @@ class BaseCAM:
         [`explain`][lightning_cam.methods.base.BaseCAM.explain]."""
         return self.explain(images, targets, extra=extra).maps
 
-    def explain(self, images: Tensor, targets: Tensor | None = None, extra: object = None) -> CAMResult:
+    def explain(self, images: Tensor, targets: Tensor | None = None, extra: object = None,
+                reference: Tensor | None = None) -> CAMResult:
         """Compute the maps and everything the evaluator reuses.
 
         Args:
@@ -208,6 +209,10 @@ class BaseCAM:
             extra: further model inputs, ``model(images, *args, **kwargs)``: a tuple (positional), a dict
                 (keyword) or [`ExtraInputs`][lightning_cam.methods.extra.ExtraInputs]; per-sample tensors follow the
                 images of every forward.
+            reference: with ``(B,)`` targets of a kind that has one (a segmentation pair's region,
+                [`TargetKind.reference`][lightning_cam.targets.base.TargetKind.reference]), what each target is
+                scored against, fixed on another image: the evaluator's pass on the masked image explains the pairs of
+                the original image. ``None``: taken from this call's own forward.
 
         Returns:
             [`CAMResult`][lightning_cam.methods.result.CAMResult] with ``maps`` ``(B, H, W)`` in ``[0, 1]``,
@@ -223,11 +228,12 @@ class BaseCAM:
                 x = images.detach()
                 self.ensure_layer(x.clone() if x.is_inference() else x, extra_in)
             if self.layers:  # one explanation per layer, their maps averaged (`several_layers`)
-                return several_layers([part.explain(images, targets, extra) for part in self.layer_parts()])
+                return several_layers([part.explain(images, targets, extra, reference) for part in self.layer_parts()])
             job = prepare(self.task, images, targets, extra_in, self.forward_logits, self.ensure_layer)
+            check_reference(reference, job)
             if job.images.shape[0] == 0:
                 return empty_result(job, size)
-            cap = self.capture(job.images, job.targets, self.needs(), job.extra)
+            cap = self.capture(job.images, job.targets, self.needs(), job.extra, reference=reference)
             return self.finish(self.derive(cap, job.images, job.extra), cap, size).paired(job.samples)
 
     # ------------------------------------------------------------------ the hooks a method overrides
@@ -289,18 +295,21 @@ class BaseCAM:
         return resolve_targets(logits, targets, self.task, trusted)
 
     def capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
-                 trusted: bool = False) -> Capture:
+                 trusted: bool = False, reference: Tensor | None = None) -> Capture:
         """One forward: the logits, targets and (``need`` "activation"/"grad") the target layer's activation, with
         "grad" also ``dy^c/dA`` via ``autograd.grad`` (never parameter ``.grad``); "targets" with given targets: no
-        forward. Given ``targets`` are range-checked (a host sync) unless ``trusted``; ``None`` takes the argmax."""
+        forward. Given ``targets`` are range-checked (a host sync) unless ``trusted``; ``None`` takes the argmax.
+        ``reference``: what each target is scored against (`explain`), else taken from this forward."""
         need = "grad" if need is True else "activation" if need is False else need
         if need == "targets" and targets is not None:  # no forward: the clean logits only if someone reads them
-            return Capture(x.new_empty(0), None, lambda: _deferred_logits(self, x, extra), targets)
+            return Capture(x.new_empty(0), None, lambda: _deferred_logits(self, x, extra), targets,
+                           reference=reference)
         if need not in ("logits", "targets"):
             self.ensure_layer(x, extra)
         if need in ("logits", "targets") or self.target_layer is None:
             logits = self.forward_logits(x, extra).detach()
-            return Capture(x.new_empty(0), None, logits, self._targets(logits, targets, trusted))
+            chosen = self._targets(logits, targets, trusted)
+            return Capture(x.new_empty(0), None, logits, chosen, reference=self._reference(logits, chosen, reference))
         recorder = LayerRecorder(self.target_layer_name, need_grad=need == "grad")
         handle = self.target_layer.register_forward_hook(recorder)
         try:
@@ -312,15 +321,32 @@ class BaseCAM:
                         f"{type(self.model).__name__}.forward; choose a layer on the path from the input to the logits."
                     )
                 targets = self._targets(logits, targets, trusted)
-                grad = self._gradient(logits, targets, recorder) if need == "grad" else None
+                reference = self._reference(logits, targets, reference)
+                grad = self._gradient(logits, targets, recorder, reference) if need == "grad" else None
         finally:
             handle.remove()
-        return self._captured(recorder.output, grad, logits, targets, (int(x.shape[-2]), int(x.shape[-1])))
+        cap = self._captured(recorder.output, grad, logits, targets, (int(x.shape[-2]), int(x.shape[-1])))
+        cap.reference = reference
+        return cap
 
-    def _gradient(self, logits: Tensor, targets: Tensor, recorder: LayerRecorder) -> Tensor:
+    def _reference(self, logits: Tensor, targets: Tensor, given: Tensor | None) -> Tensor | None:
+        """``given``, else the kind's reference from this pass's logits (``None`` for a kind without one)."""
+        if given is not None or not self.task.target.has_reference:
+            return given
+        return self.task.target.reference(logits.detach(), targets)
+
+    def reference_of(self, cap: Capture) -> Tensor | None:
+        """What ``cap``'s targets are scored against on the changed images a method makes of the same samples
+        (Score-CAM's masked copies, Smooth Grad-CAM++'s noisy ones); ``None`` for a kind without a reference."""
+        if cap.reference is None and self.task.target.has_reference:
+            cap.reference = self.task.target.reference(cap.logits.detach(), cap.targets)
+        return cap.reference
+
+    def _gradient(self, logits: Tensor, targets: Tensor, recorder: LayerRecorder, reference: Tensor | None = None
+                  ) -> Tensor:
         """$\\partial \\sum_b y_b^{c_b} / \\partial A$ for the recorded activation ``A`` (the score of the
-        output kind, [`target_score`][lightning_cam.targets.task.target_score])."""
-        score = target_score(logits, targets, self.task).sum()
+        output kind, [`target_score`][lightning_cam.targets.task.target_score], against ``reference``)."""
+        score = target_score(logits, targets, self.task, reference).sum()
         grad = torch.autograd.grad(score, recorder.output, allow_unused=True)[0] if score.requires_grad else None
         if grad is None:
             raise not_on_path(self.target_layer_name, recorder.reentrant)

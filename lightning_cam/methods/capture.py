@@ -28,6 +28,8 @@ class Capture:
             given targets are range-checked by the method's first pass).
         diagnosis: what explains blank maps of this pass (`BlankDiagnosis`),
             ``None`` for a logits-only pass.
+        reference: what each target's score is measured against, fixed on the original image, for a kind that has
+            one (`TargetKind.reference`); ``None`` otherwise (or not computed yet: `BaseCAM.reference_of`).
 
     Examples:
         >>> cap = Capture(torch.ones(1, 2, 3, 3), None, torch.zeros(1, 4), torch.tensor([1]))
@@ -35,15 +37,16 @@ class Capture:
         (torch.Size([1, 2, 3, 3]), None)
     """
 
-    __slots__ = ("_logits", "activations", "diagnosis", "grads", "targets")
+    __slots__ = ("_logits", "activations", "diagnosis", "grads", "reference", "targets")
 
     def __init__(self, activations: Tensor, grads: Tensor | None, logits: Tensor | Callable[[], Tensor],
-                 targets: Tensor, diagnosis: BlankDiagnosis | None = None) -> None:
+                 targets: Tensor, diagnosis: BlankDiagnosis | None = None, reference: Tensor | None = None) -> None:
         self.activations = activations
         self.grads = grads
         self._logits = logits
         self.targets = targets
         self.diagnosis = diagnosis
+        self.reference = reference
 
     @property
     def logits(self) -> Tensor:
@@ -64,9 +67,9 @@ class Capture:
         if need == "grad":
             return self
         if need in ("logits", "targets"):
-            return Capture(self.activations.new_empty(0), None, self._logits, self.targets)
+            return Capture(self.activations.new_empty(0), None, self._logits, self.targets, reference=self.reference)
         diagnosis = None if self.diagnosis is None else self.diagnosis.without_grad()
-        return Capture(self.activations, None, self._logits, self.targets, diagnosis)
+        return Capture(self.activations, None, self._logits, self.targets, diagnosis, self.reference)
 
 
 class LayerRecorder:

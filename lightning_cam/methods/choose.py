@@ -10,7 +10,15 @@ inside it), the latest one whose output
     through its output, so everything that reaches the logits passes through it (a branch, a residual path
     before its add, a layer of an auxiliary head fails, however small the other paths' contribution);
 (c) has a non-zero gradient of the target scores at its grid positions (a transformer block output that
-    reaches the head only through the class token fails: its patch tokens get no gradient).
+    reaches the head only through the class token fails: its patch tokens get no gradient);
+(d) for a dense output ``(B, K, H, W)`` (a segmenter's), lies before the *head*: the last module at the top of the
+    model's structure whose output reaches the logits (torchvision's ``classifier``, segmentation_models_pytorch's
+    ``segmentation_head``; a wrapper with one such child is looked into). The head's layers are no candidates:
+    from them the logits are the class scores themselves, a few convolutions away, and the map would repeat the
+    prediction. So a torchvision DeepLabV3 is explained at the backbone's last stage (``backbone.layer4``, the
+    layer of pytorch-grad-cam's segmentation tutorial), a U-Net at its decoder's output (the last decoder
+    stage before the head), an LR-ASPP at its backbone's low stage (its head reads a low and a high stage: the
+    latest layer everything passes through is the low one).
 
 A module called more than once per forward, or returning a tuple, is not a candidate; of modules returning
 the very same tensor (a block and its last layer, ``Identity``) the outermost is kept. Cost: one recording
@@ -44,6 +52,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,16 +107,27 @@ class _Seen:
     node: Any  # the output's autograd node at the moment the module returned it (None without one)
 
 
+@dataclass
+class _Finished:
+    """Any module's forward (whatever it returns): when it finished and the autograd nodes of the tensors it
+    returned (in a tensor, a tuple or a mapping), for finding a dense model's head."""
+
+    order: int
+    nodes: tuple[Any, ...]
+
+
 #: per model and input key: the choice, or the rule's failure (raised again, without a forward)
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], LayerChoice | ValueError]] = \
     weakref.WeakKeyDictionary()
 
 
-def _record(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> tuple[list[_Seen], Tensor]:
+def _record(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any
+            ) -> tuple[list[_Seen], Tensor, dict[str, _Finished]]:
     """One forward with autograd from the input, recording every module's output and its autograd node (in
-    the order the forwards finish) and the logits."""
+    the order the forwards finish), the logits, and when each module finished with the nodes it returned."""
     seen: dict[int, _Seen] = {}
     order: list[int] = []
+    finished: dict[str, _Finished] = {}
     handles = []
     for name, module in model.named_modules():
         if not name:
@@ -115,6 +135,8 @@ def _record(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> tup
 
         def hook(mod: nn.Module, args: object, out: object, _name: str = name) -> None:
             key = id(mod)
+            values = out.values() if isinstance(out, Mapping) else out if isinstance(out, (tuple, list)) else (out,)
+            finished[_name] = _Finished(len(finished), tuple(v.grad_fn for v in values if isinstance(v, Tensor)))
             if key in seen:
                 seen[key].calls += 1
             elif isinstance(out, Tensor):
@@ -128,7 +150,25 @@ def _record(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> tup
     finally:
         for handle in handles:
             handle.remove()
-    return [seen[k] for k in order], logits
+    return [seen[k] for k in order], logits, finished
+
+
+def _dense_head(model: nn.Module, finished: dict[str, _Finished], root: Any) -> str | None:
+    """The head of a dense model (rule (d)): among the children of the model whose outputs reach the logits, the
+    one that finished last; a module with a single such child is looked into (a wrapper). ``None`` when there is
+    no structure to read (a single leaf)."""
+    modules = dict(model.named_modules())
+    prefix, module = "", model
+    while True:
+        reaching = [prefix + n for n, _ in module.named_children()
+                    if (f := finished.get(prefix + n)) is not None and any(_reaches(root, node, None)
+                                                                          for node in f.nodes if node is not None)]
+        if not reaching:
+            return None
+        if len(reaching) == 1 and any(True for _ in modules[reaching[0]].children()):
+            prefix, module = reaching[0] + ".", modules[reaching[0]]
+            continue
+        return max(reaching, key=lambda n: finished[n].order)
 
 
 def _logits(model: nn.Module, x: Tensor, extra: ExtraInputs, output: Any) -> Tensor:
@@ -299,7 +339,7 @@ def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, outp
     with torch.inference_mode(False), eval_mode(model):
         x = x.clone().requires_grad_(True)
         view = x.view_as(x)  # a node of its own between the input leaf and the model
-        seen, logits = _record(model, view, more, output)
+        seen, logits, finished = _record(model, view, more, output)
         root, leaf = logits.grad_fn, view.grad_fn
         if root is None or not _reaches(root, leaf, None):
             raise ValueError(
@@ -308,6 +348,7 @@ def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, outp
                 "`target_layer=` (on CAMMixin: `cam_target_layer`), and use a gradient-free method if needed."
             )
         x = x.detach()
+        head = _dense_head(model, finished, root) if logits.ndim == 4 else None
         modules = dict(model.named_modules())
         second = _SecondLook(model, x, more, output, seen)
         failed: list[str] = []
@@ -321,6 +362,10 @@ def _choose(model: nn.Module, x: Tensor, images: Tensor, more: ExtraInputs, outp
                 continue
             outputs.add(same)
             shape = tuple(item.output.shape)
+            if head is not None and (item.name == head or item.name.startswith(head + ".")
+                                     or head.startswith(item.name + ".")):  # the head, inside it, or around it
+                failed.append(f"{item.name} {shape}: in the head ({head}) of a dense output")
+                continue
             found = _grid(model, item, b, size, second)
             if isinstance(found, str):
                 failed.append(f"{item.name} {shape}: {found}")

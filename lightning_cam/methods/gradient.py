@@ -19,6 +19,7 @@ from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape
 from lightning_cam.methods.registry import register_method
 from lightning_cam.methods.targets import is_checked, mark_checked
+from lightning_cam.targets.base import rows_of
 from lightning_cam.targets.task import Task
 from lightning_cam.utilities.checks import check_batch_size, check_target_range
 from lightning_cam.utilities.chunking import ChunkMemory, chunk_size
@@ -172,6 +173,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
         made when the chunk runs, so memory holds one chunk (`chunk_size`
         when ``batch_size`` is None), never all ``n * B`` copies."""
         targets = cap.targets
+        reference = self.reference_of(cap)  # the noisy copies are scored against the clean image's (a region)
         b, n = x.shape[0], self.num_samples
         flat = x.detach().float().flatten(1)
         scale = (flat.amax(dim=1) - flat.amin(dim=1)) * self.std  # (B,)
@@ -188,7 +190,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
             # cap.targets are valid indices (checked or an argmax by the clean pass): no range check per chunk; given
             # targets without a clean pass: the first chunk checks its own before its gradient, then all of them
             cap_n = self.capture(noisy, targets[sample], "grad", extra=extra.take(sample, b),
-                                  trusted=not unchecked[0])
+                                  trusted=not unchecked[0], reference=rows_of(reference, sample))
             if unchecked[0]:
                 check_target_range(targets, self.task.num_classes(cap_n.logits))
                 mark_checked(targets)
@@ -199,7 +201,8 @@ class SmoothGradCAMPlusPlus(BaseCAM):
             total[0] = acc.index_add(0, sample, part)
 
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
-            self.capture(x[:1], targets[:1], "grad", extra=extra.take(targets.new_zeros(1), b), trusted=True)
+            self.capture(x[:1], targets[:1], "grad", extra=extra.take(targets.new_zeros(1), b), trusted=True,
+                         reference=None if reference is None else reference[:1])
 
         self.chunks.run(jobs, chunk, step, x.device, pad=pad, key=x.shape[-2] * x.shape[-1])
         assert total[0] is not None

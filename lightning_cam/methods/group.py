@@ -25,7 +25,7 @@ from torch import Tensor
 from lightning_cam.methods.base import BaseCAM, Need
 from lightning_cam.methods.capture import Capture
 from lightning_cam.methods.extra import ExtraInputs
-from lightning_cam.methods.pairs import empty_result, prepare
+from lightning_cam.methods.pairs import check_reference, empty_result, prepare
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.utilities.checks import check_images, check_targets
 from lightning_cam.utilities.modes import eval_mode
@@ -95,11 +95,12 @@ class MethodGroup:
         return f"MethodGroup({', '.join(f'{k}={v!r}' for k, v in self.methods.items())})"
 
     def explain(
-        self, images: Tensor, targets: Tensor | int | None = None, extra: object = None
+        self, images: Tensor, targets: Tensor | int | None = None, extra: object = None,
+        reference: Tensor | None = None,
     ) -> dict[str, CAMResult]:
-        """``{name: CAMResult}`` for every method, as ``method.explain(images, targets, extra=extra)`` would give,
-        all explaining the same targets (the given ones, or the predicted class of the first pass; multi-label
-        pairs found once, by the first method)."""
+        """``{name: CAMResult}`` for every method, as ``method.explain(images, targets, extra=extra,
+        reference=reference)`` would give, all explaining the same targets (the given ones, or the predicted class
+        of the first pass; pairs found once, by the first method)."""
         images = check_images(images)
         extra_in = ExtraInputs.of(extra)
         size = (int(images.shape[-2]), int(images.shape[-1]))
@@ -111,6 +112,8 @@ class MethodGroup:
                    else prepare(lead.task, images, targets, extra_in, lead.forward_logits, lead.ensure_layer))
             if job is not None and (job.samples is not None or job.images.shape[0] == 0):
                 images, targets, extra_in = job.images, job.targets, job.extra
+            if job is not None:
+                check_reference(reference, job)
             if job is not None and job.images.shape[0] == 0:
                 return {name: empty_result(job, size) for name in self.methods}
             x = job.images if job is not None else images.detach()
@@ -135,8 +138,9 @@ class MethodGroup:
                 else:
                     need: Need = ("grad" if "grad" in needs else "activation" if "activation" in needs
                                   else "logits" if "logits" in needs else "targets")
-                    cap = shared[names[0]].capture(x, target_t, need, extra=extra_in, trusted=trusted)
-                target_t, trusted = cap.targets, True
+                    cap = shared[names[0]].capture(x, target_t, need, extra=extra_in, trusted=trusted,
+                                                   reference=reference)
+                target_t, trusted, reference = cap.targets, True, cap.reference
                 first = first or cap
                 for n in names:
                     cam = shared[n]
@@ -145,6 +149,8 @@ class MethodGroup:
         for name, cam in self.methods.items():
             if name not in shared:  # a method with its own explain: called alone, with the group's targets
                 kw: dict[str, Any] = {"extra": extra_in} if extra_in else {}
+                if reference is not None:
+                    kw["reference"] = reference
                 out[name] = cam.explain(images, target_t, **kw)
                 target_t = out[name].targets if target_t is None else target_t
         samples = None if job is None else job.samples

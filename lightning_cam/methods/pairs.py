@@ -19,9 +19,8 @@ from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.methods.targets import mark_checked
 from lightning_cam.targets.task import Task
-from lightning_cam.utilities.checks import check_targets
 
-__all__ = ["Paired", "empty_result", "pair_up", "prepare"]
+__all__ = ["Paired", "check_reference", "empty_result", "pair_up", "prepare"]
 
 
 @dataclass
@@ -65,13 +64,35 @@ def prepare(task: Task, images: Tensor, targets: object, extra: ExtraInputs,
     """A method call's checked targets and what it explains (`pair_up`), out of inference mode (usable
     with autograd); with multi-label pairs to find, the target layer is chosen on the images first (the pairs
     may be none)."""
-    target_t = check_targets(targets, images.shape[0], images.device, multi_hot=task.multilabel)
+    target_t = task.target.check_targets(targets, images.shape[0], images.device)
     x = images.clone() if images.is_inference() else images.detach()
     if target_t is not None and target_t.is_inference():
         target_t = target_t.clone()  # inference tensors cannot be saved for backward (gather's index)
-    if task.multilabel and (target_t is None or target_t.ndim == 2):
+    if task.several and (target_t is None or target_t.ndim >= 2):
         ensure_layer(x, extra)
     return pair_up(task, x, target_t, extra, logits)
+
+
+def check_reference(reference: Tensor | None, job: Paired) -> None:
+    """A given ``reference`` goes with one given target per image (one row each), never with pairs found here.
+
+    Examples:
+        >>> job = Paired(torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]), ExtraInputs())
+        >>> check_reference(torch.zeros(2, 2, 2, dtype=torch.bool), job)
+        >>> check_reference(torch.zeros(3, 2, 2, dtype=torch.bool), job)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: `reference` must have one row per explained target (2, one per image) ...
+    """
+    if reference is None:
+        return
+    n = int(job.images.shape[0])
+    if job.targets is None or job.samples is not None or int(reference.shape[0]) != n:
+        raise ValueError(
+            f"`reference` must have one row per explained target ({n}, one per image) and come with (B,) targets, got "
+            f"{tuple(reference.shape)} with targets {'None' if job.targets is None else tuple(job.targets.shape)}; "
+            "pass the pairs themselves (one image and one class per row) with their reference."
+        )
 
 
 def empty_result(job: Paired, size: tuple[int, int]) -> CAMResult:

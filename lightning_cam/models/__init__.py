@@ -3,5 +3,6 @@
 from lightning_cam.models.base import ImageClassifier
 from lightning_cam.models.gap import GAPClassifier
 from lightning_cam.models.resnet import ResNetClassifier
+from lightning_cam.models.segmenter import UNetSegmenter
 
-__all__ = ["GAPClassifier", "ImageClassifier", "ResNetClassifier"]
+__all__ = ["GAPClassifier", "ImageClassifier", "ResNetClassifier", "UNetSegmenter"]

@@ -33,7 +33,7 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
     logits) and implement ``forward``.
 
     The loss follows ``task`` ([`lightning_cam.targets.task`][lightning_cam.targets.task]): cross-entropy for
-    ``multiclass``,
+    ``multiclass`` (per pixel for ``segmentation``, whose accuracy is the pixel accuracy),
     binary cross-entropy with logits for ``multilabel`` (a sigmoid per class, multi-hot labels) and
     ``binary`` (one logit, 0/1 labels). Accuracy is the share of correct predictions: the argmax, the
     ``z > 0`` decision, or for ``multilabel`` every label's decision (sigmoid > 0.5) against the truth.
@@ -107,6 +107,8 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
 
     def _loss_and_accuracy(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         task = check_task(self.cam_task)
+        if task.kind == "segmentation":  # per pixel: the cross-entropy and the pixel accuracy
+            return F.cross_entropy(logits, labels.long()), (logits.argmax(dim=1) == labels).float().mean()
         if task.kind == "multiclass":
             return F.cross_entropy(logits, labels), (predicted_class(logits) == labels).float().mean()
         if task.kind == "binary":

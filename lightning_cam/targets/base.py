@@ -6,15 +6,24 @@ and the views need to know about what is explained; nothing downstream reads the
 | hook | what it answers |
 |---|---|
 | `check_output(logits)` | the output has this kind's shape (else a `ValueError` naming the fix) |
+| `check_targets(targets, batch, device)` | the forms `targets` may take (else a `ValueError` naming the fix) |
 | `num_classes(logits)` | how many targets a pair may name |
 | `pairs(targets, logits)` | the (sample, target) pairs when one image is explained several times, else `None` |
 | `predicted(logits)` | the target of `targets=None` |
-| `score(logits, targets)` | the differentiable score each map explains, $y^c$ |
-| `probability(logits, targets)` | the probability the faithfulness metrics read, $Y_c$ (and $O_c$ on $x \odot map$) |
+| `reference(logits, targets)` | what a pair's score is measured against, fixed on the original image (or `None`) |
+| `score(logits, targets, reference)` | the differentiable score each map explains, $y^c$ |
+| `probability(logits, targets, reference)` | the probability the metrics read, $Y_c$ (and $O_c$ on $x \odot map$) |
 | `ground_truth(masks, boxes, targets, size)` | the region the localization metrics read |
 | `predicted_for(logits, targets)` | what the model predicts about each target, for captions |
+| `region(logits, targets)` | the region each pair's map is about, outlined on the grids (or `None`) |
 | `labels(labels)` | a batch's labels in the form `targets` take |
+| `label_masks(labels)` | the ground-truth masks the labels themselves are (a segmenter's label masks), or `None` |
 | `head_weights(fc_weight, targets)` | the rows of a linear head that give the score (CAM) |
+
+A kind whose score depends on the original image (a segmentation pair's region: the pixels the model
+predicts as the class) says so with `has_reference`: its `reference` is computed once from the original output,
+and every pass on a changed image (the masked image of the metrics, Score-CAM's masked copies, Smooth
+Grad-CAM++'s noisy copies, the insertion and deletion steps) scores the pair against it.
 
 The built-in kinds are the modules of this package (`multiclass`, `multilabel`, `binary`); a new kind is one
 file with a `TargetKind` subclass decorated with
@@ -28,7 +37,7 @@ Examples:
     >>> kind.probability(torch.tensor([[0.0, 0.0]]), torch.tensor([1]))
     tensor([0.5000])
     >>> available_targets()
-    ['multiclass', 'multilabel', 'binary']
+    ['multiclass', 'multilabel', 'binary', 'segmentation']
 """
 
 from __future__ import annotations
@@ -36,16 +45,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
-import torch  # noqa: F401  (used by the doctest examples)
+import torch
 from torch import Tensor
 
 from lightning_cam.functional.localization import class_ground_truth
+from lightning_cam.utilities.checks import check_targets
 from lightning_cam.utilities.registry import Registry, check_key_name
 
 if TYPE_CHECKING:
     from lightning_cam.targets.task import Task
 
-__all__ = ["TARGET_REGISTRY", "Pairs", "TargetKind", "available_targets", "refuse_one_logit", "register_target"]
+__all__ = ["TARGET_REGISTRY", "Pairs", "TargetKind", "available_targets", "refuse_one_logit", "register_target",
+           "rows_of"]
 
 #: ``(samples, targets, num_classes)``: the image of each pair, the target each pair explains, and the number of
 #: targets when the pairing learnt it (``None`` otherwise).
@@ -68,6 +79,17 @@ def refuse_one_logit(logits: Tensor, kind: str, why: str) -> Tensor:
     return logits
 
 
+def rows_of(reference: Tensor | None, index: Tensor) -> Tensor | None:
+    """The rows ``index`` of a kind's `reference` (``None`` stays ``None``): the reference of the pairs that
+    a chunk of changed images scores.
+
+    Examples:
+        >>> rows_of(torch.tensor([[1], [2]]), torch.tensor([1, 1, 0])).tolist(), rows_of(None, torch.tensor([0]))
+        ([[2], [2], [1]], None)
+    """
+    return None if reference is None else reference[index.to(reference.device)]
+
+
 class TargetKind:
     """Base class of the target kinds: a classifier's defaults, every hook documented (see the module docstring).
 
@@ -77,8 +99,10 @@ class TargetKind:
 
     #: the kind's name in ``task=`` and ``cam_task``
     name: ClassVar[str] = ""
-    #: whether ``targets`` (and labels) come as ``(B, K)`` multi-hot rows, one pair per positive
-    multi_hot: ClassVar[bool] = False
+    #: whether ``targets=None`` (and labels) explain an image once per *pair* (image, target), several per image
+    several: ClassVar[bool] = False
+    #: whether a pair's score is measured against a `reference` fixed on the original image
+    has_reference: ClassVar[bool] = False
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -87,8 +111,19 @@ class TargetKind:
         return f"{type(self).__name__}({self.task!r})"
 
     def check_output(self, logits: Tensor) -> Tensor:
-        """``logits`` when they fit this kind; else a ``ValueError`` naming the kind that fits."""
+        """``logits`` when they fit this kind (a classifier's ``(B, K)``); else a ``ValueError`` naming the fix."""
+        if logits.ndim != 2:
+            raise ValueError(
+                f"the model returned shape {tuple(logits.shape)}; task={self.name!r} explains (B, num_classes) class "
+                "scores. A (B, K, H, W) output of a segmentation model is task='segmentation'; otherwise wrap the "
+                "model so that forward(images) returns the logits."
+            )
         return logits
+
+    def check_targets(self, targets: object, batch: int, device: torch.device) -> Tensor | None:
+        """``targets`` in a form this kind explains (`check_targets`: ``None``, an int or ``(B,)`` class
+        indices, and ``(B, K)`` multi-hot rows when `several`), on ``device``."""
+        return check_targets(targets, batch, device, multi_hot=self.several)
 
     def num_classes(self, logits: Tensor) -> int:
         """How many targets a pair may name: ``K`` for ``(B, K)`` logits."""
@@ -103,12 +138,18 @@ class TargetKind:
         """``(B,)`` long: the target of ``targets=None`` (the argmax)."""
         return logits.detach().argmax(dim=1)
 
-    def score(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """``(B,)`` the differentiable score $y^c$ each map explains (the target's logit $z_c$)."""
+    def reference(self, logits: Tensor, targets: Tensor) -> Tensor | None:
+        """``(B, ...)``: what each pair's score is measured against, from the output on the original image
+        (``None``, the default: the score reads only the output it is given)."""
+        return None
+
+    def score(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
+        """``(B,)`` the differentiable score $y^c$ each map explains (the target's logit $z_c$); ``reference``
+        (`reference`'s rows for these pairs) fixes what the score is measured against on a changed image."""
         return logits.gather(1, targets.long().view(-1, 1)).squeeze(1)
 
-    def probability(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """``(B,)`` float32: the probability $Y_c$ of each target."""
+    def probability(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
+        """``(B,)`` float32: the probability $Y_c$ of each target (``reference`` as for `score`)."""
         raise NotImplementedError(f"{type(self).__name__} must define the probability of a target.")
 
     def predicted_for(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -116,9 +157,17 @@ class TargetKind:
         truth (default: the predicted target)."""
         return self.predicted(logits)
 
+    def region(self, logits: Tensor, targets: Tensor) -> Tensor | None:
+        """``(B, h, w)`` bool: the region each pair's map is about, outlined on the grids (default: none)."""
+        return None
+
     def labels(self, labels: Tensor) -> Tensor:
         """A batch's ``labels`` in the form ``targets`` take (default: as they are)."""
         return labels
+
+    def label_masks(self, labels: Tensor | None) -> Tensor | None:
+        """The ground-truth masks a batch's ``labels`` are, when the batch has no others (default: none)."""
+        return None
 
     def ground_truth(self, masks: Tensor | None, boxes: Tensor | None, targets: Tensor, size: tuple[int, int]
                      ) -> Tensor | None:

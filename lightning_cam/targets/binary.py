@@ -30,7 +30,7 @@ class BinaryTarget(TargetKind):
     name = "binary"
 
     def check_output(self, logits: Tensor) -> Tensor:
-        if int(logits.shape[-1]) != 1:
+        if int(super().check_output(logits).shape[-1]) != 1:
             raise ValueError(
                 f"task='binary' expects one logit per image (B, 1), got {tuple(logits.shape)}; a two-logit softmax "
                 "head is task='multiclass', a sigmoid per class is task='multilabel'."
@@ -43,11 +43,11 @@ class BinaryTarget(TargetKind):
     def predicted(self, logits: Tensor) -> Tensor:
         return (logits.detach()[:, 0] > 0).long()
 
-    def score(self, logits: Tensor, targets: Tensor) -> Tensor:
+    def score(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
         z = logits[:, 0]
         return torch.where(targets.to(z.device) == 1, z, -z)
 
-    def probability(self, logits: Tensor, targets: Tensor) -> Tensor:
+    def probability(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
         check_probability_inputs(logits, targets)
         return torch.sigmoid(self.score(logits.float(), targets))
 

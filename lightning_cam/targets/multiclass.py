@@ -25,7 +25,8 @@ class MulticlassTarget(TargetKind):
     name = "multiclass"
 
     def check_output(self, logits: Tensor) -> Tensor:
-        return refuse_one_logit(logits, self.name, "its softmax is always 1 and every metric would measure nothing")
+        why = "its softmax is always 1 and every metric would measure nothing"
+        return refuse_one_logit(super().check_output(logits), self.name, why)
 
-    def probability(self, logits: Tensor, targets: Tensor) -> Tensor:
+    def probability(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
         return softmax_probability(logits, targets)

@@ -31,10 +31,10 @@ class MultilabelTarget(TargetKind):
     """
 
     name = "multilabel"
-    multi_hot = True
+    several = True
 
     def check_output(self, logits: Tensor) -> Tensor:
-        return refuse_one_logit(logits, self.name, "there is nothing to pair")
+        return refuse_one_logit(super().check_output(logits), self.name, "there is nothing to pair")
 
     def pairs(self, targets: Tensor | None, logits: Callable[[], Tensor]) -> Pairs | None:
         if targets is not None and targets.ndim == 1:
@@ -46,7 +46,7 @@ class MultilabelTarget(TargetKind):
         samples, classes = select_pairs(as_multi_hot(targets), None, self.task.max_labels)
         return samples, classes, int(targets.shape[1])
 
-    def probability(self, logits: Tensor, targets: Tensor) -> Tensor:
+    def probability(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
         return sigmoid_probability(logits, targets)
 
     def predicted_for(self, logits: Tensor, targets: Tensor) -> Tensor:

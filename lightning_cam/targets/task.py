@@ -35,6 +35,7 @@ from typing import Any
 import torch  # noqa: F401  (used by the doctest examples)
 from torch import Tensor
 
+from lightning_cam.functional.probability import read_probability
 from lightning_cam.targets.base import TARGET_REGISTRY, TargetKind, available_targets
 
 __all__ = [
@@ -61,12 +62,17 @@ class Task:
         kind: a registered target kind: ``"multiclass"`` (default), ``"multilabel"``, ``"binary"`` (the names of
             ``torchmetrics``' ``task=``), or one of your own.
         threshold: a class is a predicted positive when its sigmoid exceeds it (``multilabel``, ``binary``).
-        max_labels: at most this many pairs per image (``multilabel``): the predicted positives with the
-            highest logits, or the first positive labels in class order; ``None``: all.
+        max_labels: at most this many pairs per image (``multilabel``, ``segmentation``): the predicted positives
+            with the highest logits (the classes with the largest predicted areas), or the first positive labels in
+            class order; ``None``: all.
+        min_share: a segmentation pair's class covers at least this share of the image's pixels (predicted, or
+            in the label mask).
+        ignore_index: a class a segmentation pair never names (the background, or the label value of pixels
+            without a class, as torchmetrics' ``ignore_index``); ``None``: every class.
 
     Examples:
         >>> Task("multilabel", threshold=0.3).kind, check_task("binary")
-        ('multilabel', Task(kind='binary', threshold=0.5, max_labels=3))
+        ('multilabel', Task(kind='binary', threshold=0.5, max_labels=3, min_share=0.01, ignore_index=None))
         >>> Task("binary").target.name
         'binary'
     """
@@ -74,6 +80,8 @@ class Task:
     kind: str = "multiclass"
     threshold: float = 0.5
     max_labels: int | None = 3
+    min_share: float = 0.01
+    ignore_index: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_REGISTRY:
@@ -84,6 +92,11 @@ class Task:
             raise ValueError(f"`threshold` must lie in (0, 1) (a sigmoid probability), got {self.threshold}.")
         if self.max_labels is not None and (isinstance(self.max_labels, bool) or int(self.max_labels) < 1):
             raise ValueError(f"`max_labels` must be a positive int or None (all), got {self.max_labels!r}.")
+        if not 0.0 < float(self.min_share) <= 1.0:
+            raise ValueError(f"`min_share` must lie in (0, 1] (a share of the image's pixels), got {self.min_share}.")
+        if self.ignore_index is not None and (isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index,
+                                                                                                     int)):
+            raise ValueError(f"`ignore_index` must be a class index or None, got {self.ignore_index!r}.")
 
     @cached_property
     def target(self) -> TargetKind:
@@ -91,9 +104,9 @@ class Task:
         return TARGET_REGISTRY.get(self.kind)(self)
 
     @property
-    def multilabel(self) -> bool:
-        """Whether targets and labels are ``(B, K)`` multi-hot rows, one pair per positive."""
-        return self.target.multi_hot
+    def several(self) -> bool:
+        """Whether ``targets=None`` (and labels) explain an image once per pair, several per image."""
+        return self.target.several
 
     def num_classes(self, logits: Tensor) -> int:
         """The number of classes a target may name (the kind's rule: ``K``, or 2 for one binary logit)."""
@@ -109,7 +122,7 @@ def check_task(task: object) -> Task:
         >>> check_task("softmax")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: unknown task 'softmax'; choose one of ['multiclass', 'multilabel', 'binary'] ...
+        ValueError: unknown task 'softmax'; choose one of ['multiclass', 'multilabel', 'binary', 'segmentation'] ...
     """
     if isinstance(task, Task):
         return task
@@ -134,13 +147,16 @@ def check_task_logits(logits: Tensor, task: Task) -> Tensor:
     return task.target.check_output(logits)
 
 
-def target_score(logits: Tensor, targets: Tensor, task: Task | str = "multiclass") -> Tensor:
+def target_score(logits: Tensor, targets: Tensor, task: Task | str = "multiclass", reference: Tensor | None = None
+                 ) -> Tensor:
     r"""The score $y^c$ each map explains (differentiable): $z_c$, or $\pm z$ for ``binary``.
 
     Args:
         logits: ``(B, K)`` logits (``(B, 1)`` for ``binary``).
         targets: ``(B,)`` long classes (``0``/``1`` for ``binary``).
         task: the target kind.
+        reference: the pairs' reference, fixed on the original image (`TargetKind.reference`), for a kind that
+            has one; ``None``: taken from ``logits``.
 
     Returns:
         ``(B,)`` scores, in the logits' dtype.
@@ -149,16 +165,19 @@ def target_score(logits: Tensor, targets: Tensor, task: Task | str = "multiclass
         >>> target_score(torch.tensor([[1.5], [1.5]]), torch.tensor([1, 0]), "binary")
         tensor([ 1.5000, -1.5000])
     """
-    return check_task(task).target.score(logits, targets)
+    kind = check_task(task).target
+    return kind.score(logits, targets) if reference is None else kind.score(logits, targets, reference)
 
 
-def target_probability(logits: Tensor, targets: Tensor, task: Task | str = "multiclass") -> Tensor:
+def target_probability(logits: Tensor, targets: Tensor, task: Task | str = "multiclass",
+                       reference: Tensor | None = None) -> Tensor:
     r"""The probability $Y_c$ of each sample's target under the task's kind (the module's table).
 
     Args:
         logits: ``(B, K)`` logits (``(B, 1)`` for ``binary``).
         targets: ``(B,)`` long class indices.
         task: the target kind.
+        reference: as for `target_score`.
 
     Returns:
         ``(B,)`` float32 probabilities.
@@ -169,7 +188,7 @@ def target_probability(logits: Tensor, targets: Tensor, task: Task | str = "mult
         >>> target_probability(torch.tensor([[9.0, 9.0]]), torch.tensor([0]), "multilabel")
         tensor([0.9999])
     """
-    return check_task(task).target.probability(logits, targets)
+    return read_probability(check_task(task).target.probability, logits, targets, reference)
 
 
 def predicted_class(logits: Tensor, task: Task | str = "multiclass") -> Tensor:

@@ -183,7 +183,8 @@ def check_targets(targets: object, batch: int, device: torch.device, multi_hot: 
 
 
 def check_logits(logits: object, batch: int, model: nn.Module) -> Tensor:
-    """The model output must be a ``(B, K)`` tensor of class scores.
+    """The model output must be a tensor with one row per image (its shape is the target kind's rule,
+    [`TargetKind.check_output`][lightning_cam.targets.base.TargetKind.check_output]).
 
     Examples:
         >>> check_logits(torch.zeros(2, 5), 2, nn.Identity()).shape
@@ -194,10 +195,10 @@ def check_logits(logits: object, batch: int, model: nn.Module) -> Tensor:
             f"{type(model).__name__}.forward returned {type(logits).__name__}; CAM methods need a (B, num_classes) "
             "logits tensor. Wrap the model so that forward(images) returns the logits."
         )
-    if logits.ndim != 2 or logits.shape[0] != batch:
+    if logits.ndim < 2 or logits.shape[0] != batch:
         raise ValueError(
-            f"{type(model).__name__}.forward returned shape {tuple(logits.shape)}; CAM methods need "
-            f"(B={batch}, num_classes) logits. Wrap the model so that forward(images) returns them."
+            f"{type(model).__name__}.forward returned shape {tuple(logits.shape)}; CAM methods need one row of "
+            f"scores per image (B={batch}, ...). Wrap the model so that forward(images) returns them."
         )
     return logits
 

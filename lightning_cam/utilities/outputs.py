@@ -5,6 +5,7 @@
 | a tensor | the tensor |
 | an object with a ``logits`` tensor | ``out.logits`` (HuggingFace ``ModelOutput``, e.g. ``ImageClassifierOutput``) |
 | a mapping with a ``"logits"`` key | ``out["logits"]`` |
+| a mapping with an ``"out"`` key | ``out["out"]`` (torchvision's segmentation models: ``{"out": ..., "aux": ...}``) |
 | anything else (tuples, other keys) | ``output=``: a key or attribute name (``str``), an index, a callable |
 
 A model output with none of these, and no ``output=``, is a ``TypeError`` that names the option.
@@ -78,8 +79,10 @@ def select_logits(out: object, output: Output = None, model: nn.Module | None = 
     logits = getattr(out, "logits", None)
     if isinstance(logits, Tensor):
         return logits
-    if isinstance(out, Mapping) and isinstance(out.get("logits"), Tensor):
-        return out["logits"]
+    if isinstance(out, Mapping):
+        for key in ("logits", "out"):
+            if isinstance(out.get(key), Tensor):
+                return out[key]
     name = type(model).__name__ if model is not None else "the model"
     raise TypeError(
         f"{name}.forward returned {_describe(out)}; CAM methods need the (B, num_classes) logits. Say where they "

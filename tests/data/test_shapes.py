@@ -324,6 +324,24 @@ def test_datamodule_task_options() -> None:
         ShapesDataModule(task="sigmoid")
     with pytest.raises(ValueError, match="shortcut"):
         ShapesDataModule(task="multilabel", shortcut=0.5)
+    with pytest.raises(ValueError, match=r"num_classes must be in 3..6 \(the background and 2-5 shapes\)"):
+        ShapesDataModule(task="segmentation", num_classes=7)
+
+
+def test_segmentation_labels_are_the_label_maps_of_the_multilabel_images() -> None:
+    dm = ShapesDataModule(num_train=8, num_val=8, image_size=32, batch_size=4, num_classes=6, task="segmentation")
+    dm.setup("fit")
+    assert dm.num_classes == 6 and dm.class_names[0] == "background" and len(dm.class_names) == 6
+    batch = next(iter(dm.val_dataloader()))
+    assert set(batch) == {"image", "label"} and batch["label"].shape == (4, 32, 32)
+    assert batch["label"].dtype == torch.long
+    ds = dm.val_set
+    assert ds is not None
+    for i in range(4):  # shape k's pixels are k + 1, the rest 0: the same images as multi-label, masks and all
+        label = ds.label_map(i)
+        for k in range(5):
+            assert torch.equal(label == k + 1, ds.masks[i, k])
+        assert bool((label == 0).eq(~ds.masks[i].any(0)).all())
 
 
 def test_watermark_tags_a_fraction_labels_it_and_leaves_the_rest_alone() -> None:

@@ -44,7 +44,7 @@ CPU = torch.device("cpu")
         (lambda: check_targets(torch.zeros(2, 1, dtype=torch.long), 2, CPU), ValueError, r"\(2, 1\).*view\(-1\)"),
         (lambda: check_targets([0, 1, 2], 2, CPU), ValueError, "3 entries but the batch has 2 images"),
         (lambda: check_logits((torch.zeros(2, 3),), 2, nn.Identity()), TypeError, "Identity.forward returned tuple"),
-        (lambda: check_logits(torch.zeros(2, 3, 4), 2, nn.Identity()), ValueError, r"shape \(2, 3, 4\).*B=2"),
+        (lambda: check_logits(torch.zeros(3, 4), 2, nn.Identity()), ValueError, r"shape \(3, 4\).*B=2"),
         (lambda: check_target_range(torch.tensor([1, 9]), 5), ValueError, r"5 classes: got \[9\].*\[0, 4\]"),
         (lambda: check_maps(torch.zeros(4, 4)), ValueError, r"`maps` must be a \(B, H, W\).*\(4, 4\).*unsqueeze"),
         (lambda: check_same_shape(torch.zeros(2), torch.zeros(3), "p", "q"), ValueError, r"same shape.*\(2,\).*\(3,\)"),

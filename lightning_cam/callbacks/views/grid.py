@@ -53,9 +53,9 @@ class GridView(View):
         probe = self.last
         if not self.evolution or probe is None:
             return
-        display, labels = probe.display, probe.labels
-        pairs = None if labels is None else probe.task.target.pairs(labels, lambda: labels)
-        if pairs is not None:  # one column per (image, label) pair, as the grids show them
-            display = display[pairs[0]]
         for name in self.ctx.methods:
+            result = probe.results.get(name)
+            samples = None if result is None else result.samples
+            # one column per explained (image, target) pair, as the grids show them
+            display = probe.display if samples is None else probe.display[samples.cpu()]
             self.images.evolution(name, probe.history, display, sinks, step, self.ctx.prefix)

@@ -1,0 +1,113 @@
+"""``UNetSegmenter``: a small U-Net (encoder, decoder with skip connections, a 1x1 head) for ``task="segmentation"``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightning_cam.models.base import ImageClassifier, as_list
+from lightning_cam.targets.task import check_task
+
+__all__ = ["UNetSegmenter"]
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class _Decoder(nn.Module):
+    """Upsample, concatenate the encoder's stage of the same size, a conv block; its output is the last stage's."""
+
+    def __init__(self, channels: Sequence[int]) -> None:
+        super().__init__()
+        ups = list(reversed(channels))
+        self.blocks = nn.ModuleList(_block(ups[i] + ups[i + 1], ups[i + 1]) for i in range(len(ups) - 1))
+
+    def forward(self, stages: list[Tensor]) -> Tensor:
+        x = stages[-1]
+        for block, skip in zip(self.blocks, reversed(stages[:-1])):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return x
+
+
+class _Encoder(nn.Module):
+    """Conv blocks, each after the first starting with a 2x2 max-pool; returns every stage's output."""
+
+    def __init__(self, in_channels: int, channels: Sequence[int]) -> None:
+        super().__init__()
+        cins = [in_channels, *channels[:-1]]
+        self.stages = nn.ModuleList(
+            nn.Sequential(*([nn.MaxPool2d(2)] if i else []), *_block(cin, cout))
+            for i, (cin, cout) in enumerate(zip(cins, channels))
+        )
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        out = []
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
+
+class UNetSegmenter(ImageClassifier):
+    """A small U-Net: ``encoder`` (conv stages at 1, 1/2, 1/4, ... of the input), ``decoder`` (upsampling with the
+    encoder's stages as skip connections, back to full size) and ``head`` (a 1x1 conv to ``(B, K, H, W)`` logits).
+
+    The CAM callback explains it under ``task="segmentation"`` (`lightning_cam.targets.segmentation`): by the
+    default-layer rule the decoder's output, the last stage before the head (`lightning_cam.methods.choose`,
+    rule (d)). The loss is the per-pixel cross-entropy, ``val_acc`` the pixel accuracy. The other arguments are
+    those of [`ImageClassifier`][lightning_cam.models.base.ImageClassifier]; ``ignore_index`` (e.g. ``0``, the
+    background) is a class a CAM pair never names.
+
+    Args:
+        num_classes: the classes of the label maps, the background included.
+        in_channels: input channels.
+        channels: output channels of each encoder stage (the decoder mirrors them).
+
+    Examples:
+        >>> model = UNetSegmenter(num_classes=6, channels=(8, 16, 32))
+        >>> model(torch.zeros(2, 3, 32, 32)).shape, model.cam_task.kind
+        (torch.Size([2, 6, 32, 32]), 'segmentation')
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 6,
+        in_channels: int = 3,
+        channels: Sequence[int] = (16, 32, 64),
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        cosine: bool = True,
+        class_names: Sequence[str] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        task: str = "segmentation",
+        ignore_index: int | None = 0,
+    ) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std,
+                         task=task)
+        task_ = check_task(self.cam_task)
+        if task_.kind != "segmentation":
+            raise ValueError(f"UNetSegmenter is a segmenter: task must be 'segmentation', got {task!r}")
+        if num_classes < 2 or in_channels < 1 or len(channels) < 2 or min(channels) < 1:
+            raise ValueError(
+                f"need num_classes >= 2, in_channels >= 1 and at least two positive stage widths; got "
+                f"num_classes={num_classes}, in_channels={in_channels}, channels={list(channels)}"
+            )
+        channels = list(channels)
+        mean, std, class_names = as_list(mean), as_list(std), as_list(class_names)
+        self.save_hyperparameters()
+        self.cam_task = dataclasses.replace(task_, ignore_index=ignore_index)
+        self.encoder = _Encoder(in_channels, channels)
+        self.decoder = _Decoder(channels)
+        self.head = nn.Conv2d(channels[0], num_classes, 1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``(B, C, H, W)`` images -> ``(B, num_classes, H, W)`` logits."""
+        return self.head(self.decoder(self.encoder(images)))

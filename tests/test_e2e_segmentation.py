@@ -1,0 +1,177 @@
+"""What the user of a semantic segmenter sees (issue 28): the callback's scalars equal ``evaluate_batch`` on the same
+(image, class) pairs, a user's own torchvision segmenter in a ``LightningModule`` with ``cam_task = "segmentation"``
+gets grids and metrics with no other code, 2 processes equal 1, and the segmentation config learns to point at
+each class's own object (read back from TensorBoard's event files)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+from lightning_cam import CAMCallback, CAMMixin, evaluate_batch
+from lightning_cam.data import ShapesDataModule
+from lightning_cam.methods import GradCAM
+from lightning_cam.models import UNetSegmenter
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game", "iou")
+
+
+def events(log_dir: str) -> EventAccumulator:
+    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc
+
+
+def _setup(seed: int = 0) -> tuple[ShapesDataModule, UNetSegmenter]:
+    dm = ShapesDataModule(num_train=32, num_val=24, num_test=8, image_size=32, batch_size=8, num_classes=6,
+                          task="segmentation")
+    torch.manual_seed(seed)
+    model = UNetSegmenter(num_classes=6, channels=(8, 16), class_names=dm.class_names, mean=dm.hparams.mean,
+                          std=dm.hparams.std)
+    return dm, model
+
+
+@pytest.mark.parametrize("target", ["label", "pred"])
+def test_scalars_equal_evaluate_batch_on_the_same_pairs(tmp_path: Path, target: str) -> None:
+    dm, model = _setup()
+    callback = CAMCallback(methods=("gradcam",), metrics=METRICS, max_samples=None, target=target, num_images=3,
+                           views=("per_class", "worst"))
+    trainer = pl.Trainer(accelerator="cpu", logger=TensorBoardLogger(str(tmp_path), name="tb"), callbacks=[callback],
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.validate(model, dm, verbose=False)
+    acc = events(trainer.logger.log_dir)
+    cam = GradCAM(model, task=model.cam_task)
+    per: dict[str, list[torch.Tensor]] = {m: [] for m in METRICS}
+    for batch in dm.val_dataloader():
+        parts = model.cam_inputs(batch)
+        assert parts.masks is parts.labels  # the label maps are the ground truth
+        values = evaluate_batch(cam, parts.images, parts.labels if target == "label" else None, parts.masks,
+                                metrics=METRICS)
+        for m in METRICS:
+            per[m].append(values[m])
+    for metric in METRICS:
+        v = torch.cat(per[metric])
+        (got,) = acc.Scalars(f"cam/gradcam/{metric}")
+        assert got.value == pytest.approx(float(v[torch.isfinite(v)].mean()), rel=1e-4, abs=1e-5), metric
+    per_class = {t.rsplit("/", 1)[1] for t in acc.Tags()["scalars"] if "/per_class/iou/" in t}
+    assert per_class and "background" not in per_class  # ignore_index=0: never a pair's class
+    assert {"cam/gradcam/grid", "cam/gradcam/worst"} <= set(acc.Tags()["images"])
+
+
+class UserSegmenter(CAMMixin, pl.LightningModule):
+    """A user's module around a torchvision segmenter (its ``{"out": ...}`` output read by the output rule)."""
+
+    cam_task = "segmentation"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=6)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net(x)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return F.cross_entropy(self(batch["image"])["out"], batch["label"])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = F.cross_entropy(self(batch["image"])["out"], batch["label"])
+        self.log("val_loss", loss)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_a_users_torchvision_segmenter_gets_grids_and_metrics_with_no_other_code(tmp_path: Path) -> None:
+    dm = ShapesDataModule(num_train=16, num_val=16, image_size=64, batch_size=8, num_classes=6, task="segmentation")
+    callback = CAMCallback(methods=("gradcam", "eigencam"), metrics=("adcc", "pointing_game", "iou"), num_images=2)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=TensorBoardLogger(str(tmp_path), name="user"),
+                         callbacks=[callback], enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, num_sanity_val_steps=0, limit_train_batches=1)
+    trainer.fit(UserSegmenter(), dm)
+    acc = events(trainer.logger.log_dir)
+    for method in ("gradcam", "eigencam"):
+        for metric in ("adcc", "pointing_game", "iou"):
+            (point,) = acc.Scalars(f"cam/{method}/{metric}")
+            assert math.isfinite(point.value), (method, metric)
+        assert f"cam/{method}/grid" in acc.Tags()["images"]
+    assert callback.timings == {}  # (timing off by default)
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import pytorch_lightning as pl
+    import torch
+    from lightning_cam import CAMCallback
+    from lightning_cam.data import ShapesDataModule
+    from lightning_cam.models import UNetSegmenter
+
+    if __name__ == "__main__":
+        torch.set_num_threads(1)
+        out, devices = sys.argv[1], int(sys.argv[2])
+        dm = ShapesDataModule(num_train=16, num_val=16, image_size=32, batch_size=4, num_classes=6,
+                              task="segmentation")
+        torch.manual_seed(0)
+        model = UNetSegmenter(num_classes=6, channels=(8, 16), class_names=dm.class_names)
+        cam = CAMCallback(methods=("gradcam", "eigencam"), metrics={metrics!r}, target="pred", num_images=2,
+                          views=("per_class", "agreement", "worst"))
+        strategy = "ddp" if devices > 1 else "auto"
+        trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy=strategy, logger=False, callbacks=[cam],
+                             enable_progress_bar=False, enable_model_summary=False)
+        res = trainer.validate(model, dm, verbose=False)[0]
+        if trainer.is_global_zero:
+            json.dump(res, open(out + f"/res{{devices}}.json", "w"))
+    """
+)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one_process_on_segmentation_pairs(tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(DDP_SCRIPT.format(metrics=METRICS))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for devices in ("1", "2"):
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path), devices], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    two = json.loads((tmp_path / "res2.json").read_text())
+    one = json.loads((tmp_path / "res1.json").read_text())
+    cam_keys = [k for k in one if k.startswith("cam/")]
+    assert any("/per_class/" in k for k in cam_keys) and any(k.startswith("cam/agreement/") for k in cam_keys)
+    assert set(cam_keys) == {k for k in two if k.startswith("cam/")}
+    for key in cam_keys:
+        assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_segmentation_config_learns_to_point_at_each_class(tmp_path: Path) -> None:
+    # the real config, shortened: each class's map lands on its own object far more often than a random point
+    # would (chance: the share of the image the class's pixels cover, under 10 % here)
+    from lightning_cam.cli import main
+
+    cli = main(args=["fit", "--config", str(REPO / "configs" / "shapes_segmentation.yaml"), "--trainer.max_epochs=3",
+                     "--data.num_train=1000", "--data.num_val=128", f"--trainer.logger.init_args.save_dir={tmp_path}",
+                     f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"])
+    acc = events(cli.trainer.logger.log_dir)
+    pointing = [s.value for s in acc.Scalars("cam/gradcam/pointing_game")]
+    iou = [s.value for s in acc.Scalars("cam/gradcam/iou")]
+    pixel_acc = [s.value for s in acc.Scalars("val_acc")]
+    assert len(pointing) == 3 and all(math.isfinite(v) for v in pointing + iou)
+    assert pixel_acc[-1] > 0.9, pixel_acc
+    assert pointing[-1] > 0.6 and pointing[-1] >= pointing[0], pointing
+    assert {"cam/gradcam/grid", "cam/gradcam/worst", "cam/gradcam/strategies"} <= set(acc.Tags()["images"])
