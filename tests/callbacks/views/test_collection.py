@@ -53,7 +53,8 @@ def test_views_read_back_from_tensorboard(tmp_path: Any) -> None:
     model = make_model(dm)
     metrics = ("complexity", "pointing_game", "energy_pointing_game")
     cb = CAMCallback(methods=("gradcam", "eigencam"), metrics=metrics, num_images=4,
-                     views={**{v: {} for v in default_views()}, "worst": {"k": 3}, "per_class": {}, "summary": {"figure": True}}, on_error="raise",
+                     views={**{v: {} for v in default_views()}, "worst": {"k": 3}, "per_class": {},
+                            "summary": {"figure": True}}, on_error="raise",
                      tile_size=32)
     trainer = make_trainer(tmp_path, [cb], max_epochs=2)
     trainer.fit(model, dm)
