@@ -1,5 +1,5 @@
-"""callbacks/writer.py: images written off the calling thread (started in order, two at a time), every failure counted, nothing left
-running, nothing queued under on_error="raise"."""
+"""callbacks/writer.py: images written off the calling thread (started in order, two at a time), every failure
+counted, nothing left running, nothing queued under on_error="raise"."""
 
 from __future__ import annotations
 
