@@ -14,6 +14,7 @@ default to ``configs/shapes.yaml``.
 
     python benchmarks/bench_callback.py                 # the defaults (1 epoch per fit, 2 repeats)
     python benchmarks/bench_callback.py --epochs 2 --repeats 3
+    python benchmarks/bench_callback.py --epochs 2 --repeats 3 --fit-only   # the fit overhead alone (4 minutes)
     python benchmarks/bench_callback.py --views-only --epochs 2   # the cost of the views of issue 12 only
 
 The realistic setting (ResNet-18 at 224 px, the cost per scored sample against its floor, a real training
@@ -153,6 +154,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--views-only", action="store_true", help="only the cost of the views (issue 12)")
+    parser.add_argument("--fit-only", action="store_true", help="only the fit overhead (the first lines)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import logging
@@ -178,6 +180,8 @@ def main() -> None:
         (base, base_cpu), (cam, cam_cpu) = _min(plain), _min(watched)
         print(f"fit overhead [{label}]: wall {base:.2f}s -> {cam:.2f}s = +{100 * (cam / base - 1):.1f}%; "
               f"CPU {base_cpu:.2f}s -> {cam_cpu:.2f}s = +{100 * (cam_cpu / base_cpu - 1):.1f}%")
+    if args.fit_only:
+        return
 
     model = _model(dm)
     fwd, fwd_cpu = _min([_forward_time(dm, model) for _ in range(args.repeats)])

