@@ -108,7 +108,8 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
     def _loss_and_accuracy(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         task = check_task(self.cam_task)
         if task.kind == "segmentation":  # per pixel: the cross-entropy and the pixel accuracy
-            return F.cross_entropy(logits, labels.long()), (logits.argmax(dim=1) == labels).float().mean()
+            loss = F.cross_entropy(logits, labels.long(), weight=self.class_weights())
+            return loss, (logits.argmax(dim=1) == labels).float().mean()
         if task.kind == "multiclass":
             return F.cross_entropy(logits, labels), (predicted_class(logits) == labels).float().mean()
         if task.kind == "binary":
@@ -118,6 +119,10 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         truth = labels.float() if labels.ndim == 2 else F.one_hot(labels, logits.shape[1]).float()
         loss = F.binary_cross_entropy_with_logits(logits, truth)
         return loss, (predicted_positives(logits, task.threshold) == truth.bool()).float().mean()
+
+    def class_weights(self) -> Tensor | None:
+        """``(K,)`` per-class weights of a segmenter's cross-entropy (default: none, every class alike)."""
+        return None
 
     def num_outputs(self, num_classes: int) -> int:
         """The logits the network needs: ``num_classes``, or one for ``binary`` (whose two classes are 0 and 1)."""

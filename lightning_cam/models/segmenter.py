@@ -63,7 +63,8 @@ class UNetSegmenter(ImageClassifier):
     default-layer rule the decoder's output, the last stage before the head (`lightning_cam.methods.choose`,
     rule (d)). The loss is the per-pixel cross-entropy, ``val_acc`` the pixel accuracy. The other arguments are
     those of [`ImageClassifier`][lightning_cam.models.base.ImageClassifier]; ``ignore_index`` (e.g. ``0``, the
-    background) is a class a CAM pair never names.
+    background) is a class a CAM pair never names; ``class_weights`` weigh the cross-entropy per class (the
+    background, most of the pixels, weighed down learns the objects sooner: ``[0.2, 1, 1, ...]``).
 
     Args:
         num_classes: the classes of the label maps, the background included.
@@ -89,6 +90,7 @@ class UNetSegmenter(ImageClassifier):
         std: Sequence[float] | None = None,
         task: str = "segmentation",
         ignore_index: int | None = 0,
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std,
                          task=task)
@@ -100,13 +102,22 @@ class UNetSegmenter(ImageClassifier):
                 f"need num_classes >= 2, in_channels >= 1 and at least two positive stage widths; got "
                 f"num_classes={num_classes}, in_channels={in_channels}, channels={list(channels)}"
             )
+        if class_weights is not None and (len(class_weights) != num_classes or min(class_weights) < 0):
+            raise ValueError(f"class_weights must hold {num_classes} non-negative weights (one per class), got "
+                             f"{list(class_weights)}")
         channels = list(channels)
         mean, std, class_names = as_list(mean), as_list(std), as_list(class_names)
+        class_weights = as_list(class_weights)
         self.save_hyperparameters()
+        self.register_buffer("loss_weights", torch.tensor(class_weights or [], dtype=torch.float32), persistent=False)
         self.cam_task = dataclasses.replace(task_, ignore_index=ignore_index)
         self.encoder = _Encoder(in_channels, channels)
         self.decoder = _Decoder(channels)
         self.head = nn.Conv2d(channels[0], num_classes, 1)
+
+    def class_weights(self) -> Tensor | None:
+        weights = self.get_buffer("loss_weights")
+        return weights if weights.numel() else None
 
     def forward(self, images: Tensor) -> Tensor:
         """``(B, C, H, W)`` images -> ``(B, num_classes, H, W)`` logits."""
