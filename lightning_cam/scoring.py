@@ -31,6 +31,7 @@ from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
 from lightning_cam.methods.layers import NotExplainable
 from lightning_cam.metrics.registry import localization_metrics
 from lightning_cam.record import BatchRecord, CAMBatch, MethodRecord
+from lightning_cam.targets.task import check_task
 from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["FaultSink", "applicable_metrics", "finite_samples", "score_batch", "score_method"]
@@ -94,9 +95,18 @@ def score_method(
             parts, result = parts.pairs(result.samples, result.targets), result.paired(None)
         ok = finite_samples(result)
         faults.add("nonfinite", (~ok).sum(), lambda n: f"{name}: {n} sample(s) with a non-finite map or logit")
+        size = int(ok.shape[0])
+        kind = check_task(getattr(cam, "task", None)).target
+        reference = kind.reference(result.logits.detach(), result.targets) if kind.has_reference else None
+        if reference is not None:  # pairs without a score (a segmentation class predicted nowhere): left out, counted
+            defined = kind.defined(reference)
+            if defined is not None:  # (said before the blank maps: the precise reason of theirs too)
+                empty = ok & ~defined.to(ok.device)
+                faults.add("blank", empty.sum(), lambda n: f"{name}: {n} pair(s) left out of the metrics: "
+                           f"{kind.undefined}", fatal=lambda n: n == size)
+                ok = ok & defined.to(ok.device)
         if result.blank is not None:
             blank = ok & result.blank.to(ok.device)
-            size = int(ok.shape[0])
             why = result.lazy_blank_reason  # formatted only when the fault's text is read; holds no maps
             # fatal under on_error="raise" only when no sample has a map: a misconfiguration
             faults.add("blank", blank.sum(), lambda n: f"{name}: {n} blank (constant) map(s) left out of the "

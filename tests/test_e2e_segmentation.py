@@ -5,6 +5,7 @@ each class's own object (read back from TensorBoard's event files)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -72,37 +73,47 @@ def test_scalars_equal_evaluate_batch_on_the_same_pairs(tmp_path: Path, target: 
     assert {"cam/gradcam/grid", "cam/gradcam/worst"} <= set(acc.Tags()["images"])
 
 
-class UserSegmenter(CAMMixin, pl.LightningModule):
-    """A user's module around a torchvision segmenter (its ``{"out": ...}`` output read by the output rule)."""
+def user_segmenter(package: str) -> pl.LightningModule:
+    """A user's module around a torchvision segmenter (its ``{"out": ...}`` output read by the output rule), on
+    either Lightning package."""
+    lightning = importlib.import_module(package)
 
-    cam_task = "segmentation"
+    class UserSegmenter(CAMMixin, lightning.LightningModule):
+        cam_task = "segmentation"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=6)
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=6)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.net(x)
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return self.net(x)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return F.cross_entropy(self(batch["image"])["out"], batch["label"])
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            return F.cross_entropy(self(batch["image"])["out"], batch["label"])
 
-    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = F.cross_entropy(self(batch["image"])["out"], batch["label"])
-        self.log("val_loss", loss)
-        return loss
+        def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            loss = F.cross_entropy(self(batch["image"])["out"], batch["label"])
+            self.log("val_loss", loss)
+            return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.01)
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    return UserSegmenter()
 
 
-def test_a_users_torchvision_segmenter_gets_grids_and_metrics_with_no_other_code(tmp_path: Path) -> None:
+@pytest.mark.parametrize("package", ["pytorch_lightning", "lightning.pytorch"])
+def test_a_users_torchvision_segmenter_gets_grids_and_metrics_with_no_other_code(tmp_path: Path, package: str) -> None:
+    lightning = importlib.import_module(package)
+    loggers = importlib.import_module(f"{package}.loggers")
     dm = ShapesDataModule(num_train=16, num_val=16, image_size=64, batch_size=8, num_classes=6, task="segmentation")
     callback = CAMCallback(methods=("gradcam", "eigencam"), metrics=("adcc", "pointing_game", "iou"), num_images=2)
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=TensorBoardLogger(str(tmp_path), name="user"),
-                         callbacks=[callback], enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False, num_sanity_val_steps=0, limit_train_batches=1)
-    trainer.fit(UserSegmenter(), dm)
+    logger = loggers.TensorBoardLogger(str(tmp_path), name="u")
+    trainer = lightning.Trainer(accelerator="cpu", max_epochs=1, logger=logger, callbacks=[callback],
+                                enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                                num_sanity_val_steps=0, limit_train_batches=1)
+    dm.setup("fit")  # (the datamodule is pytorch_lightning's: its loaders serve either package's Trainer)
+    trainer.fit(user_segmenter(package), dm.train_dataloader(), dm.val_dataloader())
     acc = events(trainer.logger.log_dir)
     for method in ("gradcam", "eigencam"):
         for metric in ("adcc", "pointing_game", "iou"):

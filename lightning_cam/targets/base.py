@@ -11,6 +11,7 @@ and the views need to know about what is explained; nothing downstream reads the
 | `pairs(targets, logits)` | the (sample, target) pairs when one image is explained several times, else `None` |
 | `predicted(logits)` | the target of `targets=None` |
 | `reference(logits, targets)` | what a pair's score is measured against, fixed on the original image (or `None`) |
+| `defined(reference)` | which pairs have a score at all (a segmentation pair whose class is predicted nowhere: none) |
 | `score(logits, targets, reference)` | the differentiable score each map explains, $y^c$ |
 | `probability(logits, targets, reference)` | the probability the metrics read, $Y_c$ (and $O_c$ on $x \odot map$) |
 | `ground_truth(masks, boxes, targets, size)` | the region the localization metrics read |
@@ -142,6 +143,14 @@ class TargetKind:
         """``(B, ...)``: what each pair's score is measured against, from the output on the original image
         (``None``, the default: the score reads only the output it is given)."""
         return None
+
+    def defined(self, reference: Tensor) -> Tensor | None:
+        """``(B,)`` bool: the pairs whose `reference` gives them a score (``None``, the default: all). A pair without
+        one is left out of every metric, a counted fault that says why (`undefined`), never a value."""
+        return None
+
+    #: why a pair has no score, in the fault's message (a kind whose `defined` can be False says it)
+    undefined: ClassVar[str] = ""
 
     def score(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
         """``(B,)`` the differentiable score $y^c$ each map explains (the target's logit $z_c$); ``reference``

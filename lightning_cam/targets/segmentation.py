@@ -121,6 +121,13 @@ class SegmentationTarget(TargetKind):
     def reference(self, logits: Tensor, targets: Tensor) -> Tensor:
         return class_region(logits, targets)
 
+    undefined = ("the model predicts their class nowhere in the image, so the pair has no region: no score, no "
+                 "probability, and a map of it would mean nothing (explain the predicted classes: target='pred')")
+
+    def defined(self, reference: Tensor) -> Tensor:
+        """A pair has a score where its region is not empty."""
+        return reference.flatten(1).any(dim=1)
+
     def region(self, logits: Tensor, targets: Tensor) -> Tensor:
         """The pixels predicted as each pair's class: outlined on the grids."""
         return class_region(logits, targets)

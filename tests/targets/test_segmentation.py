@@ -145,3 +145,29 @@ def test_every_metric_runs_on_pairs_with_the_label_masks_as_ground_truth(method:
     assert n >= 1 and all(v.shape == (n,) for v in values.values())
     label_pairs = evaluate_batch(cam, x, labels, masks=labels, metrics=("energy_pointing_game",))
     assert label_pairs["energy_pointing_game"].shape == (3,)  # class 2 twice, class 3 once
+
+
+@pytest.mark.parametrize("method", [GradCAM, EigenCAM], ids=lambda c: c.__name__)
+def test_a_pair_whose_class_is_predicted_nowhere_gets_no_value_and_a_counted_reason(method: type) -> None:
+    """Eigen-CAM makes a map whatever the target: without the region rule, such a pair scored a perfect Average
+    Drop (0 on a probability of 0) and an ADCC of 0.87. It must be no value, and the callback must say why."""
+    from lightning_cam.callbacks.faults import Faults
+    from lightning_cam.models import UNetSegmenter
+    from lightning_cam.record import CAMBatch
+    from lightning_cam.scoring import score_method
+
+    torch.manual_seed(0)
+    model = UNetSegmenter(num_classes=4, channels=(8, 16)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        predicted = model(x).argmax(1)
+    absent = next(c for c in range(1, 4) if not bool((predicted == c).any()))
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    labels[:, 4:12, 4:12] = absent
+    cam = method(model, task=model.cam_task)
+    values = evaluate_batch(cam, x, labels, masks=labels, metrics=("average_drop", "adcc", "iou"))
+    assert all(bool(v.isnan().all()) for v in values.values()), values
+    faults = Faults("warn")
+    record = score_method(method.__name__.lower(), cam, CAMBatch(x, labels, labels), labels, ("adcc",), faults)
+    assert record is not None and not bool(record.kept.any())
+    assert faults.counts["blank"] == 1 and "predicts their class nowhere" in str(faults.first)
