@@ -54,13 +54,17 @@ def _config_callback() -> dict[str, Any]:
     return next(c["init_args"] for c in callbacks if c["class_path"].endswith("CAMCallback"))
 
 
+#: every run's logs, removed when the benchmark exits (each run had a directory of its own left in /tmp)
+_SCRATCH = tempfile.TemporaryDirectory(prefix="bench_callback_")
+
+
 def _accelerator() -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 def _trainer(args: argparse.Namespace, callbacks: list[pl.Callback]) -> pl.Trainer:
     # Both sides log to TensorBoard, as the default job does, so the grid rendering is part of the cost.
-    logger = TensorBoardLogger(tempfile.mkdtemp(prefix="bench_callback_"), name="bench")
+    logger = TensorBoardLogger(tempfile.mkdtemp(dir=_SCRATCH.name), name="bench")
     return pl.Trainer(accelerator=_accelerator(), devices=1, max_epochs=args.epochs, logger=logger, callbacks=callbacks,
                       enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
                       num_sanity_val_steps=0)

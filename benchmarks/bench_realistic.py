@@ -95,8 +95,12 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+#: every run's logs, removed when the benchmark exits (each run had a directory of its own left in /tmp)
+_SCRATCH = tempfile.TemporaryDirectory(prefix="bench_realistic_")
+
+
 def _trainer(callbacks: list[pl.Callback], epochs: int = 1) -> pl.Trainer:
-    logger = TensorBoardLogger(tempfile.mkdtemp(prefix="bench_realistic_"), name="bench")
+    logger = TensorBoardLogger(tempfile.mkdtemp(dir=_SCRATCH.name), name="bench")
     return pl.Trainer(accelerator="gpu" if CUDA else "cpu", devices=1, max_epochs=epochs, logger=logger,
                       callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
                       enable_checkpointing=False, num_sanity_val_steps=0)
