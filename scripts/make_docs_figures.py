@@ -124,8 +124,8 @@ def draw_grids(events: dict[str, EventAccumulator], path: Path, width: int = 960
         fig_rows.append((name, np.asarray(grid)))
     heights = [g.shape[0] for _, g in fig_rows]
     fig, axes = plt.subplots(len(fig_rows), 1, figsize=(width / 100, sum(heights) / 100 + 0.8), dpi=100,
-                             gridspec_kw={"height_ratios": heights})
-    for ax, (name, grid) in zip(axes, fig_rows):
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, (name, grid) in zip(axes[:, 0], fig_rows):
         ax.imshow(grid)
         ax.set_axis_off()
         ax.set_title(f"{name} run, last epoch: Grad-CAM on the probe images", fontsize=10)
