@@ -100,6 +100,7 @@ class _Slots:
     meta: Tensor  # (k, _META) float32
     tiles: Tensor  # (k, 3, t, t) uint8
     maps: Tensor  # (k, t, t) uint8
+    regions: Tensor  # (k, t, t) uint8, 1 inside the region the map is about (`TargetKind.region`), else 0
 
 
 class WorstCases:
@@ -133,7 +134,8 @@ class WorstCases:
         meta = torch.zeros(k, _META, device=dev)
         meta[:, 0] = -torch.inf
         return _Slots(meta, torch.zeros(k, 3, t, t, dtype=torch.uint8, device=dev),
-                      torch.zeros(k, t, t, dtype=torch.uint8, device=dev))
+                      torch.zeros(k, t, t, dtype=torch.uint8, device=dev), torch.zeros(k, t, t, dtype=torch.uint8,
+                                                                                         device=dev))
 
     def start(self, device: torch.device, denormalize: Callable[[Tensor], Tensor]) -> None:
         """A new epoch: empty slots on ``device``; ``denormalize`` makes model inputs displayable
@@ -163,10 +165,14 @@ class WorstCases:
         with torch.no_grad():
             tiles = to_uint8(letterbox(self.denormalize(images[pick]).float(), self.tile))
             maps = to_uint8(letterbox(result.maps.detach()[pick][:, None], self.tile)[:, 0])
+            region = self.task.target.region(result.logits, result.targets)  # what each map is about, or None
+            regions = (maps.new_zeros(maps.shape) if region is None else
+                       (letterbox(region[pick][:, None].float(), self.tile)[:, 0] > 0.5).to(torch.uint8))
         old = self.slots[method]
         meta, tiles, maps = torch.cat([old.meta, meta]), torch.cat([old.tiles, tiles]), torch.cat([old.maps, maps])
+        regions = torch.cat([old.regions, regions])
         keep = worst_first(meta[:, 0], meta[:, 1])[: self.k]
-        self.slots[method] = _Slots(meta[keep], tiles[keep], maps[keep])
+        self.slots[method] = _Slots(meta[keep], tiles[keep], maps[keep], regions[keep])
 
     def gather(self, all_gather: Callable[[Tensor], Tensor]) -> list[tuple[str, list[WorstSample]]]:
         """Every rank calls it once (one collective): each method's global ``k`` worst, worst first.
@@ -179,7 +185,8 @@ class WorstCases:
                 self.start(self.device, self.denormalize)
             packed = torch.stack([torch.cat([
                 s.meta.contiguous().view(torch.uint8).reshape(self.k, -1),
-                s.tiles.reshape(self.k, -1), s.maps.reshape(self.k, -1)], dim=1) for s in self.slots.values()])
+                s.tiles.reshape(self.k, -1), s.maps.reshape(self.k, -1), s.regions.reshape(self.k, -1)], dim=1)
+                for s in self.slots.values()])
             everything = all_gather(packed.reshape(len(self.slots) * self.k, -1)).cpu()
         everything = everything.reshape(-1, len(self.slots), self.k, packed.shape[-1]).transpose(0, 1)
         out: list[tuple[str, list[WorstSample]]] = []
@@ -193,9 +200,10 @@ class WorstCases:
                 if meta[i, 0] == -torch.inf:
                     break
                 tile = rows[i, nmeta:nmeta + 3 * t * t].reshape(3, t, t).float() / 255.0
-                cam = rows[i, nmeta + 3 * t * t:].reshape(t, t).float() / 255.0
+                cam = rows[i, nmeta + 3 * t * t:nmeta + 4 * t * t].reshape(t, t).float() / 255.0
+                region = rows[i, nmeta + 4 * t * t:].reshape(t, t).bool()
                 m = meta[i].tolist()
-                samples.append(WorstSample(SCORES[int(m[5])][1], m[2], int(m[3]), int(m[4]), tile, cam))
+                samples.append(WorstSample(SCORES[int(m[5])][1], m[2], int(m[3]), int(m[4]), tile, cam, region))
             out.append((name, samples))
         return out
 
@@ -203,7 +211,8 @@ class WorstCases:
 @dataclass
 class WorstSample:
     """One sample of the gallery: its score (``label`` names the metric), classes (``label`` ``-1``: none),
-    the displayable input ``(3, t, t)`` and the map ``(t, t)``, both in ``[0, 1]``."""
+    the displayable input ``(3, t, t)`` and the map ``(t, t)``, both in ``[0, 1]``, and the region the map is about
+    ``(t, t)`` bool (outlined; ``None`` or all ``False``: none)."""
 
     score_name: str
     value: float
@@ -211,6 +220,7 @@ class WorstSample:
     pred: int
     image: Tensor
     cam: Tensor
+    region: Tensor | None = None
 
 
 def gallery_image(samples: Sequence[WorstSample], class_names: Sequence[str] | None, colormap: str,
@@ -230,8 +240,12 @@ def gallery_image(samples: Sequence[WorstSample], class_names: Sequence[str] | N
     colors = [UNKNOWN_COLOR if s.label == -1 else CORRECT_COLOR if s.label == s.pred else WRONG_COLOR for s in samples]
     texts = [f"{s.score_name} {s.value:.3g}\npred: {name(s.pred)}" + ("" if s.label == -1 else f" / {name(s.label)}")
              for s in samples]
+    regions = [s.region for s in samples]
+    outlines = (torch.stack([r if r is not None else torch.zeros_like(s.cam, dtype=torch.bool)
+                             for r, s in zip(regions, samples)])
+                if any(r is not None and bool(r.any()) for r in regions) else None)
     return overlay_columns(torch.stack([s.image for s in samples]), torch.stack([s.cam for s in samples]), colors,
-                           texts, colormap, alpha)
+                           texts, colormap, alpha, outlines=outlines)
 
 
 @register_view

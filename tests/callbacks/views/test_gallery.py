@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lightning_cam.callbacks.views.gallery import WorstCases
+from lightning_cam.callbacks.views.gallery import WorstCases, gallery_image
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.record import CAMBatch
 
@@ -50,3 +50,25 @@ def test_gallery_falls_back_to_average_drop_and_skips_missing_values() -> None:
     wc.update("gradcam", parts, result, {"average_drop": torch.tensor([10.0, float("nan"), 90.0, 50.0])})
     ((_, samples),) = wc.gather(lambda t: t)
     assert [(s.score_name, s.value) for s in samples] == [("drop %", 90.0), ("drop %", 50.0), ("drop %", 10.0)]
+
+
+def test_a_segmentation_pairs_region_is_kept_with_its_sample_and_outlined() -> None:
+    from lightning_cam.render import OUTLINE_COLOR
+    from lightning_cam.targets.task import Task
+
+    wc = WorstCases(["gradcam"], k=2, tile_size=16)
+    wc.task = Task("segmentation")
+    wc.start(torch.device("cpu"), denormalize=lambda x: x.clamp(0, 1))
+    logits = torch.zeros(2, 3, 8, 8)
+    logits[0, 1, :4] = 5.0  # pair 0 (class 1): the top half
+    logits[1, 2, :, :4] = 5.0  # pair 1 (class 2): the left half
+    images = torch.full((2, 3, 8, 8), 0.2)
+    images[1] += 0.1  # distinct contents
+    result = CAMResult(torch.zeros(2, 8, 8), torch.zeros(2, 2, 2), logits, torch.tensor([1, 2]))
+    wc.update("gradcam", CAMBatch(images), result, {"pointing_game": torch.tensor([0.0, 1.0])})
+    ((_, samples),) = wc.gather(lambda t: t)
+    first = samples[0].region  # the worst, pair 0: its region followed it through the packing
+    assert first is not None and bool(first[:8].all()) and not bool(first[8:].any())
+    image = gallery_image(samples, None, "jet", 0.0)  # alpha 0: the overlay is the input, but for the outline
+    white = (image == torch.tensor(OUTLINE_COLOR).view(3, 1, 1)).all(0)
+    assert int(white.sum()) > 0
