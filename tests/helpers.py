@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -156,3 +162,25 @@ def record_of(method: str, parts: Any, result: Any, values: Any = None) -> Any:
     kept = torch.isfinite(result.maps.flatten(1)).all(1)
     n = int(kept.shape[0])
     return BatchRecord(parts, {method: MethodRecord(method, parts, result, dict(values or {}), kept, torch.arange(n))})
+
+
+def assert_ddp_equals_one_process(script: str, tmp_path: Path, timeout: float = 600) -> list[str]:
+    """Run ``script`` (it writes ``res<devices>.json`` into the directory it is given) on 2 and on 1 process, each
+    in a subprocess with a hard timeout, and check every ``cam/`` value of the two runs is the same; returns the
+    ``cam/`` keys. A fault that raised in the CAM work fails the test (blank maps are only counted)."""
+    path = tmp_path / "ddp_run.py"
+    path.write_text(script)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    for devices in ("2", "1"):
+        proc = subprocess.run([sys.executable, str(path), str(tmp_path), devices], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        assert " raised " not in proc.stderr, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "res2.json").read_text())
+    one = json.loads((tmp_path / "res1.json").read_text())
+    cam_keys = [k for k in one if k.startswith("cam/")]
+    assert set(cam_keys) == {k for k in two if k.startswith("cam/")}
+    for key in cam_keys:
+        assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
+    return cam_keys
