@@ -80,7 +80,7 @@ from lightning_cam.callbacks.views import CAMViews, ViewContext, resolve_views
 from lightning_cam.callbacks.views.collection import ViewsSpec
 from lightning_cam.callbacks.views.grid import GridView
 from lightning_cam.callbacks.views.per_class import class_names_of
-from lightning_cam.callbacks.writer import BackgroundWriter
+from lightning_cam.callbacks.writer import EXCEPTION_TIMEOUT, BackgroundWriter
 from lightning_cam.methods import BaseCAM
 from lightning_cam.metrics.registry import check_metric_names
 from lightning_cam.mixin import CAMMixin
@@ -305,6 +305,13 @@ class CAMCallback(CallbackBase):
         with self._faults.reporting("while saving or logging the CAM evolution images and the views' final images"), \
                 self._watch.running("fit_end/other"), self._writer.holding():
             self._views.fit_end(self._sinks(trainer), step)
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        # Lightning finalizes the loggers right after this hook and calls no `teardown`: the images already queued
+        # are written now, while the loggers are open (for at most EXCEPTION_TIMEOUT seconds: the run is stopping)
+        self._writer.finish(self._faults, "while writing the CAM images in the background before the run stopped "
+                                          "on an exception", timeout=EXCEPTION_TIMEOUT)
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

@@ -49,8 +49,10 @@ from torch import Tensor
 from lightning_cam.callbacks.faults import Faults
 from lightning_cam.callbacks.sinks import ImageSink
 
-__all__ = ["SETTLE_TIMEOUT", "WORKERS", "BackgroundWriter", "QueuedSink"]
+__all__ = ["EXCEPTION_TIMEOUT", "SETTLE_TIMEOUT", "WORKERS", "BackgroundWriter", "QueuedSink"]
 
+#: seconds the writes still queued when a run stops on an exception get (`CAMCallback.on_exception`)
+EXCEPTION_TIMEOUT = 30.0
 #: worker threads writing at once (each image is one write; the loggers take them from any thread)
 WORKERS = 2
 
@@ -128,20 +130,20 @@ class BackgroundWriter:
             if err is not None:
                 faults.record("logger", f"{what}: {type(err).__name__}: {err}", err)
 
-    def finish(self, faults: Faults, during: str) -> None:
-        """The end of a stage: wait for every write, warn once about their faults (``during`` says what they were),
-        and stop the worker thread."""
+    def finish(self, faults: Faults, during: str, timeout: float = SETTLE_TIMEOUT) -> None:
+        """The end of a stage: wait for every write (at most ``timeout`` seconds), warn once about their faults
+        (``during`` says what they were), and stop the worker threads."""
         with faults.reporting(during):
-            self.settle(faults)
-        self.close()
+            self.settle(faults, timeout)
+        self.close(timeout)
 
-    def close(self) -> None:
+    def close(self, timeout: float = SETTLE_TIMEOUT) -> None:
         """Stop the worker threads once the writes queued before are done (`settle` first to count them)."""
         if self._jobs is not None:
             for _ in self._threads:
                 self._jobs.put(None)
             for thread in self._threads:
-                thread.join(timeout=SETTLE_TIMEOUT)
+                thread.join(timeout=timeout)
         self._jobs, self._threads = None, []
 
 

@@ -612,3 +612,24 @@ def test_timing_splits_the_callbacks_work_by_part_and_the_images_are_written_whe
     # TensorBoard charts the curves itself (the custom-scalars layout): no summary figure by default
     assert "cam/summary" not in events.Tags()["images"] and "custom_scalars__config__" in events.Tags()["tensors"]
     assert not any(t.name == "lightning_cam-images" and t.is_alive() for t in threading.enumerate())
+
+
+def test_an_exception_in_training_still_writes_the_queued_images_before_the_loggers_close(tmp_path: Any) -> None:
+    """Lightning calls `on_exception`, finalizes the loggers and calls no `teardown`: the images queued by the last
+    CAM run are written before that, and no writer thread is left running."""
+    dm = make_data()
+
+    class FailsLater(GAPClassifier):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            if self.current_epoch == 1:
+                raise RuntimeError("the user's own bug")
+            return super().training_step(batch, batch_idx)
+
+    trainer = make_trainer(tmp_path, [CAMCallback(num_images=2)], max_epochs=3)
+    with pytest.raises(RuntimeError, match="the user's own bug"):
+        trainer.fit(make_model(dm, cls=FailsLater), dm)
+    events = EventAccumulator(str(trainer.logger.log_dir), size_guidance={"images": 0})  # type: ignore[union-attr]
+    events.Reload()
+    assert len(events.Images("cam/gradcam/grid")) == 1  # epoch 0's validation
+    # (without `on_exception` the writer's threads were left running, waiting for a `teardown` that never comes)
+    assert not any(t.name == "lightning_cam-images" and t.is_alive() for t in threading.enumerate())
