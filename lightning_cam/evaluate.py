@@ -199,7 +199,7 @@ def evaluate_batch(
         logits = result.logits.detach().to(images.device)
         # what each pair is scored against on every changed image, fixed on the original one (a region)
         reference = task.target.reference(logits, tgt) if task.target.has_reference else None
-        defined = None if reference is None else task.target.defined(reference)
+        defined = None if reference is None else task.target.defined(logits, tgt, reference)
         if defined is not None:  # a pair without a score (an empty region) gets no value, never a perfect one
             bad = bad | ~defined.to(images.device)
         probs = target_probability(logits, tgt, task, reference)

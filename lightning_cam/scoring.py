@@ -99,7 +99,7 @@ def score_method(
         kind = check_task(getattr(cam, "task", None)).target
         reference = kind.reference(result.logits.detach(), result.targets) if kind.has_reference else None
         if reference is not None:  # pairs without a score (a segmentation class predicted nowhere): left out, counted
-            defined = kind.defined(reference)
+            defined = kind.defined(result.logits.detach(), result.targets, reference)
             if defined is not None:  # (said before the blank maps: the precise reason of theirs too)
                 empty = ok & ~defined.to(ok.device)
                 faults.add("blank", empty.sum(), lambda n: f"{name}: {n} pair(s) left out of the metrics: "

@@ -3,7 +3,7 @@
 
 Examples:
     >>> available_targets()
-    ['multiclass', 'multilabel', 'binary', 'segmentation']
+    ['multiclass', 'multilabel', 'binary', 'embedding', 'segmentation']
 """
 
 from lightning_cam.targets.base import TARGET_REGISTRY, Pairs, TargetKind, available_targets, register_target

@@ -11,7 +11,7 @@ and the views need to know about what is explained; nothing downstream reads the
 | `pairs(targets, logits)` | the (sample, target) pairs when one image is explained several times, else `None` |
 | `predicted(logits)` | the target of `targets=None` |
 | `reference(logits, targets)` | what a pair's score is measured against, fixed on the original image (or `None`) |
-| `defined(reference)` | which pairs have a score at all (a segmentation pair whose class is predicted nowhere: none) |
+| `defined(logits, targets, reference)` | which pairs have a score at all (see `TargetKind.defined`) |
 | `score(logits, targets, reference)` | the differentiable score each map explains, $y^c$ |
 | `probability(logits, targets, reference)` | the probability the metrics read, $Y_c$ (and $O_c$ on $x \odot map$) |
 | `ground_truth(masks, boxes, targets, size)` | the region the localization metrics read |
@@ -26,8 +26,8 @@ predicts as the class) says so with `has_reference`: its `reference` is computed
 and every pass on a changed image (the masked image of the metrics, Score-CAM's masked copies, Smooth
 Grad-CAM++'s noisy copies, the insertion and deletion steps) scores the pair against it.
 
-The built-in kinds are the modules of this package (`multiclass`, `multilabel`, `binary`); a new kind is one
-file with a `TargetKind` subclass decorated with
+The built-in kinds are the modules of this package (`multiclass`, `multilabel`, `binary`, `embedding`,
+`segmentation`); a new kind is one file with a `TargetKind` subclass decorated with
 [`register_target`][lightning_cam.targets.base.register_target]. A kind is built for one
 [`Task`][lightning_cam.targets.task.Task] (its options: `threshold`, `max_labels`) and reached as
 `task.target`.
@@ -38,7 +38,7 @@ Examples:
     >>> kind.probability(torch.tensor([[0.0, 0.0]]), torch.tensor([1]))
     tensor([0.5000])
     >>> available_targets()
-    ['multiclass', 'multilabel', 'binary', 'segmentation']
+    ['multiclass', 'multilabel', 'binary', 'embedding', 'segmentation']
 """
 
 from __future__ import annotations
@@ -144,9 +144,11 @@ class TargetKind:
         (``None``, the default: the score reads only the output it is given)."""
         return None
 
-    def defined(self, reference: Tensor) -> Tensor | None:
-        """``(B,)`` bool: the pairs whose `reference` gives them a score (``None``, the default: all). A pair without
-        one is left out of every metric, a counted fault that says why (`undefined`), never a value."""
+    def defined(self, logits: Tensor, targets: Tensor, reference: Tensor) -> Tensor | None:
+        """``(B,)`` bool: the pairs that have a score and a probability on their original image's ``logits``
+        against their `reference` (``None``, the default: all). A pair without one is left out of every metric, a
+        counted fault that says why (`undefined`), never a value: a segmentation class predicted nowhere, an
+        embedding with no positive similarity to its concept."""
         return None
 
     #: why a pair has no score, in the fault's message (a kind whose `defined` can be False says it)

@@ -124,7 +124,7 @@ class SegmentationTarget(TargetKind):
     undefined = ("the model predicts their class nowhere in the image, so the pair has no region: no score, no "
                  "probability, and a map of it would mean nothing (explain the predicted classes: target='pred')")
 
-    def defined(self, reference: Tensor) -> Tensor:
+    def defined(self, logits: Tensor, targets: Tensor, reference: Tensor) -> Tensor:
         """A pair has a score where its region is not empty."""
         return reference.flatten(1).any(dim=1)
 
