@@ -156,6 +156,25 @@ class CAMMixin:
             return
         super().__setattr__(name, value)
 
+    def cam_target_task(self) -> Task:
+        """`cam_task` as one [`Task`][lightning_cam.targets.task.Task] object, the same at every call while
+        `cam_task` is unchanged: every method, view and caption of the callback reads one target kind, so a state the
+        kind keeps (an embedding model's concept bank) is seen by all of them.
+
+        Examples:
+            >>> class Embedder(CAMMixin, nn.Module):
+            ...     cam_task = "embedding"
+            >>> model = Embedder()
+            >>> model.cam_target_task() is model.cam_target_task(), model.cam_target_task().kind
+            (True, 'embedding')
+        """
+        spec = self.cam_task
+        cached = self.__dict__.get("_cam_target_task")
+        if cached is None or cached[0] is not spec:
+            cached = (spec, check_task(spec))
+            self.__dict__["_cam_target_task"] = cached
+        return cached[1]
+
     def cam_model(self) -> nn.Module:
         """The module whose ``forward(images)`` returns ``(B, num_classes)`` logits."""
         return self  # type: ignore[return-value]
@@ -184,7 +203,7 @@ class CAMMixin:
         kwargs: dict[str, Any] = {"reshape": check_reshape(self.cam_reshape)}
         if self.cam_output is not None:
             kwargs["output"] = check_output(self.cam_output)
-        task = check_task(self.cam_task)
+        task = self.cam_target_task()
         if task != Task():
             kwargs["task"] = task
         return kwargs

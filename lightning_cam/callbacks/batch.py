@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from lightning_cam.callbacks.accumulate import MetricAccumulator
+from lightning_cam.callbacks.bank import NO_LABELS, SHARDED_BANK, CentroidBank
 from lightning_cam.callbacks.faults import MISSING_LABELS, Faults, WarnOnce, missing_masks
 from lightning_cam.callbacks.probe import ProbeSet
 from lightning_cam.callbacks.runner import CAMRunner
@@ -18,8 +19,8 @@ from lightning_cam.methods import BaseCAM
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.record import BatchRecord, CAMBatch
 from lightning_cam.scoring import score_batch, score_method
-from lightning_cam.targets.task import check_task
 from lightning_cam.utilities.checks import check_images
+from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["BatchPass", "Observer"]
@@ -60,10 +61,12 @@ class BatchPass:
         self.observers = list(observers)
         #: the stage's probe set, captured from the first batches rank zero sees (`start`)
         self.probe: ProbeSet | None = None
+        #: an embedding model's class centroids (`CentroidBank`), fed the scored samples; ``None``: another kind
+        self.bank: CentroidBank | None = None
 
-    def start(self, probe: ProbeSet) -> None:
-        """A CAM run starts: its stage's probe set."""
-        self.probe = probe
+    def start(self, probe: ProbeSet, bank: CentroidBank | None = None) -> None:
+        """A CAM run starts: its stage's probe set, and the bank it feeds when it explains an embedding model."""
+        self.probe, self.bank = probe, bank
 
     def step(self, trainer: Any, module: CAMMixin, batch: Any) -> None:
         """The probe capture (rank zero, first run), the scored batch, and its record to every observer."""
@@ -80,6 +83,9 @@ class BatchPass:
             error = err
         if parts is not None and capture and self.probe is not None:
             self.probe.add(parts.images, parts.labels, parts.extra)
+        if self.bank is not None and sharded is not None:  # the same decision on every rank: the bank is theirs
+            self.faults.record("error", SHARDED_BANK, NotImplementedError(SHARDED_BANK))
+            return
         n = 0 if parts is None else acc.take(parts.images.shape[0])
         sub = None if parts is None or n <= 0 else parts
         local = None if sub is None else tuple(sub.images.shape[1:])
@@ -95,6 +101,10 @@ class BatchPass:
             sub = None if sub is None else sub.take(torch.arange(n, device=sub.images.device))
             targets = None if sub is None or self.target != "label" else sub.labels
             record: BatchRecord | None
+            if self.bank is not None and sub is not None and self.bank.building:  # nothing to explain against yet
+                with timed("batch/passes"):
+                    self._feed_bank(sub, None)
+                return
             if sharded is None and sub is not None:  # one shared pass for every method
                 record = score_batch(self.runner.cams, sub, targets, self.metrics, self.faults, self.metric_kwargs)
                 self.runner.drop(self.faults.unexplained, self.warnings)
@@ -110,7 +120,25 @@ class BatchPass:
                         self.faults.record("error", f"{name} raised NotExplainable: {why}")
                 self.faults.unexplained = {k: v for k, v in self.faults.unexplained.items() if k in self.runner.dropped}
             if record is not None:
+                if self.bank is not None:
+                    self._feed_bank(record.parts, record)
                 self.publish(record)
+
+    def _feed_bank(self, parts: CAMBatch, record: BatchRecord | None) -> None:
+        """The scored samples' embeddings and labels to the bank: the output of the record's passes, else one
+        forward (the run that only builds the bank)."""
+        assert self.bank is not None
+        if parts.labels is None:
+            self.warnings.warn("bank_labels", NO_LABELS)
+            return
+        first = next(iter(record.methods.values()), None) if record is not None else None
+        if first is not None and first.batch_size == int(parts.images.shape[0]):
+            embeddings = first.result.logits
+        else:
+            cam = next(iter(self.runner.cams.values()))
+            with eval_mode(cam.model):  # as `explain` runs: no BatchNorm update, no dropout draw
+                embeddings = cam.forward_logits(parts.images, parts.extra)
+        self.bank.add(embeddings, parts.labels)
 
     def _score_one(self, record: BatchRecord, name: str, cam: BaseCAM, targets: Tensor | None) -> None:
         """One method's step of a sharded run, added to the batch's ``record``."""
@@ -133,7 +161,7 @@ class BatchPass:
                 parts = module.cam_inputs(batch)
             check_images(parts.images, allow_empty=True)  # before any slicing, by the one rule of each
             if parts.labels is not None:  # in a form the kind explains (multi-hot rows, segmentation label masks)
-                kind = check_task(getattr(module, "cam_task", None)).target
+                kind = module.cam_target_task().target
                 kind.check_targets(parts.labels, int(parts.images.shape[0]), parts.images.device)
         except Exception as err:  # noqa: BLE001 - reported, and re-raised with on_error="raise"
             self.faults.record("error", f"cam_inputs(batch) raised {type(err).__name__}: {err}", err)

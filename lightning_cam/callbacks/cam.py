@@ -52,10 +52,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+import torch
 from typing_extensions import override
 
 from lightning_cam.callbacks import options
 from lightning_cam.callbacks.accumulate import MetricAccumulator
+from lightning_cam.callbacks.bank import BANK_BUILT, CentroidBank
 from lightning_cam.callbacks.batch import BatchPass
 from lightning_cam.callbacks.distributed import all_gather_objects
 from lightning_cam.callbacks.faults import (
@@ -66,7 +68,7 @@ from lightning_cam.callbacks.probe import History, ProbeSet, When
 from lightning_cam.callbacks.probe_pass import ProbePass
 from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.runner import CAMRunner
-from lightning_cam.callbacks.scalars import scalar_log
+from lightning_cam.callbacks.scalars import ScalarLog, scalar_log
 from lightning_cam.callbacks.schedule import (
     DEFAULT_STAGES,
     Schedule,
@@ -225,6 +227,7 @@ class CAMCallback(CallbackBase):
         self._runner = CAMRunner(self._method_classes, self.method_kwargs, self.on_error, self._faults)
         self._accumulator = MetricAccumulator(self.methods, self.metrics, self.max_samples, self._faults)
         self._probe_pass = ProbePass(self.probe, self.history, self._faults, self.num_images, self.target)
+        self._bank = CentroidBank()  # an embedding model's class centroids (`lightning_cam.callbacks.bank`)
         self._warnings = WarnOnce()
         self._progress = Progress(self.progress)
         self._active, self._prefix, self._when = False, "cam", When(0, 0, 0)
@@ -335,9 +338,9 @@ class CAMCallback(CallbackBase):
         self._prefix = key_prefix(loop, self.dataloader_idx)
         # a probe set per stage: test grids show test images, with the test labels in the captions
         probe = self.test_probe if loop == "test" else self.probe
-        self._batch.start(probe)
         self._probe_pass.start(probe, trainer.is_global_zero)
         self._runner.build(cam_module(pl_module))
+        self._batch.start(probe, self._bank if self._bank.start(self._runner.cams) else None)
         self._accumulator.start(pl_module.device, trainer.world_size, trainer.global_rank)
         self._views.start(trainer, pl_module, cam_module(pl_module).cam_display)
         self._runner.start(trainer, pl_module.device)
@@ -362,6 +365,8 @@ class CAMCallback(CallbackBase):
         log = scalar_log(pl_module, self._prefix, (lambda k, v: self._views.scalar(k, epoch, v)) if fitting else None)
         with timed("end/metrics"):
             self._accumulator.log(log)
+        if self._batch.bank is not None:  # an embedding model: this run's centroids, the next run's bank
+            self._end_bank(trainer, pl_module, log)
         zero = trainer.is_global_zero
         self._views.epoch_end(trainer, log, step, self._sinks(trainer) if zero else [],
                               getattr(pl_module, "cam_class_names", None), prefix=self._prefix)
@@ -381,6 +386,18 @@ class CAMCallback(CallbackBase):
             rank_zero_warn(report)
         self._progress.done(f"CAM work of epoch {epoch} ({self._accumulator.seen} samples on rank 0)",
                             self._watch.seconds)
+
+    def _end_bank(self, trainer: pl.Trainer, pl_module: pl.LightningModule, log: ScalarLog) -> None:
+        """The bank from this run's scored samples (every rank), ``cam/bank/shift``, and the bank on the methods
+        from now on: the probe's maps of this run already explain against it."""
+        built = self._bank.building
+        with timed("end/bank"):
+            shift = self._bank.end(lambda t, op: trainer.strategy.reduce(t, reduce_op=op), pl_module.device)
+        if shift is not None:
+            log("cam/bank/shift", torch.tensor(shift))
+        self._bank.start(self._runner.cams)
+        if built and trainer.is_global_zero:
+            self._warnings.warn("bank_built", BANK_BUILT)
 
     def _sinks(self, trainer: pl.Trainer) -> list[ImageSink]:
         """The trainer's image sinks, those that allow it written in the background (`BackgroundWriter`)."""

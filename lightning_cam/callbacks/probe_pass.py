@@ -22,7 +22,7 @@ from lightning_cam.callbacks.progress import Progress
 from lightning_cam.callbacks.runner import CAMRunner
 from lightning_cam.methods import BaseCAM, CAMResult, ExtraInputs, MethodGroup
 from lightning_cam.mixin import CAMMixin
-from lightning_cam.targets.task import check_task, predicted_for
+from lightning_cam.targets.task import predicted_for
 
 __all__ = ["ProbePass"]
 
@@ -68,7 +68,7 @@ class ProbePass:
         if probe[0] is None or not self.num_images:
             return None
         device = module.device  # type: ignore[attr-defined]
-        task = check_task(getattr(module, "cam_task", None))
+        task = module.cam_target_task()
         with runner.context(trainer):
             images = probe[0].to(device, input_dtype(runner.model)).clone()
             labels = None if probe[1] is None else probe[1].to(device).clone()

@@ -17,13 +17,16 @@ from lightning_cam.data.shapes import (
 from lightning_cam.data.watermark import check_watermark
 from lightning_cam.targets import available_targets
 
-__all__ = ["SPLIT_SHORTCUTS", "ShapesDataModule"]
+__all__ = ["SHAPES_TASKS", "SPLIT_SHORTCUTS", "ShapesDataModule"]
 
 # Offsets that give the train/val/test splits independent generator streams for one ``seed``.
 _SPLIT_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_029}
 #: What an evaluation split does with the planted cue: the training correlation, lying markers, or none.
 SPLIT_SHORTCUTS: tuple[str, ...] = (*SHORTCUT_VARIANTS, "none")
 
+
+#: the ``task`` values Shapes makes labels for
+SHAPES_TASKS = ("multiclass", "multilabel", "binary", "segmentation", "embedding")
 
 class ShapesDataModule(SplitDataModule):
     """Train/val/test splits of `ShapesDataset`, generated in memory.
@@ -73,7 +76,9 @@ class ShapesDataModule(SplitDataModule):
             ``(x0, y0, x1, y1, class)``; see `lightning_cam.data.shapes_multilabel`), ``"binary"``
             (``num_classes=2``: square is class 0, circle class 1, for a one-logit model) or ``"segmentation"``
             (the multi-label images with their label maps: ``label`` ``(B, S, S)`` long, ``0`` the background and
-            ``k + 1`` class ``k``; `num_classes` then counts the background: 6 is the background and 5 shapes).
+            ``k + 1`` class ``k``; `num_classes` then counts the background: 6 is the background and 5 shapes) or
+            ``"embedding"`` (the multi-class images and labels, for an embedding model learnt from its classes:
+            same-class pairs near, others far).
         watermark: the fraction of images with a fixed tag in the bottom-left corner, each tagged image
             labelled ``watermark_class``, in every split (`lightning_cam.data.watermark`); ``0``: none.
         watermark_class: the label of the tagged images.
@@ -124,8 +129,8 @@ class ShapesDataModule(SplitDataModule):
         ground_truth: bool = True,
     ) -> None:
         super().__init__()
-        if task not in ("multiclass", "multilabel", "binary", "segmentation"):  # the labels Shapes can make
-            raise ValueError(f"task must be one of ['multiclass', 'multilabel', 'binary', 'segmentation'] (the kinds "
+        if task not in SHAPES_TASKS:  # the labels Shapes can make
+            raise ValueError(f"task must be one of {list(SHAPES_TASKS)} (the kinds "
                              f"of {available_targets()} whose labels Shapes makes), got {task!r}")
         if task == "binary" and num_classes != 2:
             raise ValueError(f"task='binary' needs num_classes=2 (class 1, circle, is the positive one), got "

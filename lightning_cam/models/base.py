@@ -103,7 +103,12 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
         # Accuracy is logged per epoch only, so syncing it costs one reduction per epoch.
         self.log(f"{stage}_acc", acc, prog_bar=stage != "train", sync_dist=True, batch_size=bs,
                  on_step=False, on_epoch=True)
+        self.log_more(stage, logits, parts.labels)
         return loss
+
+    def log_more(self, stage: str, logits: Tensor, labels: Tensor) -> None:
+        """Further metrics of a ``stage`` (``"train"``, ``"val"``, ``"test"``) batch after the loss and accuracy
+        (default: none)."""
 
     def _loss_and_accuracy(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         task = check_task(self.cam_task)
@@ -145,7 +150,10 @@ class ImageClassifier(CAMMixin, pl.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         logits = self(self.cam_inputs(batch).images)
-        return logits.softmax(1) if check_task(self.cam_task).kind == "multiclass" else logits.sigmoid()
+        kind = check_task(self.cam_task).kind
+        if kind == "embedding":
+            return logits
+        return logits.softmax(1) if kind == "multiclass" else logits.sigmoid()
 
     def configure_optimizers(self) -> Any:
         """Adam(``lr``, ``weight_decay``); with ``cosine=True`` the learning rate follows a per-step

@@ -8,10 +8,11 @@ from torch import Tensor, nn
 
 from lightning_cam.models.base import ImageClassifier, as_list
 
-__all__ = ["GAPClassifier"]
+__all__ = ["GAPClassifier", "conv_block"]
 
 
-def _block(cin: int, cout: int) -> nn.Sequential:
+def conv_block(cin: int, cout: int) -> nn.Sequential:
+    """A 3x3 conv (no bias), BatchNorm and ReLU: ``cout`` channels at the input's size."""
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
@@ -70,7 +71,7 @@ class GAPClassifier(ImageClassifier):
         for i, cout in enumerate(channels):
             # Blocks after the first start with the 2x2 max-pool, so each block ends with its ReLU.
             pool = [nn.MaxPool2d(2)] if i > 0 else []
-            layers.append(nn.Sequential(*pool, *_block(cin, cout)))
+            layers.append(nn.Sequential(*pool, *conv_block(cin, cout)))
             cin = cout
         self.features = nn.Sequential(*layers)
         self.gap = nn.AdaptiveAvgPool2d(1)

@@ -38,7 +38,7 @@ from lightning_cam.render import (
     overlay_columns,
     to_uint8,
 )
-from lightning_cam.targets.task import Task, check_task, predicted_for
+from lightning_cam.targets.task import Task, predicted_for
 
 __all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "content_key", "gallery_image",
            "worst_first"]
@@ -269,7 +269,7 @@ class WorstView(View):
         self.cases = WorstCases(ctx.methods, k, ctx.tile_size)
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
-        self.cases.task = check_task(getattr(pl_module, "cam_task", None))
+        self.cases.task = pl_module.cam_target_task()
         self.cases.start(pl_module.device, denormalize)
 
     def observe(self, record: BatchRecord) -> None:
