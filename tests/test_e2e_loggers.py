@@ -173,3 +173,92 @@ def test_every_key_the_callback_can_log_survives_every_logger(store: str, tmp_pa
     assert keys <= stored, sorted(keys - stored)
     for tag in ("cam/gradcam/grid", "cam/gradcam/worst", "cam_test/gradcam/grid", "cam/summary"):
         assert acc.Images(tag), tag
+
+
+def _task_model(task: str, pl_module: Any) -> tuple[ShapesDataModule, Any]:
+    """A tiny segmenter or embedder and its Shapes data, on either package (the models are pytorch_lightning's:
+    wrapped in a module of the package asked for)."""
+    from lightning_cam import CAMMixin
+    from lightning_cam.models import EmbeddingNet, UNetSegmenter
+
+    classes = 6 if task == "segmentation" else 5
+    dm = ShapesDataModule(num_train=32, num_val=16, image_size=32, batch_size=8, seed=0, task=task,
+                          num_classes=classes)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    inner = (UNetSegmenter(num_classes=6, channels=(8, 16)) if task == "segmentation"
+             else EmbeddingNet(num_classes=5, channels=(8, 16), dim=8))
+
+    class Wrapped(CAMMixin, pl_module):
+        cam_task = inner.cam_task
+        cam_class_names = dm.class_names
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return self.inner._loss_and_accuracy(self(batch["image"]), batch["label"])[0]
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            self.log("val_loss", self.inner._loss_and_accuracy(self(batch["image"]), batch["label"])[0])
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    return dm, Wrapped()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("task", ["segmentation", "embedding"])
+def test_every_logger_gets_a_segmenters_and_an_embedders_scalars_and_grids(package: str, task: str, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+                        "MLFLOW_ALLOW_FILE_STORE": "true"}.items():
+        monkeypatch.setenv(name, value)
+    import wandb
+    from mlflow import MlflowClient
+
+    pl = importlib.import_module(package)
+    loggers_module = importlib.import_module(f"{package}.loggers")
+    tb = loggers_module.TensorBoardLogger(str(tmp_path), name="tb")
+    csv_logger = loggers_module.CSVLogger(str(tmp_path), name="csv")
+    wb = loggers_module.WandbLogger(save_dir=str(tmp_path), offline=True, project="cam")
+    ml = loggers_module.MLFlowLogger(experiment_name="cam", tracking_uri=f"file:{tmp_path / 'mlruns'}")
+    dm, model = _task_model(task, pl.LightningModule)
+    callback = CAMCallback(methods=("gradcam", "eigencam"), metrics=("adcc", "pointing_game", "iou"), num_images=2)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=2, logger=[tb, csv_logger, wb, ml], callbacks=[callback],
+                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                         log_every_n_steps=1, num_sanity_val_steps=0, limit_train_batches=2)
+    trainer.fit(model, dm.train_dataloader(), dm.val_dataloader())
+    run_dir = os.path.dirname(wb.experiment.dir)
+    wandb.finish()
+    scored = STEPS if task == "segmentation" else STEPS[1:]  # an embedder's first CAM run builds its bank
+    keys = [f"cam/{m}/{k}" for m in ("gradcam", "eigencam") for k in ("adcc", "pointing_game", "iou")]
+    if task == "embedding":
+        keys.append("cam/bank/shift")
+
+    acc = EventAccumulator(tb.log_dir, size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    for key in keys:
+        assert [s.step for s in acc.Scalars(key)] == scored and all(math.isfinite(s.value) for s in acc.Scalars(key))
+    with open(os.path.join(csv_logger.log_dir, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    history = wandb_history(run_dir)
+    client = MlflowClient(f"file:{tmp_path / 'mlruns'}")
+    images = [a.path for a in client.list_artifacts(ml.run_id, "images") if a.path.endswith(".png")]
+    for key in keys:
+        assert [int(r["step"]) for r in rows if r.get(key)] == scored, key
+        assert [r["trainer/global_step"] for r in history if key in r] == scored, key
+        assert [h.step for h in client.get_metric_history(ml.run_id, key)] == scored, key
+    for m in ("gradcam", "eigencam"):  # the grids at every CAM run, in every logger
+        assert [e.step for e in acc.Images(f"cam/{m}/grid")] == STEPS
+        assert {f"cam_{m}_grid_step{s}.png" for s in STEPS} <= set(os.listdir(csv_logger.log_dir))
+        assert [r["trainer/global_step"] for r in history if f"cam/{m}/grid/_type" in r] == STEPS
+        for step in STEPS:
+            assert len([p for p in images if p.startswith(f"images/cam~{m}~grid+step+{step}+")]) == 1
