@@ -22,6 +22,7 @@ from lightning_cam import CAMCallback, CAMMixin, evaluate_batch
 from lightning_cam.data import ShapesDataModule
 from lightning_cam.methods import GradCAM
 from lightning_cam.models import UNetSegmenter
+from lightning_cam.targets.task import Task
 from tests.helpers import assert_ddp_equals_one_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,6 +119,44 @@ def test_a_users_torchvision_segmenter_gets_grids_and_metrics_with_no_other_code
             assert math.isfinite(point.value), (method, metric)
         assert f"cam/{method}/grid" in acc.Tags()["images"]
     assert callback.timings == {}  # (timing off by default)
+
+
+def test_a_one_channel_binary_segmenter_with_float_masks_is_explained(tmp_path: Path) -> None:
+    """A user's binary segmenter (one output channel, BCEWithLogitsLoss, (B, 1, H, W) float masks): its foreground
+    explained and scored against the masks, no other code."""
+
+    class Binary(CAMMixin, pl.LightningModule):
+        cam_task = Task("segmentation", ignore_index=0)  # the foreground alone
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)["out"]
+
+        def validation_step(self, batch: tuple, batch_idx: int) -> None:
+            self.log("val_loss", F.binary_cross_entropy_with_logits(self(batch[0]), batch[1]))
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(8, 3, 64, 64, generator=g)
+    masks = torch.zeros(8, 1, 64, 64)
+    masks[:, :, 16:48, 16:48] = 1.0
+    images[:, :, 16:48, 16:48] += 1.0
+    loader = torch.utils.data.DataLoader(list(zip(images, masks)), batch_size=4)
+    torch.manual_seed(0)
+    model = Binary().eval()
+    with torch.no_grad():  # random weights, shifted so that the model predicts foreground on about half the pixels
+        model.net.classifier.high_classifier.bias -= model(images).median()
+    callback = CAMCallback(methods=("gradcam",), metrics=("adcc", "pointing_game", "iou"), num_images=2, target="label")
+    trainer = pl.Trainer(accelerator="cpu", logger=TensorBoardLogger(str(tmp_path), name="b"), callbacks=[callback],
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.validate(model, loader, verbose=False)
+    acc = events(trainer.logger.log_dir)
+    for metric in ("adcc", "pointing_game", "iou"):
+        (point,) = acc.Scalars(f"cam/gradcam/{metric}")
+        assert math.isfinite(point.value), metric
+    assert "cam/gradcam/grid" in acc.Tags()["images"]
 
 
 DDP_SCRIPT = textwrap.dedent(

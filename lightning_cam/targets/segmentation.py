@@ -12,7 +12,12 @@ $\mathrm{softmax}_c$ over $R$, read again on every changed image with the same $
 | ``(B, K)`` multi-hot rows | each positive class |
 | ``(B,)`` class indices, an int | one pair per image |
 
-``ignore_index`` (e.g. the background) is never a pair's class. The label masks are also the ground truth of
+``ignore_index`` (e.g. the background) is never a pair's class.
+
+A **binary segmenter** with one output channel, ``(B, 1, H, W)`` (a sigmoid per pixel, ``BCEWithLogitsLoss``), is
+read as two classes: 1 the foreground (the pixels with $z > 0$), 0 the rest; a pair's score is $\sum_R z$ for class
+1 and $\sum_R -z$ for class 0 (the binary classifier's rule, pixel by pixel), its probability the mean $\sigma(\pm
+z)$ over $R$. Set ``ignore_index=0`` to explain the foreground alone. The label masks are also the ground truth of
 the localization metrics: a segmentation batch ``(images, masks)`` scores the pointing game, energy pointing
 game and IoU without any extra annotation.
 """
@@ -55,16 +60,27 @@ class SegmentationTarget(TargetKind):
     has_reference = True
 
     def check_output(self, logits: Tensor) -> Tensor:
-        if logits.ndim != 4 or int(logits.shape[1]) < 2:
+        if logits.ndim != 4:
             raise ValueError(
-                f"task='segmentation' explains (B, num_classes, H, W) per-pixel class scores (num_classes >= 2, a "
-                f"softmax over classes), got {tuple(logits.shape)}. A torchvision segmentation model returns "
-                "{'out': ...}, read automatically; for another layout set `output=` (on CAMMixin: `cam_output`)."
+                f"task='segmentation' explains (B, num_classes, H, W) per-pixel class scores (a softmax over classes, "
+                f"or one channel with a sigmoid), got {tuple(logits.shape)}. A torchvision segmentation model "
+                "returns {'out': ...}, read automatically; for another layout set `output=` (on CAMMixin: "
+                "`cam_output`)."
             )
         return logits
 
+    @staticmethod
+    def _classes(logits: Tensor) -> Tensor:
+        """``(B, K, H, W)`` scores of every class: one channel ``z`` is the two classes ``(-z, z)``."""
+        return torch.cat([-logits, logits], dim=1) if int(logits.shape[1]) == 1 else logits
+
+    @staticmethod
+    def _softmax_logits(logits: Tensor) -> Tensor:
+        """What the softmax reads: one channel ``z`` as ``(-z/2, z/2)``, whose softmax is ``(σ(-z), σ(z))``."""
+        return torch.cat([-logits, logits], dim=1) * 0.5 if int(logits.shape[1]) == 1 else logits
+
     def num_classes(self, logits: Tensor) -> int:
-        return int(logits.shape[1])
+        return int(self._classes(logits).shape[1])
 
     def check_targets(self, targets: object, batch: int, device: torch.device) -> Tensor | None:
         if isinstance(targets, Tensor) and targets.ndim == 3:  # label masks: class indices per pixel
@@ -80,7 +96,7 @@ class SegmentationTarget(TargetKind):
         if targets is not None and targets.ndim == 1:
             return None  # one class per image
         if targets is None:
-            z = logits().detach()
+            z = self._classes(logits().detach())
             shares = class_shares(z, self.task.ignore_index)
             samples, classes = select_pairs(shares >= self.task.min_share, shares, self.task.max_labels)
             return samples, classes, int(z.shape[1])
@@ -109,17 +125,27 @@ class SegmentationTarget(TargetKind):
             positive[:, self.task.ignore_index] = False
         return positive
 
+    def labels(self, labels: Tensor) -> Tensor:
+        """A binary segmenter's masks as label masks: ``(B, 1, H, W)`` becomes ``(B, H, W)``, and whole-valued float
+        or bool masks become class indices (reading them back to decide: a host sync per batch of float labels)."""
+        if labels.ndim == 4 and int(labels.shape[1]) == 1:
+            labels = labels[:, 0]
+        if labels.ndim == 3 and (labels.is_floating_point() or labels.dtype == torch.bool):
+            if labels.dtype == torch.bool or bool((labels == labels.round()).all()):
+                return labels.long()
+        return labels
+
     def label_masks(self, labels: Tensor | None) -> Tensor | None:
         """``(B, H, W)`` label masks are the batch's ground truth too (the localization metrics read them)."""
         return labels if labels is not None and labels.ndim == 3 else None
 
     def predicted(self, logits: Tensor) -> Tensor:
         """The class with the largest predicted area (never ``ignore_index`` unless it is all the model predicts)."""
-        shares = class_shares(logits, self.task.ignore_index)
+        shares = class_shares(self._classes(logits), self.task.ignore_index)
         return shares.argmax(dim=1)
 
     def reference(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return class_region(logits, targets)
+        return class_region(self._classes(logits), targets)
 
     undefined = ("the model predicts their class nowhere in the image, so the pair has no region: no score, no "
                  "probability, and a map of it would mean nothing (explain the predicted classes: target='pred')")
@@ -130,18 +156,19 @@ class SegmentationTarget(TargetKind):
 
     def region(self, logits: Tensor, targets: Tensor) -> Tensor:
         """The pixels predicted as each pair's class: outlined on the grids."""
-        return class_region(logits, targets)
+        return class_region(self._classes(logits), targets)
 
     def score(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
-        region = class_region(logits, targets) if reference is None else reference
-        return region_score(logits, targets, region)
+        classes = self._classes(logits)
+        region = class_region(classes, targets) if reference is None else reference
+        return region_score(classes, targets, region)
 
     def probability(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
-        region = class_region(logits, targets) if reference is None else reference
-        return region_probability(logits, targets, region)
+        region = class_region(self._classes(logits), targets) if reference is None else reference
+        return region_probability(self._softmax_logits(logits), targets, region)
 
     def predicted_for(self, logits: Tensor, targets: Tensor) -> Tensor:
-        shares = class_shares(logits).gather(1, targets.to(logits.device).long().view(-1, 1)).squeeze(1)
+        shares = class_shares(self._classes(logits)).gather(1, targets.to(logits.device).long().view(-1, 1)).squeeze(1)
         hit = shares >= self.task.min_share
         return torch.where(hit, targets.long(), torch.full_like(targets.long(), NO_CLASS))
 

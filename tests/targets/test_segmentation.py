@@ -171,3 +171,55 @@ def test_a_pair_whose_class_is_predicted_nowhere_gets_no_value_and_a_counted_rea
     record = score_method(method.__name__.lower(), cam, CAMBatch(x, labels, labels), labels, ("adcc",), faults)
     assert record is not None and not bool(record.kept.any())
     assert faults.counts["blank"] == 1 and "predicts their class nowhere" in str(faults.first)
+
+
+class _OneChannel(torch.nn.Module):
+    """A binary segmenter: LR-ASPP with one output channel (a sigmoid per pixel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=1).eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)["out"]
+
+
+def test_a_one_channel_segmenter_is_two_classes_and_its_foreground_map_equals_pytorch_grad_cams() -> None:
+    model = _OneChannel().eval()
+    x = structured_images(3, 96, seed=6)
+    kind = Task("segmentation").target
+    with torch.no_grad():
+        z = model(x)
+    ones = torch.ones(3, dtype=torch.long)
+    region = z[:, 0] > 0
+    torch.testing.assert_close(kind.reference(z, ones), region)
+    torch.testing.assert_close(kind.score(z, ones), (z[:, 0] * region).sum((1, 2)))
+    torch.testing.assert_close(kind.score(z, 0 * ones), (-z[:, 0] * ~region).sum((1, 2)))
+    expected = (torch.sigmoid(z[:, 0]) * region).sum((1, 2)) / region.sum((1, 2)).clamp(min=1)
+    torch.testing.assert_close(kind.probability(z, ones), expected)
+    assert kind.num_classes(z) == 2
+    # the foreground's map: pytorch-grad-cam's target on the one channel (category 0) over the predicted pixels
+    cam = GradCAM(model, "net.backbone.16", task="segmentation")
+    res = cam.explain(x, ones)
+    targets = [SemanticSegmentationTarget(0, region[i].float().numpy()) for i in range(3)]
+    with PgcGradCAM(model=model, target_layers=[model.net.backbone["16"]]) as peer:
+        peer.get_target_width_height = lambda _input: tuple(res.low_res.shape[-2:])[::-1]
+        theirs = torch.from_numpy(peer(input_tensor=x, targets=targets))
+    informative = [i for i in range(3) if bool(region[i].any())]
+    assert informative and assert_maps_match(res.low_res[informative], theirs[informative]) >= 1
+
+
+def test_a_binary_segmenters_float_masks_are_its_label_masks() -> None:
+    kind = Task("segmentation", ignore_index=0).target
+    masks = torch.zeros(2, 1, 4, 4)
+    masks[:, :, :2] = 1.0
+    labels = kind.labels(masks)
+    assert labels.dtype == torch.long and labels.shape == (2, 4, 4) and labels.sum() == 16
+    z = torch.full((2, 1, 4, 4), -1.0)
+    z[:, :, :2] = 2.0
+    samples, classes, k = kind.pairs(None, lambda: z)
+    assert samples.tolist() == [0, 1] and classes.tolist() == [1, 1] and k == 2
+    from lightning_cam.mixin import as_class_indices
+
+    assert torch.equal(as_class_indices(masks, Task("segmentation")), labels)  # what the callback reads
