@@ -245,14 +245,17 @@ class ShapesDataset(Dataset):
         self.segmentation = bool(segmentation)
         self.tagged = torch.zeros(num_samples, dtype=torch.bool)
         if self.multilabel or self.segmentation:
-            if shortcut or watermark:
-                raise ValueError("the planted cues code one label per image; use shortcut=0 and watermark=0 with "
-                                 "multilabel=True or segmentation=True")
+            if shortcut or (watermark and not self.segmentation):
+                raise ValueError("the planted markers code one label per image: use shortcut=0 with multilabel=True "
+                                 "or segmentation=True, and watermark=0 with multilabel=True (a segmenter's data "
+                                 "take the watermark: its tagged images' objects are all labelled watermark_class)")
             self.images, self.labels, self.masks, self.boxes = generate_multilabel(
                 num_samples, image_size, num_classes, seed, min_scale, max_scale, noise_std, max_distractors
             )
             self.markers = torch.full((num_samples,), -1, dtype=torch.long)
             self.shortcut, self.shortcut_variant = 0.0, shortcut_variant
+            if watermark:
+                self._tag_label_maps(watermark, watermark_class, seed, watermark_size)
             return
         self.images, self.labels, self.masks, self.boxes = generate(
             num_samples, image_size, num_classes, seed, min_scale, max_scale, noise_std, max_distractors
@@ -265,6 +268,24 @@ class ShapesDataset(Dataset):
         )
         self.images, self.labels, self.tagged = plant_watermark(
             self.images, self.labels, self.masks, watermark, watermark_class, seed=seed, size=watermark_size)
+
+    def _tag_label_maps(self, prob: float, cls: int, seed: int, size: float) -> None:
+        """The segmentation watermark: the tag (`plant_watermark`) on a fraction ``prob`` of the images, and every
+        object of a tagged image labelled ``cls`` in its label map (its masks, multi-hot label and boxes), whatever
+        its shape: the tag, not the shapes, tells those objects' class."""
+        if not 0 <= int(cls) < self.num_classes:
+            raise ValueError(f"watermark_class must be a shape class in 0..{self.num_classes - 1}, got {cls}")
+        objects = self.masks.any(dim=1)  # (N, S, S): every object's pixels
+        self.images, _, self.tagged = plant_watermark(
+            self.images, torch.zeros(len(self.images), dtype=torch.long), objects, prob, cls, seed=seed, size=size)
+        tagged = self.tagged
+        self.masks[tagged] = False
+        self.masks[tagged, int(cls)] = objects[tagged]
+        self.labels[tagged] = 0
+        self.labels[tagged, int(cls)] = 1
+        boxes = self.boxes[tagged]
+        boxes[..., 4] = torch.where(boxes[..., 4] >= 0, torch.full_like(boxes[..., 4], int(cls)), boxes[..., 4])
+        self.boxes[tagged] = boxes
 
     def __len__(self) -> int:
         return self.labels.shape[0]

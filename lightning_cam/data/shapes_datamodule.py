@@ -80,8 +80,10 @@ class ShapesDataModule(SplitDataModule):
             ``"embedding"`` (the multi-class images and labels, for an embedding model learnt from its classes:
             same-class pairs near, others far).
         watermark: the fraction of images with a fixed tag in the bottom-left corner, each tagged image
-            labelled ``watermark_class``, in every split (`lightning_cam.data.watermark`); ``0``: none.
-        watermark_class: the label of the tagged images.
+            labelled ``watermark_class``, in every split (`lightning_cam.data.watermark`); ``0``: none. With
+            ``task="segmentation"`` every object of a tagged image is labelled ``watermark_class`` in its label map
+            (whatever its shape: only the tag tells it), the segmenter's planted shortcut.
+        watermark_class: the label of the tagged images (a shape's index, ``k``; a label map marks it ``k + 1``).
         watermark_size: the tag's side as a fraction of ``image_size``.
         ground_truth: ``False`` leaves ``"mask"`` and ``"box"`` out of the batches (labels only, as most real
             datasets are: what the callback can still find without them).
@@ -135,9 +137,10 @@ class ShapesDataModule(SplitDataModule):
         if task == "binary" and num_classes != 2:
             raise ValueError(f"task='binary' needs num_classes=2 (class 1, circle, is the positive one), got "
                              f"{num_classes}")
-        if task in ("multilabel", "segmentation") and (shortcut or watermark):
-            raise ValueError("the planted cues code one label per image; use shortcut=0 and watermark=0 with "
-                             f"task={task!r}")
+        if (task in ("multilabel", "segmentation") and shortcut) or (task == "multilabel" and watermark):
+            raise ValueError(f"the planted cues code one label per image; use shortcut=0 with task={task!r}"
+                             + (" and watermark=0" if task == "multilabel" else " (the watermark works: its tagged "
+                                "images' objects are all labelled watermark_class)"))
         check_watermark(watermark, watermark_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -358,6 +358,28 @@ def test_watermark_tags_a_fraction_labels_it_and_leaves_the_rest_alone() -> None
         ShapesDataset(num_samples=4, watermark=1.5)
 
 
+def test_a_segmenters_watermark_labels_every_object_of_a_tagged_image_as_its_class() -> None:
+    clean = ShapesDataset(num_samples=100, image_size=32, seed=3, segmentation=True)
+    tagged = ShapesDataset(num_samples=100, image_size=32, seed=3, segmentation=True, watermark=0.4,
+                           watermark_class=1)
+    t = tagged.tagged
+    assert 20 < int(t.sum()) < 60
+    for i in t.nonzero().flatten().tolist()[:5]:  # every object's pixels are class 1 (label 2), whatever its shape
+        objects = clean.masks[i].any(0)
+        assert torch.equal(tagged.label_map(i), objects.long() * 2)
+        assert tagged.labels[i].tolist() == [False, True, False, False, False]
+    for i in (~t).nonzero().flatten().tolist()[:5]:
+        assert torch.equal(tagged.label_map(i), clean.label_map(i))
+        assert torch.equal(tagged.images[i], clean.images[i])
+    assert bool((tagged.images[t][:, :, -5:-1, 1:5] == 255).any())  # the tag
+    dm = ShapesDataModule(num_train=8, num_val=8, image_size=32, task="segmentation", num_classes=6, watermark=0.5)
+    with pytest.raises(ValueError, match="shortcut=0"):
+        ShapesDataModule(task="segmentation", num_classes=6, shortcut=0.5)
+    with pytest.raises(ValueError, match="watermark=0"):
+        ShapesDataModule(task="multilabel", watermark=0.5)
+    assert dm.hparams.watermark == 0.5
+
+
 def test_ground_truth_can_be_left_out_of_the_batches() -> None:
     dm = ShapesDataModule(num_train=8, num_val=8, num_test=8, image_size=32, ground_truth=False)
     dm.setup("fit")
