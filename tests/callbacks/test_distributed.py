@@ -333,7 +333,7 @@ def test_fsdp2_on_error_raise_stops_every_rank(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["bf16-true", "16-true", "32-true"])
+@pytest.mark.parametrize("precision", ["bf16-true", "16-true"])  # 32-true: the other FSDP2 tests' joins
 def test_fsdp2_a_rank_with_nothing_to_score_joins_in_the_models_precision(tmp_path: Path, precision: str) -> None:
     """Rank 1's cam_inputs fails at every batch: it joins rank 0's forwards with throw-away inputs, which must
     have the dtype of the real inputs (float32 stand-ins in a bf16 model failed between the gathers: a hang)."""
