@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_cam.data import ShapesDataset
 from lightning_cam.models import GAPClassifier
@@ -37,6 +38,13 @@ class FailingTB(TensorBoardLogger):
     @property
     def experiment(self) -> Any:
         return _FailingWriter(super().experiment)
+
+
+def events(log_dir: str) -> EventAccumulator:
+    """TensorBoard's own reader over ``log_dir``, every scalar and image kept (what the tests read back)."""
+    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc
 
 
 def tiny_classifier(lightning_module: type) -> type:

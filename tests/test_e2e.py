@@ -19,23 +19,17 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from pytorch_lightning.loggers import TensorBoardLogger
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_cam import CAMCallback
 from lightning_cam.data import ShapesDataModule
 from lightning_cam.models import GAPClassifier
+from tests.helpers import events
 
 REPO = Path(__file__).resolve().parents[1]
 # The CAM settings of the main job, read from its config so that the tests follow it.
 _CONFIG_CAM = yaml.safe_load((REPO / "configs" / "shapes.yaml").read_text())["trainer"]["callbacks"][0]["init_args"]
 CONFIG_METHODS = tuple(_CONFIG_CAM["methods"])
 CONFIG_METRICS = tuple(_CONFIG_CAM["metrics"])
-
-
-def events(log_dir: str) -> EventAccumulator:
-    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
-    acc.Reload()
-    return acc
 
 
 @pytest.mark.slow

@@ -16,7 +16,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models import resnet18
 
 from lightning_cam import CAMCallback, CAMMixin, evaluate_batch
@@ -25,16 +24,10 @@ from lightning_cam.functional.embedding import class_centroids
 from lightning_cam.methods import GradCAM
 from lightning_cam.models import EmbeddingNet
 from lightning_cam.targets.task import Task
-from tests.helpers import assert_ddp_equals_one_process
+from tests.helpers import assert_ddp_equals_one_process, events
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game", "iou")
-
-
-def events(log_dir: str) -> EventAccumulator:
-    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
-    acc.Reload()
-    return acc
 
 
 def _setup(seed: int = 0) -> tuple[ShapesDataModule, EmbeddingNet]:

@@ -15,7 +15,6 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
 from lightning_cam import CAMCallback, CAMMixin, evaluate_batch
@@ -23,16 +22,10 @@ from lightning_cam.data import ShapesDataModule
 from lightning_cam.methods import GradCAM
 from lightning_cam.models import UNetSegmenter
 from lightning_cam.targets.task import Task
-from tests.helpers import assert_ddp_equals_one_process
+from tests.helpers import assert_ddp_equals_one_process, events
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game", "iou")
-
-
-def events(log_dir: str) -> EventAccumulator:
-    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
-    acc.Reload()
-    return acc
 
 
 def _setup(seed: int = 0) -> tuple[ShapesDataModule, UNetSegmenter]:

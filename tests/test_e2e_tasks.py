@@ -21,16 +21,10 @@ from lightning_cam.data import ShapesDataModule
 from lightning_cam.methods import GradCAM
 from lightning_cam.models import GAPClassifier
 from lightning_cam.render import cam_grid
-from tests.helpers import assert_ddp_equals_one_process
+from tests.helpers import assert_ddp_equals_one_process, events
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game")
-
-
-def events(log_dir: str) -> EventAccumulator:
-    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
-    acc.Reload()
-    return acc
 
 
 def _setup(task: str, seed: int = 0) -> tuple[ShapesDataModule, GAPClassifier]:

@@ -28,7 +28,7 @@ from lightning_cam.data import ShapesDataModule
 from lightning_cam.methods import GradCAM
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.models import GAPClassifier
-from tests.helpers import FailingTB
+from tests.helpers import FailingTB, events
 
 ADCC = ("average_drop", "increase", "coherency", "complexity", "adcc")
 
@@ -59,12 +59,6 @@ def cam(**kwargs: Any) -> CAMCallback:
     """A CAMCallback that raises on any fault: tests that expect none must not hide one."""
     kwargs.setdefault("on_error", "raise")
     return CAMCallback(**kwargs)
-
-
-def events(log_dir: str) -> EventAccumulator:
-    acc = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
-    acc.Reload()
-    return acc
 
 
 def cam_warnings(record: list[warnings.WarningMessage], text: str) -> list[str]:
