@@ -183,3 +183,20 @@ def test_embedding_config_learns_and_is_explained(tmp_path: Path) -> None:
     assert len(pointing) == 2 and pointing[-1] > 0.5, pointing  # chance: the shape's share of the image
     assert len(acc.Scalars("cam/bank/shift")) == 2
     assert {"cam/gradcam/grid", "cam/gradcam/worst", "cam/gradcam/evolution"} <= set(acc.Tags()["images"])
+
+
+def test_the_bank_is_in_the_checkpoint_and_a_resumed_run_explains_from_its_first_run(tmp_path: Path) -> None:
+    dm, model = _setup()
+    first = CAMCallback(methods=("gradcam",), metrics=("adcc",), num_images=0)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, callbacks=[first], enable_progress_bar=False,
+                         enable_model_summary=False)
+    with pytest.warns(UserWarning, match="first CAM run built"):
+        trainer.validate(model, dm, verbose=False)
+    state = first.state_dict()
+    assert state["bank"]["centroids"].shape == (5, 8)
+    resumed = CAMCallback(methods=("gradcam",), metrics=("adcc",), num_images=0)
+    resumed.load_state_dict(state)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, callbacks=[resumed], enable_progress_bar=False,
+                         enable_model_summary=False)
+    res = trainer.validate(model, dm, verbose=False)[0]
+    assert math.isfinite(res["cam/gradcam/adcc"])  # explained against the saved bank at once

@@ -11,6 +11,7 @@ of each CAM run (their embeddings are the output of the run's own passes, no ext
 * ``target="label"`` explains each image against its class's centroid, ``target="pred"`` against the nearest
   one (a nearest-centroid prediction, what the captions show);
 * a class without a sample in the last run has no centroid: its pairs are left out, a counted fault;
+* the bank is in the callback's checkpoint: a resumed run explains against it from its first run;
 * the bank is one run old: ``cam/bank/shift`` logs how far it moved between two runs (the mean over classes of
   $1 - \cos(v_c^{\text{old}}, v_c^{\text{new}})$); near 0 the bank a run explains against is the model's own.
 
@@ -74,12 +75,24 @@ class CentroidBank:
         return list({id(k): k for k in kinds}.values())
 
     def start(self, cams: Mapping[str, BaseCAM]) -> bool:
-        """A CAM run starts: the bank on every embedding kind of ``cams``; whether the run explains embeddings."""
+        """A CAM run starts: the bank on every embedding kind of ``cams`` (on their model's device); whether the run
+        explains embeddings."""
         self._units, self._labels = [], []
         kinds = self.kinds(cams)
+        if kinds and self.centroids is not None:
+            param = next(next(iter(cams.values())).model.parameters(), None)
+            if param is not None and param.device != self.centroids.device:  # a bank read from a checkpoint
+                self.centroids = self.centroids.to(param.device)
         for kind in kinds:
             kind.set_bank(self.centroids)
         return bool(kinds)
+
+    def state_dict(self) -> dict[str, Tensor | None]:
+        """The bank, kept in the callback's checkpoint (a resumed run explains against it from its first run)."""
+        return {"centroids": None if self.centroids is None else self.centroids.detach().cpu()}
+
+    def load_state_dict(self, state: Mapping[str, Tensor | None]) -> None:
+        self.centroids = state.get("centroids")
 
     @property
     def building(self) -> bool:

@@ -242,7 +242,7 @@ class CAMCallback(CallbackBase):
         self._batch = BatchPass(self._accumulator, self._runner, self._faults, self._warnings, self.target,
                                 self.metrics, observers, self.metric_kwargs)
         self._state = CallbackState(self.probe, self.test_probe, self.history, self._schedule, self._views,
-                                    self.epochs_logged)
+                                    self._bank, self.epochs_logged)
 
     # ------------------------------------------------------------------ identity & state
     @property

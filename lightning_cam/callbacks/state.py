@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lightning_cam.callbacks.bank import CentroidBank
 from lightning_cam.callbacks.probe import History, ProbeSet
 from lightning_cam.callbacks.schedule import Schedule
 from lightning_cam.callbacks.views import CAMViews
@@ -30,7 +31,7 @@ class CallbackState:
         >>> views = CAMViews(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")), {})
         >>> state = CallbackState(ProbeSet(2), ProbeSet(2), History(), Schedule(1, True, ("fit",)), views)
         >>> sorted(state.state_dict())
-        ['epochs_logged', 'history', 'probe', 'probe_test', 'validation_runs', 'version', 'views']
+        ['bank', 'epochs_logged', 'history', 'probe', 'probe_test', 'validation_runs', 'version', 'views']
     """
 
     probe: ProbeSet
@@ -38,6 +39,7 @@ class CallbackState:
     history: History
     schedule: Schedule
     views: CAMViews
+    bank: CentroidBank = field(default_factory=CentroidBank)
     epochs_logged: list[int] = field(default_factory=list)
 
     def state_dict(self) -> dict[str, Any]:
@@ -49,6 +51,7 @@ class CallbackState:
             "epochs_logged": list(self.epochs_logged),
             "validation_runs": self.schedule.runs,
             "views": self.views.state_dict(),
+            "bank": self.bank.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -63,3 +66,4 @@ class CallbackState:
         self.epochs_logged[:] = [int(e) for e in state["epochs_logged"]]
         self.schedule.runs = int(state["validation_runs"])
         self.views.load_state_dict(state["views"])
+        self.bank.load_state_dict(state.get("bank", {}))  # (an embedding model's; none for other kinds)
