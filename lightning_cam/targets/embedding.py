@@ -26,6 +26,8 @@ Examples:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -79,14 +81,17 @@ class EmbeddingTarget(TargetKind):
         self._bank = F.normalize(concepts.detach().float(), dim=1, eps=EPS)
 
     def _concepts(self, targets: Tensor, like: Tensor) -> Tensor:
-        """``(B, D)`` the bank's rows ``targets``, on ``like``'s device and in its dtype."""
+        """``(B, D)`` the bank's rows ``targets``, on ``like``'s device and in its dtype; a row past the bank's end
+        (a class no sample of the bank had) is a zero vector, a pair without a concept (`defined`: none)."""
         if self._bank is None:
             raise ValueError(_NO_BANK)
         if self._bank.shape[1] != like.shape[-1]:
             raise ValueError(f"the concept bank has {self._bank.shape[1]}-dimensional concepts but the model returns "
                              f"{like.shape[-1]}-dimensional embeddings; set a bank of the model's embedding size.")
         bank = self._bank.to(like.device, like.dtype)
-        return bank[targets.to(like.device).long()]
+        rows = targets.to(like.device).long()
+        known = rows < bank.shape[0]  # no host sync: the rows past the end are masked, not checked
+        return bank[rows.clamp(max=bank.shape[0] - 1)] * known.unsqueeze(1).to(bank.dtype)
 
     def check_output(self, logits: Tensor) -> Tensor:
         if logits.ndim != 2 or int(logits.shape[1]) < 2:
@@ -96,11 +101,15 @@ class EmbeddingTarget(TargetKind):
             )
         return logits
 
+    #: the largest row index a pair may name (any class label: a row past the bank's end has no concept)
+    MAX_CONCEPTS: ClassVar[int] = 2**31 - 1
+
     def num_classes(self, logits: Tensor) -> int:
-        """The bank's rows: a pair names one of them."""
+        """Any non-negative row: a class the bank has no centroid for yet is a pair without a concept, left out
+        and counted (`defined`), not an error that would lose the batch."""
         if self._bank is None:
             raise ValueError(_NO_BANK)
-        return int(self._bank.shape[0])
+        return self.MAX_CONCEPTS
 
     def predicted(self, logits: Tensor) -> Tensor:
         """The most similar concept of the bank (for class centroids: the nearest-centroid class)."""

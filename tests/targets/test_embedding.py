@@ -132,3 +132,18 @@ def test_other_methods_explain_an_embedding(method: type) -> None:
     task.target.set_bank(_concepts(model))
     res = method(model, "layer4", task=task).explain(structured_images(2, 64), torch.tensor([0, 1]))
     assert res.maps.shape == (2, 64, 64) and bool(torch.isfinite(res.maps).all())
+
+
+def test_a_class_past_the_banks_end_is_a_pair_without_a_concept_not_a_lost_batch() -> None:
+    """The callback's bank holds the classes its last run saw: a label beyond them is left out, the rest scored."""
+    model = _embedder()
+    x = structured_images(3, 64, seed=9)
+    with torch.no_grad():
+        e = model(x)
+    task = Task("embedding")
+    task.target.set_bank(e[:2] + 0.5 * e[2])  # classes 0 and 1 only
+    out = evaluate_batch(GradCAM(model, "layer4", task=task), x, torch.tensor([0, 1, 4]), metrics=["average_drop"])
+    drop = out["average_drop"]
+    assert math.isfinite(float(drop[0])) and math.isfinite(float(drop[1])) and math.isnan(float(drop[2]))
+    with pytest.raises(ValueError):
+        GradCAM(model, "layer4", task=task).explain(x, torch.tensor([0, -1, 1]))
