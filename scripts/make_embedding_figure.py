@@ -17,13 +17,12 @@ Usage (a few CPU minutes; ``--reuse`` reads an existing run in ``--logdir``)::
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 from pathlib import Path
 from typing import Any
 
 from make_docs_figures import draw_grids, read_events
-from make_task_figures import fit
+from make_task_figures import fitted
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
@@ -42,9 +41,7 @@ def main_script() -> None:
     parser.add_argument("--logdir", default="/tmp/lightning_cam_embedding", help="where the run is written")
     parser.add_argument("--reuse", action="store_true", help="read the run already in --logdir (no training)")
     args = parser.parse_args()
-    logdir = Path(args.logdir)
-    found = glob.glob(str(logdir / Path(CONFIG).stem / "docs"))
-    acc = read_events(found[0] if args.reuse and found else fit(CONFIG, logdir))
+    acc = read_events(fitted(CONFIG, Path(args.logdir), args.reuse))
     DOCS.mkdir(exist_ok=True)
     draw_grids({"embedding (Grad-CAM of the cosine to the class centroid)": acc}, DOCS / "embedding_grids.png")
     numbers: dict[str, Any] = {"embedding": curves(acc)}

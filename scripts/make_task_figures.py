@@ -45,6 +45,13 @@ def fit(config: str, logdir: Path) -> str:
     return str(cli.trainer.logger.log_dir)
 
 
+def fitted(config: str, logdir: Path, reuse: bool) -> str:
+    """The TensorBoard log directory of ``config``'s run in ``logdir``: the one already there with ``reuse``, else
+    a new `fit`."""
+    found = glob.glob(str(logdir / Path(config).stem / "docs"))
+    return found[0] if reuse and found else fit(config, logdir)
+
+
 def curves(acc: Any) -> dict[str, list[float]]:
     tags = [t for t in acc.Tags()["scalars"] if t == "val_acc" or (t.startswith("cam/gradcam/") and any(
         m in t for m in ("/pointing_game", "/average_drop", "/adcc")))]
@@ -59,8 +66,7 @@ def main_script() -> None:
     logdir = Path(args.logdir)
     dirs = {}
     for name, config in RUNS.items():
-        found = glob.glob(str(logdir / Path(config).stem / "docs"))
-        dirs[name] = found[0] if args.reuse and found else fit(config, logdir)
+        dirs[name] = fitted(config, logdir, args.reuse)
     events = {name: read_events(d) for name, d in dirs.items()}
     DOCS.mkdir(exist_ok=True)
     draw_grids(events, DOCS / "task_grids.png")

@@ -128,6 +128,8 @@ class BatchPass:
         """The scored samples' embeddings and labels to the bank: the output of the record's passes, else one
         forward (the run that only builds the bank)."""
         assert self.bank is not None
+        if not self.runner.cams:  # every method left the run: nothing to explain, nothing to build a bank for
+            return
         if parts.labels is None:
             self.warnings.warn("bank_labels", NO_LABELS)
             return

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_cam.models.base import ImageClassifier, as_list
-from lightning_cam.models.gap import conv_block
+from lightning_cam.models.gap import conv_stack
 
 __all__ = ["EmbeddingNet", "pair_gap"]
 
@@ -96,14 +96,10 @@ class EmbeddingNet(ImageClassifier):
         channels = list(channels)
         mean, std, class_names = as_list(mean), as_list(std), as_list(class_names)
         self.save_hyperparameters()
-        cin, layers = in_channels, []
-        for i, cout in enumerate(channels):
-            layers.append(nn.Sequential(*([nn.MaxPool2d(2)] if i else []), *conv_block(cin, cout)))
-            cin = cout
-        self.features = nn.Sequential(*layers)
+        self.features = conv_stack(in_channels, channels)
         self.gap = nn.AdaptiveAvgPool2d(1)
         # centred by a BatchNorm: ReLU features all point one way, and their cosines would start saturated
-        self.embed = nn.Sequential(nn.Linear(cin, dim), nn.BatchNorm1d(dim))
+        self.embed = nn.Sequential(nn.Linear(channels[-1], dim), nn.BatchNorm1d(dim))
         self.proxies = nn.Parameter(torch.randn(num_classes, dim) / dim**0.5)
         self.scale = float(scale)
         self.cam_target_layer = f"features.{len(channels) - 1}"

@@ -8,13 +8,27 @@ from torch import Tensor, nn
 
 from lightning_cam.models.base import ImageClassifier, as_list
 
-__all__ = ["GAPClassifier", "conv_block"]
+__all__ = ["GAPClassifier", "conv_block", "conv_stack"]
 
 
 def conv_block(cin: int, cout: int) -> nn.Sequential:
     """A 3x3 conv (no bias), BatchNorm and ReLU: ``cout`` channels at the input's size."""
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
+
+
+def conv_stack(in_channels: int, channels: Sequence[int]) -> nn.Sequential:
+    """``len(channels)`` `conv_block`s, those after the first starting with a 2x2 max-pool (so each block ends with
+    its ReLU, the layer CAM reads): a ``(B, C, H, W)`` input gives ``(B, channels[-1], H / 2^(n-1), W / 2^(n-1))``.
+
+    Examples:
+        >>> import torch
+        >>> conv_stack(3, (8, 16))(torch.zeros(1, 3, 32, 32)).shape
+        torch.Size([1, 16, 16, 16])
+    """
+    cins = [in_channels, *channels[:-1]]
+    return nn.Sequential(*(nn.Sequential(*([nn.MaxPool2d(2)] if i else []), *conv_block(cin, cout))
+                           for i, (cin, cout) in enumerate(zip(cins, channels))))
 
 class GAPClassifier(ImageClassifier):
     """Conv blocks -> ``AdaptiveAvgPool2d(1)`` -> flatten -> ``Linear`` (``fc``): the CAM architecture.
@@ -66,17 +80,10 @@ class GAPClassifier(ImageClassifier):
         channels = list(channels)
         mean, std, class_names = as_list(mean), as_list(std), as_list(class_names)
         self.save_hyperparameters()
-        layers: list[nn.Module] = []
-        cin = in_channels
-        for i, cout in enumerate(channels):
-            # Blocks after the first start with the 2x2 max-pool, so each block ends with its ReLU.
-            pool = [nn.MaxPool2d(2)] if i > 0 else []
-            layers.append(nn.Sequential(*pool, *conv_block(cin, cout)))
-            cin = cout
-        self.features = nn.Sequential(*layers)
+        self.features = conv_stack(in_channels, channels)
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(cin, self.num_outputs(num_classes))
+        self.fc = nn.Linear(channels[-1], self.num_outputs(num_classes))
         self.cam_target_layer = f"features.{len(channels) - 1}"
 
     def forward(self, images: Tensor) -> Tensor:
