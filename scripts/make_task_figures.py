@@ -21,6 +21,7 @@ import argparse
 import glob
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +35,23 @@ DOCS = REPO / "docs"
 RUNS = {"multi-label": "configs/shapes_multilabel.yaml", "binary": "configs/shapes_binary.yaml"}
 
 
-def fit(config: str, logdir: Path) -> str:
-    """Fit one config through the CLI; returns its TensorBoard log directory."""
-    shutil.rmtree(logdir / Path(config).stem / "docs", ignore_errors=True)  # one event file per run
+def fit(config: str, logdir: Path, overrides: Sequence[str] = (), version: str = "docs") -> str:
+    """Fit one config through the CLI (``overrides``: more command-line arguments); returns its TensorBoard log
+    directory, ``<logdir>/<config's name>/<version>``."""
+    shutil.rmtree(logdir / Path(config).stem / version, ignore_errors=True)  # one event file per run
     cli = main([
         "fit", "--config", str(REPO / config), f"--trainer.logger.init_args.save_dir={logdir}",
-        "--trainer.logger.init_args.version=docs", f"--trainer.default_root_dir={logdir}",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_checkpointing=false",
+        f"--trainer.logger.init_args.version={version}", f"--trainer.default_root_dir={logdir}",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_checkpointing=false", *overrides,
     ])
     return str(cli.trainer.logger.log_dir)
 
 
-def fitted(config: str, logdir: Path, reuse: bool) -> str:
+def fitted(config: str, logdir: Path, reuse: bool, overrides: Sequence[str] = (), version: str = "docs") -> str:
     """The TensorBoard log directory of ``config``'s run in ``logdir``: the one already there with ``reuse``, else
     a new `fit`."""
-    found = glob.glob(str(logdir / Path(config).stem / "docs"))
-    return found[0] if reuse and found else fit(config, logdir)
+    found = glob.glob(str(logdir / Path(config).stem / version))
+    return found[0] if reuse and found else fit(config, logdir, overrides, version)
 
 
 def curves(acc: Any) -> dict[str, list[float]]:

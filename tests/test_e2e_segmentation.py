@@ -1,7 +1,8 @@
 """What the user of a semantic segmenter sees (issue 28): the callback's scalars equal ``evaluate_batch`` on the same
 (image, class) pairs, a user's own torchvision segmenter in a ``LightningModule`` with ``cam_task = "segmentation"``
-gets grids and metrics with no other code, 2 processes equal 1, and the segmentation config learns to point at
-each class's own object (read back from TensorBoard's event files)."""
+gets grids and metrics with no other code, 2 processes equal 1, the segmentation config learns to point at each
+class's own object, and the planted-shortcut config is caught next to its clean twin (read back from TensorBoard's
+event files)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib
 import math
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytorch_lightning as pl
@@ -204,3 +206,32 @@ def test_segmentation_config_learns_to_point_at_each_class(tmp_path: Path) -> No
     # measured: pointing 0.44 -> 0.71, IoU 0.31 -> 0.55 (chance of a point: under 0.1 of a class's pixels)
     assert pointing[-1] > 0.6 and pointing[-1] > pointing[0] and iou[-1] > iou[0], (pointing, iou)
     assert {"cam/gradcam/grid", "cam/gradcam/worst", "cam/gradcam/strategies"} <= set(acc.Tags()["images"])
+
+
+@pytest.mark.slow
+def test_the_segmenters_planted_shortcut_is_caught_next_to_its_clean_twin(tmp_path: Path) -> None:
+    # configs/shapes_segmentation_shortcut.yaml shortened (2 epochs, 128 validation images) and its clean twin:
+    # the squares' maps at the tag raise the strategies alarm in the cued run only, and the localization curves
+    # against each class's own pixels fall below the clean run's (3 seeds of the full config: docs/tasks.md)
+    from lightning_cam.cli import main
+
+    def fit(name: str, *overrides: str) -> Any:
+        cli = main(args=["fit", "--config", str(REPO / "configs" / "shapes_segmentation_shortcut.yaml"),
+                         "--trainer.max_epochs=2", "--data.num_val=128", *overrides,
+                         f"--trainer.logger.init_args.save_dir={tmp_path / name}",
+                         f"--trainer.default_root_dir={tmp_path / name}", "--trainer.enable_progress_bar=false",
+                         "--trainer.enable_checkpointing=false"])
+        return events(cli.trainer.logger.log_dir)
+
+    cued, clean = fit("cued"), fit("clean", "--data.watermark=0")
+
+    def last(acc: Any, tag: str) -> float:
+        return float(acc.Scalars(tag)[-1].value)
+
+    alarms = {run: [last(acc, f"cam/{m}/strategy/alarm") for m in ("gradcam", "eigencam")]
+              for run, acc in (("cued", cued), ("clean", clean))}
+    assert max(alarms["cued"]) >= 1 and max(alarms["clean"]) == 0, alarms
+    fixed = max(last(cued, f"cam_strategies/{m}/fixed/square") for m in ("gradcam", "eigencam"))
+    assert fixed > 0.1, fixed  # a share of the squares' pairs explained by the tag
+    for metric in ("pointing_game", "energy_pointing_game"):
+        assert last(cued, f"cam/gradcam/{metric}") < last(clean, f"cam/gradcam/{metric}") - 0.1, metric

@@ -55,6 +55,18 @@ class _Encoder(nn.Module):
         return out
 
 
+class _Context(nn.Module):
+    """Image-level context at the bottleneck (DeepLabV3's image pooling, PSPNet's global prior): the stage's mean over
+    space, a 1x1 conv and a ReLU, added at every position, so each pixel's class can depend on the whole image."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Conv2d(channels, channels, 1), nn.ReLU(inplace=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.proj(x.mean(dim=(2, 3), keepdim=True))
+
+
 class UNetSegmenter(ImageClassifier):
     """A small U-Net: ``encoder`` (conv stages at 1, 1/2, 1/4, ... of the input), ``decoder`` (upsampling with the
     encoder's stages as skip connections, back to full size) and ``head`` (a 1x1 conv to ``(B, K, H, W)`` logits).
@@ -66,15 +78,29 @@ class UNetSegmenter(ImageClassifier):
     background) is a class a CAM pair never names; ``class_weights`` weigh the cross-entropy per class (the
     background, most of the pixels, weighed down learns the objects sooner: ``[0.2, 1, 1, ...]``).
 
+    ``context=True`` adds image-level context at the bottleneck (`_Context`: the deepest stage's mean over space, a
+    1x1 conv, added at every position, as DeepLabV3's image pooling and PSPNet's global prior do), so a pixel's class
+    can depend on anything in the image, not only on its ~30-pixel receptive field: what lets a segmenter learn a
+    cue far from the object (the planted watermark of ``configs/shapes_segmentation_shortcut.yaml``).
+    ``cam_layer`` sets the layer CAM explains (the mixin's ``cam_target_layer``; ``None``: the rule's choice, the
+    decoder's output). At the decoder's output, one 1x1 conv before the logits, a gradient map is the class's
+    logit map over the image, so it shows *where* the class is predicted, not *what* decides it; to see a cue that
+    decides a class from elsewhere in the image, explain the bottleneck (``"encoder.stages.<last>"``, the layer
+    pytorch-grad-cam's DeepLabV3 tutorial explains).
+
     Args:
         num_classes: the classes of the label maps, the background included.
         in_channels: input channels.
         channels: output channels of each encoder stage (the decoder mirrors them).
+        context: image-level context at the bottleneck (see above).
+        cam_layer: the dotted name of the layer CAM explains; ``None``: chosen by the rule.
 
     Examples:
         >>> model = UNetSegmenter(num_classes=6, channels=(8, 16, 32))
         >>> model(torch.zeros(2, 3, 32, 32)).shape, model.cam_task.kind
         (torch.Size([2, 6, 32, 32]), 'segmentation')
+        >>> UNetSegmenter(channels=(8, 16), context=True, cam_layer="encoder.stages.1").cam_layer()
+        'encoder.stages.1'
     """
 
     def __init__(
@@ -91,6 +117,8 @@ class UNetSegmenter(ImageClassifier):
         task: str = "segmentation",
         ignore_index: int | None = 0,
         class_weights: Sequence[float] | None = None,
+        context: bool = False,
+        cam_layer: str | None = None,
     ) -> None:
         super().__init__(lr=lr, weight_decay=weight_decay, cosine=cosine, class_names=class_names, mean=mean, std=std,
                          task=task)
@@ -112,8 +140,14 @@ class UNetSegmenter(ImageClassifier):
         self.register_buffer("loss_weights", torch.tensor(class_weights or [], dtype=torch.float32), persistent=False)
         self.cam_task = dataclasses.replace(task_, ignore_index=ignore_index)
         self.encoder = _Encoder(in_channels, channels)
+        self.context = _Context(channels[-1]) if context else None
         self.decoder = _Decoder(channels)
         self.head = nn.Conv2d(channels[0], num_classes, 1)
+        if cam_layer is not None and cam_layer not in dict(self.named_modules()):
+            stages = [f"encoder.stages.{i}" for i in range(len(channels))]
+            raise ValueError(f"cam_layer {cam_layer!r} names no module of this U-Net; e.g. one of {stages}, "
+                             "'decoder', or None for the rule's choice")
+        self.cam_target_layer = cam_layer
 
     def class_weights(self) -> Tensor | None:
         weights = self.get_buffer("loss_weights")
@@ -121,4 +155,7 @@ class UNetSegmenter(ImageClassifier):
 
     def forward(self, images: Tensor) -> Tensor:
         """``(B, C, H, W)`` images -> ``(B, num_classes, H, W)`` logits."""
-        return self.head(self.decoder(self.encoder(images)))
+        stages = self.encoder(images)
+        if self.context is not None:
+            stages[-1] = self.context(stages[-1])
+        return self.head(self.decoder(stages))

@@ -27,3 +27,23 @@ def test_the_segmenter_trains_per_pixel_and_is_explained_at_its_decoder() -> Non
 def test_a_classifier_task_is_refused() -> None:
     with pytest.raises(ValueError, match="task must be 'segmentation'"):
         UNetSegmenter(task="multiclass")
+
+
+def test_image_level_context_lets_a_pixel_read_a_far_corner() -> None:
+    # the far corner's logits depend on the first corner's pixels only through the context branch (the plain
+    # U-Net's receptive field is a few pixels per stage): an exact zero gradient without it, none with it
+    for context in (False, True):
+        torch.manual_seed(0)
+        model = UNetSegmenter(num_classes=3, channels=(4, 8), context=context).eval()
+        x = torch.rand(1, 3, 32, 32, requires_grad=True)
+        model(x)[..., -4:, -4:].sum().backward()
+        assert x.grad is not None
+        assert (float(x.grad[..., :4, :4].abs().max()) > 0) is context
+
+
+def test_cam_layer_sets_the_explained_layer_and_a_wrong_name_is_refused() -> None:
+    model = UNetSegmenter(num_classes=3, channels=(4, 8), context=True, cam_layer="encoder.stages.1")
+    assert model.cam_layer() == "encoder.stages.1"
+    assert choose_target_layer(model.eval(), torch.rand(1, 3, 16, 16)).name == "decoder"  # the rule, when unset
+    with pytest.raises(ValueError, match=r"names no module of this U-Net.*encoder\.stages\.1"):
+        UNetSegmenter(num_classes=3, channels=(4, 8), cam_layer="bottleneck")
