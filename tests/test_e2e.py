@@ -49,7 +49,8 @@ def test_default_config_two_epochs_fills_tensorboard(tmp_path: Path) -> None:
     for method in CONFIG_METHODS:
         grids = acc.Images(f"cam/{method}/grid")
         assert [g.step for g in grids] == [3, 7]  # the scalars' steps (4 training batches per epoch)
-        assert all(g.width > 8 * 128 and g.height > 2 * 128 for g in grids)  # 8 probe images, 2 rows + captions
+        tile = cb.tile_size  # the config's
+        assert all(g.width > 8 * tile and g.height > 2 * tile for g in grids)  # 8 probe images, 2 rows + captions
         assert [g.step for g in acc.Images(f"cam/{method}/evolution")] == [7]
         assert os.path.exists(os.path.join(log_dir, f"cam_evolution_{method}.png"))
         for metric in CONFIG_METRICS:

@@ -1,8 +1,7 @@
 """What the user of a semantic segmenter sees (issue 28): the callback's scalars equal ``evaluate_batch`` on the same
 (image, class) pairs, a user's own torchvision segmenter in a ``LightningModule`` with ``cam_task = "segmentation"``
-gets grids and metrics with no other code, 2 processes equal 1, the segmentation config learns to point at each
-class's own object, and the planted-shortcut config is caught next to its clean twin (read back from TensorBoard's
-event files)."""
+gets grids and metrics with no other code, 2 processes equal 1, and the planted-shortcut config is caught next to
+its clean twin, which learns to point at each class's own object (read back from TensorBoard's event files)."""
 
 from __future__ import annotations
 
@@ -189,26 +188,6 @@ def test_ddp_two_processes_equal_one_process_on_segmentation_pairs(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_segmentation_config_learns_to_point_at_each_class(tmp_path: Path) -> None:
-    # the real config, shortened (2 epochs on half the images): each class's map lands on its own object far more
-    # often than a random point would (chance: the share of the image the class's pixels cover, under 10 % here)
-    from lightning_cam.cli import main
-
-    cli = main(args=["fit", "--config", str(REPO / "configs" / "shapes_segmentation.yaml"), "--trainer.max_epochs=2",
-                     "--data.num_train=1000", "--data.num_val=128", f"--trainer.logger.init_args.save_dir={tmp_path}",
-                     f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"])
-    acc = events(cli.trainer.logger.log_dir)
-    pointing = [s.value for s in acc.Scalars("cam/gradcam/pointing_game")]
-    iou = [s.value for s in acc.Scalars("cam/gradcam/iou")]
-    pixel_acc = [s.value for s in acc.Scalars("val_acc")]
-    assert len(pointing) == 2 and all(math.isfinite(v) for v in pointing + iou)
-    assert pixel_acc[-1] > pixel_acc[0], pixel_acc
-    # measured: pointing 0.44 -> 0.71, IoU 0.31 -> 0.55 (chance of a point: under 0.1 of a class's pixels)
-    assert pointing[-1] > 0.6 and pointing[-1] > pointing[0] and iou[-1] > iou[0], (pointing, iou)
-    assert {"cam/gradcam/grid", "cam/gradcam/worst", "cam/gradcam/strategies"} <= set(acc.Tags()["images"])
-
-
-@pytest.mark.slow
 def test_the_segmenters_planted_shortcut_is_caught_next_to_its_clean_twin(tmp_path: Path) -> None:
     # configs/shapes_segmentation_shortcut.yaml shortened (2 epochs, 128 validation images) and its clean twin:
     # the squares' maps at the tag raise the strategies alarm in the cued run only, and the localization curves
@@ -225,13 +204,20 @@ def test_the_segmenters_planted_shortcut_is_caught_next_to_its_clean_twin(tmp_pa
 
     cued, clean = fit("cued"), fit("clean", "--data.watermark=0")
 
-    def last(acc: Any, tag: str) -> float:
-        return float(acc.Scalars(tag)[-1].value)
+    def values(acc: Any, tag: str) -> list[float]:
+        return [float(e.value) for e in acc.Scalars(tag)]
 
-    alarms = {run: [last(acc, f"cam/{m}/strategy/alarm") for m in ("gradcam", "eigencam")]
+    # the clean twin learns to point at each class's own object (chance: the share of the image a class's pixels
+    # cover, under 0.1 here); 3 seeds of 4 epochs: 0.40-0.51 after the first epoch, 0.70-0.81 after the last
+    pointing, pixel_acc = values(clean, "cam/gradcam/pointing_game"), values(clean, "val_acc")
+    assert len(pointing) == 2 and pixel_acc[-1] > pixel_acc[0] and pointing[-1] > max(0.5, pointing[0]), pointing
+    assert {"cam/gradcam/grid", "cam/gradcam/worst", "cam/eigencam/strategies"} <= set(clean.Tags()["images"])
+    # an alarm (either method, at either validation) in the cued run only; 3 seeds: Eigen-CAM's fires at 11 of 12
+    alarms = {run: [v for m in ("gradcam", "eigencam") for v in values(acc, f"cam/{m}/strategy/alarm")]
               for run, acc in (("cued", cued), ("clean", clean))}
     assert max(alarms["cued"]) >= 1 and max(alarms["clean"]) == 0, alarms
-    fixed = max(last(cued, f"cam_strategies/{m}/fixed/square") for m in ("gradcam", "eigencam"))
+    fixed = max(v for m in ("gradcam", "eigencam") for v in values(cued, f"cam_strategies/{m}/fixed/square"))
     assert fixed > 0.1, fixed  # a share of the squares' pairs explained by the tag
+    # the maps leave the objects for the tag: 3 seeds, second epoch: 0.18-0.32 against 0.61-0.77
     for metric in ("pointing_game", "energy_pointing_game"):
-        assert last(cued, f"cam/gradcam/{metric}") < last(clean, f"cam/gradcam/{metric}") - 0.1, metric
+        assert values(cued, f"cam/gradcam/{metric}")[-1] < values(clean, f"cam/gradcam/{metric}")[-1] - 0.1, metric

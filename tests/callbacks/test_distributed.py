@@ -286,26 +286,26 @@ def test_fsdp2_fault_on_one_rank_with_scorecam_never_hangs(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["32-true", "bf16-true"])
-def test_fsdp2_chooses_the_default_layer_in_lock_step(tmp_path: Path, precision: str) -> None:
-    """No ``cam_target_layer``: the rule runs on every rank on the same images (rank 1 has nothing to score at
-    every batch: it still takes part), chooses the layer one process chooses, and the run logs grids and metrics
-    (the 32-true values those of one process)."""
+def test_fsdp2_chooses_the_default_layer_in_lock_step_and_a_rank_with_nothing_to_score_joins(tmp_path: Path) -> None:
+    """No ``cam_target_layer``, a bf16 model: the rule runs on every rank on the same images and chooses the layer
+    one process chooses; rank 1's cam_inputs fails at every batch, so it joins rank 0's forwards with throw-away
+    inputs, which must have the dtype of the real inputs (float32 stand-ins in a bf16 model failed between the
+    gathers: a hang); the run logs grids and metrics and reports rank 1's fault."""
     methods = "gradcam,eigencam"
-    proc = run_worker(tmp_path, "fsdp2", "--methods", methods, "--auto-layer", "--precision", precision,
+    proc = run_worker(tmp_path, "fsdp2", "--methods", methods, "--auto-layer", "--precision", "bf16-true",
                       "--fault-rank", "1", "--fault-where", "inputs", "--epochs", "1")
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "first error on rank 1: cam_inputs(batch) raised RuntimeError: injected cam_inputs fault on rank 1" \
+        in proc.stderr, proc.stderr[-3000:]
     sharded = json.loads((tmp_path / "fsdp2.json").read_text())
     assert sharded["layers"] == {"gradcam": "features", "eigencam": "features"}, sharded["layers"]
     acc = _events(sharded["log_dir"])
     for method in methods.split(","):
         assert len(acc.Images(f"cam/{method}/grid")) == 2  # the fit's epoch and the validate
         assert math.isfinite(sharded["validate"][f"cam/{method}/adcc"])
-    if precision == "32-true":
-        single_run = run_worker(tmp_path, "single", "--methods", methods, "--auto-layer")
-        assert single_run.returncode == 0, single_run.stderr[-4000:]
-        single = json.loads((tmp_path / "single.json").read_text())
-        assert single["layers"] == sharded["layers"]
+    single_run = run_worker(tmp_path, "single", "--methods", methods, "--auto-layer")
+    assert single_run.returncode == 0, single_run.stderr[-4000:]
+    assert json.loads((tmp_path / "single.json").read_text())["layers"] == sharded["layers"]
 
 
 @pytest.mark.slow
@@ -333,11 +333,10 @@ def test_fsdp2_on_error_raise_stops_every_rank(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["bf16-true", "16-true"])  # 32-true: the other FSDP2 tests' joins
-def test_fsdp2_a_rank_with_nothing_to_score_joins_in_the_models_precision(tmp_path: Path, precision: str) -> None:
-    """Rank 1's cam_inputs fails at every batch: it joins rank 0's forwards with throw-away inputs, which must
-    have the dtype of the real inputs (float32 stand-ins in a bf16 model failed between the gathers: a hang)."""
-    proc = run_worker(tmp_path, "fsdp2", "--precision", precision, "--fault-rank", "1", "--fault-where", "inputs",
+def test_fsdp2_a_rank_with_nothing_to_score_joins_in_fp16(tmp_path: Path) -> None:
+    """As in the bf16 test above (the default layer's), in a 16-true model: the throw-away inputs are fp16. 32-true
+    joins in the other FSDP2 tests."""
+    proc = run_worker(tmp_path, "fsdp2", "--precision", "16-true", "--fault-rank", "1", "--fault-where", "inputs",
                       "--epochs", "1")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "first error on rank 1: cam_inputs(batch) raised RuntimeError: injected cam_inputs fault on rank 1" \
