@@ -1,6 +1,6 @@
 """Regenerate the docs' figures and numbers of the segmenter's planted shortcut: cued runs next to clean twins.
 
-Trains ``configs/shapes_segmentation_shortcut.yaml`` (30 % of the images tagged, all their objects labelled
+Trains ``configs/shapes_segmentation_shortcut.yaml`` (40 % of the images tagged, all their objects labelled
 square; a U-Net with image-level context, explained at its bottleneck) and its clean twin (``--data.watermark=0``)
 over three seeds through the project's own CLI, reads their TensorBoard event files back and writes, under
 ``docs/``:
@@ -11,7 +11,7 @@ over three seeds through the project's own CLI, reads their TensorBoard event fi
 * ``segmentation_shortcut_numbers.json``: per run and epoch, the pixel accuracy, both methods' alarms, fixed
   shares of the squares and localization curves.
 
-Usage (about 20 CPU minutes; ``--reuse`` reads existing runs in ``--logdir``)::
+Usage (about 17 CPU minutes here; ``--reuse`` reads existing runs in ``--logdir``)::
 
     python scripts/make_segmentation_shortcut_figure.py [--logdir /tmp/lightning_cam_segmentation_shortcut] [--reuse]
 """
