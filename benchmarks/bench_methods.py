@@ -39,6 +39,8 @@ PEERS: dict[str, tuple[str | None, str | None]] = {
     "smoothgradcam_pp": (None, "SmoothGradCAMpp"), "xgradcam": ("XGradCAM", "XGradCAM"),
     "layercam": ("LayerCAM", "LayerCAM"), "hirescam": ("HiResCAM", None), "scorecam": ("ScoreCAM", "ScoreCAM"),
     "eigencam": ("EigenCAM", None), "fakecam": (None, None),
+    "gradcam_elementwise": ("GradCAMElementWise", None), "eigengradcam": ("EigenGradCAM", None),
+    "fem": ("FEM", None), "kpcacam": ("KPCA_CAM", None), "randomcam": ("RandomCAM", None),
 }
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "gradcampp_weights",
     "hirescam_map",
     "layercam_map",
+    "orient_like",
     "scorecam_masks",
     "scorecam_weights",
     "weighted_sum",
@@ -207,10 +208,22 @@ def eigencam_map(activations: Tensor) -> Tensor:
     m = activations.flatten(2).transpose(1, 2)  # (B, hw, C)
     m = m - m.mean(dim=1, keepdim=True)
     proj = first_component_projection(m)  # (B, hw)
-    mean_act = activations.mean(dim=1).flatten(1)
-    agree = (proj * (mean_act - mean_act.mean(dim=1, keepdim=True))).sum(dim=1, keepdim=True)
-    sign = torch.where(agree < 0, -torch.ones_like(agree), torch.ones_like(agree))
-    return (proj * sign).view(b, h, w)
+    return orient_like(proj, activations.mean(dim=1).flatten(1)).view(b, h, w)
+
+
+def orient_like(proj: Tensor, reference: Tensor) -> Tensor:
+    r"""``proj`` times the sign $s = \pm 1$ per row that makes it correlate non-negatively with ``reference``.
+
+    A principal component's sign is arbitrary; the projection methods (Eigen-CAM, Eigen-Grad-CAM, KPCA-CAM) fix it
+    here, once: $s = -1$ where $\sum_i p_i (r_i - \bar r) < 0$, else $1$ (ties: $1$). ``proj`` and ``reference``
+    are ``(B, N)``.
+
+    Examples:
+        >>> orient_like(torch.tensor([[1.0, -2.0]]), torch.tensor([[0.0, 5.0]]))
+        tensor([[-1.,  2.]])
+    """
+    agree = (proj * (reference - reference.mean(dim=1, keepdim=True))).sum(dim=1, keepdim=True)
+    return proj * torch.where(agree < 0, -torch.ones_like(agree), torch.ones_like(agree))
 
 
 def fakecam_map(batch: int, size: tuple[int, int], device: torch.device | str | None = None) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torchvision
@@ -83,3 +85,71 @@ def assert_maps_match(ours: torch.Tensor, peer: torch.Tensor, min_corr: float = 
         assert corr >= min_corr, f"sample {i}: Pearson {corr:.5f} < {min_corr}"
         informative += 1
     return informative
+
+
+# ----------------------------------------------------------------------------- comparing with pytorch-grad-cam
+#: (model factory, target layer, image size) of the peer comparisons: ResNet-18 at layer4 (4x4 maps at 128 px), the
+#: small VGG at 16x16
+PARITY_SETUPS = [("resnet", "layer4", 128), ("vgg", "features.9", 64)]
+
+
+def parity_model(kind: str) -> nn.Module:
+    return make_resnet() if kind == "resnet" else make_vgg()
+
+
+def parity_batches(size: int) -> list[torch.Tensor]:
+    """Structured images (non-degenerate maps) and plain noise."""
+    g = torch.Generator().manual_seed(size)
+    return [structured_images(3, size, seed=3), torch.randn(2, 3, size, size, generator=g)]
+
+
+def layer_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
+    """The named layer's output for ``x`` (a copy)."""
+    out: dict[str, torch.Tensor] = {}
+
+    def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
+        out["a"] = output.detach().clone()
+
+    handle = model.get_submodule(layer).register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return out["a"]
+
+
+def pgc_low_res(cls: type, model: nn.Module, layer: str, x: torch.Tensor, targets: list[int] | None,
+                size: tuple[int, int] | None = None, reshape: Any = None, **kwargs: Any
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """pytorch-grad-cam's maps at the activation's resolution (``size`` = (h, w), by default the layer output's),
+    and the classes it explained."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    h, w = size if size is not None else layer_output(model, layer, x[:1]).shape[-2:]
+    with cls(model=model, target_layers=[model.get_submodule(layer)], reshape_transform=reshape, **kwargs) as peer:
+        peer.get_target_width_height = lambda _input: (w, h)  # no resize: compare before upsampling
+        tg = None if targets is None else [ClassifierOutputTarget(t) for t in targets]
+        maps = peer(input_tensor=x, targets=tg)
+        used = peer.outputs.argmax(1) if targets is None else torch.tensor(targets)
+    return torch.from_numpy(maps), used
+
+
+def vit_case() -> tuple[nn.Module, str, Any, torch.Tensor]:
+    """A timm ViT-Tiny at 64 px (random weights), the layer the default rule chooses, the reshape that turns its
+    tokens into a grid for pytorch-grad-cam, and two structured images."""
+    import timm
+
+    from lightning_cam.methods import choose_target_layer
+    from lightning_cam.methods.layers import reshape_activation
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=5, img_size=64).eval()
+    x = structured_images(2, 64, seed=1)
+    choice = choose_target_layer(model, x)
+
+    def reshape(t: torch.Tensor) -> torch.Tensor:
+        return reshape_activation(t, choice.layout, choice.name, model=model, image_size=(64, 64),
+                                  prefix=choice.prefix)
+
+    return model, choice.name, reshape, x

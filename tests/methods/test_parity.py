@@ -47,7 +47,17 @@ from lightning_cam.methods import (
     XGradCAM,
 )
 
-from .conftest import assert_maps_match, make_resnet, make_vgg, pearson, structured_images
+from .conftest import (
+    PARITY_SETUPS,
+    assert_maps_match,
+    layer_output,
+    make_vgg,
+    parity_batches,
+    parity_model,
+    pearson,
+    pgc_low_res,
+    structured_images,
+)
 
 PGC = {
     GradCAM: PgcGradCAM,
@@ -58,72 +68,28 @@ PGC = {
 }
 TORCHCAM = {CAM: tcm.CAM, GradCAM: tcm.GradCAM, XGradCAM: tcm.XGradCAM, LayerCAM: tcm.LayerCAM}
 
-# (model factory, target layer, image size): ResNet-18 at layer4 (4x4 maps), the small VGG at 16x16.
-SETUPS = [("resnet", "layer4", 128), ("vgg", "features.9", 64)]
-
-
-def _model(kind: str) -> torch.nn.Module:
-    return make_resnet() if kind == "resnet" else make_vgg()
-
-
-def _batches(size: int) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(size)
-    return [structured_images(3, size, seed=3), torch.randn(2, 3, size, size, generator=g)]
-
-
-def _module(model: torch.nn.Module, name: str) -> torch.nn.Module:
-    return dict(model.named_modules())[name]
-
-
-def _pgc_low_res(cls: type, model: torch.nn.Module, layer: str, x: torch.Tensor, targets: list[int] | None):
-    """pytorch-grad-cam's map at the activation's resolution, and the classes it explained."""
-    h, w = capture(model, layer, x[:1]).shape[-2:]
-    with cls(model=model, target_layers=[_module(model, layer)]) as peer:
-        peer.get_target_width_height = lambda _input: (w, h)  # no resize: compare before upsampling
-        tg = None if targets is None else [ClassifierOutputTarget(t) for t in targets]
-        maps = peer(input_tensor=x, targets=tg)
-        used = peer.outputs.argmax(1) if targets is None else torch.tensor(targets)
-    return torch.from_numpy(maps), used
-
-
-def capture(model: torch.nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """The target layer's output for ``x`` (a copy)."""
-    out: dict[str, torch.Tensor] = {}
-
-    def hook(module: torch.nn.Module, args: object, output: torch.Tensor) -> None:
-        out["a"] = output.detach().clone()
-
-    handle = _module(model, layer).register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-    return out["a"]
-
-
-@pytest.mark.parametrize("kind,layer,size", SETUPS)
+@pytest.mark.parametrize("kind,layer,size", PARITY_SETUPS)
 @pytest.mark.parametrize("ours", list(PGC), ids=lambda c: c.__name__)
 def test_pytorch_grad_cam_parity(ours: type, kind: str, layer: str, size: int) -> None:
-    model = _model(kind)
+    model = parity_model(kind)
     informative = 0
-    for i, x in enumerate(_batches(size)):
+    for i, x in enumerate(parity_batches(size)):
         targets = None if i == 0 else [int(t) for t in torch.arange(x.shape[0]) % 5]
         kwargs = {"eps": 1e-6} if ours is GradCAMPlusPlus else {}  # pytorch-grad-cam's epsilon (documented)
         res = ours(model, layer, **kwargs).explain(x, None if targets is None else torch.tensor(targets))
-        peer, used = _pgc_low_res(PGC[ours], model, layer, x, targets)
+        peer, used = pgc_low_res(PGC[ours], model, layer, x, targets)
         assert torch.equal(res.targets, used)
         assert peer.shape == res.low_res.shape
         informative += assert_maps_match(res.low_res, peer)
     assert informative >= 3, "too few non-degenerate maps: the comparison would prove nothing"
 
 
-@pytest.mark.parametrize("kind,layer,size", SETUPS)
+@pytest.mark.parametrize("kind,layer,size", PARITY_SETUPS)
 @pytest.mark.parametrize("ours", list(TORCHCAM), ids=lambda c: c.__name__)
 def test_torchcam_parity(ours: type, kind: str, layer: str, size: int) -> None:
-    model = _model(kind)
+    model = parity_model(kind)
     informative = 0
-    for i, x in enumerate(_batches(size)):
+    for i, x in enumerate(parity_batches(size)):
         res = ours(model, layer).explain(x, None if i == 0 else torch.arange(x.shape[0]) % 5)
         kwargs = {"fc_layer": "fc"} if ours is CAM else {}
         peer = TORCHCAM[ours](model, layer, input_shape=tuple(x.shape[1:]), **kwargs)
@@ -138,12 +104,12 @@ def test_torchcam_parity(ours: type, kind: str, layer: str, size: int) -> None:
     assert informative >= 3
 
 
-@pytest.mark.parametrize("kind,layer,size", SETUPS)
+@pytest.mark.parametrize("kind,layer,size", PARITY_SETUPS)
 def test_eigencam_matches_pytorch_grad_cam_up_to_documented_sign(kind: str, layer: str, size: int) -> None:
-    model = _model(kind)
+    model = parity_model(kind)
     flips = 0
-    for x in _batches(size):
-        a = capture(model, layer, x)
+    for x in parity_batches(size):
+        a = layer_output(model, layer, x)
         peer = torch.from_numpy(get_2d_projection(a.numpy()))
         ours = eigencam_map(a)
         sign = torch.where((ours * peer).flatten(1).sum(1) < 0, -1.0, 1.0).view(-1, 1, 1)
@@ -155,7 +121,7 @@ def test_eigencam_matches_pytorch_grad_cam_up_to_documented_sign(kind: str, laye
         # and the full method returns ReLU of that map, like pytorch-grad-cam's EigenCAM when the signs agree
         res = EigenCAM(model, layer).explain(x)
         torch.testing.assert_close(res.low_res, torch.relu(ours), rtol=1e-4, atol=1e-5)
-        peer_maps, _ = _pgc_low_res(PgcEigenCAM, model, layer, x, None)
+        peer_maps, _ = pgc_low_res(PgcEigenCAM, model, layer, x, None)
         agree = sign.flatten() > 0
         if agree.any():
             assert_maps_match(res.low_res[agree], peer_maps[agree])
@@ -165,9 +131,9 @@ def test_eigencam_matches_pytorch_grad_cam_up_to_documented_sign(kind: str, laye
 def test_scorecam_documented_difference(kind: str, layer: str, size: int) -> None:
     """At a full-resolution layer every library builds the same masks; the peers then softmax the target
     logit over channels, we take the softmax probability of the target class (the paper's code)."""
-    model = _model(kind)
+    model = parity_model(kind)
     x = structured_images(2, size, seed=5)
-    a = capture(model, layer, x)
+    a = layer_output(model, layer, x)
     with torch.no_grad():
         logits = model(x)
     assert a.shape[-2:] == x.shape[-2:], "the comparison needs a full-resolution layer"
@@ -177,7 +143,7 @@ def test_scorecam_documented_difference(kind: str, layer: str, size: int) -> Non
         masked_logits = torch.stack([model(x[b : b + 1] * masks[b][:, None]) for b in range(x.shape[0])])
     tgt_logit = masked_logits.gather(2, targets.view(-1, 1, 1).expand(-1, a.shape[1], 1))[..., 0]
     # peers: softmax over channels of the masked target logit
-    with PgcScoreCAM(model=model, target_layers=[_module(model, layer)]) as peer:
+    with PgcScoreCAM(model=model, target_layers=[model.get_submodule(layer)]) as peer:
         peer.batch_size = 64
         pgc_w = peer.get_cam_weights(x, None, [ClassifierOutputTarget(int(t)) for t in targets], a.numpy(), None)
     torch.testing.assert_close(torch.from_numpy(np.asarray(pgc_w)), torch.softmax(tgt_logit, 1), rtol=1e-4, atol=1e-6)

@@ -1,0 +1,140 @@
+r"""Pure tensor maths of the CAM variants pytorch-grad-cam ships beyond the classic ones, batched over samples.
+
+Shapes as in `lightning_cam.functional.cam`: ``activations`` $A$ and ``grads`` $G = \partial y^c/\partial A$ are
+``(B, C, h, w)``, channel weights ``(B, C)``, raw maps ``(B, h, w)`` before the ReLU, upsampling and normalisation
+of `lightning_cam.functional.postprocess_maps`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from lightning_cam.functional.cam import _check_4d, _one_cpu_thread, eigencam_map, orient_like
+
+__all__ = ["KERNELS", "Kernel", "eigengradcam_map", "elementwise_map", "fem_weights", "kpca_map", "random_weights"]
+
+Kernel = Literal["sigmoid", "rbf", "linear", "poly", "cosine"]
+#: the kernels of `kpca_map` (scikit-learn's ``KernelPCA`` names and defaults)
+KERNELS: tuple[str, ...] = ("sigmoid", "rbf", "linear", "poly", "cosine")
+
+
+def elementwise_map(activations: Tensor, grads: Tensor) -> Tensor:
+    r"""Grad-CAM element-wise (pytorch-grad-cam's ``GradCAMElementWise``): $L = \sum_k \mathrm{ReLU}(G^k \odot A^k)$.
+
+    Examples:
+        >>> a = torch.ones(1, 2, 1, 2); g = torch.tensor([[[[1.0, -1.0]], [[2.0, -3.0]]]])
+        >>> elementwise_map(a, g)
+        tensor([[[3., 0.]]])
+    """
+    _check_4d("activations", activations)
+    _check_4d("grads", grads)
+    return torch.relu(grads * activations).sum(dim=1)
+
+
+def eigengradcam_map(activations: Tensor, grads: Tensor) -> Tensor:
+    r"""Eigen-Grad-CAM: `eigencam_map` of the product $G \odot A$ (its first principal component over positions).
+
+    The sign rule is Eigen-CAM's (`orient_like`): the map correlates non-negatively with
+    $\frac1C\sum_k G^k \odot A^k$, i.e. with HiRes-CAM's map. pytorch-grad-cam keeps LAPACK's sign.
+
+    Examples:
+        >>> a = torch.zeros(1, 2, 2, 2); a[0, :, 0, 0] = 5.0
+        >>> (eigengradcam_map(a, torch.ones_like(a)).argmax() == 0).item()
+        True
+    """
+    _check_4d("grads", grads)
+    return eigencam_map(grads * activations)
+
+
+def fem_weights(activations: Tensor, k: float = 2.0) -> Tensor:
+    r"""FEM (Fuad et al., IPTA 2020) channel weights: the share of positions above the channel's $k$-sigma threshold.
+
+    $$
+    w_k = \frac{1}{hw}\sum_{ij}\big[A^k_{ij} > \mu_k + k\,\sigma_k\big]
+    $$
+
+    with $\mu_k$, $\sigma_k$ the mean and the population standard deviation of $A^k$ over positions (as
+    pytorch-grad-cam's ``FEM``, ``np.std``). The map is $\sum_k w_k A^k$ (`weighted_sum`).
+
+    Examples:
+        >>> a = torch.zeros(1, 1, 1, 10); a[0, 0, 0, 0] = 9.0
+        >>> fem_weights(a)
+        tensor([[0.1000]])
+    """
+    _check_4d("activations", activations)
+    flat = activations.flatten(2)
+    threshold = flat.mean(dim=2, keepdim=True) + k * flat.std(dim=2, correction=0, keepdim=True)
+    return (flat > threshold).to(activations.dtype).mean(dim=2)
+
+
+def _kernel(x: Tensor, kind: str, gamma: float, degree: int, coef0: float) -> Tensor:
+    """scikit-learn's pairwise kernels of the rows of ``x`` ``(B, N, C)`` -> ``(B, N, N)``."""
+    if kind == "rbf":
+        return torch.exp(-gamma * torch.cdist(x, x).square())
+    if kind == "cosine":
+        unit = x / x.norm(dim=2, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+        return unit @ unit.mT
+    dot = x @ x.mT
+    if kind == "linear":
+        return dot
+    if kind == "poly":
+        return (gamma * dot + coef0).pow(degree)
+    return torch.tanh(gamma * dot + coef0)  # sigmoid
+
+
+def kpca_map(activations: Tensor, kernel: Kernel = "sigmoid", gamma: float | None = None, degree: int = 3,
+             coef0: float = 1.0) -> Tensor:
+    r"""KPCA-CAM (Karmani et al., 2024): the projection on the first component of a kernel PCA over positions.
+
+    Per sample, the rows $x_i \in \mathbb{R}^C$ of $A^\top$ (one per position) are centred, the kernel matrix
+    $K_{ij} = \kappa(x_i, x_j)$ is double-centred ($\tilde K = K - \mathbf 1 K - K \mathbf 1 + \mathbf 1 K \mathbf 1$,
+    $\mathbf 1 = \frac1N$), and the map is $\sqrt{\lambda_1}\,v_1$ for the top eigenpair of $\tilde K$: what
+    scikit-learn's ``KernelPCA(n_components=1).fit_transform`` returns, as pytorch-grad-cam's ``KPCA_CAM`` uses it,
+    with the same kernels and defaults (``gamma=None`` is $1/C$; sigmoid $\tanh(\gamma\,x^\top y + c_0)$, rbf
+    $e^{-\gamma\lVert x-y\rVert^2}$, poly $(\gamma\,x^\top y + c_0)^d$, linear, cosine). The sign is Eigen-CAM's
+    (`orient_like`: non-negative correlation with the mean activation); scikit-learn makes the largest entry
+    positive. Batched ``eigh`` of ``(B, hw, hw)`` matrices in float64 (float32 on MPS): $O((hw)^3)$ per sample.
+    Where the top eigenvalue is (nearly) repeated the component is undetermined, here as in scikit-learn: an rbf
+    ``gamma`` far too large for the activations' scale makes $K \approx I$; the default $1/C$ does not.
+
+    Examples:
+        >>> a = torch.zeros(1, 2, 2, 2); a[0, :, 0, 0] = 5.0
+        >>> (kpca_map(a).argmax() == 0).item()
+        True
+    """
+    _check_4d("activations", activations)
+    if kernel not in KERNELS:
+        raise ValueError(f"kpca_map: unknown kernel {kernel!r}; choose one of {', '.join(KERNELS)}.")
+    b, c, h, w = activations.shape
+    work = torch.float32 if activations.device.type == "mps" else torch.float64
+    x = activations.flatten(2).transpose(1, 2).to(work)  # (B, hw, C)
+    x = x - x.mean(dim=1, keepdim=True)
+    k = _kernel(x, kernel, 1.0 / c if gamma is None else float(gamma), degree, coef0)
+    k = k - k.mean(dim=1, keepdim=True) - k.mean(dim=2, keepdim=True) + k.mean(dim=(1, 2), keepdim=True)
+    with _one_cpu_thread(activations.device):
+        evals, evecs = torch.linalg.eigh(k)  # ascending: the last is the top
+    proj = evecs[..., -1] * evals[..., -1:].clamp_min(0).sqrt()
+    return orient_like(proj, activations.mean(dim=1).flatten(1).to(work)).to(activations.dtype).view(b, h, w)
+
+
+def random_weights(batch: int, channels: int, seed: int, device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float32) -> Tensor:
+    r"""Random-CAM's channel weights: $w_k \sim \mathcal U(-1, 1)$, one draw of ``channels`` weights for every
+    sample -> ``(B, C)``.
+
+    Drawn on the CPU from a private generator seeded with ``seed`` (the global RNG is never touched; the same
+    weights on every device and rank), then moved to ``device``. Every row is the same draw, so a sample's weights
+    do not depend on its place in the batch (pytorch-grad-cam draws a row per sample: each sample's weights have
+    the same distribution).
+
+    Examples:
+        >>> w = random_weights(2, 3, seed=0)
+        >>> w.shape, bool((w.abs() <= 1).all()), torch.equal(w[0], w[1]), torch.equal(w, random_weights(2, 3, 0))
+        (torch.Size([2, 3]), True, True, True)
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    row = torch.rand(channels, generator=g, dtype=torch.float64) * 2 - 1
+    return row.to(device=device, dtype=dtype).expand(batch, channels)
