@@ -40,7 +40,8 @@ PEERS: dict[str, tuple[str | None, str | None]] = {
     "layercam": ("LayerCAM", "LayerCAM"), "hirescam": ("HiResCAM", None), "scorecam": ("ScoreCAM", "ScoreCAM"),
     "eigencam": ("EigenCAM", None), "fakecam": (None, None),
     "gradcam_elementwise": ("GradCAMElementWise", None), "eigengradcam": ("EigenGradCAM", None),
-    "fem": ("FEM", None), "kpcacam": ("KPCA_CAM", None), "randomcam": ("RandomCAM", None),
+    "fem": ("FEM", None), "finercam": ("FinerCAM", None), "kpcacam": ("KPCA_CAM", None),
+    "randomcam": ("RandomCAM", None), "segeigencam": ("SegEigenCAM", None),
 }
 
 

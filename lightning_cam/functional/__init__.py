@@ -35,8 +35,11 @@ from lightning_cam.functional.cam_variants import (
     eigengradcam_map,
     elementwise_map,
     fem_weights,
+    finer_comparisons,
+    finer_score,
     kpca_map,
     random_weights,
+    segeigencam_map,
 )
 from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
 from lightning_cam.functional.normalize import minmax_normalize, postprocess_maps, upsample_maps
@@ -65,6 +68,8 @@ __all__ = [
     "energy_pointing_game",
     "fakecam_map",
     "fem_weights",
+    "finer_comparisons",
+    "finer_score",
     "first_component_projection",
     "gradcam_weights",
     "gradcampp_weights",
@@ -87,6 +92,7 @@ __all__ = [
     "rank_positions",
     "scorecam_masks",
     "scorecam_weights",
+    "segeigencam_map",
     "select_pairs",
     "sigmoid_probability",
     "softmax_probability",

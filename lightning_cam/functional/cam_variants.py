@@ -12,9 +12,26 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from lightning_cam.functional.cam import _check_4d, _one_cpu_thread, eigencam_map, orient_like
+from lightning_cam.functional.cam import (
+    _check_4d,
+    _one_cpu_thread,
+    eigencam_map,
+    first_component_projection,
+    orient_like,
+)
 
-__all__ = ["KERNELS", "Kernel", "eigengradcam_map", "elementwise_map", "fem_weights", "kpca_map", "random_weights"]
+__all__ = [
+    "KERNELS",
+    "Kernel",
+    "eigengradcam_map",
+    "elementwise_map",
+    "fem_weights",
+    "finer_comparisons",
+    "finer_score",
+    "kpca_map",
+    "random_weights",
+    "segeigencam_map",
+]
 
 Kernel = Literal["sigmoid", "rbf", "linear", "poly", "cosine"]
 #: the kernels of `kpca_map` (scikit-learn's ``KernelPCA`` names and defaults)
@@ -138,3 +155,61 @@ def random_weights(batch: int, channels: int, seed: int, device: torch.device | 
     g = torch.Generator().manual_seed(int(seed))
     row = torch.rand(channels, generator=g, dtype=torch.float64) * 2 - 1
     return row.to(device=device, dtype=dtype).expand(batch, channels)
+
+
+def finer_comparisons(logits: Tensor, targets: Tensor, count: int = 3) -> Tensor:
+    r"""Finer-CAM's comparison classes: per sample, the ``count`` classes whose logits are closest to the target's
+    (smallest $|z_j - z_c|$, the target itself excluded), closest first -> ``(B, min(count, K - 1))`` long.
+
+    Examples:
+        >>> finer_comparisons(torch.tensor([[5.0, 4.0, 0.0, 4.5]]), torch.tensor([0]), count=2)
+        tensor([[3, 1]])
+    """
+    distance = (logits.detach() - logits.detach().gather(1, targets.view(-1, 1))).abs()
+    distance = distance.scatter(1, targets.view(-1, 1), float("inf"))
+    k = min(int(count), logits.shape[1] - 1)
+    return distance.topk(k, dim=1, largest=False).indices
+
+
+def finer_score(logits: Tensor, targets: Tensor, comparisons: Tensor, alpha: float = 1.0,
+                eps: float = 1e-9) -> Tensor:
+    r"""Finer-CAM's score (Zhang et al., CVPR 2025): the target's logit against its closest classes' -> ``(B,)``.
+
+    $$
+    s = \frac{\sum_{j \in J} p_j\,(z_c - \alpha z_j)}{\sum_{j \in J} p_j + \epsilon},\qquad p = \mathrm{softmax}(z)
+    $$
+
+    over the comparison classes $J$ (`finer_comparisons`); differentiable through $z$ and $p$, as
+    pytorch-grad-cam's ``FinerWeightedTarget`` (with its $\epsilon = 10^{-9}$).
+
+    Examples:
+        >>> z = torch.tensor([[2.0, 1.0, 0.0]])
+        >>> round(float(finer_score(z, torch.tensor([0]), torch.tensor([[1]]))), 4)
+        1.0
+    """
+    p = torch.softmax(logits, dim=1).gather(1, comparisons)
+    z_c = logits.gather(1, targets.view(-1, 1))
+    z_j = logits.gather(1, comparisons)
+    return (p * (z_c - alpha * z_j)).sum(dim=1) / (p.sum(dim=1) + eps)
+
+
+def segeigencam_map(activations: Tensor, grads: Tensor) -> Tensor:
+    r"""Seg-Eigen-CAM (Chung & Ying, Appl. Sci. 2025): the first principal component of $|G| \odot A$, sign-corrected.
+
+    Per sample, the ``(hw, C)`` matrix of $|G| \odot A$ (Eq. 10) is centred over positions and projected on its
+    first right singular vector (`first_component_projection`); the projection $p$ is negated where
+    $|\min p| > |\max p|$ (Eq. 13), so the salient region is positive. This sign rule is the paper's and
+    pytorch-grad-cam's ``SegEigenCAM``'s, kept here (not Eigen-CAM's `orient_like`), so the two agree exactly.
+
+    Examples:
+        >>> a = torch.zeros(1, 2, 2, 2); a[0, :, 0, 0] = 5.0
+        >>> (segeigencam_map(a, torch.ones_like(a)).argmax() == 0).item()
+        True
+    """
+    _check_4d("activations", activations)
+    _check_4d("grads", grads)
+    b, c, h, w = activations.shape
+    m = (grads.abs() * activations).flatten(2).transpose(1, 2)  # (B, hw, C)
+    proj = first_component_projection(m - m.mean(dim=1, keepdim=True))
+    flip = proj.amin(dim=1, keepdim=True).abs() > proj.amax(dim=1, keepdim=True).abs()
+    return torch.where(flip, -proj, proj).view(b, h, w)

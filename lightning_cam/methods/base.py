@@ -15,7 +15,10 @@ r"""``BaseCAM``: hooks, target selection, upsampling and normalisation, shared b
 * [`needs`][lightning_cam.methods.base.BaseCAM.needs]: what the clean pass must capture (`"grad"`,
   `"activation"`, `"logits"` or `"targets"`), by default from the class attribute `needs_grad`;
 * [`postprocess`][lightning_cam.methods.base.BaseCAM.postprocess]: the raw map to `[0, 1]` (Fake-CAM keeps its
-  pattern).
+  pattern);
+* [`score`][lightning_cam.methods.base.BaseCAM.score] `(logits, targets, reference) -> (B,)`: the score whose
+  gradient the capture takes, by default the output kind's (Finer-CAM explains a difference of classes; with
+  ``shares_capture = False``, since a group's shared gradient is of the default score).
 
 The engine does the rest: one capture ([`capture`][lightning_cam.methods.base.BaseCAM.capture], a
 [`Capture`][lightning_cam.methods.capture.Capture]), ReLU, upsampling, normalisation and the blank flags
@@ -135,6 +138,9 @@ class BaseCAM:
     layer_optional: ClassVar[bool] = False
     #: whether a `MethodGroup` may hand it a shared clean pass (a class that overrides `explain` never gets one)
     shares_capture: ClassVar[bool] = True
+    #: the target kinds (``task=``) the method explains; ``None``: every kind (a method defined for one output, such
+    #: as Finer-CAM's softmax comparison, names it, and any other kind is refused at construction, naming the fix)
+    kinds: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None, *,
                  output: Output = None, task: Task | str = "multiclass") -> None:
@@ -158,6 +164,10 @@ class BaseCAM:
         self.reshape = check_reshape(reshape)
         self.output = check_output(output)
         self.task = check_task(task)
+        kinds = type(self).kinds
+        if kinds is not None and self.task.kind not in kinds:
+            raise ValueError(f"{type(self).__name__} explains {' and '.join(kinds)} models only, got "
+                             f"task={self.task.kind!r}; use another method (gradcam explains every kind).")
         self._layouts: dict[tuple[Any, ...], str] = {}
 
     def __repr__(self) -> str:
@@ -346,11 +356,17 @@ class BaseCAM:
                   ) -> Tensor:
         """$\\partial \\sum_b y_b^{c_b} / \\partial A$ for the recorded activation ``A`` (the score of the
         output kind, [`target_score`][lightning_cam.targets.task.target_score], against ``reference``)."""
-        score = target_score(logits, targets, self.task, reference).sum()
+        score = self.score(logits, targets, reference).sum()
         grad = torch.autograd.grad(score, recorder.output, allow_unused=True)[0] if score.requires_grad else None
         if grad is None:
             raise not_on_path(self.target_layer_name, recorder.reentrant)
         return grad
+
+    def score(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
+        """``(B,)`` differentiable scores whose gradient the method's capture pass takes. Default: the output kind's
+        score $y^c$ ([`target_score`][lightning_cam.targets.task.target_score]). A method that explains another
+        score (Finer-CAM's difference with the closest classes) overrides it and sets ``shares_capture = False``."""
+        return target_score(logits, targets, self.task, reference)
 
     def _captured(self, act: Tensor, grad: Tensor | None, logits: Tensor, targets: Tensor,
                   size: tuple[int, int]) -> Capture:
