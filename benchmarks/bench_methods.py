@@ -39,7 +39,8 @@ PEERS: dict[str, tuple[str | None, str | None]] = {
     "smoothgradcam_pp": (None, "SmoothGradCAMpp"), "xgradcam": ("XGradCAM", "XGradCAM"),
     "layercam": ("LayerCAM", "LayerCAM"), "hirescam": ("HiResCAM", None), "scorecam": ("ScoreCAM", "ScoreCAM"),
     "eigencam": ("EigenCAM", None), "fakecam": (None, None),
-    "gradcam_elementwise": ("GradCAMElementWise", None), "eigengradcam": ("EigenGradCAM", None),
+    "ablationcam": ("AblationCAM", None), "gradcam_elementwise": ("GradCAMElementWise", None),
+    "eigengradcam": ("EigenGradCAM", None),
     "fem": ("FEM", None), "finercam": ("FinerCAM", None), "kpcacam": ("KPCA_CAM", None),
     "randomcam": ("RandomCAM", None), "segeigencam": ("SegEigenCAM", None),
 }
@@ -92,7 +93,7 @@ def _every_method(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, rep
     tqdm.tqdm = lambda it, *a, **k: it  # silence pytorch-grad-cam's progress bars
     try:
         for name, (pgc_name, tc_name) in PEERS.items():
-            inp = xs if name == "scorecam" else x
+            inp = xs if name in ("scorecam", "ablationcam") else x  # B x C forwards each
             ours = get_method(name)(model, "layer4")
 
             def plain(inp: torch.Tensor = inp) -> object:

@@ -32,6 +32,7 @@ from lightning_cam.functional.cam import (
     xgradcam_weights,
 )
 from lightning_cam.functional.cam_variants import (
+    ablation_weights,
     eigengradcam_map,
     elementwise_map,
     fem_weights,
@@ -56,6 +57,7 @@ from lightning_cam.functional.probability import Probability, sigmoid_probabilit
 
 __all__ = [
     "Probability",
+    "ablation_weights",
     "adcc",
     "average_drop",
     "boxes_to_masks",

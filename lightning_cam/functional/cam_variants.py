@@ -23,6 +23,7 @@ from lightning_cam.functional.cam import (
 __all__ = [
     "KERNELS",
     "Kernel",
+    "ablation_weights",
     "eigengradcam_map",
     "elementwise_map",
     "fem_weights",
@@ -213,3 +214,22 @@ def segeigencam_map(activations: Tensor, grads: Tensor) -> Tensor:
     proj = first_component_projection(m - m.mean(dim=1, keepdim=True))
     flip = proj.amin(dim=1, keepdim=True).abs() > proj.amax(dim=1, keepdim=True).abs()
     return torch.where(flip, -proj, proj).view(b, h, w)
+
+
+def ablation_weights(score: Tensor, ablated: Tensor) -> Tensor:
+    r"""Ablation-CAM (Desai & Ramaswamy, WACV 2020) channel weights: the target score's relative drop when the
+    channel is zeroed.
+
+    $$
+    w_k = \frac{y^c - y^c_k}{y^c}
+    $$
+
+    ``score``: ``(B,)`` the target score $y^c$ of the clean pass; ``ablated``: ``(B, C)`` the scores $y^c_k$ with
+    channel $k$ of the target layer set to 0 -> ``(B, C)``. A score of 0 gives non-finite weights (the map is then
+    a counted non-finite fault, never a silent value).
+
+    Examples:
+        >>> ablation_weights(torch.tensor([2.0]), torch.tensor([[1.0, 2.0, 3.0]]))
+        tensor([[ 0.5000,  0.0000, -0.5000]])
+    """
+    return (score[:, None] - ablated) / score[:, None]

@@ -350,8 +350,9 @@ def test_registry() -> None:
     assert available_methods() == [
         "cam", "gradcam", "gradcam_pp", "smoothgradcam_pp", "xgradcam",
         "layercam", "hirescam", "scorecam", "eigencam", "fakecam",
-        # the modules loaded after the design table's, in name order (elementwise, fem, finercam, kpcacam, ...)
-        "gradcam_elementwise", "eigengradcam", "fem", "finercam", "kpcacam", "randomcam", "segeigencam",
+        # the modules loaded after the design table's, in name order (ablationcam, elementwise, fem, finercam, ...)
+        "ablationcam", "gradcam_elementwise", "eigengradcam", "fem", "finercam", "kpcacam", "randomcam",
+        "segeigencam",
     ]
     assert get_method("Grad-CAM++") is GradCAMPlusPlus
     assert get_method("grad_cam_pp") is GradCAMPlusPlus

@@ -14,7 +14,7 @@ from lightning_cam import CAMCallback
 from lightning_cam.data import ShapesDataModule
 from lightning_cam.models import GAPClassifier
 
-NEW = ("gradcam_elementwise", "eigengradcam", "fem", "finercam", "kpcacam", "randomcam", "segeigencam")
+NEW = ("ablationcam", "gradcam_elementwise", "eigengradcam", "fem", "finercam", "kpcacam", "randomcam", "segeigencam")
 METRICS = ("average_drop", "adcc", "pointing_game", "insertion")
 
 
