@@ -54,11 +54,18 @@ from lightning_cam.functional.perturbation import (
     rank_positions,
 )
 from lightning_cam.functional.probability import Probability, sigmoid_probability, softmax_probability
+from lightning_cam.functional.relevance import (
+    attribution_localisation,
+    localization_auc,
+    relevance_rank_accuracy,
+    top_k_intersection,
+)
 
 __all__ = [
     "Probability",
     "ablation_weights",
     "adcc",
+    "attribution_localisation",
     "average_drop",
     "boxes_to_masks",
     "coherency",
@@ -81,6 +88,7 @@ __all__ = [
     "iou",
     "kpca_map",
     "layercam_map",
+    "localization_auc",
     "make_baseline",
     "minmax_normalize",
     "orient_like",
@@ -92,12 +100,14 @@ __all__ = [
     "predicted_positives",
     "random_weights",
     "rank_positions",
+    "relevance_rank_accuracy",
     "scorecam_masks",
     "scorecam_weights",
     "segeigencam_map",
     "select_pairs",
     "sigmoid_probability",
     "softmax_probability",
+    "top_k_intersection",
     "upsample_maps",
     "weighted_sum",
     "xgradcam_weights",

@@ -39,6 +39,7 @@ __all__ = [
     "check_targets",
     "check_threshold",
     "check_tolerance",
+    "check_top_k",
 ]
 
 #: baseline names accepted by `lightning_cam.functional.perturbation.make_baseline` (or a tensor).
@@ -52,6 +53,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "batch_size": None,  # insertion/deletion: perturbed images per forward; None: utilities.chunking.chunk_size
     "threshold": 0.5,  # iou: map threshold in (0, 1)
     "tolerance": 0,  # pointing_game: pixels by which the object is grown
+    "top_k": 1000,  # top_k_intersection: the map's highest pixels counted (Quantus's default)
 }
 
 _LUT_SIZE = 256
@@ -331,6 +333,18 @@ def check_tolerance(tolerance: object) -> int:
     return tolerance
 
 
+def check_top_k(top_k: object) -> int:
+    """Top-k intersection: how many of the map's highest pixels are counted, an integer ``>= 1``.
+
+    Examples:
+        >>> check_top_k(1000)
+        1000
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"`top_k` must be an integer >= 1 (pixels of the map counted), got {top_k!r}.")
+    return top_k
+
+
 def check_baseline(baseline: object) -> str | Tensor:
     """Insertion/deletion baseline: one of `BASELINES` or a tensor (its shape is checked on use).
 
@@ -380,6 +394,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         "batch_size": check_batch_size(opts["batch_size"], allow_none=True),
         "threshold": check_threshold(opts["threshold"]),
         "tolerance": check_tolerance(opts["tolerance"]),
+        "top_k": check_top_k(opts["top_k"]),
     }
 
 

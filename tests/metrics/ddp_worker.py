@@ -15,7 +15,8 @@ from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.methods import get_method
 from lightning_cam.metrics import metric_spec
 
-NAMES = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game", "iou")
+NAMES = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game", "iou",
+         "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection", "attribution_localisation", "auc")
 NUM_BATCHES, BATCH, SIZE = 6, 4, 16
 
 
@@ -43,7 +44,7 @@ def run(rank: int, world: int) -> dict[str, float]:
     metrics = {name: metric_spec(name).metric() for name in NAMES}
     for i in range(rank, NUM_BATCHES, world):
         x, t, m = batches[i]
-        values = evaluate_batch(cam, x, t, m, metrics=NAMES)
+        values = evaluate_batch(cam, x, t, m, metrics=NAMES, top_k=20)
         if i == 1:
             values["adcc"][2] = float("nan")  # a skipped sample on one rank only
         for name in NAMES:

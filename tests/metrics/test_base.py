@@ -27,6 +27,11 @@ BETTER = {
     "pointing_game": True,
     "energy_pointing_game": True,
     "iou": True,
+    "relevance_mass_accuracy": True,
+    "relevance_rank_accuracy": True,
+    "top_k_intersection": True,
+    "attribution_localisation": True,
+    "auc": True,
 }
 
 
