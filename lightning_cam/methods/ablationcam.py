@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor, nn
 
@@ -31,8 +34,10 @@ class AblationCAM(BaseCAM):
 
     $y^c_k$: the target score (the output kind's, as the gradient methods explain it) with channel $k$ of the target
     layer's output set to 0 (`ablation_weights`). The ``B * C`` ablated forwards run in chunks of ``batch_size``
-    (``None``: the size `chunk_size` picks, halved on out-of-memory): the floor, one image forward per (sample,
-    channel), as pytorch-grad-cam's ``AblationCAM`` with ``ratio_channels_to_ablate=1``. The channel is zeroed in the
+    (``None``: the size `chunk_size` picks, halved on out-of-memory), each with the target layer's output given (its
+    own computation skipped, as pytorch-grad-cam's ``AblationCAM`` with ``ratio_channels_to_ablate=1`` does): the
+    floor, one forward of the rest of the model per (sample, channel), plus one forward of the batch for the layer's
+    output. The channel is zeroed in the
     layer's own layout (``nchw``: dim 1; ``nhwc``, tokens: the last dim, every token). Where the layer's output can be
     negative, pytorch-grad-cam sets the channel to $\min A - 10^7$ instead of 0 (its deviation from the paper, stated
     in its source); we keep the paper's 0, so the two agree on non-negative layers (after a ReLU), as tested.
@@ -64,30 +69,23 @@ class AblationCAM(BaseCAM):
             clean = self.score(cap.logits.float(), targets, reference).float()
         layer = self.target_layer
         assert layer is not None  # needs an activation: the layer was resolved by the clean pass
+        size = (x.shape[-2], x.shape[-1])
+        raw = self._raw_output(layer, x, extra)  # the layer's own output (its layout, its dtype), once per batch
+        channels_first = self._layout(raw, size) == "nchw" or (self._layout(raw, size) is None and raw.ndim == 4
+                                                                and raw.shape[1] == c)
         sample = torch.arange(b, device=x.device).repeat_interleave(c)
         channel = torch.arange(c, device=x.device).repeat(b)
         ablated = torch.empty(b * c, device=x.device, dtype=torch.float32)
-        rows: list[Tensor] = []
-        size = (x.shape[-2], x.shape[-1])
-
-        def zero_channel(module: nn.Module, args: object, out: Tensor) -> Tensor:
-            keep = torch.ones(out.shape[0], c, device=out.device, dtype=out.dtype)
-            keep[torch.arange(out.shape[0], device=out.device), rows[0]] = 0
-            layout = self._layout(out, size)
-            if layout == "nchw" or (layout is None and out.ndim == 4 and out.shape[1] == c):
-                return out * keep.view(out.shape[0], c, *([1] * (out.ndim - 2)))
-            return out * keep.view(out.shape[0], *([1] * (out.ndim - 2)), c)
 
         def step(start: int, stop: int) -> None:
             idx = torch.arange(start, stop, device=x.device)
-            rows[:] = [channel[idx]]
+            keep = torch.ones(len(idx), c, device=raw.device, dtype=raw.dtype)
+            keep[torch.arange(len(idx), device=raw.device), channel[idx]] = 0
+            shape = (len(idx), c, *([1] * (raw.ndim - 2))) if channels_first else (len(idx), *([1] * (raw.ndim - 2)), c)
+            out = raw[sample[idx]] * keep.view(shape)
             more = extra.take(sample[idx], b)
-            handle = layer.register_forward_hook(zero_channel)
-            try:
-                with torch.no_grad():
-                    logits = self.forward_logits(x[sample[idx]], more) if more else self.forward_logits(x[sample[idx]])
-            finally:
-                handle.remove()
+            with torch.no_grad(), _replaced(layer, out):  # the layer's own work skipped: its output is known
+                logits = self.forward_logits(x[sample[idx]], more) if more else self.forward_logits(x[sample[idx]])
             ablated[idx] = self.score(logits.float(), targets[sample[idx]], rows_of(reference, sample[idx])).float()
 
         def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
@@ -98,3 +96,30 @@ class AblationCAM(BaseCAM):
         self.chunks.run(b * c, proposed, step, x.device, pad=pad, key=size[0] * size[1])
         with torch.autocast(device_type=x.device.type, enabled=False):
             return weighted_sum(ablation_weights(clean, ablated.view(b, c)), acts)
+
+    def _raw_output(self, layer: nn.Module, x: Tensor, extra: ExtraInputs) -> Tensor:
+        """The target layer's output for ``x`` as the model produces it (one forward of the batch)."""
+        seen: list[Tensor] = []
+        handle = layer.register_forward_hook(lambda module, args, out: seen.append(out.detach()))
+        try:
+            with torch.no_grad():
+                self.forward_logits(x, extra) if extra else self.forward_logits(x)
+        finally:
+            handle.remove()
+        return seen[0]
+
+
+@contextmanager
+def _replaced(layer: nn.Module, output: Tensor) -> Iterator[None]:
+    """``layer`` returns ``output`` instead of computing it (its ``forward`` shadowed on the instance), as
+    pytorch-grad-cam's ablation layer does by swapping the module: the layers after it see the ablated channels and
+    the layer's own cost is not paid. The instance's own ``forward`` (if it had one) is restored."""
+    own = layer.__dict__.get("forward")
+    layer.forward = lambda *args, **kwargs: output
+    try:
+        yield
+    finally:
+        if own is None:
+            del layer.forward
+        else:
+            layer.forward = own

@@ -92,3 +92,23 @@ def test_the_channel_is_zeroed_in_the_layers_own_layout(layout: str) -> None:
     last = AblationCAM(net, "body", reshape=layout).explain(x)
     first = AblationCAM(net, "body.inner").explain(x)
     torch.testing.assert_close(last.low_res, first.low_res, rtol=1e-5, atol=1e-6)
+
+
+def test_the_layers_own_work_is_skipped_in_the_ablated_forwards_and_its_forward_restored() -> None:
+    model = parity_model("vgg")
+    layer = model.features[9]
+    calls = []
+    layer.register_forward_pre_hook(lambda m, a: calls.append(1))
+    inner = torch.nn.ReLU.forward
+    runs = []
+
+    def counted(self: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+        runs.append(1)
+        return inner(self, t)
+
+    layer.forward = counted.__get__(layer)  # an instance forward of its own, which must come back
+    x = parity_batches(64)[0]
+    AblationCAM(model, "features.9", batch_size=8).explain(x)
+    assert len(runs) == 2  # the clean capture and the one forward for the layer's output, not 3 x 32 more
+    assert len(calls) == 2 + 3 * 32 // 8  # every chunk still calls the module (its hooks run)
+    assert layer.__dict__["forward"].__func__ is counted
