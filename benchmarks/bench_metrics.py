@@ -5,6 +5,11 @@ ResNet-18 (random weights; cost does not depend on them) at 224x224 on CPU, batc
 Each repeat times the three pipelines back to back (so machine load hits all alike); medians reported.
 
     python benchmarks/bench_metrics.py [--repeats 7] [--warmup 2] [--batch 8] [--threads N]
+    python benchmarks/bench_metrics.py --road --repeats 3 --warmup 1   # the ROAD family and ARCC, ours vs the peer's
+
+``--road``: ROAD most- and least-relevant-first, ROAD combined and ARCC on the same maps (the four percentiles of
+pytorch-grad-cam's ARCC), in forwards of the batch; floor: 8 forwards for the ROAD curves (one per percentile and
+order) plus ARCC's coherency pass (a forward and a backward), and the imputation's own work.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    parser.add_argument("--road", action="store_true", help="the ROAD family and ARCC instead of the ADCC family")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -72,6 +78,9 @@ def main() -> None:
         adcc = 3 / (1 / coherency + 1 / (1 - complexity) + 1 / (1 - drop))
         return {"adcc": adcc, "increase": (o > y).float().numpy()}
 
+    if args.road:
+        _road(args, model, x, ours_cam, gc_cam, forward)
+        return
     pipelines = {"forward": forward, "lightning_cam": ours, "pytorch-grad-cam": peers}
     for _ in range(args.warmup):
         for fn in pipelines.values():
@@ -93,6 +102,45 @@ def main() -> None:
     ours_adcc = ours()["adcc"].mean().item()
     print(f"mean ADCC (sanity, same model and images): lightning_cam {ours_adcc:.4f}  "
           f"pytorch-grad-cam {float(np.mean(peers()['adcc'])):.4f}")
+
+
+def _road(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor, ours_cam: GradCAM, gc_cam: object,
+          forward: Callable[[], object]) -> None:
+    """ROAD MoRF/LeRF/combined and ARCC on the same maps: ours (one call) against pytorch-grad-cam's classes."""
+    from pytorch_grad_cam.metrics.arcc import ARCC as PgcARCC
+    from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirstAverage, ROADMostRelevantFirstAverage
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    percentiles = [20, 40, 60, 80]
+    result = ours_cam.explain(x)
+    cams = result.maps.numpy()
+    targets = [ClassifierOutputSoftmaxTarget(int(t)) for t in result.targets]
+    names = ["road_morf", "road_lerf", "road", "arcc"]
+
+    def ours() -> object:
+        return evaluate_batch(ours_cam, x, metrics=names, result=result, road_percentiles=percentiles)
+
+    def peers() -> object:
+        morf = ROADMostRelevantFirstAverage(percentiles)(x, cams, targets, model)
+        lerf = ROADLeastRelevantFirstAverage(percentiles)(x, cams, targets, model)
+        return morf, lerf, PgcARCC(gc_cam)(x, cams, targets, model)  # its ARCC runs its own ROAD again
+
+    pipelines = {"forward": forward, "lightning_cam": ours, "pytorch-grad-cam": peers}
+    for _ in range(args.warmup):
+        for fn in pipelines.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in range(args.repeats):
+        for name, fn in pipelines.items():
+            times[name].append(_time(fn))
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    base = med["forward"]
+    print(f"setup: resnet18 {args.size}x{args.size} batch {args.batch} CPU threads={torch.get_num_threads()}; "
+          f"ROAD percentiles {percentiles}; median of {args.repeats} (warm-up {args.warmup})")
+    print(f"lightning_cam road_morf+road_lerf+road+arcc: {1000 * med['lightning_cam']:9.1f} ms = "
+          f"{med['lightning_cam'] / base:.1f}x forward (floor: 8 forwards + a CAM pass, plus the imputation)")
+    print(f"pytorch-grad-cam MoRF+LeRF averagers + ARCC: {1000 * med['pytorch-grad-cam']:9.1f} ms = "
+          f"{med['pytorch-grad-cam'] / base:.1f}x forward")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from lightning_cam.functional.finite import finite_rows
 from lightning_cam.functional.perturbation import insertion_deletion
+from lightning_cam.functional.road import road_scores
 from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.result import CAMResult
 from lightning_cam.metrics.registry import (
@@ -220,6 +221,12 @@ def evaluate_batch(
                 sigma=opts["sigma"], batch_size=opts["batch_size"], probability=task.target.probability,
                 reference=reference,
                 sample_forward=_sample_forward(forward, more, b),
+            ))
+        if "road" in needs:
+            inputs.road = functools.cache(functools.partial(
+                road_scores, lambda filled: forward(filled, more), images.detach(), clean, probs,
+                opts["road_percentiles"], opts["road_noise"],
+                probability=lambda out: target_probability(out.detach().to(images.device), tgt, task, reference),
             ))
         for spec in specs:
             inputs.values[spec.name] = spec.compute(inputs)

@@ -17,6 +17,7 @@ What a metric can read ([`MetricInputs`][lightning_cam.metrics.registry.MetricIn
 | `"remap"` | the CAM on `x ⊙ map` instead (one forward and backward): also `masked_maps` |
 | `"truth"` | ground-truth masks or boxes in the batch: `truth` `(B, H, W)` |
 | `"curves"` | the insertion/deletion perturbation passes (shared by both): `curves()` |
+| `"road"` | ROAD's imputed images, one forward per percentile and order (shared by the ROAD family): `road()` |
 
 Examples:
     >>> default_metrics()
@@ -51,7 +52,7 @@ __all__ = [
 ]
 
 #: what a metric may need of a batch's passes (see the module docstring).
-NEEDS: frozenset[str] = frozenset({"masked", "remap", "truth", "curves"})
+NEEDS: frozenset[str] = frozenset({"masked", "remap", "truth", "curves", "road"})
 
 
 @dataclass
@@ -68,6 +69,7 @@ class MetricInputs:
         options: the checked ``evaluate_batch`` options (``steps``, ``threshold``, ``tolerance``, ...).
         values: the per-sample values computed so far (a spec's `requires` are there).
         curves: ``curves()`` -> ``{"insertion": (B,), "deletion": (B,)}`` for the requested ones (``"curves"``).
+        road: ``road()`` -> ``{"road_morf": (B,), "road_lerf": (B,)}`` (``"road"``).
     """
 
     maps: Tensor
@@ -78,10 +80,12 @@ class MetricInputs:
     options: Mapping[str, Any] = field(default_factory=dict)
     values: dict[str, Tensor] = field(default_factory=dict)
     curves: Callable[[], Mapping[str, Tensor]] | None = None
+    road: Callable[[], Mapping[str, Tensor]] | None = None
 
     def need(self, name: str) -> Any:
         """The field ``name``, which the spec's ``needs`` guarantee is filled."""
-        value = self.curves() if name == "curves" and self.curves is not None else getattr(self, name)
+        lazy = {"curves": self.curves, "road": self.road}.get(name)
+        value = lazy() if lazy is not None else getattr(self, name)
         if value is None:
             raise RuntimeError(f"metric input {name!r} was not computed; declare it in the metric's `needs`.")
         return value

@@ -38,6 +38,8 @@ __all__ = [
     "as_multi_hot",
     "check_targets",
     "check_threshold",
+    "check_road_noise",
+    "check_road_percentiles",
     "check_tolerance",
     "check_top_k",
 ]
@@ -54,6 +56,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "threshold": 0.5,  # iou: map threshold in (0, 1)
     "tolerance": 0,  # pointing_game: pixels by which the object is grown
     "top_k": 1000,  # top_k_intersection: the map's highest pixels counted (Quantus's default)
+    "road_percentiles": (20, 40, 60, 80),  # the ROAD family: the percentiles averaged over (ARCC's)
+    "road_noise": 0.01,  # the ROAD family: the imputation's noise (pytorch-grad-cam's)
 }
 
 _LUT_SIZE = 256
@@ -345,6 +349,35 @@ def check_top_k(top_k: object) -> int:
     return top_k
 
 
+def check_road_percentiles(percentiles: object) -> tuple[float, ...]:
+    """The ROAD family: a non-empty sequence of percentiles in ``(0, 100)``.
+
+    Examples:
+        >>> check_road_percentiles([10, 90])
+        (10.0, 90.0)
+    """
+    if isinstance(percentiles, (str, bytes)) or not hasattr(percentiles, "__iter__"):
+        raise ValueError(f"`road_percentiles` must be a sequence of numbers in (0, 100), got {percentiles!r}.")
+    values = tuple(percentiles)
+    if not values or any(isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 100 for p in values):
+        raise ValueError("`road_percentiles` must be a non-empty sequence of numbers in (0, 100), "
+                         f"got {percentiles!r}.")
+    return tuple(float(p) for p in values)
+
+
+def check_road_noise(noise: object) -> float:
+    """The ROAD family: the imputation noise's standard deviation, a number ``>= 0``.
+
+    Examples:
+        >>> check_road_noise(0)
+        0.0
+    """
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not float(noise) >= 0:
+        raise ValueError("`road_noise` (the imputation noise's standard deviation) must be a number >= 0, "
+                         f"got {noise!r}.")
+    return float(noise)
+
+
 def check_baseline(baseline: object) -> str | Tensor:
     """Insertion/deletion baseline: one of `BASELINES` or a tensor (its shape is checked on use).
 
@@ -395,6 +428,8 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         "threshold": check_threshold(opts["threshold"]),
         "tolerance": check_tolerance(opts["tolerance"]),
         "top_k": check_top_k(opts["top_k"]),
+        "road_percentiles": check_road_percentiles(opts["road_percentiles"]),
+        "road_noise": check_road_noise(opts["road_noise"]),
     }
 
 

@@ -16,7 +16,8 @@ from lightning_cam.methods import get_method
 from lightning_cam.metrics import metric_spec
 
 NAMES = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game", "iou",
-         "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection", "attribution_localisation", "auc")
+         "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection", "attribution_localisation", "auc",
+         "road_morf", "road_lerf", "road", "arcc")
 NUM_BATCHES, BATCH, SIZE = 6, 4, 16
 
 

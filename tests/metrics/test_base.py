@@ -32,6 +32,10 @@ BETTER = {
     "top_k_intersection": True,
     "attribution_localisation": True,
     "auc": True,
+    "road_morf": False,
+    "road_lerf": True,
+    "road": True,
+    "arcc": True,
 }
 
 
@@ -45,7 +49,7 @@ def test_class_attributes_and_sum_states(name: str) -> None:
     assert isinstance(m, Metric)
     assert m.higher_is_better is BETTER[name]
     assert m.is_differentiable is False and m.full_state_update is False
-    assert m.plot_lower_bound == 0.0
+    assert m.plot_lower_bound == (-1.0 if name.startswith("road") else 0.0)  # ROAD: changes of probability
     assert m.plot_upper_bound == (100.0 if name in ("average_drop", "increase") else 1.0)
     assert set(m._reductions) == {"total", "count", "num_skipped"}
     for fx in m._reductions.values():

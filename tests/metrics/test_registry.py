@@ -27,7 +27,7 @@ from lightning_cam.metrics.registry import (
 
 
 def test_the_lists_agree_with_each_other_and_the_classes() -> None:
-    assert len(set(metric_names())) == len(metric_names()) == 15
+    assert len(set(metric_names())) == len(metric_names()) == 19
     assert default_metrics() == ("average_drop", "increase", "coherency", "complexity", "adcc")
     assert set(default_metrics()) <= set(metric_names()) and localization_metrics() <= set(metric_names())
     assert localization_metrics() == {"pointing_game", "energy_pointing_game", "iou", "relevance_mass_accuracy",
