@@ -34,6 +34,18 @@ def _time(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def _medians(pipelines: dict[str, Callable[[], object]], args: argparse.Namespace) -> dict[str, float]:
+    """Each pipeline's median time over ``args.repeats`` interleaved rounds, after ``args.warmup`` rounds."""
+    for _ in range(args.warmup):
+        for fn in pipelines.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in pipelines}
+    for _ in range(args.repeats):
+        for name, fn in pipelines.items():
+            times[name].append(_time(fn))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -81,15 +93,7 @@ def main() -> None:
     if args.road:
         _road(args, model, x, ours_cam, gc_cam, forward)
         return
-    pipelines = {"forward": forward, "lightning_cam": ours, "pytorch-grad-cam": peers}
-    for _ in range(args.warmup):
-        for fn in pipelines.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in pipelines}
-    for _ in range(args.repeats):
-        for name, fn in pipelines.items():
-            times[name].append(_time(fn))
-    med = {name: statistics.median(ts) for name, ts in times.items()}
+    med = _medians({"forward": forward, "lightning_cam": ours, "pytorch-grad-cam": peers}, args)
     base = med["forward"]
     print(f"setup: resnet18 {args.size}x{args.size} batch {args.batch} CPU threads={torch.get_num_threads()} "
           f"torch {torch.__version__}; median of {args.repeats} (warm-up {args.warmup})")
@@ -125,15 +129,7 @@ def _road(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor, our
         lerf = ROADLeastRelevantFirstAverage(percentiles)(x, cams, targets, model)
         return morf, lerf, PgcARCC(gc_cam)(x, cams, targets, model)  # its ARCC runs its own ROAD again
 
-    pipelines = {"forward": forward, "lightning_cam": ours, "pytorch-grad-cam": peers}
-    for _ in range(args.warmup):
-        for fn in pipelines.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in pipelines}
-    for _ in range(args.repeats):
-        for name, fn in pipelines.items():
-            times[name].append(_time(fn))
-    med = {name: statistics.median(ts) for name, ts in times.items()}
+    med = _medians({"forward": forward, "lightning_cam": ours, "pytorch-grad-cam": peers}, args)
     base = med["forward"]
     print(f"setup: resnet18 {args.size}x{args.size} batch {args.batch} CPU threads={torch.get_num_threads()}; "
           f"ROAD percentiles {percentiles}; median of {args.repeats} (warm-up {args.warmup})")
