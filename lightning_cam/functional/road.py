@@ -121,8 +121,8 @@ def noisy_linear_imputation(images: Tensor, keep: Tensor, noise: float = 0.01, g
 
 
 def road_scores(forward: Callable[[Tensor], Tensor], images: Tensor, maps: Tensor, probs: Tensor,
-                percentiles: Sequence[float] = ROAD_PERCENTILES, noise: float = 0.01, seed: int = 0,
-                probability: Callable[[Tensor], Tensor] | None = None) -> dict[str, Tensor]:
+                percentiles: Sequence[float] = ROAD_PERCENTILES, noise: float = 0.01, seed: int = 0, *,
+                probability: Callable[[Tensor], Tensor]) -> dict[str, Tensor]:
     r"""ROAD's two curves, averaged over ``percentiles``: the change of the target's probability when the most (or
     least) relevant pixels are removed and imputed -> ``{"road_morf", "road_lerf"}`` ``(B,)`` float32.
 
@@ -147,8 +147,6 @@ def road_scores(forward: Callable[[Tensor], Tensor], images: Tensor, maps: Tenso
         >>> sorted(out), out["road_morf"].shape
         (['road_lerf', 'road_morf'], torch.Size([2]))
     """
-    if probability is None:
-        raise ValueError("road_scores needs `probability(logits) -> (B,)`, the targets' probability rule.")
     if not percentiles:
         raise ValueError("road_scores needs at least one percentile.")
     out: dict[str, Tensor] = {}

@@ -56,6 +56,15 @@ class Capture:
         return self._logits
 
     @property
+    def gradient(self) -> Tensor:
+        """``grads``, for a method that declared it needs them (``needs_grad``): a pass without them is a bug in the
+        method's `needs`, named here."""
+        if self.grads is None:
+            raise RuntimeError("this capture has no gradient: the method must declare needs_grad = True (or return "
+                               "'grad' from needs()).")
+        return self.grads
+
+    @property
     def lazy_logits(self) -> Tensor | Callable[[], Tensor]:
         """The logits, or the function that computes them when they were not needed yet (not run here)."""
         return self._logits

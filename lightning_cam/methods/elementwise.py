@@ -12,11 +12,6 @@ from lightning_cam.methods.registry import register_method
 __all__ = ["EigenGradCAM", "GradCAMElementWise"]
 
 
-def _grads(cap: Capture) -> Tensor:
-    assert cap.grads is not None  # needs_grad methods always capture gradients
-    return cap.grads
-
-
 @register_method
 class GradCAMElementWise(BaseCAM):
     r"""Grad-CAM element-wise (pytorch-grad-cam's ``GradCAMElementWise``, after HiRes-CAM, Draelos & Carin 2020).
@@ -43,7 +38,7 @@ class GradCAMElementWise(BaseCAM):
     aliases = ("gradcamelementwise", "grad-cam-elementwise")
 
     def raw_map(self, cap: Capture) -> Tensor:
-        return elementwise_map(cap.activations, _grads(cap))
+        return elementwise_map(cap.activations, cap.gradient)
 
 
 @register_method
@@ -69,4 +64,4 @@ class EigenGradCAM(BaseCAM):
     aliases = ("eigen-grad-cam",)
 
     def raw_map(self, cap: Capture) -> Tensor:
-        return eigengradcam_map(cap.activations, _grads(cap))
+        return eigengradcam_map(cap.activations, cap.gradient)

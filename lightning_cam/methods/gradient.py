@@ -28,11 +28,6 @@ from lightning_cam.utilities.outputs import Output
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "SmoothGradCAMPlusPlus", "XGradCAM"]
 
 
-def _grads(cap: Capture) -> Tensor:
-    assert cap.grads is not None  # needs_grad methods always capture gradients
-    return cap.grads
-
-
 @register_method
 class GradCAM(BaseCAM):
     r"""Grad-CAM (Selvaraju et al., ICCV 2017).
@@ -57,7 +52,7 @@ class GradCAM(BaseCAM):
     aliases = ("grad-cam",)
 
     def weights(self, cap: Capture) -> Tensor:
-        return gradcam_weights(_grads(cap))
+        return gradcam_weights(cap.gradient)
 
 
 @register_method
@@ -96,7 +91,7 @@ class GradCAMPlusPlus(BaseCAM):
         self.eps = float(eps)
 
     def weights(self, cap: Capture) -> Tensor:
-        return gradcampp_weights(cap.activations, _grads(cap), self.eps)
+        return gradcampp_weights(cap.activations, cap.gradient, self.eps)
 
 
 @register_method
@@ -196,7 +191,7 @@ class SmoothGradCAMPlusPlus(BaseCAM):
                 mark_checked(targets)
                 unchecked[0] = False
             with torch.autocast(device_type=x.device.type, enabled=False):
-                part = weighted_sum(gradcampp_weights(cap_n.activations, _grads(cap_n)), cap_n.activations)
+                part = weighted_sum(gradcampp_weights(cap_n.activations, cap_n.gradient), cap_n.activations)
             acc = total[0] if total[0] is not None else part.new_zeros((b, *part.shape[1:]))
             total[0] = acc.index_add(0, sample, part)
 
@@ -232,7 +227,7 @@ class XGradCAM(BaseCAM):
     aliases = ("xgrad-cam", "axiomcam")
 
     def weights(self, cap: Capture) -> Tensor:
-        return xgradcam_weights(cap.activations, _grads(cap))
+        return xgradcam_weights(cap.activations, cap.gradient)
 
 
 @register_method
@@ -256,7 +251,7 @@ class LayerCAM(BaseCAM):
     aliases = ("layer-cam",)
 
     def raw_map(self, cap: Capture) -> Tensor:
-        return layercam_map(cap.activations, _grads(cap))
+        return layercam_map(cap.activations, cap.gradient)
 
 
 @register_method
@@ -280,4 +275,4 @@ class HiResCAM(BaseCAM):
     aliases = ("hires-cam",)
 
     def raw_map(self, cap: Capture) -> Tensor:
-        return hirescam_map(cap.activations, _grads(cap))
+        return hirescam_map(cap.activations, cap.gradient)

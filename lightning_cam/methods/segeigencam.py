@@ -40,5 +40,4 @@ class SegEigenCAM(BaseCAM):
     aliases = ("seg-eigen-cam",)
 
     def raw_map(self, cap: Capture) -> Tensor:
-        assert cap.grads is not None  # needs_grad: the capture has the gradient
-        return segeigencam_map(cap.activations, cap.grads)
+        return segeigencam_map(cap.activations, cap.gradient)
