@@ -41,6 +41,7 @@ from lightning_cam.functional.cam_variants import (
     kpca_map,
     random_weights,
     segeigencam_map,
+    shapley_gradient,
 )
 from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
 from lightning_cam.functional.normalize import minmax_normalize, postprocess_maps, upsample_maps
@@ -104,6 +105,7 @@ __all__ = [
     "scorecam_masks",
     "scorecam_weights",
     "segeigencam_map",
+    "shapley_gradient",
     "select_pairs",
     "sigmoid_probability",
     "softmax_probability",

@@ -32,6 +32,7 @@ __all__ = [
     "kpca_map",
     "random_weights",
     "segeigencam_map",
+    "shapley_gradient",
 ]
 
 Kernel = Literal["sigmoid", "rbf", "linear", "poly", "cosine"]
@@ -233,3 +234,31 @@ def ablation_weights(score: Tensor, ablated: Tensor) -> Tensor:
         tensor([[ 0.5000,  0.0000, -0.5000]])
     """
     return (score[:, None] - ablated) / score[:, None]
+
+
+def shapley_gradient(score: Tensor, activations: Tensor) -> Tensor | None:
+    r"""Shapley-CAM's gradient (Cai et al., 2025): the gradient corrected by half the Hessian-vector product with
+    the activation itself, a second-order estimate of each unit's Shapley value.
+
+    $$
+    \tilde G = \frac{\partial s}{\partial A} - \frac{1}{2}\, \frac{\partial^2 s}{\partial A^2} A
+    $$
+
+    ``score``: a scalar (the batch's summed target scores, samples independent) computed from ``activations``
+    (a tensor that requires grad) -> ``(B, ...)`` like ``activations``, detached; ``None`` when ``score`` does not
+    depend on it. Where the score is linear in $A$ (a GAP-then-Linear head after the layer), the Hessian term
+    is 0 and $\tilde G$ is the gradient (Shapley-CAM is then Grad-CAM). One backward with its graph kept and one
+    double backward.
+
+    Examples:
+        >>> a = torch.tensor([1.0, 2.0], requires_grad=True)
+        >>> shapley_gradient((a ** 2).sum(), a)  # 2a - 0.5 * 2a
+        tensor([1., 2.])
+    """
+    grad = torch.autograd.grad(score, activations, create_graph=True, allow_unused=True)[0]
+    if grad is None:
+        return None
+    if not grad.requires_grad:  # linear in A: no second-order term
+        return grad.detach()
+    hvp = torch.autograd.grad(grad, activations, grad_outputs=activations.detach(), allow_unused=True)[0]
+    return grad.detach() if hvp is None else (grad - 0.5 * hvp).detach()

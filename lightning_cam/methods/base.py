@@ -18,7 +18,11 @@ r"""``BaseCAM``: hooks, target selection, upsampling and normalisation, shared b
   pattern);
 * [`score`][lightning_cam.methods.base.BaseCAM.score] `(logits, targets, reference) -> (B,)`: the score whose
   gradient the capture takes, by default the output kind's (Finer-CAM explains a difference of classes; with
-  ``shares_capture = False``, since a group's shared gradient is of the default score).
+  ``shares_capture = False``, since a group's shared gradient is of the default score);
+* [`layer_gradient`][lightning_cam.methods.base.BaseCAM.layer_gradient] `(score, A) -> dA`: what the capture
+  keeps as the gradient (Shapley-CAM adds a Hessian-vector product; ``shares_capture = False`` too);
+* [`combine`][lightning_cam.methods.base.BaseCAM.combine] `(results) -> CAMResult`: how the maps of several
+  target layers make one (their mean by default; Refine-CAM multiplies them).
 
 The engine does the rest: one capture ([`capture`][lightning_cam.methods.base.BaseCAM.capture], a
 [`Capture`][lightning_cam.methods.capture.Capture]), ReLU, upsampling, normalisation and the blank flags
@@ -237,8 +241,8 @@ class BaseCAM:
             if self.auto_layer and self.target_layer is None and images.shape[0] > 0:  # the rule may choose several
                 x = images.detach()
                 self.ensure_layer(x.clone() if x.is_inference() else x, extra_in)
-            if self.layers:  # one explanation per layer, their maps averaged (`several_layers`)
-                return several_layers([part.explain(images, targets, extra, reference) for part in self.layer_parts()])
+            if self.layers:  # one explanation per layer, their maps combined (`several_layers`)
+                return self.combine([part.explain(images, targets, extra, reference) for part in self.layer_parts()])
             job = prepare(self.task, images, targets, extra_in, self.forward_logits, self.ensure_layer)
             check_reference(reference, job)
             if job.images.shape[0] == 0:
@@ -357,10 +361,23 @@ class BaseCAM:
         """$\\partial \\sum_b y_b^{c_b} / \\partial A$ for the recorded activation ``A`` (the score of the
         output kind, [`target_score`][lightning_cam.targets.task.target_score], against ``reference``)."""
         score = self.score(logits, targets, reference).sum()
-        grad = torch.autograd.grad(score, recorder.output, allow_unused=True)[0] if score.requires_grad else None
+        grad = self.layer_gradient(score, recorder.output) if score.requires_grad else None
         if grad is None:
             raise not_on_path(self.target_layer_name, recorder.reentrant)
         return grad
+
+    def layer_gradient(self, score: Tensor, activation: Tensor) -> Tensor | None:
+        """What the capture keeps as the gradient of ``score`` (a scalar, the batch's summed `score`) with respect
+        to ``activation`` (the target layer's output, a leaf: only what follows the layer is differentiated).
+        Default: $\\partial s / \\partial A$ (``None`` when ``score`` does not depend on ``A``). A method that
+        keeps another quantity (Shapley-CAM's $\\nabla - \\tfrac12 H A$) overrides it and sets
+        ``shares_capture = False``."""
+        return torch.autograd.grad(score, activation, allow_unused=True)[0]
+
+    def combine(self, results: list[CAMResult]) -> CAMResult:
+        """One result from the results of the same call at each of several target layers. Default: their maps'
+        mean, as pytorch-grad-cam combines its ``target_layers`` (`several_layers`)."""
+        return several_layers(results)
 
     def score(self, logits: Tensor, targets: Tensor, reference: Tensor | None = None) -> Tensor:
         """``(B,)`` differentiable scores whose gradient the method's capture pass takes. Default: the output kind's

@@ -9,7 +9,7 @@ each), and `several_layers` averages the maps at the input size, as pytorch-grad
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -44,16 +44,17 @@ def layer_copies(cam: BaseCAM) -> list[BaseCAM]:
     return copies
 
 
-def several_layers(results: list[CAMResult]) -> CAMResult:
+def several_layers(results: list[CAMResult], reduce: Literal["mean", "product"] = "mean") -> CAMResult:
     r"""One result from the results of the same call at several target layers, as pytorch-grad-cam combines its
     ``target_layers``: each layer's map ReLU'd, upsampled and min-max normalised (what every result's ``maps``
     is), then
 
     $$ M = \operatorname{norm}\Big(\frac{1}{L} \sum_{l=1}^{L} M_l\Big) $$
 
-    per sample. ``low_res`` is $M$ pooled to the finest layer grid (the layers' grids differ); logits, targets and
-    pairs are the first result's (every layer explains the same targets of the same forward); a map is blank when
-    it is constant (every layer's map blank), with the layers' reasons.
+    per sample (``reduce="mean"``), or $M = \operatorname{norm}\big(\prod_l M_l\big)$ with ``reduce="product"``
+    (Refine-CAM: a region survives only where every layer keeps it). ``low_res`` is $M$ pooled to the finest layer
+    grid (the layers' grids differ); logits, targets and pairs are the first result's (every layer explains the same
+    targets of the same forward); a map is blank when it is constant, with the layers' reasons.
 
     Examples:
         >>> a = CAMResult(torch.rand(2, 8, 8), torch.rand(2, 2, 2), torch.zeros(2, 3), torch.tensor([0, 1]))
@@ -63,7 +64,8 @@ def several_layers(results: list[CAMResult]) -> CAMResult:
         ((2, 8, 8), (2, 4, 4), 1.0)
     """
     first = results[0]
-    maps = minmax_normalize(torch.stack([r.maps.float() for r in results]).mean(dim=0))
+    stacked = torch.stack([r.maps.float() for r in results])
+    maps = minmax_normalize(stacked.mean(dim=0) if reduce == "mean" else stacked.prod(dim=0))
     h = max(int(r.low_res.shape[-2]) for r in results)
     w = max(int(r.low_res.shape[-1]) for r in results)
     low_res = F.adaptive_avg_pool2d(maps[:, None], (h, w))[:, 0] if maps.shape[0] else maps.new_zeros(0, h, w)
