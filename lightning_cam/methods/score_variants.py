@@ -59,6 +59,10 @@ class _ScoreDifferenceCAM(BaseCAM):
         total = torch.zeros(b * c, device=x.device, dtype=torch.float32)
         generator = torch.Generator(device=x.device).manual_seed(self.seed) if self.uses_noise else None
         proposed = chunk_size(max(b, 64), size[0] * size[1], requested=self.batch_size, device=x.device)
+
+        def pad() -> None:  # a sharded run's padding forward (every rank the same forwards), result unused
+            self.forward_logits(torch.zeros_like(x[:1]), extra.take(sample[:1], b) or None)
+
         for step_index in range(self.steps):
 
             def step(start: int, stop: int, i: int = step_index) -> None:
@@ -66,13 +70,8 @@ class _ScoreDifferenceCAM(BaseCAM):
                 with torch.autocast(device_type=x.device.type, enabled=False):
                     masks = channel_masks(flat[start:stop], size)
                     inputs = self.masked(masks, x[rows].float(), i, generator).to(x.dtype)
-                more = extra.take(rows, b)
-                logits = self.forward_logits(inputs, more) if more else self.forward_logits(inputs)
+                logits = self.forward_logits(inputs, extra.take(rows, b) or None)
                 total[start:stop] += self.score(logits, targets[rows], rows_of(reference, rows)).float() - clean[rows]
-
-            def pad() -> None:  # a sharded run's padding forward (every rank the same forwards), result unused
-                more = extra.take(sample[:1], b)
-                self.forward_logits(torch.zeros_like(x[:1]), more) if more else self.forward_logits(torch.zeros_like(x[:1]))
 
             self.chunks.run(b * c, proposed, step, x.device, pad=pad, key=size[0] * size[1])
         weights = softmax_over_channels((total / self.steps).view(b, c))
