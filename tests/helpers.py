@@ -141,6 +141,18 @@ def trained_shapes_model(num_val: int) -> tuple[GAPClassifier, torch.Tensor, tor
     return model.eval(), val.normalize(val.images), val.labels
 
 
+#: methods that explain one architecture only, tested in their own files on it (LeGrad: a torchvision ViT's attention
+#: blocks; every other method explains any network with a feature map)
+ARCHITECTURE_SPECIFIC = frozenset({"legrad"})
+
+
+def cnn_methods() -> list[str]:
+    """Every registered method that explains a convolutional network: the generic contract tests' list."""
+    from lightning_cam.methods import available_methods
+
+    return [name for name in available_methods() if name not in ARCHITECTURE_SPECIFIC]
+
+
 class MethodOptions(dict[str, dict[str, Any]]):
     """Constructor options per method, keyed by canonical method names only (a key that is an alias or names no
     method fails at import, instead of silently dropping the options), read with :meth:`of`."""

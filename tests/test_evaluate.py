@@ -16,9 +16,10 @@ from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
 
 from lightning_cam.evaluate import evaluate_batch
 from lightning_cam.functional.perturbation import make_baseline
-from lightning_cam.methods import GradCAM, available_methods, get_method
+from lightning_cam.methods import GradCAM, get_method
 from lightning_cam.metrics.registry import default_metrics, metric_names
 from lightning_cam.targets.task import target_probability
+from tests.helpers import cnn_methods
 
 H = W = 16
 
@@ -180,7 +181,7 @@ def test_coherency_equals_grad_cam_coherency_with_our_method() -> None:
 # --- every method, edges --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", available_methods())
+@pytest.mark.parametrize("name", cnn_methods())
 def test_every_method_gives_finite_values_in_range(name: str) -> None:
     net, x = _net(), _images(2)
     kwargs = {"batch_size": 16} if name == "scorecam" else {}

@@ -3,8 +3,6 @@ differences softmaxed over channels."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
@@ -23,17 +21,13 @@ from lightning_cam.utilities.outputs import Output
 
 __all__ = ["ISCAM", "SSCAM"]
 
-#: one masked copy: ``(masks (n, 1, H, W), images (n, C, H, W), step i, generator) -> the model's input``
-Perturb = Callable[[Tensor, Tensor, int, "torch.Generator | None"], Tensor]
-
-
 class _ScoreDifferenceCAM(BaseCAM):
     """The shared engine of SS-CAM and IS-CAM: ``steps`` rounds of one masked copy per (sample, channel), each
     scored by the target score's difference with the clean image's; the mean difference softmaxed over channels
-    weighs the raw activations. A subclass says how step ``i`` masks an image (`masked`)."""
+    weighs the raw activations. A subclass says how step ``i`` masks an image (`masked`), given what it drew for that
+    step (`draw`)."""
 
     needs_grad = False
-    uses_noise = False
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer, reshape: Reshape, batch_size: int | None,
                  steps: int, seed: int, *, output: Output, task: Task | str) -> None:
@@ -44,8 +38,14 @@ class _ScoreDifferenceCAM(BaseCAM):
         self.batch_size = check_batch_size(batch_size, allow_none=True)
         self.chunks = ChunkMemory()
 
-    def masked(self, masks: Tensor, images: Tensor, step: int, generator: torch.Generator | None) -> Tensor:
-        """The model's input for step ``step`` of the ``(n, 1, H, W)`` masks of ``images`` ``(n, C, H, W)``."""
+    def draw(self, channels: int, size: tuple[int, int], generator: torch.Generator, device: torch.device
+             ) -> Tensor | None:
+        """What step ``i`` draws, shared by every sample (a sample's map never depends on its batch); ``None``."""
+        return None
+
+    def masked(self, masks: Tensor, images: Tensor, step: int, drawn: Tensor | None) -> Tensor:
+        """The model's input for step ``step`` from the ``(n, 1, H, W)`` masks of ``images`` ``(n, C, H, W)`` and
+        ``drawn`` (what `draw` gave for this step, indexed by the rows' channels)."""
         raise NotImplementedError
 
     def derive(self, cap: Capture, x: Tensor, extra: ExtraInputs) -> Tensor:
@@ -57,19 +57,22 @@ class _ScoreDifferenceCAM(BaseCAM):
         flat = acts.flatten(0, 1)[:, None]  # (B*C, 1, h, w)
         sample = torch.arange(b, device=x.device).repeat_interleave(c)
         total = torch.zeros(b * c, device=x.device, dtype=torch.float32)
-        generator = torch.Generator(device=x.device).manual_seed(self.seed) if self.uses_noise else None
+        channel = torch.arange(c, device=x.device).repeat(b)
+        generator = torch.Generator(device=x.device).manual_seed(self.seed)
         proposed = chunk_size(max(b, 64), size[0] * size[1], requested=self.batch_size, device=x.device)
 
         def pad() -> None:  # a sharded run's padding forward (every rank the same forwards), result unused
             self.forward_logits(torch.zeros_like(x[:1]), extra.take(sample[:1], b) or None)
 
         for step_index in range(self.steps):
+            drawn = self.draw(c, size, generator, x.device)
 
-            def step(start: int, stop: int, i: int = step_index) -> None:
+            def step(start: int, stop: int, i: int = step_index, drawn: Tensor | None = drawn) -> None:
                 rows = sample[start:stop]
                 with torch.autocast(device_type=x.device.type, enabled=False):
                     masks = channel_masks(flat[start:stop], size)
-                    inputs = self.masked(masks, x[rows].float(), i, generator).to(x.dtype)
+                    picked = None if drawn is None else drawn[channel[start:stop]]
+                    inputs = self.masked(masks, x[rows].float(), i, picked).to(x.dtype)
                 logits = self.forward_logits(inputs, extra.take(rows, b) or None)
                 total[start:stop] += self.score(logits, targets[rows], rows_of(reference, rows)).float() - clean[rows]
 
@@ -94,8 +97,9 @@ class SSCAM(_ScoreDifferenceCAM):
     activation's resolution, then upsampled (`channel_masks`); softmax over *channels* of score differences
     (torchcam's definition, which differs from this library's Score-CAM, whose softmax runs over classes as in the
     paper's code). The noise comes from a private generator seeded with ``seed`` at every call (the training's
-    random stream is never touched; the same map at every call): with the masked copies in one chunk, it is the
-    same draw as torchcam's after ``torch.manual_seed(seed)``.
+    random stream is never touched; the same map at every call), one ``(C, H, W)`` draw per step shared by every
+    sample, so a sample's map does not depend on its batch. torchcam draws ``(B, C, H, W)`` from the global
+    generator: for one image the same draw as here after ``torch.manual_seed(seed)``, hence the same map.
 
     Cost: $N \cdot B \cdot C$ forwards (35 x 512 per image at a ResNet's ``layer4``), in memory-capped chunks of
     ``batch_size`` images: a method to run on few samples, not one to leave on.
@@ -109,7 +113,6 @@ class SSCAM(_ScoreDifferenceCAM):
 
     name = "sscam"
     aliases = ("ss-cam",)
-    uses_noise = True
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None,
                  batch_size: int | None = None, num_samples: int = 35, std: float = 2.0, seed: int = 0, *,
@@ -119,9 +122,13 @@ class SSCAM(_ScoreDifferenceCAM):
             raise ValueError(f"SSCAM: std (the noise's standard deviation) must be >= 0, got {std}.")
         self.std = float(std)
 
-    def masked(self, masks: Tensor, images: Tensor, step: int, generator: torch.Generator | None) -> Tensor:
-        noise = torch.randn(masks.shape, generator=generator, device=masks.device, dtype=masks.dtype)
-        return (masks + self.std * noise) * images
+    def draw(self, channels: int, size: tuple[int, int], generator: torch.Generator, device: torch.device
+             ) -> Tensor | None:
+        return torch.randn((channels, 1, *size), generator=generator, device=device)
+
+    def masked(self, masks: Tensor, images: Tensor, step: int, drawn: Tensor | None) -> Tensor:
+        assert drawn is not None
+        return (masks + self.std * drawn) * images
 
 
 @register_method
@@ -153,5 +160,5 @@ class ISCAM(_ScoreDifferenceCAM):
         super().__init__(model, target_layer, reshape, batch_size, num_samples, 0, output=output, task=task)
         self.coefficients = integration_coefficients(self.steps)
 
-    def masked(self, masks: Tensor, images: Tensor, step: int, generator: torch.Generator | None) -> Tensor:
+    def masked(self, masks: Tensor, images: Tensor, step: int, drawn: Tensor | None) -> Tensor:
         return self.coefficients[step] * masks * images

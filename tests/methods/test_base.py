@@ -19,7 +19,7 @@ from lightning_cam.methods import (
     available_methods,
     get_method,
 )
-from tests.helpers import MethodOptions
+from tests.helpers import MethodOptions, cnn_methods
 
 from .conftest import make_vgg, structured_images
 
@@ -70,7 +70,7 @@ def _dressed_model() -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("name", available_methods())
+@pytest.mark.parametrize("name", cnn_methods())
 def test_model_left_exactly_as_found(name: str) -> None:
     model = _dressed_model()
     x = structured_images(2, 32, seed=2)
@@ -117,7 +117,7 @@ def test_eval_mode_during_the_call_and_batchnorm_stats_untouched() -> None:
     assert torch.equal(stats, model.features[1].running_mean)
 
 
-@pytest.mark.parametrize("name", available_methods())
+@pytest.mark.parametrize("name", cnn_methods())
 def test_batch_equals_samples_one_by_one(name: str) -> None:
     model = make_vgg()
     x = structured_images(4, 32, seed=7)
@@ -152,7 +152,7 @@ def test_frozen_model_no_grad_and_inference_mode(name: str) -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", available_methods())
+@pytest.mark.parametrize("name", cnn_methods())
 def test_autocast_bfloat16(name: str) -> None:
     model = make_vgg()
     x = structured_images(2, 32, seed=4)
@@ -351,8 +351,8 @@ def test_registry() -> None:
         "cam", "gradcam", "gradcam_pp", "smoothgradcam_pp", "xgradcam",
         "layercam", "hirescam", "scorecam", "eigencam", "fakecam",
         # the modules loaded after the design table's, in name order (ablationcam, elementwise, fem, finercam, ...)
-        "ablationcam", "gradcam_elementwise", "eigengradcam", "fem", "finercam", "kpcacam", "randomcam",
-        "segeigencam",
+        "ablationcam", "gradcam_elementwise", "eigengradcam", "fem", "finercam", "fullgrad", "kpcacam", "legrad",
+        "randomcam", "refinecam", "sscam", "iscam", "segeigencam", "shapleycam",
     ]
     assert get_method("Grad-CAM++") is GradCAMPlusPlus
     assert get_method("grad_cam_pp") is GradCAMPlusPlus

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from lightning_cam.evaluate import evaluate_batch
-from lightning_cam.methods import available_methods, get_method
-from tests.helpers import MethodOptions
+from lightning_cam.methods import get_method
+from tests.helpers import MethodOptions, cnn_methods
 
 from .conftest import structured_images
 
@@ -41,7 +41,7 @@ class Bound(nn.Module):
         return self.model(x, self.meta.expand(x.shape[0]))
 
 
-@pytest.mark.parametrize("name", available_methods())
+@pytest.mark.parametrize("name", cnn_methods())
 def test_every_method_passes_extra_inputs_per_sample(name: str) -> None:
     torch.manual_seed(0)
     model = TwoInputs().eval()

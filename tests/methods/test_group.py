@@ -16,11 +16,10 @@ from lightning_cam.methods import (
     GradCAM,
     GradCAMPlusPlus,
     MethodGroup,
-    available_methods,
     get_method,
 )
 from lightning_cam.methods.extra import ExtraInputs
-from tests.helpers import MethodOptions
+from tests.helpers import MethodOptions, cnn_methods
 
 SMALL = MethodOptions({"scorecam": {"batch_size": 7}, "smoothgradcam_pp": {"num_samples": 3, "batch_size": 4}})
 
@@ -43,7 +42,7 @@ class MetaNet(nn.Module):
 
 def build(model: nn.Module) -> dict[str, BaseCAM]:
     torch.manual_seed(0)
-    return {cls.name: cls(model, "conv2", **SMALL.of(cls.name)) for cls in map(get_method, available_methods())}  # type: ignore[arg-type]
+    return {cls.name: cls(model, "conv2", **SMALL.of(cls.name)) for cls in map(get_method, cnn_methods())}  # type: ignore[arg-type]
 
 
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:

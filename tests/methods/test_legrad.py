@@ -69,3 +69,23 @@ def test_legrad_refusals_name_the_fix() -> None:
         LeGrad(model, task="segmentation")
     with pytest.raises(ValueError, match="grid_shape"):
         LeGrad(model, prefix_tokens=0)(structured_images(1, 48))
+
+
+def test_legrad_contract_batch_frozen_autocast_and_kinds() -> None:
+    """The generic contract tests run on convolutional networks (`tests.helpers.cnn_methods`); LeGrad's, on a ViT."""
+    model = small_vit()
+    x = structured_images(4, 48, seed=7)
+    targets = torch.tensor([0, 3, 1, 4])
+    batched = LeGrad(model).explain(x, targets)
+    assert bool((batched.maps.flatten(1).amax(1) > 0).all())
+    for i in range(4):
+        single = LeGrad(model).explain(x[i : i + 1], targets[i : i + 1])
+        torch.testing.assert_close(single.maps[0], batched.maps[i], rtol=1e-5, atol=1e-5)
+    frozen = small_vit().requires_grad_(False)
+    with torch.inference_mode():
+        torch.testing.assert_close(LeGrad(frozen).explain(x.clone(), targets).maps, batched.maps)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = LeGrad(model).explain(x, targets)
+    assert low.maps.dtype == torch.float32 and bool(torch.isfinite(low.maps).all())
+    multi = LeGrad(small_vit(), task="multilabel").explain(x[:2], torch.tensor([[1, 1, 0, 0, 0], [0, 0, 0, 0, 1]]))
+    assert multi.maps.shape == (3, 48, 48) and multi.samples.tolist() == [0, 0, 1]

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_cam.methods import available_methods, get_method
-from tests.helpers import MethodOptions
+from lightning_cam.methods import get_method
+from tests.helpers import MethodOptions, cnn_methods
 
 from .conftest import structured_images
 
 KW = MethodOptions({"scorecam": {"batch_size": 128, "top_k": 16}, "smoothgradcam_pp": {"num_samples": 2}})
 
 
-@pytest.mark.parametrize("name", available_methods())
+@pytest.mark.parametrize("name", cnn_methods())
 @pytest.mark.parametrize("model_name,layer", [("resnet", "layer4"), ("vgg", "features.9")])
 def test_contract(name: str, model_name: str, layer: str, request: pytest.FixtureRequest) -> None:
     model = request.getfixturevalue(model_name)

@@ -10,8 +10,8 @@ from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget, C
 from torch import nn
 
 from lightning_cam.methods import CAM, GradCAM, MethodGroup, ScoreCAM, get_method
-from lightning_cam.methods.registry import available_methods
 from lightning_cam.targets.task import Task
+from tests.helpers import cnn_methods
 
 from .conftest import assert_maps_match, structured_images
 
@@ -117,7 +117,7 @@ def test_scorecam_weights_use_the_sigmoid_under_multilabel() -> None:
     assert assert_maps_match(res.low_res, maps) >= 1
 
 
-@pytest.mark.parametrize("name", available_methods())
+@pytest.mark.parametrize("name", cnn_methods())
 def test_every_method_explains_pairs_and_one_logit(name: str) -> None:
     cls = get_method(name)
     if cls.kinds is not None:  # a method for some kinds only refuses the others at construction, naming the fix
