@@ -35,8 +35,9 @@ def methods_table() -> str:
     rows = []
     for name, cls in METHOD_REGISTRY.items():
         aliases = ", ".join(f"`{a}`" for a in cls.aliases) or ""
-        rows.append([f"`{name}`", aliases, _ref(cls), "yes" if cls.needs_grad else "no", _summary(cls)])
-    return _table(["name", "aliases", "class", "gradients", "what"], rows)
+        rows.append([f"`{name}`", aliases, _ref(cls), "yes" if cls.needs_grad else "no", cls.cost(),
+                     "yes" if cls.leave_on else "on few samples", _summary(cls)])
+    return _table(["name", "aliases", "class", "gradients", "floor per batch", "leave on", "what"], rows)
 
 
 def metrics_table() -> str:

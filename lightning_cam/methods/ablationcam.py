@@ -52,6 +52,8 @@ class AblationCAM(BaseCAM):
     """
 
     name = "ablationcam"
+    floor = "1 forward + B·C forwards of the layers after the target"
+    leave_on = False
     aliases = ("ablation-cam",)
     needs_grad = False
 

@@ -70,6 +70,8 @@ class ScoreCAM(BaseCAM):
     """
 
     name = "scorecam"
+    floor = "1 + B·C forwards (B·top_k in fast mode)"
+    leave_on = False
     aliases = ("score-cam",)
     needs_grad = False
 

@@ -142,6 +142,11 @@ class BaseCAM:
     layer_optional: ClassVar[bool] = False
     #: whether a `MethodGroup` may hand it a shared clean pass (a class that overrides `explain` never gets one)
     shares_capture: ClassVar[bool] = True
+    #: the method's floor per batch of ``B`` images in passes, for the docs' table (``""``: one forward, with one
+    #: backward from the target layer for a gradient method: `cost`)
+    floor: ClassVar[str] = ""
+    #: whether its floor lets it run at every validation of a training run (no cost growing with channels or samples)
+    leave_on: ClassVar[bool] = True
     #: the target kinds (``task=``) the method explains; ``None``: every kind (a method defined for one output, such
     #: as Finer-CAM's softmax comparison, names it, and any other kind is refused at construction, naming the fix)
     kinds: ClassVar[tuple[str, ...] | None] = None
@@ -176,6 +181,11 @@ class BaseCAM:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target_layer={self.target_layer_name!r})"
+
+    @classmethod
+    def cost(cls) -> str:
+        """The method's floor per batch (`floor`, or one forward, with a backward from the layer if it needs one)."""
+        return cls.floor or ("1 forward + 1 backward from the layer" if cls.needs_grad else "1 forward")
 
     def _set_layers(self, resolved: list[tuple[str, nn.Module]]) -> None:
         """One target layer, or several (a list of two or more distinct layers: `several_layers`)."""

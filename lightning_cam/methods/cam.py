@@ -34,6 +34,7 @@ class CAM(BaseCAM):
     """
 
     name = "cam"
+    floor = "1 forward"
     aliases = ()
     needs_grad = False
 

@@ -49,6 +49,7 @@ class FullGrad(BaseCAM):
     """
 
     name = "fullgrad"
+    floor = "1 forward + 1 backward to the input"
     aliases = ("full-grad",)
     layer_optional = True
     shares_capture = False

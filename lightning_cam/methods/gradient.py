@@ -127,6 +127,8 @@ class SmoothGradCAMPlusPlus(BaseCAM):
     """
 
     name = "smoothgradcam_pp"
+    floor = "1 + num_samples forwards and backwards (8 by default)"
+    leave_on = False
     aliases = ("smoothgradcam++", "smoothgradcampp", "smoothgradcamplusplus", "smooth-grad-cam++")
 
     def __init__(

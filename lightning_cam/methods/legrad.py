@@ -144,6 +144,7 @@ class LeGrad(BaseCAM):
     """
 
     name = "legrad"
+    floor = "1 forward + 1 backward within each block"
     aliases = ("le-grad",)
     layer_optional = True
     shares_capture = False

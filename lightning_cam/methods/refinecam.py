@@ -48,6 +48,7 @@ class RefineCAM(BaseCAM):
     """
 
     name = "refinecam"
+    floor = "the base's, once per layer"
     aliases = ("refine-cam",)
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None,

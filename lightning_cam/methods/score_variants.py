@@ -112,6 +112,8 @@ class SSCAM(_ScoreDifferenceCAM):
     """
 
     name = "sscam"
+    floor = "1 + num_samples·B·C forwards (35 by default)"
+    leave_on = False
     aliases = ("ss-cam",)
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None,
@@ -152,6 +154,8 @@ class ISCAM(_ScoreDifferenceCAM):
     """
 
     name = "iscam"
+    floor = "1 + num_samples·B·C forwards (10 by default)"
+    leave_on = False
     aliases = ("is-cam",)
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None,

@@ -42,6 +42,7 @@ class ShapleyCAM(BaseCAM):
     """
 
     name = "shapleycam"
+    floor = "1 forward + 1 backward and 1 double backward from the layer"
     aliases = ("shapley-cam",)
     shares_capture = False
 
