@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_cam.functional.finite import finite_rows
+from lightning_cam.functional.pairs import other_classes
 from lightning_cam.functional.perturbation import insertion_deletion
 from lightning_cam.functional.road import road_scores
 from lightning_cam.methods.extra import ExtraInputs
@@ -41,6 +42,7 @@ from lightning_cam.targets.task import Task, check_task, target_probability
 from lightning_cam.utilities.checks import check_images, check_options
 from lightning_cam.utilities.modes import eval_mode
 from lightning_cam.utilities.outputs import select_logits
+from lightning_cam.utilities.randomize import randomized_twin
 
 __all__ = ["evaluate_batch"]
 
@@ -78,6 +80,21 @@ def _sample_forward(forward: Callable[[Tensor, ExtraInputs], Tensor], extra: Ext
                     batch: int) -> Callable[[Tensor, Tensor], Tensor]:
     """``forward(x)`` with each row of ``x`` given the extra inputs of its own sample."""
     return lambda x, samples: forward(x, extra.take(samples, batch))
+
+
+def _maps(result: CAMResult, images: Tensor) -> Tensor:
+    """A second pass's ``(B, H, W)`` float32 maps on the images' device."""
+    return result.maps.detach().to(images.device, torch.float32)
+
+
+def _class_count(task: Task, logits: Tensor) -> int:
+    """The classes a random other class is drawn from: the kind's, one per output channel (two for one binary
+    logit); an embedding's targets are any concept row, not a list of classes."""
+    count = task.num_classes(logits)
+    if count > max(2, int(logits.shape[1])):
+        raise ValueError(f"random_logit explains a random other class, and task={task.kind!r} has no list of classes "
+                         "to draw it from; leave random_logit out for this model.")
+    return count
 
 
 def evaluate_batch(
@@ -228,6 +245,12 @@ def evaluate_batch(
                 opts["road_percentiles"], opts["road_noise"],
                 probability=lambda out: target_probability(out.detach().to(images.device), tgt, task, reference),
             ))
+        if "randomized" in needs:  # the same method on a weight-randomised copy (made once per weights' state)
+            twin = randomized_twin(cam, opts["randomization"], opts["randomization_layers"], opts["randomization_seed"])
+            inputs.randomized = functools.cache(lambda: _maps(twin.explain(images, tgt, **kw), images))
+        if "other_class" in needs:
+            inputs.other_class = functools.cache(lambda: _maps(cam.explain(
+                images, other_classes(tgt, _class_count(task, logits), opts["random_logit_seed"]), **kw), images))
         for spec in specs:
             inputs.values[spec.name] = spec.compute(inputs)
         out = inputs.values

@@ -88,6 +88,7 @@ from lightning_cam.metrics.registry import check_metric_names
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.utilities.lightning import CallbackBase, rank_zero_warn, scalar_step, stage_name
 from lightning_cam.utilities.lockstep import release_protocol_groups
+from lightning_cam.utilities.randomize import release_twins
 from lightning_cam.utilities.stopwatch import Stopwatch, timed
 
 if TYPE_CHECKING:
@@ -295,8 +296,11 @@ class CAMCallback(CallbackBase):
 
     @override
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        with self._watch.running("end/other"), self._writer.holding():
-            self._end(trainer, pl_module)
+        try:
+            with self._watch.running("end/other"), self._writer.holding():
+                self._end(trainer, pl_module)
+        finally:
+            release_twins()  # the randomization metric's model copies live for one validation run only
 
     on_test_epoch_end = on_validation_epoch_end
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["predicted_positives", "select_pairs"]
+__all__ = ["other_classes", "predicted_positives", "select_pairs"]
 
 
 def select_pairs(positive: Tensor, rank: Tensor | None = None, max_per_image: int | None = None
@@ -58,3 +58,24 @@ def predicted_positives(logits: Tensor, threshold: float) -> Tensor:
     """
     cut = math.log(threshold / (1.0 - threshold))
     return logits.detach().float() > cut
+
+
+def other_classes(targets: Tensor, num_classes: int, seed: int) -> Tensor:
+    r"""A random class other than each target, fixed per class: $c \mapsto (c + 1 + r_c) \bmod K$ with $r_c$ drawn
+    uniformly from $\{0, \dots, K-2\}$ by a private generator seeded with ``seed`` (the same table at every call, on
+    every rank). Each target's other class is uniform over the $K - 1$ others, as in Quantus's random logit check,
+    and a sample's does not depend on its batch (Quantus draws per position in the batch, from NumPy's global RNG).
+
+    ``targets``: ``(B,)`` long in ``[0, K)`` -> ``(B,)`` long on its device.
+
+    Examples:
+        >>> t = torch.tensor([0, 1, 2, 0])
+        >>> o = other_classes(t, 3, seed=0)
+        >>> bool((o != t).all()), o[0] == o[3]
+        (True, tensor(True))
+    """
+    if num_classes < 2:
+        raise ValueError(f"a random other class needs at least 2 classes, got {num_classes}.")
+    shift = torch.randint(0, num_classes - 1, (num_classes,), generator=torch.Generator().manual_seed(seed))
+    table = (torch.arange(num_classes) + 1 + shift) % num_classes
+    return table.to(targets.device, non_blocking=True)[targets.long()]

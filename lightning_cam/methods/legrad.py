@@ -172,14 +172,16 @@ class LeGrad(BaseCAM):
                         "method_kwargs={'legrad': {'target_layers': [...]}}, or none (every such block).")
         self.probes = [_AttentionProbe(name, block) for name, block in blocks]
         self.target_layer_name = "+".join(name for name, _ in blocks)
-        projection = score_projection if score_projection is not None else torchvision_projection(model)
-        if projection is None:
+        if score_projection is None and torchvision_projection(model) is None:
             raise ValueError(f"LeGrad needs score_projection (tokens (B, N, E) -> logits (B, K)) for "
                              f"{type(model).__name__}; the default reads a torchvision VisionTransformer's "
                              "encoder.ln and heads.")
         if not isinstance(prefix_tokens, int) or prefix_tokens < 0:
             raise ValueError(f"LeGrad: prefix_tokens must be an int >= 0, got {prefix_tokens!r}.")
-        self.projection, self.prefix_tokens, self.grid = projection, prefix_tokens, grid_shape
+        #: the user's projection; ``None``: the torchvision ViT's, found on ``self.model`` at each call (so that a
+        #: copy of the method explaining a copy of the model reads the copy's head)
+        self.score_projection = score_projection
+        self.prefix_tokens, self.grid = prefix_tokens, grid_shape
 
     def needs(self) -> Need:
         return "grad"
@@ -188,6 +190,8 @@ class LeGrad(BaseCAM):
                 trusted: bool = False, reference: Tensor | None = None) -> Capture:
         """One forward with autograd and a backward per block; the capture's ``activations`` are the raw
         ``(B, 1, h, w)`` LeGrad map, ``grads`` ``None``."""
+        projection = self.score_projection or torchvision_projection(self.model)
+        assert projection is not None  # checked at construction
         handles = [handle for probe in self.probes for handle in probe.attach()]
         leaf = x.detach().clone().requires_grad_(True)  # the attention needs autograd even with frozen weights
         maps = []
@@ -200,7 +204,7 @@ class LeGrad(BaseCAM):
                     if probe.tokens is None or probe.probabilities is None:
                         raise RuntimeError(f"LeGrad: block {probe.name!r} was not called during the forward; name "
                                            "blocks on the path from the input to the logits.")
-                    score = self.score(self.projection(probe.tokens), chosen, reference).sum()
+                    score = self.score(projection(probe.tokens), chosen, reference).sum()
                     (grad,) = torch.autograd.grad(score, probe.probabilities, retain_graph=i < len(self.probes) - 1)
                     maps.append(patch_grid(legrad_relevance(grad, self.prefix_tokens), self.grid))
         finally:

@@ -18,6 +18,8 @@ What a metric can read ([`MetricInputs`][lightning_cam.metrics.registry.MetricIn
 | `"truth"` | ground-truth masks or boxes in the batch: `truth` `(B, H, W)` |
 | `"curves"` | the insertion/deletion perturbation passes (shared by both): `curves()` |
 | `"road"` | ROAD's imputed images, one forward per percentile and order (shared by the ROAD family): `road()` |
+| `"randomized"` | the CAM of a weight-randomised model copy (made once per state of the weights): `randomized()` |
+| `"other_class"` | the CAM of a random other class (one more CAM pass): `other_class()` |
 
 Examples:
     >>> default_metrics()
@@ -52,7 +54,7 @@ __all__ = [
 ]
 
 #: what a metric may need of a batch's passes (see the module docstring).
-NEEDS: frozenset[str] = frozenset({"masked", "remap", "truth", "curves", "road"})
+NEEDS: frozenset[str] = frozenset({"masked", "remap", "truth", "curves", "road", "randomized", "other_class"})
 
 
 @dataclass
@@ -70,6 +72,8 @@ class MetricInputs:
         values: the per-sample values computed so far (a spec's `requires` are there).
         curves: ``curves()`` -> ``{"insertion": (B,), "deletion": (B,)}`` for the requested ones (``"curves"``).
         road: ``road()`` -> ``{"road_morf": (B,), "road_lerf": (B,)}`` (``"road"``).
+        randomized: ``randomized()`` -> ``(B, H, W)`` the maps of the weight-randomised twin (``"randomized"``).
+        other_class: ``other_class()`` -> ``(B, H, W)`` the maps of a random other class (``"other_class"``).
     """
 
     maps: Tensor
@@ -81,10 +85,13 @@ class MetricInputs:
     values: dict[str, Tensor] = field(default_factory=dict)
     curves: Callable[[], Mapping[str, Tensor]] | None = None
     road: Callable[[], Mapping[str, Tensor]] | None = None
+    randomized: Callable[[], Tensor] | None = None
+    other_class: Callable[[], Tensor] | None = None
 
     def need(self, name: str) -> Any:
         """The field ``name``, which the spec's ``needs`` guarantee is filled."""
-        lazy = {"curves": self.curves, "road": self.road}.get(name)
+        lazy = {"curves": self.curves, "road": self.road, "randomized": self.randomized,
+                "other_class": self.other_class}.get(name)
         value = lazy() if lazy is not None else getattr(self, name)
         if value is None:
             raise RuntimeError(f"metric input {name!r} was not computed; declare it in the metric's `needs`.")

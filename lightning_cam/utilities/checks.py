@@ -58,6 +58,10 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "top_k": 1000,  # top_k_intersection: the map's highest pixels counted (Quantus's default)
     "road_percentiles": (20, 40, 60, 80),  # the ROAD family: the percentiles averaged over (ARCC's)
     "road_noise": 0.01,  # the ROAD family: the imputation's noise (pytorch-grad-cam's)
+    "randomization": "cascading",  # randomization: "cascading" (top down) or "independent" (one layer)
+    "randomization_layers": None,  # randomization: how many layers from the top (None: all; independent: the k-th)
+    "randomization_seed": 42,  # randomization: the re-initialisation's seed (Quantus's default)
+    "random_logit_seed": 42,  # random_logit: the seed of each class's other class
 }
 
 _LUT_SIZE = 256
@@ -378,6 +382,45 @@ def check_road_noise(noise: object) -> float:
     return float(noise)
 
 
+def check_randomization(order: object) -> str:
+    """Model parameter randomisation: ``"cascading"`` (the top layers re-initialised together, from the output
+    down) or ``"independent"`` (one layer alone).
+
+    Examples:
+        >>> check_randomization("independent")
+        'independent'
+    """
+    if order not in ("cascading", "independent"):
+        raise ValueError("`randomization` must be 'cascading' (the top layers re-initialised together) or "
+                         f"'independent' (one layer alone), got {order!r}.")
+    return str(order)
+
+
+def check_randomization_layers(layers: object) -> int | None:
+    """Model parameter randomisation: how many layers from the top are re-initialised (``cascading``) or which one
+    (``independent``, counting from 1 at the top); ``None``: every layer (``independent``: the top one).
+
+    Examples:
+        >>> check_randomization_layers(3), check_randomization_layers(None)
+        (3, None)
+    """
+    if layers is not None and (not _is_int(layers) or int(layers) < 1):  # type: ignore[call-overload]
+        raise ValueError(f"`randomization_layers` must be None (every layer) or an integer >= 1, got {layers!r}.")
+    return None if layers is None else int(layers)  # type: ignore[call-overload]
+
+
+def check_seed(name: str, seed: object) -> int:
+    """A seed option: an integer ``>= 0``.
+
+    Examples:
+        >>> check_seed("random_logit_seed", 7)
+        7
+    """
+    if not _is_int(seed) or int(seed) < 0:  # type: ignore[call-overload]
+        raise ValueError(f"`{name}` must be an integer >= 0, got {seed!r}.")
+    return int(seed)  # type: ignore[call-overload]
+
+
 def check_baseline(baseline: object) -> str | Tensor:
     """Insertion/deletion baseline: one of `BASELINES` or a tensor (its shape is checked on use).
 
@@ -430,6 +473,10 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         "top_k": check_top_k(opts["top_k"]),
         "road_percentiles": check_road_percentiles(opts["road_percentiles"]),
         "road_noise": check_road_noise(opts["road_noise"]),
+        "randomization": check_randomization(opts["randomization"]),
+        "randomization_layers": check_randomization_layers(opts["randomization_layers"]),
+        "randomization_seed": check_seed("randomization_seed", opts["randomization_seed"]),
+        "random_logit_seed": check_seed("random_logit_seed", opts["random_logit_seed"]),
     }
 
 

@@ -89,3 +89,15 @@ def test_legrad_contract_batch_frozen_autocast_and_kinds() -> None:
     assert low.maps.dtype == torch.float32 and bool(torch.isfinite(low.maps).all())
     multi = LeGrad(small_vit(), task="multilabel").explain(x[:2], torch.tensor([[1, 1, 0, 0, 0], [0, 0, 0, 0, 1]]))
     assert multi.maps.shape == (3, 48, 48) and multi.samples.tolist() == [0, 0, 1]
+
+
+def test_legrad_on_a_copy_reads_the_copy() -> None:
+    """The randomization metric explains a weight-randomised copy: the copy's head scores the copy's blocks."""
+    from lightning_cam.utilities.randomize import randomized_twin
+
+    model = small_vit()
+    cam = LeGrad(model)
+    twin = randomized_twin(cam, "independent", 1)  # only the head re-initialised
+    x = structured_images(2, 48, seed=3)
+    assert twin.probes[0].block is twin.model.encoder.layers[0]
+    assert not torch.allclose(twin(x, torch.tensor([1, 2])), cam(x, torch.tensor([1, 2])))

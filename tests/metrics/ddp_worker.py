@@ -17,7 +17,7 @@ from lightning_cam.metrics import metric_spec
 
 NAMES = ("average_drop", "increase", "coherency", "complexity", "adcc", "pointing_game", "iou",
          "relevance_mass_accuracy", "relevance_rank_accuracy", "top_k_intersection", "attribution_localisation", "auc",
-         "road_morf", "road_lerf", "road", "arcc")
+         "road_morf", "road_lerf", "road", "arcc", "randomization", "random_logit")
 NUM_BATCHES, BATCH, SIZE = 6, 4, 16
 
 

@@ -27,6 +27,8 @@ BETTER = {
     "pointing_game": True,
     "energy_pointing_game": True,
     "iou": True,
+    "randomization": False,
+    "random_logit": False,
     "relevance_mass_accuracy": True,
     "relevance_rank_accuracy": True,
     "top_k_intersection": True,
@@ -49,7 +51,8 @@ def test_class_attributes_and_sum_states(name: str) -> None:
     assert isinstance(m, Metric)
     assert m.higher_is_better is BETTER[name]
     assert m.is_differentiable is False and m.full_state_update is False
-    assert m.plot_lower_bound == (-1.0 if name.startswith("road") else 0.0)  # ROAD: changes of probability
+    signed = name.startswith("road") or name in ("randomization", "random_logit")  # changes, correlations
+    assert m.plot_lower_bound == (-1.0 if signed else 0.0)
     assert m.plot_upper_bound == (100.0 if name in ("average_drop", "increase") else 1.0)
     assert set(m._reductions) == {"total", "count", "num_skipped"}
     for fx in m._reductions.values():
