@@ -43,10 +43,97 @@ PEERS: dict[str, tuple[str | None, str | None]] = {
     "eigengradcam": ("EigenGradCAM", None),
     "fem": ("FEM", None), "finercam": ("FinerCAM", None), "kpcacam": ("KPCA_CAM", None),
     "randomcam": ("RandomCAM", None), "segeigencam": ("SegEigenCAM", None),
+    "fullgrad": ("FullGrad", None), "shapleycam": ("ShapleyCAM", None),
 }
+#: the noisy/integrated Score-CAM variants' samples on both sides (their floor is samples x B x C forwards)
+VARIANT_SAMPLES = 2
 
 
-def _every_method(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, repeats: int) -> None:
+def _report(name: str, inp: torch.Tensor, fns: dict[str, Callable[[], object]], repeats: int) -> None:
+    """One line: each contender's median time as a multiple of the plain forward (``fns["forward"]``)."""
+    try:
+        t = _median_times(fns, repeats, warmup=1)
+    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:  # a peer's API drift
+        print(f"{name}: failed ({type(err).__name__}: {err})")
+        return
+    cuda = inp.device.type == "cuda"
+    parts = [f"{k} {t[k] / t['forward']:.2f}x" + (f" ({t[k] * 1e3:.0f} ms)" if cuda else "")
+             for k in fns if k != "forward"]
+    print(f"{name} (batch {inp.shape[0]}, {inp.shape[-1]} px), in forwards: " + "; ".join(parts))
+
+
+def _plain(model: torch.nn.Module, inp: torch.Tensor) -> Callable[[], object]:
+    def run() -> object:
+        with torch.inference_mode():
+            out = model(inp)
+        if inp.device.type == "cuda":
+            torch.cuda.synchronize()
+        return out
+    return run
+
+
+def _newest_methods(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, repeats: int,
+                    only: set[str] | None = None) -> None:
+    """The methods whose setup differs from one layer at the defaults: Refine-CAM over layer3 and layer4, SS-CAM and
+    IS-CAM with `VARIANT_SAMPLES` samples on both sides, LeGrad on a small torchvision ViT."""
+    import pytorch_grad_cam as pgc
+    import torchcam.methods as tcm
+    from torchvision.models import VisionTransformer
+
+    def tc_variant(cls_name: str) -> Callable[[], object]:
+        def run() -> object:
+            extractor = getattr(tcm, cls_name)(model, "layer4", input_shape=tuple(xs.shape[1:]),
+                                               num_samples=VARIANT_SAMPLES)
+            try:
+                with torch.no_grad():
+                    scores = model(xs)
+                return extractor(class_idx=scores.argmax(1).tolist())
+            finally:
+                extractor.remove_hooks()
+        return run
+
+    def pgc_refine() -> object:
+        out = pgc.RefineCAM(model, [model.layer3, model.layer4])(x)  # type: ignore[union-attr]
+        model.zero_grad(set_to_none=True)
+        return out
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
+    refine = get_method("refinecam")(model, target_layers=["layer3", "layer4"], base_kwargs={"eps": 1e-6})
+    if wanted("refinecam"):
+        _report("refinecam (layer3+layer4, Grad-CAM++)", x, {"forward": _plain(model, x), "ours": lambda: refine(x),
+                                                         "pytorch-grad-cam": pgc_refine}, repeats)
+    for name, tc_name in (("sscam", "SSCAM"), ("iscam", "ISCAM")):
+        if not wanted(name):
+            continue
+        ours = get_method(name)(model, "layer4", num_samples=VARIANT_SAMPLES)
+        _report(f"{name} ({VARIANT_SAMPLES} samples)", xs, {"forward": _plain(model, xs),
+                                                            "ours": lambda o=ours: o(xs),
+                                                            "torchcam": tc_variant(tc_name)}, repeats)
+    if not wanted("legrad"):
+        return
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=x.shape[-1], patch_size=16, num_layers=6, num_heads=6, hidden_dim=192,
+                            mlp_dim=768, num_classes=1000).eval().to(x.device)
+    legrad = get_method("legrad")(vit)
+    blocks = [name for name, m in vit.named_modules() if hasattr(m, "self_attention")]
+
+    def tc_legrad() -> object:
+        extractor = tcm.LeGrad(vit, blocks)
+        try:
+            scores = vit(x)
+            return extractor(class_idx=scores.argmax(1).tolist())
+        finally:
+            extractor.remove_hooks()
+            vit.zero_grad(set_to_none=True)
+
+    _report("legrad (ViT, 6 blocks)", x, {"forward": _plain(vit, x), "ours": lambda: legrad(x),
+                                          "torchcam": tc_legrad}, repeats)
+
+
+def _every_method(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, repeats: int,
+                  only: set[str] | None = None) -> None:
     """Every method at its defaults next to the peers' defaults, in forwards of the same batch."""
     import pytorch_grad_cam as pgc
     import torchcam.methods as tcm
@@ -93,6 +180,8 @@ def _every_method(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, rep
     tqdm.tqdm = lambda it, *a, **k: it  # silence pytorch-grad-cam's progress bars
     try:
         for name, (pgc_name, tc_name) in PEERS.items():
+            if only is not None and name not in only:
+                continue
             inp = xs if name in ("scorecam", "ablationcam") else x  # B x C forwards each
             ours = get_method(name)(model, "layer4")
 
@@ -105,14 +194,8 @@ def _every_method(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, rep
                 fns["pytorch-grad-cam"] = timed(pgc_call(pgc_name, inp))
             if tc_name is not None:
                 fns["torchcam"] = timed(tc_call(tc_name, inp))
-            try:
-                t = _median_times(fns, repeats, warmup=1)
-            except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:  # a peer's API drift
-                print(f"{name}: failed ({type(err).__name__}: {err})")
-                continue
-            parts = [f"{k} {t[k] / t['forward']:.2f}x" + (f" ({t[k] * 1e3:.0f} ms)" if device.type == "cuda" else "")
-                     for k in fns if k != "forward"]
-            print(f"{name} (batch {inp.shape[0]}, {inp.shape[-1]} px), in forwards: " + "; ".join(parts))
+            _report(name, inp, fns, repeats)
+        _newest_methods(model, x, xs, repeats, only)
     finally:
         tqdm.tqdm = orig_tqdm
 
@@ -148,6 +231,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=64)
     parser.add_argument("--all", action="store_true", help="every method and the peers' defaults")
     parser.add_argument("--quick", action="store_true", help="--all on small inputs, one repeat")
+    parser.add_argument("--only", default=None, help="with --all: these methods only (comma-separated names)")
     args = parser.parse_args()
     if args.quick:
         args.all, args.batch, args.size, args.repeats, args.score_batch, args.score_size = True, 4, 112, 1, 1, 64
@@ -163,7 +247,8 @@ def main() -> None:
         print(f"setup: resnet18 (random weights) layer4, {args.size}x{args.size} batch {args.batch}, "
               f"{'GPU' if device.type == 'cuda' else f'CPU, {args.threads} threads'}, median of {args.repeats}")
         xs = torch.randn(args.score_batch, 3, args.score_size, args.score_size, device=device)
-        _every_method(model, x.to(device), xs, args.repeats)
+        only = None if args.only is None else set(args.only.split(","))
+        _every_method(model, x.to(device), xs, args.repeats, only)
         return
 
     import torchcam.methods as tcm

@@ -7,6 +7,11 @@ Each repeat times the three pipelines back to back (so machine load hits all ali
     python benchmarks/bench_metrics.py [--repeats 7] [--warmup 2] [--batch 8] [--threads N]
     python benchmarks/bench_metrics.py --road --repeats 3 --warmup 1   # the ROAD family and ARCC, ours vs the peer's
 
+``--randomization``: the randomisation checks (``randomization``, ``random_logit``) against Quantus's MPRT (cascading
+to every layer, last correlation; ``skip_layers`` so that it explains only the fully randomised model) and
+RandomLogit with the same Grad-CAM as their explain function; floor: one CAM pass on the randomised copy and one for
+the other class (plus the copy itself, once per state of the weights: timed apart as the first batch).
+
 ``--road``: ROAD most- and least-relevant-first, ROAD combined and ARCC on the same maps (the four percentiles of
 pytorch-grad-cam's ARCC), in forwards of the batch; floor: 8 forwards for the ROAD curves (one per percentile and
 order) plus ARCC's coherency pass (a forward and a backward), and the imputation's own work.
@@ -54,6 +59,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     parser.add_argument("--road", action="store_true", help="the ROAD family and ARCC instead of the ADCC family")
+    parser.add_argument("--randomization", action="store_true", help="the randomisation checks against Quantus")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,6 +98,9 @@ def main() -> None:
 
     if args.road:
         _road(args, model, x, ours_cam, gc_cam, forward)
+        return
+    if args.randomization:
+        _randomization(args, model, x, ours_cam, forward)
         return
     med = _medians({"forward": forward, "lightning_cam": ours, "pytorch-grad-cam": peers}, args)
     base = med["forward"]
@@ -137,6 +146,52 @@ def _road(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor, our
           f"{med['lightning_cam'] / base:.1f}x forward (floor: 8 forwards + a CAM pass, plus the imputation)")
     print(f"pytorch-grad-cam MoRF+LeRF averagers + ARCC: {1000 * med['pytorch-grad-cam']:9.1f} ms = "
           f"{med['pytorch-grad-cam'] / base:.1f}x forward")
+
+
+def _randomization(args: argparse.Namespace, model: torch.nn.Module, x: torch.Tensor, ours_cam: GradCAM,
+                   forward: Callable[[], object]) -> None:
+    """The randomisation checks on the same maps: ours (one call; the copy cached, or made anew) against Quantus."""
+    import warnings
+
+    import quantus
+
+    from lightning_cam.utilities.randomize import release_twins
+
+    warnings.filterwarnings("ignore")
+    result = ours_cam.explain(x)
+    names = ["randomization", "random_logit"]
+
+    def explain(model: torch.nn.Module, inputs: np.ndarray, targets: np.ndarray, **_: object) -> np.ndarray:
+        cam = GradCAM(model, "layer4")
+        return cam(torch.as_tensor(inputs), torch.as_tensor(targets).long())[:, None].numpy()
+
+    def ours() -> object:  # a later batch of the same validation run: the copy is cached
+        return evaluate_batch(ours_cam, x, metrics=names, result=result)
+
+    def ours_first() -> object:  # the run's first batch: the copy is made
+        release_twins()
+        return evaluate_batch(ours_cam, x, metrics=names, result=result)
+
+    def peers() -> object:
+        kw = {"x_batch": x.numpy(), "y_batch": result.targets.numpy(), "a_batch": result.maps[:, None].numpy(),
+              "explain_func": explain, "device": "cpu", "batch_size": x.shape[0]}
+        mprt = quantus.MPRT(skip_layers=True, return_last_correlation=True, disable_warnings=True,
+                            display_progressbar=False)(model=model, **kw)
+        logit = quantus.RandomLogit(num_classes=1000, disable_warnings=True,
+                                    display_progressbar=False)(model=model, **kw)
+        return mprt, logit
+
+    med = _medians({"forward": forward, "lightning_cam": ours, "lightning_cam (first batch)": ours_first,
+                    "quantus": peers}, args)
+    base = med["forward"]
+    print(f"setup: resnet18 {args.size}x{args.size} batch {args.batch} CPU threads={torch.get_num_threads()}; "
+          f"median of {args.repeats} (warm-up {args.warmup})")
+    print(f"lightning_cam randomization+random_logit:               {1000 * med['lightning_cam']:8.1f} ms = "
+          f"{med['lightning_cam'] / base:.2f}x forward (floor: 2 CAM passes)")
+    print(f"lightning_cam the same, first batch (making the copy):  {1000 * med['lightning_cam (first batch)']:8.1f} ms"
+          f" = {med['lightning_cam (first batch)'] / base:.2f}x forward")
+    print(f"quantus MPRT (skip_layers, last) + RandomLogit:         {1000 * med['quantus']:8.1f} ms = "
+          f"{med['quantus'] / base:.2f}x forward")
 
 
 if __name__ == "__main__":
