@@ -26,7 +26,7 @@ __all__ = ["ROAD_PERCENTILES", "noisy_linear_imputation", "road_keep", "road_sco
 ROAD_PERCENTILES: tuple[int, ...] = (20, 40, 60, 80)
 
 #: the imputation's neighbour weights: 1/6 on the four sides, 1/12 on the diagonals (the paper's and the peers')
-_STENCIL = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]], dtype=torch.float64)
+_SIDE, _CORNER = 1 / 6, 1 / 12
 
 
 def road_keep(maps: Tensor, percentile: float, most_relevant: bool = True) -> Tensor:
@@ -59,8 +59,45 @@ def road_keep(maps: Tensor, percentile: float, most_relevant: bool = True) -> Te
 
 
 def _stencil(x: Tensor) -> Tensor:
-    """The neighbours' weighted sum of every pixel of ``x`` ``(N, 1, H, W)`` (zero outside the image)."""
-    return F.conv2d(x, _STENCIL.to(x.device, x.dtype).view(1, 1, 3, 3), padding=1)
+    """The neighbours' weighted sum of every pixel of ``x`` ``(N, 1, H, W)`` (zero outside the image), by shifted
+    slices (several times faster than a one-channel ``conv2d`` on a CPU, as fast on a GPU)."""
+    p = F.pad(x, (1, 1, 1, 1))
+    sides = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+    corners = p[..., :-2, :-2] + p[..., :-2, 2:] + p[..., 2:, :-2] + p[..., 2:, 2:]
+    return sides * _SIDE + corners * _CORNER
+
+
+def _impute(x: Tensor, kept: Tensor, tol: float, max_iter: int | None) -> Tensor:
+    """The removed pixels' values (``(N, 1, H, W)``, 0 on the kept ones) of the imputation system on ``x``, by
+    Jacobi-preconditioned conjugate gradients from 0 (a start from the same problem solved at half resolution,
+    tried, saved no time here)."""
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    removed = 1 - kept
+    u = torch.zeros_like(x)
+    diag = _stencil(torch.ones_like(x)) * removed + kept  # s_i on the unknowns, 1 elsewhere (unused)
+
+    def operator(v: Tensor) -> Tensor:  # the system's matrix, for a ``v`` that is 0 on the kept pixels (as p is)
+        return (diag * v - _stencil(v)) * removed
+
+    rhs = _stencil(x * kept) * removed
+    r = rhs.clone()
+    z = r / diag
+    p = z.clone()
+    rz = (r * z).flatten(1).sum(1)
+    tiny = torch.finfo(x.dtype).tiny
+    scale = rhs.flatten(1).norm(dim=1).clamp_min(tiny)
+    for step in range(max_iter if max_iter is not None else 4 * (h + w) + 200):
+        if step % 8 == 0 and bool(((r.flatten(1).norm(dim=1) / scale) <= tol).all()):  # a host read every 8 steps
+            break
+        q = operator(p)
+        alpha = rz / (p * q).flatten(1).sum(1).clamp_min(tiny)
+        u = u + alpha.view(-1, 1, 1, 1) * p
+        r = r - alpha.view(-1, 1, 1, 1) * q
+        z = r / diag
+        rz_new = (r * z).flatten(1).sum(1)
+        p = z + (rz_new / rz.clamp_min(tiny)).view(-1, 1, 1, 1) * p
+        rz = rz_new
+    return u
 
 
 def noisy_linear_imputation(images: Tensor, keep: Tensor, noise: float = 0.01, generator: torch.Generator | None = None,
@@ -86,35 +123,12 @@ def noisy_linear_imputation(images: Tensor, keep: Tensor, noise: float = 0.01, g
     work = torch.float32  # float64 is no more accurate at this tolerance (tested) and slow on most GPUs
     x = images.to(work).reshape(b * c, 1, h, w)
     kept = keep.to(images.device)[:, None].expand(b, c, h, w).reshape(b * c, 1, h, w).to(work)
-    removed = 1 - kept
-    diag = _stencil(torch.ones_like(x)) * removed + kept  # s_i on the unknowns, 1 elsewhere (unused)
-
-    def operator(u: Tensor) -> Tensor:  # the system's matrix on the removed pixels, the identity elsewhere
-        return (diag * u - _stencil(u * removed)) * removed + u * kept
-
-    rhs = _stencil(x * kept) * removed
-    u = torch.zeros_like(x)
-    r = rhs - operator(u)
-    z = r / diag
-    p = z.clone()
-    rz = (r * z).flatten(1).sum(1)
-    scale = rhs.flatten(1).norm(dim=1).clamp_min(torch.finfo(work).tiny)
-    for step in range(max_iter if max_iter is not None else 4 * (h + w) + 200):
-        if step % 8 == 0 and bool(((r.flatten(1).norm(dim=1) / scale) <= tol).all()):  # a host read every 8 steps
-            break
-        q = operator(p)
-        alpha = rz / (p * q).flatten(1).sum(1).clamp_min(torch.finfo(work).tiny)
-        u = u + alpha.view(-1, 1, 1, 1) * p
-        r = r - alpha.view(-1, 1, 1, 1) * q
-        z = r / diag
-        rz_new = (r * z).flatten(1).sum(1)
-        p = z + (rz_new / rz.clamp_min(torch.finfo(work).tiny)).view(-1, 1, 1, 1) * p
-        rz = rz_new
+    u = _impute(x, kept, tol, max_iter)
     if noise > 0:  # one (C, H, W) pattern for every image: a sample's result does not depend on its batch
         gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(0)
         pattern = torch.randn((1, c, h, w), generator=gen, dtype=work).to(u.device)
         u = u + noise * pattern.expand(b, c, h, w).reshape(b * c, 1, h, w)
-    filled = (x * kept + u * removed).reshape(b, c, h, w)
+    filled = (x * kept + u * (1 - kept)).reshape(b, c, h, w)
     empty = ~keep.flatten(1).any(dim=1)
     filled = torch.where(empty.view(-1, 1, 1, 1).to(filled.device), torch.full_like(filled, float("nan")), filled)
     return filled.to(images.dtype)
