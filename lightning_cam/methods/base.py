@@ -24,6 +24,10 @@ r"""``BaseCAM``: hooks, target selection, upsampling and normalisation, shared b
 * [`combine`][lightning_cam.methods.base.BaseCAM.combine] `(results) -> CAMResult`: how the maps of several
   target layers make one (their mean by default; Refine-CAM multiplies them).
 
+A method whose map comes from its own forward and backward through the whole model rather than one layer's
+activation (FullGrad, LeGrad) subclasses [`OwnPassCAM`][lightning_cam.methods.own_pass.OwnPassCAM] and overrides its
+`hooks` and `pass_map`.
+
 The engine does the rest: one capture ([`capture`][lightning_cam.methods.base.BaseCAM.capture], a
 [`Capture`][lightning_cam.methods.capture.Capture]), ReLU, upsampling, normalisation and the blank flags
 ([`finish`][lightning_cam.methods.base.BaseCAM.finish]).

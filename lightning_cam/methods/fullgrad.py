@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
 from lightning_cam.functional.fullgrad import effective_bias, fullgrad_map
-from lightning_cam.methods.base import BaseCAM, Need
-from lightning_cam.methods.capture import Capture
-from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, TargetLayer
+from lightning_cam.methods.own_pass import OwnPassCAM
 from lightning_cam.methods.registry import register_method
 from lightning_cam.targets.task import Task
 from lightning_cam.utilities.outputs import Output
@@ -25,7 +24,7 @@ def bias_layers(model: nn.Module) -> list[nn.Module]:
 
 
 @register_method
-class FullGrad(BaseCAM):
+class FullGrad(OwnPassCAM):
     r"""FullGrad (Srinivas & Fleuret, "Full-Gradient Representation for Neural Network Visualization", NeurIPS 2019).
 
     $$
@@ -36,9 +35,9 @@ class FullGrad(BaseCAM):
     over every ``Conv2d`` and ``BatchNorm2d`` $l$ with a bias $b_l$ (a BatchNorm's from its running statistics,
     read at each call), $z_l$ its output, $\psi$ each channel's shift to 0, division by its maximum and bilinear
     resize to the input (`lightning_cam.functional.fullgrad`). The whole network is the "layer": ``target_layer``
-    is ignored (``None`` is fine). One forward and one backward to the input, its own (``shares_capture =
-    False``): tensor hooks read each bias layer's output gradient as the backward passes it, before any in-place
-    ReLU changes that output (no parameter ``.grad``). ``low_res`` is at the input's size. Same definition as
+    is ignored (``None`` is fine). One forward and one backward to the input, its own (`OwnPassCAM`): tensor
+    hooks read each bias layer's output gradient as the backward passes it, before any in-place ReLU changes that
+    output (no parameter ``.grad``). ``low_res`` is at the input's size. Same definition as
     pytorch-grad-cam's ``FullGrad`` (which reads the biases once, at construction).
 
     Examples:
@@ -51,46 +50,32 @@ class FullGrad(BaseCAM):
     name = "fullgrad"
     floor = "1 forward + 1 backward to the input"
     aliases = ("full-grad",)
-    layer_optional = True
-    shares_capture = False
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None, *,
                  output: Output = None, task: Task | str = "multiclass") -> None:
         super().__init__(model, None, reshape, output=output, task=task)
         self.target_layer_name = "<every bias layer>"
+        self._found: list[tuple[Tensor, Tensor]] = []  # (bias, output gradient) per call of a bias layer
 
-    def needs(self) -> Need:
-        return "grad"
-
-    def capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
-                trusted: bool = False, reference: Tensor | None = None) -> Capture:
-        """One forward and one backward to the input; the capture's ``activations`` are the raw FullGrad map
-        ``(B, 1, H, W)`` (`fullgrad_map`), ``grads`` ``None``."""
-        layers = bias_layers(self.model)
-        found: list[tuple[Tensor, Tensor]] = []  # (bias, output gradient) per call of a bias layer
-
+    @contextlib.contextmanager
+    def hooks(self) -> Iterator[None]:
         def record(module: nn.Module, args: object, out: object) -> None:
             bias = effective_bias(module)
             if isinstance(out, Tensor) and out.requires_grad and bias is not None:
-                out.register_hook(_keep(found, bias))
+                out.register_hook(_keep(self._found, bias))
 
-        handles = [layer.register_forward_hook(record) for layer in layers]
-        leaf = x.detach().clone().requires_grad_(True)
+        self._found = []
+        handles = [layer.register_forward_hook(record) for layer in bias_layers(self.model)]
         try:
-            with torch.enable_grad():
-                logits = self._forward(leaf, extra)
-                chosen = self._targets(logits.detach(), targets, trusted)
-                reference = self._reference(logits, chosen, reference)
-                score = self.score(logits, chosen, reference).sum()
-                (input_grad,) = torch.autograd.grad(score, leaf)
+            yield
         finally:
             for handle in handles:
                 handle.remove()
-        raw = fullgrad_map(x, input_grad, [b for b, _ in found], [g for _, g in found])
-        return Capture(raw[:, None], None, logits.detach(), chosen, reference=reference)
 
-    def raw_map(self, cap: Capture) -> Tensor:
-        return cap.activations[:, 0]
+    def pass_map(self, inputs: Tensor, logits: Tensor, targets: Tensor, reference: Tensor | None) -> Tensor:
+        (input_grad,) = torch.autograd.grad(self.score(logits, targets, reference).sum(), inputs)
+        found, self._found = self._found, []
+        return fullgrad_map(inputs.detach(), input_grad, [b for b, _ in found], [g for _, g in found])
 
 
 def _keep(found: list[tuple[Tensor, Tensor]], bias: Tensor) -> Callable[[Tensor], None]:

@@ -3,7 +3,8 @@ attention probabilities."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -11,10 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_cam.functional.attention import legrad_relevance, mean_over_blocks, patch_grid
-from lightning_cam.methods.base import BaseCAM, Need
-from lightning_cam.methods.capture import Capture
-from lightning_cam.methods.extra import ExtraInputs
 from lightning_cam.methods.layers import Reshape, TargetLayer, resolve_layer
+from lightning_cam.methods.own_pass import OwnPassCAM
 from lightning_cam.methods.registry import register_method
 from lightning_cam.targets.task import Task
 from lightning_cam.utilities.outputs import Output
@@ -113,7 +112,7 @@ def check_attention(name: str, attention: nn.MultiheadAttention) -> None:
 
 
 @register_method
-class LeGrad(BaseCAM):
+class LeGrad(OwnPassCAM):
     r"""LeGrad (Bousselham et al., "LeGrad: An Explainability Method for Vision Transformers via Feature Formation
     Sensitivity", 2024), as torchcam 0.5 defines it.
 
@@ -132,7 +131,8 @@ class LeGrad(BaseCAM):
     The blocks: every block of ``target_layers``, else of ``target_layer`` (a block, or a list), else (``None``)
     every block whose ``self_attention`` is an ``nn.MultiheadAttention`` (torchvision's ViT). Attention of another
     kind (timm's ``Attention``) is not supported, as in torchcam. One forward with autograd and one short backward
-    per block (from its score to its attention only), its own pass; no parameter ``.grad``. Classifier kinds only.
+    per block (from its score to its attention only), its own pass (`OwnPassCAM`); no parameter ``.grad``.
+    Classifier kinds only.
 
     Examples:
         >>> from torchvision.models import VisionTransformer
@@ -146,8 +146,6 @@ class LeGrad(BaseCAM):
     name = "legrad"
     floor = "1 forward + 1 backward within each block"
     aliases = ("le-grad",)
-    layer_optional = True
-    shares_capture = False
     kinds = ("multiclass", "multilabel", "binary")
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None,
@@ -183,36 +181,26 @@ class LeGrad(BaseCAM):
         self.score_projection = score_projection
         self.prefix_tokens, self.grid = prefix_tokens, grid_shape
 
-    def needs(self) -> Need:
-        return "grad"
-
-    def capture(self, x: Tensor, targets: Tensor | None, need: Need | bool, extra: ExtraInputs | None = None,
-                trusted: bool = False, reference: Tensor | None = None) -> Capture:
-        """One forward with autograd and a backward per block; the capture's ``activations`` are the raw
-        ``(B, 1, h, w)`` LeGrad map, ``grads`` ``None``."""
-        projection = self.score_projection or torchvision_projection(self.model)
-        assert projection is not None  # checked at construction
+    @contextlib.contextmanager
+    def hooks(self) -> Iterator[None]:
         handles = [handle for probe in self.probes for handle in probe.attach()]
-        leaf = x.detach().clone().requires_grad_(True)  # the attention needs autograd even with frozen weights
-        maps = []
         try:
-            with torch.enable_grad():
-                logits = self._forward(leaf, extra)
-                chosen = self._targets(logits.detach(), targets, trusted)
-                reference = self._reference(logits, chosen, reference)
-                for i, probe in enumerate(self.probes):
-                    if probe.tokens is None or probe.probabilities is None:
-                        raise RuntimeError(f"LeGrad: block {probe.name!r} was not called during the forward; name "
-                                           "blocks on the path from the input to the logits.")
-                    score = self.score(projection(probe.tokens), chosen, reference).sum()
-                    (grad,) = torch.autograd.grad(score, probe.probabilities, retain_graph=i < len(self.probes) - 1)
-                    maps.append(patch_grid(legrad_relevance(grad, self.prefix_tokens), self.grid))
+            yield
         finally:
             for handle in handles:
                 handle.remove()
             for probe in self.probes:
                 probe.tokens = probe.probabilities = None
-        return Capture(mean_over_blocks(maps)[:, None], None, logits.detach(), chosen, reference=reference)
 
-    def raw_map(self, cap: Capture) -> Tensor:
-        return cap.activations[:, 0]
+    def pass_map(self, inputs: Tensor, logits: Tensor, targets: Tensor, reference: Tensor | None) -> Tensor:
+        projection = self.score_projection or torchvision_projection(self.model)
+        assert projection is not None  # checked at construction
+        maps = []
+        for i, probe in enumerate(self.probes):
+            if probe.tokens is None or probe.probabilities is None:
+                raise RuntimeError(f"LeGrad: block {probe.name!r} was not called during the forward; name blocks on "
+                                   "the path from the input to the logits.")
+            score = self.score(projection(probe.tokens), targets, reference).sum()
+            (grad,) = torch.autograd.grad(score, probe.probabilities, retain_graph=i < len(self.probes) - 1)
+            maps.append(patch_grid(legrad_relevance(grad, self.prefix_tokens), self.grid))
+        return mean_over_blocks(maps)
