@@ -347,7 +347,7 @@ class CAMCallback(CallbackBase):
         self._batch.start(probe, self._bank if self._bank.start(self._runner.cams) else None)
         self._accumulator.start(pl_module.device, trainer.world_size, trainer.global_rank)
         self._views.start(trainer, pl_module, cam_module(pl_module).cam_display)
-        self._runner.start(trainer, pl_module.device)
+        self._runner.start(trainer, pl_module.device, self._warnings)
         self._faults.reset()
         self._progress.restart()
 

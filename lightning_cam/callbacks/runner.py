@@ -83,8 +83,17 @@ class CAMRunner:
                 self.dropped[name] = why
                 warnings.warn(f"unexplainable:{name}", f"CAMCallback: {name} is left out of this run: {why}")
 
-    def start(self, trainer: Any, device: torch.device) -> None:
-        """A CAM run starts: lock-step when the strategy shards the parameters over several ranks."""
+    def unshardable(self) -> dict[str, str]:
+        """The methods a sharded run leaves out (method -> why): their passes are not ones the lock-step can mirror
+        on a rank with nothing to explain (`BaseCAM.lockstep_safe`)."""
+        return {name: (f"{type(cam).__name__}'s passes (a backward beyond its target layer) cannot be mirrored by "
+                       "the ranks with nothing to explain when the parameters are sharded (FSDP, FSDP2, ZeRO-3); "
+                       "run it under DDP or on one device")
+                for name, cam in self.cams.items() if not type(cam).lockstep_safe}
+
+    def start(self, trainer: Any, device: torch.device, warnings: WarnOnce) -> None:
+        """A CAM run starts: lock-step when the strategy shards the parameters over several ranks (every rank then
+        leaves out the same `unshardable` methods, before any forward)."""
         lockstep = params_sharded(trainer.strategy) if self.lockstep is None else self.lockstep
         self.sharded = None
         if trainer.world_size > 1:
@@ -93,6 +102,7 @@ class CAMRunner:
             faults = self.faults
             self.sharded = ShardedWork(self.model, device, self.on_error,
                                        describe=None if faults is None else (lambda: faults.first))
+            self.drop(self.unshardable(), warnings)
 
     @contextlib.contextmanager
     def context(self, trainer: Any) -> Iterator[None]:

@@ -30,7 +30,8 @@ class ShapleyCAM(BaseCAM):
     uses by default) is refused with the fix: turn the fused attention off (``timm.layers.set_fused_attn(False)``
     before building the model, or ``attn.fused_attn = False`` on each block). Same definition as
     pytorch-grad-cam's ``ShapleyCAM``, which cannot take a ``reshape_transform`` (a ViT's tokens); token layers
-    work here (checked against ``torch.autograd.functional.hvp``).
+    work here (checked against ``torch.autograd.functional.hvp``). Left out of sharded runs (FSDP, FSDP2, ZeRO-3): a
+    rank with nothing to explain could not mirror the double backward's collectives.
 
     Examples:
         >>> import torch
@@ -45,6 +46,7 @@ class ShapleyCAM(BaseCAM):
     floor = "1 forward + 1 backward and 1 double backward from the layer"
     aliases = ("shapley-cam",)
     shares_capture = False
+    lockstep_safe = False  # a double backward: no sharded rank's stand-in pass mirrors it
 
     def layer_gradient(self, score: Tensor, activation: Tensor) -> Tensor | None:
         try:

@@ -311,13 +311,19 @@ def test_fsdp2_chooses_the_default_layer_in_lock_step_and_a_rank_with_nothing_to
 @pytest.mark.slow
 def test_fsdp2_several_target_layers_with_a_rank_that_only_joins(tmp_path: Path) -> None:
     """Two target layers: each capture forward says which layer it hooks, so rank 1 (nothing to score at every
-    batch) runs its throw-away backward through the same modules; the fit ends with grids and finite metrics."""
-    proc = run_worker(tmp_path, "fsdp2", "--methods", "gradcam,scorecam", "--layers", "features.0,features.1",
-                      "--fault-rank", "1", "--fault-where", "inputs", "--epochs", "1", "--precision", "bf16-true")
+    batch) runs its throw-away backward through the same modules; the fit ends with grids and finite metrics.
+    FullGrad (a backward to the input) and Shapley-CAM (a double backward) run passes such a rank could not mirror
+    between the parameter gathers: every rank leaves them out, said once."""
+    proc = run_worker(tmp_path, "fsdp2", "--methods", "gradcam,scorecam,fullgrad,shapleycam", "--layers",
+                      "features.0,features.1", "--fault-rank", "1", "--fault-where", "inputs", "--epochs", "1",
+                      "--precision", "bf16-true")
     assert proc.returncode == 0, proc.stderr[-4000:]
+    for name, cls in (("fullgrad", "FullGrad"), ("shapleycam", "ShapleyCAM")):
+        assert f"CAMCallback: {name} is left out of this run: {cls}'s passes" in proc.stderr, proc.stderr[-3000:]
     sharded = json.loads((tmp_path / "fsdp2.json").read_text())
     assert sharded["layers"] == {"gradcam": "features.0+features.1", "scorecam": "features.0+features.1"}
     acc = _events(sharded["log_dir"])
+    assert not any(tag.startswith(("cam/fullgrad/", "cam/shapleycam/")) for tag in acc.Tags()["images"])
     for method in ("gradcam", "scorecam"):
         assert len(acc.Images(f"cam/{method}/grid")) == 2
         assert math.isfinite(sharded["validate"][f"cam/{method}/adcc"])
