@@ -97,6 +97,15 @@ def _class_count(task: Task, logits: Tensor) -> int:
     return count
 
 
+def _other_class_maps(cam: _Explainer, images: Tensor, targets: Tensor, task: Task, logits: Tensor,
+                      kw: dict[str, Any], seed: int) -> Tensor:
+    """The maps of each pair's random other class (`other_classes`), scored against that class's own region of the
+    original output for a kind with regions."""
+    other = other_classes(targets, _class_count(task, logits), seed)
+    region = {"reference": task.target.reference(logits, other)} if task.target.has_reference else {}
+    return _maps(cam.explain(images, other, **kw, **region), images)
+
+
 def evaluate_batch(
     cam: _Explainer,
     images: Tensor,
@@ -245,12 +254,13 @@ def evaluate_batch(
                 opts["road_percentiles"], opts["road_noise"],
                 probability=lambda out: target_probability(out.detach().to(images.device), tgt, task, reference),
             ))
-        if "randomized" in needs:  # the same method on a weight-randomised copy (made once per weights' state)
+        same = {} if reference is None else {"reference": reference}  # a pair's region: the original model's
+        if "randomized" in needs:  # the same method and pairs on a weight-randomised copy (once per weights' state)
             twin = randomized_twin(cam, opts["randomization"], opts["randomization_layers"], opts["randomization_seed"])
-            inputs.randomized = functools.cache(lambda: _maps(twin.explain(images, tgt, **kw), images))
+            inputs.randomized = functools.cache(lambda: _maps(twin.explain(images, tgt, **kw, **same), images))
         if "other_class" in needs:
-            inputs.other_class = functools.cache(lambda: _maps(cam.explain(
-                images, other_classes(tgt, _class_count(task, logits), opts["random_logit_seed"]), **kw), images))
+            inputs.other_class = functools.cache(lambda: _other_class_maps(cam, images, tgt, task, logits, kw,
+                                                                           opts["random_logit_seed"]))
         for spec in specs:
             inputs.values[spec.name] = spec.compute(inputs)
         out = inputs.values

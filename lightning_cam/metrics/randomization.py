@@ -38,7 +38,8 @@ def _random_logit(m: MetricInputs) -> Tensor:
 class Randomization(_Similarity):
     r"""Model parameter randomisation (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018), in
     ``[-1, 1]``, lower is better: Spearman's rank correlation (`spearman`) of each map with the same method's map of
-    the same target on a copy of the model whose weights were re-initialised
+    the same target (a segmentation pair: against its region of the original output) on a copy of the model whose
+    weights were re-initialised
     (`lightning_cam.utilities.randomize`). A map that stays the same when the learnt weights are gone explains the
     input or the architecture, not what the model learnt (Eigen-CAM, and edge detectors, often do).
 

@@ -163,3 +163,16 @@ def test_through_the_callback_once_per_validation(tmp_path: Any, monkeypatch: py
             assert len(values) == 2 and all(math.isfinite(v) for v in values), (method, metric)
     # Eigen-CAM does not depend on the class: the same map for any other class
     assert acc.Scalars("cam/eigencam/random_logit")[-1].value == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_segmentation_pair_keeps_its_region_on_the_twin() -> None:
+    """The randomised copy predicts the class nowhere: each pair is scored against its region of the original output
+    (as the masked-image pass is), so every pair gets a value."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(8, 3, 1)).eval()
+    x = structured_images(4, 16, seed=3)
+    cam = GradCAM(net, "3", task="segmentation")
+    values = evaluate_batch(cam, x, metrics=["randomization", "random_logit"])
+    assert values["randomization"].numel() > 4 and bool(torch.isfinite(values["randomization"]).all())
+    assert bool(torch.isfinite(values["random_logit"]).all())
