@@ -3,7 +3,10 @@
 CAM maths: `cam`, `normalize`. Metric
 formulas: `adcc` (ADCC family),
 `localization` (pointing games, IoU) and
-`perturbation` (insertion/deletion curves and their AUC per batch). The output
+`perturbation` (insertion/deletion curves and their AUC per batch), `relevance` (Quantus's localization family),
+`road` (ROAD's imputation) and `randomization` (the similarity measures of the randomisation checks). The CAM
+variants of the peers: `cam_variants`, `fullgrad`, `score_variants` (SS-CAM, IS-CAM) and `attention` (LeGrad). The
+output
 kind (softmax, sigmoid per class, one binary logit): [`task`][lightning_cam.targets.task]. Strategies found
 by clustering maps (SpRAy): [`spray`][lightning_cam.functional.spray]. Each
 formula module has the same name as its metric-class module in `lightning_cam.metrics`.
@@ -17,6 +20,7 @@ from lightning_cam.functional.adcc import (
     increase_in_confidence,
     pearson,
 )
+from lightning_cam.functional.attention import legrad_relevance
 from lightning_cam.functional.cam import (
     eigencam_map,
     fakecam_map,
@@ -43,6 +47,7 @@ from lightning_cam.functional.cam_variants import (
     segeigencam_map,
     shapley_gradient,
 )
+from lightning_cam.functional.fullgrad import fullgrad_map
 from lightning_cam.functional.localization import boxes_to_masks, energy_pointing_game, iou, pointing_game
 from lightning_cam.functional.normalize import minmax_normalize, postprocess_maps, upsample_maps
 from lightning_cam.functional.pairs import predicted_positives, select_pairs
@@ -55,12 +60,14 @@ from lightning_cam.functional.perturbation import (
     rank_positions,
 )
 from lightning_cam.functional.probability import Probability, sigmoid_probability, softmax_probability
+from lightning_cam.functional.randomization import spearman, ssim_1d
 from lightning_cam.functional.relevance import (
     attribution_localisation,
     localization_auc,
     relevance_rank_accuracy,
     top_k_intersection,
 )
+from lightning_cam.functional.score_variants import channel_masks
 
 __all__ = [
     "Probability",
@@ -69,6 +76,7 @@ __all__ = [
     "attribution_localisation",
     "average_drop",
     "boxes_to_masks",
+    "channel_masks",
     "coherency",
     "complexity",
     "curve_auc",
@@ -81,6 +89,7 @@ __all__ = [
     "finer_comparisons",
     "finer_score",
     "first_component_projection",
+    "fullgrad_map",
     "gradcam_weights",
     "gradcampp_weights",
     "hirescam_map",
@@ -89,6 +98,7 @@ __all__ = [
     "iou",
     "kpca_map",
     "layercam_map",
+    "legrad_relevance",
     "localization_auc",
     "make_baseline",
     "minmax_normalize",
@@ -105,10 +115,12 @@ __all__ = [
     "scorecam_masks",
     "scorecam_weights",
     "segeigencam_map",
-    "shapley_gradient",
     "select_pairs",
+    "shapley_gradient",
     "sigmoid_probability",
     "softmax_probability",
+    "spearman",
+    "ssim_1d",
     "top_k_intersection",
     "upsample_maps",
     "weighted_sum",

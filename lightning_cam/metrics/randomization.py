@@ -1,13 +1,13 @@
 """The randomisation sanity checks as torchmetrics (Quantus's family): does the map depend on what the model
 learnt (`randomization`, the model parameter randomisation test) and on the class it explains (`random_logit`)?
-The similarity functions are in `lightning_cam.functional.similarity`."""
+The similarity functions are in `lightning_cam.functional.randomization`."""
 
 from __future__ import annotations
 
 import torch  # noqa: F401  (used by the doctest examples)
 from torch import Tensor
 
-from lightning_cam.functional.similarity import spearman, ssim_1d
+from lightning_cam.functional.randomization import spearman, ssim_1d
 from lightning_cam.metrics.base import PerSampleMetric
 from lightning_cam.metrics.registry import MetricInputs, register_metric
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from lightning_cam import evaluate_batch
 from lightning_cam.functional.pairs import other_classes
-from lightning_cam.functional.similarity import spearman, ssim_1d
+from lightning_cam.functional.randomization import spearman, ssim_1d
 from lightning_cam.methods import EigenCAM, GradCAM
 from lightning_cam.utilities.randomize import randomizable_layers, randomized_copy, randomized_twin, release_twins
 from tests.methods.conftest import make_vgg, structured_images

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lightning_cam.functional.pairs import other_classes
-from lightning_cam.functional.similarity import average_ranks, spearman, ssim_1d
+from lightning_cam.functional.randomization import average_ranks, spearman, ssim_1d
 
 quantus = pytest.importorskip("quantus")
 
