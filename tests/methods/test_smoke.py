@@ -10,7 +10,9 @@ from tests.helpers import MethodOptions, cnn_methods
 
 from .conftest import structured_images
 
-KW = MethodOptions({"scorecam": {"batch_size": 128, "top_k": 16}, "smoothgradcam_pp": {"num_samples": 2}})
+KW = MethodOptions({"scorecam": {"batch_size": 128, "top_k": 16}, "smoothgradcam_pp": {"num_samples": 2},
+                    "sscam": {"num_samples": 1, "batch_size": 512}, "iscam": {"num_samples": 1, "batch_size": 512},
+                    "ablationcam": {"batch_size": 512}})
 
 
 @pytest.mark.parametrize("name", cnn_methods())
