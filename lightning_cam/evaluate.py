@@ -162,8 +162,10 @@ def evaluate_batch(
         **options: ``steps`` (20), ``baseline`` (``"zeros"``, ``"blur"``, ``"mean"`` or a tensor),
             ``sigma`` (5.0, blur baseline), ``batch_size`` (perturbed images per forward; ``None``: from the
             batch and image size, see `lightning_cam.utilities.chunking`),
-            ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game); checked by
-            `check_options`.
+            ``threshold`` (0.5, IoU), ``tolerance`` (0 px, pointing game), ``top_k`` (1000, top-k intersection),
+            ``road_percentiles`` and ``road_noise`` (the ROAD family), ``randomization``,
+            ``randomization_layers``, ``randomization_seed`` and ``random_logit_seed`` (the randomisation checks; see
+            `lightning_cam.metrics.randomization`); checked by `check_options`.
 
     Returns:
         ``{name: (B,) float32 tensor}`` on ``images.device``, in the order requested (``(P,)`` for the ``P``
@@ -231,10 +233,11 @@ def evaluate_batch(
             bad = bad | ~defined.to(images.device)
         probs = target_probability(logits, tgt, task, reference)
         inputs = MetricInputs(clean, probs, truth=gt, options=opts)
+        same = {} if reference is None else {"reference": reference}  # a pair's region on every other pass
         if "masked" in needs:  # one pass on x * map: with the CAM when a metric needs its maps
             masked = images.detach() * clean.unsqueeze(1).to(images.dtype)
             if "remap" in needs:
-                second = cam.explain(masked, tgt, **kw, **({} if reference is None else {"reference": reference}))
+                second = cam.explain(masked, tgt, **kw, **same)
                 masked_logits = second.logits
                 inputs.masked_maps = second.maps.detach().to(images.device, torch.float32)
             else:
@@ -254,7 +257,6 @@ def evaluate_batch(
                 opts["road_percentiles"], opts["road_noise"],
                 probability=lambda out: target_probability(out.detach().to(images.device), tgt, task, reference),
             ))
-        same = {} if reference is None else {"reference": reference}  # a pair's region: the original model's
         if "randomized" in needs:  # the same method and pairs on a weight-randomised copy (once per weights' state)
             twin = randomized_twin(cam, opts["randomization"], opts["randomization_layers"], opts["randomization_seed"])
             inputs.randomized = functools.cache(lambda: _maps(twin.explain(images, tgt, **kw, **same), images))

@@ -21,6 +21,7 @@ from lightning_cam.utilities.outputs import Output
 
 __all__ = ["ISCAM", "SSCAM"]
 
+
 class _ScoreDifferenceCAM(BaseCAM):
     """The shared engine of SS-CAM and IS-CAM: ``steps`` rounds of one masked copy per (sample, channel), each
     scored by the target score's difference with the clean image's; the mean difference softmaxed over channels
