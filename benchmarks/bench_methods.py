@@ -72,6 +72,20 @@ def _plain(model: torch.nn.Module, inp: torch.Tensor) -> Callable[[], object]:
     return run
 
 
+def _torchcam_score_family(cls_name: str, model: torch.nn.Module, inp: torch.Tensor, **kwargs: object) -> object:
+    """One call of a torchcam Score-CAM-family extractor (no gradient: the classes from a no-grad forward), its
+    hooks freed after it."""
+    import torchcam.methods as tcm
+
+    extractor = getattr(tcm, cls_name)(model, "layer4", input_shape=tuple(inp.shape[1:]), **kwargs)
+    try:
+        with torch.no_grad():
+            scores = model(inp)
+        return extractor(class_idx=scores.argmax(1).tolist())
+    finally:
+        extractor.remove_hooks()
+
+
 def _newest_methods(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, repeats: int,
                     only: set[str] | None = None) -> None:
     """The methods whose setup differs from one layer at the defaults: Refine-CAM over layer3 and layer4, SS-CAM and
@@ -81,16 +95,7 @@ def _newest_methods(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, r
     from torchvision.models import VisionTransformer
 
     def tc_variant(cls_name: str) -> Callable[[], object]:
-        def run() -> object:
-            extractor = getattr(tcm, cls_name)(model, "layer4", input_shape=tuple(xs.shape[1:]),
-                                               num_samples=VARIANT_SAMPLES)
-            try:
-                with torch.no_grad():
-                    scores = model(xs)
-                return extractor(class_idx=scores.argmax(1).tolist())
-            finally:
-                extractor.remove_hooks()
-        return run
+        return lambda: _torchcam_score_family(cls_name, model, xs, num_samples=VARIANT_SAMPLES)
 
     def pgc_refine() -> object:
         out = pgc.RefineCAM(model, [model.layer3, model.layer4])(x)  # type: ignore[union-attr]
@@ -162,13 +167,12 @@ def _every_method(model: torch.nn.Module, x: torch.Tensor, xs: torch.Tensor, rep
         return run
 
     def tc_call(cls_name: str, inp: torch.Tensor) -> Callable[[], object]:
+        if cls_name == "ScoreCAM":
+            return lambda: _torchcam_score_family(cls_name, model, inp)
+
         def run() -> object:
             extractor = getattr(tcm, cls_name)(model, "layer4", input_shape=tuple(inp.shape[1:]))
             try:
-                if cls_name in ("ScoreCAM", "SSCAM", "ISCAM"):
-                    with torch.no_grad():
-                        scores = model(inp)
-                    return extractor(class_idx=scores.argmax(1).tolist())
                 scores = model(inp)
                 return extractor(class_idx=scores.argmax(1).tolist(), scores=scores)
             finally:
@@ -310,13 +314,7 @@ def main() -> None:
             pgc_s.activations_and_grads.release()
 
     def tc_score() -> object:
-        extractor = tcm.ScoreCAM(model, "layer4", batch_size=64, input_shape=tuple(xs.shape[1:]))
-        try:
-            with torch.no_grad():
-                scores = model(xs)
-            return extractor(class_idx=scores.argmax(1).tolist())
-        finally:
-            extractor.remove_hooks()
+        return _torchcam_score_family("ScoreCAM", model, xs, batch_size=64)
 
     orig_tqdm = tqdm.tqdm
     tqdm.tqdm = lambda it, *a, **k: it  # silence pytorch-grad-cam's progress bars
