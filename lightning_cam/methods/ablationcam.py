@@ -90,12 +90,8 @@ class AblationCAM(BaseCAM):
                 logits = self.forward_logits(x[sample[idx]], more) if more else self.forward_logits(x[sample[idx]])
             ablated[idx] = self.score(logits.float(), targets[sample[idx]], rows_of(reference, sample[idx])).float()
 
-        def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
-            more = extra.take(sample[:1], b)
-            self.forward_logits(torch.zeros_like(x[:1]), more) if more else self.forward_logits(torch.zeros_like(x[:1]))
-
         proposed = chunk_size(max(b, 64), size[0] * size[1], requested=self.batch_size, device=x.device)
-        self.chunks.run(b * c, proposed, step, x.device, pad=pad, key=size[0] * size[1])
+        self.chunks.run(b * c, proposed, step, x.device, pad=self.padding(x, extra, b), key=size[0] * size[1])
         with torch.autocast(device_type=x.device.type, enabled=False):
             return weighted_sum(ablation_weights(clean, ablated.view(b, c)), acts)
 

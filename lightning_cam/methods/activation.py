@@ -163,11 +163,7 @@ class ScoreCAM(BaseCAM):
             out[idx] = scorecam_weights(logits[:, None], targets[sample[idx]], self.task.target.probability,
                                         rows_of(reference, sample[idx]))[:, 0]
 
-        def pad() -> None:  # a padding forward of a sharded run (every rank the same forwards), result unused
-            more = extra.take(sample[:1], b)
-            self.forward_logits(torch.zeros_like(x[:1]), more) if more else self.forward_logits(torch.zeros_like(x[:1]))
-
-        self.chunks.run(n, proposed, step, x.device, pad=pad, key=size[0] * size[1])
+        self.chunks.run(n, proposed, step, x.device, pad=self.padding(x, extra, b), key=size[0] * size[1])
         return out.view(b, k)
 
 

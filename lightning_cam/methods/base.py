@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -300,6 +301,15 @@ class BaseCAM:
         method reads them (for extra passes such as Score-CAM's masked inputs)."""
         with torch.no_grad():
             return self._forward(x, ExtraInputs.of(extra))
+
+    def padding(self, x: Tensor, extra: ExtraInputs, batch: int) -> Callable[[], None]:
+        """The throw-away forward a chunked loop pads with in a sharded run (every rank the same forwards; the result
+        unused): one zero image like ``x``'s, with the first sample's extra inputs (``batch``: the samples of
+        ``extra``)."""
+        def pad() -> None:
+            self.forward_logits(torch.zeros_like(x[:1]), extra.take(torch.zeros(1, dtype=torch.long), batch) or None)
+
+        return pad
 
     def _forward(self, x: Tensor, extra: ExtraInputs | None = None) -> Tensor:
         """``model(x, *extra.args, **extra.kwargs)``, its logits read by `output` and checked to be ``(B, K)``

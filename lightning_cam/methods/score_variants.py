@@ -62,9 +62,6 @@ class _ScoreDifferenceCAM(BaseCAM):
         generator = torch.Generator(device=x.device).manual_seed(self.seed)
         proposed = chunk_size(max(b, 64), size[0] * size[1], requested=self.batch_size, device=x.device)
 
-        def pad() -> None:  # a sharded run's padding forward (every rank the same forwards), result unused
-            self.forward_logits(torch.zeros_like(x[:1]), extra.take(sample[:1], b) or None)
-
         for step_index in range(self.steps):
             drawn = self.draw(c, size, generator, x.device)
 
@@ -77,7 +74,7 @@ class _ScoreDifferenceCAM(BaseCAM):
                 logits = self.forward_logits(inputs, extra.take(rows, b) or None)
                 total[start:stop] += self.score(logits, targets[rows], rows_of(reference, rows)).float() - clean[rows]
 
-            self.chunks.run(b * c, proposed, step, x.device, pad=pad, key=size[0] * size[1])
+            self.chunks.run(b * c, proposed, step, x.device, pad=self.padding(x, extra, b), key=size[0] * size[1])
         weights = softmax_over_channels((total / self.steps).view(b, c))
         with torch.autocast(device_type=x.device.type, enabled=False):
             return weighted_sum(weights, acts)
