@@ -4,7 +4,7 @@ The similarity functions are in `lightning_cam.functional.randomization`."""
 
 from __future__ import annotations
 
-import torch  # noqa: F401  (used by the doctest examples)
+import torch
 from torch import Tensor
 
 from lightning_cam.functional.randomization import spearman, ssim_1d
@@ -27,7 +27,11 @@ class _Similarity(PerSampleMetric):
 
 
 def _randomization(m: MetricInputs) -> Tensor:
-    return spearman(m.maps, m.need("randomized")).to(m.maps.device)
+    twin = m.need("randomized")
+    flat = twin.flatten(1)
+    constant = (flat.amax(dim=1) - flat.amin(dim=1)) <= 0  # the copy explains nothing: no order in common, 0
+    rho = spearman(m.maps, twin).to(m.maps.device)
+    return torch.where(constant.to(rho.device), torch.zeros_like(rho), rho)
 
 
 def _random_logit(m: MetricInputs) -> Tensor:
@@ -48,8 +52,10 @@ class Randomization(_Similarity):
     ``randomization_seed`` (42). The copy is made once per state of the weights (at a validation run's first batch)
     and costs one CAM pass per batch on it, plus the memory of one model copy during validation. Equal to Quantus
     0.6's ``MPRT`` (``layer_order="top_down"``, ``return_last_correlation=True``) with the same method. A constant map
-    of the copy (no order to correlate) gives NaN, left out and counted. Not under sharded strategies (FSDP, FSDP2,
-    DeepSpeed ZeRO-3: no rank holds the whole model to copy), where it is refused with that reason.
+    of the copy (a randomised model often explains nothing) has no order in common with the map: 0 here, where
+    Quantus's Spearman gives NaN (which the callback would count as a fault of every such sample). Not under sharded
+    strategies (FSDP, FSDP2, DeepSpeed ZeRO-3: no rank holds the whole model to copy), where it is refused with that
+    reason.
 
     Examples:
         >>> m = Randomization()

@@ -176,3 +176,16 @@ def test_a_segmentation_pair_keeps_its_region_on_the_twin() -> None:
     values = evaluate_batch(cam, x, metrics=["randomization", "random_logit"])
     assert values["randomization"].numel() > 4 and bool(torch.isfinite(values["randomization"]).all())
     assert bool(torch.isfinite(values["random_logit"]).all())
+
+
+def test_a_constant_map_of_the_copy_scores_0_not_nan() -> None:
+    """A randomised copy often explains nothing (a constant map): no order in common with the map, 0 (Quantus: NaN,
+    which the callback would count as a fault)."""
+    from lightning_cam.metrics.registry import MetricInputs, metric_spec
+
+    maps = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    twin = maps.clone()
+    twin[1] = 0.0
+    inputs = MetricInputs(maps, torch.ones(3), randomized=lambda: twin)
+    values = metric_spec("randomization").compute(inputs)
+    assert values.tolist() == pytest.approx([1.0, 0.0, 1.0])
