@@ -339,21 +339,14 @@ def test_fsdp2_on_error_raise_stops_every_rank(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_fsdp2_a_rank_with_nothing_to_score_joins_in_fp16(tmp_path: Path) -> None:
-    """As in the bf16 test above (the default layer's), in a 16-true model: the throw-away inputs are fp16. 32-true
-    joins in the other FSDP2 tests."""
-    proc = run_worker(tmp_path, "fsdp2", "--precision", "16-true", "--fault-rank", "1", "--fault-where", "inputs",
-                      "--epochs", "1")
+def test_fsdp2_the_sample_quota_running_out_on_one_rank_does_not_hang_in_fp16(tmp_path: Path) -> None:
+    """max_samples=1: rank 1's share of the first sample is empty, so it only ever joins rank 0's forwards, with
+    throw-away inputs in the model's dtype (fp16 here; bf16 in the default-layer test above, 32-true in the
+    others). The fp16 fit diverges here (its losses are NaN, its faults counted): what is tested is that no rank
+    is left waiting in a forward."""
+    proc = run_worker(tmp_path, "fsdp2", "--precision", "16-true", "--max-samples", "1", "--epochs", "1")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "first error on rank 1: cam_inputs(batch) raised RuntimeError: injected cam_inputs fault on rank 1" \
-        in proc.stderr, proc.stderr[-3000:]
-
-
-@pytest.mark.slow
-def test_fsdp2_the_sample_quota_running_out_on_one_rank_does_not_hang(tmp_path: Path) -> None:
-    # max_samples=1: rank 1's share of the first sample is empty, so it only ever joins rank 0's forwards
-    proc = run_worker(tmp_path, "fsdp2", "--precision", "bf16-true", "--max-samples", "1", "--epochs", "1")
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "CAMCallback: " in proc.stderr and "fault(s) in CAM work at epoch 0" in proc.stderr, proc.stderr[-3000:]
 
 
 @pytest.mark.slow
@@ -375,10 +368,8 @@ def test_fsdp2_a_forward_failing_between_the_gathers_stops_every_rank_with_its_m
     assert rank0 and "another rank stopped the CAM lock-step" in rank0[0], proc.stderr[-4000:]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["compile-sub", "compile-whole"])
-def test_compiled_modules_log_metrics_and_grids_without_faults(tmp_path: Path, mode: str) -> None:
-    proc = run_worker(tmp_path, mode, "--epochs", "1", "--backend", "eager")
+def _compiled_run_logs_metrics_and_grids_without_faults(tmp_path: Path, mode: str, *args: str) -> None:
+    proc = run_worker(tmp_path, mode, "--epochs", "1", *args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "fault(s)" not in proc.stderr, proc.stderr[-3000:]
     result = json.loads((tmp_path / f"{mode}.json").read_text())
@@ -389,12 +380,15 @@ def test_compiled_modules_log_metrics_and_grids_without_faults(tmp_path: Path, m
 
 
 @pytest.mark.slow
-def test_compiled_submodule_with_the_default_inductor_backend(tmp_path: Path) -> None:
-    proc = run_worker(tmp_path, "compile-sub", "--epochs", "1", "--methods", "gradcam", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "fault(s)" not in proc.stderr, proc.stderr[-3000:]
-    result = json.loads((tmp_path / "compile-sub.json").read_text())
-    assert math.isfinite(result["validate"]["cam/gradcam/adcc"])
+def test_a_compiled_model_logs_metrics_and_grids_without_faults(tmp_path: Path) -> None:
+    """The whole model compiled (the eager backend: the graph breaks and guards, not the code generation)."""
+    _compiled_run_logs_metrics_and_grids_without_faults(tmp_path, "compile-whole", "--backend", "eager")
+
+
+@pytest.mark.slow
+def test_a_compiled_submodule_with_the_default_inductor_backend_logs_metrics_and_grids(tmp_path: Path) -> None:
+    """A submodule compiled with the default backend (inductor's generated code, on the CPU)."""
+    _compiled_run_logs_metrics_and_grids_without_faults(tmp_path, "compile-sub")
 
 
 @pytest.mark.slow
