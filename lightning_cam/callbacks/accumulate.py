@@ -31,8 +31,13 @@ def rank_quota(max_samples: int, world_size: int, rank: int) -> int:
     return len(range(int(rank) % world, int(max_samples), world))
 
 
-def _nonfinite_message(method: str) -> Callable[[int], str]:
-    return lambda n: f"{method}: {n} sample(s) with a non-finite metric value"
+def _nonfinite_message(method: str, metrics: Sequence[str]) -> Callable[[int, list[int]], str]:
+    """The fault's text: the method, its samples with a non-finite value, and which metrics had them."""
+    def message(n: int, per_metric: list[int]) -> str:
+        which = ", ".join(f"{k} {c}" for k, c in zip(metrics, per_metric) if c)
+        return f"{method}: {n} sample(s) with a non-finite metric value ({which})"
+
+    return message
 
 
 class MetricAccumulator:
@@ -53,7 +58,7 @@ class MetricAccumulator:
         >>> acc.take(4), acc.take(4)  # rank 0 of 2 scores samples 0, 2, 4 of the first 6
         (3, 0)
         >>> acc.update("gradcam", {"complexity": torch.tensor([0.2, float("nan"), 0.4])})
-        tensor(1)
+        (tensor(1), tensor([1]))
         >>> acc.reduce(lambda t: t, torch.device("cpu"), extra=[5])  # one process: the sums are the values
         [5.0]
         >>> logged = {}
@@ -111,10 +116,11 @@ class MetricAccumulator:
         self.seen += n
         return n
 
-    def update(self, method: str, values: Mapping[str, Tensor], valid: Tensor | None = None) -> Tensor:
-        """Add the per-sample ``values`` (metric name -> ``(B,)``) of ``method``; returns (a 0-d device tensor,
-        no host sync) how many samples had a non-finite value, left out of that metric. ``valid`` (``(B,)``
-        bool) marks the samples to add; the others are left out without being counted as non-finite."""
+    def update(self, method: str, values: Mapping[str, Tensor], valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Add the per-sample ``values`` (metric name -> ``(B,)``) of ``method``; returns (device tensors, no host
+        sync) how many samples had a non-finite value, left out of that metric, and how many per metric (``(M,)``,
+        in the order of ``values``). ``valid`` (``(B,)`` bool) marks the samples to add; the others are left out
+        without being counted as non-finite."""
         keys = list(values)
         stacked = torch.stack([values[k].detach().float().reshape(-1) for k in keys])  # (M, B)
         finite = torch.isfinite(stacked)
@@ -127,8 +133,8 @@ class MetricAccumulator:
             self.objects[method][key].update(row)
             count = self._counts[(method, key)]
             self._counts[(method, key)] = count + ok_row.sum().to(count.device)
-        bad = ~finite.all(0)
-        return (bad & valid).sum() if valid is not None else bad.sum()
+        bad = ~finite if valid is None else ~finite & valid
+        return bad.any(0).sum(), bad.sum(1)
 
     def observe(self, record: BatchRecord) -> None:
         """Add each method's kept values of a scored batch (an observer of
@@ -136,8 +142,8 @@ class MetricAccumulator:
         that metric and counted as a fault (on the device: no host sync)."""
         for name, scored in record.methods.items():
             if scored.values:
-                bad = self.update(name, scored.values, valid=scored.kept)
-                self.faults.add("nonfinite", bad, _nonfinite_message(name))
+                bad, per_metric = self.update(name, scored.values, valid=scored.kept)
+                self.faults.add("nonfinite", bad, _nonfinite_message(name, list(scored.values)), parts=per_metric)
 
     def reduce(
         self, reduce: Callable[[Tensor], Tensor], device: torch.device, extra: Sequence[int] = ()

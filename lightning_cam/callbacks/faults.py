@@ -67,8 +67,8 @@ class Faults:
         self._first: str | None = None
         self._firsts: dict[str, str] = {}  # the first message of each kind on this rank
         self._shared: list[tuple[int, str, str]] = []  # (rank, kind, first message) of every rank, see `share`
-        # per-batch tallies still on the device: (kind, count tensor, message for a count); see `add`
-        self._pending: list[tuple[str, Tensor, Callable[[int], str]]] = []
+        # per-batch tallies still on the device: (kind, count tensor, message, parts tensor or None); see `add`
+        self._pending: list[tuple[str, Tensor, Callable[..., str], Tensor | None]] = []
         #: methods that cannot explain this model at all (`unexplainable`), with why: kept across epochs
         self.unexplained: dict[str, str] = {}
 
@@ -109,10 +109,12 @@ class Faults:
         self.unexplained.setdefault(method, str(err))
 
     def add(
-        self, kind: FaultKind, count: Tensor, message: Callable[[int], str], fatal: Callable[[int], bool] | None = None
+        self, kind: FaultKind, count: Tensor, message: Callable[..., str], fatal: Callable[[int], bool] | None = None,
+        parts: Tensor | None = None,
     ) -> None:
         """A per-batch tally kept on the device: a fault of ``kind`` when ``count`` (a 0-d integer tensor, e.g.
-        the number of bad samples of a batch) is non-zero, reported as ``message(count)``.
+        the number of bad samples of a batch) is non-zero, reported as ``message(count)``; with ``parts`` (a 1-d
+        integer tensor, e.g. the bad samples per metric), as ``message(count, parts)`` (``parts`` as a list).
 
         Under ``on_error="warn"`` nothing is read back to the host here (no device sync per batch): the tallies
         are read together, once, when `counts`, `first` or `tally` is next needed (the
@@ -122,28 +124,36 @@ class Faults:
         Examples:
             >>> faults = Faults("warn")
             >>> faults.add("nonfinite", torch.tensor(0), lambda n: f"{n} bad")  # no fault
-            >>> faults.add("nonfinite", torch.tensor(2), lambda n: f"{n} bad")
+            >>> faults.add("nonfinite", torch.tensor(2), lambda n, per: f"{n} bad ({per})", parts=torch.tensor([2, 1]))
             >>> faults.counts["nonfinite"], faults.first
-            (1, '2 bad')
+            (1, '2 bad ([2, 1])')
         """
         if kind not in self._counts:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {list(FAULT_KINDS)}.")
         if self.on_error == "raise":
             n = int(count)
             if n:
-                self.record(kind, message(n), fatal=True if fatal is None else fatal(n))
+                text = message(n) if parts is None else message(n, [int(v) for v in parts.reshape(-1).tolist()])
+                self.record(kind, text, fatal=True if fatal is None else fatal(n))
             return
-        self._pending.append((kind, count.detach().reshape(()), message))
+        self._pending.append((kind, count.detach().reshape(()), message,
+                              None if parts is None else parts.detach().reshape(-1)))
 
     def _settle(self) -> None:
         """Read the pending device tallies back (one transfer for all of them) into the counts and first message."""
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        values = torch.stack([c.to(pending[0][1].device, torch.long) for _, c, _ in pending]).tolist()
-        for (kind, _, message), n in zip(pending, values):
+        device = pending[0][1].device
+        flat = [c.reshape(1) for _, c, _, _ in pending] + [p for _, _, _, p in pending if p is not None]
+        values = torch.cat([v.to(device, torch.long) for v in flat]).tolist()
+        at = len(pending)
+        for (kind, _, message, parts), n in zip(pending, values):
+            per = None
+            if parts is not None:
+                per, at = values[at : at + parts.numel()], at + parts.numel()
             if n:
-                self._note(kind, message(int(n)))
+                self._note(kind, message(int(n)) if per is None else message(int(n), per))
 
     def _note(self, kind: str, detail: str) -> None:
         self._counts[kind] += 1

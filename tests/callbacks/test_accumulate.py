@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -37,9 +38,9 @@ def test_quota_per_rank(max_samples: int | None, world: int, quota: float) -> No
 
 def test_non_finite_values_are_left_out_and_counted_separately_per_metric() -> None:
     acc = accumulator(("complexity", "adcc"))
-    bad = acc.update("m", {"complexity": torch.tensor([0.1, float("nan"), 0.3]),
-                           "adcc": torch.tensor([0.5, 0.5, float("inf")])})
-    assert bad == 2 and acc.counts == {("m", "complexity"): 2, ("m", "adcc"): 2}
+    bad, per_metric = acc.update("m", {"complexity": torch.tensor([0.1, float("nan"), 0.3]),
+                                       "adcc": torch.tensor([0.5, 0.5, float("inf")])})
+    assert bad == 2 and per_metric.tolist() == [1, 1] and acc.counts == {("m", "complexity"): 2, ("m", "adcc"): 2}
     acc.reduce(lambda t: t, CPU)
     assert logged(acc) == pytest.approx({"cam/m/complexity": 0.2, "cam/m/adcc": 0.5})
 
@@ -74,3 +75,26 @@ def test_observing_a_record_adds_only_the_kept_samples_and_counts_non_finite_kep
     assert acc.counts[("m", "complexity")] == 1 and acc.faults.counts["nonfinite"] == 1  # the inf, not the NaN
     acc.reduce(lambda t: t, CPU)
     assert logged(acc) == pytest.approx({"cam/m/complexity": 0.2})
+
+
+@pytest.mark.parametrize("on_error", ["warn", "raise"])
+def test_the_non_finite_fault_names_the_metrics_that_had_it(on_error: str) -> None:
+    from lightning_cam.methods import CAMResult
+    from lightning_cam.record import BatchRecord, CAMBatch, MethodRecord
+
+    acc = MetricAccumulator(["m"], ["complexity", "adcc", "increase"], None, Faults(on_error))  # type: ignore[arg-type]
+    acc.start(CPU, world_size=1)
+    nan = float("nan")
+    values = {"complexity": torch.tensor([0.2, 0.1, 0.3]), "adcc": torch.tensor([nan, 0.5, nan]),
+              "increase": torch.tensor([1.0, float("inf"), 0.0])}
+    result = CAMResult(torch.rand(3, 4, 4), torch.rand(3, 2, 2), torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))
+    parts = CAMBatch(torch.rand(3, 3, 4, 4))
+    record = BatchRecord(parts, {"m": MethodRecord("m", parts, result, values, torch.ones(3, dtype=torch.bool),
+                                                   torch.arange(3))})
+    expected = "m: 3 sample(s) with a non-finite metric value (adcc 2, increase 1)"
+    if on_error == "raise":
+        with pytest.raises(RuntimeError, match=re.escape(expected)):
+            acc.observe(record)
+        return
+    acc.observe(record)
+    assert acc.faults.counts["nonfinite"] == 1 and acc.faults.first == expected
