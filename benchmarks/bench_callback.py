@@ -29,7 +29,9 @@ of them off (``views=()``); the strategies view's share of the callback's time i
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -85,12 +87,48 @@ def _since(start: tuple[float, float]) -> tuple[float, float]:
     return wall - start[0], cpu - start[1]
 
 
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds of each live thread of this process (``/proc``, Linux; empty elsewhere)."""
+    tick, out = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100, {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return {}
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
+
+
+#: per fit: (main thread, the other threads alive after the fit: torch's pool), CPU seconds; see `_fit_time`
+_THREADS: list[tuple[float, float]] = []
+
+
 def _fit_time(args: argparse.Namespace, dm: ShapesDataModule, callback: CAMCallback | None) -> tuple[float, float]:
     model = _model(dm)
     trainer = _trainer(args, [callback] if callback is not None else [])
-    start = _clock()
+    before, start = _thread_cpu(), _clock()
     trainer.fit(model, dm)
-    return _since(start)
+    took, after = _since(start), _thread_cpu()
+    main = threading.get_native_id()
+    spent = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
+    _THREADS.append((spent.pop(main, 0.0), sum(spent.values())))
+    return took
+
+
+def _thread_split(plain: list[tuple[float, float]], watched: list[tuple[float, float]], writer: float) -> str:
+    """The callback's CPU by thread: the training thread's, torch's pool threads' (its ops run on them too) and
+    the image writer's (`CAMCallback.background_seconds`), minima over the runs."""
+    if not plain or not any(p for p in plain):
+        return "CPU by thread: not available on this platform (/proc)"
+    main = min(w[0] for w in watched) - min(p[0] for p in plain)
+    pool = min(w[1] for w in watched) - min(p[1] for p in plain)  # the writer's threads ended: not in /proc
+    return (f"CPU by thread, with minus without: training thread +{main:.2f}s, torch's pool threads +{pool:.2f}s, "
+            f"image writer threads +{writer:.2f}s")
 
 
 def _validate_time(args: argparse.Namespace, dm: ShapesDataModule, model: pl.LightningModule,
@@ -177,13 +215,18 @@ def main() -> None:
         _views_cost(args, dm)
         return
     for label, kwargs in settings.items():
-        plain, watched = [], []
+        plain, watched, plain_threads, watched_threads, writer = [], [], [], [], []
         for _ in range(args.repeats):
             plain.append(_fit_time(args, dm, None))
-            watched.append(_fit_time(args, dm, CAMCallback(**kwargs)))
+            plain_threads.append(_THREADS[-1])
+            callback = CAMCallback(**kwargs)
+            watched.append(_fit_time(args, dm, callback))
+            watched_threads.append(_THREADS[-1])
+            writer.append(callback.background_seconds)
         (base, base_cpu), (cam, cam_cpu) = _min(plain), _min(watched)
         print(f"fit overhead [{label}]: wall {base:.2f}s -> {cam:.2f}s = +{100 * (cam / base - 1):.1f}%; "
               f"CPU {base_cpu:.2f}s -> {cam_cpu:.2f}s = +{100 * (cam_cpu / base_cpu - 1):.1f}%")
+        print(f"  {_thread_split(plain_threads, watched_threads, min(writer))}")
     if args.fit_only:
         return
 

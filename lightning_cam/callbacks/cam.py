@@ -417,3 +417,10 @@ class CAMCallback(CallbackBase):
         the run's end, ``probe/passes`` the probe's maps, ``probe/grid`` drawing the grids, ``encode`` each image's
         encoding and writing by the loggers, ``gather`` the collectives of the views; empty otherwise."""
         return dict(self._watch.seconds)
+
+    @property
+    def background_seconds(self) -> float:
+        """The CPU seconds the image writer's threads spent encoding and writing the images (`BackgroundWriter`),
+        over the callback's life: work that runs beside the training, not in the hooks (`timings` leaves it out),
+        and that on a machine whose cores the training fills comes out of the training's time."""
+        return self._writer.cpu_seconds

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
 from typing import Any
@@ -71,9 +72,16 @@ class BackgroundWriter:
         self._threads: list[threading.Thread] = []
         self._pending: list[tuple[str, Future[Any]]] = []
         self._held: list[_Job] | None = None
+        self._spent: list[float] = []  # CPU seconds of each finished write, appended by the worker threads
+
+    @property
+    def cpu_seconds(self) -> float:
+        """The CPU seconds the worker threads spent writing (encoding and the loggers' own calls), over this
+        writer's life: the callback's work that runs beside the training rather than in its hooks."""
+        return sum(self._spent)
 
     def __getstate__(self) -> dict[str, Any]:  # pickled with the callback (ddp_spawn): no thread, no queue
-        return {"_jobs": None, "_threads": [], "_pending": [], "_held": None}
+        return {"_jobs": None, "_threads": [], "_pending": [], "_held": None, "_spent": []}
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -100,7 +108,8 @@ class BackgroundWriter:
             self.close()
             jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
             self._jobs = jobs
-            self._threads = [threading.Thread(target=_work, args=(jobs,), name="lightning_cam-images", daemon=True)
+            self._threads = [threading.Thread(target=_work, args=(jobs, self._spent), name="lightning_cam-images",
+                                              daemon=True)
                              for _ in range(WORKERS)]
             for thread in self._threads:
                 thread.start()
@@ -147,18 +156,24 @@ class BackgroundWriter:
         self._jobs, self._threads = None, []
 
 
-def _work(jobs: queue.SimpleQueue[_Job | None]) -> None:
-    """A worker: each job it takes in turn, its outcome in its future, until a ``None`` that `close` sends."""
+def _work(jobs: queue.SimpleQueue[_Job | None], spent: list[float]) -> None:
+    """A worker: each job it takes in turn, its outcome in its future, until a ``None`` that `close` sends; the
+    CPU seconds of each job appended to ``spent`` (``list.append`` is atomic)."""
     while True:
         item = jobs.get()
         if item is None:
             return
         future, job = item
         if future.set_running_or_notify_cancel():
+            start = time.thread_time()
             try:
-                future.set_result(job())
+                result = job()
             except BaseException as err:  # noqa: BLE001 - every failure is a counted fault, via settle
+                spent.append(time.thread_time() - start)  # before the future: whoever waits reads it counted
                 future.set_exception(err)
+            else:
+                spent.append(time.thread_time() - start)
+                future.set_result(result)
         del item, future, job  # the written image is not kept alive while the worker waits for the next one
 
 

@@ -125,3 +125,24 @@ def test_a_queued_png_directory_keeps_an_end_of_fit_image_once(tmp_path: Path) -
     writer.settle(Faults("raise"))
     assert [p.name for p in tmp_path.iterdir()] == ["cam_summary.png"]  # not also cam_summary_step3.png
     writer.close()
+
+
+def test_the_writers_cpu_seconds_count_each_write_on_its_thread(tmp_path: Path) -> None:
+    """`BackgroundWriter.cpu_seconds` (the callback's `background_seconds`) sums the CPU time of the writes, on
+    the worker threads: a thread that only waits adds nothing; a failed write is counted too."""
+    writer = BackgroundWriter()
+    assert writer.cpu_seconds == 0.0
+    (sink,) = writer.wrap([PNGDirectorySink(str(tmp_path))], "warn")
+    sink.log_image("cam/gradcam/grid", torch.rand(3, 256, 256), 0)
+    writer.settle(Faults("warn"))
+    one = writer.cpu_seconds
+    assert one > 0.0 and (tmp_path / "cam_gradcam_grid_step0.png").is_file()
+
+    def busy() -> None:
+        sum(i * i for i in range(200_000))
+        raise OSError("disk full")
+
+    writer.submit("a failing write", busy)
+    faults = Faults("warn")
+    writer.finish(faults, "at the end")
+    assert faults.counts["logger"] == 1 and writer.cpu_seconds > one

@@ -354,8 +354,8 @@ def strategies_image(found: Sequence[ClassStrategies], maps: Tensor, thumbs: Ten
     """One row per class: for each of its ``most`` largest strategies, the mean map over the mean of its images
     (captioned with the class, share, focus ``f`` and sameness ``s``; framed red when fixed-place), then
     ``members`` of its maps; ``legend`` (`strategies_legend`) in a band below. All captions in one drawing.
-    ``(3, H, W)`` float in ``[0, 1]``."""
-    width = most * (1 + members)
+    As wide as the widest row (no column that every row leaves blank). ``(3, H, W)`` float in ``[0, 1]``."""
+    width = max(sum(1 + min(members, s.members.numel()) for s in f.strategies[:most]) for f in found)
     images, cams, colors, texts, blank = [], [], [], [], []
     for f in found:
         row = 0

@@ -157,3 +157,23 @@ def test_the_strategies_image_carries_its_legend(tmp_path: Path) -> None:
     band = 13 * (legend.count("\n") + 1) + 4
     text = image[-band:].float()
     assert bool((text.amax(dim=-1) > 200).any())  # white text in the band under the rows
+
+
+@pytest.mark.parametrize("second_class_strategies", [1, 2])
+def test_the_strategies_image_is_as_wide_as_its_widest_row(second_class_strategies: int) -> None:
+    """A strategy takes 1 + (at most 2) member columns; columns no row uses are not drawn (they were: 9 columns
+    for 5 classes of one strategy each, two thirds of the image blank)."""
+    from lightning_cam.callbacks.views.strategies import ClassStrategies, Strategy, strategies_image
+    from lightning_cam.render import PADDING
+
+    maps, thumbs = torch.rand(12, 8, 8), torch.randint(0, 255, (12, 3, 32, 32), dtype=torch.uint8)
+
+    def strategy(rows: list[int]) -> Strategy:
+        return Strategy(torch.tensor(rows), share=0.5, focus=0.5, same=0.1, mean=maps[rows].mean(0))
+
+    found = [ClassStrategies(0, 6, [strategy([0, 1, 2, 3])]),  # 1 + 2 columns
+             ClassStrategies(1, 6, [strategy([6, 7, 8]), strategy([9])][:second_class_strategies])]  # 3, or 3 + 2
+    tile = 40
+    image = strategies_image(found, maps, thumbs, None, "jet", 0.5, tile=tile)
+    columns = 3 if second_class_strategies == 1 else 5
+    assert image.shape[-1] == columns * (tile + PADDING) + PADDING
