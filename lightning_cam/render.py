@@ -14,6 +14,7 @@ engine (Agg) in one figure per call; the layout is `torchvision.utils.make_grid`
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,6 +48,7 @@ __all__ = [
     "overlay",
     "overlay_columns",
     "text_tiles",
+    "text_width",
     "to_uint8",
 ]
 
@@ -261,6 +263,23 @@ def text_tiles(
     return torch.from_numpy(drawn).float().div_(255.0)  # a fresh tensor: the kept array is never handed out
 
 
+#: the captions' resolution (points to pixels) and the width of a character of DejaVu Sans, in ems (a wide
+#: estimate: a line of that many characters fits)
+_DPI, _CHAR_EM = 100.0, 0.62
+
+
+def text_width(text: str, fontsize: float) -> int:
+    """The pixels the longest line of ``text`` needs in `text_tiles` at ``fontsize`` points (a longer line is cut
+    with an ellipsis there), margins included.
+
+    Examples:
+        >>> text_width("a caption", 7.0) < text_width("a longer caption", 7.0)
+        True
+    """
+    longest = max((len(line) for line in text.split("\n")), default=0)
+    return math.ceil((longest + 2) * _CHAR_EM * fontsize * _DPI / 72.0)
+
+
 @functools.lru_cache(maxsize=32)
 def _drawn_tiles(texts: tuple[str, ...], height: int, width: int, colors: tuple[tuple[float, ...], ...] | None,
                  fontsize: float | None) -> np.ndarray:
@@ -270,14 +289,13 @@ def _drawn_tiles(texts: tuple[str, ...], height: int, width: int, colors: tuple[
 
     Drawn with Pillow's FreeType text in matplotlib's own DejaVu Sans: about 0.3 ms a caption, where one
     matplotlib figure of the captions took 4 ms a caption (0.17 s for the 45 tiles of a strategies image)."""
-    dpi = 100.0
     if fontsize is None:  # fit the lines into the height and, down to 5 pt, the longest line into the width
         max_lines = max(t.count("\n") + 1 for t in texts)
         longest = max(len(line) for t in texts for line in str(t).split("\n")) or 1
-        by_width = width / (longest * 0.62 * dpi / 72.0)
-        fontsize = max(5.0, min(11.0, 0.8 * height / max_lines * 72.0 / dpi / 1.25, by_width))
-    pixels = fontsize * dpi / 72.0
-    max_chars = max(3, int(width / (0.62 * pixels)))
+        by_width = width / (longest * _CHAR_EM * _DPI / 72.0)
+        fontsize = max(5.0, min(11.0, 0.8 * height / max_lines * 72.0 / _DPI / 1.25, by_width))
+    pixels = fontsize * _DPI / 72.0
+    max_chars = max(3, int(width / (_CHAR_EM * pixels)))
     font = _font(round(pixels * 4) / 4)
     out = np.empty((len(texts), 3, height, width), dtype=np.uint8)
     background = (round(255 * BACKGROUND),) * 3

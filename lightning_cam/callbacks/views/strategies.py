@@ -71,6 +71,7 @@ from lightning_cam.render import (
     letterbox,
     overlay_columns,
     text_tiles,
+    text_width,
     to_uint8,
 )
 from lightning_cam.utilities.lightning import rank_zero_warn
@@ -81,6 +82,7 @@ __all__ = ["ClassStrategies", "Strategy", "StrategiesView", "strategies_image", 
 #: the per-class statistics, in the order of the module docstring
 STATS = ("count", "fixed", "focus", "same")
 _THUMB = 32  # thumbnail side kept per scored map (for the member overlays)
+_LEGEND_PT = 7.0  # the legend's font size, points
 
 
 def strategy_tag(method: str, stat: str, class_name: str | None = None) -> str:
@@ -381,7 +383,8 @@ def strategies_image(found: Sequence[ClassStrategies], maps: Tensor, thumbs: Ten
         r, c = divmod(i, width)
         grid[:, r * cell_h + PADDING : (r + 1) * cell_h, c * cell_w + PADDING : (c + 1) * cell_w] = BACKGROUND
     if legend:
-        band = text_tiles([legend], height=13 * (legend.count("\n") + 1) + 4, width=int(grid.shape[-1]),
-                          fontsize=7.0)[0]
+        wide = max(int(grid.shape[-1]), text_width(legend, _LEGEND_PT))  # a narrow image: widened for its legend
+        grid = F.pad(grid, (0, wide - int(grid.shape[-1])), value=BACKGROUND)
+        band = text_tiles([legend], height=13 * (legend.count("\n") + 1) + 4, width=wide, fontsize=_LEGEND_PT)[0]
         grid = torch.cat([grid, band.to(grid.dtype)], dim=1)
     return grid

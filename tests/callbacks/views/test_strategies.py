@@ -163,8 +163,13 @@ def test_the_strategies_image_carries_its_legend(tmp_path: Path) -> None:
 def test_the_strategies_image_is_as_wide_as_its_widest_row(second_class_strategies: int) -> None:
     """A strategy takes 1 + (at most 2) member columns; columns no row uses are not drawn (they were: 9 columns
     for 5 classes of one strategy each, two thirds of the image blank)."""
-    from lightning_cam.callbacks.views.strategies import ClassStrategies, Strategy, strategies_image
-    from lightning_cam.render import PADDING
+    from lightning_cam.callbacks.views.strategies import (
+        ClassStrategies,
+        Strategy,
+        strategies_image,
+        strategies_legend,
+    )
+    from lightning_cam.render import PADDING, text_width
 
     maps, thumbs = torch.rand(12, 8, 8), torch.randint(0, 255, (12, 3, 32, 32), dtype=torch.uint8)
 
@@ -177,3 +182,8 @@ def test_the_strategies_image_is_as_wide_as_its_widest_row(second_class_strategi
     image = strategies_image(found, maps, thumbs, None, "jet", 0.5, tile=tile)
     columns = 3 if second_class_strategies == 1 else 5
     assert image.shape[-1] == columns * (tile + PADDING) + PADDING
+    # with its legend: widened (with background) to the legend's longest line, which is never cut
+    legend = strategies_legend(0.8, 0.4)
+    framed = strategies_image(found, maps, thumbs, None, "jet", 0.5, tile=tile, legend=legend)
+    assert framed.shape[-1] == max(image.shape[-1], text_width(legend, 7.0)) > image.shape[-1]
+    assert torch.equal(framed[:, : image.shape[-2], : image.shape[-1]], image)
