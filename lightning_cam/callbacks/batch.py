@@ -16,11 +16,13 @@ from lightning_cam.callbacks.faults import MISSING_LABELS, Faults, WarnOnce, mis
 from lightning_cam.callbacks.probe import ProbeSet
 from lightning_cam.callbacks.runner import CAMRunner
 from lightning_cam.methods import BaseCAM
+from lightning_cam.metrics.registry import metric_spec
 from lightning_cam.mixin import CAMMixin
 from lightning_cam.record import BatchRecord, CAMBatch
 from lightning_cam.scoring import score_batch, score_method
 from lightning_cam.utilities.checks import check_images
 from lightning_cam.utilities.modes import eval_mode
+from lightning_cam.utilities.randomize import SHARDED_REFUSAL
 from lightning_cam.utilities.stopwatch import timed
 
 __all__ = ["BatchPass", "Observer"]
@@ -57,16 +59,27 @@ class BatchPass:
                  metric_kwargs: Mapping[str, Any] | None = None) -> None:
         self.accumulator, self.runner = accumulator, runner
         self.faults, self.warnings, self.target = faults, warnings, target
-        self.metrics, self.metric_kwargs = tuple(metrics), dict(metric_kwargs or {})
+        #: the metrics asked for, and those of the current run (`start`: a sharded run leaves some out)
+        self.configured, self.metric_kwargs = tuple(metrics), dict(metric_kwargs or {})
+        self.metrics = self.configured
         self.observers = list(observers)
         #: the stage's probe set, captured from the first batches rank zero sees (`start`)
         self.probe: ProbeSet | None = None
         #: an embedding model's class centroids (`CentroidBank`), fed the scored samples; ``None``: another kind
         self.bank: CentroidBank | None = None
 
-    def start(self, probe: ProbeSet, bank: CentroidBank | None = None) -> None:
-        """A CAM run starts: its stage's probe set, and the bank it feeds when it explains an embedding model."""
+    def start(self, probe: ProbeSet, bank: CentroidBank | None = None, sharded: bool = False) -> None:
+        """A CAM run starts: its stage's probe set, the bank it feeds when it explains an embedding model, and its
+        metrics: under ``sharded`` parameters those that cannot run so (`MetricSpec.shardable`) are left out on
+        every rank, before any forward, with one warning each (instead of a fault at every batch)."""
         self.probe, self.bank = probe, bank
+        self.metrics = self.configured
+        if sharded:
+            left = [name for name in self.configured if not metric_spec(name).shardable]
+            self.metrics = tuple(name for name in self.configured if name not in left)
+            for name in left:
+                self.warnings.warn(f"unshardable_metric:{name}",
+                                   f"CAMCallback: the metric {name} is left out of this run: {SHARDED_REFUSAL}")
 
     def step(self, trainer: Any, module: CAMMixin, batch: Any) -> None:
         """The probe capture (rank zero, first run), the scored batch, and its record to every observer."""

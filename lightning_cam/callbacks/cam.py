@@ -344,10 +344,11 @@ class CAMCallback(CallbackBase):
         probe = self.test_probe if loop == "test" else self.probe
         self._probe_pass.start(probe, trainer.is_global_zero)
         self._runner.build(cam_module(pl_module))
-        self._batch.start(probe, self._bank if self._bank.start(self._runner.cams) else None)
+        self._runner.start(trainer, pl_module.device, self._warnings)  # sharded or not: what the run leaves out
+        self._batch.start(probe, self._bank if self._bank.start(self._runner.cams) else None,
+                          sharded=self._runner.sharded is not None)
         self._accumulator.start(pl_module.device, trainer.world_size, trainer.global_rank)
         self._views.start(trainer, pl_module, cam_module(pl_module).cam_display)
-        self._runner.start(trainer, pl_module.device, self._warnings)
         self._faults.reset()
         self._progress.restart()
 

@@ -54,8 +54,8 @@ class Randomization(_Similarity):
     0.6's ``MPRT`` (``layer_order="top_down"``, ``return_last_correlation=True``) with the same method. A constant map
     of the copy (a randomised model often explains nothing) has no order in common with the map: 0 here, where
     Quantus's Spearman gives NaN (which the callback would count as a fault of every such sample). Not under sharded
-    strategies (FSDP, FSDP2, DeepSpeed ZeRO-3: no rank holds the whole model to copy), where it is refused with that
-    reason.
+    strategies (FSDP, FSDP2, DeepSpeed ZeRO-3: no rank holds the whole model to copy): `evaluate_batch` refuses it
+    with that reason, and the callback leaves it out of such a run at its start, with one warning.
 
     Examples:
         >>> m = Randomization()

@@ -119,6 +119,12 @@ class MetricSpec:
     requires: tuple[str, ...] = ()
     default: bool = False
 
+    @property
+    def shardable(self) -> bool:
+        """Whether the metric runs when the parameters are sharded (FSDP, FSDP2, ZeRO-3): every metric but those
+        that need a weight-randomised whole copy of the model (``"randomized"``)."""
+        return "randomized" not in self.needs
+
     def __post_init__(self) -> None:
         check_key_name(self.name, "a metric", lower=True)
         if not self.needs <= NEEDS:

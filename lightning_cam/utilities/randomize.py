@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["randomizable_layers", "randomized_copy", "randomized_twin", "release_twins"]
+__all__ = ["SHARDED_REFUSAL", "randomizable_layers", "randomized_copy", "randomized_twin", "release_twins"]
 
 _TWINS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 
@@ -38,14 +38,16 @@ def randomizable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if callable(getattr(m, "reset_parameters", None))]
 
 
+#: why a weight-randomised copy cannot be made under sharded parameters (the refusal's and the callback's text)
+SHARDED_REFUSAL = ("the randomization metric needs a whole copy of the model on each rank, and this model's parameters "
+                   "are sharded (FSDP, FSDP2's fully_shard or DeepSpeed ZeRO-3); leave randomization out under that "
+                   "strategy, or run it on a DDP or single-device validation.")
+
+
 def _refuse_sharded(model: nn.Module) -> None:
     for p in model.parameters():
         if type(p).__name__ in ("DTensor", "FlatParameter") or hasattr(p, "ds_id"):
-            raise ValueError(
-                "the randomization metric needs a whole copy of the model on each rank, and this model's parameters "
-                "are sharded (FSDP, FSDP2's fully_shard or DeepSpeed ZeRO-3); leave randomization out under that "
-                "strategy, or run it on a DDP or single-device validation."
-            )
+            raise ValueError(SHARDED_REFUSAL)
 
 
 def randomized_copy(model: nn.Module, order: str = "cascading", layers: int | None = None, seed: int = 42

@@ -120,7 +120,8 @@ def build(mode: str, backend: str, task: str = "multiclass") -> tuple[ShapesData
     return dm, model
 
 
-def callback(methods: list[str], fault_rank: int, on_error: str, max_samples: int | None) -> CAMCallback:
+def callback(methods: list[str], fault_rank: int, on_error: str, max_samples: int | None,
+             extra_metrics: tuple[str, ...] = ()) -> CAMCallback:
     resolved: list[Any] = []
     for name in methods:
         if name == "faultygradcam":
@@ -129,7 +130,7 @@ def callback(methods: list[str], fault_rank: int, on_error: str, max_samples: in
         else:
             resolved.append(name)
     kwargs = {"scorecam": {"batch_size": 4}} if "scorecam" in methods else None
-    metrics = ("average_drop", "increase", "coherency", "complexity", "adcc", "insertion")
+    metrics = ("average_drop", "increase", "coherency", "complexity", "adcc", "insertion", *extra_metrics)
     return CAMCallback(methods=resolved, metrics=metrics, metric_kwargs={"steps": 4, "batch_size": 4},
                        num_images=4, max_samples=max_samples, on_error=on_error,  # type: ignore[arg-type]
                        method_kwargs=kwargs, progress=False)
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--on-error", default="warn")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-samples", type=int, default=0)
+    parser.add_argument("--extra-metrics", default="", help="metrics beyond the ADCC family and insertion")
     parser.add_argument("--backend", default="inductor")
     parser.add_argument("--num-images", type=int, default=4)
     parser.add_argument("--lockstep", action="store_true", help="the sharded (all-ranks) path even under DDP")
@@ -170,7 +172,8 @@ def main() -> None:
         model.cam_target_layer = None  # type: ignore[assignment]
     if args.layers:
         model.cam_target_layer = args.layers.split(",")  # type: ignore[assignment]
-    cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None)
+    cb = callback(methods, args.fault_rank, args.on_error, args.max_samples or None,
+                  tuple(m for m in args.extra_metrics.split(",") if m))
     cb.num_images = args.num_images
     cb.probe.capacity = args.num_images
     cb._runner.lockstep = True if args.lockstep else None

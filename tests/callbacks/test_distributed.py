@@ -313,13 +313,20 @@ def test_fsdp2_several_target_layers_with_a_rank_that_only_joins(tmp_path: Path)
     """Two target layers: each capture forward says which layer it hooks, so rank 1 (nothing to score at every
     batch) runs its throw-away backward through the same modules; the fit ends with grids and finite metrics.
     FullGrad (a backward to the input) and Shapley-CAM (a double backward) run passes such a rank could not mirror
-    between the parameter gathers: every rank leaves them out, said once."""
+    between the parameter gathers: every rank leaves them out, said once. So is the randomization metric (a whole
+    copy of the model per rank), said once, not a fault at every batch."""
     proc = run_worker(tmp_path, "fsdp2", "--methods", "gradcam,scorecam,fullgrad,shapleycam", "--layers",
                       "features.0,features.1", "--fault-rank", "1", "--fault-where", "inputs", "--epochs", "1",
-                      "--precision", "bf16-true")
+                      "--precision", "bf16-true", "--extra-metrics", "randomization")
     assert proc.returncode == 0, proc.stderr[-4000:]
     for name, cls in (("fullgrad", "FullGrad"), ("shapleycam", "ShapleyCAM")):
         assert f"CAMCallback: {name} is left out of this run: {cls}'s passes" in proc.stderr, proc.stderr[-3000:]
+    left_out = "CAMCallback: the metric randomization is left out of this run: the randomization metric needs"
+    assert proc.stderr.count(left_out) == 1, proc.stderr[-3000:]  # the fit's run; the validate's: said already
+    # the fit's and the validate's reports: rank 1's two cam_inputs faults only (the metric refused at every batch
+    # added one error per batch and rank)
+    faults = [line for line in proc.stderr.splitlines() if "fault(s) in CAM work" in line]
+    assert len(faults) == 2 and all("2 fault(s)" in line and "(2 error)" in line for line in faults), faults
     sharded = json.loads((tmp_path / "fsdp2.json").read_text())
     assert sharded["layers"] == {"gradcam": "features.0+features.1", "scorecam": "features.0+features.1"}
     acc = _events(sharded["log_dir"])

@@ -189,3 +189,10 @@ def test_a_constant_map_of_the_copy_scores_0_not_nan() -> None:
     inputs = MetricInputs(maps, torch.ones(3), randomized=lambda: twin)
     values = metric_spec("randomization").compute(inputs)
     assert values.tolist() == pytest.approx([1.0, 0.0, 1.0])
+
+
+def test_only_the_metrics_that_copy_the_model_are_left_out_of_a_sharded_run() -> None:
+    from lightning_cam.metrics.registry import METRIC_REGISTRY, metric_spec
+
+    left = sorted(name for name in METRIC_REGISTRY.names() if not metric_spec(name).shardable)
+    assert left == ["randomization"]
