@@ -85,11 +85,11 @@ class CAMRunner:
 
     def unshardable(self) -> dict[str, str]:
         """The methods a sharded run leaves out (method -> why): their passes are not ones the lock-step can mirror
-        on a rank with nothing to explain (`BaseCAM.lockstep_safe`)."""
-        return {name: (f"{type(cam).__name__}'s passes (a backward beyond its target layer) cannot be mirrored by "
-                       "the ranks with nothing to explain when the parameters are sharded (FSDP, FSDP2, ZeRO-3); "
-                       "run it under DDP or on one device")
-                for name, cam in self.cams.items() if not type(cam).lockstep_safe}
+        on a rank with nothing to explain (`BaseCAM.unshardable` says what)."""
+        return {name: (f"{type(cam).__name__}'s passes ({type(cam).unshardable}) cannot be mirrored by the ranks "
+                       "with nothing to explain when the parameters are sharded (FSDP, FSDP2, ZeRO-3); run it under "
+                       "DDP or on one device")
+                for name, cam in self.cams.items() if type(cam).unshardable}
 
     def start(self, trainer: Any, device: torch.device, warnings: WarnOnce) -> None:
         """A CAM run starts: lock-step when the strategy shards the parameters over several ranks (every rank then

@@ -152,10 +152,11 @@ class BaseCAM:
     floor: ClassVar[str] = ""
     #: whether its floor lets it run at every validation of a training run (no cost growing with channels or samples)
     leave_on: ClassVar[bool] = True
-    #: whether its passes are ones a rank with nothing to explain can mirror under sharded parameters (forwards, each
-    #: with at most one backward to a target layer: `lightning_cam.utilities.lockstep`); a method with other passes
-    #: (a backward through the whole model, a double backward) is left out of sharded runs, with the reason
-    lockstep_safe: ClassVar[bool] = True
+    #: what in its passes a rank with nothing to explain cannot mirror under sharded parameters (``""``: nothing;
+    #: the lock-step mirrors forwards, each with at most one backward to a target layer:
+    #: `lightning_cam.utilities.lockstep`); a method that says something here (a backward through the whole model, a
+    #: double backward) is left out of sharded runs with this reason
+    unshardable: ClassVar[str] = ""
     #: the target kinds (``task=``) the method explains; ``None``: every kind (a method defined for one output, such
     #: as Finer-CAM's softmax comparison, names it, and any other kind is refused at construction, naming the fix)
     kinds: ClassVar[tuple[str, ...] | None] = None

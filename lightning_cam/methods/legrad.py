@@ -147,6 +147,7 @@ class LeGrad(OwnPassCAM):
     floor = "1 forward + 1 backward within each block"
     aliases = ("le-grad",)
     kinds = ("multiclass", "multilabel", "binary")
+    unshardable = "a backward from each block's score to its attention probabilities"
 
     def __init__(self, model: nn.Module, target_layer: TargetLayer = None, reshape: Reshape = None,
                  score_projection: ScoreProjection | None = None, prefix_tokens: int = 1,

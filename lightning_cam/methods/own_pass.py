@@ -24,15 +24,15 @@ class OwnPassCAM(BaseCAM):
     `raw_map` reads; the engine does the rest (ReLU, upsampling, normalisation, blank flags). It never shares a
     group's pass (``shares_capture = False``), and its ``target_layer`` is optional (the method decides what it
     reads). Parameter ``.grad`` is never written (``torch.autograd.grad`` only). Under sharded parameters (FSDP,
-    FSDP2, ZeRO-3) the callback leaves it out (``lockstep_safe = False``): a rank with nothing to explain could not
-    mirror its backward's collectives.
+    FSDP2, ZeRO-3) the callback leaves it out (`unshardable`): a rank with nothing to explain could not mirror its
+    backward's collectives.
 
     A subclass overrides `hooks` (what to record during the forward) and `pass_map`.
     """
 
     layer_optional = True
     shares_capture = False
-    lockstep_safe = False  # its backward runs through modules a sharded rank's stand-in pass does not
+    unshardable = "a backward through the whole model, to its input"
 
     def needs(self) -> Need:
         return "grad"

@@ -46,7 +46,7 @@ class ShapleyCAM(BaseCAM):
     floor = "1 forward + 1 backward and 1 double backward from the layer"
     aliases = ("shapley-cam",)
     shares_capture = False
-    lockstep_safe = False  # a double backward: no sharded rank's stand-in pass mirrors it
+    unshardable = "a double backward from the target layer"
 
     def layer_gradient(self, score: Tensor, activation: Tensor) -> Tensor | None:
         try:

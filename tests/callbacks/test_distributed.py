@@ -120,6 +120,15 @@ def _run_ranks(work_of_rank: Callable[[int, nn.Module], Work], world: int = 2) -
     return ranks, results
 
 
+def test_the_methods_a_sharded_run_leaves_out_say_which_of_their_passes_it_cannot_mirror() -> None:
+    from lightning_cam.methods import available_methods, get_method
+
+    said = {name: get_method(name).unshardable for name in available_methods() if get_method(name).unshardable}
+    assert said == {"fullgrad": "a backward through the whole model, to its input",
+                    "shapleycam": "a double backward from the target layer",
+                    "legrad": "a backward from each block's score to its attention probabilities"}
+
+
 def test_every_rank_makes_as_many_forwards_whatever_its_share_and_faults() -> None:
     def work(rank: int, net: nn.Module) -> Work:
         if rank == 0:  # Score-CAM over 5 images in chunks of 4: capture, dead channels, chunks
@@ -319,8 +328,10 @@ def test_fsdp2_several_target_layers_with_a_rank_that_only_joins(tmp_path: Path)
                       "features.0,features.1", "--fault-rank", "1", "--fault-where", "inputs", "--epochs", "1",
                       "--precision", "bf16-true", "--extra-metrics", "randomization")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for name, cls in (("fullgrad", "FullGrad"), ("shapleycam", "ShapleyCAM")):
-        assert f"CAMCallback: {name} is left out of this run: {cls}'s passes" in proc.stderr, proc.stderr[-3000:]
+    for name, cls, what in (("fullgrad", "FullGrad", "a backward through the whole model, to its input"),
+                            ("shapleycam", "ShapleyCAM", "a double backward from the target layer")):
+        said = f"CAMCallback: {name} is left out of this run: {cls}'s passes ({what}) cannot be mirrored"
+        assert said in proc.stderr, proc.stderr[-3000:]
     left_out = "CAMCallback: the metric randomization is left out of this run: the randomization metric needs"
     assert proc.stderr.count(left_out) == 1, proc.stderr[-3000:]  # the fit's run; the validate's: said already
     # the fit's and the validate's reports: rank 1's two cam_inputs faults only (the metric refused at every batch
