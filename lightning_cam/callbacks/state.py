@@ -31,7 +31,7 @@ class CallbackState:
         >>> views = CAMViews(ViewContext(("gradcam",), ("adcc",), 32, "jet", 0.5, Faults("warn")), {})
         >>> state = CallbackState(ProbeSet(2), ProbeSet(2), History(), Schedule(1, True, ("fit",)), views)
         >>> sorted(state.state_dict())
-        ['bank', 'epochs_logged', 'history', 'probe', 'probe_test', 'validation_runs', 'version', 'views']
+        ['bank', 'epochs_logged', 'history', 'probe', 'probe_test', 'validation_runs', 'version', 'view_runs', 'views']
     """
 
     probe: ProbeSet
@@ -51,6 +51,7 @@ class CallbackState:
             "epochs_logged": list(self.epochs_logged),
             "validation_runs": self.schedule.runs,
             "views": self.views.state_dict(),
+            "view_runs": self.views.runs,  # the views' `every_n` counts on from here
             "bank": self.bank.state_dict(),
         }
 
@@ -66,4 +67,5 @@ class CallbackState:
         self.epochs_logged[:] = [int(e) for e in state["epochs_logged"]]
         self.schedule.runs = int(state["validation_runs"])
         self.views.load_state_dict(state["views"])
+        self.views.runs = int(state.get("view_runs", 0))
         self.bank.load_state_dict(state.get("bank", {}))  # (an embedding model's; none for other kinds)

@@ -2,7 +2,9 @@
 
 The views are named in ``views=`` like the stages in ``stages=``: a sequence of names
 (``("worst", "drift")``), or a mapping of name to options (``{"worst": {"k": 16}, "drift": {}}``);
-`resolve_views` checks both against the registered views. Every per-batch
+`resolve_views` checks both against the registered views. Every view also takes ``every_n`` (`EVERY_N`, default 1):
+it works at the callback's CAM runs ``0, n, 2n, ...`` only (its batches, its scalars and its images; the same runs
+on every rank, counted in the checkpoint), for a view whose cost matters more than its freshness. Every per-batch
 hook only updates device tensors (no host sync); at a run's end every rank calls `CAMViews.epoch_end`
 (the gallery's one gather and the metric states' syncs).
 """
@@ -24,7 +26,10 @@ from lightning_cam.callbacks.views.base import VIEW_REGISTRY, View, ViewContext,
 from lightning_cam.record import BatchRecord
 from lightning_cam.utilities.stopwatch import timed
 
-__all__ = ["CAMViews", "ViewsSpec", "resolve_views"]
+__all__ = ["EVERY_N", "CAMViews", "ViewsSpec", "check_every_n", "resolve_views"]
+
+#: the option every view takes: work at every n-th CAM run only (handled here, not by the view)
+EVERY_N = "every_n"
 
 #: ``views=``: names, or name -> options.
 ViewsSpec = Sequence[str] | Mapping[str, Mapping[str, Any] | None]
@@ -66,15 +71,32 @@ def resolve_views(views: ViewsSpec | str | None) -> dict[str, dict[str, Any]]:
     return resolved
 
 
+def check_every_n(name: str, every_n: object) -> int:
+    """A view's ``every_n`` (an int of at least 1), else a ``ValueError`` naming the view and the fix.
+
+    Examples:
+        >>> check_every_n("worst", 2)
+        2
+        >>> check_every_n("worst", 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: view 'worst': every_n must be an int >= 1 (1: every CAM run), got 0.
+    """
+    if isinstance(every_n, bool) or not isinstance(every_n, int) or every_n < 1:
+        raise ValueError(f"view {name!r}: every_n must be an int >= 1 (1: every CAM run), got {every_n!r}.")
+    return every_n
+
+
 def build_view(name: str, ctx: ViewContext, options: Mapping[str, Any]) -> View:
-    """The view ``name`` with its options; an option its constructor does not take is a ``ValueError`` naming
-    the ones it does."""
+    """The view ``name`` with its options (``every_n`` left out: `CAMViews` handles it); an option its constructor
+    does not take is a ``ValueError`` naming the ones it does."""
     cls = VIEW_REGISTRY.get(name)
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "ctx")]
-    unknown = [k for k in options if k not in accepted]
+    own = {k: v for k, v in options.items() if k != EVERY_N}
+    unknown = [k for k in own if k not in accepted]
     if unknown:
-        raise ValueError(f"view {name!r} has no option(s) {unknown}; its options are {accepted or 'none'}.")
-    return cls(ctx, **options)
+        raise ValueError(f"view {name!r} has no option(s) {unknown}; its options are {[*accepted, EVERY_N]}.")
+    return cls(ctx, **own)
 
 
 @contextmanager
@@ -103,6 +125,11 @@ class CAMViews:
         #: the views of ``views=``, after the callback's own ``first`` ones (the grid view, with a probe)
         self.views: dict[str, View] = {view.name: view for view in first}
         self.views.update({name: build_view(name, ctx, options) for name, options in views.items()})
+        #: each view's ``every_n`` (1 unless given)
+        self.every_n = {name: check_every_n(name, views.get(name, {}).get(EVERY_N, 1)) for name in self.views}
+        #: the CAM runs started so far (checkpointed), and the views that work in the current one
+        self.runs = 0
+        self.active: dict[str, View] = dict(self.views)
 
     def keys(self, class_names: Sequence[str] | None, with_probe: bool) -> list[str]:
         """Every scalar key of the callback and its views, in chart order."""
@@ -117,13 +144,16 @@ class CAMViews:
                 view.fit_start(trainer, pl_module, keys)
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
-        for name, view in self.views.items():
+        """A CAM run starts: the views whose ``every_n`` divides the runs before it work in it (`active`)."""
+        self.active = {name: view for name, view in self.views.items() if self.runs % self.every_n[name] == 0}
+        self.runs += 1
+        for name, view in self.active.items():
             with _guard(self.ctx, name):
                 view.start(trainer, pl_module, denormalize)
 
     def observe(self, record: BatchRecord) -> None:
-        """A scored batch's record to every view (an observer of the batch step)."""
-        for name, view in self.views.items():
+        """A scored batch's record to every view of the run (an observer of the batch step)."""
+        for name, view in self.active.items():
             with _guard(self.ctx, name), timed(f"batch/observe/{name}"):
                 view.observe(record)
 
@@ -135,13 +165,13 @@ class CAMViews:
     def epoch_end(self, trainer: Any, log: ScalarLog, step: int, sinks: Sequence[ImageSink],
                   class_names: Sequence[str] | None, prefix: str = "cam") -> None:
         """Every rank (each view's collectives); images from rank zero to ``sinks`` at ``step``."""
-        for name, view in self.views.items():
+        for name, view in self.active.items():
             with _guard(self.ctx, name), timed(f"end/{name}"):
                 view.epoch_end(trainer, log, step, sinks, class_names, prefix)
 
     def probe_logged(self, probe: ProbeRecord, log: ScalarLog, sinks: Sequence[ImageSink]) -> None:
-        """Rank zero: a run's maps of the probe, to every view (the grid view draws them)."""
-        for name, view in self.views.items():
+        """Rank zero: a run's maps of the probe, to every view of the run (the grid view draws them)."""
+        for name, view in self.active.items():
             with _guard(self.ctx, name), timed(f"probe/{name}"):
                 view.probe_logged(probe, log, sinks)
 

@@ -32,8 +32,10 @@ def test_views_are_checked_by_name_and_option() -> None:
         CAMCallback(views=("gallery",))
     with pytest.raises(ValueError, match="view 'worst' is listed twice"):
         CAMCallback(views=("worst", "worst"))
-    with pytest.raises(ValueError, match=r"view 'drift' has no option\(s\) \['k'\]; its options are none"):
+    with pytest.raises(ValueError, match=r"view 'drift' has no option\(s\) \['k'\]; its options are \['every_n'\]"):
         CAMCallback(views={"drift": {"k": 3}})
+    with pytest.raises(ValueError, match=r"view 'worst': every_n must be an int >= 1 \(1: every CAM run\), got 0"):
+        CAMCallback(views={"worst": {"every_n": 0}})
     with pytest.raises(ValueError, match=r"`k` \(samples in the worst-case gallery\) must be an int >= 1, got 0"):
         CAMCallback(views={"worst": {"k": 0}})
     with pytest.raises(ValueError, match="options of view 'worst' must be a mapping"):
@@ -76,6 +78,29 @@ def test_views_read_back_from_tensorboard(tmp_path: Any) -> None:
     assert [s.step for s in acc.Images("cam/summary")] == [acc.Scalars("cam/gradcam/complexity")[-1].step]
     assert os.path.exists(os.path.join(log_dir, "cam_summary.png"))
     assert set(cb.state_dict()["views"]["summary"]["curves"]) >= {"cam/gradcam/drift", agree, "cam/gradcam/complexity"}
+
+
+def test_a_view_with_every_n_works_at_every_nth_cam_run_and_counts_on_after_a_resume(tmp_path: Any) -> None:
+    """``every_n`` on any view: the worst gallery (images and scalars-free) and the strategies (images and
+    scalars) at CAM runs 0 and 2 of 3; the other views at every run; the count is in the checkpoint."""
+    dm = make_data()
+    cb = CAMCallback(num_images=2, tile_size=32, on_error="raise",
+                     views={"worst": {"k": 3, "every_n": 2}, "strategies": {"every_n": 2, "min_maps": 2},
+                            "drift": {}})
+    trainer = make_trainer(tmp_path, [cb], max_epochs=3)
+    trainer.fit(make_model(dm), dm)
+    acc = _events(trainer.logger.log_dir)  # type: ignore[union-attr]
+    steps = [s.step for s in acc.Scalars("cam/gradcam/complexity")]
+    assert len(steps) == 3
+    assert [w.step for w in acc.Images("cam/gradcam/worst")] == [steps[0], steps[2]]
+    assert [w.step for w in acc.Images("cam/gradcam/strategies")] == [steps[0], steps[2]]
+    assert [s.step for s in acc.Scalars("cam/gradcam/drift")] == steps[1:]  # every run (a previous one needed)
+    state = cb.state_dict()
+    assert state["view_runs"] == 3
+    again = CAMCallback(num_images=2, tile_size=32, views={"worst": {"k": 3, "every_n": 2},
+                                                           "strategies": {"every_n": 2, "min_maps": 2}, "drift": {}})
+    again.load_state_dict(state)
+    assert again._views.runs == 3  # the next run is the 4th: no worst gallery, no strategies
 
 
 def test_views_off(tmp_path: Any) -> None:
