@@ -19,9 +19,9 @@ documented no-op here, and the callback calls them all (the Lightning `Callback`
 | `fit_end` | end of `fit`; rank zero | final images |
 
 A view's options are the keyword arguments of its constructor after the context
-(`views={"worst": {"k": 16}}`), and `every_n` for any view (handled by the callback: the view's hooks of a run, but
-`keys`, `chart`, `fit_start`, `scalar` and `fit_end`, run at every n-th CAM run only); a wrong name or value is a
-`ValueError` when the callback is built. Its
+(`views={"worst": {"k": 16}}`), and `every_n` for any view (handled by the callback: the view's `start`, `observe`,
+`epoch_end` and `probe_logged` run at every n-th CAM run only); a wrong name or value is a `ValueError` when the
+callback is built. Its
 state (`state_dict`) is saved in the callback's checkpoint under its name. A view with `default = True` is on
 when `views=` is not given.
 """
