@@ -3,7 +3,8 @@ CAM epoch and method, the ``k`` scored samples with the worst score, gathered ac
 
 The score of a sample (its *badness*, higher is worse, in ``[0, 1]``) is the first of these that the batch
 has a finite value of (`SCORES`): ``1 − energy pointing game``, ``1 − pointing game``, ``1 − IoU``
-(localization, when the batch carries masks or boxes), else ``Average Drop / 100``. Ties (the pointing
+(localization, when the batch carries masks or boxes), else ``Average Drop / 100``, else ``1 − ADCC``. With none of
+them among the callback's metrics the gallery has nothing to rank by: said once, when the callback is built. Ties (the pointing
 game is 0 or 1) are broken by a content key of the input image (the sum of its values), so the gallery is
 a function of the set of scored samples: a 2-process run shows what a 1-process run over the same samples
 shows.
@@ -16,6 +17,7 @@ zero renders the grid.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,7 @@ SCORES: tuple[tuple[str, str, bool], ...] = (
     ("pointing_game", "PG", True),
     ("iou", "IoU", True),
     ("average_drop", "drop %", False),
+    ("adcc", "ADCC", True),
 )
 _META = 6  # float32 fields per slot: badness, content key, raw value, label, pred, score kind
 
@@ -267,6 +270,11 @@ class WorstView(View):
             raise ValueError(f"view 'worst': `k` (samples in the worst-case gallery) must be an int >= 1, got {k!r}; "
                              "leave 'worst' out of `views` to turn the gallery off.")
         self.cases = WorstCases(ctx.methods, k, ctx.tile_size)
+        if not {key for key, _, _ in SCORES} & set(ctx.metrics):
+            warnings.warn(f"CAMCallback: the worst-case gallery ranks the samples by one of {[s[0] for s in SCORES]}, "
+                          f"and none is among metrics={list(ctx.metrics)}: it will show nothing. Add average_drop "
+                          "(or a localization metric) to `metrics`, or leave 'worst' out of `views`.",
+                          UserWarning, stacklevel=2)
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
         self.cases.task = pl_module.cam_target_task()

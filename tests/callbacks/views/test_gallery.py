@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from lightning_cam.callbacks.views.gallery import WorstCases, gallery_image
@@ -72,3 +74,25 @@ def test_a_segmentation_pairs_region_is_kept_with_its_sample_and_outlined() -> N
     image = gallery_image(samples, None, "jet", 0.0)  # alpha 0: the overlay is the input, but for the outline
     white = (image == torch.tensor(OUTLINE_COLOR).view(3, 1, 1)).all(0)
     assert int(white.sum()) > 0
+
+
+def test_adcc_alone_ranks_the_gallery_and_no_ranking_metric_is_said_when_the_callback_is_built() -> None:
+    """metrics=("adcc",): ranked by 1 - ADCC (average_drop is computed for it, but only the requested metrics'
+    values reach the views); metrics with none of the scores: a warning at construction, not a silent absence."""
+    import pytest
+
+    from lightning_cam import CAMCallback
+
+    parts, result, _ = _batch(6, seed=4)
+    adcc = torch.tensor([0.9, 0.1, 0.5, 0.8, 0.3, 0.7])
+    gathered = _gallery([(parts, result, {"adcc": adcc, "complexity": torch.rand(6)})], k=2).gather(lambda t: t)
+    ((_, worst),) = gathered
+    assert [s.score_name for s in worst] == ["ADCC", "ADCC"]
+    assert [round(float(s.value), 2) for s in worst] == [0.1, 0.3]
+    with pytest.warns(UserWarning, match=r"ranks the samples by one of .*none is among metrics=\['complexity'\]"):
+        CAMCallback(metrics=("complexity",))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        CAMCallback(metrics=("complexity",), views=("drift",))  # no gallery: nothing to say
+        CAMCallback(metrics=("adcc",))
+    assert not [w for w in said if "worst-case gallery" in str(w.message)]
