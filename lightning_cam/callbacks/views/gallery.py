@@ -4,8 +4,8 @@ CAM epoch and method, the ``k`` scored samples with the worst score, gathered ac
 The score of a sample (its *badness*, higher is worse, in ``[0, 1]``) is the first of these that the batch
 has a finite value of (`SCORES`): ``1 − energy pointing game``, ``1 − pointing game``, ``1 − IoU``
 (localization, when the batch carries masks or boxes), else ``Average Drop / 100``, else ``1 − ADCC``. With none of
-them among the callback's metrics the gallery has nothing to rank by: said once, when the callback is built. Ties (the pointing
-game is 0 or 1) are broken by a content key of the input image (the sum of its values), so the gallery is
+them among the callback's metrics the gallery has nothing to rank by: said once, when the callback is built.
+Ties (the pointing game is 0 or 1) are broken by a content key of the input image (the sum of its values), so the gallery is
 a function of the set of scored samples: a 2-process run shows what a 1-process run over the same samples
 shows.
 
