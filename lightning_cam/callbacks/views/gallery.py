@@ -5,9 +5,9 @@ The score of a sample (its *badness*, higher is worse, in ``[0, 1]``) is the fir
 has a finite value of (`SCORES`): ``1 − energy pointing game``, ``1 − pointing game``, ``1 − IoU``
 (localization, when the batch carries masks or boxes), else ``Average Drop / 100``, else ``1 − ADCC``. With none of
 them among the callback's metrics the gallery has nothing to rank by: said once, when the callback is built.
-Ties (the pointing game is 0 or 1) are broken by a content key of the input image (the sum of its values), so the gallery is
-a function of the set of scored samples: a 2-process run shows what a 1-process run over the same samples
-shows.
+Ties (the pointing game is 0 or 1) are broken by a content key of the input image (the sum of its values), so the
+gallery is a function of the set of scored samples: a 2-process run shows what a 1-process run over the same
+samples shows.
 
 Cheap by construction: each rank keeps only its current ``k`` worst (the input and the map letterboxed to
 ``tile × tile`` pixels, ``uint8``), merged on the device batch by batch without a host sync; at epoch end
