@@ -17,7 +17,6 @@ zero renders the grid.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from lightning_cam.render import (
     to_uint8,
 )
 from lightning_cam.targets.task import Task, predicted_for
+from lightning_cam.utilities.lightning import rank_zero_warn
 
 __all__ = ["SCORES", "WorstCases", "WorstSample", "WorstView", "badness", "content_key", "gallery_image",
            "worst_first"]
@@ -271,10 +271,9 @@ class WorstView(View):
                              "leave 'worst' out of `views` to turn the gallery off.")
         self.cases = WorstCases(ctx.methods, k, ctx.tile_size)
         if not {key for key, _, _ in SCORES} & set(ctx.metrics):
-            warnings.warn(f"CAMCallback: the worst-case gallery ranks the samples by one of {[s[0] for s in SCORES]}, "
-                          f"and none is among metrics={list(ctx.metrics)}: it will show nothing. Add average_drop "
-                          "(or a localization metric) to `metrics`, or leave 'worst' out of `views`.",
-                          UserWarning, stacklevel=2)
+            rank_zero_warn(f"CAMCallback: the worst-case gallery ranks the samples by one of {[s[0] for s in SCORES]}, "
+                           f"and none is among metrics={list(ctx.metrics)}: it will show nothing. Add average_drop "
+                           "(or a localization metric) to `metrics`, or leave 'worst' out of `views`.")
 
     def start(self, trainer: Any, pl_module: Any, denormalize: Callable[[Tensor], Tensor]) -> None:
         self.cases.task = pl_module.cam_target_task()
